@@ -1,0 +1,42 @@
+# The two commands a newcomer needs: `make lab` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PIP := $(PY) -m pip install -q -c constraints.txt
+PORT ?= 8888
+
+.PHONY: lab test test-fast bench setup clean browser-deps
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt scripts/install_torch.sh
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	bash scripts/install_torch.sh $(PY)
+	$(PIP) -e ".[dev]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+## Set up, then open the quickstart notebook in JupyterLab.
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --port=$(PORT) notebooks/01_quickstart.ipynb
+
+## Set up, then run every test (unit, integration, notebooks, browser).
+test: $(STAMP) browser-deps
+	$(PY) -m pytest -q tests
+
+## Unit tests only (no slow, no browser).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not browser" tests
+
+bench: $(STAMP)
+	$(PY) -m workbench bench
+
+## Debian's chromium for the browser test (never a downloaded browser).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "browser test needs Debian's chromium: sudo apt-get install chromium"; fi; }
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts
