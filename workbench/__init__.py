@@ -1,0 +1,1 @@
+"""musicgen-workbench core: load MusicGen, capture its residual stream, steer it while it generates."""

@@ -1,0 +1,132 @@
+"""What to record from the decoder, and the accumulators that pool it while generation runs.
+
+Sites (module paths in `workbench.model.SITE_SUFFIX`): ``resid`` = output of decoder block i
+(the residual stream after the block), ``attn`` = its self-attention output, ``mlp`` = its MLP
+output (fc2). Pooled capture keeps O(rows x hidden) per site/layer however long the clip is.
+
+Example:
+    >>> spec = CaptureSpec(layers=(0, 2), pooling="mean_std", rows="both")
+    >>> spec.width(hidden_size=16), len(spec.key)
+    (32, 12)
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+import numpy as np
+import torch
+
+from .errors import BadInputError, LayerOutOfRangeError, UnknownSiteError
+
+SITES = ("resid", "attn", "mlp")
+POOLINGS = ("none", "last", "mean", "max", "mean_std")
+CAPTURE_ROWS = ("cond", "uncond", "both")
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptureSpec:
+    """Which sites and layers to record, how to pool over time, and which CFG rows.
+
+    layers: None for all layers. rows ``both`` returns conditional rows first, then unconditional.
+    """
+
+    layers: tuple[int, ...] | None = None
+    sites: tuple[str, ...] = ("resid",)
+    pooling: str = "mean"
+    rows: str = "cond"
+
+    def __post_init__(self):
+        if self.layers is not None:
+            layers = (self.layers,) if isinstance(self.layers, (int, np.integer)) else tuple(int(x) for x in self.layers)
+            if not layers:
+                raise BadInputError("layers=() captures nothing: pass None for all layers or e.g. (0, 6)")
+            object.__setattr__(self, "layers", tuple(sorted(set(layers))))
+        sites = (self.sites,) if isinstance(self.sites, str) else tuple(self.sites)
+        for site in sites:
+            if site not in SITES:
+                raise UnknownSiteError(f"unknown site {site!r}: use one of {SITES}")
+        object.__setattr__(self, "sites", sites)
+        if self.pooling not in POOLINGS:
+            raise BadInputError(f"unknown pooling {self.pooling!r}: use one of {POOLINGS}")
+        if self.rows not in CAPTURE_ROWS:
+            raise BadInputError(f"unknown rows {self.rows!r}: use one of {CAPTURE_ROWS}")
+
+    @property
+    def key(self) -> str:
+        """A short stable hash of the spec, used to key activation stores."""
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def resolved_layers(self, n_layers: int) -> tuple[int, ...]:
+        if self.layers is None:
+            return tuple(range(n_layers))
+        for layer in self.layers:
+            if not 0 <= layer < n_layers:
+                raise LayerOutOfRangeError(
+                    f"layer {layer} is out of range: this model has {n_layers} decoder layers (0-{n_layers - 1})")
+        return self.layers
+
+    def width(self, hidden_size: int) -> int:
+        return 2 * hidden_size if self.pooling == "mean_std" else hidden_size
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class PooledAccumulator:
+    """Running pool of (rows, positions, H) chunks; O(rows x H) memory.
+
+    Chunks arrive step by step; a chunk may be *replaced* (the duplicate prefill forward of
+    transformers 5.x `generate`), so the newest chunk is held pending and folded in only when
+    the next step begins or when the result is read.
+    """
+
+    def __init__(self, pooling: str):
+        self.pooling = pooling
+        self.pending: torch.Tensor | None = None
+        self.count = 0
+        self.total = self.total_sq = self.maximum = self.last = None
+        self.steps: list[torch.Tensor] = []
+
+    def offer(self, chunk: torch.Tensor, replace: bool) -> None:
+        if not replace:
+            self._fold()
+        self.pending = chunk.detach().float()
+
+    def _fold(self) -> None:
+        chunk, self.pending = self.pending, None
+        if chunk is None:
+            return
+        if self.pooling == "none":
+            self.steps.append(chunk.cpu())
+            return
+        self.last = chunk[:, -1]
+        if self.pooling in ("mean", "mean_std"):
+            s = chunk.sum(dim=1)
+            self.total = s if self.total is None else self.total + s
+            if self.pooling == "mean_std":
+                sq = (chunk * chunk).sum(dim=1)
+                self.total_sq = sq if self.total_sq is None else self.total_sq + sq
+        if self.pooling == "max":
+            m = chunk.amax(dim=1)
+            self.maximum = m if self.maximum is None else torch.maximum(self.maximum, m)
+        self.count += chunk.shape[1]
+
+    def result(self) -> torch.Tensor:
+        """(rows, H) pooled, (rows, 2H) for mean_std, or (rows, T, H) for pooling ``none``."""
+        self._fold()
+        if self.pooling == "none":
+            return torch.cat(self.steps, dim=1)
+        if self.count == 0:
+            raise RuntimeError("nothing was captured: the decoder never ran")
+        if self.pooling == "last":
+            return self.last
+        if self.pooling == "max":
+            return self.maximum
+        mean = self.total / self.count
+        if self.pooling == "mean":
+            return mean
+        var = (self.total_sq / self.count - mean * mean).clamp_min(0.0)
+        return torch.cat([mean, var.sqrt()], dim=-1)
