@@ -1,0 +1,190 @@
+"""Drive JupyterLab in Debian's chromium with Playwright (no downloaded browser).
+
+`JupyterLab(root_dir)` starts a server on loopback with a token and isolated config dirs
+(announcements off, kernel autostart); `open_browser(profile_dir)` launches /usr/bin/chromium;
+`LabPage` opens a notebook, waits for an idle kernel, runs all cells and takes screenshots.
+Facts behind the choices: /work/shared/NOTES-browser-testing.md.
+
+    with JupyterLab(nb_dir) as lab, open_browser(tmp / "profile") as ctx:
+        page = LabPage(ctx.new_page(), lab, artifacts_dir)
+        page.open("demo.ipynb"); page.run_all(); page.shot("after-run")
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--autoplay-policy=no-user-gesture-required", "--mute-audio"]
+
+
+def chromium_missing_reason() -> str | None:
+    """None when Debian's chromium and the playwright package are usable, else why not."""
+    if not os.path.exists(CHROMIUM):
+        return "Debian's chromium is absent: run `make browser-deps` (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright python package is absent: pip install -e '.[dev]'"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class JupyterLab:
+    """A JupyterLab server in its own process group, with config/data/runtime dirs in a temp folder."""
+
+    def __init__(self, root_dir: Path, env: dict | None = None, start_timeout_s: float = 90):
+        self.root_dir = Path(root_dir)
+        self.port = _free_port()
+        self.token = secrets.token_hex(16)
+        self.extra_env = env or {}
+        self.start_timeout_s = start_timeout_s
+        self.proc: subprocess.Popen | None = None
+        self._tmp = tempfile.TemporaryDirectory(prefix="wb-lab-")
+        self.log_path = Path(self._tmp.name) / "server.log"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _env(self) -> dict:
+        home = Path(self._tmp.name)
+        dirs = {name: home / sub for name, sub in [
+            ("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"), ("JUPYTER_RUNTIME_DIR", "runtime"),
+            ("JUPYTERLAB_SETTINGS_DIR", "settings"), ("JUPYTERLAB_WORKSPACES_DIR", "workspaces"),
+            ("IPYTHONDIR", "ipython")]}
+        for d in dirs.values():
+            d.mkdir(parents=True, exist_ok=True)
+        # The news toast covers widgets; a random "Select Kernel" dialog blocks Run All.
+        (dirs["JUPYTER_CONFIG_DIR"] / "labconfig").mkdir(exist_ok=True)
+        (dirs["JUPYTER_CONFIG_DIR"] / "labconfig" / "page_config.json").write_text(json.dumps(
+            {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
+        tracker = dirs["JUPYTERLAB_SETTINGS_DIR"] / "@jupyterlab" / "notebook-extension"
+        tracker.mkdir(parents=True, exist_ok=True)
+        (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"autoStartDefaultKernel": True}))
+        env = dict(os.environ, **{k: str(v) for k, v in dirs.items()}, **self.extra_env)
+        env.pop("JUPYTER_PATH", None)
+        return env
+
+    def __enter__(self) -> "JupyterLab":
+        cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
+               f"--IdentityProvider.token={self.token}", "--allow-root", f"--ServerApp.root_dir={self.root_dir}",
+               "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+               "--LabApp.expose_app_in_browser=True", "--ServerApp.port_retries=0"]
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, env=self._env(), stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited early:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/api/status?token={self.token}", timeout=2):
+                    return self
+            except OSError:
+                time.sleep(0.3)
+        self.__exit__()
+        raise TimeoutError(f"JupyterLab did not answer in {self.start_timeout_s} s:\n{self.log_tail()}")
+
+    def log_tail(self, n_chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-n_chars:] if self.log_path.exists() else ""
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        if getattr(self, "_log", None):
+            self._log.close()
+        self._tmp.cleanup()
+
+    def url(self, notebook: str) -> str:
+        return f"{self.base_url}/lab/tree/{notebook}?token={self.token}"
+
+
+@contextlib.contextmanager
+def open_browser(profile_dir: Path, viewport=(1400, 1000)):
+    """A persistent chromium context (Playwright refuses --user-data-dir in args)."""
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(
+            str(profile_dir), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": viewport[0], "height": viewport[1]})
+        try:
+            yield ctx
+        finally:
+            ctx.close()
+
+
+_KERNEL_READY_JS = """() => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+  return !!k && k.connectionStatus === 'connected' && k.status === 'idle';
+}"""
+
+_RUN_STATE_JS = """() => {
+  const w = window.jupyterapp.shell.currentWidget;
+  const k = w.sessionContext.session.kernel;
+  const cells = w.content.widgets.filter(c => c.model.type === 'code');
+  const errors = [];
+  for (const c of cells) for (const o of c.model.outputs.toJSON())
+    if (o.output_type === 'error') errors.push(o.ename + ': ' + o.evalue);
+  return {idle: k.status === 'idle', done: cells.filter(c => c.model.executionCount).length,
+          total: cells.length, pending: cells.filter(c => c.promptNode && c.promptNode.textContent.includes('*')).length,
+          errors};
+}"""
+
+
+class LabPage:
+    """One notebook tab: open, run all, screenshot (to `artifacts_dir/<prefix><name>.png`)."""
+
+    def __init__(self, page, lab: JupyterLab, artifacts_dir: Path, prefix: str = ""):
+        self.page, self.lab, self.prefix = page, lab, prefix
+        self.artifacts_dir = Path(artifacts_dir)
+        self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        self.shots: list[Path] = []
+
+    def open(self, notebook: str, timeout_s: float = 90) -> None:
+        self.page.goto(self.lab.url(notebook))
+        self.page.wait_for_function(_KERNEL_READY_JS, timeout=timeout_s * 1000, polling=250)
+
+    def run_all(self, timeout_s: float = 180) -> dict:
+        self.page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        deadline = time.monotonic() + timeout_s
+        state = {}
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            state = self.page.evaluate(_RUN_STATE_JS)
+            if state["errors"]:
+                raise AssertionError(f"a cell raised: {state['errors']}")
+            if state["idle"] and state["pending"] == 0 and state["done"] == state["total"]:
+                return state
+        raise TimeoutError(f"Run All did not finish in {timeout_s} s: {state}")
+
+    def shot(self, name: str) -> Path:
+        path = self.artifacts_dir / f"{self.prefix}{name}.png"
+        self.page.screenshot(path=str(path))
+        self.shots.append(path)
+        return path
