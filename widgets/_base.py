@@ -1,0 +1,59 @@
+"""Shared plumbing for the views: visible callback errors and a static fallback in the display bundle."""
+from __future__ import annotations
+
+import functools
+import traceback
+
+import ipywidgets as w
+import traitlets as t
+
+
+class View(w.VBox):
+    """A VBox with an `errors` Output (callback exceptions land there) and a static HTML fallback.
+
+    Subclasses implement `static_html()`; `_repr_mimebundle_` adds it as ``text/html`` so a notebook
+    viewed without a kernel or widget state still shows the plot (JupyterLab prefers the live widget).
+    """
+
+    last_error = t.Unicode("", help="the last callback error (also shown in `errors`)")
+
+    def __init__(self, **kwargs):
+        self.errors = w.Output(layout=w.Layout(max_height="160px", overflow="auto"))
+        super().__init__(**kwargs)
+
+    def report(self, exc: BaseException) -> None:
+        """Show an exception inside the widget; thread-safe (no Output context manager)."""
+        text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        self.last_error = text
+        self.errors.append_stderr(f"{text}\n")
+
+    def clear_errors(self) -> None:
+        self.last_error = ""
+        self.errors.outputs = ()
+
+    def static_html(self) -> str:
+        return ""
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        try:
+            fallback = self.static_html()
+        except Exception as exc:  # never let the fallback break the live display
+            fallback = f"<pre>static view unavailable: {exc!r}</pre>"
+        if fallback:
+            bundle["text/html"] = fallback
+        return bundle
+
+
+def guarded(method):
+    """Decorator for callbacks: exceptions go to the view's `errors` Output instead of vanishing."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            self.report(exc)
+            return None
+    return wrapper

@@ -1,0 +1,177 @@
+"""Static renderings (SVG plots, PNG spectrograms, WAV bytes) so saved notebooks show something.
+
+Every view puts one of these in its display bundle as ``text/html`` next to the live widget, so
+GitHub / nbviewer / nbconvert show the plot and the players without any widget state (a saved
+FigureWidget would embed ~5 MB of plotly.js).
+
+    >>> import numpy as np
+    >>> svg = svg_lines({"resid": ([0, 1, 2], [0.5, 0.7, 0.9], [0.02, 0.03, 0.01])}, title="acc")
+    >>> svg.startswith("<svg") and "acc" in svg
+    True
+    >>> wav_bytes(np.zeros(800, np.float32), 16000)[:4]
+    b'RIFF'
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import struct
+import wave
+import zlib
+
+import numpy as np
+
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf"]
+
+
+def waveform_of(clip) -> tuple[np.ndarray, int]:
+    """(mono float32 samples, sample_rate_hz) from a Clip-like object or a (samples, rate) pair."""
+    if isinstance(clip, tuple):
+        samples, rate = clip
+    else:
+        samples, rate = clip.waveform, clip.sample_rate_hz
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim == 2:
+        samples = samples.mean(axis=0)
+    return samples, int(rate)
+
+
+def wav_bytes(samples: np.ndarray, sample_rate_hz: int) -> bytes:
+    """16-bit PCM mono WAV (peak-normalised only when it would clip)."""
+    samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+    if peak > 1.0:
+        samples = samples / peak
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(int(sample_rate_hz))
+        w.writeframes(pcm)
+    return buf.getvalue()
+
+
+def audio_html(clip, label: str = "") -> str:
+    """An <audio> tag with the clip inlined as a data URL (plays in static HTML too)."""
+    samples, rate = waveform_of(clip)
+    src = "data:audio/wav;base64," + base64.b64encode(wav_bytes(samples, rate)).decode()
+    cap = f"<div style='font:12px sans-serif'>{html.escape(label)}</div>" if label else ""
+    return f"<div>{cap}<audio controls src='{src}'></audio></div>"
+
+
+def spectrogram_db(samples: np.ndarray, sample_rate_hz: int, n_fft: int = 512, hop: int = 256,
+                   max_hz: float = 8000.0) -> np.ndarray:
+    """Log-magnitude STFT, shape (freq_bins, frames), in dB (0 = loudest)."""
+    samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+    if samples.size < n_fft:
+        samples = np.pad(samples, (0, n_fft - samples.size))
+    frames = np.lib.stride_tricks.sliding_window_view(samples, n_fft)[::hop] * np.hanning(n_fft)
+    mag = np.abs(np.fft.rfft(frames, axis=1)).T
+    keep = max(2, int(len(mag) * min(1.0, max_hz / (sample_rate_hz / 2))))
+    db = 20 * np.log10(mag[:keep] + 1e-6)
+    return db - db.max()
+
+
+def png_bytes(gray_or_rgb: np.ndarray) -> bytes:
+    """Encode a uint8 (H, W) or (H, W, 3) array as PNG with zlib only (no Pillow needed)."""
+    img = np.ascontiguousarray(gray_or_rgb, dtype=np.uint8)
+    height, width = img.shape[:2]
+    color = 2 if img.ndim == 3 else 0
+    raw = b"".join(b"\x00" + img[row].tobytes() for row in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, color, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
+
+
+def spectrogram_png(clip, floor_db: float = -80.0) -> bytes:
+    """A coloured spectrogram image (low frequencies at the bottom)."""
+    samples, rate = waveform_of(clip)
+    db = np.clip(spectrogram_db(samples, rate), floor_db, 0)[::-1]
+    t = ((db - floor_db) / -floor_db)[..., None]
+    dark, light = np.array([20, 20, 60.0]), np.array([255, 220, 80.0])
+    return png_bytes((dark + t * (light - dark)).astype(np.uint8))
+
+
+def img_html(png: bytes, width: int = 360, title: str = "") -> str:
+    alt = html.escape(title)
+    return (f"<img alt='{alt}' title='{alt}' width='{width}' "
+            f"src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
+
+
+def _scale(values, lo_px, hi_px, lo=None, hi=None):
+    values = np.asarray(values, dtype=float)
+    lo = np.nanmin(values) if lo is None else lo
+    hi = np.nanmax(values) if hi is None else hi
+    span = (hi - lo) or 1.0
+    return lo_px + (values - lo) / span * (hi_px - lo_px), lo, hi
+
+
+def _frame(width, height, title, x_label, y_label) -> list[str]:
+    esc = html.escape
+    return [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+            f"font-family='sans-serif' font-size='11'>",
+            f"<rect width='{width}' height='{height}' fill='white'/>",
+            f"<text x='{width / 2}' y='16' text-anchor='middle' font-size='13'>{esc(title)}</text>",
+            f"<text x='{width / 2}' y='{height - 4}' text-anchor='middle'>{esc(x_label)}</text>",
+            f"<text x='12' y='{height / 2}' transform='rotate(-90 12 {height / 2})' "
+            f"text-anchor='middle'>{esc(y_label)}</text>"]
+
+
+def svg_lines(series: dict, title: str = "", x_label: str = "layer", y_label: str = "accuracy",
+              y_range=(0.0, 1.0), width: int = 560, height: int = 300, dashed: tuple = ()) -> str:
+    """Line plot with error bars: series name -> (xs, ys, errs or None)."""
+    left, right, top, bottom = 48, width - 110, 26, height - 34
+    all_x = np.concatenate([np.asarray(v[0], float) for v in series.values()]) if series else np.zeros(1)
+    x_lo, x_hi = float(all_x.min()), float(all_x.max())
+    parts = _frame(width, height, title, x_label, y_label)
+    parts.append(f"<rect x='{left}' y='{top}' width='{right - left}' height='{bottom - top}' "
+                 "fill='none' stroke='#999'/>")
+    for tick in np.linspace(*y_range, 5):
+        y = bottom - (tick - y_range[0]) / ((y_range[1] - y_range[0]) or 1) * (bottom - top)
+        parts.append(f"<text x='{left - 4}' y='{y + 4:.1f}' text-anchor='end'>{tick:.2g}</text>")
+    for x in sorted(set(all_x.tolist())):
+        px = left + (x - x_lo) / ((x_hi - x_lo) or 1) * (right - left)
+        parts.append(f"<text x='{px:.1f}' y='{bottom + 14}' text-anchor='middle'>{x:g}</text>")
+    for i, (name, (xs, ys, errs)) in enumerate(series.items()):
+        color = PALETTE[i % len(PALETTE)]
+        px, _, _ = _scale(xs, left, right, x_lo, x_hi)
+        py, _, _ = _scale(ys, bottom, top, *y_range)
+        dash = " stroke-dasharray='4 3'" if name in dashed else ""
+        pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(px, py))
+        parts.append(f"<polyline points='{pts}' fill='none' stroke='{color}' stroke-width='2'{dash}/>")
+        for j, (a, b) in enumerate(zip(px, py)):
+            if errs is not None:
+                e = float(errs[j]) / ((y_range[1] - y_range[0]) or 1) * (bottom - top)
+                parts.append(f"<line x1='{a:.1f}' x2='{a:.1f}' y1='{b - e:.1f}' y2='{b + e:.1f}' stroke='{color}'/>")
+            parts.append(f"<circle cx='{a:.1f}' cy='{b:.1f}' r='3' fill='{color}'/>")
+        parts.append(f"<text x='{right + 8}' y='{top + 14 + 14 * i}' fill='{color}'>{html.escape(name)}</text>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def svg_scatter(xy: np.ndarray, labels, title: str = "", width: int = 560, height: int = 380,
+                extra: np.ndarray | None = None) -> str:
+    """Scatter of 2-D points coloured by label; `extra` points (e.g. steered clips) drawn as stars."""
+    xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+    pts = xy if extra is None or len(extra) == 0 else np.vstack([xy, np.asarray(extra, float).reshape(-1, 2)])
+    left, right, top, bottom = 20, width - 110, 26, height - 20
+    px, _, _ = _scale(pts[:, 0], left, right) if len(pts) else (np.zeros(0), 0, 0)
+    py, _, _ = _scale(pts[:, 1], bottom, top) if len(pts) else (np.zeros(0), 0, 0)
+    parts = _frame(width, height, title, "", "")
+    names = list(dict.fromkeys(str(label) for label in labels))
+    for i, label in enumerate(labels):
+        color = PALETTE[names.index(str(label)) % len(PALETTE)]
+        parts.append(f"<circle cx='{px[i]:.1f}' cy='{py[i]:.1f}' r='3.5' fill='{color}' fill-opacity='0.75'/>")
+    for i in range(len(xy), len(pts)):
+        parts.append(f"<text x='{px[i]:.1f}' y='{py[i] + 5:.1f}' text-anchor='middle' font-size='16'>&#9733;</text>")
+    for i, name in enumerate(names):
+        parts.append(f"<text x='{right + 8}' y='{top + 14 + 14 * i}' fill='{PALETTE[i % len(PALETTE)]}'>"
+                     f"{html.escape(name)}</text>")
+    parts.append("</svg>")
+    return "".join(parts)
