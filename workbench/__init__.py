@@ -13,6 +13,7 @@ from .errors import WorkbenchError
 from .generation import GenerationResult, generate
 from .model import MusicGenHandle, load_model, random_model
 from .steering import Schedule, SteeringSpec, SteeringTerm
+from .teacher_forcing import teacher_force
 
 __all__ = ["CaptureSpec", "Clip", "GenerationResult", "MusicGenHandle", "Schedule", "SteeringSpec",
-           "SteeringTerm", "WorkbenchError", "generate", "load_model", "random_model"]
+           "SteeringTerm", "WorkbenchError", "generate", "load_model", "random_model", "teacher_force"]
