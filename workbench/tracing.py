@@ -1,0 +1,141 @@
+"""The one module that talks to nnsight: inspection traces and an nnsight generation path.
+
+The workbench's hot path is plain hooks (`workbench.hooks`), picked by `python -m workbench bench`
+(nnsight_over_hooks); this module gives the same generation through nnsight, so researchers can
+address any site by its module path, reach `.source` internals, and check parity (tests compare
+activations and codes of both paths). nnsight quirks handled here:
+
+- `generate` runs the prefill forward twice in transformers 5.x, so a trace sees N + 1 steps for
+  N new tokens; iteration 0 is dropped from captures (the hook path replaces it the same way).
+- Trace bodies must live in a source file; saved lists go through `nnsight.save`.
+- Under guidance each invoke sees all 2B decoder rows: rows are sliced here.
+
+Example:
+    >>> from workbench import random_model
+    >>> h = random_model("tiny")
+    >>> nm = traced_model(h)
+    >>> with nm.trace(**h.processor(text=["jazz"], return_tensors="pt"), decoder_input_ids=bos_ids(h, 1)):
+    ...     out = nm.decoder.model.decoder.layers[0].output.save()
+    >>> tuple(out.shape)
+    (1, 1, 32)
+"""
+from __future__ import annotations
+
+import torch
+
+from .capture import CaptureSpec, PooledAccumulator
+from .clip import Clip
+from .generation import GenerationResult, SeededSampler, _as_list, _merge, _record_codes, _seeds_for, _codes_from
+from .steering import SteeringSpec, steer_tensor
+
+
+def traced_model(handle):
+    """The nnsight wrapper of the handle's model (made once; wrapping patches module forwards)."""
+    import nnsight
+    if getattr(handle, "_nnsight", None) is None:
+        handle._nnsight = nnsight.NNsight(handle.model)
+    return handle._nnsight
+
+
+def envoy(nm, path: str):
+    """The nnsight envoy at a module path such as ``decoder.model.decoder.layers.3.fc2``."""
+    node = nm
+    for part in path.split("."):
+        node = node[int(part)] if part.isdigit() else getattr(node, part)
+    return node
+
+
+def bos_ids(handle, batch: int) -> torch.Tensor:
+    """Decoder input of one step of start tokens, shape (batch * n_codebooks, 1)."""
+    bos = handle.model.generation_config.decoder_start_token_id
+    return torch.full((batch * handle.n_codebooks, 1), bos, dtype=torch.long, device=handle.device)
+
+
+def _main(output):
+    return output[0] if isinstance(output, tuple) else output
+
+
+def generate_traced(handle, prompts, *, duration_s: float = 4.0, seeds=0, guidance_scale: float = 3.0,
+                    steering: SteeringSpec | None = None, capture: CaptureSpec | None = None,
+                    temperature: float = 1.0, top_k: int | None = 250) -> GenerationResult:
+    """`workbench.generate` through an nnsight trace (one batch; same sampling, steering and capture)."""
+    import nnsight
+    from transformers import LogitsProcessorList
+
+    prompts = _as_list(prompts)
+    seeds = _seeds_for(seeds, len(prompts))
+    n = len(prompts)
+    n_new = handle.frames_for(duration_s) + handle.delay_steps
+    guided = guidance_scale is not None and guidance_scale > 1
+    if steering is not None:
+        steering.validate_for(handle.n_layers, handle.hidden_size, handle.model_id)
+    keys = [(s, l) for s in capture.sites for l in capture.resolved_layers(handle.n_layers)] if capture else []
+    steer_rows = n if (steering is not None and guided and steering.rows == "cond") else None
+    nm = traced_model(handle)
+    inputs = {k: v.to(handle.device) for k, v in handle.processor(text=prompts, padding=True, return_tensors="pt").items()}
+    sampler = SeededSampler(seeds, handle.n_codebooks, guidance_scale if guided else None, temperature, top_k)
+    codes_sink: list = []
+    # nnsight needs each iteration's accesses in execution order: by layer, then attn -> mlp -> resid
+    order = {"attn": 0, "mlp": 1, "resid": 2}
+    points: dict = {}
+    for term in (steering.terms if steering is not None else ()):
+        vector = term.vector.to(handle.device, handle.dtype)
+        for layer in term.layers:
+            points.setdefault((layer, order[term.site], term.site), [[], False])[0].append((term, vector))
+    for site, layer in keys:
+        points.setdefault((layer, order[site], site), [[], False])[1] = True
+    plan = [(envoy(nm, handle.site_path(site, layer)), (site, layer), steer_terms, captured)
+            for (layer, _, site), (steer_terms, captured) in sorted(points.items())]
+    rows = capture.rows if capture else "cond"
+    lo, hi = (n, 2 * n) if rows == "uncond" else (0, 2 * n if rows == "both" else n)
+    with torch.no_grad(), _record_codes(handle.model, codes_sink):
+        with nm.trace(**inputs, fn="generate", max_new_tokens=n_new, do_sample=False,
+                      guidance_scale=guidance_scale if guided else None, top_k=None, temperature=None,
+                      logits_processor=LogitsProcessorList([sampler])) as tracer:
+            saved = nnsight.save([])
+            for i in tracer.iter[: n_new + 1]:
+                step = max(i - 1, 0)  # iterations 0 and 1 are the same prefill step
+                step_outputs = {}
+                for module, key, steer_terms, captured in plan:
+                    hidden = _main(module.output)
+                    for term, vector in steer_terms:
+                        strength = term.strength_at(step)
+                        if strength == 0.0:
+                            continue
+                        if steer_rows is None:
+                            hidden[:] = steer_tensor(hidden, vector, strength, steering.mode)
+                        else:
+                            hidden[:steer_rows] = steer_tensor(hidden[:steer_rows], vector, strength, steering.mode)
+                    if captured and i > 0:
+                        step_outputs[key] = hidden[lo:hi].clone()
+                if i > 0:
+                    saved.append(step_outputs)
+            waves = tracer.result.save()
+    activations = None
+    if capture is not None:
+        pooled = {}
+        for key in keys:
+            acc = PooledAccumulator(capture.pooling)
+            for step_outputs in saved:
+                acc.offer(step_outputs[key], replace=False)
+            pooled[key] = acc.result().cpu()
+        activations = _merge([pooled], capture.pooling, capture.rows)
+    codes = _codes_from(codes_sink, handle.audio_channels)
+    waves = waves.float().cpu().numpy()
+    return GenerationResult(
+        [Clip(waves[i], handle.sample_rate_hz, codes=codes[i], prompt=p, seed=s,
+              steering=steering, guidance_scale=guidance_scale, model_id=handle.model_id)
+         for i, (p, s) in enumerate(zip(prompts, seeds))], activations)
+
+
+def codes_to_audio(handle, codes) -> "np.ndarray":
+    """Decode (n_codebooks, frames) codes to a float32 (channels, samples) waveform."""
+    import numpy as np
+    codes = torch.as_tensor(np.asarray(codes), device=handle.device)
+    with torch.no_grad():
+        if handle.audio_channels == 1:
+            wave = handle.model.audio_encoder.decode(codes[None, None]).audio_values[0]
+        else:
+            wave = torch.cat([handle.model.audio_encoder.decode(codes[None, None, c::2]).audio_values[0]
+                              for c in (0, 1)])
+    return wave.float().cpu().numpy()
