@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+
+from workbench.probes import (LabelMismatchError, LinearProbe, NonFiniteActivationsError,
+                              OneClassError, TooFewSamplesError, sweep)
+
+
+def blobs(n=120, d=12, k=3, shift=1.5, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % k
+    centers = rng.normal(size=(k, d)) * shift
+    return (rng.normal(size=(n, d)) + centers[y]).astype(np.float32), np.array(["a", "b", "c"])[y]
+
+
+def test_logistic_matches_sklearn_on_standardised_features():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+    X, y = blobs(shift=0.3)
+    probe = LinearProbe(C=0.5, max_iter=500).fit(X, y)
+    sk = LogisticRegression(C=0.5, max_iter=2000, tol=1e-8).fit(StandardScaler().fit_transform(X), y)
+    assert list(probe.classes_) == list(sk.classes_)
+    np.testing.assert_allclose(probe.coef_standardized_, sk.coef_, atol=2e-3 * np.abs(sk.coef_).max())
+    np.testing.assert_allclose(probe.predict_proba(X), sk.predict_proba(StandardScaler().fit(X).transform(X)),
+                               atol=2e-3)
+
+
+def test_ridge_matches_sklearn():
+    from sklearn.linear_model import Ridge
+    from sklearn.preprocessing import StandardScaler
+    X, y = blobs()
+    probe = LinearProbe(kind="ridge", alpha=3.0).fit(X, y)
+    onehot = (y[:, None] == np.unique(y)[None]).astype(float)
+    sk = Ridge(alpha=3.0).fit(StandardScaler().fit_transform(X), onehot)
+    np.testing.assert_allclose(probe.coef_standardized_, sk.coef_, atol=1e-4)
+    assert probe.score(X, y) > 0.9
+
+
+def test_estimator_contract():
+    X, y = blobs()
+    probe = LinearProbe()
+    assert probe.fit(X, y) is probe
+    assert probe.coef_.shape == (3, X.shape[1]) and probe.intercept_.shape == (3,)
+    proba = probe.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(1), 1, atol=1e-5)
+    assert set(probe.predict(X)) <= set(probe.classes_)
+    assert probe.score(X, y) > 0.95
+    # activation-space coefficients give the same scores as the standardised model
+    z = X @ probe.coef_.T + probe.intercept_
+    np.testing.assert_allclose(z, probe.decision_function(X), rtol=1e-5, atol=1e-5)
+
+
+def test_sweep_table_control_and_confusion():
+    X, y = blobs(n=150)
+    rng = np.random.default_rng(1)
+    acts = {("resid", 0): rng.normal(size=X.shape).astype(np.float32), ("resid", 1): X}
+    result = sweep(acts, y, folds=5, seed=0)
+    rows = {r["layer"]: r for r in result.rows}
+    assert set(rows[1]) >= {"layer", "site", "accuracy_mean", "accuracy_std", "macro_f1",
+                            "control_accuracy_mean"}
+    assert rows[1]["accuracy_mean"] > 0.9 and rows[0]["accuracy_mean"] < 0.6
+    assert rows[1]["control_accuracy_mean"] < 0.6  # shuffled labels: near chance
+    assert result.confusion[("resid", 1)].sum() == len(y)
+    assert result.best()["layer"] == 1
+    assert result.probes[("resid", 1)].score(X, y) > 0.9
+    assert "ctrl" in repr(result)
+    again = sweep(acts, y, folds=5, seed=0)
+    assert again.rows == result.rows  # seeded
+
+
+def test_sweep_ridge_and_stratified_folds():
+    X, y = blobs(n=60)
+    result = sweep({("mlp", 2): X}, y, kind="ridge", folds=3, control=False)
+    assert result.rows[0]["accuracy_mean"] > 0.9 and "control_accuracy_mean" not in result.rows[0]
+    from workbench.probes import _fold_ids
+    codes = np.unique(y, return_inverse=True)[1]
+    folds = _fold_ids(codes, 3, seed=0)
+    per_fold = np.array([np.bincount(codes[folds == k], minlength=3) for k in range(3)])
+    assert np.ptp(per_fold, axis=0).max() <= 1  # each class spread evenly over the folds
+
+
+def test_bad_inputs_name_the_fix():
+    X, y = blobs()
+    with pytest.raises(OneClassError, match="at least two classes"):
+        LinearProbe().fit(X, ["a"] * len(X))
+    with pytest.raises(LabelMismatchError, match="one label per row"):
+        LinearProbe().fit(X, y[:-1])
+    bad = X.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(NonFiniteActivationsError, match="1 of"):
+        LinearProbe().fit(bad, y)
+    with pytest.raises(TooFewSamplesError, match="folds=3"):
+        sweep({("resid", 0): X[:9]}, y[:9], folds=5)
+    assert issubclass(OneClassError, ValueError)
