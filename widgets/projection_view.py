@@ -130,6 +130,20 @@ class ProjectionExplorer(View):
         self.groups_readout.value += " → direction made"
         return self.direction
 
+    def set_xy(self, xy, title: str | None = None) -> None:
+        """Move the stored points (e.g. the map of another layer); steered points are cleared."""
+        xy = np.asarray(xy, dtype=float)
+        if xy.shape != self.xy.shape:
+            raise ValueError(f"new coordinates have shape {xy.shape}, expected {self.xy.shape}")
+        self.xy, self.extra_xy, self.extra_clips = xy, np.zeros((0, 2)), []
+        self.title = title or self.title
+        with self.figure.batch_update():
+            for trace, idx in zip(self.figure.data[:-1], self._trace_index):
+                trace.x, trace.y = xy[idx, 0], xy[idx, 1]
+            self.figure.data[-1].x, self.figure.data[-1].y, self.figure.data[-1].hovertext = [], [], []
+            self.figure.layout.title = self.title
+        self.n_points = len(xy)
+
     def add_points(self, xy, texts: Sequence[str], clips: Sequence | None = None) -> list[int]:
         """Add (steered) clips as stars; returns their point indices."""
         xy = np.asarray(xy, dtype=float).reshape(-1, 2)

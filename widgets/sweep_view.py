@@ -89,7 +89,7 @@ class LayerSweepView(View):
         if not points.point_inds:
             return
         self.site = trace.name.split(" ")[0]
-        self.layer = int(points.xs[0])
+        self.layer = int(trace.x[points.point_inds[0]])
 
     @t.observe("layer", "site")
     def _show_selection(self, change):

@@ -1,0 +1,242 @@
+"""Widgets with small fake objects (no model): state in traitlets, usable from code, errors visible."""
+from __future__ import annotations
+
+import doctest
+import subprocess
+import sys
+import threading
+import time
+import zlib
+
+import numpy as np
+import pytest
+
+import widgets
+from widgets import (ClipComparer, Collection, DirectionPicker, LayerSweepView, ProjectionExplorer,
+                     SteeringPanel, Workbench, static)
+
+RATE = 8000
+
+
+def tone(freq=220.0, seconds=0.5):
+    return (np.sin(2 * np.pi * freq * np.arange(int(RATE * seconds)) / RATE).astype(np.float32) * 0.3, RATE)
+
+
+def sweep_rows(n_layers=4, sites=("resid",)):
+    return [dict(site=s, layer=i, accuracy_mean=0.3 + 0.15 * i, accuracy_std=0.05, control_accuracy_mean=0.25)
+            for s in sites for i in range(n_layers)]
+
+
+def plotly_event(fig, event, point_indexes, trace_indexes):
+    """What the browser sends when a point is clicked / lasso-selected."""
+    fig._js2py_pointsCallback = {"event_type": event, "points": {
+        "xs": [0.0] * len(point_indexes), "ys": [0.0] * len(point_indexes),
+        "point_indexes": point_indexes, "trace_indexes": trace_indexes}, "selector": None}
+
+
+@pytest.mark.parametrize("module", ["static", "sweep_view", "projection_view", "direction_picker",
+                                    "steering_panel", "clip_compare"])
+def test_docstring_examples(module):
+    mod = __import__(f"widgets.{module}", fromlist=["_"])
+    assert doctest.testmod(mod).failed == 0
+
+
+def test_widgets_do_not_import_torch():
+    code = "import sys, widgets; assert 'torch' not in sys.modules, 'widgets imported torch'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_static_png_and_wav_are_well_formed():
+    png = static.spectrogram_png(tone())
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    idat = png[png.index(b"IDAT") + 4: png.index(b"IEND") - 8]
+    assert len(zlib.decompress(idat)) > 0
+    wav = static.wav_bytes(np.ones(100) * 3, RATE)  # over 1: normalised, not wrapped
+    assert wav[:4] == b"RIFF" and np.frombuffer(wav[44:], "<i2").max() == 32767
+    assert "data:audio/wav;base64" in static.audio_html((np.zeros(64000), 32000))
+
+
+def test_sweep_view_click_selects_layer_and_has_static_fallback():
+    view = LayerSweepView(sweep_rows(sites=("resid", "mlp")))
+    assert view.layer == 3 and view.site == "resid"
+    mlp_trace = [t.name for t in view.figure.data].index("mlp probe")
+    plotly_event(view.figure, "plotly_click", [1], [mlp_trace])
+    assert (view.site, view.layer) == ("mlp", 1)
+    assert "layer 1" in view.readout.value
+    bundle = view._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle and bundle["text/html"].startswith("<svg")
+    with pytest.raises(ValueError, match="no rows"):
+        LayerSweepView([])
+
+
+def test_projection_explorer_click_select_groups_direction():
+    xy = np.random.default_rng(0).normal(size=(6, 2))
+    made = []
+    ex = ProjectionExplorer(xy, ["rock"] * 3 + ["jazz"] * 3, texts=[f"p{i}" for i in range(6)],
+                            clips=[tone(200 + 50 * i) for i in range(6)],
+                            direction_fn=lambda a, b: made.append((a, b)) or "a->b")
+    assert ex.n_points == 6 and len(ex.figure.data) == 3  # two labels + the steered trace
+    plotly_event(ex.figure, "plotly_click", [1], [1])  # second point of the jazz trace = index 4
+    assert ex.clicked == 4 and ex.player.value[:4] == b"RIFF" and "p4" in ex.now_playing.value
+    plotly_event(ex.figure, "plotly_selected", [0, 2], [0, 1])
+    assert ex.selection == [0, 5]
+    ex.use_selection_as("A")
+    assert ex.dir_button.disabled
+    ex.select([3]); ex.use_selection_as("B")
+    assert not ex.dir_button.disabled
+    assert ex.make_direction() == "a->b" and ex.direction == "a->b" and made == [([0, 5], [3])]
+    new = ex.add_points([[0.1, 0.2]], ["steered clip"], [tone(880)])
+    assert new == [6] and ex.n_points == 7 and ex.hover_text(6) == "steered clip"
+    plotly_event(ex.figure, "plotly_click", [0], [2])
+    assert ex.clicked == 6
+    assert "&#9733;" in ex._repr_mimebundle_()["text/html"]
+
+
+def test_explorer_errors_are_shown_in_the_widget():
+    ex = ProjectionExplorer(np.zeros((2, 2)), ["a", "b"])
+    ex.make_direction()
+    assert "group A and group B" in ex.last_error and ex.errors.outputs
+    with pytest.raises(ValueError, match="one label per point"):
+        ProjectionExplorer(np.zeros((3, 2)), ["a"])
+
+
+def test_direction_picker_methods_and_errors():
+    calls = []
+    picker = DirectionPicker(["rock", "jazz"], make_fn=lambda method, **kw: calls.append((method, kw)) or method)
+    picker.layer, picker.method, picker.component = 2, "PCA", 1
+    assert picker.make() == "PCA" and calls[-1][1]["component"] == 1 and calls[-1][1]["layer"] == 2
+    assert not picker.pc_box.disabled and picker.b_dd.disabled
+    picker.method, picker.class_a, picker.class_b = "class A → B", "jazz", "jazz"
+    assert picker.make() is None and "both 'jazz'" in picker.last_error
+    picker.method = "current selection"
+    picker.make()
+    assert "lasso" in picker.last_error
+    picker.groups = ((0, 1), (2,))
+    assert picker.make() == "current selection" and picker.last_error == ""
+
+
+def test_steering_panel_threaded_generate_disables_button_and_stop_works():
+    started = threading.Event()
+
+    def slow(request, on_progress, should_stop):
+        started.set()
+        for i in range(200):
+            time.sleep(0.01)
+            on_progress(i / 200)
+            if should_stop():
+                raise type("StoppedError", (Exception,), {})("stopped")
+        return tone()
+    panel = SteeringPanel(n_layers=6, generate_fn=slow)
+    assert panel.layers == [3] and panel.layers_box.value == (3,)
+    panel.generate(wait=False)
+    started.wait(2)
+    assert panel.running and panel.generate_button.disabled and not panel.stop_button.disabled
+    time.sleep(0.2)
+    assert 0 < panel.bar.value < 1
+    panel.stop()
+    panel.wait(5)
+    assert not panel.running and not panel.generate_button.disabled
+    assert panel.status.value == "stopped" and panel.clips == [] and panel.last_error == ""
+
+
+def test_steering_panel_from_code_and_errors():
+    seen = []
+
+    def fake(request, on_progress, should_stop):
+        seen.append(request)
+        if request["strength"] > 10:
+            raise ValueError("strength too large for this test")
+        return tone()
+    panel = SteeringPanel(n_layers=4, generate_fn=fake)
+    panel.layers_box.value = (0, 2)  # as a user would pick them
+    panel.strength_slider.value = -2.5
+    panel.direction = "v"
+    assert panel.generate() is not None
+    assert seen[-1]["layers"] == (0, 2) and seen[-1]["strength"] == -2.5 and len(panel.players.children) == 1
+    got = []
+    panel.on_clip(lambda clip, request: got.append(request["seed"]))
+    panel.seed = 7
+    panel.generate(wait=False); panel.wait(5)
+    assert got == [7] and len(panel.clips) == 2 and len(panel.players.children) == 2
+    panel.strength = 11
+    assert panel.generate() is None and "too large" in panel.last_error and not panel.running
+    assert "<audio" in panel._repr_mimebundle_()["text/html"]
+
+
+def test_clip_comparer_players_spectrograms_scores():
+    cmp = ClipComparer(score_fn=lambda clip: {"judge: rock": float(len(clip[0]))})
+    assert "nothing yet" in cmp._repr_mimebundle_()["text/html"]
+    cmp.compare(tone(220, 0.5), tone(440, 0.25))
+    assert [s["judge: rock"] for s in cmp.scores] == [4000.0, 2000.0]
+    assert all(len(col.children) == 3 for col in cmp.columns)
+    assert "judge: rock" in cmp.table.value and cmp._repr_mimebundle_()["text/html"].count("<audio") == 2
+    bad = ClipComparer(score_fn=lambda clip: 1 / 0)
+    bad.compare(tone(), tone())
+    assert "ZeroDivisionError" in bad.last_error and len(bad.columns[0].children) == 3
+
+
+class FakeClip:
+    def __init__(self, samples, prompt="", seed=0):
+        self.waveform, self.sample_rate_hz, self.prompt, self.seed = samples[None], RATE, prompt, seed
+
+    @property
+    def duration_s(self):
+        return self.waveform.shape[-1] / RATE
+
+
+class FakeHandle:
+    n_layers, max_duration_s, model_id = 4, 8.0, "fake/model"
+
+
+class FakeSweep:
+    rows = sweep_rows()
+    probes = {}
+
+
+class FakeBackend:
+    """The Backend interface without a model (what Workbench calls)."""
+
+    def __init__(self):
+        rng = np.random.default_rng(0)
+        labels = ["rock"] * 4 + ["jazz"] * 4
+        self.handle, self.sweep, self.probe_key = FakeHandle(), FakeSweep(), None
+        self.collection = Collection(acts={("resid", i): rng.normal(size=(8, 5)) for i in range(4)}, labels=labels,
+                                     texts=[f"clip {i}" for i in range(8)],
+                                     clips=[FakeClip(tone(100 + 20 * i)[0]) for i in range(8)])
+        self.generated = []
+
+    def project(self, site, layer):
+        return self.collection.acts[(site, layer)][:, :2]
+
+    def make_direction(self, method, **kw):
+        return f"{method}@{kw['layer']}"
+
+    def generate(self, request, on_progress=None, should_stop=None):
+        self.generated.append(request)
+        return FakeClip(tone(300 + 100 * request["strength"])[0], request["prompt"], request["seed"])
+
+    def place(self, clip):
+        return np.array([[0.0, 0.0]])
+
+    def scores(self, clip):
+        return {"judge: rock": 0.5}
+
+
+def test_workbench_links_views():
+    be = FakeBackend()
+    ui = Workbench(backend=be, prompts_by_label={"rock": "rock music"})
+    assert ui.layer == 3 and ui.panel.layers == [3] and ui.direction == "class A → B@3"
+    ui.sweep_view.layer = 1
+    assert ui.picker.layer == 1 and ui.panel.layers == [1] and "layer 1" in ui.explorer.title
+    ui.explorer.select([0, 1]); ui.explorer.use_selection_as("A")
+    ui.explorer.select([5, 6]); ui.explorer.use_selection_as("B")
+    assert ui.explorer.make_direction() == "current selection@1" and ui.direction == "current selection@1"
+    ui.panel.strength = 2.0
+    clip = ui.panel.generate()
+    assert clip is not None and ui.clips == [clip] and ui.last_error == ""
+    assert [r["strength"] for r in be.generated] == [2.0, 0.0]  # steered, then its unsteered twin
+    assert ui.comparer.clips[1] is clip and ui.explorer.n_points == 9
+    ui.panel.generate()
+    assert len(be.generated) == 3  # the unsteered twin is cached
+    html = ui._repr_mimebundle_()["text/html"]
+    assert html.count("<svg") == 2 and html.count("<audio") == 2

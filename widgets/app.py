@@ -1,0 +1,153 @@
+"""`Workbench(...)`: the layer sweep, projection explorer, direction picker, steering panel and clip
+comparer, linked in one cell.
+
+Links: clicking a layer in the sweep re-draws the map at that layer, points the picker there and sets
+the steering layers; a direction from the picker or from a lasso A → B goes to the steering panel;
+each generated clip is compared with its unsteered twin and placed as a star in the map.
+
+    >>> from widgets import Workbench               # doctest: +SKIP
+    >>> wb_ui = Workbench()                         # teaching model, 8 clips per genre  # doctest: +SKIP
+    >>> wb_ui.panel.strength = 6.0; clip = wb_ui.panel.generate()                        # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import ipywidgets as w
+import traitlets as t
+
+from ._base import View
+from .backend import Backend, Collection
+from .clip_compare import ClipComparer
+from .direction_picker import DirectionPicker
+from .projection_view import ProjectionExplorer
+from .steering_panel import SteeringPanel
+from .sweep_view import LayerSweepView
+
+GENERIC_PROMPTS = {"calm": ["calm ambient music", "slow gentle piano"],
+                   "energetic": ["energetic rock with drums", "fast techno with a drum machine"]}
+
+
+def default_prompts(handle) -> dict:
+    """Prompts per label: the teaching model's genres, or two moods for other models."""
+    if "teaching" in str(handle.model_id):
+        from workbench.toy.prompts import EVAL_PROMPTS
+        return {genre: list(prompts) for genre, prompts in EVAL_PROMPTS.items()}
+    return GENERIC_PROMPTS
+
+
+class Workbench(View):
+    """All views on one model; every part stays reachable (`.sweep_view`, `.explorer`, `.picker`,
+    `.panel`, `.comparer`, `.backend`) and usable from code.
+
+    handle: a workbench model handle (default `workbench.load_model()`, the teaching model).
+    collection: a `widgets.backend.Collection` (default: generate `n_per_label` clips per label).
+    sweep: a `workbench.probes.sweep` result on the collection (default: computed here).
+    """
+
+    layer = t.Int(0)
+    site = t.Unicode("resid")
+
+    def __init__(self, handle=None, collection: Collection | None = None, sweep=None, *,
+                 prompts_by_label: dict | None = None, n_per_label: int = 8, duration_s: float = 2.0,
+                 steer_duration_s: float = 4.0, seed: int = 0, backend: Backend | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if backend is not None:  # a ready backend (or a test fake) brings its handle, collection and sweep
+            handle, collection, sweep = backend.handle, backend.collection, backend.sweep
+        if handle is None:
+            import workbench
+            handle = workbench.load_model()
+        if collection is None:
+            collection = Collection.generate(handle, prompts_by_label or default_prompts(handle),
+                                             n_per_label=n_per_label, duration_s=duration_s, seed=seed)
+        if sweep is None:
+            from workbench.probes import sweep as run_sweep
+            folds = max(2, min(5, min(collection.labels.count(c) for c in collection.classes)))
+            sweep = run_sweep(collection.acts, collection.labels, folds=folds)
+        self.handle, self.collection = handle, collection
+        self.backend = backend or Backend(handle, collection, sweep=sweep)
+        self.sweep_view = LayerSweepView(sweep)
+        self.site, self.layer = self.sweep_view.site, self.sweep_view.layer
+        self.backend.probe_key = (self.site, self.layer)
+        self.explorer = ProjectionExplorer(self.backend.project(self.site, self.layer), collection.labels,
+                                           texts=collection.texts, clips=collection.clips,
+                                           direction_fn=self._direction_from_groups, title=self._map_title())
+        self.picker = DirectionPicker(collection.classes, make_fn=self.backend.make_direction)
+        first_prompts = next(iter((prompts_by_label or default_prompts(handle)).values()))
+        prompt = first_prompts if isinstance(first_prompts, str) else first_prompts[0]
+        self.panel = SteeringPanel(handle.n_layers, self.backend.generate, prompt=prompt,
+                                   max_duration_s=min(10.0, float(handle.max_duration_s)))
+        self.panel.duration_s = min(steer_duration_s, float(handle.max_duration_s))
+        self.comparer = ClipComparer(score_fn=self.backend.scores)
+        self._originals: dict = {}
+        self._wire()
+        self.picker.layer, self.picker.site = self.layer, self.site
+        self.panel.layers = [self.layer]
+        if len(collection.classes) > 1:
+            self.picker.make()  # a default direction (class A → B) so Generate steers right away
+        row = w.Layout(width="50%")
+        self.sweep_view.layout, self.explorer.layout = row, row
+        steer_box = w.VBox([w.HTML("<h4>Direction</h4>"), self.picker, w.HTML("<h4>Steer</h4>"), self.panel])
+        self.children = [w.HBox([self.sweep_view, self.explorer]), steer_box,
+                         w.HTML("<h4>Compare</h4>"), self.comparer, self.errors]
+
+    def _map_title(self) -> str:
+        return f"Clips at {self.site} layer {self.layer} (PCA)"
+
+    def _direction_from_groups(self, group_a, group_b):
+        self.picker.groups = (tuple(group_a), tuple(group_b))
+        self.picker.method = "current selection"
+        return self.picker.make()
+
+    def _wire(self) -> None:
+        t.link((self.sweep_view, "layer"), (self, "layer"))
+        t.link((self.sweep_view, "site"), (self, "site"))
+        self.explorer.observe(self._groups_changed, names=["group_a", "group_b"])
+        self.picker.observe(lambda ch: setattr(self.panel, "direction", ch["new"]), names="direction")
+        self.panel.on_clip(self._after_clip)
+
+    @t.observe("layer", "site")
+    def _layer_changed(self, change):
+        if not hasattr(self, "explorer"):
+            return
+        try:
+            self.backend.probe_key = (self.site, self.layer)
+            self.picker.layer, self.picker.site = self.layer, self.site
+            self.panel.layers = [self.layer]
+            self.explorer.set_xy(self.backend.project(self.site, self.layer), title=self._map_title())
+        except Exception as exc:
+            self.report(exc)
+
+    def _groups_changed(self, change):
+        self.picker.groups = (tuple(self.explorer.group_a), tuple(self.explorer.group_b))
+
+    def original_for(self, request: dict):
+        """The unsteered clip with the same prompt, seed, duration and guidance (cached)."""
+        key = (request["prompt"], request["seed"], request["duration_s"], request["guidance_scale"])
+        if key not in self._originals:
+            self._originals[key] = self.backend.generate(dict(request, direction=None, strength=0.0))
+        return self._originals[key]
+
+    def _after_clip(self, clip, request: dict) -> None:
+        steered = request.get("direction") is not None and request["strength"] and request["layers"]
+        original = self.original_for(request) if steered else clip
+        self.comparer.compare(original, clip)  # reports its own errors; the players show regardless
+        text = f"generated: {SteeringPanel.caption(request)}"
+        try:
+            self.explorer.add_points(self.backend.place(clip), [text], [clip])
+        except Exception as exc:
+            self.explorer.report(exc)
+
+    @property
+    def clips(self) -> list:
+        return self.panel.clips
+
+    @property
+    def direction(self):
+        return self.panel.direction
+
+    @property
+    def selection(self) -> list:
+        return self.explorer.selection
+
+    def static_html(self) -> str:
+        parts = [self.sweep_view.static_html(), self.explorer.static_html(), self.comparer.static_html()]
+        return "<div>" + "".join(f"<div>{p}</div>" for p in parts) + "</div>"

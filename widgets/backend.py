@@ -1,0 +1,204 @@
+"""Everything the views ask of `workbench`, in one adapter (the views never import torch).
+
+`Backend(handle, collection)` answers: generate a (steered) clip, make a direction, project the
+collected clips to 2-D, place a new clip in that map, score a clip (judge + probe reading).
+Tests swap in a fake with the same methods.
+
+    >>> import workbench as wb                                   # doctest: +SKIP
+    >>> h = wb.random_model("tiny")                              # doctest: +SKIP
+    >>> col = Collection.generate(h, {"rock": ["rock music"], "jazz": ["jazz music"]}, n_per_label=4,
+    ...                           duration_s=0.5)                # doctest: +SKIP
+    >>> be = Backend(h, col); be.project("resid", 1).shape       # doctest: +SKIP
+    (8, 2)
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sys
+from typing import Callable
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def _intra_op_threads(n: int | None):
+    """Temporarily set torch's intra-op threads (torch is already loaded by workbench; not imported here)."""
+    torch = sys.modules.get("torch")
+    if n is None or torch is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclasses.dataclass
+class Collection:
+    """Collected clips with labels, hover texts and pooled activations dict[(site, layer)] -> (N, H)."""
+
+    acts: dict
+    labels: list
+    texts: list
+    clips: list
+
+    @classmethod
+    def generate(cls, handle, prompts_by_label: dict, n_per_label: int = 8, duration_s: float = 2.0,
+                 seed: int = 0, guidance_scale: float = 3.0, sites=("resid",), batch_size: int = 8,
+                 progress: bool = False) -> "Collection":
+        """Generate `n_per_label` clips per label (prompts cycled, seeds seed, seed+1, ...) and capture them."""
+        import workbench as wb
+        prompts, labels = [], []
+        for label, options in prompts_by_label.items():
+            options = [options] if isinstance(options, str) else list(options)
+            prompts += [options[i % len(options)] for i in range(n_per_label)]
+            labels += [label] * n_per_label
+        seeds = [seed + i for i in range(len(prompts))]
+        res = wb.generate(handle, prompts, duration_s=duration_s, seeds=seeds, guidance_scale=guidance_scale,
+                          capture=wb.CaptureSpec(sites=tuple(sites), pooling="mean"), batch_size=batch_size,
+                          progress=progress)
+        for clip, label in zip(res.clips, labels):
+            clip.label = label
+        texts = [f"“{p}” (seed {s})" for p, s in zip(prompts, seeds)]
+        return cls(acts=res.activations, labels=labels, texts=texts, clips=res.clips)
+
+    @property
+    def classes(self) -> list:
+        return list(dict.fromkeys(self.labels))
+
+
+@dataclasses.dataclass(frozen=True)
+class SimpleDirection:
+    """A unit vector with where it came from (what `SteeringSpec` accepts via `.vector`/`.model_id`)."""
+
+    vector: np.ndarray
+    model_id: str
+    name: str
+    site: str = "resid"
+    layer: int = 0
+
+
+class Backend:
+    """The workbench calls behind the views, for one model handle and one collection."""
+
+    def __init__(self, handle, collection: Collection, sweep=None, projection_method: str = "pca"):
+        self.handle, self.collection, self.sweep = handle, collection, sweep
+        self.projection_method = projection_method
+        self._projection = None  # (site, layer, transform)
+        self.probe_key = None
+        self._judge = None
+        # Small decoders run fastest on one thread; on a shared 2-core machine two threads were up to
+        # 15x slower (OpenMP spin-waiting against other processes). None leaves torch's setting alone.
+        self.threads = 1 if getattr(handle, "hidden_size", 0) <= 512 else None
+
+    # -- generation ----------------------------------------------------------------------------
+    def steering_spec(self, request: dict):
+        import workbench as wb
+        direction = request.get("direction")
+        if direction is None or not request["strength"] or not request["layers"]:
+            return None
+        schedule = wb.Schedule(kind=request["schedule"])
+        return wb.SteeringSpec.single(direction, tuple(request["layers"]), request["strength"], mode=request["mode"],
+                                      rows=request["rows"], schedule=schedule)
+
+    def generate(self, request: dict, on_progress: Callable | None = None, should_stop: Callable | None = None):
+        """One clip for a SteeringPanel request; polls `should_stop` and reports progress each step."""
+        import workbench as wb
+        h = self.handle
+        total = h.frames_for(request["duration_s"]) + h.delay_steps + 1
+        steps = [0]
+
+        def stop() -> bool:
+            steps[0] += 1
+            if on_progress is not None:
+                on_progress(steps[0] / total)
+            return bool(should_stop and should_stop())
+        with _intra_op_threads(self.threads):
+            res = wb.generate(h, request["prompt"] or "music", duration_s=request["duration_s"],
+                              seeds=request["seed"], guidance_scale=request["guidance_scale"],
+                              steering=self.steering_spec(request), stop=stop)
+        return res.clips[0]
+
+    # -- directions ----------------------------------------------------------------------------
+    def make_direction(self, method: str, *, site: str, layer: int, class_a: str = "", class_b: str = "",
+                       component: int = 0, groups=()):
+        """A direction at (site, layer) for a DirectionPicker method."""
+        X = np.asarray(self.collection.acts[(site, layer)], dtype=np.float64)
+        labels = np.asarray(self.collection.labels)
+        if method == "probe class":
+            probe = self._probe(site, layer)
+            k = list(map(str, probe.classes_)).index(class_a)
+            vec, name = np.asarray(probe.coef_)[k], f"probe weight for {class_a}"
+        elif method == "class A → B":
+            vec, name = X[labels == class_b].mean(0) - X[labels == class_a].mean(0), f"{class_a} → {class_b}"
+        elif method == "difference of means":
+            vec, name = X[labels == class_a].mean(0) - X[labels != class_a].mean(0), f"{class_a} − rest"
+        elif method == "PCA":
+            centred = X - X.mean(0)
+            vec, name = np.linalg.svd(centred, full_matrices=False)[2][component], f"PC{component}"
+        elif method == "current selection":
+            a, b = groups
+            vec, name = X[list(b)].mean(0) - X[list(a)].mean(0), f"selection A ({len(a)}) → B ({len(b)})"
+        else:
+            raise ValueError(f"unknown direction method {method!r}")
+        return self._direction(vec, name, site, layer)
+
+    def direction_from_groups(self, site: str, layer: int) -> Callable:
+        return lambda a, b: self.make_direction("current selection", site=site, layer=layer, groups=(a, b))
+
+    def _direction(self, vec, name, site, layer):
+        vec = np.asarray(vec, dtype=np.float32)
+        norm = float(np.linalg.norm(vec))
+        if not np.isfinite(norm) or norm == 0:
+            raise ValueError(f"direction {name!r} is zero: pick groups or classes that differ")
+        return SimpleDirection(vec / norm, self.handle.model_id, name, site, int(layer))
+
+    def _probe(self, site: str, layer: int):
+        if self.sweep is None or (site, layer) not in getattr(self.sweep, "probes", {}):
+            raise ValueError(f"no fitted probe at {site} layer {layer}: pass sweep=workbench.probes.sweep(...)")
+        return self.sweep.probes[(site, layer)]
+
+    # -- projection ----------------------------------------------------------------------------
+    def project(self, site: str, layer: int) -> np.ndarray:
+        """2-D coordinates of the collected clips at (site, layer); remembered for `place`."""
+        X = np.asarray(self.collection.acts[(site, layer)], dtype=np.float64)
+        mean = X.mean(0)
+        basis = np.linalg.svd(X - mean, full_matrices=False)[2][:2].T
+        self._projection = (site, layer, lambda Z: (np.asarray(Z, np.float64) - mean) @ basis)
+        return self._projection[2](X)
+
+    def place(self, clip) -> np.ndarray:
+        """Where a new clip lands in the current map (teacher-forced through the unsteered model)."""
+        if self._projection is None:
+            raise ValueError("no map yet: call project(site, layer) first")
+        site, layer, transform = self._projection
+        return transform(self.read(clip, site, layer))
+
+    def read(self, clip, site: str, layer: int) -> np.ndarray:
+        import workbench as wb
+        acts = wb.teacher_force(self.handle, [clip.mono], clip.sample_rate_hz, prompts=[clip.prompt or ""],
+                                capture=wb.CaptureSpec(layers=(layer,), sites=(site,), pooling="mean"))
+        return acts[(site, layer)]
+
+    # -- scores --------------------------------------------------------------------------------
+    def scores(self, clip) -> dict:
+        """Judge probabilities (teaching-model genres) and the probe's reading at `probe_key`."""
+        out = {}
+        judge = self._load_judge()
+        if judge is not None:
+            probs = judge.predict_proba([clip.mono], sr=clip.sample_rate_hz)[0]
+            out.update({f"judge: {c}": float(p) for c, p in zip(judge.classes, probs)})
+        if self.probe_key is not None and self.sweep is not None and self.probe_key in self.sweep.probes:
+            probe = self.sweep.probes[self.probe_key]
+            probs = probe.predict_proba(self.read(clip, *self.probe_key))[0]
+            out.update({f"probe L{self.probe_key[1]}: {c}": float(p) for c, p in zip(probe.classes_, probs)})
+        return out
+
+    def _load_judge(self):
+        if self._judge is None and "teaching" in str(self.handle.model_id):
+            from workbench.toy.judge import load_judge
+            self._judge = load_judge()
+        return self._judge
