@@ -21,17 +21,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-try:
-    from workbench.errors import WorkbenchError
-except ImportError:  # the core's errors module has not landed yet
-    class WorkbenchError(Exception):
-        """Base of the workbench's specific errors."""
+from .errors import BadInputError, NotFiniteError
 
 __all__ = ["LinearProbe", "SweepResult", "sweep", "ProbeInputError", "OneClassError",
            "TooFewSamplesError", "NonFiniteActivationsError", "LabelMismatchError"]
 
 
-class ProbeInputError(WorkbenchError, ValueError):
+class ProbeInputError(BadInputError):
     """Activations or labels that a probe cannot be fitted on."""
 
 
@@ -43,7 +39,7 @@ class TooFewSamplesError(ProbeInputError):
     pass
 
 
-class NonFiniteActivationsError(ProbeInputError):
+class NonFiniteActivationsError(ProbeInputError, NotFiniteError):
     pass
 
 

@@ -1,0 +1,193 @@
+"""Run a capture over a labelled input set, in batches, into a resumable `ActivationStore`.
+
+Text sets are generated (`workbench.generate`), audio sets teacher-forced (`workbench.teacher_force`),
+and mode="continuation" continues each item's audio with its prompt. Each batch becomes one
+committed shard, so a run killed at any moment (even kill -9) resumes where it stopped when called
+again with the same arguments: stored rows are neither lost nor recomputed.
+
+    >>> import tempfile, workbench as wb
+    >>> from workbench.datasets import PromptSet
+    >>> h = wb.random_model("tiny")
+    >>> store = collect(h, PromptSet(["jazz", "rock"], seeds=[0, 1]), wb.CaptureSpec(layers=(1,)),
+    ...                 tempfile.mkdtemp(), batch_size=2, duration_s=0.2, progress=False)
+    >>> store.array("resid", 1).shape, store.labels()
+    ((4, 32), ['jazz', 'jazz', 'rock', 'rock'])
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+
+from .errors import BadInputError, EmptyInputError
+from .store import ActivationStore
+
+__all__ = ["collect", "as_inputs", "pool_steps"]
+
+MODES = ("text", "audio", "continuation")
+
+
+class _Inputs:
+    """Rows plus an audio loader: what collect needs from any input set."""
+
+    def __init__(self, rows, audio=None, mode="text", sample_rate_hz=None):
+        self.rows, self._audio, self.mode, self.sample_rate_hz = rows, audio, mode, sample_rate_hz
+
+    def audio(self, i):
+        if self._audio is None:
+            raise BadInputError("these inputs have no audio: pass an AudioSet/SynthSet or dicts with 'audio'")
+        return self._audio(i)
+
+
+def _content_id(row: dict) -> str:
+    blob = json.dumps({k: row.get(k) for k in ("prompt", "seed", "label", "path")}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def as_inputs(inputs, mode: str | None = None) -> _Inputs:
+    """Normalise a PromptSet/AudioSet/SynthSet, a list of prompt strings, or a list of dicts
+    (keys: prompt, seed, label, id, audio + sample_rate_hz) into rows + audio loader."""
+    if hasattr(inputs, "rows"):
+        rows = [dict(r) for r in inputs.rows]
+        audio = getattr(inputs, "audio", None)
+        found_mode, sr = getattr(inputs, "mode", "text"), getattr(inputs, "sample_rate_hz", None)
+    else:
+        items = [dict(prompt=x) if isinstance(x, str) else dict(x) for x in inputs]
+        waves = [it.pop("audio", None) for it in items]
+        srs = {it.pop("sample_rate_hz", None) for it, w in zip(items, waves) if w is not None}
+        if len(srs) > 1:
+            raise BadInputError(f"audio inputs mix sample rates {sorted(srs)}: resample them to one "
+                                "(workbench.datasets.resample)")
+        rows, sr = items, (srs.pop() if srs else None)
+        has_audio = any(w is not None for w in waves)
+        audio = (lambda i: np.asarray(waves[i], dtype=np.float32)) if has_audio else None
+        found_mode = "audio" if has_audio else "text"
+        for r in rows:
+            r.setdefault("seed", 0)
+            r.setdefault("label", None)
+            r.setdefault("id", _content_id(r))
+    if not rows:
+        raise EmptyInputError("no inputs to collect: pass a non-empty set of prompts or clips")
+    mode = mode or found_mode
+    if mode not in MODES:
+        raise BadInputError(f"mode={mode!r}: use one of {MODES}")
+    ids = [str(r["id"]) for r in rows]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise BadInputError(f"input id {dup!r} appears more than once: give each row a unique 'id' "
+                            "(identical prompt+seed rows would give identical clips)")
+    return _Inputs(rows, audio, mode, sr)
+
+
+def pool_steps(steps: np.ndarray, pooling: str) -> np.ndarray:
+    """Pool (T, H) per-step activations like the core's accumulators do."""
+    steps = np.asarray(steps, dtype=np.float32)
+    if pooling == "mean":
+        return steps.mean(0)
+    if pooling == "max":
+        return steps.max(0)
+    if pooling == "last":
+        return steps[-1]
+    if pooling == "mean_std":
+        mean = steps.mean(0)
+        return np.concatenate([mean, np.sqrt(np.maximum((steps * steps).mean(0) - mean * mean, 0))])
+    raise BadInputError(f"cannot pool with {pooling!r}")
+
+
+def _store_spec(spec, mode, per_step_keys, gen_kwargs) -> tuple[dict, str]:
+    described = dict(capture=spec.to_dict(), capture_key=spec.key, mode=mode,
+                     per_step=[list(k) for k in per_step_keys], generation=gen_kwargs)
+    blob = json.dumps(described, sort_keys=True, default=str)
+    return described, spec.key + "-" + hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+def _run_batch(handle, inputs: _Inputs, indices, run_spec, gen_kwargs):
+    """Capture one batch. Returns (activations dict, list of (channels, samples) audio)."""
+    import workbench as wb
+    rows = [inputs.rows[i] for i in indices]
+    if inputs.mode == "text":
+        res = wb.generate(handle, [r.get("prompt") or "" for r in rows], seeds=[int(r.get("seed") or 0) for r in rows],
+                          capture=run_spec, batch_size=len(rows), **gen_kwargs)
+        return res.activations, [c.waveform for c in res.clips]
+    waves = [inputs.audio(i) for i in indices]
+    sr = inputs.sample_rate_hz or handle.sample_rate_hz
+    if inputs.mode == "continuation":
+        res = wb.generate(handle, [r.get("prompt") or "" for r in rows], seeds=[int(r.get("seed") or 0) for r in rows],
+                          capture=run_spec, batch_size=len(rows), audio_prompt=waves,
+                          audio_prompt_sample_rate_hz=sr, **gen_kwargs)
+        return res.activations, [c.waveform for c in res.clips]
+    prompts = [r["prompt"] for r in rows] if all(r.get("prompt") for r in rows) else None
+    acts = wb.teacher_force(handle, waves, sr, prompts=prompts, capture=run_spec, batch_size=len(rows))
+    return acts, [w[None] for w in waves]
+
+
+def collect(handle, inputs, capture_spec, store_dir, batch_size: int = 8, *, per_step_layers=(),
+            mode: str | None = None, keep_audio: bool = True, progress: bool = True, compact: bool = True,
+            **gen_kwargs) -> ActivationStore:
+    """Capture `capture_spec` for every input into the store at `store_dir` (resuming it if it exists).
+
+    inputs: PromptSet / AudioSet / SynthSet, a list of prompts, or a list of dicts.
+    per_step_layers: layers whose unpooled (T, H) activations are kept too (opt-in: they are big).
+    gen_kwargs go to `workbench.generate` (duration_s, guidance_scale, ...). Reopening a store made
+    by another model, spec or settings raises StoreMismatchError. compact merges the shards at the end
+    so each layer is one memory-mapped file.
+    """
+    import workbench as wb
+    items = as_inputs(inputs, mode)
+    if capture_spec.pooling == "none":
+        raise BadInputError("collect stores pooled rows: use pooling='mean' (or last/max/mean_std) and "
+                            "per_step_layers=(...) for the layers whose per-step activations you want")
+    layers = capture_spec.resolved_layers(handle.n_layers)
+    per_step = tuple(sorted({int(x) for x in np.atleast_1d(per_step_layers)})) if len(per_step_layers or ()) else ()
+    for layer in per_step:
+        handle.check_layer(layer)
+    keys = [(s, l) for s in capture_spec.sites for l in layers]
+    step_keys = [(s, l) for s in capture_spec.sites for l in per_step]
+    run_spec = capture_spec if not per_step else wb.CaptureSpec(
+        layers=tuple(sorted(set(layers) | set(per_step))), sites=capture_spec.sites, pooling="none",
+        rows=capture_spec.rows)
+    spec_dict, spec_key = _store_spec(capture_spec, items.mode, step_keys, gen_kwargs)
+    store = ActivationStore.create(store_dir, model_id=handle.model_id, spec=spec_dict, spec_key=spec_key,
+                                   keys=keys, per_step_keys=step_keys, sample_rate_hz=handle.sample_rate_hz)
+    store.sweep_leftovers()
+    done = store.ids()
+    todo = [i for i, r in enumerate(items.rows) if str(r["id"]) not in done]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(items.rows), initial=len(items.rows) - len(todo), unit="clip", desc="collect")
+    try:
+        for start in range(0, len(todo), batch_size):
+            indices = todo[start:start + batch_size]
+            acts, audio = _run_batch(handle, items, indices, run_spec, gen_kwargs)
+            pooled, steps = _split(acts, keys, step_keys, capture_spec, len(indices))
+            rows = [{k: v for k, v in items.rows[i].items() if _jsonable(v)} for i in indices]
+            store.append(pooled, rows, steps, audio if keep_audio else None)
+            if bar is not None:
+                bar.update(len(indices))
+    finally:
+        if bar is not None:
+            bar.close()
+    if compact:
+        store.compact()
+    return store
+
+
+def _jsonable(value) -> bool:
+    return isinstance(value, (str, int, float, bool, type(None), list, tuple, dict))
+
+
+def _split(acts, keys, step_keys, spec, n):
+    """Pooled arrays per key ((n, W) or (n, 2, W) for rows='both') and per-step lists (cond rows)."""
+    per_step_run = bool(step_keys)
+    pooled, steps = {}, {}
+    for key in keys:
+        value = acts[key]
+        if per_step_run:
+            value = np.stack([pool_steps(s, spec.pooling) for s in value])
+        value = np.asarray(value, dtype=np.float32)
+        pooled[key] = np.stack([value[:n], value[n:]], axis=1) if spec.rows == "both" else value
+    for key in step_keys:
+        steps[key] = [np.asarray(s, dtype=np.float32) for s in acts[key][:n]]
+    return pooled, steps
