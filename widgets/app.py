@@ -41,6 +41,7 @@ class Workbench(View):
     handle: a workbench model handle (default `workbench.load_model()`, the teaching model).
     collection: a `widgets.backend.Collection` (default: generate `n_per_label` clips per label).
     sweep: a `workbench.probes.sweep` result on the collection (default: computed here).
+    map_method: "pca" (instant) or "umap" (its first fit in a process compiles for ~15-20 s).
     """
 
     layer = t.Int(0)
@@ -48,7 +49,7 @@ class Workbench(View):
 
     def __init__(self, handle=None, collection: Collection | None = None, sweep=None, *,
                  prompts_by_label: dict | None = None, n_per_label: int = 8, duration_s: float = 2.0,
-                 steer_duration_s: float = 4.0, seed: int = 0, backend: Backend | None = None, **kwargs):
+                 steer_duration_s: float = 4.0, seed: int = 0, map_method: str = "pca", backend: Backend | None = None, **kwargs):
         super().__init__(**kwargs)
         if backend is not None:  # a ready backend (or a test fake) brings its handle, collection and sweep
             handle, collection, sweep = backend.handle, backend.collection, backend.sweep
@@ -63,7 +64,7 @@ class Workbench(View):
             folds = max(2, min(5, min(collection.labels.count(c) for c in collection.classes)))
             sweep = run_sweep(collection.acts, collection.labels, folds=folds)
         self.handle, self.collection = handle, collection
-        self.backend = backend or Backend(handle, collection, sweep=sweep)
+        self.backend = backend or Backend(handle, collection, sweep=sweep, projection_method=map_method)
         self.sweep_view = LayerSweepView(sweep)
         self.site, self.layer = self.sweep_view.site, self.sweep_view.layer
         self.backend.probe_key = (self.site, self.layer)
@@ -90,7 +91,8 @@ class Workbench(View):
                          w.HTML("<h4>Compare</h4>"), self.comparer, self.errors]
 
     def _map_title(self) -> str:
-        return f"Clips at {self.site} layer {self.layer} (PCA)"
+        method = getattr(self.backend, "projection_method", "pca").upper()
+        return f"Clips at {self.site} layer {self.layer} ({method})"
 
     def _direction_from_groups(self, group_a, group_b):
         self.picker.groups = (tuple(group_a), tuple(group_b))

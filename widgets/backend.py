@@ -163,8 +163,14 @@ class Backend:
 
     # -- projection ----------------------------------------------------------------------------
     def project(self, site: str, layer: int) -> np.ndarray:
-        """2-D coordinates of the collected clips at (site, layer); remembered for `place`."""
+        """2-D coordinates of the collected clips at (site, layer) (`projection_method`: "pca" or
+        "umap"); the fitted map is remembered so `place` can put new clips in it."""
         X = np.asarray(self.collection.acts[(site, layer)], dtype=np.float64)
+        if self.projection_method == "umap":
+            import umap  # numpy/numba only; the first fit in a process compiles (~15-20 s)
+            reducer = umap.UMAP(n_neighbors=min(15, len(X) - 1), random_state=0).fit(X)
+            self._projection = (site, layer, lambda Z: reducer.transform(np.asarray(Z, np.float64)))
+            return reducer.embedding_
         mean = X.mean(0)
         basis = np.linalg.svd(X - mean, full_matrices=False)[2][:2].T
         self._projection = (site, layer, lambda Z: (np.asarray(Z, np.float64) - mean) @ basis)
