@@ -1,0 +1,29 @@
+"""environment.yml and pyproject.toml name the same dependencies; the README gives the two commands."""
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[; ]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    assert sorted(pip_section) == sorted(project["dependencies"]), "keep environment.yml's pip list == pyproject"
+    assert {_name(r) for r in pip_section} == {_name(r) for r in project["dependencies"]}
+
+
+def test_readme_and_ci_use_make_test():
+    assert "make test" in (ROOT / "README.md").read_text() and "make lab" in (ROOT / "README.md").read_text()
+    assert "make test" in (ROOT / ".ci/run").read_text()
+
+
+def test_constraints_pin_cpu_torch():
+    assert "torch==" in (ROOT / "constraints.txt").read_text()
