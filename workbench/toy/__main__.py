@@ -1,0 +1,77 @@
+"""Command line for the teaching model.
+
+    python -m workbench.toy train [--clips-per-genre N] [--decoder-steps N] [--output-dir DIR] ...
+    python -m workbench.toy evaluate [--json PATH] [--weights DIR]
+    python -m workbench.toy judge            # refit the genre judge (judge_params.json)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    from workbench.toy import WEIGHTS_DIR
+
+    parser = argparse.ArgumentParser(prog="python -m workbench.toy", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="rebuild the teaching model from scratch")
+    train.add_argument("--output-dir", default=str(WEIGHTS_DIR), help="save_pretrained folder (default: shipped weights)")
+    train.add_argument("--work-dir", default=None, help="checkpoints and log (default: ~/.cache/musicgen-workbench/toy-train)")
+    train.add_argument("--resume", action="store_true", help="reuse a finished codec stage in --work-dir")
+    train.add_argument("--tiny", action="store_true", help="a seconds-long smoke run (tiny sizes)")
+    train.add_argument("--clips-per-genre", type=int, dest="n_per_genre")
+    train.add_argument("--codec-ae-steps", type=int)
+    train.add_argument("--codec-vq-steps", type=int)
+    train.add_argument("--decoder-steps", type=int)
+    train.add_argument("--decoder-batch-size", type=int)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--threads", type=int)
+    train.add_argument("--no-progress", action="store_true")
+
+    ev = sub.add_parser("evaluate", help="measure the judge, codec, generation, probes and steering")
+    ev.add_argument("--weights", default=None, help="model folder (default: the shipped weights)")
+    ev.add_argument("--json", default=None, help="write the metrics here")
+    ev.add_argument("--quick", action="store_true", help="fewer clips (a rough check in a minute)")
+    ev.add_argument("--seed", type=int, default=0)
+
+    jd = sub.add_parser("judge", help="refit the genre judge on fresh synthetic clips")
+    jd.add_argument("--clips-per-genre", type=int, default=300)
+    jd.add_argument("--output", default=None, help="JSON path (default: the shipped judge_params.json)")
+
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        from workbench.toy.recipe import Recipe, recipe_with, train_teaching_model
+
+        base = Recipe.tiny() if args.tiny else Recipe()
+        recipe = recipe_with(base, n_per_genre=args.n_per_genre, codec_ae_steps=args.codec_ae_steps,
+                             codec_vq_steps=args.codec_vq_steps, decoder_steps=args.decoder_steps,
+                             decoder_batch_size=args.decoder_batch_size, seed=args.seed, threads=args.threads)
+        info = train_teaching_model(recipe, args.output_dir, work_dir=args.work_dir, resume=args.resume,
+                                    progress=not args.no_progress)
+        print(json.dumps(info["timings_s"], indent=1))
+        return 0
+    if args.command == "evaluate":
+        from workbench.toy.evaluate import evaluate, format_table
+
+        metrics = evaluate(args.weights, quick=args.quick, seed=args.seed)
+        print(format_table(metrics))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(metrics, f, indent=1)
+        return 0
+    if args.command == "judge":
+        from workbench.toy.judge import JUDGE_PATH, fit_judge
+
+        judge = fit_judge(n_per_genre=args.clips_per_genre)
+        judge.to_json(args.output or JUDGE_PATH)
+        print(f"wrote {args.output or JUDGE_PATH}")
+        return 0
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Train the teaching model's MusicGen decoder on EnCodec codes with varied prompts and condition dropout.
+
+Own loop with MusicGen's delay pattern: position 0 is the start token, codebook k is shifted right
+by k + 1, and the loss covers real codes only (generation overwrites the pad positions). The T5
+text encoder stays frozen (as in MusicGen); the decoder and the text-to-decoder projection learn.
+A fraction of rows get the null condition generation uses for guidance (zero hidden states, zero
+attention mask), so classifier-free guidance works.
+
+Example:
+    >>> import numpy as np
+    >>> from workbench.toy.architecture import ToySizes, build_codec, build_musicgen
+    >>> from workbench.toy.tokenizer import build_tokenizer
+    >>> sizes = ToySizes(codebook_size=16, decoder_layers=1, decoder_hidden=32, codec_filters=4)
+    >>> tok = build_tokenizer()
+    >>> model = build_musicgen(sizes, build_codec(sizes), len(tok))
+    >>> codes = np.random.default_rng(0).integers(0, 16, size=(8, 4, 20))
+    >>> labels = ["jazz", "rock"] * 4
+    >>> model = train_decoder(model, tok, codes, labels, steps=2, batch_size=4, progress=False)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from workbench.toy.codec_training import warmup_cosine
+from workbench.toy.prompts import random_prompt
+
+
+def delay_sequences(codes: torch.Tensor, special_id: int) -> torch.Tensor:
+    """Codes (B, K, T) -> delayed sequences (B, K, T + K): start token, then codebook k shifted by k + 1."""
+    bsz, n_books, n_frames = codes.shape
+    seq = torch.full((bsz, n_books, n_frames + n_books), special_id, dtype=torch.long)
+    for k in range(n_books):
+        seq[:, k, k + 1:k + 1 + n_frames] = codes[:, k]
+    return seq
+
+
+def condition(model, tokenizer, prompts: list[str], drop: np.ndarray):
+    """(encoder hidden states, attention mask) for prompts; rows where `drop` get the null condition."""
+    enc = tokenizer(prompts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model.text_encoder(input_ids=enc.input_ids, attention_mask=enc.attention_mask).last_hidden_state
+    mask = enc.attention_mask.clone()
+    drop_t = torch.from_numpy(drop)
+    hidden = torch.where(drop_t[:, None, None], torch.zeros_like(hidden), hidden)
+    mask = torch.where(drop_t[:, None], torch.zeros_like(mask), mask)
+    return hidden, mask
+
+
+def decoder_loss(model, seq: torch.Tensor, hidden: torch.Tensor, mask: torch.Tensor, special_id: int):
+    """Mean cross-entropy over real codes of delayed sequences `seq` (B, K, L)."""
+    from transformers.modeling_outputs import BaseModelOutput
+
+    bsz, n_books, length = seq.shape
+    inputs = seq[:, :, :-1].reshape(bsz * n_books, length - 1)
+    targets = seq[:, :, 1:]
+    out = model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
+                decoder_input_ids=inputs)
+    logits = out.logits.reshape(bsz, n_books, length - 1, -1)
+    valid = targets != special_id
+    return torch.nn.functional.cross_entropy(logits[valid], targets[valid])
+
+
+def train_decoder(model, tokenizer, codes: np.ndarray, labels: list[str], steps: int = 2000,
+                  batch_size: int = 32, lr: float = 1e-3, cond_dropout: float = 0.15, seed: int = 0,
+                  progress: bool = True, log=None):
+    """Train `model.decoder` (+ enc_to_dec_proj) in place on codes (N, K, T) labelled by genre."""
+    codes = np.asarray(codes)
+    if codes.ndim != 3 or codes.shape[1] != model.decoder.config.num_codebooks:
+        raise ValueError(f"codes must be (clips, {model.decoder.config.num_codebooks}, frames), "
+                         f"got shape {codes.shape}")
+    if len(labels) != codes.shape[0]:
+        raise ValueError(f"{len(labels)} labels for {codes.shape[0]} clips: pass one genre per clip")
+    if not 0.0 <= cond_dropout < 1.0:
+        raise ValueError(f"cond_dropout must be in [0, 1), got {cond_dropout}")
+    special_id = model.decoder.config.pad_token_id
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    model.text_encoder.requires_grad_(False)
+    model.audio_encoder.requires_grad_(False)
+    model.text_encoder.eval()
+    model.audio_encoder.eval()
+    model.decoder.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+    sched = warmup_cosine(opt, steps)
+    codes_t = torch.from_numpy(codes.astype(np.int64))
+    bar = tqdm(range(steps), desc="decoder", disable=not progress)
+    for step in bar:
+        idx = rng.integers(0, codes.shape[0], size=batch_size)
+        prompts = [random_prompt(labels[i], rng) for i in idx]
+        hidden, mask = condition(model, tokenizer, prompts, rng.random(batch_size) < cond_dropout)
+        loss = decoder_loss(model, delay_sequences(codes_t[idx], special_id), hidden, mask, special_id)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        if step % 25 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if log:
+                log(dict(stage="decoder", step=step, loss=loss.item()))
+    model.requires_grad_(True)
+    model.eval()
+    return model
