@@ -1,0 +1,151 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import workbench as wb
+from workbench import collect as collect_mod
+from workbench.collect import collect
+from workbench.datasets import PromptSet
+from workbench.store import ActivationStore, StoreMismatchError
+
+SPEC = dict(layers=(0, 2), pooling="mean")
+GEN = dict(duration_s=0.2, guidance_scale=3.0)
+
+
+def prompts(n_seeds=4):
+    return PromptSet(["jazz", "rock"], templates=["{label}", "some {label}"], seeds=range(n_seeds))
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Record the ids of every row that is actually computed."""
+    calls = []
+    original = collect_mod._run_batch
+
+    def run(handle, inputs, indices, run_spec, gen_kwargs):
+        calls.extend(inputs.rows[i]["id"] for i in indices)
+        return original(handle, inputs, indices, run_spec, gen_kwargs)
+
+    monkeypatch.setattr(collect_mod, "_run_batch", run)
+    return calls
+
+
+def by_id(store, key):
+    arr = store.array(*key)
+    return {r["id"]: arr[r["row"]] for r in store.table}
+
+
+def test_collect_text_rows_audio_and_labels(tiny, tmp_path, counted):
+    store = collect(tiny, prompts(2), wb.CaptureSpec(**SPEC), tmp_path / "s", batch_size=3, progress=False, **GEN)
+    assert len(store) == 8 and store.keys() == [("resid", 0), ("resid", 2)]
+    assert store.array("resid", 2).shape == (8, tiny.hidden_size)
+    assert store.labels() == ["jazz"] * 4 + ["rock"] * 4 and store.table[1]["prompt"] == "jazz"
+    direct = wb.generate(tiny, ["jazz"], seeds=[1], capture=wb.CaptureSpec(**SPEC), **GEN)
+    np.testing.assert_allclose(store.array("resid", 2)[1], direct.activations[("resid", 2)][0], atol=1e-5)
+    np.testing.assert_allclose(store.audio(1), direct.clips[0].waveform, atol=1e-5)
+    assert len(counted) == 8
+    again = collect(tiny, prompts(2), wb.CaptureSpec(**SPEC), tmp_path / "s", progress=False, **GEN)
+    assert len(counted) == 8 and len(again) == 8  # complete store: nothing recomputed
+
+
+def test_store_refuses_other_model_spec_or_settings(tiny, tmp_path):
+    collect(tiny, prompts(1), wb.CaptureSpec(**SPEC), tmp_path / "s", progress=False, **GEN)
+    with pytest.raises(StoreMismatchError, match="capture spec"):
+        collect(tiny, prompts(1), wb.CaptureSpec(layers=(1,)), tmp_path / "s", progress=False, **GEN)
+    with pytest.raises(StoreMismatchError, match="capture spec"):
+        collect(tiny, prompts(1), wb.CaptureSpec(**SPEC), tmp_path / "s", progress=False, duration_s=0.4)
+    other = wb.random_model("tiny", seed=1)
+    with pytest.raises(StoreMismatchError, match="not 'random/tiny@seed1'"):
+        collect(other, prompts(1), wb.CaptureSpec(**SPEC), tmp_path / "s", progress=False, **GEN)
+
+
+def test_per_step_capture_and_both_rows(tiny, tmp_path):
+    spec = wb.CaptureSpec(layers=(0, 2), pooling="mean_std", rows="both")
+    store = collect(tiny, prompts(1), spec, tmp_path / "s", batch_size=2, per_step_layers=(2,),
+                    progress=False, **GEN)
+    assert store.array("resid", 0).shape == (4, 2, 2 * tiny.hidden_size)
+    assert store.array("resid", 0, cfg_row="uncond").shape == (4, 2 * tiny.hidden_size)
+    steps = store.steps("resid", 2, 3)
+    assert steps.ndim == 2 and steps.shape[1] == tiny.hidden_size
+    plain = collect(tiny, prompts(1), spec, tmp_path / "plain", batch_size=2, progress=False, **GEN)
+    np.testing.assert_allclose(store.array("resid", 2), plain.array("resid", 2), atol=1e-4)
+    mean = steps.mean(0)
+    np.testing.assert_allclose(store.array("resid", 2, cfg_row="cond")[3, :tiny.hidden_size], mean, atol=1e-5)
+
+
+def test_collect_audio_by_teacher_forcing(tiny, tmp_path):
+    rng = np.random.default_rng(0)
+    items = [dict(id=f"c{i}", label="ab"[i % 2], audio=rng.normal(0, 0.1, 6400).astype(np.float32),
+                  sample_rate_hz=tiny.sample_rate_hz) for i in range(3)]
+    store = collect(tiny, items, wb.CaptureSpec(layers=(1,)), tmp_path / "s", batch_size=2, progress=False)
+    direct = wb.teacher_force(tiny, [it["audio"] for it in items], tiny.sample_rate_hz,
+                              capture=wb.CaptureSpec(layers=(1,)))
+    np.testing.assert_allclose(store.array("resid", 1), direct[("resid", 1)], atol=1e-5)
+    np.testing.assert_array_equal(store.audio(2)[0], items[2]["audio"])
+
+
+CHILD = textwrap.dedent("""
+    import os, sys, time
+    import workbench as wb
+    from workbench import collect as cm, store as sm
+    from workbench.datasets import PromptSet
+    log = open(sys.argv[2], "a")
+    original_run, original_save = cm._run_batch, sm._save_npy
+    def run(handle, inputs, indices, spec, kw):
+        out = original_run(handle, inputs, indices, spec, kw)
+        log.write("".join(inputs.rows[i]["id"] + "\\n" for i in indices)); log.flush(); os.fsync(log.fileno())
+        return out
+    def slow_save(*a):
+        time.sleep(0.03)  # widen the window in which a kill lands mid-shard
+        original_save(*a)
+    cm._run_batch, sm._save_npy = run, slow_save
+    h = wb.random_model("tiny", seed=0)
+    ps = PromptSet(["jazz", "rock"], templates=["{label}", "some {label}"], seeds=range(4))
+    cm.collect(h, ps, wb.CaptureSpec(layers=(0, 2), pooling="mean"), sys.argv[1], batch_size=2,
+               progress=False, duration_s=0.2, guidance_scale=3.0)
+""")
+
+
+@pytest.mark.timeout(300)
+def test_kill_9_then_resume(tiny, tmp_path, counted):
+    store_dir, log = tmp_path / "killed", tmp_path / "computed.log"
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    env = dict(os.environ, PYTHONPATH=str(Path(wb.__file__).parent.parent))
+    proc = subprocess.Popen([sys.executable, str(script), str(store_dir), str(log)], env=env)
+    deadline = time.time() + 240
+    while time.time() < deadline and (not log.exists() or len(log.read_text().split()) < 5):
+        assert proc.poll() is None, "collection finished or crashed before it could be killed"
+        time.sleep(0.02)
+    time.sleep(np.random.default_rng().uniform(0, 0.3))  # land anywhere in a batch or a shard write
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    killed = ActivationStore(store_dir)
+    committed = killed.ids()
+    assert 0 < len(committed) < 16
+    for key in killed.keys():  # every listed shard is complete and readable
+        assert killed.array(*key).shape[0] == len(committed)
+
+    store = collect(tiny, prompts(), wb.CaptureSpec(**SPEC), store_dir, batch_size=2, progress=False, **GEN)
+    assert not set(counted) & committed, "rows stored before the kill were computed again"
+    assert len(counted) == 16 - len(committed)
+    ids = [r["id"] for r in store.table]
+    assert len(ids) == len(set(ids)) == 16
+    assert sorted(p.name for p in (store_dir / "shards").iterdir()) == [store.manifest["shards"][0]["name"]]
+
+    clean = collect(tiny, prompts(), wb.CaptureSpec(**SPEC), tmp_path / "clean", batch_size=2, progress=False, **GEN)
+    assert ids == [r["id"] for r in clean.table]
+    for key in clean.keys():
+        a, b = by_id(store, key), by_id(clean, key)
+        for i in ids:
+            np.testing.assert_allclose(a[i], b[i], atol=1e-5)
+    np.testing.assert_allclose(store.audio(5), clean.audio(5), atol=1e-5)
