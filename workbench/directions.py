@@ -1,0 +1,227 @@
+"""Steering directions: where they come from, how they are scaled, and how they are saved.
+
+A `Direction` is a frozen vector in activation space with its provenance. `SteeringSpec` takes it
+as is (it reads `.vector` and `.model_id`). Makers: `from_probe` (class vs rest, or class A minus
+class B, mapped from standardised back to activation space), `from_class_means`, `from_pca` (top
+component, sign aligned to a label) and `from_point_sets` (two selections in a plot).
+
+    >>> import numpy as np, tempfile, os
+    >>> X = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32); y = np.repeat(["jazz", "rock"], 20)
+    >>> X[y == "rock", 0] += 3
+    >>> d = from_class_means(X, y, "rock", model_id="random/tiny@seed0", layer=1)
+    >>> int(np.argmax(np.abs(d.vector))), round(float(np.linalg.norm(d.vector)), 3)
+    (0, 1.0)
+    >>> path = d.save(os.path.join(tempfile.mkdtemp(), "rock.safetensors"))
+    >>> Direction.load(path, expect_model_id="random/tiny@seed0").method
+    'class_means'
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BadInputError, DirectionMismatchError, NotFiniteError
+from .store import array_hash
+
+__all__ = ["Direction", "from_probe", "from_class_means", "from_pca", "from_point_sets", "normalize",
+           "NORMALIZATIONS"]
+
+NORMALIZATIONS = ("unit", "none", "mean_norm")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Direction:
+    """vector (hidden,) float32 in activation space at (site, layer) of model `model_id`."""
+
+    vector: np.ndarray
+    model_id: str
+    layer: int
+    site: str = "resid"
+    method: str = "manual"
+    provenance: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        vec = np.asarray(self.vector, dtype=np.float32).reshape(-1)
+        if not np.isfinite(vec).all():
+            raise NotFiniteError("direction vector has NaN/inf entries: check the activations it came from")
+        object.__setattr__(self, "vector", vec)
+        object.__setattr__(self, "layer", int(self.layer))
+
+    @property
+    def hidden_size(self) -> int:
+        return len(self.vector)
+
+    @property
+    def norm(self) -> float:
+        return float(np.linalg.norm(self.vector))
+
+    @property
+    def name(self) -> str:
+        return self.provenance.get("name", self.method)
+
+    def project(self, X) -> np.ndarray:
+        """Scalar projection of activations (N, hidden) on the unit direction."""
+        return np.asarray(X, dtype=np.float32) @ (self.vector / max(self.norm, 1e-12))
+
+    def cosine(self, other) -> float:
+        v = np.asarray(getattr(other, "vector", other), dtype=np.float32)
+        return float(self.vector @ v / max(self.norm * float(np.linalg.norm(v)), 1e-12))
+
+    def __neg__(self) -> "Direction":
+        return dataclasses.replace(self, vector=-self.vector,
+                                   provenance=dict(self.provenance, negated=not self.provenance.get("negated", False)))
+
+    def __repr__(self) -> str:
+        return (f"Direction({self.name!r}, {self.site} layer {self.layer}, |v|={self.norm:.3g}, "
+                f"model={self.model_id!r})")
+
+    def save(self, path) -> Path:
+        """Write `<path>.safetensors` (tensor "vector") and a JSON sidecar `<path>.json`; returns the first."""
+        from safetensors.numpy import save_file
+        path = Path(path).with_suffix(".safetensors")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = dict(model_id=self.model_id, layer=self.layer, site=self.site, method=self.method,
+                    hidden_size=self.hidden_size, provenance=self.provenance, format="workbench.direction/1")
+        text = json.dumps(meta, indent=1, default=str)
+        save_file({"vector": self.vector}, str(path), metadata={"workbench": text})
+        path.with_suffix(".json").write_text(text)
+        return path
+
+    @classmethod
+    def load(cls, path, expect_model_id: str | None = None, expect_hidden_size: int | None = None) -> "Direction":
+        """Read a saved direction; refuse one made on another model or of another size."""
+        from safetensors import safe_open
+        path = Path(path).with_suffix(".safetensors")
+        if not path.exists():
+            raise FileNotFoundError(f"no direction at {path}")
+        with safe_open(str(path), framework="numpy") as f:
+            vector = f.get_tensor("vector")
+            embedded = (f.metadata() or {}).get("workbench")
+        sidecar = path.with_suffix(".json")
+        meta = json.loads(sidecar.read_text() if sidecar.exists() else embedded or "{}")
+        if expect_model_id is not None and meta.get("model_id") != expect_model_id:
+            raise DirectionMismatchError(
+                f"{path.name} was made on {meta.get('model_id')!r}, not {expect_model_id!r}: load that model, "
+                "or recompute the direction on this one")
+        if expect_hidden_size is not None and len(vector) != expect_hidden_size:
+            raise DirectionMismatchError(
+                f"{path.name} has {len(vector)} dimensions but the model's hidden size is {expect_hidden_size}: "
+                "it belongs to another model")
+        return cls(vector, meta.get("model_id", "unknown"), meta.get("layer", -1), meta.get("site", "resid"),
+                   meta.get("method", "manual"), meta.get("provenance", {}))
+
+
+def normalize(vector, how: str = "unit", activations=None) -> tuple[np.ndarray, dict]:
+    """Scale a vector: "unit" (length 1), "none", or "mean_norm" (length = mean |activation|)."""
+    vector = np.asarray(vector, dtype=np.float64)
+    raw_norm = float(np.linalg.norm(vector))
+    if how not in NORMALIZATIONS:
+        raise BadInputError(f"normalize={how!r}: use one of {NORMALIZATIONS}")
+    if how != "none" and raw_norm < 1e-12:
+        raise BadInputError("the direction is zero (the two groups have the same mean?): pick groups that differ")
+    info = dict(normalize=how, raw_norm=raw_norm)
+    if how == "unit":
+        vector = vector / raw_norm
+    elif how == "mean_norm":
+        if activations is None:
+            raise BadInputError("normalize='mean_norm' needs activations=... (the layer's activations)")
+        target = float(np.linalg.norm(np.asarray(activations, dtype=np.float64), axis=1).mean())
+        vector, info["mean_activation_norm"] = vector / raw_norm * target, target
+    return vector.astype(np.float32), info
+
+
+def _checked(X, labels=None):
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise BadInputError(f"activations must be (N, hidden); got shape {X.shape}")
+    if not np.isfinite(X).all():
+        raise NotFiniteError("activations contain NaN/inf: drop those rows first")
+    if labels is None:
+        return X, None
+    labels = np.asarray(labels)
+    if len(labels) != len(X):
+        raise BadInputError(f"got {len(labels)} labels for {len(X)} rows: pass one label per row")
+    return X, labels
+
+
+def _mask(labels, value, what):
+    mask = labels == value
+    if not mask.any():
+        raise BadInputError(f"no rows labelled {value!r} ({what}); labels are {sorted(set(labels.tolist()))}")
+    return mask
+
+
+def _make(vector, how, activations, model_id, layer, site, method, provenance):
+    vector, info = normalize(vector, how, activations)
+    return Direction(vector, model_id, layer, site, method, dict(provenance, **info))
+
+
+def from_probe(probe, positive, negative=None, *, model_id: str, layer: int, site: str = "resid",
+               normalize: str = "unit", activations=None) -> Direction:
+    """Class `positive` vs the rest (weights minus their class mean), or `positive` minus `negative`.
+
+    Uses the probe's activation-space weights (`coef_`), i.e. the gradient of the class score with
+    respect to the activation, which folds the standardisation back in.
+    """
+    classes = [c.item() if hasattr(c, "item") else c for c in probe.classes_]
+    for c in (positive,) + (() if negative is None else (negative,)):
+        if c not in classes:
+            raise BadInputError(f"class {c!r} is not one of the probe's classes {classes}")
+    coef = np.asarray(probe.coef_, dtype=np.float64)
+    vec = coef[classes.index(positive)] - (coef.mean(0) if negative is None else coef[classes.index(negative)])
+    name = f"probe: {positive} − {'rest' if negative is None else negative}"
+    prov = dict(name=name, positive=positive, negative=negative, classes=classes,
+                probe=getattr(probe, "get_params", lambda: {})())
+    return _make(vec, normalize, activations, model_id, layer, site, "probe", prov)
+
+
+def from_class_means(X, labels, positive, negative=None, *, model_id: str, layer: int, site: str = "resid",
+                     normalize: str = "unit") -> Direction:
+    """mean(X[label == positive]) − mean(X[label == negative]) (negative None: all other rows)."""
+    X, labels = _checked(X, labels)
+    pos = _mask(labels, positive, "positive")
+    neg = ~pos if negative is None else _mask(labels, negative, "negative")
+    if not neg.any():
+        raise BadInputError("every row is the positive class: a difference of means needs other rows")
+    vec = X[pos].mean(0) - X[neg].mean(0)
+    prov = dict(name=f"{positive} − {'rest' if negative is None else negative}", positive=positive,
+                negative=negative, n_positive=int(pos.sum()), n_negative=int(neg.sum()),
+                data_hash=array_hash(X.astype(np.float32), extra=labels.tolist()))
+    return _make(vec, normalize, X, model_id, layer, site, "class_means", prov)
+
+
+def from_pca(X, labels=None, positive=None, *, component: int = 0, model_id: str, layer: int,
+             site: str = "resid", normalize: str = "unit") -> Direction:
+    """Principal component `component` of X; with labels and `positive`, signed so that class scores higher."""
+    X, labels = _checked(X, labels)
+    centred = X - X.mean(0)
+    _, sv, vt = np.linalg.svd(centred, full_matrices=False)
+    if component >= len(vt):
+        raise BadInputError(f"component {component} does not exist: X has {len(vt)} components")
+    vec = vt[component]
+    if positive is not None:
+        if labels is None:
+            raise BadInputError("sign alignment needs labels=... along with positive=...")
+        pos = _mask(labels, positive, "positive")
+        if (centred[pos] @ vec).mean() < 0:
+            vec = -vec
+    explained = float(sv[component] ** 2 / max((sv ** 2).sum(), 1e-30))
+    prov = dict(name=f"PC{component}" + (f" (+{positive})" if positive is not None else ""), component=component,
+                explained_variance_ratio=explained, aligned_to=positive, data_hash=array_hash(X.astype(np.float32)))
+    return _make(vec, normalize, X, model_id, layer, site, "pca", prov)
+
+
+def from_point_sets(X, away, toward, *, model_id: str, layer: int, site: str = "resid",
+                    normalize: str = "unit") -> Direction:
+    """mean(X[toward]) − mean(X[away]) for two index sets (e.g. two lasso selections in a plot)."""
+    X, _ = _checked(X)
+    away, toward = np.asarray(list(away), dtype=np.int64), np.asarray(list(toward), dtype=np.int64)
+    if len(away) == 0 or len(toward) == 0:
+        raise BadInputError("both point sets need at least one point: select two groups")
+    vec = X[toward].mean(0) - X[away].mean(0)
+    prov = dict(name=f"selection ({len(away)}) → ({len(toward)})", away=away.tolist(), toward=toward.tolist(),
+                data_hash=array_hash(X.astype(np.float32)))
+    return _make(vec, normalize, X, model_id, layer, site, "point_sets", prov)
