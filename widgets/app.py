@@ -84,10 +84,8 @@ class Workbench(View):
         self.panel.layers = [self.layer]
         if len(collection.classes) > 1:
             self.picker.make()  # a default direction (class A → B) so Generate steers right away
-        row = w.Layout(width="50%")
-        self.sweep_view.layout, self.explorer.layout = row, row
         steer_box = w.VBox([w.HTML("<h4>Direction</h4>"), self.picker, w.HTML("<h4>Steer</h4>"), self.panel])
-        self.children = [w.HBox([self.sweep_view, self.explorer]), steer_box,
+        self.children = [w.HBox([self.sweep_view, self.explorer], layout=w.Layout(flex_flow="row wrap")), steer_box,
                          w.HTML("<h4>Compare</h4>"), self.comparer, self.errors]
 
     def _map_title(self) -> str:

@@ -33,6 +33,7 @@ class ClipComparer(View):
         self.columns = [w.VBox(layout=w.Layout(width="50%")), w.VBox(layout=w.Layout(width="50%"))]
         self.table = w.HTML()
         self.children = [w.HBox(self.columns), self.table, self.errors]
+        self.add_class("wb-compare")
         self._show_empty()
 
     def _show_empty(self):

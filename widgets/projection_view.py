@@ -39,7 +39,8 @@ class ProjectionExplorer(View):
     n_points = t.Int(0)
 
     def __init__(self, xy, labels: Sequence, texts: Sequence[str] | None = None, clips=None,
-                 direction_fn: Callable | None = None, title: str = "Clips in activation space", **kwargs):
+                 direction_fn: Callable | None = None, title: str = "Clips in activation space",
+                 width_px: int = 600, **kwargs):
         super().__init__(**kwargs)
         xy = np.asarray(xy, dtype=float)
         if xy.ndim != 2 or xy.shape[1] != 2:
@@ -53,7 +54,7 @@ class ProjectionExplorer(View):
         self.extra_clips: list = []
         self.classes = list(dict.fromkeys(self.labels))
         self.figure = go.FigureWidget(layout=go.Layout(
-            title=title, height=420, dragmode="lasso", hovermode="closest", clickmode="event+select",
+            title=title, width=width_px, height=420, dragmode="lasso", hovermode="closest", clickmode="event",
             margin=dict(l=30, r=20, t=40, b=30), legend=dict(itemclick=False, itemdoubleclick=False)))
         self._trace_index: list[np.ndarray] = []  # per trace: global point indices
         for i, label in enumerate(self.classes):
@@ -82,6 +83,8 @@ class ProjectionExplorer(View):
         controls = w.HBox([self.a_button, self.b_button, self.dir_button])
         self.children = [self.figure, w.HBox([self.player, self.now_playing]), controls,
                          self.groups_readout, self.errors]
+        self.add_class("wb-explorer")  # stable hooks for the browser test and custom CSS
+        self.player.add_class("wb-explorer-player")
 
     # -- from code ---------------------------------------------------------------------------
     def select(self, indices: Sequence[int]) -> None:

@@ -88,6 +88,10 @@ class SteeringPanel(View):
         self.children = [w.HBox([left, right]),
                          w.HBox([self.generate_button, self.stop_button, self.bar, self.status]),
                          self.players, self.errors]
+        self.add_class("wb-steering")
+        self.strength_slider.add_class("wb-strength")
+        self.generate_button.add_class("wb-generate")
+        self.players.add_class("wb-players")
 
     def request(self) -> dict:
         """The settings a generation uses (what `generate_fn` receives)."""

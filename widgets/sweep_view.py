@@ -35,7 +35,7 @@ class LayerSweepView(View):
     layer = t.Int(allow_none=True, help="selected layer (click a point)")
     site = t.Unicode("resid", help="site of the selected point")
 
-    def __init__(self, sweep, title: str = "Probe accuracy by layer", **kwargs):
+    def __init__(self, sweep, title: str = "Probe accuracy by layer", width_px: int = 560, **kwargs):
         super().__init__(**kwargs)
         self.rows = rows_of(sweep)
         if not self.rows:
@@ -44,7 +44,7 @@ class LayerSweepView(View):
         self.sites = list(dict.fromkeys(r["site"] for r in self.rows))
         self.figure = go.FigureWidget(layout=go.Layout(
             title=title, xaxis_title="decoder layer", yaxis_title="accuracy", yaxis_range=[0, 1.05],
-            height=320, margin=dict(l=50, r=20, t=40, b=40), clickmode="event", hovermode="closest"))
+            width=width_px, height=360, margin=dict(l=50, r=20, t=40, b=40), clickmode="event", hovermode="closest"))
         for i, site in enumerate(self.sites):
             rows = self._site_rows(site)
             color = PALETTE[i % len(PALETTE)]
@@ -63,6 +63,7 @@ class LayerSweepView(View):
             trace.on_click(self._on_click)
         self.readout = w.HTML()
         self.children = [self.figure, self.readout, self.errors]
+        self.add_class("wb-sweep")
         best = self.best_row
         self.site, self.layer = best["site"], int(best["layer"])
 
