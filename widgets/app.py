@@ -39,7 +39,8 @@ class Workbench(View):
     `.panel`, `.comparer`, `.backend`) and usable from code.
 
     handle: a workbench model handle (default `workbench.load_model()`, the teaching model).
-    collection: a `widgets.backend.Collection` (default: generate `n_per_label` clips per label).
+    collection: a `widgets.backend.Collection` or an ActivationStore from `workbench.collect.collect`
+        (default: generate `n_per_label` clips per label).
     sweep: a `workbench.probes.sweep` result on the collection (default: computed here).
     map_method: "pca" (instant) or "umap" (its first fit in a process compiles for ~15-20 s).
     """
@@ -56,6 +57,11 @@ class Workbench(View):
         if handle is None:
             import workbench
             handle = workbench.load_model()
+        if map_method == "umap":  # compile UMAP's numba code while the clips are generated
+            from workbench.projections import warm_up_umap
+            warm_up_umap()
+        if collection is not None and hasattr(collection, "arrays"):  # an ActivationStore from workbench.collect
+            collection = Collection.from_store(collection)
         if collection is None:
             collection = Collection.generate(handle, prompts_by_label or default_prompts(handle),
                                              n_per_label=n_per_label, duration_s=duration_s, seed=seed)

@@ -65,20 +65,19 @@ class Collection:
         texts = [f"“{p}” (seed {s})" for p, s in zip(prompts, seeds)]
         return cls(acts=res.activations, labels=labels, texts=texts, clips=res.clips)
 
+    @classmethod
+    def from_store(cls, store, label_column: str = "label") -> "Collection":
+        """A view of a `workbench.store.ActivationStore` (what `workbench.collect.collect` returns);
+        clips are read from the store when clicked."""
+        table = store.table
+        texts = [str(r.get("prompt") or r.get("path") or r.get("id")) for r in table]
+        has_audio = bool(store.sample_rate_hz)
+        return cls(acts=store.arrays(), labels=[str(r.get(label_column)) for r in table], texts=texts,
+                   clips=store.clip if has_audio else None)
+
     @property
     def classes(self) -> list:
         return list(dict.fromkeys(self.labels))
-
-
-@dataclasses.dataclass(frozen=True)
-class SimpleDirection:
-    """A unit vector with where it came from (what `SteeringSpec` accepts via `.vector`/`.model_id`)."""
-
-    vector: np.ndarray
-    model_id: str
-    name: str
-    site: str = "resid"
-    layer: int = 0
 
 
 class Backend:
@@ -87,7 +86,9 @@ class Backend:
     def __init__(self, handle, collection: Collection, sweep=None, projection_method: str = "pca"):
         self.handle, self.collection, self.sweep = handle, collection, sweep
         self.projection_method = projection_method
-        self._projection = None  # (site, layer, transform)
+        # "mean_norm": strength 1 moves an activation by its layer's mean norm (comparable across layers)
+        self.normalize = "mean_norm"
+        self._projection = None  # the current workbench.projections.Projection
         self.probe_key = None
         self._judge = None
         # Small decoders run fastest on one thread; on a shared 2-core machine two threads were up to
@@ -125,36 +126,26 @@ class Backend:
     # -- directions ----------------------------------------------------------------------------
     def make_direction(self, method: str, *, site: str, layer: int, class_a: str = "", class_b: str = "",
                        component: int = 0, groups=()):
-        """A direction at (site, layer) for a DirectionPicker method."""
-        X = np.asarray(self.collection.acts[(site, layer)], dtype=np.float64)
+        """A `workbench.directions.Direction` at (site, layer) for a DirectionPicker method."""
+        from workbench import directions as d
+        X = self.collection.acts[(site, layer)]
         labels = np.asarray(self.collection.labels)
+        where = dict(model_id=self.handle.model_id, layer=int(layer), site=site, normalize=self.normalize)
         if method == "probe class":
-            probe = self._probe(site, layer)
-            k = list(map(str, probe.classes_)).index(class_a)
-            vec, name = np.asarray(probe.coef_)[k], f"probe weight for {class_a}"
-        elif method == "class A → B":
-            vec, name = X[labels == class_b].mean(0) - X[labels == class_a].mean(0), f"{class_a} → {class_b}"
-        elif method == "difference of means":
-            vec, name = X[labels == class_a].mean(0) - X[labels != class_a].mean(0), f"{class_a} − rest"
-        elif method == "PCA":
-            centred = X - X.mean(0)
-            vec, name = np.linalg.svd(centred, full_matrices=False)[2][component], f"PC{component}"
-        elif method == "current selection":
-            a, b = groups
-            vec, name = X[list(b)].mean(0) - X[list(a)].mean(0), f"selection A ({len(a)}) → B ({len(b)})"
-        else:
-            raise ValueError(f"unknown direction method {method!r}")
-        return self._direction(vec, name, site, layer)
+            return d.from_probe(self._probe(site, layer), class_a, activations=X, **where)
+        if method == "class A → B":
+            return d.from_class_means(X, labels, class_b, class_a, **where)
+        if method == "difference of means":
+            return d.from_class_means(X, labels, class_a, **where)
+        if method == "PCA":
+            return d.from_pca(X, labels, class_a, component=component, **where)
+        if method == "current selection":
+            away, toward = groups
+            return d.from_point_sets(X, away, toward, **where)
+        raise ValueError(f"unknown direction method {method!r}: use one of widgets.direction_picker.METHODS")
 
     def direction_from_groups(self, site: str, layer: int) -> Callable:
         return lambda a, b: self.make_direction("current selection", site=site, layer=layer, groups=(a, b))
-
-    def _direction(self, vec, name, site, layer):
-        vec = np.asarray(vec, dtype=np.float32)
-        norm = float(np.linalg.norm(vec))
-        if not np.isfinite(norm) or norm == 0:
-            raise ValueError(f"direction {name!r} is zero: pick groups or classes that differ")
-        return SimpleDirection(vec / norm, self.handle.model_id, name, site, int(layer))
 
     def _probe(self, site: str, layer: int):
         if self.sweep is None or (site, layer) not in getattr(self.sweep, "probes", {}):
@@ -164,24 +155,18 @@ class Backend:
     # -- projection ----------------------------------------------------------------------------
     def project(self, site: str, layer: int) -> np.ndarray:
         """2-D coordinates of the collected clips at (site, layer) (`projection_method`: "pca" or
-        "umap"); the fitted map is remembered so `place` can put new clips in it."""
-        X = np.asarray(self.collection.acts[(site, layer)], dtype=np.float64)
-        if self.projection_method == "umap":
-            import umap  # numpy/numba only; the first fit in a process compiles (~15-20 s)
-            reducer = umap.UMAP(n_neighbors=min(15, len(X) - 1), random_state=0).fit(X)
-            self._projection = (site, layer, lambda Z: reducer.transform(np.asarray(Z, np.float64)))
-            return reducer.embedding_
-        mean = X.mean(0)
-        basis = np.linalg.svd(X - mean, full_matrices=False)[2][:2].T
-        self._projection = (site, layer, lambda Z: (np.asarray(Z, np.float64) - mean) @ basis)
-        return self._projection[2](X)
+        "umap", by `workbench.projections`); the map is remembered so `place` can add new clips."""
+        from workbench.projections import project
+        self._projection = project(self.collection.acts[(site, layer)], self.projection_method, site=site,
+                                   layer=layer)
+        return self._projection.embedding
 
     def place(self, clip) -> np.ndarray:
         """Where a new clip lands in the current map (teacher-forced through the unsteered model)."""
         if self._projection is None:
             raise ValueError("no map yet: call project(site, layer) first")
-        site, layer, transform = self._projection
-        return transform(self.read(clip, site, layer))
+        proj = self._projection
+        return proj.transform(self.read(clip, proj.site, proj.layer))
 
     def read(self, clip, site: str, layer: int) -> np.ndarray:
         import workbench as wb

@@ -34,7 +34,7 @@ class SteeringPanel(View):
 
     prompt = t.Unicode("")
     layers = t.List(t.Int())
-    strength = t.Float(4.0)
+    strength = t.Float(1.5, help="in units of the layer's mean activation norm for Backend directions")
     mode = t.Enum(MODES, default_value="add")
     schedule = t.Enum(SCHEDULES, default_value="constant")
     rows = t.Enum(ROWS, default_value="cond")
@@ -47,7 +47,7 @@ class SteeringPanel(View):
     clips = t.List(help="generated clips, oldest first")
     last_seconds = t.Float(0.0, help="wall time of the last generation (click to playable)")
 
-    def __init__(self, n_layers: int, generate_fn: Callable, prompt: str = "", strength_max: float = 12.0,
+    def __init__(self, n_layers: int, generate_fn: Callable, prompt: str = "", strength_max: float = 4.0,
                  max_duration_s: float = 10.0, keep_players: int = 4, **kwargs):
         super().__init__(**kwargs)
         self.generate_fn, self.keep_players = generate_fn, keep_players
@@ -60,7 +60,7 @@ class SteeringPanel(View):
         self.prompt_box = w.Text(description="prompt", placeholder="e.g. calm classical piano", style=style,
                                  layout=w.Layout(width="420px"))
         self.layers_box = w.SelectMultiple(options=list(range(n_layers)), description="layers", rows=4, style=style)
-        self.strength_slider = w.FloatSlider(min=-strength_max, max=strength_max, step=0.5, description="strength",
+        self.strength_slider = w.FloatSlider(min=-strength_max, max=strength_max, step=0.1, description="strength",
                                              continuous_update=False, style=style, layout=w.Layout(width="420px"))
         self.mode_dd = w.Dropdown(options=MODES, description="mode", style=style)
         self.schedule_dd = w.Dropdown(options=SCHEDULES, description="schedule", style=style)
