@@ -240,3 +240,22 @@ def test_workbench_links_views():
     assert len(be.generated) == 3  # the unsteered twin is cached
     html = ui._repr_mimebundle_()["text/html"]
     assert html.count("<svg") == 2 and html.count("<audio") == 2
+
+
+@pytest.mark.slow
+def test_workbench_on_a_random_tiny_model_end_to_end():
+    import workbench as wb
+    from widgets.bench_ui import ui_generate_seconds
+
+    handle = wb.random_model("tiny")
+    ui = Workbench(handle, n_per_label=4, duration_s=0.5)
+    assert ui.explorer.n_points == 8 and ui.direction is not None and ui.direction.model_id == handle.model_id
+    ui.picker.method = "PCA"
+    assert ui.picker.make() is not None and ui.direction.method == "pca"
+    ui.panel.strength, ui.panel.duration_s = 1.0, 1.0
+    clip = ui.panel.generate()
+    assert clip.steering is not None and abs(clip.duration_s - 1.0) < 0.1
+    assert ui.explorer.n_points == 9 and ui.last_error == "" and ui.panel.last_error == ""
+    assert ui.comparer.clips[0].steering is None and any(k.startswith("probe") for k in ui.comparer.scores[1])
+    result = ui_generate_seconds(handle, duration_s=1.0, repeats=1)
+    assert result["ui_generate_s"] > 0 and result["ui_generate_model"] == handle.model_id
