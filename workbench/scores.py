@@ -1,0 +1,153 @@
+"""Did steering work? Three independent readings of a clip's label.
+
+- `probe_reading`: teacher-force the clip through the *unsteered* model and apply a probe
+  (fit the probe on teacher-forced audio with the same site, layer and pooling: `collect` over an
+  AudioSet/SynthSet does exactly that).
+- `judge_reading`: the teaching model's genre judge (hand-made audio features + logistic regression),
+  blind to the model's activations.
+- `clap_reading`: CLAP zero-shot against text labels, only when CLAP weights are on this machine.
+
+`steering_success` puts them in one tidy table, one row per clip.
+
+    >>> import numpy as np, workbench as wb
+    >>> from workbench.probes import LinearProbe
+    >>> h = wb.random_model("tiny")
+    >>> clips = wb.generate(h, ["jazz", "rock"], duration_s=0.2, seeds=[0, 1]).clips
+    >>> X = np.random.default_rng(0).normal(size=(8, h.hidden_size)); probe = LinearProbe().fit(X, ["jazz", "rock"] * 4)
+    >>> rows = steering_success(h, clips, "rock", probe=probe, layer=1, judge=False, clap=False)
+    >>> sorted(rows[0]), 0 <= rows[0]["probe_p_target"] <= 1
+    (['clip', 'probe_p_target', 'probe_pred', 'target'], True)
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .errors import BadInputError, ModelNotAvailableError
+
+__all__ = ["probe_reading", "judge_reading", "clap_reading", "steering_success", "summarize", "CLAP_ENV"]
+
+CLAP_ENV = "WORKBENCH_CLAP"  # a local folder with a transformers CLAP checkpoint
+CLAP_DEFAULT = "laion/clap-htsat-unfused"
+
+
+def _waves(clips):
+    """(mono 1-D float32 arrays, sample rate) from Clips or (array, rate) pairs."""
+    waves, rates = [], set()
+    for c in clips:
+        if hasattr(c, "mono"):
+            waves.append(np.asarray(c.mono, dtype=np.float32))
+            rates.add(int(c.sample_rate_hz))
+        else:
+            wave, rate = c
+            waves.append(np.asarray(wave, dtype=np.float32).reshape(-1))
+            rates.add(int(rate))
+    if not waves:
+        raise BadInputError("no clips to score")
+    if len(rates) != 1:
+        raise BadInputError(f"clips have different sample rates {sorted(rates)}: resample them to one first")
+    return waves, rates.pop()
+
+
+def probe_reading(handle, clips, probe, *, layer: int, site: str = "resid", pooling: str = "mean",
+                  prompts=None, batch_size: int = 8) -> np.ndarray:
+    """(N, n_classes) probe probabilities of clips teacher-forced through the unsteered `handle`.
+
+    prompts: None reads with null text (the reading reflects the audio, not the prompt)."""
+    import workbench as wb
+    from .datasets import resample
+    waves, rate = _waves(clips)
+    if rate != handle.sample_rate_hz:
+        waves = [resample(w, rate, handle.sample_rate_hz) for w in waves]
+    acts = wb.teacher_force(handle, waves, handle.sample_rate_hz, prompts=prompts, batch_size=batch_size,
+                            capture=wb.CaptureSpec(layers=(layer,), sites=(site,), pooling=pooling))
+    return probe.predict_proba(acts[(site, layer)])
+
+
+def judge_reading(clips, judge=None):
+    """(classes, (N, n_classes) probabilities) from the teaching model's genre judge, or None if absent."""
+    if judge is None:
+        try:
+            from .toy.judge import load_judge
+            judge = load_judge()
+        except (ImportError, FileNotFoundError):
+            return None
+    waves, rate = _waves(clips)
+    return list(judge.classes), np.asarray(judge.predict_proba(waves, sr=rate))
+
+
+def _clap_source(model_path):
+    if model_path is not None:
+        return str(model_path)
+    return os.environ.get(CLAP_ENV) or CLAP_DEFAULT
+
+
+def clap_reading(clips, labels, *, template: str = "{label} music", model_path=None, strict: bool = False):
+    """(N, len(labels)) CLAP zero-shot probabilities, or None when no CLAP weights are available
+    locally (never downloads; strict=True raises ModelNotAvailableError instead)."""
+    source = _clap_source(model_path)
+    try:
+        from transformers import ClapModel, ClapProcessor
+        model = ClapModel.from_pretrained(source, local_files_only=True).eval()
+        processor = ClapProcessor.from_pretrained(source, local_files_only=True)
+    except (OSError, ValueError, ImportError) as error:
+        if strict:
+            raise ModelNotAvailableError(f"no CLAP weights at {source!r} on this machine: download a CLAP "
+                                         f"checkpoint and set {CLAP_ENV}=/path/to/it") from error
+        return None
+    import torch
+    from .datasets import resample
+    waves, rate = _waves(clips)
+    target = processor.feature_extractor.sampling_rate
+    waves = [resample(w, rate, target) for w in waves]
+    inputs = processor(text=[template.format(label=l) for l in labels], audio=waves, sampling_rate=target,
+                       return_tensors="pt", padding=True)
+    with torch.no_grad():
+        logits = model(**inputs).logits_per_audio
+    return logits.softmax(-1).numpy()
+
+
+def steering_success(handle, clips, target, *, probe=None, layer: int | None = None, site: str = "resid",
+                     pooling: str = "mean", judge=True, clap=True, clap_labels=None) -> list[dict]:
+    """One row per clip: the probability each available reader gives `target`, and its top label.
+
+    Columns: clip, probe_p_target/probe_pred (if probe), judge_p_target/judge_pred (if the judge is
+    available), clap_p_target/clap_pred (if CLAP weights are local)."""
+    clips = list(clips)
+    rows = [dict(clip=i, target=target) for i in range(len(clips))]
+
+    def fill(prefix, classes, probs):
+        classes = [c.item() if hasattr(c, "item") else c for c in classes]
+        if target not in classes:
+            raise BadInputError(f"target {target!r} is not one of the {prefix}'s classes {classes}")
+        for row, p in zip(rows, probs):
+            row[f"{prefix}_p_target"] = float(p[classes.index(target)])
+            row[f"{prefix}_pred"] = classes[int(np.argmax(p))]
+
+    if probe is not None:
+        if layer is None:
+            raise BadInputError("probe reading needs layer=... (the layer the probe was fitted on)")
+        fill("probe", probe.classes_, probe_reading(handle, clips, probe, layer=layer, site=site, pooling=pooling))
+    if judge:
+        reading = judge_reading(clips, None if judge is True else judge)
+        if reading is not None:
+            fill("judge", *reading)
+    if clap:
+        labels = list(clap_labels) if clap_labels is not None else (
+            [c.item() if hasattr(c, "item") else c for c in probe.classes_] if probe is not None else [target])
+        probs = clap_reading(clips, labels)
+        if probs is not None:
+            fill("clap", labels, probs)
+    return rows
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Mean of every *_p_target column and the share of clips each reader labels as the target."""
+    out = {}
+    for key in rows[0] if rows else ():
+        if key.endswith("_p_target"):
+            prefix = key[: -len("_p_target")]
+            out[key + "_mean"] = float(np.mean([r[key] for r in rows]))
+            out[prefix + "_hit_rate"] = float(np.mean([r[prefix + "_pred"] == r["target"] for r in rows]))
+    return out
