@@ -183,3 +183,30 @@ def svg_scatter(xy: np.ndarray, labels, title: str = "", width: int = 560, heigh
                      f"{html.escape(name)}</text>")
     parts.append("</svg>")
     return "".join(parts)
+
+
+def table_html(rows: list[dict], columns: list[str] | None = None, digits: int = 3) -> str:
+    """A plain HTML table of dict rows (floats rounded), e.g. a sweep's rows."""
+    columns = columns or list(dict.fromkeys(k for r in rows for k in r))
+
+    def cell(v):
+        return f"{v:.{digits}f}" if isinstance(v, float) else html.escape(str(v))
+    head = "".join(f"<th style='padding:2px 8px'>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td style='padding:2px 8px;text-align:right'>{cell(r.get(c, ''))}</td>"
+                                    for c in columns) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def confusion_html(confusion: np.ndarray, classes, title: str = "") -> str:
+    """A confusion matrix (rows: true class, columns: predicted) with cells shaded by row share."""
+    confusion = np.asarray(confusion)
+    share = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
+    names = [html.escape(str(c)) for c in classes]
+    head = "".join(f"<th style='padding:2px 8px'>{n}</th>" for n in names)
+    body = ""
+    for i, name in enumerate(names):
+        cells = "".join(f"<td style='padding:2px 8px;text-align:right;background:rgba(31,119,180,{share[i, j]:.2f})'>"
+                        f"{confusion[i, j]}</td>" for j in range(len(names)))
+        body += f"<tr><th style='padding:2px 8px'>{name}</th>{cells}</tr>"
+    cap = f"<caption>{html.escape(title)}</caption>" if title else ""
+    return f"<table>{cap}<tr><th>true \\ predicted</th>{head}</tr>{body}</table>"
