@@ -26,7 +26,7 @@ class ToySizes:
     codec_filters: int = 8
     codec_conv_shortcut: bool = False
     codec_hidden: int = 64  # latent / codebook dimension
-    codebook_size: int = 1024
+    codebook_size: int = 256
     codec_lstm_layers: int = 1
     text_hidden: int = 64
     text_layers: int = 2

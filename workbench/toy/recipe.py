@@ -25,14 +25,14 @@ from workbench.toy.architecture import ToySizes
 class Recipe:
     """Every knob of the recipe; the defaults made the shipped weights."""
 
-    n_per_genre: int = 350
+    n_per_genre: int = 300
     data_seed: int = 0
-    codec_ae_steps: int = 600
-    codec_vq_steps: int = 250
+    codec_ae_steps: int = 500
+    codec_vq_steps: int = 200
     codec_batch_size: int = 8
-    codec_crop_s: float = 0.5
-    decoder_steps: int = 260
-    decoder_batch_size: int = 24
+    codec_crop_s: float = 0.32
+    decoder_steps: int = 300
+    decoder_batch_size: int = 16
     decoder_lr: float = 2e-3
     cond_dropout: float = 0.15
     seed: int = 0

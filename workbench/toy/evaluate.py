@@ -1,0 +1,156 @@
+"""Measure the teaching model: judge, codec round trips, generation, probes and steering.
+
+Uses the workbench's own capture (`workbench.generate`, `workbench.teacher_force`), probes
+(`workbench.probes.sweep`), directions (`workbench.directions.from_class_means`) and steering
+(`workbench.SteeringSpec`), so the figures describe what a user of the workbench gets.
+
+Protocol:
+- judge_accuracy_synthetic: the judge on fresh synthetic clips (seeds unseen in training).
+- judge_accuracy_reconstructed: the judge on EnCodec round trips of those clips.
+- judge_accuracy_generated: the judge on clips generated from each genre's `EVAL_PROMPTS`.
+- probe_*: a cross-validated logistic probe per decoder layer on teacher-forced synthetic clips
+  (null text: the genre must come from the music); best layer = highest held-out accuracy.
+- steer_*: at the best layer, the direction toward genre B is mean(B) - mean(other genres) of
+  those activations (unit length), added with strength s x (mean activation norm) to the
+  conditional rows while generating from the other genres' prompts; flip rate = share of those
+  clips the judge calls B.
+
+Example:
+    >>> from workbench.toy.evaluate import evaluate, format_table
+    >>> print(format_table(evaluate(quick=True)))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from workbench.toy.prompts import EVAL_PROMPTS
+from workbench.toy.synth import GENRES, SAMPLE_RATE_HZ, synth_dataset
+
+STRENGTHS = (0.0, 0.5, 1.0, 2.0, 4.0)  # x the mean residual norm at the steered layer
+
+
+def _accuracy(predicted, truth) -> float:
+    return float(np.mean([p == t for p, t in zip(predicted, truth)]))
+
+
+def _round_trip(model, audio: np.ndarray, batch_size: int = 8) -> np.ndarray:
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(audio), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(audio[i:i + batch_size]))[:, None]
+            enc = model.audio_encoder.encode(x)
+            y = model.audio_encoder.decode(enc.audio_codes, [None]).audio_values
+            out.append(y[:, 0, :audio.shape[1]].float().numpy())
+    return np.concatenate(out)
+
+
+def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = True) -> dict:
+    """All metrics as a flat dict (see the module docstring for the protocol)."""
+    import workbench as wb
+    from workbench.directions import from_class_means
+    from workbench.probes import sweep
+    from workbench.toy.judge import load_judge
+
+    t0 = time.time()
+    n_synth = 10 if quick else 40
+    n_recon = 6 if quick else 25
+    gen_seeds = [seed] if quick else [seed, seed + 1, seed + 2, seed + 3]
+    steer_seeds = [seed + 100] if quick else [seed + 100, seed + 101]
+    handle = wb.load_model(weights)
+    judge = load_judge()
+    m: dict = dict(model_id=handle.model_id, quick=quick, seed=seed)
+
+    # 1-2. The judge on fresh synthetic clips and on their codec round trips.
+    audio, labels = synth_dataset(n_synth, seed=10_007 + seed)
+    m["judge_accuracy_synthetic"] = _accuracy(judge.predict(audio, SAMPLE_RATE_HZ), labels)
+    n_r = n_recon * len(GENRES)
+    recon = _round_trip(handle.model, audio[:n_r])
+    m["judge_accuracy_reconstructed"] = _accuracy(judge.predict(recon, SAMPLE_RATE_HZ), labels[:n_r])
+
+    # 3. Generation from each genre's evaluation prompts.
+    prompts, prompt_genres, seeds = [], [], []
+    for g in GENRES:
+        for p in EVAL_PROMPTS[g]:
+            for s in gen_seeds:
+                prompts.append(p)
+                prompt_genres.append(g)
+                seeds.append(s)
+    res = wb.generate(handle, prompts, duration_s=4.0, seeds=seeds, guidance_scale=3.0, progress=progress)
+    gen_audio = [c.waveform.mean(0) for c in res.clips]
+    gen_pred = judge.predict(gen_audio, res.clips[0].sample_rate_hz)
+    m["judge_accuracy_generated"] = _accuracy(gen_pred, prompt_genres)
+    m["judge_accuracy_generated_by_genre"] = {
+        g: _accuracy([p for p, t in zip(gen_pred, prompt_genres) if t == g], [g] * len(EVAL_PROMPTS[g]) * len(gen_seeds))
+        for g in GENRES}
+
+    # 4. Probes per layer on teacher-forced synthetic clips (null text).
+    spec = wb.CaptureSpec(layers=None, sites=("resid",), pooling="mean", rows="cond")
+    acts = wb.teacher_force(handle, list(audio), SAMPLE_RATE_HZ, prompts=None, capture=spec)
+    result = sweep(acts, np.asarray(labels), folds=5, seed=seed)
+    by_layer = {int(r["layer"]): float(r["accuracy_mean"]) for r in result.rows}
+    best_layer = max(by_layer, key=lambda layer: (by_layer[layer], -abs(layer - handle.n_layers / 2)))
+    m["probe_accuracy_by_layer"] = by_layer
+    m["probe_best_layer"] = best_layer
+    m["probe_best_layer_accuracy"] = by_layer[best_layer]
+
+    # 5. Steering at the best layer toward each genre, from the other genres' prompts.
+    X = acts[("resid", best_layer)]
+    mean_norm = float(np.linalg.norm(X, axis=1).mean())
+    m["steer_layer"] = best_layer
+    m["steer_mean_activation_norm"] = mean_norm
+    flips: dict[float, list[bool]] = {s: [] for s in STRENGTHS}
+    for target in GENRES:
+        direction = from_class_means(X, np.asarray(labels), target, model_id=handle.model_id,
+                                     layer=best_layer, normalize="unit")
+        src_prompts = [EVAL_PROMPTS[g][0] for g in GENRES if g != target for _ in steer_seeds]
+        src_seeds = [s for g in GENRES if g != target for s in steer_seeds]
+        for strength in STRENGTHS:
+            steering = wb.SteeringSpec.single(direction, layers=(best_layer,), strength=strength * mean_norm,
+                                              mode="add", rows="cond")
+            out = wb.generate(handle, src_prompts, duration_s=4.0, seeds=src_seeds, guidance_scale=3.0,
+                              steering=steering)
+            pred = judge.predict([c.waveform.mean(0) for c in out.clips], out.clips[0].sample_rate_hz)
+            flips[strength] += [p == target for p in pred]
+    rates = {s: float(np.mean(v)) for s, v in flips.items()}
+    m["steer_strengths_x_mean_norm"] = list(STRENGTHS)
+    m["steer_flip_rate_by_strength"] = {f"{s:g}": r for s, r in rates.items()}
+    best_s = max((s for s in STRENGTHS if s > 0), key=lambda s: rates[s])
+    m["steer_best_strength"] = best_s
+    m["steer_flip_rate_best"] = rates[best_s]
+    m["steer_flip_rate_zero"] = rates[0.0]
+    m["n_clips"] = dict(synthetic=len(labels), reconstructed=n_r, generated=len(prompts),
+                        steered_per_strength=len(flips[0.0]))
+    m["seconds"] = round(time.time() - t0, 1)
+    return m
+
+
+TARGETS = {"judge_accuracy_synthetic": 0.95, "judge_accuracy_reconstructed": 0.90,
+           "judge_accuracy_generated": 0.90, "probe_best_layer_accuracy": 0.90,
+           "steer_flip_rate_best": 0.60}
+
+
+def format_table(metrics: dict) -> str:
+    """A plain-text table of the headline metrics with their targets."""
+    lines = [f"{'metric':34} {'value':>8}  target"]
+    for key, target in TARGETS.items():
+        if key in metrics:
+            ok = "ok" if metrics[key] >= target else "MISSED"
+            lines.append(f"{key:34} {metrics[key]:8.3f}  >= {target:.2f} {ok}")
+    if "steer_flip_rate_zero" in metrics:
+        ok = "ok" if metrics["steer_flip_rate_zero"] <= 0.10 else "MISSED"
+        lines.append(f"{'steer_flip_rate_zero':34} {metrics['steer_flip_rate_zero']:8.3f}  <= 0.10 {ok}")
+    for s, r in metrics.get("steer_flip_rate_by_strength", {}).items():
+        lines.append(f"{'  flip rate @ ' + s + ' x mean norm':34} {r:8.3f}")
+    for layer, acc in metrics.get("probe_accuracy_by_layer", {}).items():
+        lines.append(f"{'  probe accuracy, layer ' + str(layer):34} {acc:8.3f}")
+    for g, acc in metrics.get("judge_accuracy_generated_by_genre", {}).items():
+        lines.append(f"{'  generated, ' + g:34} {acc:8.3f}")
+    lines.append(f"steered at layer {metrics.get('steer_layer')}, best strength "
+                 f"{metrics.get('steer_best_strength')} x mean norm {metrics.get('steer_mean_activation_norm', 0):.2f}; "
+                 f"{metrics.get('seconds')} s")
+    return "\n".join(lines)
