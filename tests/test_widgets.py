@@ -35,7 +35,7 @@ def plotly_event(fig, event, point_indexes, trace_indexes):
 
 
 @pytest.mark.parametrize("module", ["static", "sweep_view", "projection_view", "direction_picker",
-                                    "steering_panel", "clip_compare"])
+                                    "steering_panel", "clip_compare", "teaching"])
 def test_docstring_examples(module):
     mod = __import__(f"widgets.{module}", fromlist=["_"])
     assert doctest.testmod(mod).failed == 0
