@@ -19,6 +19,7 @@ import hashlib
 import json
 
 import numpy as np
+import torch
 
 from .errors import BadInputError, EmptyInputError
 from .store import ActivationStore
@@ -124,14 +125,15 @@ def _run_batch(handle, inputs: _Inputs, indices, run_spec, gen_kwargs):
 
 def collect(handle, inputs, capture_spec, store_dir, batch_size: int = 8, *, per_step_layers=(),
             mode: str | None = None, keep_audio: bool = True, progress: bool = True, compact: bool = True,
-            **gen_kwargs) -> ActivationStore:
+            threads: int | None = None, **gen_kwargs) -> ActivationStore:
     """Capture `capture_spec` for every input into the store at `store_dir` (resuming it if it exists).
 
     inputs: PromptSet / AudioSet / SynthSet, a list of prompts, or a list of dicts.
     per_step_layers: layers whose unpooled (T, H) activations are kept too (opt-in: they are big).
     gen_kwargs go to `workbench.generate` (duration_s, guidance_scale, ...). Reopening a store made
     by another model, spec or settings raises StoreMismatchError. compact merges the shards at the end
-    so each layer is one memory-mapped file.
+    so each layer is one memory-mapped file. threads: torch intra-op threads while collecting (None:
+    unchanged; 1 is much faster for tiny models on a shared CPU, where 2 threads spin-wait).
     """
     import workbench as wb
     items = as_inputs(inputs, mode)
@@ -157,6 +159,9 @@ def collect(handle, inputs, capture_spec, store_dir, batch_size: int = 8, *, per
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(items.rows), initial=len(items.rows) - len(todo), unit="clip", desc="collect")
+    threads_before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
     try:
         for start in range(0, len(todo), batch_size):
             indices = todo[start:start + batch_size]
@@ -167,6 +172,7 @@ def collect(handle, inputs, capture_spec, store_dir, batch_size: int = 8, *, per
             if bar is not None:
                 bar.update(len(indices))
     finally:
+        torch.set_num_threads(threads_before)
         if bar is not None:
             bar.close()
     if compact:
