@@ -42,6 +42,7 @@ class Workbench(View):
     collection: a `widgets.backend.Collection` or an ActivationStore from `workbench.collect.collect`
         (default: generate `n_per_label` clips per label).
     sweep: a `workbench.probes.sweep` result on the collection (default: computed here).
+    prompt: the steering panel's starting prompt (default: the store's first prompt, or a genre prompt).
     map_method: "pca" (instant) or "umap" (its first fit in a process compiles for ~15-20 s).
     """
 
@@ -50,7 +51,7 @@ class Workbench(View):
 
     def __init__(self, handle=None, collection: Collection | None = None, sweep=None, *,
                  prompts_by_label: dict | None = None, n_per_label: int = 8, duration_s: float = 2.0,
-                 steer_duration_s: float = 4.0, seed: int = 0, map_method: str = "pca", backend: Backend | None = None, **kwargs):
+                 steer_duration_s: float = 4.0, seed: int = 0, map_method: str = "pca", prompt: str | None = None, backend: Backend | None = None, **kwargs):
         super().__init__(**kwargs)
         if backend is not None:  # a ready backend (or a test fake) brings its handle, collection and sweep
             handle, collection, sweep = backend.handle, backend.collection, backend.sweep
@@ -61,6 +62,7 @@ class Workbench(View):
             from workbench.projections import warm_up_umap
             warm_up_umap()
         if collection is not None and hasattr(collection, "arrays"):  # an ActivationStore from workbench.collect
+            prompt = prompt or next((r.get("prompt") for r in collection.table if r.get("prompt")), None)
             collection = Collection.from_store(collection)
         if collection is None:
             collection = Collection.generate(handle, prompts_by_label or default_prompts(handle),
@@ -78,8 +80,9 @@ class Workbench(View):
                                            texts=collection.texts, clips=collection.clips,
                                            direction_fn=self._direction_from_groups, title=self._map_title())
         self.picker = DirectionPicker(collection.classes, make_fn=self.backend.make_direction)
-        first_prompts = next(iter((prompts_by_label or default_prompts(handle)).values()))
-        prompt = first_prompts if isinstance(first_prompts, str) else first_prompts[0]
+        if prompt is None:
+            first_prompts = next(iter((prompts_by_label or default_prompts(handle)).values()))
+            prompt = first_prompts if isinstance(first_prompts, str) else first_prompts[0]
         self.panel = SteeringPanel(handle.n_layers, self.backend.generate, prompt=prompt,
                                    max_duration_s=min(10.0, float(handle.max_duration_s)))
         self.panel.duration_s = min(steer_duration_s, float(handle.max_duration_s))
