@@ -176,20 +176,18 @@ class Backend:
 
     # -- scores --------------------------------------------------------------------------------
     def scores(self, clip) -> dict:
-        """Judge probabilities (teaching-model genres) and the probe's reading at `probe_key`."""
+        """Judge probabilities (teaching model only: it knows the four synthetic genres) and the probe's
+        reading at `probe_key` (the clip teacher-forced through the unsteered model, null text)."""
+        from workbench import scores
         out = {}
-        judge = self._load_judge()
-        if judge is not None:
-            probs = judge.predict_proba([clip.mono], sr=clip.sample_rate_hz)[0]
-            out.update({f"judge: {c}": float(p) for c, p in zip(judge.classes, probs)})
+        if "teaching" in str(self.handle.model_id):
+            judged = scores.judge_reading([clip])
+            if judged is not None:
+                classes, probs = judged
+                out.update({f"judge: {c}": float(p) for c, p in zip(classes, probs[0])})
         if self.probe_key is not None and self.sweep is not None and self.probe_key in self.sweep.probes:
+            site, layer = self.probe_key
             probe = self.sweep.probes[self.probe_key]
-            probs = probe.predict_proba(self.read(clip, *self.probe_key))[0]
-            out.update({f"probe L{self.probe_key[1]}: {c}": float(p) for c, p in zip(probe.classes_, probs)})
+            probs = scores.probe_reading(self.handle, [clip], probe, layer=layer, site=site)[0]
+            out.update({f"probe L{layer}: {c}": float(p) for c, p in zip(probe.classes_, probs)})
         return out
-
-    def _load_judge(self):
-        if self._judge is None and "teaching" in str(self.handle.model_id):
-            from workbench.toy.judge import load_judge
-            self._judge = load_judge()
-        return self._judge
