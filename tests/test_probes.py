@@ -91,3 +91,19 @@ def test_bad_inputs_name_the_fix():
     with pytest.raises(TooFewSamplesError, match="folds=3"):
         sweep({("resid", 0): X[:9]}, y[:9], folds=5)
     assert issubclass(OneClassError, ValueError)
+
+
+def test_sweep_reads_an_activation_store(tmp_path):
+    from workbench.store import ActivationStore
+    X, y = blobs(n=60)
+    store = ActivationStore.create(tmp_path / "s", model_id="m", spec={}, spec_key="k",
+                                   keys=[("resid", 0), ("resid", 1)])
+    rows = [dict(id=str(i), label=str(lab)) for i, lab in enumerate(y)]
+    store.append({("resid", 0): X, ("resid", 1): X[:, ::-1]}, rows[:], None, None)
+    result = sweep(store, folds=3, layers=[1])
+    assert [r["layer"] for r in result.rows] == [1] and result.rows[0]["accuracy_mean"] > 0.9
+    with pytest.raises(LabelMismatchError, match="one label per row"):
+        sweep(store, labels=y[:10], folds=3)
+    both = np.stack([X, X], axis=1)
+    with pytest.raises(ValueError, match="cfg_row='cond'"):
+        sweep({("resid", 0): both}, y, folds=3)

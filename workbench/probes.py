@@ -50,8 +50,9 @@ class LabelMismatchError(ProbeInputError):
 def _check_inputs(X, y=None, *, folds: int | None = None, what: str = "activations"):
     X = np.asarray(X)
     if X.ndim != 2:
-        raise ProbeInputError(f"{what} must be 2-D (clips, features); got shape {X.shape}. "
-                              "Pool per-step captures first (e.g. mean over time).")
+        hint = ("for a store collected with rows='both' pass store.arrays(cfg_row='cond')" if X.ndim == 3
+                else "pool per-step captures first (e.g. mean over time)")
+        raise ProbeInputError(f"{what} must be 2-D (clips, features); got shape {X.shape}: {hint}")
     if not np.isfinite(X).all():
         bad = int((~np.isfinite(X).all(axis=1)).sum())
         raise NonFiniteActivationsError(
@@ -185,7 +186,7 @@ class LinearProbe:
     def fit(self, X, y) -> "LinearProbe":
         X, y = _check_inputs(X, y)
         self.classes_, codes = np.unique(y, return_inverse=True)
-        Xt = torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32))
+        Xt = torch.from_numpy(np.array(X, dtype=np.float32))
         Y = torch.nn.functional.one_hot(torch.as_tensor(codes), len(self.classes_)).float()
         coef, intercept, mean, scale = _fit_batch(self.kind, Xt, Y[:, None], torch.ones(1, len(Xt)),
                                                   self.C, self.alpha, self.standardize, self.max_iter)
@@ -332,7 +333,10 @@ def sweep(source, labels=None, *, layers=None, sites=None, folds: int = 5, contr
 
 def _sweep_group(group, Y, M, probe, fold_of, codes, shuffled, folds, control, result):
     """Fit every fold/control/full fit of a group of same-shaped layers together; append to result."""
-    X = torch.stack([torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32)) for _, x in group])
+    buf = np.empty((len(group), *group[0][1].shape), dtype=np.float32)  # one copy, also of read-only memmaps
+    for i, (_, x) in enumerate(group):
+        buf[i] = x
+    X = torch.from_numpy(buf)
     if probe.kind == "logistic":
         with torch.enable_grad():
             coef, intercept, mean, scale = _fit_logistic(X, Y, M, probe.C, probe.standardize,
