@@ -238,6 +238,8 @@ def test_workbench_links_views():
     assert ui.comparer.clips[1] is clip and ui.explorer.n_points == 9
     ui.panel.generate()
     assert len(be.generated) == 3  # the unsteered twin is cached
+    ui.map_dd.value = "umap"  # the map toggle re-projects through the backend
+    assert be.projection_method == "umap" and "(UMAP)" in ui.explorer.title and ui.explorer.n_points == 8
     html = ui._repr_mimebundle_()["text/html"]
     assert html.count("<svg") == 2 and html.count("<audio") == 2
 

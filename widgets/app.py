@@ -43,11 +43,13 @@ class Workbench(View):
         (default: generate `n_per_label` clips per label).
     sweep: a `workbench.probes.sweep` result on the collection (default: computed here).
     prompt: the steering panel's starting prompt (default: the store's first prompt, or a genre prompt).
-    map_method: "pca" (instant) or "umap" (its first fit in a process compiles for ~15-20 s).
+    map_method: "pca" (instant) or "umap" (the first UMAP fit in a process compiles numba code: 15-20 s
+        on an idle 2-core machine, up to ~100 s on a busy one); switch any time with `ui.map_method`.
     """
 
     layer = t.Int(0)
     site = t.Unicode("resid")
+    map_method = t.Enum(("pca", "umap"), default_value="pca", help="how the explorer maps the clips")
 
     def __init__(self, handle=None, collection: Collection | None = None, sweep=None, *,
                  prompts_by_label: dict | None = None, n_per_label: int = 8, duration_s: float = 2.0,
@@ -58,9 +60,6 @@ class Workbench(View):
         if handle is None:
             import workbench
             handle = workbench.load_model()
-        if map_method == "umap":  # compile UMAP's numba code while the clips are generated
-            from workbench.projections import warm_up_umap
-            warm_up_umap()
         if collection is not None and hasattr(collection, "arrays"):  # an ActivationStore from workbench.collect
             prompt = prompt or next((r.get("prompt") for r in collection.table if r.get("prompt")), None)
             collection = Collection.from_store(collection)
@@ -73,6 +72,7 @@ class Workbench(View):
             sweep = run_sweep(collection.acts, collection.labels, folds=folds)
         self.handle, self.collection = handle, collection
         self.backend = backend or Backend(handle, collection, sweep=sweep, projection_method=map_method)
+        self.set_trait("map_method", map_method)
         self.sweep_view = LayerSweepView(sweep)
         self.site, self.layer = self.sweep_view.site, self.sweep_view.layer
         self.backend.probe_key = (self.site, self.layer)
@@ -93,6 +93,11 @@ class Workbench(View):
         self.panel.layers = [self.layer]
         if len(collection.classes) > 1:
             self.picker.make()  # a default direction (class A → B) so Generate steers right away
+        self.map_dd = w.ToggleButtons(options=[("PCA", "pca"), ("UMAP", "umap")], description="map",
+                                      style={"button_width": "70px"}, tooltips=[
+                                          "instant", "slower: the first UMAP fit in a process compiles (15-100 s)"])
+        t.link((self, "map_method"), (self.map_dd, "value"))
+        self.explorer.children = (self.map_dd,) + tuple(self.explorer.children)
         steer_box = w.VBox([w.HTML("<h4>Direction</h4>"), self.picker, w.HTML("<h4>Steer</h4>"), self.panel])
         self.children = [w.HBox([self.sweep_view, self.explorer], layout=w.Layout(flex_flow="row wrap")), steer_box,
                          w.HTML("<h4>Compare</h4>"), self.comparer, self.errors]
@@ -113,11 +118,12 @@ class Workbench(View):
         self.picker.observe(lambda ch: setattr(self.panel, "direction", ch["new"]), names="direction")
         self.panel.on_clip(self._after_clip)
 
-    @t.observe("layer", "site")
+    @t.observe("layer", "site", "map_method")
     def _layer_changed(self, change):
         if not hasattr(self, "explorer"):
             return
         try:
+            self.backend.projection_method = self.map_method
             self.backend.probe_key = (self.site, self.layer)
             self.picker.layer, self.picker.site = self.layer, self.site
             self.panel.layers = [self.layer]
