@@ -283,12 +283,14 @@ def _iter_sources(source, layers, sites):
 
 def sweep(source, labels=None, *, layers=None, sites=None, folds: int = 5, control: bool = True,
           kind: str = "logistic", seed: int = 0, label_column: str = "label",
-          group_bytes: int = 512 * 2**20, **probe_kwargs) -> SweepResult:
+          group_bytes: int = 512 * 2**20, threads: int | None = None, **probe_kwargs) -> SweepResult:
     """Cross-validated probe accuracy per (site, layer), with a shuffled-label control.
 
     source: dict[(site, layer)] -> (N, H) array, or an ActivationStore (labels then default to its
     table's `label_column`). Folds are stratified and seeded; the control refits on the same folds
     with labels permuted once. Layers are fitted together in groups of about `group_bytes`.
+    threads: torch intra-op threads for the fit (None: unchanged; on a CPU shared with other busy
+    processes 1 thread was 3x faster than 2, which spin-wait).
     Returns a SweepResult; `print(result)` shows the table.
 
         >>> import numpy as np
@@ -315,6 +317,18 @@ def sweep(source, labels=None, *, layers=None, sites=None, folds: int = 5, contr
                         dtype=torch.float32)
     Y = torch.stack([torch.nn.functional.one_hot(torch.as_tensor(c), K).float() for c in fit_codes], 1)
 
+    threads_before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    try:
+        return _sweep_groups(source, labels, layers, sites, Y, M, probe, fold_of, codes, shuffled, folds,
+                             control, classes, group_bytes)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _sweep_groups(source, labels, layers, sites, Y, M, probe, fold_of, codes, shuffled, folds, control,
+                  classes, group_bytes):
     result = SweepResult(rows=[], classes=classes)
     group, group_size = [], 0
     for key, X in _iter_sources(source, layers, sites):
