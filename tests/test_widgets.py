@@ -173,6 +173,7 @@ def test_clip_comparer_players_spectrograms_scores():
     bad = ClipComparer(score_fn=lambda clip: 1 / 0)
     bad.compare(tone(), tone())
     assert "ZeroDivisionError" in bad.last_error and len(bad.columns[0].children) == 3
+    assert bad.scores[1]["score error"].startswith("ZeroDivisionError")
 
 
 class FakeClip:

@@ -52,8 +52,16 @@ class ClipComparer(View):
                             w.Audio(value=wav_bytes(samples, rate), format="wav", autoplay=False),
                             w.Image(value=spectrogram_png(clip), format="png", layout=w.Layout(width="95%"))]
         self.clips = pair
-        self.scores = [dict(self.score_fn(c)) for c in pair] if self.score_fn else []
+        self.scores = [self._score(c) for c in pair] if self.score_fn else []
         self.table.value = self._table_html()
+
+    def _score(self, clip) -> dict:
+        """score_fn(clip), or {"score error": ...} (also shown in `errors`): players stay usable."""
+        try:
+            return dict(self.score_fn(clip))
+        except Exception as exc:
+            self.report(exc)
+            return {"score error": f"{type(exc).__name__}: {exc}"}
 
     @staticmethod
     def describe(clip) -> str:
