@@ -70,7 +70,8 @@ class Collection:
         """A view of a `workbench.store.ActivationStore` (what `workbench.collect.collect` returns);
         clips are read from the store when clicked."""
         table = store.table
-        texts = [str(r.get("prompt") or r.get("path") or r.get("id")) for r in table]
+        texts = [str(r.get("prompt") or r.get("path") or r.get("id"))
+                 + (f" (seed {r['seed']})" if r.get("seed") is not None else "") for r in table]
         has_audio = bool(store.sample_rate_hz)
         return cls(acts=store.arrays(), labels=[str(r.get(label_column)) for r in table], texts=texts,
                    clips=store.clip if has_audio else None)
