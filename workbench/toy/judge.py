@@ -52,7 +52,7 @@ def _autocorr_peak(env: np.ndarray, frame_rate: float, lo_s: float, hi_s: float)
 FEATURE_NAMES: tuple[str, ...] = (
     *(f"band_{lo}_{hi}" for lo, hi in zip(_BANDS_HZ[:-1], _BANDS_HZ[1:])),
     "centroid_mean", "centroid_std", "rolloff_mean", "flatness_mean", "flatness_std",
-    "rms_cv", "rms_p90_p10", "crest", "zcr",
+    "rms_cv", "rms_p90_p10",
     "flux_mean", "flux_cv", "onset_rate", "low_flux_cv", "low_onset_rate", "high_flux_cv",
     "ac_onset_peak", "ac_onset_lag", "ac_low_peak", "ac_low_lag", "ac_high_peak",
     "low_high_flux_corr", "tonal_peakiness", "low_band_cv",
@@ -93,10 +93,10 @@ def audio_features(audio: np.ndarray, sr: int = SAMPLE_RATE_HZ) -> np.ndarray:
     feats += [np.log(centroid.mean()), centroid.std() / centroid.mean(), np.log(rolloff.mean() + 1),
               np.log(flatness.mean()), flatness.std() / (flatness.mean() + 1e-9)]
     rms = np.sqrt(total / _N_FFT)
+    # No crest factor or zero-crossing rate: they follow phase and hiss, not genre, and a codec
+    # (which does not keep phase) moves them a lot.
     feats += [rms.std() / (rms.mean() + 1e-9),
-              np.log((np.percentile(rms, 90) + 1e-6) / (np.percentile(rms, 10) + 1e-6)),
-              np.log(1.0 / (np.sqrt(np.mean(x ** 2)) + 1e-9)),
-              np.mean(np.abs(np.diff(np.sign(x)))) / 2]
+              np.log((np.percentile(rms, 90) + 1e-6) / (np.percentile(rms, 10) + 1e-6))]
 
     def flux(mask: np.ndarray) -> np.ndarray:
         logmag = np.log(power[:, mask] + 1e-6)
@@ -126,8 +126,11 @@ def audio_features(audio: np.ndarray, sr: int = SAMPLE_RATE_HZ) -> np.ndarray:
 
 
 def degrade(audio: np.ndarray, rng: np.random.Generator, sr: int = SAMPLE_RATE_HZ) -> np.ndarray:
-    """A random codec-like degradation: low-pass, noise, smeared transients (training augmentation)."""
+    """A random codec-like degradation: phase change, low-pass, noise, smeared transients (augmentation)."""
     x = np.asarray(audio, dtype=np.float64)
+    for _ in range(int(rng.integers(1, 4))):  # all-pass sections: new phase, same spectrum
+        c = rng.uniform(-0.9, 0.9)
+        x = lfilter([c, 1.0], [1.0, c], x)
     a = rng.uniform(0.0, 0.8)
     x = lfilter([1 - a], [1, -a], x)
     if rng.random() < 0.5:

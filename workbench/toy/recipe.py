@@ -27,11 +27,12 @@ class Recipe:
 
     n_per_genre: int = 300
     data_seed: int = 0
-    codec_ae_steps: int = 500
-    codec_vq_steps: int = 200
+    codec_ae_steps: int = 1600
+    codec_vq_steps: int = 600
     codec_batch_size: int = 8
     codec_crop_s: float = 0.32
-    decoder_steps: int = 300
+    codec_lr: float = 1.5e-3
+    decoder_steps: int = 1100
     decoder_batch_size: int = 16
     decoder_lr: float = 2e-3
     cond_dropout: float = 0.15
@@ -119,7 +120,8 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
     else:
         codec = build_codec(recipe.sizes, seed=recipe.seed)
         train_codec(codec, audio, ae_steps=recipe.codec_ae_steps, vq_steps=recipe.codec_vq_steps,
-                    batch_size=recipe.codec_batch_size, crop_s=recipe.codec_crop_s, seed=recipe.seed,
+                    batch_size=recipe.codec_batch_size, crop_s=recipe.codec_crop_s, lr=recipe.codec_lr,
+                    seed=recipe.seed,
                     progress=progress, log=log)
         codec.save_pretrained(codec_dir)
     timings["codec_s"] = time.time() - t
