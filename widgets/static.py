@@ -140,7 +140,9 @@ def svg_lines(series: dict, title: str = "", x_label: str = "layer", y_label: st
     parts = _frame(width, height, title, x_label, y_label)
     parts.append(f"<rect x='{left}' y='{top}' width='{right - left}' height='{bottom - top}' "
                  "fill='none' stroke='#999'/>")
-    for tick in np.linspace(*y_range, 5):
+    span = (y_range[1] - y_range[0]) or 1.0
+    step = min((m * 10 ** e for e in range(-3, 4) for m in (1, 2, 2.5, 5) if m * 10 ** e >= span / 6), default=span)
+    for tick in np.arange(np.ceil(y_range[0] / step) * step, y_range[1] + 1e-9, step):
         y = bottom - (tick - y_range[0]) / ((y_range[1] - y_range[0]) or 1) * (bottom - top)
         parts.append(f"<text x='{left - 4}' y='{y + 4:.1f}' text-anchor='end'>{tick:.2g}</text>")
     for x in sorted(set(all_x.tolist())):
