@@ -16,6 +16,17 @@ from workbench.collect import collect
 from workbench.datasets import PromptSet
 from workbench.store import ActivationStore, StoreMismatchError
 
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The tiny model is latency-bound: on a shared 2-core CPU, 2 torch threads spin-wait (10x slower)."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 SPEC = dict(layers=(0, 2), pooling="mean")
 GEN = dict(duration_s=0.2, guidance_scale=3.0)
 
@@ -94,6 +105,8 @@ def test_collect_audio_by_teacher_forcing(tiny, tmp_path):
 
 CHILD = textwrap.dedent("""
     import os, sys, time
+    import torch
+    torch.set_num_threads(1)
     import workbench as wb
     from workbench import collect as cm, store as sm
     from workbench.datasets import PromptSet

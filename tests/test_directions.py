@@ -8,6 +8,17 @@ from workbench.directions import (Direction, from_class_means, from_pca, from_po
 from workbench.errors import BadInputError, DirectionMismatchError, NotFiniteError
 from workbench.probes import LinearProbe
 
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The tiny model is latency-bound: on a shared 2-core CPU, 2 torch threads spin-wait (10x slower)."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 MID = "random/tiny@seed0"
 
 
