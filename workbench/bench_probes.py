@@ -7,7 +7,7 @@
 
     >>> out = probe_sweep_seconds(n_layers=2, n_clips=200, hidden=64)
     >>> sorted(out)
-    ['probe_sweep_best_accuracy', 'probe_sweep_s']
+    ['probe_sweep_best_accuracy', 'probe_sweep_cpu_s', 'probe_sweep_s']
 """
 from __future__ import annotations
 
@@ -31,15 +31,19 @@ def _activations(n_layers: int, n_clips: int, hidden: int, n_classes: int = 4, s
     return acts, labels
 
 
-def probe_sweep_seconds(n_layers: int = 24, n_clips: int = 2000, hidden: int = 1024, folds: int = 5) -> dict:
-    """Wall seconds of `probes.sweep` (logistic, `folds`-fold, with control) on synthetic activations."""
+def probe_sweep_seconds(n_layers: int = 24, n_clips: int = 2000, hidden: int = 1024, folds: int = 5,
+                        threads: int | None = None) -> dict:
+    """Wall seconds of `probes.sweep` (logistic, `folds`-fold, with control) on synthetic activations.
+
+    threads: torch threads for the fit (None: torch's default, i.e. all cores)."""
     from .probes import sweep
     acts, labels = _activations(n_layers, n_clips, hidden)
     gc.collect()
-    start = time.perf_counter()
-    result = sweep(acts, labels, folds=folds, control=True, kind="logistic")
+    start, cpu = time.perf_counter(), time.process_time()
+    result = sweep(acts, labels, folds=folds, control=True, kind="logistic", threads=threads)
     seconds = time.perf_counter() - start
-    return {"probe_sweep_s": seconds, "probe_sweep_best_accuracy": result.best()["accuracy_mean"]}
+    return {"probe_sweep_s": seconds, "probe_sweep_cpu_s": time.process_time() - cpu,
+            "probe_sweep_best_accuracy": result.best()["accuracy_mean"]}
 
 
 def umap_seconds(n_points: int = 5000, hidden: int = 1024) -> dict:
