@@ -260,5 +260,16 @@ def test_workbench_on_a_random_tiny_model_end_to_end():
     assert clip.steering is not None and abs(clip.duration_s - 1.0) < 0.1
     assert ui.explorer.n_points == 9 and ui.last_error == "" and ui.panel.last_error == ""
     assert ui.comparer.clips[0].steering is None and any(k.startswith("probe") for k in ui.comparer.scores[1])
+    # Stop interrupts a real generation between steps (the core's stop= hook)
+    ui.panel.duration_s = 30.0
+    n_clips = len(ui.clips)
+    ui.panel.generate(wait=False)
+    deadline = time.monotonic() + 30
+    while ui.panel.progress < 0.04 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    ui.panel.stop()
+    ui.panel.wait(30)
+    assert ui.panel.status.value == "stopped" and len(ui.clips) == n_clips and ui.panel.last_error == ""
+    assert 0 < ui.panel.progress < 1 and not ui.panel.generate_button.disabled
     result = ui_generate_seconds(handle, duration_s=1.0, repeats=1)
     assert result["ui_generate_s"] > 0 and result["ui_generate_model"] == handle.model_id
