@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .errors import BadInputError, EmptyInputError
-from .store import ActivationStore
+from .store import ActivationStore, array_hash
 
 __all__ = ["collect", "as_inputs", "pool_steps"]
 
@@ -56,6 +56,9 @@ def as_inputs(inputs, mode: str | None = None) -> _Inputs:
     else:
         items = [dict(prompt=x) if isinstance(x, str) else dict(x) for x in inputs]
         waves = [it.pop("audio", None) for it in items]
+        for it, wave in zip(items, waves):
+            if wave is not None and "id" not in it:  # identify clips by content, so reruns resume
+                it["id"] = "audio-" + array_hash(np.asarray(wave, dtype=np.float32))
         srs = {it.pop("sample_rate_hz", None) for it, w in zip(items, waves) if w is not None}
         if len(srs) > 1:
             raise BadInputError(f"audio inputs mix sample rates {sorted(srs)}: resample them to one "
