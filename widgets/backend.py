@@ -57,9 +57,10 @@ class Collection:
             prompts += [options[i % len(options)] for i in range(n_per_label)]
             labels += [label] * n_per_label
         seeds = [seed + i for i in range(len(prompts))]
-        res = wb.generate(handle, prompts, duration_s=duration_s, seeds=seeds, guidance_scale=guidance_scale,
-                          capture=wb.CaptureSpec(sites=tuple(sites), pooling="mean"), batch_size=batch_size,
-                          progress=progress)
+        with _intra_op_threads(1 if getattr(handle, "hidden_size", 0) <= 512 else None):
+            res = wb.generate(handle, prompts, duration_s=duration_s, seeds=seeds, guidance_scale=guidance_scale,
+                              capture=wb.CaptureSpec(sites=tuple(sites), pooling="mean"), batch_size=batch_size,
+                              progress=progress)
         for clip, label in zip(res.clips, labels):
             clip.label = label
         texts = [f"“{p}” (seed {s})" for p, s in zip(prompts, seeds)]

@@ -87,6 +87,9 @@ def test_quickstart_in_chromium(need_chromium, tmp_path, artifacts_dir):
         players = panel.locator(".wb-players audio")
         n_audio = players.count()
         panel.locator(".wb-generate").click()
+        # while it runs: Generate disabled, Stop enabled, the progress bar moving
+        page.wait_for_function("el => el.disabled", arg=panel.locator(".wb-generate").element_handle(),
+                               timeout=10_000)
         lab_page.shot("04-generating")
         page.wait_for_function("([el, n]) => el.querySelectorAll('.wb-players audio').length > n",
                                arg=[panel.element_handle(), n_audio], timeout=120_000)
