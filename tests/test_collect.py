@@ -167,8 +167,10 @@ def test_kill_9_then_resume(tiny, tmp_path, counted):
 def test_continuation_mode_and_content_ids(tiny, tmp_path):
     rng = np.random.default_rng(1)
     waves = [rng.normal(0, 0.1, 3200).astype(np.float32) for _ in range(2)]
-    items = [dict(prompt="jazz", label="a", audio=w, sample_rate_hz=tiny.sample_rate_hz) for w in waves]
+    items = [dict(prompt="jazz", label="a", audio=w, sample_rate_hz=tiny.sample_rate_hz, seed=np.int64(i))
+             for i, w in enumerate(waves)]
     store = collect(tiny, items, wb.CaptureSpec(layers=(1,)), tmp_path / "s", mode="continuation",
                     progress=False, duration_s=0.2)
     assert len(store) == 2 and len(set(store.column("id"))) == 2  # same label/prompt, different audio
+    assert store.column("seed") == [0, 1]  # numpy scalars kept as plain numbers
     assert store.audio(0).shape[-1] > len(waves[0])  # the prompt audio plus its continuation

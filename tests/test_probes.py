@@ -107,3 +107,12 @@ def test_sweep_reads_an_activation_store(tmp_path):
     both = np.stack([X, X], axis=1)
     with pytest.raises(ValueError, match="cfg_row='cond'"):
         sweep({("resid", 0): both}, y, folds=3)
+
+
+def test_large_activation_offsets_keep_float32_precision():
+    X, y = blobs(n=90, d=8, shift=0.5)
+    offset = np.float32(3000.0)  # like MusicGen's "massive activation" dimensions
+    small = LinearProbe(C=0.5).fit(X, y)
+    big = LinearProbe(C=0.5).fit(X + offset, y)
+    np.testing.assert_allclose(big.coef_standardized_, small.coef_standardized_, atol=2e-3)
+    assert (big.predict(X + offset) == small.predict(X)).mean() > 0.97

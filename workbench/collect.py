@@ -132,7 +132,8 @@ def collect(handle, inputs, capture_spec, store_dir, batch_size: int = 8, *, per
     """Capture `capture_spec` for every input into the store at `store_dir` (resuming it if it exists).
 
     inputs: PromptSet / AudioSet / SynthSet, a list of prompts, or a list of dicts.
-    per_step_layers: layers whose unpooled (T, H) activations are kept too (opt-in: they are big).
+    per_step_layers: layers whose unpooled (T, H) activations are kept too (opt-in: they are big;
+    conditional rows only when rows="both").
     gen_kwargs go to `workbench.generate` (duration_s, guidance_scale, ...). Reopening a store made
     by another model, spec or settings raises StoreMismatchError. compact merges the shards at the end
     so each layer is one memory-mapped file. threads: torch intra-op threads while collecting (None:
@@ -170,7 +171,7 @@ def collect(handle, inputs, capture_spec, store_dir, batch_size: int = 8, *, per
             indices = todo[start:start + batch_size]
             acts, audio = _run_batch(handle, items, indices, run_spec, gen_kwargs)
             pooled, steps = _split(acts, keys, step_keys, capture_spec, len(indices))
-            rows = [{k: v for k, v in items.rows[i].items() if _jsonable(v)} for i in indices]
+            rows = [_metadata(items.rows[i]) for i in indices]
             store.append(pooled, rows, steps, audio if keep_audio else None)
             if bar is not None:
                 bar.update(len(indices))
@@ -183,8 +184,15 @@ def collect(handle, inputs, capture_spec, store_dir, batch_size: int = 8, *, per
     return store
 
 
-def _jsonable(value) -> bool:
-    return isinstance(value, (str, int, float, bool, type(None), list, tuple, dict))
+def _metadata(row: dict) -> dict:
+    """The row's JSON-able fields (numpy scalars as plain numbers; arrays and objects left out)."""
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, (str, int, float, bool, type(None), list, tuple, dict)):
+            out[key] = value
+    return out
 
 
 def _split(acts, keys, step_keys, spec, n):

@@ -83,10 +83,12 @@ def _standardize_stats(X: torch.Tensor, masks: torch.Tensor, standardize: bool):
     if not standardize:
         shape = (*X.shape[:-2], len(masks), X.shape[-1])
         return torch.zeros(shape), torch.ones(shape)
-    mean = masks @ X / n_f
-    var = (masks @ (X * X)) / n_f - mean * mean
+    shift = X.mean(-2, keepdim=True)  # centre first: E[x^2] - E[x]^2 cancels badly on large offsets
+    centred = X - shift
+    mean = masks @ centred / n_f
+    var = (masks @ (centred * centred)) / n_f - mean * mean
     scale = var.clamp_min(0).sqrt()
-    return mean, torch.where(scale > 1e-8, scale, torch.ones_like(scale))
+    return mean + shift, torch.where(scale > 1e-6 * (1 + shift.abs()), scale, torch.ones_like(scale))
 
 
 def _fit_logistic(X, Y, masks, C, standardize, max_iter=100, tol=1e-4):
@@ -99,6 +101,8 @@ def _fit_logistic(X, Y, masks, C, standardize, max_iter=100, tol=1e-4):
     """
     (F, n), (L, _, d), K = masks.shape, X.shape, Y.shape[2]
     mean, scale = _standardize_stats(X, masks, standardize)
+    shift = X.mean(1, keepdim=True)  # fit on centred rows so large activation offsets don't cancel in float32
+    X, mean_c = X - shift, mean - shift
     n_f = masks.sum(1)
     weights = torch.zeros(L, F, d, K, requires_grad=True)
     bias = torch.zeros(L, F, K, requires_grad=True)
@@ -106,15 +110,15 @@ def _fit_logistic(X, Y, masks, C, standardize, max_iter=100, tol=1e-4):
                             tolerance_grad=tol, tolerance_change=1e-9, line_search_fn="strong_wolfe")
     row_w = (masks / n_f[:, None]).T  # (n, F): each training row's weight in its fit's mean
 
-    def to_raw():  # fold the standardisation into the weights: activation-space coef and intercept
+    def to_raw(centre):  # fold the standardisation into the weights: activation-space coef and intercept
         raw = weights / scale[..., None]
-        return raw, bias - torch.einsum("lfd,lfdk->lfk", mean, raw)
+        return raw, bias - torch.einsum("lfd,lfdk->lfk", centre, raw)
 
     target = Y.argmax(-1).expand(L, n, F)[..., None]  # (L, n, F, 1) class index per row and fit
 
     def closure():
         opt.zero_grad()
-        raw, offset = to_raw()
+        raw, offset = to_raw(mean_c)
         logits = torch.baddbmm(offset.reshape(L, 1, F * K), X,
                                raw.permute(0, 2, 1, 3).reshape(L, d, F * K)).view(L, n, F, K)
         ce = torch.logsumexp(logits, -1) - logits.gather(-1, target)[..., 0]  # (L, n, F)
@@ -124,7 +128,7 @@ def _fit_logistic(X, Y, masks, C, standardize, max_iter=100, tol=1e-4):
 
     opt.step(closure)
     with torch.no_grad():
-        return (*[t.detach() for t in to_raw()], mean, scale)
+        return (*[t.detach() for t in to_raw(mean)], mean, scale)
 
 
 def _fit_ridge(X, Y, masks, alpha, standardize):
