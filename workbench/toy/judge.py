@@ -28,6 +28,7 @@ JUDGE_PATH = Path(__file__).with_name("judge_params.json")
 _N_FFT = 1024
 _HOP = 512
 _BANDS_HZ = (0, 150, 400, 1000, 3000, 6000, 16000)
+_SMOOTH = np.array([0.25, 0.5, 0.25])
 
 
 def _resample_linear(audio: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
@@ -100,11 +101,15 @@ def audio_features(audio: np.ndarray, sr: int = SAMPLE_RATE_HZ) -> np.ndarray:
 
     def flux(mask: np.ndarray) -> np.ndarray:
         logmag = np.log(power[:, mask] + 1e-6)
-        return np.maximum(np.diff(logmag, axis=0), 0).mean(1)
+        novelty = np.maximum(np.diff(logmag, axis=0), 0).mean(1)
+        # Smooth over ~50 ms, as onset detectors do: notes are further apart than that, while
+        # frame-level jitter (e.g. a codec's 50 Hz frames) is not.
+        return np.convolve(novelty, _SMOOTH, mode="same")
 
     def onset_rate(env: np.ndarray) -> float:
         thr = env.mean() + env.std()
-        peaks = (env[1:-1] > env[:-2]) & (env[1:-1] >= env[2:]) & (env[1:-1] > thr)
+        local_max = np.lib.stride_tricks.sliding_window_view(np.pad(env, 2, mode="edge"), 5).max(1)
+        peaks = (env >= local_max) & (env > thr)  # at most one onset per ~80 ms
         return peaks.sum() / (len(env) / frame_rate)
 
     flux_all = flux(freqs > 0)
