@@ -232,6 +232,10 @@ def test_workbench_links_views():
     ui.explorer.select([0, 1]); ui.explorer.use_selection_as("A")
     ui.explorer.select([5, 6]); ui.explorer.use_selection_as("B")
     assert ui.explorer.make_direction() == "current selection@1" and ui.direction == "current selection@1"
+    ui.explorer.add_points([[0, 0]], ["star"], [tone()])
+    ui.explorer.select([6, 8]); ui.explorer.use_selection_as("B")  # 8 is the star: not a stored clip
+    assert ui.picker.groups == ((0, 1), (6,)) and ui.explorer.make_direction() == "current selection@1"
+    ui.explorer.set_xy(ui.explorer.xy)  # drop the star again
     ui.panel.strength = 2.0
     clip = ui.panel.generate()
     assert clip is not None and ui.clips == [clip] and ui.last_error == ""

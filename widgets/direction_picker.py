@@ -55,6 +55,7 @@ class DirectionPicker(View):
         self.summary = w.HTML()
         self.children = [w.HBox([self.method_dd, self.pc_box]), w.HBox([self.a_dd, self.b_dd]),
                          w.HBox([self.make_button, self.summary]), self.errors]
+        self.add_class("wb-picker")
         self._sync_controls()
 
     @t.observe("method")

@@ -194,7 +194,8 @@ class ProjectionExplorer(View):
             labels = [self.labels[i] if i < len(self.xy) else "steered" for i in group]
             top = max(set(labels), key=labels.count)
             return f"{len(group)} points (mostly {top})"
-        self.groups_readout.value = (f"selected: {len(self.selection)} · A: {describe(self.group_a)} · "
+        shown = ", ".join(f"#{i}" for i in self.selection[:6]) + (" …" if len(self.selection) > 6 else "")
+        self.groups_readout.value = (f"selected: {len(self.selection)} [{shown}] · A: {describe(self.group_a)} · "
                                      f"B: {describe(self.group_b)}")
         self.dir_button.disabled = not (self.group_a and self.group_b)
 
