@@ -116,3 +116,14 @@ def test_large_activation_offsets_keep_float32_precision():
     big = LinearProbe(C=0.5).fit(X + offset, y)
     np.testing.assert_allclose(big.coef_standardized_, small.coef_standardized_, atol=2e-3)
     assert (big.predict(X + offset) == small.predict(X)).mean() > 0.97
+
+
+def test_probe_save_load_round_trip(tmp_path):
+    X, y = blobs()
+    probe = LinearProbe(C=2.0).fit(X, y)
+    path = probe.save(tmp_path / "probe", layer=3, model_id="m")
+    back = LinearProbe.load(path, expect_n_features=X.shape[1])
+    np.testing.assert_array_equal(back.predict_proba(X), probe.predict_proba(X))
+    assert back.C == 2.0 and list(back.classes_) == list(probe.classes_) and back.provenance["layer"] == 3
+    with pytest.raises(LabelMismatchError, match="another model"):
+        LinearProbe.load(path, expect_n_features=1024)

@@ -16,7 +16,9 @@ fitted in the same pass over the activations, which is what makes 24 layers x 5 
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -198,7 +200,7 @@ class LinearProbe:
         return self
 
     def _set_state(self, coef, intercept, mean, scale):
-        self.coef_ = coef.T.numpy().astype(np.float32)          # (K, d)
+        self.coef_ = np.ascontiguousarray(coef.T.numpy(), dtype=np.float32)  # (K, d)
         self.intercept_ = intercept.numpy().astype(np.float32)  # (K,)
         self.mean_ = mean.numpy().astype(np.float32)
         self.scale_ = scale.numpy().astype(np.float32)
@@ -229,6 +231,34 @@ class LinearProbe:
 
     def score(self, X, y) -> float:
         return float((self.predict(X) == np.asarray(y)).mean())
+
+    def save(self, path, **provenance):
+        """Write `<path>.safetensors` (coef, intercept, mean, scale) + a JSON sidecar (params, classes)."""
+        from safetensors.numpy import save_file
+        path = Path(path).with_suffix(".safetensors")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = json.dumps(dict(params=self.get_params(), classes=[c.item() for c in self.classes_],
+                               provenance=provenance, format="workbench.probe/1"), default=str)
+        save_file(dict(coef=self.coef_, intercept=self.intercept_, mean=self.mean_, scale=self.scale_), str(path),
+                  metadata={"workbench": meta})
+        path.with_suffix(".json").write_text(meta)
+        return path
+
+    @classmethod
+    def load(cls, path, expect_n_features: int | None = None) -> "LinearProbe":
+        from safetensors.numpy import load_file
+        path = Path(path).with_suffix(".safetensors")
+        meta = json.loads(path.with_suffix(".json").read_text())
+        tensors = load_file(str(path))
+        if expect_n_features is not None and tensors["coef"].shape[1] != expect_n_features:
+            raise LabelMismatchError(f"{path.name} reads {tensors['coef'].shape[1]} features, not "
+                                     f"{expect_n_features}: it was fitted on another model, site or pooling")
+        probe = cls(**meta["params"])
+        probe.classes_ = np.asarray(meta["classes"])
+        probe.provenance = meta.get("provenance", {})
+        probe._set_state(torch.from_numpy(tensors["coef"].T.copy()),
+                         *(torch.from_numpy(tensors[k]) for k in ("intercept", "mean", "scale")))
+        return probe
 
 
 @dataclass
