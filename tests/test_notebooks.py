@@ -35,6 +35,7 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     from nbclient import NotebookClient
 
     monkeypatch.setenv("WORKBENCH_FAST", "1")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the notebooks' activation stores land in pytest's tmp
     # one intra-op thread: on a shared 2-core machine two threads made tiny-model generation 15-36x slower
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
     monkeypatch.setenv("HF_HUB_OFFLINE", os.environ.get("HF_HUB_OFFLINE", "1"))

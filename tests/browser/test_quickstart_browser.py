@@ -57,7 +57,8 @@ def test_quickstart_in_chromium(need_chromium, tmp_path, artifacts_dir):
     nb_dir.mkdir()
     shutil.copy(NOTEBOOK, nb_dir / "01_quickstart.ipynb")  # autosave must not touch the committed file
     env = {"WORKBENCH_FAST": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO),
-           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}  # see tests/test_notebooks.py
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),  # see tests/test_notebooks.py
+           "TMPDIR": str(tmp_path)}
     with JupyterLab(nb_dir, env=env) as lab, open_browser(tmp_path / "profile", viewport=(1500, 1100)) as ctx:
         lab_page = LabPage(ctx.new_page(), lab, artifacts_dir, prefix="quickstart-")
         page = lab_page.page
