@@ -127,3 +127,10 @@ def test_probe_save_load_round_trip(tmp_path):
     assert back.C == 2.0 and list(back.classes_) == list(probe.classes_) and back.provenance["layer"] == 3
     with pytest.raises(LabelMismatchError, match="another model"):
         LinearProbe.load(path, expect_n_features=1024)
+
+
+def test_identical_rows_warn_that_the_probe_can_only_guess():
+    X = np.ones((30, 4), np.float32)
+    with pytest.warns(UserWarning, match="same for every row"):
+        result = sweep({("resid", 0): X}, np.arange(30) % 2, folds=3)
+    assert result.rows[0]["accuracy_mean"] == pytest.approx(0.5)

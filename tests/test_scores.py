@@ -60,16 +60,16 @@ def test_clap_skips_cleanly_without_local_weights(tmp_path, monkeypatch):
     assert scores.steering_success(None, [clip], "jazz", judge=False) == [dict(clip=0, target="jazz")]
 
 
-def test_end_to_end_synth_collect_sweep_direction_steer_score(tiny, tmp_path):
-    """The paper's loop on the tiny model: labelled audio -> store -> probes -> direction -> steer -> score."""
-    pytest.importorskip("workbench.toy.synth")
+def test_end_to_end_collect_sweep_direction_steer_score(tiny, tmp_path):
+    """The paper's loop on the tiny model: labelled prompts -> store -> probes -> direction -> steer -> score."""
     from workbench.collect import collect
-    from workbench.datasets import SynthSet
+    from workbench.datasets import PromptSet
     from workbench.directions import Direction, from_probe
     from workbench.probes import sweep
     genres = ("classical", "rock")
-    data = SynthSet(genres=genres, n_per_genre=6, duration_s=0.5, sample_rate_hz=tiny.sample_rate_hz)
-    store = collect(tiny, data, wb.CaptureSpec(pooling="mean"), tmp_path / "store", batch_size=6, progress=False)
+    data = PromptSet(genres, templates=["{label}", "some {label}"], seeds=range(3))
+    store = collect(tiny, data, wb.CaptureSpec(pooling="mean"), tmp_path / "store", batch_size=6, progress=False,
+                    duration_s=0.3)
     assert store.labels() == [g for g in genres for _ in range(6)]
     result = sweep(store, folds=3)
     assert len(result.rows) == tiny.n_layers and all("control_accuracy_mean" in r for r in result.rows)
@@ -80,7 +80,7 @@ def test_end_to_end_synth_collect_sweep_direction_steer_score(tiny, tmp_path):
     path = direction.save(tmp_path / "rock")
     direction = Direction.load(path, expect_model_id=tiny.model_id, expect_hidden_size=tiny.hidden_size)
     steer = wb.SteeringSpec.single(direction, layers=(best["layer"],), strength=4.0)
-    clips = wb.generate(tiny, ["classical"] * 2, duration_s=0.5, seeds=[0, 1], steering=steer).clips
+    clips = wb.generate(tiny, ["classical"] * 2, duration_s=0.3, seeds=[0, 1], steering=steer).clips
     rows = scores.steering_success(tiny, clips, "rock", probe=probe, layer=best["layer"], clap=False)
     assert len(rows) == 2 and 0 <= rows[0]["probe_p_target"] <= 1
-    assert store.clip(0).duration_s == pytest.approx(0.5, abs=0.01)  # a point can be listened to
+    assert store.clip(0).duration_s == pytest.approx(0.3, abs=0.01)  # a point can be listened to

@@ -17,6 +17,7 @@ fitted in the same pass over the activations, which is what makes 24 layers x 5 
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -367,6 +368,11 @@ def _sweep_groups(source, labels, layers, sites, Y, M, probe, fold_of, codes, sh
     group, group_size = [], 0
     for key, X in _iter_sources(source, layers, sites):
         X, _ = _check_inputs(X, labels, what=f"activations at {key[0]} layer {key[1]}")
+        spread = float(np.ptp(X[: 4096], axis=0).max())
+        if spread <= 1e-5 * (1.0 + float(np.abs(X[:1]).max())):
+            warnings.warn(f"activations at {key[0]} layer {key[1]} are the same for every row: the probe can only "
+                          "guess (did every input encode to the same codes, e.g. through a random codec?)",
+                          stacklevel=2)
         if group and (group_size + X.nbytes > group_bytes or X.shape != group[0][1].shape):
             _sweep_group(group, Y, M, probe, fold_of, codes, shuffled, folds, control, result)
             group, group_size = [], 0

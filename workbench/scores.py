@@ -55,13 +55,19 @@ def probe_reading(handle, clips, probe, *, layer: int, site: str = "resid", pool
                   prompts=None, batch_size: int = 8) -> np.ndarray:
     """(N, n_classes) probe probabilities of clips teacher-forced through the unsteered `handle`.
 
-    prompts: None reads with null text (the reading reflects the audio, not the prompt)."""
+    prompts: None reads with null text (the reading reflects the audio, not the prompt). Clips this
+    model generated are read from their own codes; other audio is encoded (resampled if needed)."""
     import workbench as wb
     from .datasets import resample
+    clips = list(clips)
     waves, rate = _waves(clips)
-    if rate != handle.sample_rate_hz:
-        waves = [resample(w, rate, handle.sample_rate_hz) for w in waves]
-    acts = wb.teacher_force(handle, waves, handle.sample_rate_hz, prompts=prompts, batch_size=batch_size,
+    items = []
+    for clip, wave in zip(clips, waves):
+        if getattr(clip, "codes", None) is not None and getattr(clip, "model_id", None) == handle.model_id:
+            items.append(clip)  # made by this model: read its exact codes, no codec round trip
+        else:
+            items.append(resample(wave, rate, handle.sample_rate_hz))
+    acts = wb.teacher_force(handle, items, handle.sample_rate_hz, prompts=prompts, batch_size=batch_size,
                             capture=wb.CaptureSpec(layers=(layer,), sites=(site,), pooling=pooling))
     return probe.predict_proba(acts[(site, layer)])
 
@@ -134,7 +140,11 @@ def steering_success(handle, clips, target, *, probe=None, layer: int | None = N
             raise BadInputError("probe reading needs layer=... (the layer the probe was fitted on)")
         fill("probe", probe.classes_, probe_reading(handle, clips, probe, layer=layer, site=site, pooling=pooling))
     if judge:
-        reading = judge_reading(clips, None if judge is True else judge)
+        try:
+            reading = judge_reading(clips, None if judge is True else judge)
+        except ValueError as error:  # e.g. clips shorter than the judge's window: keep the other readings
+            warnings.warn(f"genre judge skipped: {error}", stacklevel=2)
+            reading = None
         if reading is not None:
             fill("judge", *reading)
     if clap:
