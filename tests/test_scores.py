@@ -81,6 +81,6 @@ def test_end_to_end_collect_sweep_direction_steer_score(tiny, tmp_path):
     direction = Direction.load(path, expect_model_id=tiny.model_id, expect_hidden_size=tiny.hidden_size)
     steer = wb.SteeringSpec.single(direction, layers=(best["layer"],), strength=4.0)
     clips = wb.generate(tiny, ["classical"] * 2, duration_s=0.3, seeds=[0, 1], steering=steer).clips
-    rows = scores.steering_success(tiny, clips, "rock", probe=probe, layer=best["layer"], clap=False)
+    rows = scores.steering_success(tiny, clips, "rock", probe=probe, layer=best["layer"], judge=False, clap=False)
     assert len(rows) == 2 and 0 <= rows[0]["probe_p_target"] <= 1
     assert store.clip(0).duration_s == pytest.approx(0.3, abs=0.01)  # a point can be listened to

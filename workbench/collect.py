@@ -9,7 +9,7 @@ again with the same arguments: stored rows are neither lost nor recomputed.
     >>> from workbench.datasets import PromptSet
     >>> h = wb.random_model("tiny")
     >>> store = collect(h, PromptSet(["jazz", "rock"], seeds=[0, 1]), wb.CaptureSpec(layers=(1,)),
-    ...                 tempfile.mkdtemp(), batch_size=2, duration_s=0.2, progress=False)
+    ...                 tempfile.mkdtemp(), batch_size=2, duration_s=0.2, progress=False, threads=1)
     >>> store.array("resid", 1).shape, store.labels()
     ((4, 32), ['jazz', 'jazz', 'rock', 'rock'])
 """
