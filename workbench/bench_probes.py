@@ -92,9 +92,12 @@ def collect_batch_gain(n_clips: int = 8, duration_s: float = 1.0, repeats: int =
 
 
 def run_all() -> dict:
-    """Every measurement above, merged into one dict."""
-    out = {}
-    for measure in (probe_sweep_seconds, umap_seconds, collect_batch_gain):
+    """Every measurement above, merged into one dict. The sweep runs twice: with torch's default
+    threads (the headline `probe_sweep_s`) and on one thread (`probe_sweep_1thread_s`), because on a
+    CPU shared with other busy processes one thread was 3x faster than two."""
+    out = probe_sweep_seconds()
+    out["probe_sweep_1thread_s"] = probe_sweep_seconds(threads=1)["probe_sweep_s"]
+    for measure in (umap_seconds, collect_batch_gain):
         out.update(measure())
     return out
 
