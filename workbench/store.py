@@ -91,6 +91,9 @@ class ActivationStore:
             raise StoreError(f"no activation store at {self.path} (manifest.json missing): create one with "
                              "workbench.collect.collect(handle, inputs, spec, store_dir)")
         self.manifest = json.loads(manifest_path.read_text())
+        if self.manifest.get("format") != FORMAT:
+            raise StoreError(f"store {self.path} has format {self.manifest.get('format')!r}; this workbench reads "
+                             f"format {FORMAT}: collect it again into a new folder")
         self.check(model_id=model_id, spec_key=spec_key)
         self._table = None
         self._arrays: dict = {}
