@@ -229,6 +229,7 @@ def test_workbench_links_views():
     assert ui.layer == 3 and ui.panel.layers == [3] and ui.direction == "class A → B@3"
     ui.sweep_view.layer = 1
     assert ui.picker.layer == 1 and ui.panel.layers == [1] and "layer 1" in ui.explorer.title
+    assert ui.direction == "class A → B@1"  # the direction follows the selected layer
     ui.explorer.select([0, 1]); ui.explorer.use_selection_as("A")
     ui.explorer.select([5, 6]); ui.explorer.use_selection_as("B")
     assert ui.explorer.make_direction() == "current selection@1" and ui.direction == "current selection@1"

@@ -99,6 +99,7 @@ class Workbench(View):
         t.link((self, "map_method"), (self.map_dd, "value"))
         self.explorer.children = (self.map_dd,) + tuple(self.explorer.children)
         steer_box = w.VBox([w.HTML("<h4>Direction</h4>"), self.picker, w.HTML("<h4>Steer</h4>"), self.panel])
+        self.add_class("wb-app")
         self.children = [w.HBox([self.sweep_view, self.explorer], layout=w.Layout(flex_flow="row wrap")), steer_box,
                          w.HTML("<h4>Compare</h4>"), self.comparer, self.errors]
 
@@ -130,6 +131,8 @@ class Workbench(View):
             self.picker.layer, self.picker.site = self.layer, self.site
             self.panel.layers = [self.layer]
             self.explorer.set_xy(self.backend.project(self.site, self.layer), title=self._map_title())
+            if self.picker.direction is not None and change["name"] != "map_method":
+                self.picker.make()  # the same kind of direction, at the newly selected layer
         except Exception as exc:
             self.report(exc)
 

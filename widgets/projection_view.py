@@ -140,7 +140,11 @@ class ProjectionExplorer(View):
             raise ValueError(f"new coordinates have shape {xy.shape}, expected {self.xy.shape}")
         self.xy, self.extra_xy, self.extra_clips = xy, np.zeros((0, 2)), []
         self.title = title or self.title
+        self.selection = []  # the lasso outline belonged to the old map; groups A/B (clip indices) stay
         with self.figure.batch_update():
+            self.figure.layout.selections = ()
+            for trace in self.figure.data:
+                trace.selectedpoints = None
             for trace, idx in zip(self.figure.data[:-1], self._trace_index):
                 trace.x, trace.y = xy[idx, 0], xy[idx, 1]
             self.figure.data[-1].x, self.figure.data[-1].y, self.figure.data[-1].hovertext = [], [], []

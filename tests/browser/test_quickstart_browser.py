@@ -2,7 +2,7 @@
 
 Runs all cells, checks the map's point count, moves the strength slider, clicks Generate (a new
 audio element must decode to a positive duration), clicks a point (its clip must load), lassoes two
-groups into a direction A -> B, and saves a screenshot of each state to
+groups into a direction A -> B, clicks a layer in the sweep (the map follows), and saves a screenshot of each state to
 test-artifacts/browser/quickstart-*.png.
 """
 from __future__ import annotations
@@ -145,6 +145,17 @@ def test_quickstart_in_chromium(need_chromium, tmp_path, artifacts_dir):
             summary = page.locator(".wb-picker").first
             summary.get_by_text(re.compile(r"direction: selection \(\d+\) → \(\d+\)")).wait_for(timeout=20_000)
             lab_page.shot("07-lasso-direction")
+
+            # click layer 0 in the sweep: the map, the picker and the steering layers follow
+            sweep_plot = page.locator(".wb-app .wb-sweep .js-plotly-plot").first  # not the standalone view
+            sweep_plot.scroll_into_view_if_needed()
+            first_point = sweep_plot.locator(".scatterlayer .trace").first.locator("path.point").first
+            box = first_point.bounding_box()
+            page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.wait_for_function("el => el.querySelector('.gtitle').textContent.includes('layer 0 ')",
+                                   arg=plot.element_handle(), timeout=30_000)
+            page.locator(".wb-picker").first.get_by_text("resid layer 0").wait_for(timeout=10_000)
+            lab_page.shot("08-layer-clicked")
         except Exception:
             lab_page.shot("failure")  # what the page looked like when it failed
             raise
