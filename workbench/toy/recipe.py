@@ -27,7 +27,7 @@ class Recipe:
 
     n_per_genre: int = 300
     data_seed: int = 0
-    codec_ae_steps: int = 1600
+    codec_ae_steps: int = 1300
     codec_vq_steps: int = 600
     codec_batch_size: int = 8
     codec_crop_s: float = 0.32
