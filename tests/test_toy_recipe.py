@@ -29,6 +29,7 @@ def test_tiny_recipe_end_to_end(tmp_path):
     both = processor(audio=[np.zeros(3200, dtype=np.float32)], text=["rock"], sampling_rate=32000,
                      padding=True, return_tensors="pt")
     assert "input_values" in both
+    assert json.loads((out / "tokenizer.json").read_text()).get("padding") is None
     log = [json.loads(line) for line in (tmp_path / "work" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["stage"] == "done"
 
