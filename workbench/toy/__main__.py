@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--json", default=None, help="write the metrics here")
     ev.add_argument("--quick", action="store_true", help="fewer clips (a rough check in a minute)")
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--direction-source", choices=("generated", "teacher_forced"), default="generated",
+                    help="activations the steering directions come from")
 
     jd = sub.add_parser("judge", help="refit the genre judge on fresh synthetic clips")
     jd.add_argument("--clips-per-genre", type=int, default=300)
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "evaluate":
         from workbench.toy.evaluate import evaluate, format_table
 
-        metrics = evaluate(args.weights, quick=args.quick, seed=args.seed)
+        metrics = evaluate(args.weights, quick=args.quick, seed=args.seed, direction_source=args.direction_source)
         print(format_table(metrics))
         if args.json:
             with open(args.json, "w") as f:

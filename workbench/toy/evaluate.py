@@ -10,8 +10,9 @@ Protocol:
 - judge_accuracy_generated: the judge on clips generated from each genre's `EVAL_PROMPTS`.
 - probe_*: a cross-validated logistic probe per decoder layer on teacher-forced synthetic clips
   (null text: the genre must come from the music); best layer = highest held-out accuracy.
-- steer_*: at the best layer, the direction toward genre B is mean(B) - mean(other genres) of
-  those activations (unit length), added with strength s x (mean activation norm) to the
+- steer_*: at the best layer, the direction toward genre B is mean(B) - mean(other genres) of the
+  conditional rows captured while generating from the genre prompts (direction_source="generated",
+  the default; "teacher_forced" uses the probe's activations instead), unit length, added with strength s x (mean activation norm) to the
   conditional rows while generating from the other genres' prompts; flip rate = share of those
   clips the judge calls B.
 
@@ -29,7 +30,7 @@ import numpy as np
 from workbench.toy.prompts import EVAL_PROMPTS
 from workbench.toy.synth import GENRES, SAMPLE_RATE_HZ, synth_dataset
 
-STRENGTHS = (0.0, 0.5, 1.0, 2.0, 4.0)  # x the mean residual norm at the steered layer
+STRENGTHS = (0.0, 0.25, 0.5, 1.0, 2.0)  # x the mean residual norm at the steered layer
 
 
 def _accuracy(predicted, truth) -> float:
@@ -49,8 +50,15 @@ def _round_trip(model, audio: np.ndarray, batch_size: int = 8) -> np.ndarray:
     return np.concatenate(out)
 
 
-def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = True) -> dict:
-    """All metrics as a flat dict (see the module docstring for the protocol)."""
+def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = True,
+             direction_source: str = "generated") -> dict:
+    """All metrics as a flat dict (see the module docstring for the protocol).
+
+    direction_source: "teacher_forced" (class means of the probe's activations) or "generated"
+    (class means of the conditional rows captured while generating from the genre prompts).
+    """
+    if direction_source not in ("teacher_forced", "generated"):
+        raise ValueError(f"direction_source={direction_source!r}: use 'teacher_forced' or 'generated'")
     import workbench as wb
     from workbench.directions import from_class_means
     from workbench.probes import sweep
@@ -80,7 +88,9 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
                 prompts.append(p)
                 prompt_genres.append(g)
                 seeds.append(s)
-    res = wb.generate(handle, prompts, duration_s=4.0, seeds=seeds, guidance_scale=3.0, progress=progress)
+    spec = wb.CaptureSpec(layers=None, sites=("resid",), pooling="mean", rows="cond")
+    res = wb.generate(handle, prompts, duration_s=4.0, seeds=seeds, guidance_scale=3.0, progress=progress,
+                      capture=spec)
     gen_audio = [c.waveform.mean(0) for c in res.clips]
     gen_pred = judge.predict(gen_audio, res.clips[0].sample_rate_hz)
     m["judge_accuracy_generated"] = _accuracy(gen_pred, prompt_genres)
@@ -89,7 +99,6 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
         for g in GENRES}
 
     # 4. Probes per layer on teacher-forced synthetic clips (null text).
-    spec = wb.CaptureSpec(layers=None, sites=("resid",), pooling="mean", rows="cond")
     acts = wb.teacher_force(handle, list(audio), SAMPLE_RATE_HZ, prompts=None, capture=spec)
     result = sweep(acts, np.asarray(labels), folds=5, seed=seed)
     by_layer = {int(r["layer"]): float(r["accuracy_mean"]) for r in result.rows}
@@ -99,13 +108,17 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     m["probe_best_layer_accuracy"] = by_layer[best_layer]
 
     # 5. Steering at the best layer toward each genre, from the other genres' prompts.
-    X = acts[("resid", best_layer)]
+    if direction_source == "generated":
+        X, dir_labels = res.activations[("resid", best_layer)], np.asarray(prompt_genres)
+    else:
+        X, dir_labels = acts[("resid", best_layer)], np.asarray(labels)
     mean_norm = float(np.linalg.norm(X, axis=1).mean())
+    m["steer_direction_source"] = direction_source
     m["steer_layer"] = best_layer
     m["steer_mean_activation_norm"] = mean_norm
     flips: dict[float, list[bool]] = {s: [] for s in STRENGTHS}
     for target in GENRES:
-        direction = from_class_means(X, np.asarray(labels), target, model_id=handle.model_id,
+        direction = from_class_means(X, dir_labels, target, model_id=handle.model_id,
                                      layer=best_layer, normalize="unit")
         src_prompts = [EVAL_PROMPTS[g][0] for g in GENRES if g != target for _ in steer_seeds]
         src_seeds = [s for g in GENRES if g != target for s in steer_seeds]
