@@ -141,10 +141,14 @@ class ProjectionExplorer(View):
         self.xy, self.extra_xy, self.extra_clips = xy, np.zeros((0, 2)), []
         self.title = title or self.title
         self.selection = []  # the lasso outline belonged to the old map; groups A/B (clip indices) stay
+        # the lasso outline lives in the browser and python's copy may already be empty: set a value
+        # first (assigning the same empty value sends nothing). Points stay dimmed until the next lasso.
+        with self.figure.batch_update():
+            self.figure.layout.selections = [dict(type="rect", x0=0, x1=0, y0=0, y1=0)]
+            for trace in self.figure.data:
+                trace.selectedpoints = []
         with self.figure.batch_update():
             self.figure.layout.selections = ()
-            for trace in self.figure.data:
-                trace.selectedpoints = None
             for trace, idx in zip(self.figure.data[:-1], self._trace_index):
                 trace.x, trace.y = xy[idx, 0], xy[idx, 1]
             self.figure.data[-1].x, self.figure.data[-1].y, self.figure.data[-1].hovertext = [], [], []
