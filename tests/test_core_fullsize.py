@@ -27,17 +27,20 @@ def test_small_paths_shapes_and_facts(small):
 def test_small_generate_with_cfg_steering_and_capture(small):
     rng = np.random.RandomState(0)
     steer = wb.SteeringSpec.single(rng.randn(1024), (12,), 4.0, mode="norm_relative", rows="cond")
-    spec = wb.CaptureSpec(layers=(0, 12, 23), sites=("resid", "attn", "mlp"), pooling="mean", rows="both")
-    plain = wb.generate(small, ["lofi hip hop", "metal"], duration_s=0.1, seeds=[1, 2], capture=spec)
-    steered = wb.generate(small, ["lofi hip hop", "metal"], duration_s=0.1, seeds=[1, 2], capture=spec, steering=steer)
-    for res in (plain, steered):
-        assert res.clips[0].codes.shape == (4, 5)
-        assert res.activations[("resid", 23)].shape == (4, 1024)  # 2 cond rows, then 2 uncond rows
-        assert res.activations[("mlp", 0)].dtype == np.float32
-    # steering at layer 12 leaves layer 0 untouched and moves the conditional rows of layer 12
-    p, s = plain.activations, steered.activations
-    assert np.array_equal(p[("resid", 0)], s[("resid", 0)])
-    assert not np.allclose(p[("resid", 12)][:2], s[("resid", 12)][:2])
+    pooled = wb.CaptureSpec(layers=(0, 12, 23), sites=("resid", "attn", "mlp"), pooling="mean", rows="both")
+    res = wb.generate(small, ["lofi hip hop", "metal"], duration_s=0.1, seeds=[1, 2], capture=pooled, steering=steer)
+    assert res.clips[0].codes.shape == (4, 5)
+    assert res.activations[("resid", 23)].shape == (4, 1024)  # 2 cond rows, then 2 uncond rows
+    assert res.activations[("mlp", 0)].dtype == np.float32
+    per_step = wb.CaptureSpec(layers=(0, 12), pooling="none", rows="both")
+    p = wb.generate(small, ["lofi hip hop", "metal"], duration_s=0.1, seeds=[1, 2], capture=per_step).activations
+    s = wb.generate(small, ["lofi hip hop", "metal"], duration_s=0.1, seeds=[1, 2], capture=per_step,
+                    steering=steer).activations
+    # at the prefill step (before steering can change any sampled token): layer 0 is untouched,
+    # layer 12 moves in the 2 conditional rows only
+    assert all(np.array_equal(p[("resid", 0)][r][0], s[("resid", 0)][r][0]) for r in range(4))
+    assert all(not np.allclose(p[("resid", 12)][r][0], s[("resid", 12)][r][0]) for r in range(2))
+    assert all(np.array_equal(p[("resid", 12)][r][0], s[("resid", 12)][r][0]) for r in range(2, 4))
 
 
 def test_small_zero_strength_identical_and_bf16_runs(small):
