@@ -13,27 +13,10 @@ Tests swap in a fake with the same methods.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import sys
 from typing import Callable
 
 import numpy as np
-
-
-@contextlib.contextmanager
-def _intra_op_threads(n: int | None):
-    """Temporarily set torch's intra-op threads (torch is already loaded by workbench; not imported here)."""
-    torch = sys.modules.get("torch")
-    if n is None or torch is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @dataclasses.dataclass
@@ -57,10 +40,9 @@ class Collection:
             prompts += [options[i % len(options)] for i in range(n_per_label)]
             labels += [label] * n_per_label
         seeds = [seed + i for i in range(len(prompts))]
-        with _intra_op_threads(1 if getattr(handle, "hidden_size", 0) <= 512 else None):
-            res = wb.generate(handle, prompts, duration_s=duration_s, seeds=seeds, guidance_scale=guidance_scale,
-                              capture=wb.CaptureSpec(sites=tuple(sites), pooling="mean"), batch_size=batch_size,
-                              progress=progress)
+        res = wb.generate(handle, prompts, duration_s=duration_s, seeds=seeds, guidance_scale=guidance_scale,
+                          capture=wb.CaptureSpec(sites=tuple(sites), pooling="mean"), batch_size=batch_size,
+                          progress=progress)  # one torch thread for small models: the core's threads="auto"
         for clip, label in zip(res.clips, labels):
             clip.label = label
         texts = [f"“{p}” (seed {s})" for p, s in zip(prompts, seeds)]
@@ -93,9 +75,6 @@ class Backend:
         self._projection = None  # the current workbench.projections.Projection
         self.probe_key = None
         self._judge = None
-        # Small decoders run fastest on one thread; on a shared 2-core machine two threads were up to
-        # 15x slower (OpenMP spin-waiting against other processes). None leaves torch's setting alone.
-        self.threads = 1 if getattr(handle, "hidden_size", 0) <= 512 else None
 
     # -- generation ----------------------------------------------------------------------------
     def steering_spec(self, request: dict):
@@ -111,7 +90,7 @@ class Backend:
         """One clip for a SteeringPanel request; polls `should_stop` and reports progress each step."""
         import workbench as wb
         h = self.handle
-        total = h.frames_for(request["duration_s"]) + h.delay_steps + 1
+        total = h.frames_for(request["duration_s"]) + h.delay_steps  # stop() is polled once a step
         steps = [0]
 
         def stop() -> bool:
@@ -119,10 +98,9 @@ class Backend:
             if on_progress is not None:
                 on_progress(steps[0] / total)
             return bool(should_stop and should_stop())
-        with _intra_op_threads(self.threads):
-            res = wb.generate(h, request["prompt"] or "music", duration_s=request["duration_s"],
-                              seeds=request["seed"], guidance_scale=request["guidance_scale"],
-                              steering=self.steering_spec(request), stop=stop)
+        res = wb.generate(h, request["prompt"] or "music", duration_s=request["duration_s"],
+                          seeds=request["seed"], guidance_scale=request["guidance_scale"],
+                          steering=self.steering_spec(request), stop=stop)
         return res.clips[0]
 
     # -- directions ----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import torch
 from .capture import CaptureSpec
 from .clip import Clip
 from .errors import BadInputError, EmptyInputError
-from .generation import _merge
+from .generation import _merge, intra_op_threads, resolve_threads
 from .hooks import instrument
 
 
@@ -68,14 +68,21 @@ def _text_states(handle, prompts: list[str] | None, n: int):
 
 
 def teacher_force(handle, audio, sample_rate_hz: int | None = None, prompts=None,
-                  capture: CaptureSpec | None = None, batch_size: int = 8, codes=None) -> dict:
+                  capture: CaptureSpec | None = None, batch_size: int = 8, codes=None,
+                  threads: int | str | None = "auto") -> dict:
     """Capture the decoder while it reads real audio (or given codes) with one forward pass per batch.
 
     audio: list of 1-D float arrays, or of `Clip`s (their codes are reused when made by this model).
     prompts: None for null text conditioning, else one text per clip. capture.rows ``uncond``/``both``
     add the null-conditioned pass, as under classifier-free guidance.
+    threads: as in `workbench.generate`.
     Returns dict[(site, layer)] -> np.ndarray (N, W) (pooling ``none``: list of (T_i, H)).
     """
+    with intra_op_threads(resolve_threads(handle, threads)):
+        return _teacher_force(handle, audio, sample_rate_hz, prompts, capture, batch_size, codes)
+
+
+def _teacher_force(handle, audio, sample_rate_hz, prompts, capture, batch_size, codes) -> dict:
     capture = capture or CaptureSpec()
     capture.resolved_layers(handle.n_layers)
     items = list(audio) if audio is not None else list(codes)
