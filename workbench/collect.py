@@ -19,9 +19,9 @@ import hashlib
 import json
 
 import numpy as np
-import torch
 
 from .errors import BadInputError, EmptyInputError
+from .generation import intra_op_threads, resolve_threads
 from .store import ActivationStore, array_hash
 
 __all__ = ["collect", "as_inputs", "pool_steps"]
@@ -106,29 +106,43 @@ def _store_spec(spec, mode, per_step_keys, gen_kwargs) -> tuple[dict, str]:
     return described, spec.key + "-" + hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
+def _collect_batches(handle, items, todo, batch_size, run_spec, gen_kwargs, keys, step_keys, capture_spec, store,
+                     keep_audio, bar) -> None:
+    """Capture and append batch after batch; each append is committed before the next starts."""
+    for start in range(0, len(todo), batch_size):
+        indices = todo[start:start + batch_size]
+        acts, audio = _run_batch(handle, items, indices, run_spec, gen_kwargs)
+        pooled, steps = _split(acts, keys, step_keys, capture_spec, len(indices))
+        rows = [_metadata(items.rows[i]) for i in indices]
+        store.append(pooled, rows, steps, audio if keep_audio else None)
+        if bar is not None:
+            bar.update(len(indices))
+
+
 def _run_batch(handle, inputs: _Inputs, indices, run_spec, gen_kwargs):
     """Capture one batch. Returns (activations dict, list of (channels, samples) audio)."""
     import workbench as wb
     rows = [inputs.rows[i] for i in indices]
     if inputs.mode == "text":
         res = wb.generate(handle, [r.get("prompt") or "" for r in rows], seeds=[int(r.get("seed") or 0) for r in rows],
-                          capture=run_spec, batch_size=len(rows), **gen_kwargs)
+                          capture=run_spec, batch_size=len(rows), threads=None, **gen_kwargs)
         return res.activations, [c.waveform for c in res.clips]
     waves = [inputs.audio(i) for i in indices]
     sr = inputs.sample_rate_hz or handle.sample_rate_hz
     if inputs.mode == "continuation":
         res = wb.generate(handle, [r.get("prompt") or "" for r in rows], seeds=[int(r.get("seed") or 0) for r in rows],
                           capture=run_spec, batch_size=len(rows), audio_prompt=waves,
-                          audio_prompt_sample_rate_hz=sr, **gen_kwargs)
+                          audio_prompt_sample_rate_hz=sr, threads=None, **gen_kwargs)
         return res.activations, [c.waveform for c in res.clips]
     prompts = [r["prompt"] for r in rows] if all(r.get("prompt") for r in rows) else None
-    acts = wb.teacher_force(handle, waves, sr, prompts=prompts, capture=run_spec, batch_size=len(rows))
+    acts = wb.teacher_force(handle, waves, sr, prompts=prompts, capture=run_spec, batch_size=len(rows),
+                             threads=None)
     return acts, [w[None] for w in waves]
 
 
 def collect(handle, inputs, capture_spec, store_dir, batch_size: int = 8, *, per_step_layers=(),
             mode: str | None = None, keep_audio: bool = True, progress: bool = True, compact: bool = True,
-            threads: int | None = None, **gen_kwargs) -> ActivationStore:
+            threads: int | str | None = "auto", **gen_kwargs) -> ActivationStore:
     """Capture `capture_spec` for every input into the store at `store_dir` (resuming it if it exists).
 
     inputs: PromptSet / AudioSet / SynthSet, a list of prompts, or a list of dicts.
@@ -136,8 +150,8 @@ def collect(handle, inputs, capture_spec, store_dir, batch_size: int = 8, *, per
     conditional rows only when rows="both").
     gen_kwargs go to `workbench.generate` (duration_s, guidance_scale, ...). Reopening a store made
     by another model, spec or settings raises StoreMismatchError. compact merges the shards at the end
-    so each layer is one memory-mapped file. threads: torch intra-op threads while collecting (None:
-    unchanged; 1 is much faster for tiny models on a shared CPU, where 2 threads spin-wait).
+    so each layer is one memory-mapped file. threads: torch intra-op threads while collecting (``"auto"``: one
+    for small models, as in `workbench.generate`; None: unchanged).
     """
     import workbench as wb
     items = as_inputs(inputs, mode)
@@ -163,20 +177,11 @@ def collect(handle, inputs, capture_spec, store_dir, batch_size: int = 8, *, per
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(items.rows), initial=len(items.rows) - len(todo), unit="clip", desc="collect")
-    threads_before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(int(threads))
     try:
-        for start in range(0, len(todo), batch_size):
-            indices = todo[start:start + batch_size]
-            acts, audio = _run_batch(handle, items, indices, run_spec, gen_kwargs)
-            pooled, steps = _split(acts, keys, step_keys, capture_spec, len(indices))
-            rows = [_metadata(items.rows[i]) for i in indices]
-            store.append(pooled, rows, steps, audio if keep_audio else None)
-            if bar is not None:
-                bar.update(len(indices))
+        with intra_op_threads(resolve_threads(handle, threads)):
+            _collect_batches(handle, items, todo, batch_size, run_spec, gen_kwargs, keys, step_keys, capture_spec,
+                             store, keep_audio, bar)
     finally:
-        torch.set_num_threads(threads_before)
         if bar is not None:
             bar.close()
     if compact:
