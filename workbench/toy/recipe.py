@@ -139,9 +139,10 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
     timings["decoder_s"] = time.time() - t
 
     model.save_pretrained(output_dir)
-    # A fresh tokenizer: the training one ran with padding=True, and a saved padding block breaks
-    # processor(audio=..., text=...) after reload (transformers#41598).
-    build_processor(build_tokenizer(seed=recipe.seed)).save_pretrained(output_dir)
+    # The training tokenizer ran with padding=True; a saved padding block breaks
+    # processor(audio=..., text=...) after reload (transformers#41598), so drop it first.
+    tokenizer.backend_tokenizer.no_padding()
+    build_processor(tokenizer).save_pretrained(output_dir)
     timings["total_s"] = time.time() - t0
     info = dict(recipe=recipe.to_dict(), timings_s={k: round(v, 1) for k, v in timings.items()},
                 n_clips=len(labels), torch_version=torch.__version__,

@@ -33,7 +33,10 @@ def build_tokenizer(vocab_size: int = 256, seed: int = 0):
     sp.train_from_iterator(corpus, trainer=trainer)
     vocab = [(piece, score) for piece, score in sp.get_model_vocab()] if hasattr(sp, "get_model_vocab") \
         else _unigram_vocab(sp)
-    tok = T5Tokenizer(vocab=vocab, extra_ids=0)
+    # The trainer's order (and the scores of rare pieces, in the last digits) varies between runs:
+    # order pieces alphabetically so the ids are reproducible (Unigram tokenises by score, not id).
+    specials, rest = vocab[:3], sorted(vocab[3:])
+    tok = T5Tokenizer(vocab=specials + rest, extra_ids=0)
     tok.model_max_length = 64
     return tok
 
