@@ -25,7 +25,8 @@ import torch
 
 from .capture import CaptureSpec, PooledAccumulator
 from .clip import Clip
-from .generation import GenerationResult, SeededSampler, _as_list, _merge, _record_codes, _seeds_for, _codes_from
+from .generation import (GenerationResult, SeededSampler, _as_list, _codes_from, _merge, _record_codes, _seeds_for,
+                         intra_op_threads, resolve_threads)
 from .steering import SteeringSpec, steer_tensor
 
 
@@ -65,8 +66,14 @@ def _main(output):
 
 def generate_traced(handle, prompts, *, duration_s: float = 4.0, seeds=0, guidance_scale: float = 3.0,
                     steering: SteeringSpec | None = None, capture: CaptureSpec | None = None,
-                    temperature: float = 1.0, top_k: int | None = 250) -> GenerationResult:
+                    temperature: float = 1.0, top_k: int | None = 250, threads="auto") -> GenerationResult:
     """`workbench.generate` through an nnsight trace (one batch; same sampling, steering and capture)."""
+    with intra_op_threads(resolve_threads(handle, threads)):
+        return _generate_traced(handle, prompts, duration_s, seeds, guidance_scale, steering, capture, temperature,
+                                top_k)
+
+
+def _generate_traced(handle, prompts, duration_s, seeds, guidance_scale, steering, capture, temperature, top_k):
     import nnsight
     from transformers import LogitsProcessorList
 
