@@ -11,7 +11,9 @@ VERSION=2.13.0
 if "$PY" -c "import torch, sys; sys.exit(0 if torch.__version__.split('+')[0] == '$VERSION' else 1)" 2>/dev/null; then
   exit 0
 fi
-if "$PY" -m pip install -q --no-index "torch==$VERSION" 2>/dev/null; then
+if "$PY" -m pip install -q --no-index --no-deps "torch==$VERSION" 2>/dev/null; then
+  # torch itself came from a local wheel; its small dependencies come from the usual index
+  "$PY" -m pip install -q "torch==$VERSION"
   echo "torch $VERSION installed from a local wheel"
 elif command -v nvidia-smi >/dev/null 2>&1; then
   "$PY" -m pip install -q "torch==$VERSION"
