@@ -17,3 +17,13 @@ def tiny():
     """A tiny random MusicGen (3 layers x 32 hidden); generation of 0.2 s takes well under a second."""
     import workbench as wb
     return wb.random_model("tiny", seed=0)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """The tiny model is latency-bound: on a shared 2-core CPU, 2 torch threads spin-wait (10x slower)."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

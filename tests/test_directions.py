@@ -9,14 +9,7 @@ from workbench.errors import BadInputError, DirectionMismatchError, NotFiniteErr
 from workbench.probes import LinearProbe
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The tiny model is latency-bound: on a shared 2-core CPU, 2 torch threads spin-wait (10x slower)."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 MID = "random/tiny@seed0"
