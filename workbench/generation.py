@@ -234,9 +234,8 @@ def _generate_batch(handle, prompts, seeds, frames, guidance_scale, guided, stee
               for k, v in inputs.items()}
     sampler = SeededSampler(seeds, handle.n_codebooks, guidance_scale if guided else None, temperature, top_k)
     codes_sink: list = []
-    on_step = (lambda step: None) if stop is None else None
-    with instrument(handle, len(prompts), guided, capture, steering, on_step=on_step) as inst:
-        if stop is not None:
+    with instrument(handle, len(prompts), guided, capture, steering) as inst:
+        if stop is not None:  # polled once a decoder step; the tracker raises StoppedError on the next forward
             inst.tracker.on_step = lambda step: setattr(inst.tracker, "stop_requested", bool(stop()))
         with _record_codes(model, codes_sink), torch.no_grad():
             waves = model.generate(**inputs, max_new_tokens=frames + handle.delay_steps, do_sample=False,
