@@ -48,7 +48,7 @@ def _rows(tensor: torch.Tensor, which: str, n_cond: int) -> torch.Tensor:
         return tensor[:n_cond]
     if which == "uncond":
         return tensor[n_cond:2 * n_cond]
-    return tensor
+    return tensor[: 2 * n_cond]  # both
 
 
 def _main_output(output):
@@ -125,10 +125,6 @@ def _steer_hook(tracker: StepTracker, term, vector: torch.Tensor, mode: str, row
 def _capture_hook(tracker: StepTracker, acc: PooledAccumulator, rows: str, n_cond: int):
     def hook(module, args, output):
         hidden = _main_output(output)
-        if rows == "both":
-            chunk = hidden[: 2 * n_cond]
-        else:
-            chunk = _rows(hidden, rows, n_cond)
-        acc.offer(chunk, replace=tracker.repeat)
+        acc.offer(_rows(hidden, rows, n_cond), replace=tracker.repeat)
         return None
     return hook

@@ -142,15 +142,3 @@ def _generate_traced(handle, prompts, duration_s, seeds, guidance_scale, steerin
               steering=steering, guidance_scale=guidance_scale, model_id=handle.model_id)
          for i, (p, s) in enumerate(zip(prompts, seeds))], activations)
 
-
-def codes_to_audio(handle, codes) -> "np.ndarray":
-    """Decode (n_codebooks, frames) codes to a float32 (channels, samples) waveform."""
-    import numpy as np
-    codes = torch.as_tensor(np.asarray(codes), device=handle.device)
-    with torch.no_grad():
-        if handle.audio_channels == 1:
-            wave = handle.model.audio_encoder.decode(codes[None, None]).audio_values[0]
-        else:
-            wave = torch.cat([handle.model.audio_encoder.decode(codes[None, None, c::2]).audio_values[0]
-                              for c in (0, 1)])
-    return wave.float().cpu().numpy()
