@@ -43,3 +43,22 @@ def test_recipe_round_trips_and_rejects_bad_resume(tmp_path):
     (tmp_path / "work" / "recipe.json").write_text(json.dumps(Recipe().to_dict()))
     with pytest.raises(ValueError, match="drop --resume"):
         train_teaching_model(recipe, tmp_path / "out", work_dir=tmp_path / "work", resume=True)
+
+
+@pytest.mark.slow
+def test_resume_reuses_the_codec_when_only_decoder_settings_change(tmp_path):
+    from dataclasses import replace
+
+    from workbench.toy.recipe import Recipe, codec_fields, train_teaching_model
+
+    recipe, work = Recipe.tiny(), tmp_path / "work"
+    train_teaching_model(recipe, tmp_path / "a", work_dir=work, progress=False)
+    longer = replace(recipe, decoder_steps=3)
+    assert codec_fields(longer) == codec_fields(recipe)
+    info = train_teaching_model(longer, tmp_path / "b", work_dir=work, resume=True, progress=False)
+    assert info["recipe"]["decoder_steps"] == 3
+    log = [json.loads(line) for line in (work / "log.jsonl").read_text().splitlines()]
+    assert dict(stage="codec", resumed=True) in [{k: v for k, v in r.items() if k != "time"} for r in log]
+    with pytest.raises(ValueError, match="codec settings differ"):
+        train_teaching_model(replace(recipe, codec_ae_steps=3), tmp_path / "c", work_dir=work, resume=True,
+                             progress=False)

@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--decoder-batch-size", type=int)
     train.add_argument("--seed", type=int)
     train.add_argument("--threads", type=int)
+    train.add_argument("--device", default="cpu", help="cpu (reference, 2 threads) or cuda (faster)")
     train.add_argument("--no-progress", action="store_true")
 
     ev = sub.add_parser("evaluate", help="measure the judge, codec, generation, probes and steering")
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--json", default=None, help="write the metrics here")
     ev.add_argument("--quick", action="store_true", help="fewer clips (a rough check in a minute)")
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--device", default=None, help="cpu or cuda (default: a GPU when torch sees one)")
     ev.add_argument("--direction-source", choices=("generated", "teacher_forced"), default="generated",
                     help="activations the steering directions come from")
 
@@ -53,13 +55,14 @@ def main(argv: list[str] | None = None) -> int:
                              codec_vq_steps=args.codec_vq_steps, decoder_steps=args.decoder_steps,
                              decoder_batch_size=args.decoder_batch_size, seed=args.seed, threads=args.threads)
         info = train_teaching_model(recipe, args.output_dir, work_dir=args.work_dir, resume=args.resume,
-                                    progress=not args.no_progress)
+                                    progress=not args.no_progress, device=args.device)
         print(json.dumps(info["timings_s"], indent=1))
         return 0
     if args.command == "evaluate":
         from workbench.toy.evaluate import evaluate, format_table
 
-        metrics = evaluate(args.weights, quick=args.quick, seed=args.seed, direction_source=args.direction_source)
+        metrics = evaluate(args.weights, quick=args.quick, seed=args.seed, direction_source=args.direction_source,
+                           device=args.device)
         print(format_table(metrics))
         if args.json:
             with open(args.json, "w") as f:

@@ -23,7 +23,7 @@ N_CODEBOOKS = 4
 class ToySizes:
     """Every size knob of the teaching model."""
 
-    codec_filters: int = 8
+    codec_filters: int = 16
     codec_conv_shortcut: bool = False
     codec_hidden: int = 64  # latent / codebook dimension
     codebook_size: int = 256

@@ -53,13 +53,14 @@ def spectral_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     rms_t = target[:, :n].reshape(target.shape[0], -1, 256).pow(2).mean(-1).add(1e-8).sqrt()
     loss = loss + len(_FFT_SIZES) * (torch.log(rms_p + 1e-4) - torch.log(rms_t + 1e-4)).abs().mean()
     for n_fft in _FFT_SIZES:
-        window = torch.hann_window(n_fft)
+        window = torch.hann_window(n_fft, device=pred.device)
         p = torch.stft(pred, n_fft, n_fft // 4, window=window, return_complex=True).abs()
         t = torch.stft(target, n_fft, n_fft // 4, window=window, return_complex=True).abs()
         loss = loss + (torch.log(p + 1e-5) - torch.log(t + 1e-5)).abs().mean()
         loss = loss + torch.linalg.norm(p - t) / (torch.linalg.norm(t) + 1e-7)
         if n_fft == 2048:  # log-mel: weights the bass (few linear bins) like the ear and the judge do
-            mel_p, mel_t = _MEL @ p.pow(2), _MEL @ t.pow(2)
+            mel = _MEL.to(p.device)
+            mel_p, mel_t = mel @ p.pow(2), mel @ t.pow(2)
             loss = loss + len(_FFT_SIZES) * (torch.log(mel_p + 1e-5) - torch.log(mel_t + 1e-5)).abs().mean()
     return loss / len(_FFT_SIZES)
 
@@ -139,7 +140,7 @@ def _kmeans(points: torch.Tensor, k: int, iters: int, gen: torch.Generator) -> t
 def fit_codebooks(codec, latents: torch.Tensor, iters: int = 15, seed: int = 0) -> list[int]:
     """Residual k-means on latent frames (N, D) -> written into the quantizer buffers; codes used per book."""
     gen = torch.Generator().manual_seed(seed)
-    residual = latents.clone()
+    residual = latents.detach().cpu().clone()  # k-means on the CPU: same codebooks whatever the device
     used = []
     for layer in codec.quantizer.layers:
         book = layer.codebook
@@ -153,10 +154,11 @@ def fit_codebooks(codec, latents: torch.Tensor, iters: int = 15, seed: int = 0) 
     return used
 
 
-def _crops(audio: np.ndarray, batch_size: int, crop: int, rng: np.random.Generator) -> torch.Tensor:
+def _crops(audio: np.ndarray, batch_size: int, crop: int, rng: np.random.Generator,
+           device: str | torch.device = "cpu") -> torch.Tensor:
     idx = rng.integers(0, audio.shape[0], size=batch_size)
     starts = rng.integers(0, audio.shape[1] - crop + 1, size=batch_size)
-    return torch.from_numpy(np.stack([audio[i, s:s + crop] for i, s in zip(idx, starts)]))[:, None]
+    return torch.from_numpy(np.stack([audio[i, s:s + crop] for i, s in zip(idx, starts)]))[:, None].to(device)
 
 
 def _quantise(codec, latents: torch.Tensor) -> torch.Tensor:
@@ -178,8 +180,9 @@ def train_codec(codec, audio: np.ndarray, ae_steps: int = 3000, vq_steps: int = 
         raise ValueError(f"clips are too short to train the codec: need at least {hop * 4} samples")
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
+    device = next(codec.parameters()).device
     codec.train()
-    data_dependent_init(codec, _crops(audio, min(16, 2 * batch_size), crop, rng))
+    data_dependent_init(codec, _crops(audio, min(16, 2 * batch_size), crop, rng, device))
 
     # Stage 1: plain autoencoder.
     params = list(codec.encoder.parameters()) + list(codec.decoder.parameters())
@@ -187,7 +190,7 @@ def train_codec(codec, audio: np.ndarray, ae_steps: int = 3000, vq_steps: int = 
     sched = warmup_cosine(opt, ae_steps)
     bar = tqdm(range(ae_steps), desc="codec: autoencoder", disable=not progress)
     for step in bar:
-        x = _crops(audio, batch_size, crop, rng)
+        x = _crops(audio, batch_size, crop, rng, device)
         loss = spectral_loss(codec.decoder(codec.encoder(x)), x)
         opt.zero_grad()
         loss.backward()
@@ -205,8 +208,8 @@ def train_codec(codec, audio: np.ndarray, ae_steps: int = 3000, vq_steps: int = 
         pick = rng.choice(audio.shape[0], size=min(kmeans_clips, audio.shape[0]), replace=False)
         frames = []
         for i in tqdm(range(0, len(pick), 16), desc="codec: encode for k-means", disable=not progress):
-            x = torch.from_numpy(audio[np.sort(pick[i:i + 16])])[:, None]
-            frames.append(codec.encoder(x).permute(0, 2, 1).reshape(-1, codec.config.hidden_size))
+            x = torch.from_numpy(audio[np.sort(pick[i:i + 16])])[:, None].to(device)
+            frames.append(codec.encoder(x).permute(0, 2, 1).reshape(-1, codec.config.hidden_size).cpu())
         latents = torch.cat(frames)
     used = fit_codebooks(codec, latents, seed=seed)
     if log:
@@ -218,7 +221,7 @@ def train_codec(codec, audio: np.ndarray, ae_steps: int = 3000, vq_steps: int = 
     sched = warmup_cosine(opt, vq_steps)
     bar = tqdm(range(vq_steps), desc="codec: decoder on codes", disable=not progress)
     for step in bar:
-        x = _crops(audio, batch_size, crop, rng)
+        x = _crops(audio, batch_size, crop, rng, device)
         with torch.no_grad():
             zq = _quantise(codec, codec.encoder(x))
         loss = spectral_loss(codec.decoder(zq), x)
@@ -241,7 +244,8 @@ def encode_codes(codec, audio: np.ndarray, batch_size: int = 16, progress: bool 
     out = []
     for i in tqdm(range(0, audio.shape[0], batch_size), desc="codec: encode clips", disable=not progress):
         x = torch.from_numpy(np.ascontiguousarray(audio[i:i + batch_size]))[:, None]
-        out.append(codec.quantizer.encode(codec.encoder(x)).permute(1, 0, 2).numpy())
+        x = x.to(next(codec.parameters()).device)
+        out.append(codec.quantizer.encode(codec.encoder(x)).permute(1, 0, 2).cpu().numpy())
     return np.concatenate(out).astype(np.int64)
 
 
@@ -251,5 +255,6 @@ def decode_codes(codec, codes: np.ndarray, batch_size: int = 16) -> np.ndarray:
     out = []
     for i in range(0, codes.shape[0], batch_size):
         c = torch.from_numpy(np.asarray(codes[i:i + batch_size], dtype=np.int64)).permute(1, 0, 2)
-        out.append(codec.decoder(codec.quantizer.decode(c))[:, 0].numpy())
+        c = c.to(next(codec.parameters()).device)
+        out.append(codec.decoder(codec.quantizer.decode(c))[:, 0].cpu().numpy())
     return np.concatenate(out).astype(np.float32)

@@ -39,11 +39,11 @@ def delay_sequences(codes: torch.Tensor, special_id: int) -> torch.Tensor:
 
 def condition(model, tokenizer, prompts: list[str], drop: np.ndarray):
     """(encoder hidden states, attention mask) for prompts; rows where `drop` get the null condition."""
-    enc = tokenizer(prompts, padding=True, return_tensors="pt")
+    enc = tokenizer(prompts, padding=True, return_tensors="pt").to(model.device)
     with torch.no_grad():
         hidden = model.text_encoder(input_ids=enc.input_ids, attention_mask=enc.attention_mask).last_hidden_state
     mask = enc.attention_mask.clone()
-    drop_t = torch.from_numpy(drop)
+    drop_t = torch.from_numpy(drop).to(mask.device)
     hidden = torch.where(drop_t[:, None, None], torch.zeros_like(hidden), hidden)
     mask = torch.where(drop_t[:, None], torch.zeros_like(mask), mask)
     return hidden, mask
@@ -54,6 +54,7 @@ def decoder_loss(model, seq: torch.Tensor, hidden: torch.Tensor, mask: torch.Ten
     from transformers.modeling_outputs import BaseModelOutput
 
     bsz, n_books, length = seq.shape
+    seq = seq.to(hidden.device)
     inputs = seq[:, :, :-1].reshape(bsz * n_books, length - 1)
     targets = seq[:, :, 1:]
     out = model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,

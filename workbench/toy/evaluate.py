@@ -51,11 +51,12 @@ def _round_trip(model, audio: np.ndarray, batch_size: int = 8) -> np.ndarray:
 
 
 def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = True,
-             direction_source: str = "generated") -> dict:
+             direction_source: str = "generated", device=None) -> dict:
     """All metrics as a flat dict (see the module docstring for the protocol).
 
     direction_source: "teacher_forced" (class means of the probe's activations) or "generated"
     (class means of the conditional rows captured while generating from the genre prompts).
+    device: where the model runs (default: a GPU when torch sees one, else the CPU).
     """
     if direction_source not in ("teacher_forced", "generated"):
         raise ValueError(f"direction_source={direction_source!r}: use 'teacher_forced' or 'generated'")
@@ -68,8 +69,8 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     n_synth = 10 if quick else 40
     n_recon = 6 if quick else 25
     gen_seeds = [seed] if quick else [seed, seed + 1, seed + 2, seed + 3]
-    steer_seeds = [seed + 100] if quick else [seed + 100, seed + 101]
-    handle = wb.load_model(weights)
+    steer_seeds = [seed + 100] if quick else [seed + 100, seed + 101, seed + 102, seed + 103]
+    handle = wb.load_model(weights, device=device)
     judge = load_judge()
     m: dict = dict(model_id=handle.model_id, quick=quick, seed=seed)
 

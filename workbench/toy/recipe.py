@@ -27,12 +27,12 @@ class Recipe:
 
     n_per_genre: int = 300
     data_seed: int = 0
-    codec_ae_steps: int = 1300
-    codec_vq_steps: int = 600
+    codec_ae_steps: int = 4000
+    codec_vq_steps: int = 2000
     codec_batch_size: int = 8
     codec_crop_s: float = 0.32
     codec_lr: float = 1.5e-3
-    decoder_steps: int = 1100
+    decoder_steps: int = 3000
     decoder_batch_size: int = 16
     decoder_lr: float = 2e-3
     cond_dropout: float = 0.15
@@ -60,6 +60,14 @@ class Recipe:
         return cls(**d)
 
 
+def codec_fields(recipe: Recipe) -> dict:
+    """The recipe fields the codec stage depends on: a codec checkpoint is reused only if these match."""
+    d = recipe.to_dict()
+    keep = {k: v for k, v in d.items() if k.startswith("codec_") or k in ("n_per_genre", "data_seed", "seed")}
+    keep["sizes"] = {k: v for k, v in d["sizes"].items() if k.startswith("codec_") or k == "codebook_size"}
+    return keep
+
+
 def _log_line(path: Path | None, record: dict) -> None:
     if path is not None:
         with open(path, "a") as f:
@@ -67,8 +75,12 @@ def _log_line(path: Path | None, record: dict) -> None:
 
 
 def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str | Path | None = None,
-                         resume: bool = False, progress: bool = True) -> dict:
-    """Build the teaching model from scratch into `output_dir` (save_pretrained folder); returns info."""
+                         resume: bool = False, progress: bool = True, device: str = "cpu") -> dict:
+    """Build the teaching model from scratch into `output_dir` (save_pretrained folder); returns info.
+
+    device: "cpu" (the reference: 2 threads, `recipe.threads`) or a torch device such as "cuda"
+    (faster; same recipe and seeds, results differ only by floating-point order).
+    """
     import torch
     from transformers import EncodecModel
 
@@ -87,9 +99,11 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     recipe_path = work_dir / "recipe.json"
-    if resume and recipe_path.exists() and json.loads(recipe_path.read_text()) != recipe.to_dict():
-        raise ValueError(f"{work_dir} holds checkpoints of a different recipe: drop --resume or use "
-                         "another --work-dir")
+    if resume and recipe_path.exists():
+        saved = Recipe.from_dict(json.loads(recipe_path.read_text()))
+        if codec_fields(saved) != codec_fields(recipe):
+            raise ValueError(f"{work_dir} holds a codec of a different recipe (data, seeds or codec "
+                             "settings differ): drop --resume or use another --work-dir")
     if not resume:
         for stale in ("codec", "log.jsonl"):
             p = work_dir / stale
@@ -105,6 +119,9 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
         _log_line(log_path, record)
 
     torch.set_num_threads(recipe.threads)
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but torch sees no GPU: use device='cpu'")
     timings: dict[str, float] = {}
     t0 = time.time()
     audio, labels = synth_dataset(recipe.n_per_genre, seed=recipe.data_seed)
@@ -115,15 +132,16 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
     t = time.time()
     codec_dir = work_dir / "codec"
     if resume and (codec_dir / "config.json").exists():
-        codec = EncodecModel.from_pretrained(codec_dir).eval()
+        codec = EncodecModel.from_pretrained(codec_dir).eval().to(device)
         log(dict(stage="codec", resumed=True))
     else:
-        codec = build_codec(recipe.sizes, seed=recipe.seed)
+        codec = build_codec(recipe.sizes, seed=recipe.seed).to(device)
         train_codec(codec, audio, ae_steps=recipe.codec_ae_steps, vq_steps=recipe.codec_vq_steps,
                     batch_size=recipe.codec_batch_size, crop_s=recipe.codec_crop_s, lr=recipe.codec_lr,
                     seed=recipe.seed,
                     progress=progress, log=log)
-        codec.save_pretrained(codec_dir)
+        codec.cpu().save_pretrained(codec_dir)
+        codec.to(device)
     timings["codec_s"] = time.time() - t
 
     t = time.time()
@@ -132,20 +150,20 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
     del audio
 
     t = time.time()
-    model = build_musicgen(recipe.sizes, codec, len(tokenizer), seed=recipe.seed)
+    model = build_musicgen(recipe.sizes, codec, len(tokenizer), seed=recipe.seed).to(device)
     train_decoder(model, tokenizer, codes, labels, steps=recipe.decoder_steps,
                   batch_size=recipe.decoder_batch_size, lr=recipe.decoder_lr,
                   cond_dropout=recipe.cond_dropout, seed=recipe.seed, progress=progress, log=log)
     timings["decoder_s"] = time.time() - t
 
-    model.save_pretrained(output_dir)
+    model.cpu().save_pretrained(output_dir)
     # The training tokenizer ran with padding=True; a saved padding block breaks
     # processor(audio=..., text=...) after reload (transformers#41598), so drop it first.
     tokenizer.backend_tokenizer.no_padding()
     build_processor(tokenizer).save_pretrained(output_dir)
     timings["total_s"] = time.time() - t0
     info = dict(recipe=recipe.to_dict(), timings_s={k: round(v, 1) for k, v in timings.items()},
-                n_clips=len(labels), torch_version=torch.__version__,
+                n_clips=len(labels), torch_version=torch.__version__, device=str(device),
                 decoder_params=sum(p.numel() for p in model.decoder.parameters()),
                 codec_params=sum(p.numel() for p in model.audio_encoder.parameters()),
                 text_encoder_params=sum(p.numel() for p in model.text_encoder.parameters()),
