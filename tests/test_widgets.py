@@ -90,6 +90,13 @@ def test_projection_explorer_click_select_groups_direction():
     plotly_event(ex.figure, "plotly_click", [0], [2])
     assert ex.clicked == 6
     assert "&#9733;" in ex._repr_mimebundle_()["text/html"]
+    # A lassoed star is counted in the readout but has no activations: left out of the direction.
+    ex.select([3, 6]); ex.use_selection_as("B")
+    assert "B: 2 points (mostly jazz, 1 steered left out)" in ex.groups_readout.value
+    ex.make_direction()
+    assert made[-1] == ([0, 5], [3])
+    ex.select([6]); ex.use_selection_as("B")
+    assert ex.make_direction() is None and "steered stars do not count" in ex.last_error
 
 
 def test_explorer_errors_are_shown_in_the_widget():

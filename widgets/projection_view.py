@@ -129,7 +129,11 @@ class ProjectionExplorer(View):
             raise ValueError("select points for both group A and group B first")
         if self.direction_fn is None:
             raise ValueError("this explorer has no direction_fn: pass ProjectionExplorer(..., direction_fn=...)")
-        self.direction = self.direction_fn(list(self.group_a), list(self.group_b))
+        n = len(self.xy)  # steered points (stars) have no stored activations: leave them out
+        a, b = [i for i in self.group_a if i < n], [i for i in self.group_b if i < n]
+        if not a or not b:
+            raise ValueError("each group needs at least one stored point (steered stars do not count)")
+        self.direction = self.direction_fn(a, b)
         self.groups_readout.value += " → direction made"
         return self.direction
 
@@ -199,9 +203,12 @@ class ProjectionExplorer(View):
         def describe(group):
             if not group:
                 return "empty"
-            labels = [self.labels[i] if i < len(self.xy) else "steered" for i in group]
-            top = max(set(labels), key=labels.count)
-            return f"{len(group)} points (mostly {top})"
+            labels = [self.labels[i] for i in group if i < len(self.xy)]
+            steered = len(group) - len(labels)
+            top = f"mostly {max(set(labels), key=labels.count)}" if labels else "all steered"
+            # Steered points (stars) have no stored activations: directions are made without them.
+            note = f", {steered} steered left out" if steered and labels else ""
+            return f"{len(group)} points ({top}{note})"
         shown = ", ".join(f"#{i}" for i in self.selection[:6]) + (" …" if len(self.selection) > 6 else "")
         self.groups_readout.value = (f"selected: {len(self.selection)} [{shown}] · A: {describe(self.group_a)} · "
                                      f"B: {describe(self.group_b)}")
