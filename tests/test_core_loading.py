@@ -52,3 +52,15 @@ def test_pooled_capture_memory_does_not_grow_with_steps():
     for step in range(500):
         acc.offer(torch.randn(2, 1, 8), replace=False)
     assert acc.steps == [] and acc.total.shape == (2, 8) and acc.result().shape == (2, 16)
+
+
+def test_teaching_model_loads_without_transformers_noise(capfd):
+    from transformers.utils import logging as hf_logging
+
+    import workbench as wb
+
+    before = hf_logging.get_verbosity()
+    wb.load_model()
+    err = capfd.readouterr().err
+    assert "pad_token_id" not in err and "Loading weights" not in err
+    assert hf_logging.get_verbosity() == before  # restored for the user's own loads

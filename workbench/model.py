@@ -7,6 +7,7 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -148,6 +149,22 @@ def _check_folder(path: Path) -> None:
         raise NotAMusicGenError(f"{path} holds a {model_type!r} model, not a MusicGen (model_type 'musicgen')")
 
 
+@contextlib.contextmanager
+def _quiet_transformers():
+    """transformers' warnings and load progress bars off inside the block."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def load_model(name_or_path: str | os.PathLike | None = None, device=None, dtype=None) -> MusicGenHandle:
     """Load MusicGen: the embedded teaching model by default, a Hub id, or a local folder.
 
@@ -171,7 +188,10 @@ def load_model(name_or_path: str | os.PathLike | None = None, device=None, dtype
         model_id = str(name_or_path)
     if path.is_dir():
         _check_folder(path)
-        model = MusicgenForConditionalGeneration.from_pretrained(path)
+        # The teaching model uses pad id == vocab size as the official checkpoints do; transformers
+        # warns about that on every load, which tells its users nothing they can act on.
+        with _quiet_transformers() if name_or_path is None else contextlib.nullcontext():
+            model = MusicgenForConditionalGeneration.from_pretrained(path)
         processor = AutoProcessor.from_pretrained(path)
         return _finish(model, processor, model_id, device, dtype)
     if path.exists():
@@ -199,18 +219,13 @@ def random_model(name: str = "tiny", seed: int = 0, device=None, dtype=None) -> 
     Full-size random models prove layer paths, shapes, CFG and steering without downloading weights.
     """
     from transformers import MusicgenForConditionalGeneration
-    from transformers.utils import logging as hf_logging
 
     from .configs import musicgen_config, random_processor
 
     config = musicgen_config(name)
     torch.manual_seed(seed)
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the official configs use pad id == vocab size, which HF warns about
-    try:
+    with _quiet_transformers():  # the official configs use pad id == vocab size, which HF warns about
         model = MusicgenForConditionalGeneration(config)
-    finally:
-        hf_logging.set_verbosity(verbosity)
     model.generation_config.decoder_start_token_id = config.decoder.bos_token_id
     model.generation_config.pad_token_id = config.decoder.pad_token_id
     processor = random_processor(config.audio_encoder.sampling_rate, config.decoder.audio_channels)
