@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     train = sub.add_parser("train", help="rebuild the teaching model from scratch")
     train.add_argument("--output-dir", default=str(WEIGHTS_DIR), help="save_pretrained folder (default: shipped weights)")
     train.add_argument("--work-dir", default=None, help="checkpoints and log (default: ~/.cache/musicgen-workbench/toy-train)")
-    train.add_argument("--resume", action="store_true", help="reuse a finished codec stage in --work-dir")
+    train.add_argument("--resume", action="store_true", help="reuse the codec in --work-dir when data and codec settings match")
     train.add_argument("--tiny", action="store_true", help="a seconds-long smoke run (tiny sizes)")
     train.add_argument("--clips-per-genre", type=int, dest="n_per_genre")
     train.add_argument("--codec-ae-steps", type=int)
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--decoder-batch-size", type=int)
     train.add_argument("--seed", type=int)
     train.add_argument("--threads", type=int)
-    train.add_argument("--device", default="cpu", help="cpu (reference, 2 threads) or cuda (faster)")
+    train.add_argument("--device", default="cpu", help="cpu (the reference, 2 threads) or cuda")
     train.add_argument("--no-progress", action="store_true")
 
     ev = sub.add_parser("evaluate", help="measure the judge, codec, generation, probes and steering")
