@@ -1,0 +1,20 @@
+"""The shipped teaching model meets its quality bars, measured by `python -m workbench.toy evaluate`."""
+import json
+
+import pytest
+
+
+@pytest.mark.slow
+def test_shipped_teaching_model_meets_its_bars(tmp_path, capsys):
+    from workbench.toy.__main__ import main
+    from workbench.toy.evaluate import TARGETS
+
+    out = tmp_path / "metrics.json"
+    assert main(["evaluate", "--json", str(out), "--device", "cpu"]) == 0
+    assert "judge_accuracy_generated" in capsys.readouterr().out  # the table is printed
+    m = json.loads(out.read_text())
+    missed = {k: m[k] for k, bar in TARGETS.items() if m[k] < bar}
+    assert not missed, f"bars missed: {missed}"
+    assert m["steer_flip_rate_zero"] <= 0.10
+    assert set(m["steer_flip_rate_by_strength"]) == {"0", "0.25", "0.5", "1", "2"}
+    assert m["n_clips"]["generated"] == 48 and m["n_clips"]["steered_per_strength"] == 48
