@@ -78,8 +78,9 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
                          resume: bool = False, progress: bool = True, device: str = "cpu") -> dict:
     """Build the teaching model from scratch into `output_dir` (save_pretrained folder); returns info.
 
-    device: "cpu" (the reference: 2 threads, `recipe.threads`) or a torch device such as "cuda"
-    (faster; same recipe and seeds, results differ only by floating-point order).
+    device: "cpu" (the reference: `recipe.threads` threads) or a torch device such as "cuda" (same
+    recipe and seeds, results differ by floating-point order; for a model this small a GPU is no
+    faster than 2 CPU cores, but several recipes can train on it side by side).
     """
     import torch
     from transformers import EncodecModel
