@@ -107,9 +107,7 @@ class Workbench(View):
         method = getattr(self.backend, "projection_method", "pca").upper()
         return f"Clips at {self.site} layer {self.layer} ({method})"
 
-    def _direction_from_groups(self, group_a, group_b):
-        n = len(self.explorer.xy)  # steered stars have no stored activations: directions use stored clips
-        group_a, group_b = [i for i in group_a if i < n], [i for i in group_b if i < n]
+    def _direction_from_groups(self, group_a, group_b):  # stored clips only: the explorer drops stars
         self.picker.groups = (tuple(group_a), tuple(group_b))
         self.picker.method = "current selection"
         return self.picker.make()
@@ -137,8 +135,7 @@ class Workbench(View):
             self.report(exc)
 
     def _groups_changed(self, change):
-        n = len(self.explorer.xy)
-        self.picker.groups = tuple(tuple(i for i in g if i < n) for g in (self.explorer.group_a, self.explorer.group_b))
+        self.picker.groups = tuple(tuple(g) for g in self.explorer.stored_groups())
 
     def original_for(self, request: dict):
         """The unsteered clip with the same prompt, seed, duration and guidance (cached)."""

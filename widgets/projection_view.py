@@ -122,6 +122,11 @@ class ProjectionExplorer(View):
             return f"{self.labels[index]}: {self.texts[index]}"
         return self.figure.data[-1].hovertext[index - n]
 
+    def stored_groups(self) -> tuple[list[int], list[int]]:
+        """Groups A and B without steered points (stars have no stored activations to average)."""
+        n = len(self.xy)
+        return [i for i in self.group_a if i < n], [i for i in self.group_b if i < n]
+
     @guarded
     def make_direction(self):
         """direction_fn(group_a, group_b) -> `direction`."""
@@ -129,8 +134,7 @@ class ProjectionExplorer(View):
             raise ValueError("select points for both group A and group B first")
         if self.direction_fn is None:
             raise ValueError("this explorer has no direction_fn: pass ProjectionExplorer(..., direction_fn=...)")
-        n = len(self.xy)  # steered points (stars) have no stored activations: leave them out
-        a, b = [i for i in self.group_a if i < n], [i for i in self.group_b if i < n]
+        a, b = self.stored_groups()
         if not a or not b:
             raise ValueError("each group needs at least one stored point (steered stars do not count)")
         self.direction = self.direction_fn(a, b)

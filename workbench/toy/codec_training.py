@@ -241,10 +241,9 @@ def train_codec(codec, audio: np.ndarray, ae_steps: int = 3000, vq_steps: int = 
 @torch.no_grad()
 def encode_codes(codec, audio: np.ndarray, batch_size: int = 16, progress: bool = True) -> np.ndarray:
     """EnCodec codes (N, n_codebooks, frames) int16/int64 for clips (N, samples)."""
-    out = []
+    out, device = [], next(codec.parameters()).device
     for i in tqdm(range(0, audio.shape[0], batch_size), desc="codec: encode clips", disable=not progress):
-        x = torch.from_numpy(np.ascontiguousarray(audio[i:i + batch_size]))[:, None]
-        x = x.to(next(codec.parameters()).device)
+        x = torch.from_numpy(np.ascontiguousarray(audio[i:i + batch_size]))[:, None].to(device)
         out.append(codec.quantizer.encode(codec.encoder(x)).permute(1, 0, 2).cpu().numpy())
     return np.concatenate(out).astype(np.int64)
 
@@ -252,9 +251,8 @@ def encode_codes(codec, audio: np.ndarray, batch_size: int = 16, progress: bool 
 @torch.no_grad()
 def decode_codes(codec, codes: np.ndarray, batch_size: int = 16) -> np.ndarray:
     """Waveforms (N, samples) float32 from codes (N, n_codebooks, frames)."""
-    out = []
+    out, device = [], next(codec.parameters()).device
     for i in range(0, codes.shape[0], batch_size):
-        c = torch.from_numpy(np.asarray(codes[i:i + batch_size], dtype=np.int64)).permute(1, 0, 2)
-        c = c.to(next(codec.parameters()).device)
+        c = torch.from_numpy(np.asarray(codes[i:i + batch_size], dtype=np.int64)).permute(1, 0, 2).to(device)
         out.append(codec.decoder(codec.quantizer.decode(c))[:, 0].cpu().numpy())
     return np.concatenate(out).astype(np.float32)
