@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from workbench import collect as collect_mod
-from workbench.collect import collect
-from workbench.datasets import PromptSet
-from workbench.store import ActivationStore, StoreMismatchError
+from workbench.data import collect as collect_mod
+from workbench.data.collect import collect
+from workbench.data.datasets import PromptSet
+from workbench.data.store import ActivationStore, StoreMismatchError
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -101,8 +101,8 @@ CHILD = textwrap.dedent("""
     import torch
     torch.set_num_threads(1)
     import workbench as wb
-    from workbench import collect as cm, store as sm
-    from workbench.datasets import PromptSet
+    from workbench.data import collect as cm, store as sm
+    from workbench.data.datasets import PromptSet
     log = open(sys.argv[2], "a")
     original_run, original_save = cm._run_batch, sm._save_npy
     def run(handle, inputs, indices, spec, kw):

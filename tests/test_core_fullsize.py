@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench.configs import musicgen_config
-from workbench.steering import steer_tensor
+from workbench.runtime.configs import musicgen_config
+from workbench.runtime.steering import steer_tensor
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from workbench.capture import PooledAccumulator
+from workbench.runtime.capture import PooledAccumulator
 from workbench.errors import ModelNotAvailableError, NotAMusicGenError
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench.tracing import bos_ids, envoy, generate_traced, traced_model
+from workbench.runtime.tracing import bos_ids, envoy, generate_traced, traced_model
 
 PROMPTS = ["rock guitar", "smooth jazz"]
 
@@ -56,13 +56,13 @@ def test_golden_norm_relative_every_25th_step_on_cond_rows(tiny):
 
     from transformers import LogitsProcessorList
 
-    from workbench.generation import SeededSampler, _record_codes
+    from workbench.runtime.sampling import SeededSampler, record_codes
     sink = []
     handle = tiny.layers[layer].register_forward_hook(paper_hook)
     try:
         inputs = tiny.processor(text=PROMPTS, padding=True, return_tensors="pt")
         sampler = SeededSampler([5, 6], 4, 3.0, 1.0, 250)
-        with torch.no_grad(), _record_codes(tiny.model, sink):
+        with torch.no_grad(), record_codes(tiny.model, sink):
             tiny.model.generate(**inputs, max_new_tokens=30 + 3, do_sample=False, guidance_scale=3.0, top_k=None,
                                 temperature=None, logits_processor=LogitsProcessorList([sampler]))
     finally:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from workbench.datasets import AudioSet, PromptSet, SynthSet, resample
+from workbench.data.datasets import AudioSet, PromptSet, SynthSet, resample
 from workbench.errors import BadInputError
 
 

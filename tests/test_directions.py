@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from workbench.directions import (Direction, from_class_means, from_pca, from_point_sets, from_probe,
+from workbench.analysis.directions import (Direction, from_class_means, from_pca, from_point_sets, from_probe,
                                   normalize)
 from workbench.errors import BadInputError, DirectionMismatchError, NotFiniteError
-from workbench.probes import LinearProbe
+from workbench.analysis.probes import LinearProbe
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from workbench.probes import (LabelMismatchError, LinearProbe, NonFiniteActivationsError,
+from workbench.analysis.probes import (LabelMismatchError, LinearProbe, NonFiniteActivationsError,
                               OneClassError, TooFewSamplesError, sweep)
 
 
@@ -71,7 +71,7 @@ def test_sweep_ridge_and_stratified_folds():
     X, y = blobs(n=60)
     result = sweep({("mlp", 2): X}, y, kind="ridge", folds=3, control=False)
     assert result.rows[0]["accuracy_mean"] > 0.9 and "control_accuracy_mean" not in result.rows[0]
-    from workbench.probes import _fold_ids
+    from workbench.analysis.probes import _fold_ids
     codes = np.unique(y, return_inverse=True)[1]
     folds = _fold_ids(codes, 3, seed=0)
     per_fold = np.array([np.bincount(codes[folds == k], minlength=3) for k in range(3)])
@@ -94,7 +94,7 @@ def test_bad_inputs_name_the_fix():
 
 
 def test_sweep_reads_an_activation_store(tmp_path):
-    from workbench.store import ActivationStore
+    from workbench.data.store import ActivationStore
     X, y = blobs(n=60)
     store = ActivationStore.create(tmp_path / "s", model_id="m", spec={}, spec_key="k",
                                    keys=[("resid", 0), ("resid", 1)])

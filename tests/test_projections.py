@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from workbench import projections as P
+from workbench.analysis import projections as P
 from workbench.errors import BadInputError, NotFiniteError
 
 

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from workbench.store import ActivationStore, StoreError, StoreMismatchError, array_hash
+from workbench.data.store import ActivationStore, StoreError, StoreMismatchError, array_hash
 
 KEYS = [("resid", 0), ("resid", 2)]
 

@@ -35,7 +35,7 @@ def test_tiny_recipe_end_to_end(tmp_path):
 
 
 def test_recipe_round_trips_and_rejects_bad_resume(tmp_path):
-    from workbench.toy.recipe import Recipe, train_teaching_model
+    from workbench.toy.training.recipe import Recipe, train_teaching_model
 
     recipe = Recipe.tiny()
     assert Recipe.from_dict(recipe.to_dict()) == recipe
@@ -49,7 +49,7 @@ def test_recipe_round_trips_and_rejects_bad_resume(tmp_path):
 def test_resume_reuses_the_codec_when_only_decoder_settings_change(tmp_path):
     from dataclasses import replace
 
-    from workbench.toy.recipe import Recipe, codec_fields, train_teaching_model
+    from workbench.toy.training.recipe import Recipe, codec_fields, train_teaching_model
 
     recipe, work = Recipe.tiny(), tmp_path / "work"
     train_teaching_model(recipe, tmp_path / "a", work_dir=work, progress=False)

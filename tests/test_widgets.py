@@ -260,7 +260,7 @@ def test_workbench_links_views():
 @pytest.mark.slow
 def test_workbench_on_a_random_tiny_model_end_to_end():
     import workbench as wb
-    from widgets.bench_ui import ui_generate_seconds
+    from benchmarks.bench_ui import ui_generate_seconds
 
     handle = wb.random_model("tiny")
     ui = Workbench(handle, n_per_label=4, duration_s=0.5)

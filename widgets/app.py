@@ -39,9 +39,9 @@ class Workbench(View):
     `.panel`, `.comparer`, `.backend`) and usable from code.
 
     handle: a workbench model handle (default `workbench.load_model()`, the teaching model).
-    collection: a `widgets.backend.Collection` or an ActivationStore from `workbench.collect.collect`
+    collection: a `widgets.backend.Collection` or an ActivationStore from `workbench.data.collect.collect`
         (default: generate `n_per_label` clips per label).
-    sweep: a `workbench.probes.sweep` result on the collection (default: computed here).
+    sweep: a `workbench.analysis.probes.sweep` result on the collection (default: computed here).
     prompt: the steering panel's starting prompt (default: the store's first prompt, or a genre prompt).
     map_method: "pca" (instant) or "umap" (the first UMAP fit in a process compiles numba code: 15-20 s
         on an idle 2-core machine, up to ~100 s on a busy one); switch any time with `ui.map_method`.
@@ -60,14 +60,14 @@ class Workbench(View):
         if handle is None:
             import workbench
             handle = workbench.load_model()
-        if collection is not None and hasattr(collection, "arrays"):  # an ActivationStore from workbench.collect
+        if collection is not None and hasattr(collection, "arrays"):  # an ActivationStore from workbench.data.collect
             prompt = prompt or next((r.get("prompt") for r in collection.table if r.get("prompt")), None)
             collection = Collection.from_store(collection)
         if collection is None:
             collection = Collection.generate(handle, prompts_by_label or default_prompts(handle),
                                              n_per_label=n_per_label, duration_s=duration_s, seed=seed)
         if sweep is None:
-            from workbench.probes import sweep as run_sweep
+            from workbench.analysis.probes import sweep as run_sweep
             folds = max(2, min(5, min(collection.labels.count(c) for c in collection.classes)))
             sweep = run_sweep(collection.acts, collection.labels, folds=folds)
         self.handle, self.collection = handle, collection

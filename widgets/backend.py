@@ -50,7 +50,7 @@ class Collection:
 
     @classmethod
     def from_store(cls, store, label_column: str = "label") -> "Collection":
-        """A view of a `workbench.store.ActivationStore` (what `workbench.collect.collect` returns);
+        """A view of a `workbench.data.store.ActivationStore` (what `workbench.data.collect.collect` returns);
         clips are read from the store when clicked."""
         table = store.table
         texts = [str(r.get("prompt") or r.get("path") or r.get("id"))
@@ -72,7 +72,7 @@ class Backend:
         self.projection_method = projection_method
         # "mean_norm": strength 1 moves an activation by its layer's mean norm (comparable across layers)
         self.normalize = "mean_norm"
-        self._projection = None  # the current workbench.projections.Projection
+        self._projection = None  # the current workbench.analysis.projections.Projection
         self.probe_key = None
         self._judge = None
 
@@ -106,8 +106,8 @@ class Backend:
     # -- directions ----------------------------------------------------------------------------
     def make_direction(self, method: str, *, site: str, layer: int, class_a: str = "", class_b: str = "",
                        component: int = 0, groups=()):
-        """A `workbench.directions.Direction` at (site, layer) for a DirectionPicker method."""
-        from workbench import directions as d
+        """A `workbench.analysis.directions.Direction` at (site, layer) for a DirectionPicker method."""
+        from workbench.analysis import directions as d
         X = self.collection.acts[(site, layer)]
         labels = np.asarray(self.collection.labels)
         where = dict(model_id=self.handle.model_id, layer=int(layer), site=site, normalize=self.normalize)
@@ -129,14 +129,14 @@ class Backend:
 
     def _probe(self, site: str, layer: int):
         if self.sweep is None or (site, layer) not in getattr(self.sweep, "probes", {}):
-            raise ValueError(f"no fitted probe at {site} layer {layer}: pass sweep=workbench.probes.sweep(...)")
+            raise ValueError(f"no fitted probe at {site} layer {layer}: pass sweep=workbench.analysis.probes.sweep(...)")
         return self.sweep.probes[(site, layer)]
 
     # -- projection ----------------------------------------------------------------------------
     def project(self, site: str, layer: int) -> np.ndarray:
         """2-D coordinates of the collected clips at (site, layer) (`projection_method`: "pca" or
-        "umap", by `workbench.projections`); the map is remembered so `place` can add new clips."""
-        from workbench.projections import project
+        "umap", by `workbench.analysis.projections`); the map is remembered so `place` can add new clips."""
+        from workbench.analysis.projections import project
         self._projection = project(self.collection.acts[(site, layer)], self.projection_method, site=site,
                                    layer=layer)
         return self._projection.embedding

@@ -21,7 +21,7 @@ from .static import PALETTE, svg_lines
 
 
 def rows_of(sweep) -> list[dict]:
-    """Row dicts from a `workbench.probes.SweepResult`, a list of dicts, or a DataFrame."""
+    """Row dicts from a `workbench.analysis.probes.SweepResult`, a list of dicts, or a DataFrame."""
     if hasattr(sweep, "rows"):
         return list(sweep.rows)
     if hasattr(sweep, "to_dict"):
@@ -39,7 +39,7 @@ class LayerSweepView(View):
         super().__init__(**kwargs)
         self.rows = rows_of(sweep)
         if not self.rows:
-            raise ValueError("the sweep has no rows: run workbench.probes.sweep(...) on some activations first")
+            raise ValueError("the sweep has no rows: run workbench.analysis.probes.sweep(...) on some activations first")
         self.title = title
         self.sites = list(dict.fromkeys(r["site"] for r in self.rows))
         self.figure = go.FigureWidget(layout=go.Layout(

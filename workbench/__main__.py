@@ -1,4 +1,5 @@
-"""Command line: `python -m workbench bench [--json PATH]`; the teaching model: `python -m workbench.toy`."""
+"""Command line: `python -m workbench bench [--json PATH]` (the same as `python -m benchmarks`);
+the teaching model: `python -m workbench.toy`."""
 import sys
 
 
@@ -9,7 +10,12 @@ def main(argv=None) -> int:
               "       python -m workbench.toy {train,evaluate}   (the teaching model)")
         return 0
     if argv[0] == "bench":
-        from .bench import main as bench_main
+        try:  # benchmarks live beside the library, not in it
+            from benchmarks.bench import main as bench_main
+        except ImportError:
+            print("the benchmarks are not installed: run `python -m benchmarks` from a clone of the repository",
+                  file=sys.stderr)
+            return 2
         return bench_main(argv[1:])
     print(f"unknown command {argv[0]!r}: try `python -m workbench bench`", file=sys.stderr)
     return 2

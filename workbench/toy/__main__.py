@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "train":
-        from workbench.toy.recipe import Recipe, recipe_with, train_teaching_model
+        from workbench.toy.training.recipe import Recipe, recipe_with, train_teaching_model
 
         base = Recipe.tiny() if args.tiny else Recipe()
         recipe = recipe_with(base, n_per_genre=args.n_per_genre, codec_ae_steps=args.codec_ae_steps,

@@ -1,7 +1,7 @@
 """Measure the teaching model: judge, codec round trips, generation, probes and steering.
 
 Uses the workbench's own capture (`workbench.generate`, `workbench.teacher_force`), probes
-(`workbench.probes.sweep`), directions (`workbench.directions.from_class_means`) and steering
+(`workbench.analysis.probes.sweep`), directions (`workbench.analysis.directions.from_class_means`) and steering
 (`workbench.SteeringSpec`), so the figures describe what a user of the workbench gets.
 
 Protocol:
@@ -61,8 +61,8 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     if direction_source not in ("teacher_forced", "generated"):
         raise ValueError(f"direction_source={direction_source!r}: use 'teacher_forced' or 'generated'")
     import workbench as wb
-    from workbench.directions import from_class_means
-    from workbench.probes import sweep
+    from workbench.analysis.directions import from_class_means
+    from workbench.analysis.probes import sweep
     from workbench.toy.judge import load_judge
 
     t0 = time.time()

@@ -1,11 +1,11 @@
-"""`python -m workbench bench`: speed ratios measured side by side in one run.
+"""`python -m benchmarks` (also `python -m workbench bench`, `make bench`): speed ratios measured side by side in one run.
 
 Ratios, not seconds, are the targets (these machines are noisy): each pair of variants runs
 interleaved (A B A B ...) and the median of each is compared.
 
 Keys: steer_over_plain, capture_over_plain, nnsight_over_hooks, batch8_throughput_gain, bf16_speedup
-(per model shape), plus probe_sweep_s, umap_s, collect_batch_gain (workbench.bench_probes) and
-ui_generate_s (widgets.bench_ui) when those modules are present.
+(per model shape), plus probe_sweep_s, umap_s, collect_batch_gain (benchmarks.bench_probes) and
+ui_generate_s (benchmarks.bench_ui) when those modules are present.
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def bf16_supported() -> bool:
 def core_ratios(handle, duration_s: float, repeats: int) -> dict:
     """Steering, capture, nnsight and batching costs on one model."""
     import workbench as wb
-    from workbench.tracing import generate_traced
+    from workbench.runtime.tracing import generate_traced
 
     prompt = "upbeat electronic dance music"
     rng = np.random.RandomState(0)
@@ -112,7 +112,7 @@ def run_bench(shapes=("musicgen-small", "tiny"), duration_s: float = 0.5, repeat
         if key in headline:
             results[key] = headline[key]
     if extras:
-        for module, function in (("workbench.bench_probes", "run_all"), ("widgets.bench_ui", "ui_generate_seconds")):
+        for module, function in (("benchmarks.bench_probes", "run_all"), ("benchmarks.bench_ui", "ui_generate_seconds")):
             extra = _optional(module, function)
             results.update(extra if isinstance(extra, dict) else {function: extra})
     return results
@@ -135,7 +135,7 @@ def format_table(results: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workbench bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--json", help="write the results to this JSON file")
     parser.add_argument("--shapes", default="musicgen-small,tiny", help="comma-separated model shapes")
     parser.add_argument("--duration", type=float, default=0.5, help="seconds of audio per generation")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import string
 
-from .errors import BadInputError
+from workbench.errors import BadInputError
 
 # Decoder shapes of the released checkpoints (hidden, layers, heads, ffn, codebooks, channels).
 _DECODERS = {

@@ -1,7 +1,7 @@
-"""UI latency: from clicking Generate to a playable steered clip (`python -m workbench bench` reports it
+"""UI latency: from clicking Generate to a playable steered clip (`python -m benchmarks` reports it
 as ``ui_generate_s``; target < 3 s for a 4 s clip on the teaching model, 2 CPU cores).
 
-    >>> from widgets.bench_ui import ui_generate_seconds
+    >>> from benchmarks.bench_ui import ui_generate_seconds
     >>> ui_generate_seconds(repeats=1)["ui_generate_s"] < 30      # doctest: +SKIP
     True
 """
@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from .backend import Backend, Collection
-from .steering_panel import SteeringPanel
+from widgets.backend import Backend, Collection
+from widgets.steering_panel import SteeringPanel
 
 
 def _teaching_or_tiny():
@@ -32,7 +32,7 @@ def ui_generate_seconds(handle=None, duration_s: float = 4.0, repeats: int = 3, 
     encoding into the player widget); one warm-up click is not counted.
     Returns {"ui_generate_s", "ui_generate_runs_s", "ui_generate_model", "ui_generate_clip_s"}.
     """
-    from workbench.directions import Direction
+    from workbench.analysis.directions import Direction
 
     handle = handle or _teaching_or_tiny()
     rng = np.random.default_rng(0)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BadInputError, EmptyInputError
+from workbench.errors import BadInputError, EmptyInputError
 
 __all__ = ["PromptSet", "AudioSet", "SynthSet", "resample", "AUDIO_EXTENSIONS"]
 
@@ -143,7 +143,7 @@ class SynthSet(_Rows):
 
     def __init__(self, genres=None, n_per_genre: int = 10, duration_s: float = 4.0,
                  sample_rate_hz: int = 32000, seed: int = 0):
-        from .toy import synth  # the teaching model's package; imported only when used
+        from workbench.toy import synth  # the teaching model's package; imported only when used
         self._synth = synth
         genres = list(genres) if genres is not None else list(synth.GENRES)
         unknown = set(genres) - set(synth.GENRES)

@@ -4,7 +4,7 @@
 so `--resume` continues after an interruption (same seeds, same result).
 
 Example (a few steps, a handful of clips; seconds):
-    >>> from workbench.toy.recipe import Recipe, train_teaching_model
+    >>> from workbench.toy.training.recipe import Recipe, train_teaching_model
     >>> recipe = Recipe.tiny()
     >>> info = train_teaching_model(recipe, "/tmp/toy-tiny", progress=False)
 """
@@ -86,8 +86,8 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
     from transformers import EncodecModel
 
     from workbench.toy.architecture import build_codec, build_musicgen, build_processor
-    from workbench.toy.codec_training import encode_codes, train_codec
-    from workbench.toy.decoder_training import train_decoder
+    from workbench.toy.training.codec_training import encode_codes, train_codec
+    from workbench.toy.training.decoder_training import train_decoder
     from workbench.toy.synth import synth_dataset
     from workbench.toy.tokenizer import build_tokenizer
 

@@ -19,18 +19,19 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from .capture import CaptureSpec
-from .clip import Clip
-from .errors import BadInputError, EmptyInputError
-from .generation import _merge, intra_op_threads, resolve_threads
-from .hooks import instrument
+from workbench.runtime.capture import CaptureSpec
+from workbench.runtime.clip import Clip
+from workbench.errors import BadInputError, EmptyInputError
+from workbench.runtime.inputs import merge_batches
+from workbench.runtime.threads import intra_op_threads, resolve_threads
+from workbench.runtime.hooks import instrument
 
 
 def encode_audio(handle, audio: list[np.ndarray], sample_rate_hz: int) -> torch.Tensor:
     """EnCodec codes (B, n_codebooks, frames) for equal-length mono clips."""
     if sample_rate_hz != handle.sample_rate_hz:
         raise BadInputError(f"audio is {sample_rate_hz} Hz but the model expects {handle.sample_rate_hz} Hz: resample "
-                            "it first (workbench.datasets.resample)")
+                            "it first (workbench.data.datasets.resample)")
     batch = torch.as_tensor(np.stack(audio), dtype=handle.dtype, device=handle.device)
     batch = batch[:, None, :].expand(-1, handle.audio_channels, -1) if handle.audio_channels == 1 else batch
     with torch.no_grad():
@@ -105,7 +106,7 @@ def _teacher_force(handle, audio, sample_rate_hz, prompts, capture, batch_size, 
             results.append(_forward(handle, torch.stack([per_clip_codes[i] for i in chunk]),
                                     None if prompts is None else [prompts[i] for i in chunk], capture, guided))
             order.extend(chunk)
-    merged = _merge(results, capture.pooling, capture.rows)
+    merged = merge_batches(results, capture.pooling, capture.rows)
     inverse = np.argsort(order)
     n = len(order)
     out = {}

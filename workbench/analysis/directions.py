@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BadInputError, DirectionMismatchError, NotFiniteError
-from .store import array_hash
+from workbench.errors import BadInputError, DirectionMismatchError, NotFiniteError
+from workbench.data.store import array_hash
 
 __all__ = ["Direction", "from_probe", "from_class_means", "from_pca", "from_point_sets", "normalize",
            "NORMALIZATIONS"]

@@ -6,7 +6,7 @@ committed shard, so a run killed at any moment (even kill -9) resumes where it s
 again with the same arguments: stored rows are neither lost nor recomputed.
 
     >>> import tempfile, workbench as wb
-    >>> from workbench.datasets import PromptSet
+    >>> from workbench.data.datasets import PromptSet
     >>> h = wb.random_model("tiny")
     >>> store = collect(h, PromptSet(["jazz", "rock"], seeds=[0, 1]), wb.CaptureSpec(layers=(1,)),
     ...                 tempfile.mkdtemp(), batch_size=2, duration_s=0.2, progress=False, threads=1)
@@ -19,10 +19,12 @@ import hashlib
 import json
 
 import numpy as np
+import torch
 
-from .errors import BadInputError, EmptyInputError
-from .generation import intra_op_threads, resolve_threads
-from .store import ActivationStore, array_hash
+from workbench.errors import BadInputError, EmptyInputError
+from workbench.runtime.capture import PooledAccumulator
+from workbench.runtime.threads import intra_op_threads, resolve_threads
+from workbench.data.store import ActivationStore, array_hash
 
 __all__ = ["collect", "as_inputs", "pool_steps"]
 
@@ -62,7 +64,7 @@ def as_inputs(inputs, mode: str | None = None) -> _Inputs:
         srs = {it.pop("sample_rate_hz", None) for it, w in zip(items, waves) if w is not None}
         if len(srs) > 1:
             raise BadInputError(f"audio inputs mix sample rates {sorted(srs)}: resample them to one "
-                                "(workbench.datasets.resample)")
+                                "(workbench.data.datasets.resample)")
         rows, sr = items, (srs.pop() if srs else None)
         has_audio = any(w is not None for w in waves)
         audio = (lambda i: np.asarray(waves[i], dtype=np.float32)) if has_audio else None
@@ -85,18 +87,10 @@ def as_inputs(inputs, mode: str | None = None) -> _Inputs:
 
 
 def pool_steps(steps: np.ndarray, pooling: str) -> np.ndarray:
-    """Pool (T, H) per-step activations like the core's accumulators do."""
-    steps = np.asarray(steps, dtype=np.float32)
-    if pooling == "mean":
-        return steps.mean(0)
-    if pooling == "max":
-        return steps.max(0)
-    if pooling == "last":
-        return steps[-1]
-    if pooling == "mean_std":
-        mean = steps.mean(0)
-        return np.concatenate([mean, np.sqrt(np.maximum((steps * steps).mean(0) - mean * mean, 0))])
-    raise BadInputError(f"cannot pool with {pooling!r}")
+    """Pool (T, H) per-step activations with the core's own accumulator (one pooling implementation)."""
+    acc = PooledAccumulator(pooling)
+    acc.offer(torch.from_numpy(np.ascontiguousarray(steps, dtype=np.float32))[None], replace=False)
+    return acc.result()[0].numpy()
 
 
 def _store_spec(spec, mode, per_step_keys, gen_kwargs) -> tuple[dict, str]:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from workbench.toy.codec_training import warmup_cosine
+from workbench.toy.training.codec_training import warmup_cosine
 from workbench.toy.prompts import random_prompt
 
 

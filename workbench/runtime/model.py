@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from .capture import SITES
-from .errors import DurationError, LayerOutOfRangeError, ModelNotAvailableError, NotAMusicGenError, UnknownSiteError
+from workbench.runtime.capture import SITES
+from workbench.errors import DurationError, LayerOutOfRangeError, ModelNotAvailableError, NotAMusicGenError, UnknownSiteError
 
 TEACHING_MODEL_ID = "workbench/teaching-model"
 LAYERS_PATH = "decoder.model.decoder.layers"
@@ -132,7 +132,7 @@ def _finish(model, processor, model_id: str, device, dtype) -> MusicGenHandle:
 
 
 def _teaching_model_dir() -> Path:
-    from .toy import WEIGHTS_DIR
+    from workbench.toy import WEIGHTS_DIR
     return Path(WEIGHTS_DIR)
 
 
@@ -220,7 +220,7 @@ def random_model(name: str = "tiny", seed: int = 0, device=None, dtype=None) -> 
     """
     from transformers import MusicgenForConditionalGeneration
 
-    from .configs import musicgen_config, random_processor
+    from workbench.runtime.configs import musicgen_config, random_processor
 
     config = musicgen_config(name)
     torch.manual_seed(seed)

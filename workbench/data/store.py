@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BadInputError, WorkbenchError
+from workbench.errors import BadInputError, WorkbenchError
 
 __all__ = ["ActivationStore", "StoreMismatchError", "StoreError", "array_hash"]
 
@@ -89,7 +89,7 @@ class ActivationStore:
         manifest_path = self.path / "manifest.json"
         if not manifest_path.exists():
             raise StoreError(f"no activation store at {self.path} (manifest.json missing): create one with "
-                             "workbench.collect.collect(handle, inputs, spec, store_dir)")
+                             "workbench.data.collect.collect(handle, inputs, spec, store_dir)")
         self.manifest = json.loads(manifest_path.read_text())
         if self.manifest.get("format") != FORMAT:
             raise StoreError(f"store {self.path} has format {self.manifest.get('format')!r}; this workbench reads "
@@ -293,7 +293,7 @@ class ActivationStore:
 
     def clip(self, row: int):
         """The row as a `workbench.Clip` (to listen: `store.clip(i).audio()`)."""
-        from .clip import Clip
+        from workbench.runtime.clip import Clip
         r = self.table[row]
         return Clip(self.audio(row), self.sample_rate_hz, prompt=r.get("prompt"), seed=r.get("seed"),
                     model_id=self.model_id, label=r.get("label"))

@@ -1,6 +1,6 @@
 """What to add to the residual stream, where, how strongly, and when.
 
-A `SteeringSpec` is a frozen description; `workbench.hooks` applies it. The formulas:
+A `SteeringSpec` is a frozen description; `workbench.runtime.hooks` applies it. The formulas:
 
 - ``add``:           h' = h + s * v
 - ``norm_relative``: h' = (h + s * |h| * v_hat) / (1 + s)   (arXiv 2506.10225's code; |h| per position)
@@ -21,12 +21,12 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .errors import BadInputError, DirectionMismatchError, LayerOutOfRangeError, NotFiniteError, UnknownSiteError
+from workbench.errors import BadInputError, DirectionMismatchError, LayerOutOfRangeError, NotFiniteError, UnknownSiteError
 
-MODES = ("add", "norm_relative")
-ROWS = ("cond", "both")
-SCHEDULES = ("constant", "decay", "pulse", "ramp")
-STEER_SITES = ("resid", "attn", "mlp")
+from workbench.enums import SCHEDULE_KINDS as SCHEDULES
+from workbench.enums import SITES as STEER_SITES
+from workbench.enums import STEERING_MODES as MODES
+from workbench.enums import STEERING_ROWS as ROWS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +96,7 @@ def _as_vector(vector: Any) -> tuple[torch.Tensor, str | None]:
 class SteeringTerm:
     """One direction added at some layers with a strength and a schedule.
 
-    vector: (hidden,) array/tensor, or a `workbench.directions.Direction` (its model_id is checked).
+    vector: (hidden,) array/tensor, or a `workbench.analysis.directions.Direction` (its model_id is checked).
     """
 
     vector: Any

@@ -83,3 +83,11 @@ class Clip:
     def __repr__(self) -> str:
         steer = " steered" if self.steering is not None else ""
         return f"Clip({self.prompt!r}, seed={self.seed}, {self.duration_s:.2f} s{steer})"
+
+
+def clips_from(handle, waves, codes: np.ndarray, prompts, seeds, steering, guidance_scale) -> list[Clip]:
+    """One `Clip` per generated row: waveform (B, channels, samples) as returned by `generate`, codes
+    (B, n_codebooks, frames); shared by the hook and the nnsight generation paths."""
+    waves = waves.float().cpu().numpy() if hasattr(waves, "cpu") else np.asarray(waves, np.float32)
+    return [Clip(waves[i], handle.sample_rate_hz, codes=codes[i], prompt=p, seed=s, steering=steering,
+                 guidance_scale=guidance_scale, model_id=handle.model_id) for i, (p, s) in enumerate(zip(prompts, seeds))]

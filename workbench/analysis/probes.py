@@ -4,7 +4,7 @@ Both run on one batched torch solver: every fold (and the shuffled-label control
 fitted in the same pass over the activations, which is what makes 24 layers x 5 folds fast on a CPU.
 
     >>> import numpy as np
-    >>> from workbench.probes import LinearProbe, sweep
+    >>> from workbench.analysis.probes import LinearProbe, sweep
     >>> rng = np.random.default_rng(0)
     >>> y = np.repeat(["jazz", "rock"], 50)
     >>> X = rng.normal(size=(100, 16)).astype(np.float32) + (y == "rock")[:, None]
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import BadInputError, NotFiniteError
+from workbench.errors import BadInputError, NotFiniteError
 
 __all__ = ["LinearProbe", "SweepResult", "sweep", "ProbeInputError", "OneClassError",
            "TooFewSamplesError", "NonFiniteActivationsError", "LabelMismatchError"]

@@ -10,7 +10,7 @@
 `steering_success` puts them in one tidy table, one row per clip.
 
     >>> import numpy as np, workbench as wb
-    >>> from workbench.probes import LinearProbe
+    >>> from workbench.analysis.probes import LinearProbe
     >>> h = wb.random_model("tiny")
     >>> clips = wb.generate(h, ["jazz", "rock"], duration_s=0.2, seeds=[0, 1]).clips
     >>> X = np.random.default_rng(0).normal(size=(8, h.hidden_size)); probe = LinearProbe().fit(X, ["jazz", "rock"] * 4)
@@ -25,7 +25,7 @@ import warnings
 
 import numpy as np
 
-from .errors import BadInputError, ModelNotAvailableError
+from workbench.errors import BadInputError, ModelNotAvailableError
 
 __all__ = ["probe_reading", "judge_reading", "clap_reading", "steering_success", "summarize", "CLAP_ENV"]
 
@@ -58,7 +58,7 @@ def probe_reading(handle, clips, probe, *, layer: int, site: str = "resid", pool
     prompts: None reads with null text (the reading reflects the audio, not the prompt). Clips this
     model generated are read from their own codes; other audio is encoded (resampled if needed)."""
     import workbench as wb
-    from .datasets import resample
+    from workbench.data.datasets import resample
     clips = list(clips)
     waves, rate = _waves(clips)
     items = []
@@ -76,7 +76,7 @@ def judge_reading(clips, judge=None):
     """(classes, (N, n_classes) probabilities) from the teaching model's genre judge, or None if absent."""
     if judge is None:
         try:
-            from .toy.judge import load_judge
+            from workbench.toy.judge import load_judge
             judge = load_judge()
         except (ImportError, FileNotFoundError):
             return None
@@ -107,7 +107,7 @@ def clap_reading(clips, labels, *, template: str = "{label} music", model_path=N
                                          f"checkpoint and set {CLAP_ENV}=/path/to/it") from error
         return None
     import torch
-    from .datasets import resample
+    from workbench.data.datasets import resample
     waves, rate = _waves(clips)
     target = processor.feature_extractor.sampling_rate
     waves = [resample(w, rate, target) for w in waves]

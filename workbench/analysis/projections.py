@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BadInputError, NotFiniteError
-from .store import array_hash
+from workbench.errors import BadInputError, NotFiniteError
+from workbench.data.store import array_hash
 
 __all__ = ["Projection", "project", "project_layers", "warm_up_umap", "umap_ready", "clear_cache"]
 
@@ -137,7 +137,7 @@ def project(X, method: str = "umap", *, seed: int = 0, n_neighbors: int = 15, mi
 
 def project_layers(source, method: str = "umap", layers=None, sites=None, **kwargs) -> dict:
     """dict[(site, layer)] -> Projection for a dict of arrays or an ActivationStore."""
-    from .probes import _iter_sources
+    from workbench.analysis.probes import _iter_sources
     return {key: project(X, method, site=key[0], layer=key[1], **kwargs)
             for key, X in _iter_sources(source, layers, sites)}
 

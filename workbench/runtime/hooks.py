@@ -1,7 +1,7 @@
 """The generation hot path: plain PyTorch hooks that capture and steer while MusicGen runs.
 
 `instrument(...)` is a context manager: every hook it registers is removed on exit, also when
-generation raises or is interrupted. `workbench.tracing` does the same through nnsight; tests
+generation raises or is interrupted. `workbench.runtime.tracing` does the same through nnsight; tests
 check that both give identical activations and codes.
 
 Steps: step 0 is the prefill forward. transformers 5.x `generate` runs the prefill twice; the
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .capture import CaptureSpec, PooledAccumulator
-from .errors import BadInputError, StoppedError
-from .steering import SteeringSpec, steer_tensor
+from workbench.runtime.capture import CaptureSpec, PooledAccumulator
+from workbench.errors import BadInputError, StoppedError
+from workbench.runtime.steering import SteeringSpec, steer_tensor
 
 
 @dataclass

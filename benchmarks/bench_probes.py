@@ -1,4 +1,4 @@
-"""Benchmarks of the probes/data side, for `python -m workbench bench` (which calls `run_all`).
+"""Benchmarks of the probes/data side, for `python -m benchmarks` (which calls `run_all`).
 
 - `probe_sweep_seconds`: logistic probes, 5-fold CV + shuffled-label control, 24 layers x 1024 dims
   x 2000 clips (synthetic activations; target < 10 s on 2 cores).
@@ -36,7 +36,7 @@ def probe_sweep_seconds(n_layers: int = 24, n_clips: int = 2000, hidden: int = 1
     """Wall seconds of `probes.sweep` (logistic, `folds`-fold, with control) on synthetic activations.
 
     threads: torch threads for the fit (None: torch's default, i.e. all cores)."""
-    from .probes import sweep
+    from workbench.analysis.probes import sweep
     acts, labels = _activations(n_layers, n_clips, hidden)
     gc.collect()
     start, cpu = time.perf_counter(), time.process_time()
@@ -48,7 +48,7 @@ def probe_sweep_seconds(n_layers: int = 24, n_clips: int = 2000, hidden: int = 1
 
 def umap_seconds(n_points: int = 5000, hidden: int = 1024) -> dict:
     """Wall seconds of one 2-D UMAP map after `warm_up_umap` (the compile is excluded, and reported)."""
-    from . import projections
+    from workbench.analysis import projections
     start = time.perf_counter()
     projections.warm_up_umap(background=False)
     warm = time.perf_counter() - start
@@ -68,8 +68,8 @@ def collect_batch_gain(n_clips: int = 8, duration_s: float = 1.0, repeats: int =
     threads=1 by default: a tiny decoder is latency-bound, and on a shared 2-core machine two torch
     threads spin-wait against other processes (measured 10-50x slower), which would drown the ratio."""
     import workbench as wb
-    from .collect import collect
-    from .datasets import PromptSet
+    from workbench.data.collect import collect
+    from workbench.data.datasets import PromptSet
     handle = wb.random_model(shape, seed=0)
     inputs = PromptSet(["jazz", "rock"], templates=["{label}", "calm {label}"], seeds=range(n_clips // 4 or 1))
     spec = wb.CaptureSpec(pooling="mean")

@@ -1,6 +1,6 @@
 """What to record from the decoder, and the accumulators that pool it while generation runs.
 
-Sites (module paths in `workbench.model.SITE_SUFFIX`): ``resid`` = output of decoder block i
+Sites (module paths in `workbench.runtime.model.SITE_SUFFIX`): ``resid`` = output of decoder block i
 (the residual stream after the block), ``attn`` = its self-attention output, ``mlp`` = its MLP
 output (fc2). Pooled capture keeps O(rows x hidden) per site/layer however long the clip is.
 
@@ -18,11 +18,9 @@ import json
 import numpy as np
 import torch
 
-from .errors import BadInputError, LayerOutOfRangeError, UnknownSiteError
+from workbench.errors import BadInputError, LayerOutOfRangeError, UnknownSiteError
 
-SITES = ("resid", "attn", "mlp")
-POOLINGS = ("none", "last", "mean", "max", "mean_std")
-CAPTURE_ROWS = ("cond", "uncond", "both")
+from workbench.enums import CAPTURE_ROWS, POOLINGS, SITES  # noqa: F401  (re-exported)
 
 
 @dataclasses.dataclass(frozen=True)

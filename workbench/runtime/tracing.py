@@ -1,6 +1,6 @@
 """The one module that talks to nnsight: inspection traces and an nnsight generation path.
 
-The workbench's hot path is plain hooks (`workbench.hooks`), picked by `python -m workbench bench`
+The workbench's hot path is plain hooks (`workbench.runtime.hooks`), picked by `python -m benchmarks`
 (nnsight_over_hooks); this module gives the same generation through nnsight, so researchers can
 address any site by its module path, reach `.source` internals, and check parity (tests compare
 activations and codes of both paths). nnsight quirks handled here:
@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import torch
 
-from .capture import CaptureSpec, PooledAccumulator
-from .clip import Clip
-from .generation import (GenerationResult, SeededSampler, _as_list, _codes_from, _merge, _record_codes, _seeds_for,
-                         intra_op_threads, resolve_threads)
-from .steering import SteeringSpec, steer_tensor
+from workbench.runtime.capture import CaptureSpec, PooledAccumulator
+from workbench.runtime.clip import clips_from
+from workbench.runtime.generation import GenerationResult
+from workbench.runtime.inputs import merge_batches, processor_inputs, prompt_list, seeds_for
+from workbench.runtime.sampling import SeededSampler, codes_from, record_codes
+from workbench.runtime.threads import intra_op_threads, resolve_threads
+from workbench.runtime.steering import SteeringSpec, steer_tensor
 
 
 def traced_model(handle):
@@ -77,8 +79,8 @@ def _generate_traced(handle, prompts, duration_s, seeds, guidance_scale, steerin
     import nnsight
     from transformers import LogitsProcessorList
 
-    prompts = _as_list(prompts)
-    seeds = _seeds_for(seeds, len(prompts))
+    prompts = prompt_list(prompts)
+    seeds = seeds_for(seeds, len(prompts))
     n = len(prompts)
     n_new = handle.frames_for(duration_s) + handle.delay_steps
     guided = guidance_scale is not None and guidance_scale > 1
@@ -87,7 +89,7 @@ def _generate_traced(handle, prompts, duration_s, seeds, guidance_scale, steerin
     keys = [(s, l) for s in capture.sites for l in capture.resolved_layers(handle.n_layers)] if capture else []
     steer_rows = n if (steering is not None and guided and steering.rows == "cond") else None
     nm = traced_model(handle)
-    inputs = {k: v.to(handle.device) for k, v in handle.processor(text=prompts, padding=True, return_tensors="pt").items()}
+    inputs = processor_inputs(handle, prompts)
     sampler = SeededSampler(seeds, handle.n_codebooks, guidance_scale if guided else None, temperature, top_k)
     codes_sink: list = []
     # nnsight needs each iteration's accesses in execution order: by layer, then attn -> mlp -> resid
@@ -103,7 +105,7 @@ def _generate_traced(handle, prompts, duration_s, seeds, guidance_scale, steerin
             for (layer, _, site), (steer_terms, captured) in sorted(points.items())]
     rows = capture.rows if capture else "cond"
     lo, hi = (n, 2 * n) if rows == "uncond" else (0, 2 * n if rows == "both" else n)
-    with torch.no_grad(), _record_codes(nm._module, codes_sink):
+    with torch.no_grad(), record_codes(nm._module, codes_sink):
         with nm.trace(**inputs, fn="generate", max_new_tokens=n_new, do_sample=False,
                       guidance_scale=guidance_scale if guided else None, top_k=None, temperature=None,
                       logits_processor=LogitsProcessorList([sampler])) as tracer:
@@ -134,11 +136,7 @@ def _generate_traced(handle, prompts, duration_s, seeds, guidance_scale, steerin
             for step_outputs in saved:
                 acc.offer(step_outputs[key], replace=False)
             pooled[key] = acc.result().cpu()
-        activations = _merge([pooled], capture.pooling, capture.rows)
-    codes = _codes_from(codes_sink, handle.audio_channels)
-    waves = waves.float().cpu().numpy()
-    return GenerationResult(
-        [Clip(waves[i], handle.sample_rate_hz, codes=codes[i], prompt=p, seed=s,
-              steering=steering, guidance_scale=guidance_scale, model_id=handle.model_id)
-         for i, (p, s) in enumerate(zip(prompts, seeds))], activations)
-
+        activations = merge_batches([pooled], capture.pooling, capture.rows)
+    clips = clips_from(handle, waves, codes_from(codes_sink, handle.audio_channels), prompts, seeds, steering,
+                       guidance_scale)
+    return GenerationResult(clips, activations)

@@ -1,0 +1,1 @@
+"""What is computed from stored activations: probes, directions, projections (UMAP/PCA), steering scores."""

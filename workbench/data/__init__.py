@@ -1,0 +1,1 @@
+"""Labelled inputs and the on-disk activation store: datasets -> collect -> store (locked, checksummed)."""

@@ -1,0 +1,117 @@
+"""Generate clips (text, or continuation of an audio prompt) and teacher-force real audio,
+optionally steering and capturing the decoder through `workbench.runtime.hooks`.
+
+Each clip's randomness comes from its own seed (per-row Gumbel-max sampling), so a clip is the
+same whether it ran alone or in a batch, steered or not (up to floating-point batch effects).
+
+Example:
+    >>> from workbench import random_model, CaptureSpec
+    >>> h = random_model("tiny")
+    >>> res = generate(h, ["rock", "jazz"], duration_s=0.2, seeds=[1, 2], capture=CaptureSpec(pooling="mean"))
+    >>> len(res.clips), res.activations[("resid", 0)].shape
+    (2, (2, 32))
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import torch
+
+from workbench.runtime.capture import CaptureSpec
+from workbench.runtime.clip import Clip, clips_from
+from workbench.runtime.hooks import instrument
+from workbench.runtime.inputs import audio_prompts, merge_batches, processor_inputs, prompt_list, seeds_for
+from workbench.runtime.sampling import SeededSampler, codes_from, record_codes
+from workbench.runtime.threads import intra_op_threads, resolve_threads
+from workbench.runtime.steering import SteeringSpec
+
+
+@dataclasses.dataclass
+class GenerationResult:
+    clips: list[Clip]
+    activations: dict | None = None  # dict[(site, layer)] -> np.ndarray (N, W), or list of (T_i, H) for "none"
+
+
+def generate(handle, prompts, *, duration_s: float = 4.0, seeds=0, guidance_scale: float = 3.0,
+             steering: SteeringSpec | None = None, capture: CaptureSpec | None = None,
+             audio_prompt=None, audio_prompt_sample_rate_hz: int | None = None, batch_size: int = 8,
+             temperature: float = 1.0, top_k: int | None = 250, progress: bool = False,
+             stop: Callable[[], bool] | None = None, threads: int | str | None = "auto") -> GenerationResult:
+    """Generate one clip per prompt; optionally steer and capture.
+
+    audio_prompt: a 1-D array (or list of them, one per prompt) to continue; the clip holds the
+    prompt audio followed by ``duration_s`` of continuation. stop: a callable polled every step
+    (True raises `StoppedError`; clips of earlier batches are not lost: they are on the error).
+    threads: torch intra-op threads while generating; ``"auto"`` = 1 for small models, None = unchanged.
+    """
+    prompts = prompt_list(prompts)
+    seeds = seeds_for(seeds, len(prompts))
+    frames = handle.frames_for(duration_s)
+    if steering is not None:
+        steering.validate_for(handle.n_layers, handle.hidden_size, handle.model_id)
+    if capture is not None:
+        capture.resolved_layers(handle.n_layers)
+    audio = audio_prompts(audio_prompt, len(prompts))
+    guided = guidance_scale is not None and guidance_scale > 1
+    clips: list[Clip] = []
+    captured: list[dict] = []
+    bar = _progress_bar(progress, len(prompts))
+    try:
+        with intra_op_threads(resolve_threads(handle, threads)):
+            _run_batches(handle, prompts, seeds, frames, guidance_scale, guided, steering, capture, audio,
+                         audio_prompt_sample_rate_hz, temperature, top_k, stop, batch_size, clips, captured, bar)
+    except BaseException as error:
+        error.partial_result = GenerationResult(clips, merge_batches(captured, capture.pooling, capture.rows)
+                                                if capture is not None else None)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    activations = merge_batches(captured, capture.pooling, capture.rows) if capture is not None else None
+    return GenerationResult(clips, activations)
+
+
+def _run_batches(handle, prompts, seeds, frames, guidance_scale, guided, steering, capture, audio, audio_sr,
+                 temperature, top_k, stop, batch_size, clips: list, captured: list, bar) -> None:
+    """Generate batch after batch, appending to ``clips``/``captured`` so a stop keeps finished batches."""
+    for start in range(0, len(prompts), batch_size):
+        idx = slice(start, start + batch_size)
+        batch_clips, acts = _generate_batch(
+            handle, prompts[idx], seeds[idx], frames, guidance_scale, guided, steering, capture,
+            audio[idx] if audio else None, audio_sr, temperature, top_k, stop)
+        clips.extend(batch_clips)
+        if acts is not None:
+            captured.append(acts)
+        if bar is not None:
+            bar.update(len(batch_clips))
+
+
+def _progress_bar(progress: bool, total: int):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, unit="clip")
+
+
+def _generate_batch(handle, prompts, seeds, frames, guidance_scale, guided, steering, capture, audio,
+                    audio_sr, temperature, top_k, stop):
+    from transformers import LogitsProcessorList
+
+    model = handle.model
+    inputs = processor_inputs(handle, prompts, audio, audio_sr)
+    sampler = SeededSampler(seeds, handle.n_codebooks, guidance_scale if guided else None, temperature, top_k)
+    codes_sink: list = []
+    with instrument(handle, len(prompts), guided, capture, steering) as inst:
+        if stop is not None:  # polled once a decoder step; the tracker raises StoppedError on the next forward
+            inst.tracker.on_step = lambda step: setattr(inst.tracker, "stop_requested", bool(stop()))
+        with record_codes(model, codes_sink), torch.no_grad():
+            waves = model.generate(**inputs, max_new_tokens=frames + handle.delay_steps, do_sample=False,
+                                   guidance_scale=guidance_scale if guided else None, top_k=None,
+                                   temperature=None, logits_processor=LogitsProcessorList([sampler]))
+        acts = inst.activations() if capture is not None else None
+    clips = clips_from(handle, waves, codes_from(codes_sink, handle.audio_channels), prompts, seeds, steering,
+                       guidance_scale)
+    return clips, acts
+
+
