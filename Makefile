@@ -4,6 +4,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PIP := $(PY) -m pip install -q -c constraints.txt
 PORT ?= 8888
+# Extra `jupyter lab` options, e.g. LAB_ARGS="--no-browser --IdentityProvider.token=secret".
+LAB_ARGS ?=
+# Jupyter refuses to start as root (containers, fresh cloud machines) without --allow-root.
+LAB_ROOT_ARGS = $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: lab test test-fast bench setup clean browser-deps
 
@@ -17,9 +21,9 @@ $(STAMP): pyproject.toml constraints.txt scripts/install_torch.sh
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
-## Set up, then open the quickstart notebook in JupyterLab.
+## Set up, then open the quickstart notebook in JupyterLab (PORT=8888, LAB_ARGS=... for more options).
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --port=$(PORT) notebooks/01_quickstart.ipynb
+	$(VENV)/bin/jupyter lab --port=$(PORT) $(LAB_ROOT_ARGS) $(LAB_ARGS) notebooks/01_quickstart.ipynb
 
 ## Set up, then run every test (unit, integration, notebooks, browser).
 test: $(STAMP) browser-deps

@@ -47,3 +47,14 @@ class NotAMusicGenError(BadInputError):
 
 class StoppedError(WorkbenchError):
     """Generation was stopped by the user (e.g. the Stop button)."""
+
+
+class CorruptFileError(WorkbenchError, OSError):
+    """A file the workbench wrote (manifest, sidecar, shard, safetensors) that cannot be read back.
+
+    ``path`` names the file; the message says what to do (delete it, `store.repair()`, re-save).
+    """
+
+    def __init__(self, path, message: str):
+        self.path = str(path)
+        super().__init__(f"{self.path}: {message}")
