@@ -25,9 +25,24 @@ INSTRUMENT_WORDS = {
     "rock": ["electric guitar", "distorted guitars", "drums", "bass guitar", "power chords"],
     "jazz": ["saxophone", "upright bass", "piano", "vibraphone", "ride cymbal", "brushes"],
 }
-MOOD_WORDS = ["calm", "energetic", "happy", "melancholic", "dark", "uplifting", "relaxed", "intense",
-              "dreamy", "bright", "moody", "cheerful"]
+# Mood words carry no factor (mode and tempo have words of their own below).
+MOOD_WORDS = ["dreamy", "warm", "smooth", "raw", "clean", "lo-fi", "intimate", "polished", "vintage", "modern"]
 TEMPO_WORDS = ["slow", "fast", "upbeat", "mid-tempo", "driving", "laid-back", "lively"]
+# Words for each value of each factor of `workbench.toy.synth.FACTORS` (genre: GENRE_WORDS).
+FACTOR_WORDS = {
+    "tempo": {"slow": ["slow", "laid-back", "unhurried", "slow-paced"],
+              "medium": ["mid-tempo", "moderate tempo", "medium tempo", "walking pace"],
+              "fast": ["fast", "upbeat", "uptempo", "quick", "driving"]},
+    "mode": {"major": ["major", "major key", "happy", "bright"],
+             "minor": ["minor", "minor key", "sad", "melancholic"]},
+    "lead": {"piano": ["piano", "keys", "grand piano"], "flute": ["flute", "wooden flute", "flutes"],
+             "sax": ["sax", "saxophone", "tenor sax"], "synth": ["synth lead", "synthesizer", "lead synth"]},
+    "contour": {"rising": ["rising melody", "ascending lines", "upward runs", "climbing scales"],
+                "falling": ["falling melody", "descending lines", "downward runs", "tumbling scales"]},
+}
+# Chance that a training prompt names each factor (factor dropout; the whole prompt is dropped
+# separately, by the recipe's cond_dropout).
+FACTOR_KEEP = {"genre": 0.75, "tempo": 0.5, "mode": 0.5, "lead": 0.5, "contour": 0.5}
 _TEMPLATES = [
     "{genre}",
     "{genre} music",
@@ -59,11 +74,48 @@ def random_prompt(genre: str, rng: np.random.Generator) -> str:
                            mood=rng.choice(MOOD_WORDS), tempo=rng.choice(TEMPO_WORDS))
 
 
+def factor_prompt(factors: dict, rng: np.random.Generator, keep: dict | None = None) -> str:
+    """A training prompt naming a random subset of a clip's factors in varied words.
+
+    factors: a `workbench.toy.synth.clip_factors` dict. keep: chance per factor of naming it.
+
+    Example:
+        >>> f = dict(genre="jazz", tempo="fast", mode="minor", lead="sax", contour="rising")
+        >>> factor_prompt(f, np.random.default_rng(0), keep=dict.fromkeys(f, 1.0))  # doctest: +SKIP
+        'a uptempo minor key bebop tune with saxophone, climbing scales'
+    """
+    keep = FACTOR_KEEP if keep is None else keep
+
+    def word(name: str) -> str | None:
+        if rng.random() >= keep.get(name, 0.5):
+            return None
+        options = GENRE_WORDS[factors["genre"]] if name == "genre" else FACTOR_WORDS[name][factors[name]]
+        return str(rng.choice(options))
+
+    genre, tempo, mode, lead, contour = (word(n) for n in ("genre", "tempo", "mode", "lead", "contour"))
+    mood = str(rng.choice(MOOD_WORDS)) if rng.random() < 0.2 else None
+    noun = str(rng.choice(["music", "tune", "piece", "track", "song", ""]))
+    head = " ".join(w for w in (mood, tempo, mode, genre, noun) if w)
+    if not head:
+        head = str(rng.choice(["music", "a tune", "a piece"]))
+    parts = [head]
+    if lead:
+        parts.append(str(rng.choice([f"with {lead}", f"with a {lead} lead", f"featuring {lead}"])))
+    prompt = " ".join(parts)
+    if contour:
+        prompt = f"{prompt}, {contour}" if rng.random() < 0.5 else f"{contour}, {prompt}"
+    return prompt
+
+
 def prompt_corpus(n_per_genre: int = 400, seed: int = 0) -> list[str]:
     """Many prompts (all genres) plus every word list, for training the tokenizer."""
     rng = np.random.default_rng(seed)
+    from workbench.toy.synth import clip_factors
+
     corpus = [random_prompt(g, rng) for _ in range(n_per_genre) for g in GENRE_WORDS]
+    corpus += [factor_prompt(clip_factors(g, i), rng) for i in range(n_per_genre) for g in GENRE_WORDS]
     corpus += [p for ps in EVAL_PROMPTS.values() for p in ps]
+    factor_words = [w for values in FACTOR_WORDS.values() for ws in values.values() for w in ws]
     words = [w for ws in (*GENRE_WORDS.values(), *INSTRUMENT_WORDS.values(), MOOD_WORDS, TEMPO_WORDS)
-             for w in ws]
+             for w in ws] + factor_words
     return corpus + words

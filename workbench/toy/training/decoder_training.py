@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from workbench.toy.training.codec_training import warmup_cosine
-from workbench.toy.prompts import random_prompt
+from workbench.toy.prompts import factor_prompt, random_prompt
 
 
 def delay_sequences(codes: torch.Tensor, special_id: int) -> torch.Tensor:
@@ -67,7 +67,10 @@ def decoder_loss(model, seq: torch.Tensor, hidden: torch.Tensor, mask: torch.Ten
 def train_decoder(model, tokenizer, codes: np.ndarray, labels: list[str], steps: int = 2000,
                   batch_size: int = 32, lr: float = 1e-3, cond_dropout: float = 0.15, seed: int = 0,
                   progress: bool = True, log=None):
-    """Train `model.decoder` (+ enc_to_dec_proj) in place on codes (N, K, T) labelled by genre."""
+    """Train `model.decoder` (+ enc_to_dec_proj) in place on codes (N, K, T).
+
+    labels: one genre per clip, or one `workbench.toy.synth.clip_factors` dict per clip (prompts then
+    name a random subset of the clip's factors: `workbench.toy.prompts.factor_prompt`)."""
     codes = np.asarray(codes)
     if codes.ndim != 3 or codes.shape[1] != model.decoder.config.num_codebooks:
         raise ValueError(f"codes must be (clips, {model.decoder.config.num_codebooks}, frames), "
@@ -91,7 +94,8 @@ def train_decoder(model, tokenizer, codes: np.ndarray, labels: list[str], steps:
     bar = tqdm(range(steps), desc="decoder", disable=not progress)
     for step in bar:
         idx = rng.integers(0, codes.shape[0], size=batch_size)
-        prompts = [random_prompt(labels[i], rng) for i in idx]
+        prompts = [factor_prompt(labels[i], rng) if isinstance(labels[i], dict) else random_prompt(labels[i], rng)
+                   for i in idx]
         hidden, mask = condition(model, tokenizer, prompts, rng.random(batch_size) < cond_dropout)
         loss = decoder_loss(model, delay_sequences(codes_t[idx], special_id), hidden, mask, special_id)
         opt.zero_grad()
