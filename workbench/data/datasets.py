@@ -137,7 +137,16 @@ class AudioSet(_Rows):
 
 
 class SynthSet(_Rows):
-    """Synthetic genre clips from the teaching model's synthesiser (`workbench.toy.synth`)."""
+    """Synthetic clips from the teaching model's synthesiser (`workbench.toy.synth`).
+
+    Every row carries each factor of its clip as a label column: ``label`` (= ``genre``), ``tempo``
+    (slow/medium/fast) with ``tempo_bpm``, ``mode``, ``lead``, ``contour`` and ``tonic``, so a store
+    collected from it can be swept on any of them (``sweep(store, label_column="mode")``).
+
+        >>> rows = SynthSet(["jazz"], n_per_genre=2).rows
+        >>> sorted(rows[0])
+        ['contour', 'genre', 'id', 'label', 'lead', 'mode', 'seed', 'tempo', 'tempo_bpm', 'tonic']
+    """
 
     mode = "audio"
 
@@ -150,7 +159,7 @@ class SynthSet(_Rows):
         if unknown:
             raise BadInputError(f"unknown genres {sorted(unknown)}: the synthesiser makes {synth.GENRES}")
         self.duration_s, self.sample_rate_hz = duration_s, int(sample_rate_hz)
-        self.rows = [dict(id=f"synth/{g}/{seed + k}", label=g, seed=seed + k)
+        self.rows = [dict(id=f"synth/{g}/{seed + k}", label=g, seed=seed + k, **synth.clip_factors(g, seed + k))
                      for g in genres for k in range(n_per_genre)]
 
     def audio(self, i: int) -> np.ndarray:
