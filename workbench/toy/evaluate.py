@@ -15,6 +15,11 @@ Protocol:
   the default; "teacher_forced" uses the probe's activations instead), unit length, added with strength s x (mean activation norm) to the
   conditional rows while generating from the other genres' prompts; flip rate = share of those
   clips the judge calls B.
+- concepts / probe_profile / steer / readers: every factor of the synthesiser (genre, tempo, mode,
+  lead, contour): probe accuracy by layer with a neutral prompt beside the input baseline and
+  chance, and for every concept but genre a steering test read by the concept's own reader
+  (`workbench.toy.concepts` has the protocol, `workbench.toy.readers` the readers, whose accuracy
+  on fresh synthetic clips is reported under `readers`).
 
 Example:
     >>> from workbench.toy.evaluate import evaluate, format_table
@@ -139,6 +144,17 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     m["steer_flip_rate_zero"] = rates[0.0]
     m["n_clips"] = dict(synthetic=len(labels), reconstructed=n_r, generated=len(prompts),
                         steered_per_strength=len(flips[0.0]))
+
+    # 6. Every concept: where a probe reads it (vs the input baseline), and steering it.
+    from workbench.toy.concepts import CONCEPTS, concept_bars, concept_steering, probe_profile
+    from workbench.toy.readers import check_readers
+
+    m["readers"] = check_readers(n_per_genre=5 if quick else 25, seed=30_011 + seed)
+    m["concepts"] = list(CONCEPTS)
+    profile, store = probe_profile(handle, n_per_genre=10 if quick else 40, seed=20_011 + seed, progress=progress)
+    m["probe_profile"] = profile
+    m["steer"] = {c: concept_steering(handle, store, profile, c, seeds=steer_seeds) for c in CONCEPTS if c != "genre"}
+    m.update(concept_bars(m))
     m["seconds"] = round(time.time() - t0, 1)
     return m
 
@@ -164,6 +180,17 @@ def format_table(metrics: dict) -> str:
         lines.append(f"{'  probe accuracy, layer ' + str(layer):34} {acc:8.3f}")
     for g, acc in metrics.get("judge_accuracy_generated_by_genre", {}).items():
         lines.append(f"{'  generated, ' + g:34} {acc:8.3f}")
+    if "probe_profile" in metrics:
+        lines.append(f"{'concept':10} {'best':>6} {'layer':>5} {'input':>6} {'chance':>6}   "
+                     f"{'reader':14} {'flip best':>9} {'@zero':>6}")
+        for c, p in metrics["probe_profile"].items():
+            s = metrics.get("steer", {}).get(c)
+            tail = f"{s['reader']:14} {s['flip_rate_best']:9.3f} {s['flip_rate_zero']:6.3f}" if s else ""
+            lines.append(f"{c:10} {p['best']:6.3f} {p['best_layer']:5d} {p['input_baseline']:6.3f} {p['chance']:6.3f}   {tail}")
+        lines.append(f"deep concepts (best >= 0.85, >= 0.20 over input): {metrics.get('deep_concepts')} "
+                     f"{'ok' if metrics.get('depth_bar_met') else 'MISSED'} (need 2)")
+        lines.append(f"steerable concepts (flip >= 0.60, zero <= 0.15): {metrics.get('steerable_concepts')} "
+                     f"{'ok' if metrics.get('steer_bar_met') else 'MISSED'} (need 2)")
     lines.append(f"steered at layer {metrics.get('steer_layer')}, best strength "
                  f"{metrics.get('steer_best_strength')} x mean norm {metrics.get('steer_mean_activation_norm', 0):.2f}; "
                  f"{metrics.get('seconds')} s")
