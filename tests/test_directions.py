@@ -3,11 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from workbench.analysis.directions import (Direction, from_class_means, from_pca, from_point_sets, from_probe,
-                                  normalize)
-from workbench.errors import BadInputError, DirectionMismatchError, NotFiniteError
+from workbench.analysis.directions import Direction, from_class_means, from_pca, from_point_sets, from_probe, normalize
 from workbench.analysis.probes import LinearProbe
-
+from workbench.errors import BadInputError, DirectionMismatchError, NotFiniteError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -80,11 +78,12 @@ def test_save_load_round_trip_and_mismatch(tmp_path):
     X, y = data()
     d = from_class_means(X, y, "rock", model_id=MID, layer=4, site="mlp")
     path = d.save(tmp_path / "dirs" / "rock")
-    assert path.suffix == ".safetensors" and json.loads(path.with_suffix(".json").read_text())["layer"] == 4
+    sidecar = path.with_name(path.name + ".json")  # rock.safetensors.json: named after the full file name
+    assert path.name == "rock.safetensors" and json.loads(sidecar.read_text())["layer"] == 4
     back = Direction.load(path, expect_model_id=MID, expect_hidden_size=10)
     np.testing.assert_array_equal(back.vector, d.vector)
     assert (back.layer, back.site, back.method, back.provenance["positive"]) == (4, "mlp", "class_means", "rock")
-    path.with_suffix(".json").unlink()  # the safetensors header holds the same metadata
+    sidecar.unlink()  # the safetensors header holds the same metadata
     assert Direction.load(path).model_id == MID
     with pytest.raises(DirectionMismatchError, match="made on 'random/tiny@seed0'"):
         Direction.load(path, expect_model_id="facebook/musicgen-small")

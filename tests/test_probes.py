@@ -1,8 +1,14 @@
 import numpy as np
 import pytest
 
-from workbench.analysis.probes import (LabelMismatchError, LinearProbe, NonFiniteActivationsError,
-                              OneClassError, TooFewSamplesError, sweep)
+from workbench.analysis.probes import (
+    LabelMismatchError,
+    LinearProbe,
+    NonFiniteActivationsError,
+    OneClassError,
+    TooFewSamplesError,
+    sweep,
+)
 
 
 def blobs(n=120, d=12, k=3, shift=1.5, seed=0):

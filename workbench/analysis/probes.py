@@ -17,17 +17,23 @@ fitted in the same pass over the activations, which is what makes 24 layers x 5 
 from __future__ import annotations
 
 import json
+import numbers
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, column_or_1d, validate_data
 
-from workbench.errors import BadInputError, NotFiniteError
+from workbench.analysis.directions import read_saved, save_paths
+from workbench.errors import BadInputError, CorruptFileError, NotFiniteError
 
-__all__ = ["LinearProbe", "SweepResult", "sweep", "ProbeInputError", "OneClassError",
-           "TooFewSamplesError", "NonFiniteActivationsError", "LabelMismatchError"]
+__all__ = ["LinearProbe", "SweepResult", "sweep", "KINDS", "ProbeInputError", "OneClassError",
+           "TooFewSamplesError", "NonFiniteActivationsError", "LabelMismatchError", "ProbeNotFittedError"]
 
 
 class ProbeInputError(BadInputError):
@@ -54,7 +60,8 @@ def _check_inputs(X, y=None, *, folds: int | None = None, what: str = "activatio
     X = np.asarray(X)
     if X.ndim != 2:
         hint = ("for a store collected with rows='both' pass store.arrays(cfg_row='cond')" if X.ndim == 3
-                else "pool per-step captures first (e.g. mean over time)")
+                else "Reshape your data: X.reshape(1, -1) for one clip, X.reshape(-1, 1) for one feature"
+                if X.ndim == 1 else "pool per-step captures first (e.g. mean over time)")
         raise ProbeInputError(f"{what} must be 2-D (clips, features); got shape {X.shape}: {hint}")
     if not np.isfinite(X).all():
         bad = int((~np.isfinite(X).all(axis=1)).sum())
@@ -68,10 +75,12 @@ def _check_inputs(X, y=None, *, folds: int | None = None, what: str = "activatio
     if y.ndim != 1 or len(y) != len(X):
         raise LabelMismatchError(f"got {len(y)} labels for {len(X)} rows of {what}: pass one label "
                                  "per row, in the same order (a store's `table` column keeps them aligned).")
+    if len(y) == 0:
+        raise TooFewSamplesError(f"no rows of {what}: collect some clips first")
     classes, counts = np.unique(y, return_counts=True)
     if len(classes) < 2:
-        raise OneClassError(f"all {len(y)} labels are {classes[0].item()!r}: a probe needs at least two "
-                            "classes; add clips of another label.")
+        raise OneClassError(f"all {len(y)} labels are {classes[0].item()!r} (one class): a probe needs at least "
+                            "two classes; add clips of another label.")
     if folds is not None and counts.min() < folds:
         low = ", ".join(f"{c.item()!r}: {k}" for c, k in zip(classes, counts) if k < folds)
         fewer = f" or pass folds={int(counts.min())}" if counts.min() >= 2 else ""
@@ -94,13 +103,14 @@ def _standardize_stats(X: torch.Tensor, masks: torch.Tensor, standardize: bool):
     return mean + shift, torch.where(scale > 1e-6 * (1 + shift.abs()), scale, torch.ones_like(scale))
 
 
-def _fit_logistic(X, Y, masks, C, standardize, max_iter=100, tol=1e-4):
+def _fit_logistic(X, Y, masks, C, standardize, max_iter=100, tol=1e-4, info: dict | None = None):
     """Fit L x F multinomial logistic regressions at once.
 
     X: (L, n, d) activations of L layers; Y: one-hot targets (n, F, K); masks: training rows (F, n).
     Returns coef (L, F, d, K) in activation space, intercept (L, F, K), mean, scale (L, F, d).
     Objective per fit (scikit-learn's): mean cross-entropy over its training rows + |W|^2 / (2 C n_train).
     Folds differ only in which rows count, so one batched X @ W per step serves every fit.
+    info: if given, receives "n_iter" (L-BFGS iterations run).
     """
     (F, n), (L, _, d), K = masks.shape, X.shape, Y.shape[2]
     mean, scale = _standardize_stats(X, masks, standardize)
@@ -130,6 +140,8 @@ def _fit_logistic(X, Y, masks, C, standardize, max_iter=100, tol=1e-4):
         return loss
 
     opt.step(closure)
+    if info is not None:
+        info["n_iter"] = int(opt.state[weights].get("n_iter", 1))
     with torch.no_grad():
         return (*[t.detach() for t in to_raw(mean)], mean, scale)
 
@@ -158,46 +170,96 @@ def _fit_ridge(X, Y, masks, alpha, standardize):
     return torch.stack(coefs), torch.stack(intercepts), mean, scale
 
 
-def _fit_batch(kind, X, Y, masks, C, alpha, standardize, max_iter):
+def _fit_batch(kind, X, Y, masks, C, alpha, standardize, max_iter, info=None):
     """Dispatch to the solver; Y: one-hot targets (n, F, K), masks: training rows (F, n)."""
     if kind == "logistic":
         with torch.enable_grad():
-            return [t[0] for t in _fit_logistic(X[None], Y, masks, C, standardize, max_iter=max_iter)]
+            return [t[0] for t in _fit_logistic(X[None], Y, masks, C, standardize, max_iter=max_iter, info=info)]
     with torch.no_grad():
         return _fit_ridge(X, Y, masks, alpha, standardize)
 
 
-class LinearProbe:
+KINDS = ("logistic", "ridge")
+
+
+class ProbeNotFittedError(ProbeInputError, NotFittedError):
+    """predict / score / save on a probe that was never fitted."""
+
+
+def _check_params(probe) -> None:
+    """Validate the hyper-parameters (scikit-learn's rule: stored by __init__, checked by fit)."""
+    if probe.kind not in KINDS:
+        raise ProbeInputError(f"kind={probe.kind!r}: use 'logistic' or 'ridge'")
+    for name, low, low_ok in (("C", 0.0, False), ("alpha", 0.0, True)):
+        value = getattr(probe, name)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) \
+                or value < low or (value == low and not low_ok):
+            bound = ">= 0" if low_ok else "> 0"
+            raise ProbeInputError(f"{name}={value!r}: pass a finite number {bound} (e.g. {name}=1.0)")
+    if isinstance(probe.max_iter, bool) or not isinstance(probe.max_iter, numbers.Integral) or probe.max_iter < 1:
+        raise ProbeInputError(f"max_iter={probe.max_iter!r}: pass a whole number >= 1 (e.g. max_iter=100)")
+    if not isinstance(probe.standardize, (bool, np.bool_)):
+        raise ProbeInputError(f"standardize={probe.standardize!r}: pass True or False")
+
+
+class LinearProbe(ClassifierMixin, BaseEstimator):
     """Multinomial logistic regression (kind="logistic") or ridge on one-hot targets (kind="ridge").
 
-    C: inverse L2 strength for logistic (scikit-learn's convention); alpha: ridge strength on
-    standardised features. `coef_` (n_classes, n_features) and `intercept_` are in activation space
-    (standardisation folded in), so `X @ coef_.T + intercept_` gives the decision scores.
+    A scikit-learn estimator: `get_params` / `set_params` / `clone` work, hyper-parameters are
+    checked by `fit`, learned state ends in `_`. C: inverse L2 strength for logistic
+    (scikit-learn's convention); alpha: ridge strength on standardised features. `coef_`
+    (n_classes, n_features) and `intercept_` are in activation space (standardisation folded in),
+    one row per class even for two classes, so `X @ coef_.T + intercept_` gives the class scores.
+    `decision_function` follows scikit-learn: (n,) for two classes (score of `classes_[1]` minus
+    that of `classes_[0]`), (n, n_classes) otherwise. For ridge, `predict_proba` is a softmax of
+    the scores: a convenience, not calibrated.
 
         >>> import numpy as np
         >>> X = np.r_[np.zeros((5, 3)), np.ones((5, 3))] + np.random.default_rng(0).normal(0, .1, (10, 3))
         >>> LinearProbe(kind="ridge").fit(X, [0] * 5 + [1] * 5).predict(X[:2]).tolist()
         [0, 0]
+        >>> LinearProbe().set_params(C=0.5).get_params()["C"]
+        0.5
     """
 
     def __init__(self, kind: str = "logistic", C: float = 1.0, alpha: float = 1.0,
                  standardize: bool = True, max_iter: int = 100):
-        if kind not in ("logistic", "ridge"):
-            raise ValueError(f"kind={kind!r}: use 'logistic' or 'ridge'")
-        self.kind, self.C, self.alpha, self.standardize, self.max_iter = kind, C, alpha, standardize, max_iter
+        self.kind = kind
+        self.C = C
+        self.alpha = alpha
+        self.standardize = standardize
+        self.max_iter = max_iter
 
-    def get_params(self) -> dict:
-        return dict(kind=self.kind, C=self.C, alpha=self.alpha, standardize=self.standardize,
-                    max_iter=self.max_iter)
+    def _validated_X(self, X, *, reset: bool) -> np.ndarray:
+        """X as a numeric 2-D array, with our messages; feature count and names checked against fit."""
+        array = check_array(X, dtype="numeric", ensure_2d=False, allow_nd=True, ensure_all_finite=False,
+                            estimator=self)
+        array, _ = _check_inputs(array)
+        if not reset and array.shape[1] != self.n_features_in_:
+            raise LabelMismatchError(
+                f"X has {array.shape[1]} features, but LinearProbe is expecting {self.n_features_in_} features "
+                "as input: use activations from the same site, layer and pooling as the fit.")
+        validate_data(self, X, reset=reset, skip_check_array=True)  # n_features_in_, feature_names_in_
+        return array
 
-    def fit(self, X, y) -> "LinearProbe":
+    def fit(self, X, y) -> LinearProbe:
+        """Fit on activations X (n_clips, n_features) and one label per row; returns self."""
+        _check_params(self)
+        if y is None:
+            raise LabelMismatchError("LinearProbe requires y to be passed, but the target y is None: pass one "
+                                     "label per row of X")
+        X = self._validated_X(X, reset=True)
+        y = column_or_1d(y, warn=True)
         X, y = _check_inputs(X, y)
+        check_classification_targets(y)
         self.classes_, codes = np.unique(y, return_inverse=True)
         Xt = torch.from_numpy(np.array(X, dtype=np.float32))
         Y = torch.nn.functional.one_hot(torch.as_tensor(codes), len(self.classes_)).float()
+        info: dict = {}
         coef, intercept, mean, scale = _fit_batch(self.kind, Xt, Y[:, None], torch.ones(1, len(Xt)),
-                                                  self.C, self.alpha, self.standardize, self.max_iter)
+                                                  self.C, self.alpha, self.standardize, self.max_iter, info)
         self._set_state(coef[0], intercept[0], mean[0], scale[0])
+        self.n_iter_ = int(info.get("n_iter", 1))  # ridge: one closed-form solve
         return self
 
     def _set_state(self, coef, intercept, mean, scale):
@@ -212,52 +274,71 @@ class LinearProbe:
         """Weights on standardised features (comparable across features)."""
         return self.coef_ * self.scale_
 
-    def decision_function(self, X) -> np.ndarray:
-        X, _ = _check_inputs(X)
+    def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
-            raise ProbeInputError("this probe is not fitted yet: call .fit(X, y) first")
-        if X.shape[1] != self.n_features_in_:
-            raise LabelMismatchError(f"probe was fitted on {self.n_features_in_} features, got {X.shape[1]}: "
-                                     "use activations from the same site, layer and pooling.")
+            raise ProbeNotFittedError("this probe is not fitted yet: call .fit(X, y) first, or LinearProbe.load(path)")
+
+    def _class_scores(self, X) -> np.ndarray:
+        """(n, n_classes) scores, `X @ coef_.T + intercept_`."""
+        self._check_fitted()
+        X = self._validated_X(X, reset=False)
         return X.astype(np.float32) @ self.coef_.T + self.intercept_
+
+    def decision_function(self, X) -> np.ndarray:
+        """Class scores: (n, n_classes), or (n,) for two classes (positive means `classes_[1]`)."""
+        scores = self._class_scores(X)
+        return scores[:, 1] - scores[:, 0] if scores.shape[1] == 2 else scores
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (softmax of the scores; for ridge a convenience, not calibrated)."""
-        z = self.decision_function(X)
+        z = self._class_scores(X)
         z = np.exp(z - z.max(1, keepdims=True))
         return z / z.sum(1, keepdims=True)
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[self.decision_function(X).argmax(1)]
+        scores = self._class_scores(X)
+        return self.classes_[scores.argmax(1)]
 
-    def score(self, X, y) -> float:
-        return float((self.predict(X) == np.asarray(y)).mean())
+    def score(self, X, y, sample_weight=None) -> float:
+        """Mean accuracy (scikit-learn's `ClassifierMixin.score`)."""
+        return float(super().score(X, y, sample_weight=sample_weight))
 
-    def save(self, path, **provenance):
-        """Write `<path>.safetensors` (coef, intercept, mean, scale) + a JSON sidecar (params, classes)."""
+    def save(self, path, **provenance) -> Path:
+        """Write `<path>.safetensors` (coef, intercept, mean, scale) and a JSON sidecar `<path>.safetensors.json`
+        (params, classes, provenance); returns the first. The name is kept as given: `rock_s1.0` ->
+        `rock_s1.0.safetensors`; a name ending in `.safetensors` is used as is."""
         from safetensors.numpy import save_file
-        path = Path(path).with_suffix(".safetensors")
+        self._check_fitted()
+        path, sidecar = save_paths(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = json.dumps(dict(params=self.get_params(), classes=[c.item() for c in self.classes_],
                                provenance=provenance, format="workbench.probe/1"), default=str)
         save_file(dict(coef=self.coef_, intercept=self.intercept_, mean=self.mean_, scale=self.scale_), str(path),
                   metadata={"workbench": meta})
-        path.with_suffix(".json").write_text(meta)
+        sidecar.write_text(meta)
         return path
 
     @classmethod
-    def load(cls, path, expect_n_features: int | None = None) -> "LinearProbe":
-        from safetensors.numpy import load_file
-        path = Path(path).with_suffix(".safetensors")
-        meta = json.loads(path.with_suffix(".json").read_text())
-        tensors = load_file(str(path))
-        if expect_n_features is not None and tensors["coef"].shape[1] != expect_n_features:
-            raise LabelMismatchError(f"{path.name} reads {tensors['coef'].shape[1]} features, not "
+    def load(cls, path, expect_n_features: int | None = None) -> LinearProbe:
+        """Read a saved probe, by the name given to `save` or the full `.safetensors` name (older saves,
+        with a `<stem>.json` sidecar, load too); refuse one fitted on another number of features."""
+        path, tensors, meta, source = read_saved(path, "probe", ("coef", "intercept", "mean", "scale"))
+        try:
+            params, classes = dict(meta["params"]), np.asarray(meta["classes"])
+            probe = cls(**params)
+            _check_params(probe)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CorruptFileError(source, f"its metadata is not a probe's ({type(exc).__name__}: {exc}): "
+                                           "re-save the probe") from exc
+        coef = tensors["coef"]
+        if coef.ndim != 2 or coef.shape[0] != len(classes):
+            raise CorruptFileError(path, f"coef has shape {coef.shape} for {len(classes)} classes: re-save the probe")
+        if expect_n_features is not None and coef.shape[1] != expect_n_features:
+            raise LabelMismatchError(f"{path.name} reads {coef.shape[1]} features, not "
                                      f"{expect_n_features}: it was fitted on another model, site or pooling")
-        probe = cls(**meta["params"])
-        probe.classes_ = np.asarray(meta["classes"])
+        probe.classes_ = classes
         probe.provenance = meta.get("provenance", {})
-        probe._set_state(torch.from_numpy(tensors["coef"].T.copy()),
+        probe._set_state(torch.from_numpy(coef.T.copy()),
                          *(torch.from_numpy(tensors[k]) for k in ("intercept", "mean", "scale")))
         return probe
 
@@ -339,6 +420,7 @@ def sweep(source, labels=None, *, layers=None, sites=None, folds: int = 5, contr
         labels = [row.get(label_column) for row in source.table]
     labels = np.asarray(labels)
     probe = LinearProbe(kind=kind, **probe_kwargs)
+    _check_params(probe)
     if folds < 2:
         raise ProbeInputError(f"folds={folds}: cross-validation needs folds >= 2")
     _, labels = _check_inputs(np.zeros((len(labels), 1)), labels, folds=folds)
