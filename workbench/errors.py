@@ -37,6 +37,30 @@ class DurationError(BadInputError):
     """A duration the model cannot generate (beyond its positions, or too short)."""
 
 
+class WrongTypeError(BadInputError, TypeError):
+    """An argument of the wrong kind (a string where a list of ints belongs, a bool for a count...)."""
+
+
+class OutOfRangeError(BadInputError):
+    """A number outside the range that makes sense for it (a negative batch size, guidance below 1...)."""
+
+
+class UnknownOptionError(BadInputError):
+    """A value that is not one of an argument's named options (pooling, rows, mode, schedule kind)."""
+
+
+class PromptTooLongError(BadInputError):
+    """A text prompt longer than the text encoder reads."""
+
+
+class AudioFormatError(BadInputError):
+    """Audio whose shape or sample type cannot be read as a mono clip."""
+
+
+class ZeroNormError(BadInputError):
+    """A direction of zero length where its direction matters."""
+
+
 class ModelNotAvailableError(WorkbenchError, OSError):
     """The weights are not on this machine and cannot be downloaded."""
 

@@ -147,6 +147,8 @@ def collect(handle, inputs, capture_spec, store_dir, batch_size: int = 8, *, per
     so each layer is one memory-mapped file. threads: torch intra-op threads while collecting (``"auto"``: one
     for small models, as in `workbench.generate`; None: unchanged).
     """
+    from workbench.validation import positive_int
+    batch_size = positive_int(batch_size, "batch_size")  # a batch size < 1 would silently collect nothing
     import workbench as wb
     items = as_inputs(inputs, mode)
     if capture_spec.pooling == "none":

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.errors import BadInputError, EmptyInputError
+from workbench import validation
+from workbench.errors import BadInputError, EmptyInputError, WrongTypeError
 
 __all__ = ["PromptSet", "AudioSet", "SynthSet", "resample", "AUDIO_EXTENSIONS"]
 
@@ -77,9 +78,15 @@ class PromptSet(_Rows):
     mode = "text"
 
     def __init__(self, labels, templates=("{label}",), seeds=(0,), label_text: dict | None = None):
-        labels, templates, seeds = list(labels), list(templates), [int(s) for s in np.atleast_1d(seeds)]
+        labels = [labels] if isinstance(labels, str) else list(labels)
+        templates = [templates] if isinstance(templates, str) else list(templates)
+        seeds = validation.seeds(seeds)
         if not labels or not templates or not seeds:
             raise EmptyInputError("PromptSet needs at least one label, template and seed")
+        templates = validation.str_list(templates, "templates", example="['a {label} song']")
+        if label_text is not None and not isinstance(label_text, dict):
+            raise WrongTypeError(f"label_text is a {type(label_text).__name__}: pass a dict from label to the words "
+                                 "put into '{label}', e.g. {'hiphop': 'hip hop'}")
         for t in templates:
             if "{label}" not in t:
                 raise BadInputError(f"template {t!r} has no '{{label}}' slot: e.g. 'a {{label}} song'")
@@ -101,7 +108,10 @@ class AudioSet(_Rows):
     def __init__(self, folder, sample_rate_hz: int = 32000, labels_csv=None, duration_s: float | None = None,
                  extensions=AUDIO_EXTENSIONS):
         self.folder = Path(folder)
-        self.sample_rate_hz, self.duration_s = int(sample_rate_hz), duration_s
+        self.sample_rate_hz = validation.positive_int(sample_rate_hz, "sample_rate_hz")
+        self.duration_s = None if duration_s is None else validation.finite_float(
+            duration_s, "duration_s", low=0.0, low_inclusive=False, hint="or None to keep each file's length")
+        extensions = (extensions,) if isinstance(extensions, str) else tuple(extensions)
         if not self.folder.is_dir():
             raise BadInputError(f"{self.folder} is not a folder of audio files")
         if labels_csv is not None:
@@ -154,7 +164,13 @@ class SynthSet(_Rows):
                  sample_rate_hz: int = 32000, seed: int = 0):
         from workbench.toy import synth  # the teaching model's package; imported only when used
         self._synth = synth
-        genres = list(genres) if genres is not None else list(synth.GENRES)
+        genres = ([genres] if isinstance(genres, str) else list(genres)) if genres is not None else list(synth.GENRES)
+        if not genres:
+            raise EmptyInputError(f"genres is empty: pass some of {synth.GENRES}, or None for all")
+        n_per_genre = validation.positive_int(n_per_genre, "n_per_genre")
+        duration_s = validation.finite_float(duration_s, "duration_s", low=0.0, low_inclusive=False)
+        sample_rate_hz = validation.positive_int(sample_rate_hz, "sample_rate_hz")
+        seed = validation.integer(seed, "seed")
         unknown = set(genres) - set(synth.GENRES)
         if unknown:
             raise BadInputError(f"unknown genres {sorted(unknown)}: the synthesiser makes {synth.GENRES}")

@@ -15,12 +15,11 @@ import dataclasses
 import hashlib
 import json
 
-import numpy as np
 import torch
 
-from workbench.errors import BadInputError, LayerOutOfRangeError, UnknownSiteError
-
+from workbench import validation
 from workbench.enums import CAPTURE_ROWS, POOLINGS, SITES  # noqa: F401  (re-exported)
+from workbench.errors import EmptyInputError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,19 +36,13 @@ class CaptureSpec:
 
     def __post_init__(self):
         if self.layers is not None:
-            layers = (self.layers,) if isinstance(self.layers, (int, np.integer)) else tuple(int(x) for x in self.layers)
+            layers = validation.int_sequence(self.layers, "layers", allow_empty=True, example="(0, 6)")
             if not layers:
-                raise BadInputError("layers=() captures nothing: pass None for all layers or e.g. (0, 6)")
+                raise EmptyInputError("layers=() captures nothing: pass None for all layers or e.g. (0, 6)")
             object.__setattr__(self, "layers", tuple(sorted(set(layers))))
-        sites = (self.sites,) if isinstance(self.sites, str) else tuple(self.sites)
-        for site in sites:
-            if site not in SITES:
-                raise UnknownSiteError(f"unknown site {site!r}: use one of {SITES}")
-        object.__setattr__(self, "sites", sites)
-        if self.pooling not in POOLINGS:
-            raise BadInputError(f"unknown pooling {self.pooling!r}: use one of {POOLINGS}")
-        if self.rows not in CAPTURE_ROWS:
-            raise BadInputError(f"unknown rows {self.rows!r}: use one of {CAPTURE_ROWS}")
+        object.__setattr__(self, "sites", validation.sites(self.sites))
+        validation.choice(self.pooling, "pooling", POOLINGS)
+        validation.choice(self.rows, "rows", CAPTURE_ROWS)
 
     @property
     def key(self) -> str:
@@ -60,11 +53,7 @@ class CaptureSpec:
     def resolved_layers(self, n_layers: int) -> tuple[int, ...]:
         if self.layers is None:
             return tuple(range(n_layers))
-        for layer in self.layers:
-            if not 0 <= layer < n_layers:
-                raise LayerOutOfRangeError(
-                    f"layer {layer} is out of range: this model has {n_layers} decoder layers (0-{n_layers - 1})")
-        return self.layers
+        return validation.layers_in_range(self.layers, n_layers)
 
     def width(self, hidden_size: int) -> int:
         return 2 * hidden_size if self.pooling == "mean_std" else hidden_size

@@ -14,17 +14,17 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
 from workbench.runtime.capture import CaptureSpec
 from workbench.runtime.clip import Clip, clips_from
 from workbench.runtime.hooks import instrument
-from workbench.runtime.inputs import audio_prompts, merge_batches, processor_inputs, prompt_list, seeds_for
+from workbench.runtime.inputs import generation_args, merge_batches, processor_inputs
 from workbench.runtime.sampling import SeededSampler, codes_from, record_codes
-from workbench.runtime.threads import intra_op_threads, resolve_threads
 from workbench.runtime.steering import SteeringSpec
+from workbench.runtime.threads import intra_op_threads, resolve_threads
 
 
 @dataclasses.dataclass
@@ -44,23 +44,22 @@ def generate(handle, prompts, *, duration_s: float = 4.0, seeds=0, guidance_scal
     prompt audio followed by ``duration_s`` of continuation. stop: a callable polled every step
     (True raises `StoppedError`; clips of earlier batches are not lost: they are on the error).
     threads: torch intra-op threads while generating; ``"auto"`` = 1 for small models, None = unchanged.
+    guidance_scale: >= 1 (1 or None: no guidance); temperature: > 0, or 0 for greedy; top_k: None or >= 1.
+    Every argument is checked before any work starts (`workbench.runtime.inputs.generation_args`): bad
+    input raises a `workbench.errors.BadInputError` subclass whose message names the fix.
     """
-    prompts = prompt_list(prompts)
-    seeds = seeds_for(seeds, len(prompts))
-    frames = handle.frames_for(duration_s)
-    if steering is not None:
-        steering.validate_for(handle.n_layers, handle.hidden_size, handle.model_id)
-    if capture is not None:
-        capture.resolved_layers(handle.n_layers)
-    audio = audio_prompts(audio_prompt, len(prompts))
-    guided = guidance_scale is not None and guidance_scale > 1
+    args = generation_args(handle, prompts, duration_s=duration_s, seeds=seeds, guidance_scale=guidance_scale,
+                           temperature=temperature, top_k=top_k, batch_size=batch_size, steering=steering,
+                           capture=capture, audio_prompt=audio_prompt,
+                           audio_prompt_sample_rate_hz=audio_prompt_sample_rate_hz, stop=stop)
     clips: list[Clip] = []
     captured: list[dict] = []
-    bar = _progress_bar(progress, len(prompts))
+    bar = _progress_bar(progress, len(args.prompts))
     try:
         with intra_op_threads(resolve_threads(handle, threads)):
-            _run_batches(handle, prompts, seeds, frames, guidance_scale, guided, steering, capture, audio,
-                         audio_prompt_sample_rate_hz, temperature, top_k, stop, batch_size, clips, captured, bar)
+            _run_batches(handle, args.prompts, args.seeds, args.frames, args.guidance_scale, args.guided, steering,
+                         capture, args.audio, audio_prompt_sample_rate_hz, args.temperature, args.top_k, stop,
+                         args.batch_size, clips, captured, bar)
     except BaseException as error:
         error.partial_result = GenerationResult(clips, merge_batches(captured, capture.pooling, capture.rows)
                                                 if capture is not None else None)

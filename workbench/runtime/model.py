@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from workbench.runtime.capture import SITES
-from workbench.errors import DurationError, LayerOutOfRangeError, ModelNotAvailableError, NotAMusicGenError, UnknownSiteError
+from workbench import validation
+from workbench.errors import DurationError, ModelNotAvailableError, NotAMusicGenError
 
 TEACHING_MODEL_ID = "workbench/teaching-model"
 LAYERS_PATH = "decoder.model.decoder.layers"
@@ -66,8 +66,22 @@ class MusicGenHandle:
         return self.n_codebooks // self.audio_channels - 1
 
     @property
+    def max_frames(self) -> int:
+        """Most codec frames a clip may have: the decoder's positions less the start token and the delay."""
+        return self.config.decoder.max_position_embeddings - 1 - self.delay_steps
+
+    @property
+    def min_frames(self) -> int:
+        """Fewest codec frames the decoder can read: shorter, the delay pattern leaves undefined inputs."""
+        return max(3, self.delay_steps)
+
+    @property
     def max_duration_s(self) -> float:
-        return (self.config.decoder.max_position_embeddings - 1 - self.delay_steps) / self.frame_rate_hz
+        return self.max_frames / self.frame_rate_hz
+
+    @property
+    def samples_per_frame(self) -> float:
+        return self.sample_rate_hz / self.frame_rate_hz
 
     @property
     def device(self) -> torch.device:
@@ -83,22 +97,19 @@ class MusicGenHandle:
 
     def site_path(self, site: str, layer: int) -> str:
         """Module path of a site (e.g. ``decoder.model.decoder.layers.3.fc2``), as nnsight addresses it."""
-        self.check_layer(layer)
-        if site not in SITE_SUFFIX:
-            raise UnknownSiteError(f"unknown site {site!r}: use one of {SITES}")
-        return f"{LAYERS_PATH}.{layer}{SITE_SUFFIX[site]}"
+        layer = validation.layer_index(layer, self.n_layers)
+        return f"{LAYERS_PATH}.{layer}{SITE_SUFFIX[validation.site(site)]}"
 
     def module(self, site: str, layer: int) -> torch.nn.Module:
         return self.model.get_submodule(self.site_path(site, layer))
 
     def check_layer(self, layer: int) -> None:
-        if not 0 <= int(layer) < self.n_layers:
-            raise LayerOutOfRangeError(
-                f"layer {layer} is out of range: this model has {self.n_layers} decoder layers (0-{self.n_layers - 1})")
+        validation.layer_index(layer, self.n_layers)
 
     def frames_for(self, duration_s: float) -> int:
         """Number of codec frames for a duration; raises if the model cannot generate it."""
-        frames = int(round(float(duration_s) * self.frame_rate_hz))
+        duration_s = validation.finite_float(duration_s, "duration_s")
+        frames = int(round(duration_s * self.frame_rate_hz))
         if frames < 1:
             raise DurationError(f"duration {duration_s} s is too short: use at least {1 / self.frame_rate_hz:.3f} s")
         if duration_s > self.max_duration_s + 1e-9:
@@ -119,9 +130,7 @@ def _resolve_dtype(dtype) -> torch.dtype:
     if isinstance(dtype, str):
         named = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
                  "float16": torch.float16, "fp16": torch.float16}
-        if dtype not in named:
-            raise ValueError(f"unknown dtype {dtype!r}: use one of {sorted(named)}")
-        return named[dtype]
+        return named[validation.choice(dtype, "dtype", sorted(named))]
     return dtype
 
 
@@ -223,7 +232,7 @@ def random_model(name: str = "tiny", seed: int = 0, device=None, dtype=None) -> 
     from workbench.runtime.configs import musicgen_config, random_processor
 
     config = musicgen_config(name)
-    torch.manual_seed(seed)
+    torch.manual_seed(validation.integer(seed, "seed"))
     with _quiet_transformers():  # the official configs use pad id == vocab size, which HF warns about
         model = MusicgenForConditionalGeneration(config)
     model.generation_config.decoder_start_token_id = config.decoder.bos_token_id

@@ -19,12 +19,13 @@ from collections import defaultdict
 import numpy as np
 import torch
 
+from workbench import validation
+from workbench.errors import BadInputError, DurationError, EmptyInputError
 from workbench.runtime.capture import CaptureSpec
 from workbench.runtime.clip import Clip
-from workbench.errors import BadInputError, EmptyInputError
-from workbench.runtime.inputs import merge_batches
-from workbench.runtime.threads import intra_op_threads, resolve_threads
 from workbench.runtime.hooks import instrument
+from workbench.runtime.inputs import check_audio_length, check_sample_rate, check_spec, checked_prompts, merge_batches
+from workbench.runtime.threads import intra_op_threads, resolve_threads
 
 
 def encode_audio(handle, audio: list[np.ndarray], sample_rate_hz: int) -> torch.Tensor:
@@ -73,7 +74,9 @@ def teacher_force(handle, audio, sample_rate_hz: int | None = None, prompts=None
                   threads: int | str | None = "auto") -> dict:
     """Capture the decoder while it reads real audio (or given codes) with one forward pass per batch.
 
-    audio: list of 1-D float arrays, or of `Clip`s (their codes are reused when made by this model).
+    audio: a list of clips, each a 1-D array, a stereo (2, n) / (n, 2) array (mixed to mono), integer PCM
+    (scaled to [-1, 1]) or a `Clip` (its codes are reused when made by this model); one bare 1-D array is one
+    clip. Each lasts from the codec's minimum (3 frames, 0.06 s) to ``handle.max_duration_s``.
     prompts: None for null text conditioning, else one text per clip. capture.rows ``uncond``/``both``
     add the null-conditioned pass, as under classifier-free guidance.
     threads: as in `workbench.generate`.
@@ -85,12 +88,20 @@ def teacher_force(handle, audio, sample_rate_hz: int | None = None, prompts=None
 
 def _teacher_force(handle, audio, sample_rate_hz, prompts, capture, batch_size, codes) -> dict:
     capture = capture or CaptureSpec()
+    check_spec(capture, "capture", "CaptureSpec", "CaptureSpec(layers=(6,), pooling='mean')")
     capture.resolved_layers(handle.n_layers)
-    items = list(audio) if audio is not None else list(codes)
+    batch_size = validation.positive_int(batch_size, "batch_size")
+    if audio is not None:
+        items = validation.audio_clips(audio, "audio")
+    elif codes is not None:
+        items = [codes] if getattr(codes, "ndim", None) == 2 else validation.audio_clips(codes, "codes")
+    else:
+        raise EmptyInputError("no audio given: pass a list of 1-D arrays or Clips (or codes=)")
     if not items:
         raise EmptyInputError("no audio given: pass a list of 1-D arrays or Clips")
     if prompts is not None:
-        prompts = [prompts] * len(items) if isinstance(prompts, str) else list(prompts)
+        prompts = [prompts] * len(items) if isinstance(prompts, str) else prompts
+        prompts = checked_prompts(handle, prompts)
         if len(prompts) != len(items):
             raise BadInputError(f"got {len(prompts)} prompts for {len(items)} clips: pass one per clip, or None")
     per_clip_codes = _codes_for(handle, items, sample_rate_hz, batch_size)
@@ -116,6 +127,18 @@ def _teacher_force(handle, audio, sample_rate_hz, prompts, capture, batch_size, 
     return out
 
 
+def _is_codes(handle, item) -> bool:
+    """A 2-D integer (n_codebooks, frames) array of this model's codes, rather than integer PCM audio."""
+    if isinstance(item, torch.Tensor):
+        integral = not (item.dtype.is_floating_point or item.dtype.is_complex or item.dtype == torch.bool)
+        pcm = item.dtype in (torch.int8, torch.uint8, torch.int16)
+    elif isinstance(item, np.ndarray):
+        integral, pcm = np.issubdtype(item.dtype, np.integer), item.dtype in (np.int8, np.uint8, np.int16, np.uint16)
+    else:
+        return False
+    return item.ndim == 2 and integral and not pcm and item.shape[0] == handle.n_codebooks
+
+
 def _codes_for(handle, items, sample_rate_hz, batch_size) -> list[torch.Tensor]:
     codes: list[torch.Tensor | None] = [None] * len(items)
     pending = defaultdict(list)
@@ -123,18 +146,19 @@ def _codes_for(handle, items, sample_rate_hz, batch_size) -> list[torch.Tensor]:
         if isinstance(item, Clip) and item.codes is not None and item.model_id == handle.model_id:
             codes[i] = torch.as_tensor(item.codes, device=handle.device)
             continue
-        if isinstance(item, (np.ndarray, torch.Tensor)) and np.ndim(item) == 2 and np.issubdtype(
-                np.asarray(item).dtype, np.integer):
+        if _is_codes(handle, item):
+            frames = tuple(item.shape)[1]
+            if not handle.min_frames <= frames <= handle.max_frames:
+                raise DurationError(f"clip {i} has {frames} frames of codes: this model reads {handle.min_frames} "
+                                    f"to {handle.max_frames} frames; crop or drop it")
             codes[i] = torch.as_tensor(np.asarray(item), device=handle.device)
             continue
-        wave = item.mono if isinstance(item, Clip) else np.asarray(item, dtype=np.float32).reshape(-1)
         rate = item.sample_rate_hz if isinstance(item, Clip) else sample_rate_hz
-        if rate is None:
-            raise BadInputError("sample_rate_hz is required for raw audio arrays (e.g. 32000)")
-        if not np.isfinite(wave).all():
-            raise BadInputError(f"clip {i} contains NaN or inf samples: clean or drop it")
+        check_sample_rate(handle, rate, f"clip {i}")
+        wave = validation.audio_mono(item.mono if isinstance(item, Clip) else item, f"clip {i}")
+        check_audio_length(handle, len(wave), f"clip {i}")
         pending[(len(wave), rate)].append((i, wave))
-    for (length, rate), entries in pending.items():
+    for (_, rate), entries in pending.items():
         for start in range(0, len(entries), batch_size):
             part = entries[start:start + batch_size]
             encoded = encode_audio(handle, [w for _, w in part], rate)
@@ -150,7 +174,8 @@ def _forward(handle, codes: torch.Tensor, prompts, capture: CaptureSpec, guided:
     if guided:
         states = torch.cat([states, torch.zeros_like(states)])
         mask = torch.cat([mask, torch.zeros_like(mask)])
-        decoder_ids = torch.cat([decoder_ids.reshape(n, -1, decoder_ids.shape[-1])] * 2).reshape(-1, decoder_ids.shape[-1])
+        width = decoder_ids.shape[-1]
+        decoder_ids = torch.cat([decoder_ids.reshape(n, -1, width)] * 2).reshape(-1, width)
     with instrument(handle, n, guided, capture) as inst, torch.no_grad():
         handle.model(encoder_outputs=(states.to(handle.dtype),), attention_mask=mask,
                      decoder_input_ids=decoder_ids, use_cache=False)

@@ -26,7 +26,7 @@ import torch
 from workbench.runtime.capture import CaptureSpec, PooledAccumulator
 from workbench.runtime.clip import clips_from
 from workbench.runtime.generation import GenerationResult
-from workbench.runtime.inputs import merge_batches, processor_inputs, prompt_list, seeds_for
+from workbench.runtime.inputs import generation_args, merge_batches, processor_inputs, prompt_list, seeds_for
 from workbench.runtime.sampling import SeededSampler, codes_from, record_codes
 from workbench.runtime.threads import intra_op_threads, resolve_threads
 from workbench.runtime.steering import SteeringSpec, steer_tensor
@@ -70,6 +70,8 @@ def generate_traced(handle, prompts, *, duration_s: float = 4.0, seeds=0, guidan
                     steering: SteeringSpec | None = None, capture: CaptureSpec | None = None,
                     temperature: float = 1.0, top_k: int | None = 250, threads="auto") -> GenerationResult:
     """`workbench.generate` through an nnsight trace (one batch; same sampling, steering and capture)."""
+    generation_args(handle, prompts, duration_s=duration_s, seeds=seeds, guidance_scale=guidance_scale,
+                    temperature=temperature, top_k=top_k, steering=steering, capture=capture)  # the same checks
     with intra_op_threads(resolve_threads(handle, threads)):
         return _generate_traced(handle, prompts, duration_s, seeds, guidance_scale, steering, capture, temperature,
                                 top_k)
