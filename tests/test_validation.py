@@ -135,6 +135,14 @@ def test_specs_of_the_wrong_kind_are_refused(tiny):
         wb.generate(tiny, "x", duration_s=0.2, stop=True)
 
 
+@pytest.mark.parametrize("threads", [0, -1, "12", 1.5])
+def test_thread_counts_are_checked(tiny, threads):
+    with pytest.raises(BadInputError, match="threads"):
+        wb.generate(tiny, "x", duration_s=0.2, threads=threads)
+    with pytest.raises(BadInputError, match="threads"):
+        forced(tiny, [noise(3200)], threads=threads)
+
+
 def test_the_nnsight_path_runs_the_same_checks(tiny):
     from workbench.runtime.tracing import generate_traced
     with pytest.raises(WrongTypeError, match="seeds='12'"):

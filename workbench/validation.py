@@ -39,7 +39,7 @@ from workbench.errors import (
 
 __all__ = ["audio_clips", "audio_length", "audio_mono", "choice", "finite_float", "guidance_scale", "integer",
            "int_sequence", "layer_index", "layers_in_range", "non_negative_int", "one_clip", "positive_int",
-           "prompt_list", "seed_list", "seeds", "site", "sites", "str_list", "temperature", "top_k"]
+           "prompt_list", "seed_list", "seeds", "site", "sites", "str_list", "temperature", "threads", "top_k"]
 
 SEED_RANGE = (-(2 ** 63), 2 ** 64)  # what torch.Generator.manual_seed accepts
 MAX_CHARS_PER_TOKEN = 20            # no tokenizer packs more into one token: longer prompts are refused unread
@@ -279,6 +279,15 @@ def top_k(value) -> int | None:
         raise OutOfRangeError(f"top_k={result} keeps no codes: pass an int >= 1 (250 is MusicGen's default), or "
                               "None to sample from all codes")
     return result
+
+
+def threads(value) -> int | str | None:
+    """torch intra-op threads: ``"auto"``, None (unchanged) or an int >= 1."""
+    if value is None or value == "auto":
+        return value
+    if isinstance(value, str):
+        raise UnknownOptionError(f"threads={value!r}: pass 'auto', None (leave torch's setting) or an int >= 1")
+    return positive_int(value, "threads")
 
 
 def one_clip(value) -> bool:

@@ -51,7 +51,7 @@ def generate(handle, prompts, *, duration_s: float = 4.0, seeds=0, guidance_scal
     args = generation_args(handle, prompts, duration_s=duration_s, seeds=seeds, guidance_scale=guidance_scale,
                            temperature=temperature, top_k=top_k, batch_size=batch_size, steering=steering,
                            capture=capture, audio_prompt=audio_prompt,
-                           audio_prompt_sample_rate_hz=audio_prompt_sample_rate_hz, stop=stop)
+                           audio_prompt_sample_rate_hz=audio_prompt_sample_rate_hz, stop=stop, threads=threads)
     clips: list[Clip] = []
     captured: list[dict] = []
     bar = _progress_bar(progress, len(args.prompts))

@@ -39,7 +39,7 @@ def checked_prompts(handle, prompts, name: str = "prompts") -> list[str]:
     """Prompts as a list, each within the text encoder's token limit (absurd lengths refused untokenised)."""
     limit = max_prompt_tokens(handle)
     prompts = validation.prompt_list(prompts, name, max_tokens=limit)
-    for i, ids in enumerate(handle.processor.tokenizer(prompts)["input_ids"]):
+    for i, ids in enumerate(handle.processor.tokenizer(prompts, verbose=False)["input_ids"]):
         if len(ids) > limit:
             raise PromptTooLongError(f"{name}[{i}] is {len(ids)} tokens long but the text encoder reads at most "
                                      f"{limit}: shorten it (a sentence or two describes music well)")
@@ -97,7 +97,7 @@ class GenerationArgs:
 
 def generation_args(handle, prompts, *, duration_s, seeds, guidance_scale, temperature, top_k, batch_size=1,
                     steering=None, capture=None, audio_prompt=None, audio_prompt_sample_rate_hz=None,
-                    stop=None) -> GenerationArgs:
+                    stop=None, threads="auto") -> GenerationArgs:
     """Check every argument of a generation once, before any work; raise the specific error naming the fix."""
     prompts = checked_prompts(handle, prompts)
     seeds = seeds_for(seeds, len(prompts))
@@ -106,6 +106,7 @@ def generation_args(handle, prompts, *, duration_s, seeds, guidance_scale, tempe
     temp = validation.temperature(temperature)
     k = validation.top_k(top_k)
     batch_size = validation.positive_int(batch_size, "batch_size")
+    validation.threads(threads)
     if steering is not None:
         check_spec(steering, "steering", "SteeringSpec", "SteeringSpec.single(direction, layers=(6,), strength=4.0)")
         steering.validate_for(handle.n_layers, handle.hidden_size, handle.model_id)

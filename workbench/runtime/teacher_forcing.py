@@ -82,6 +82,7 @@ def teacher_force(handle, audio, sample_rate_hz: int | None = None, prompts=None
     threads: as in `workbench.generate`.
     Returns dict[(site, layer)] -> np.ndarray (N, W) (pooling ``none``: list of (T_i, H)).
     """
+    validation.threads(threads)
     with intra_op_threads(resolve_threads(handle, threads)):
         return _teacher_force(handle, audio, sample_rate_hz, prompts, capture, batch_size, codes)
 

@@ -71,7 +71,8 @@ def generate_traced(handle, prompts, *, duration_s: float = 4.0, seeds=0, guidan
                     temperature: float = 1.0, top_k: int | None = 250, threads="auto") -> GenerationResult:
     """`workbench.generate` through an nnsight trace (one batch; same sampling, steering and capture)."""
     generation_args(handle, prompts, duration_s=duration_s, seeds=seeds, guidance_scale=guidance_scale,
-                    temperature=temperature, top_k=top_k, steering=steering, capture=capture)  # the same checks
+                    temperature=temperature, top_k=top_k, steering=steering, capture=capture,
+                    threads=threads)  # the same checks
     with intra_op_threads(resolve_threads(handle, threads)):
         return _generate_traced(handle, prompts, duration_s, seeds, guidance_scale, steering, capture, temperature,
                                 top_k)
