@@ -111,7 +111,7 @@ CHILD = textwrap.dedent("""
         return out
     def slow_save(*a):
         time.sleep(0.03)  # widen the window in which a kill lands mid-shard
-        original_save(*a)
+        return original_save(*a)
     cm._run_batch, sm._save_npy = run, slow_save
     h = wb.random_model("tiny", seed=0)
     ps = PromptSet(["jazz", "rock"], templates=["{label}", "some {label}"], seeds=range(4))
@@ -167,3 +167,90 @@ def test_continuation_mode_and_content_ids(tiny, tmp_path):
     assert len(store) == 2 and len(set(store.column("id"))) == 2  # same label/prompt, different audio
     assert store.column("seed") == [0, 1]  # numpy scalars kept as plain numbers
     assert store.audio(0).shape[-1] > len(waves[0])  # the prompt audio plus its continuation
+
+
+def test_passing_a_default_equals_omitting_it(tiny, tmp_path, counted):
+    spec = wb.CaptureSpec(**SPEC)
+    collect(tiny, prompts(1), spec, tmp_path / "s", progress=False, duration_s=0.2)
+    for explicit in (dict(guidance_scale=3.0), dict(guidance_scale=3), dict(top_k=250, temperature=1)):
+        again = collect(tiny, prompts(1), spec, tmp_path / "s", progress=False, duration_s=0.2, **explicit)
+        assert len(again) == 4
+    assert len(counted) == 4  # the same effective settings: nothing recomputed
+    with pytest.raises(StoreMismatchError, match="capture spec"):
+        collect(tiny, prompts(1), spec, tmp_path / "s", progress=False, duration_s=0.2, guidance_scale=4.0)
+
+
+def test_a_run_that_failed_before_its_first_row_leaves_no_spec_behind(tiny, tmp_path):
+    with pytest.raises(ValueError):
+        collect(tiny, prompts(1), wb.CaptureSpec(**SPEC), tmp_path / "s", progress=False, duration_s=10_000)
+    store = collect(tiny, prompts(1), wb.CaptureSpec(**SPEC), tmp_path / "s", progress=False, duration_s=0.2)
+    assert len(store) == 4 and store.spec["generation"]["duration_s"] == 0.2
+
+
+def test_a_store_keyed_the_earlier_way_resumes(tiny, tmp_path, counted):
+    store = collect(tiny, prompts(1), wb.CaptureSpec(**SPEC), tmp_path / "s", progress=False, **GEN)
+    _, key, legacy = collect_mod._store_spec(wb.CaptureSpec(**SPEC), "text", [], GEN)
+    manifest = json.loads((tmp_path / "s/manifest.json").read_text())
+    (tmp_path / "s/manifest.json").write_text(json.dumps(dict(manifest, spec_key=legacy)))
+    again = collect(tiny, prompts(1), wb.CaptureSpec(**SPEC), tmp_path / "s", progress=False, **GEN)
+    assert len(counted) == 4 and again.spec_key == key == store.spec_key != legacy
+
+
+def test_a_lost_manifest_is_rebuilt_and_nothing_is_deleted(tiny, tmp_path, counted):
+    collect(tiny, prompts(1), wb.CaptureSpec(**SPEC), tmp_path / "s", batch_size=2, compact=False, progress=False,
+            **GEN)
+    (tmp_path / "s/manifest.json").unlink()
+    notes = tmp_path / "s/shards/my_notes/notes.txt"
+    notes.parent.mkdir()
+    notes.write_text("mine")
+    with pytest.warns(UserWarning, match="rebuilt it from the shard.json of 2 shards"):
+        store = collect(tiny, prompts(1), wb.CaptureSpec(**SPEC), tmp_path / "s", batch_size=2, progress=False, **GEN)
+    assert len(counted) == 4 and len(store) == 4 and notes.read_text() == "mine"
+
+
+COLLECTOR = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    import torch
+    torch.set_num_threads(1)
+    import workbench as wb
+    from workbench.data import collect as cm, store as sm
+    from workbench.data.datasets import PromptSet
+    h = wb.random_model("tiny", seed=0)
+    ps = PromptSet(["jazz", "rock"], templates=["{label}", "some {label}"], seeds=range(4))
+    print("ready", flush=True)
+    while not Path(sys.argv[2]).exists():
+        time.sleep(0.002)
+    try:
+        cm.collect(h, ps, wb.CaptureSpec(layers=(0, 2), pooling="mean"), sys.argv[1], batch_size=2,
+                   progress=False, duration_s=0.2, guidance_scale=3.0)
+    except sm.StoreLockedError as e:
+        print(e)
+        sys.exit(3)
+""")
+
+
+@pytest.mark.slow  # two fresh processes import torch: ~10 s alone, 50 s on a busy 2-core machine
+@pytest.mark.timeout(300)
+def test_two_collections_at_once_one_is_refused(tiny, tmp_path, counted):
+    store_dir, go = tmp_path / "s", tmp_path / "go"
+    env = dict(os.environ, PYTHONPATH=str(Path(wb.__file__).parent.parent))
+    runs = [subprocess.Popen([sys.executable, "-c", COLLECTOR, str(store_dir), str(go)], env=env, text=True,
+                             stdout=subprocess.PIPE) for _ in range(2)]
+    assert [r.stdout.readline().strip() for r in runs] == ["ready", "ready"]
+    go.touch()
+    outputs = [r.communicate(timeout=240)[0] for r in runs]
+    codes = [r.returncode for r in runs]
+    assert sorted(codes) == [0, 3], outputs
+    refused, winner = (0, 1) if codes[0] == 3 else (1, 0)
+    assert f"pid {runs[winner].pid}" in outputs[refused] and "lock_timeout_s" in outputs[refused]
+    store = ActivationStore(store_dir, verify="full")
+    ids = [r["id"] for r in store.table]
+    assert len(ids) == len(set(ids)) == 16 and store.verify().sound
+    again = collect(tiny, prompts(), wb.CaptureSpec(**SPEC), store_dir, batch_size=2, progress=False, **GEN)
+    assert len(again) == 16 and not counted
+
+
+def test_docstring_example():
+    import doctest
+    assert doctest.testmod(collect_mod).failed == 0

@@ -42,17 +42,21 @@ def test_append_read_and_compact(tmp_path):
     assert set(reopened.arrays()) == set(KEYS)
 
 
-def test_uncommitted_shards_are_never_read(tmp_path):
+def test_uncommitted_shards_are_never_read(tmp_path, monkeypatch):
     store = make(tmp_path)
     store.append(*shard(0, 2))
-    # leftovers of a killed writer: a temp folder and a renamed shard the manifest never listed
-    (tmp_path / "s/shards/.tmp-dead").mkdir()
-    (tmp_path / "s/shards/000001-dead").mkdir()
-    np.save(tmp_path / "s/shards/000001-dead/resid.0.npy", np.zeros((7, 4)))
-    (tmp_path / "s/.manifest.json.x.tmp").write_text("{half")
+    # leftovers of a killed writer: a temp folder, a renamed shard the manifest never listed, a temp manifest
+    (tmp_path / "s/shards/.tmp-0123456789ab").mkdir()
+    with monkeypatch.context() as m:
+        m.setattr(ActivationStore, "_commit", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+        with pytest.raises(KeyboardInterrupt):
+            store.append(*shard(2, 3))  # killed between the shard's rename and the manifest commit
+    assert len(list((tmp_path / "s/shards").iterdir())) == 3
+    (tmp_path / "s/.manifest.json.0123abcd.tmp").write_text("{half")
     reopened = ActivationStore(tmp_path / "s")
     assert len(reopened) == 2 and reopened.array("resid", 0).shape == (2, 4)
-    reopened.sweep_leftovers()
+    removed = reopened.sweep_leftovers()
+    assert len(removed) == 3
     assert sorted(p.name for p in (tmp_path / "s/shards").iterdir()) == [reopened.manifest["shards"][0]["name"]]
     assert not list((tmp_path / "s").glob(".manifest*"))
 
@@ -82,3 +86,9 @@ def test_manifest_is_json_and_hash_is_content_based(tmp_path):
     assert manifest["model_id"] == "random/tiny@seed0" and manifest["shards"][0]["ids"] == ["r0"]
     a = np.arange(6, dtype=np.float32)
     assert array_hash(a) == array_hash(a.copy()) != array_hash(a + 1) != array_hash(a.reshape(2, 3))
+
+
+def test_docstring_examples():
+    import doctest
+    from workbench.data import store as store_mod
+    assert doctest.testmod(store_mod).failed == 0

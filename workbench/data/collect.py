@@ -3,7 +3,9 @@
 Text sets are generated (`workbench.generate`), audio sets teacher-forced (`workbench.teacher_force`),
 and mode="continuation" continues each item's audio with its prompt. Each batch becomes one
 committed shard, so a run killed at any moment (even kill -9) resumes where it stopped when called
-again with the same arguments: stored rows are neither lost nor recomputed.
+again with the same arguments: stored rows are neither lost nor recomputed. A run holds the store's
+write lock throughout, so a second run into the same folder waits (lock_timeout_s) or is refused with
+StoreLockedError. The store is keyed by the *effective* generation settings (defaults filled in).
 
     >>> import tempfile, workbench as wb
     >>> from workbench.data.datasets import PromptSet
@@ -16,6 +18,7 @@ again with the same arguments: stored rows are neither lost nor recomputed.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 
 import numpy as np
@@ -24,7 +27,7 @@ import torch
 from workbench.errors import BadInputError, EmptyInputError
 from workbench.runtime.capture import PooledAccumulator
 from workbench.runtime.threads import intra_op_threads, resolve_threads
-from workbench.data.store import ActivationStore, array_hash
+from workbench.data.store import ActivationStore, array_hash, store_lock
 
 __all__ = ["collect", "as_inputs", "pool_steps"]
 
@@ -93,11 +96,45 @@ def pool_steps(steps: np.ndarray, pooling: str) -> np.ndarray:
     return acc.result()[0].numpy()
 
 
-def _store_spec(spec, mode, per_step_keys, gen_kwargs) -> tuple[dict, str]:
-    described = dict(capture=spec.to_dict(), capture_key=spec.key, mode=mode,
-                     per_step=[list(k) for k in per_step_keys], generation=gen_kwargs)
+# generate() arguments that collect sets itself per batch: not settings of the store
+_SET_PER_BATCH = {"handle", "prompts", "seeds", "capture", "batch_size", "audio_prompt",
+                  "audio_prompt_sample_rate_hz", "progress", "stop", "threads"}
+
+
+def generation_settings(mode: str, gen_kwargs: dict) -> dict:
+    """The settings generation runs with: `workbench.generate`'s defaults filled in, so passing a default
+    (guidance_scale=3.0) equals leaving it out. Teacher forcing (mode="audio") uses none of them.
+
+        >>> generation_settings("text", {"duration_s": 0.2, "guidance_scale": 3})["guidance_scale"]
+        3.0
+    """
+    if mode == "audio":
+        return {}
+    from workbench.runtime.generation import generate
+    params = inspect.signature(generate).parameters
+    settings = {}
+    for name, p in params.items():
+        if name in _SET_PER_BATCH or p.default is inspect.Parameter.empty:
+            continue
+        value = gen_kwargs.get(name, p.default)
+        if isinstance(p.default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # 3 and 3.0 generate the same
+        settings[name] = value
+    settings.update({k: v for k, v in gen_kwargs.items() if k not in params})  # generate() will name these
+    return settings
+
+
+def _spec_key(capture_key: str, described: dict) -> str:
     blob = json.dumps(described, sort_keys=True, default=str)
-    return described, spec.key + "-" + hashlib.sha256(blob.encode()).hexdigest()[:8]
+    return capture_key + "-" + hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+def _store_spec(spec, mode, per_step_keys, gen_kwargs) -> tuple[dict, str, str]:
+    """(spec dict, key of the effective settings, key the earlier workbench gave the same arguments)."""
+    described = dict(capture=spec.to_dict(), capture_key=spec.key, mode=mode,
+                     per_step=[list(k) for k in per_step_keys], generation=generation_settings(mode, gen_kwargs))
+    legacy = _spec_key(spec.key, dict(described, generation=gen_kwargs))
+    return described, _spec_key(spec.key, described), legacy
 
 
 def _collect_batches(handle, items, todo, batch_size, run_spec, gen_kwargs, keys, step_keys, capture_spec, store,
@@ -136,7 +173,7 @@ def _run_batch(handle, inputs: _Inputs, indices, run_spec, gen_kwargs):
 
 def collect(handle, inputs, capture_spec, store_dir, batch_size: int = 8, *, per_step_layers=(),
             mode: str | None = None, keep_audio: bool = True, progress: bool = True, compact: bool = True,
-            threads: int | str | None = "auto", **gen_kwargs) -> ActivationStore:
+            threads: int | str | None = "auto", lock_timeout_s: float = 0.0, **gen_kwargs) -> ActivationStore:
     """Capture `capture_spec` for every input into the store at `store_dir` (resuming it if it exists).
 
     inputs: PromptSet / AudioSet / SynthSet, a list of prompts, or a list of dicts.
@@ -145,7 +182,8 @@ def collect(handle, inputs, capture_spec, store_dir, batch_size: int = 8, *, per
     gen_kwargs go to `workbench.generate` (duration_s, guidance_scale, ...). Reopening a store made
     by another model, spec or settings raises StoreMismatchError. compact merges the shards at the end
     so each layer is one memory-mapped file. threads: torch intra-op threads while collecting (``"auto"``: one
-    for small models, as in `workbench.generate`; None: unchanged).
+    for small models, as in `workbench.generate`; None: unchanged). lock_timeout_s: how long to wait for
+    another run writing into store_dir before StoreLockedError (0: refuse at once).
     """
     from workbench.validation import positive_int
     batch_size = positive_int(batch_size, "batch_size")  # a batch size < 1 would silently collect nothing
@@ -163,25 +201,27 @@ def collect(handle, inputs, capture_spec, store_dir, batch_size: int = 8, *, per
     run_spec = capture_spec if not per_step else wb.CaptureSpec(
         layers=tuple(sorted(set(layers) | set(per_step))), sites=capture_spec.sites, pooling="none",
         rows=capture_spec.rows)
-    spec_dict, spec_key = _store_spec(capture_spec, items.mode, step_keys, gen_kwargs)
-    store = ActivationStore.create(store_dir, model_id=handle.model_id, spec=spec_dict, spec_key=spec_key,
-                                   keys=keys, per_step_keys=step_keys, sample_rate_hz=handle.sample_rate_hz)
-    store.sweep_leftovers()
-    done = store.ids()
-    todo = [i for i, r in enumerate(items.rows) if str(r["id"]) not in done]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(items.rows), initial=len(items.rows) - len(todo), unit="clip", desc="collect")
-    try:
-        with intra_op_threads(resolve_threads(handle, threads)):
-            _collect_batches(handle, items, todo, batch_size, run_spec, gen_kwargs, keys, step_keys, capture_spec,
-                             store, keep_audio, bar)
-    finally:
-        if bar is not None:
-            bar.close()
-    if compact:
-        store.compact()
+    spec_dict, spec_key, legacy_key = _store_spec(capture_spec, items.mode, step_keys, gen_kwargs)
+    with store_lock(store_dir, lock_timeout_s):
+        store = ActivationStore.create(store_dir, model_id=handle.model_id, spec=spec_dict, spec_key=spec_key,
+                                       keys=keys, per_step_keys=step_keys, sample_rate_hz=handle.sample_rate_hz,
+                                       accept_spec_keys=(legacy_key,), lock_timeout_s=lock_timeout_s)
+        store.sweep_leftovers()
+        done = store.ids()
+        todo = [i for i, r in enumerate(items.rows) if str(r["id"]) not in done]
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=len(items.rows), initial=len(items.rows) - len(todo), unit="clip", desc="collect")
+        try:
+            with intra_op_threads(resolve_threads(handle, threads)):
+                _collect_batches(handle, items, todo, batch_size, run_spec, gen_kwargs, keys, step_keys,
+                                 capture_spec, store, keep_audio, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        if compact:
+            store.compact()
     return store
 
 
