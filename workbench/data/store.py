@@ -681,6 +681,8 @@ class ActivationStore:
         return report
 
     def _quarantine(self, name: str) -> str:
+        if not (self.path / "shards" / name).is_dir():
+            return "nowhere (its folder is missing)"
         target = self.path / "quarantine" / name
         target.parent.mkdir(exist_ok=True)
         if target.exists():
