@@ -11,9 +11,21 @@ import zlib
 import numpy as np
 import pytest
 
-import widgets
-from widgets import (ClipComparer, Collection, DirectionPicker, LayerSweepView, ProjectionExplorer,
-                     SteeringPanel, Workbench, static)
+from widgets import (
+    Backend,
+    ClipComparer,
+    Collection,
+    DirectionPicker,
+    DirectionRequest,
+    LayerSweepView,
+    ProjectionExplorer,
+    SteeringPanel,
+    SteerRequest,
+    Workbench,
+    static,
+)
+from widgets._base import RefusedValueError
+from workbench.errors import BadInputError
 
 RATE = 8000
 
@@ -35,7 +47,7 @@ def plotly_event(fig, event, point_indexes, trace_indexes):
 
 
 @pytest.mark.parametrize("module", ["static", "sweep_view", "projection_view", "direction_picker",
-                                    "steering_panel", "clip_compare", "teaching"])
+                                    "steering_panel", "clip_compare", "teaching", "requests"])
 def test_docstring_examples(module):
     mod = __import__(f"widgets.{module}", fromlist=["_"])
     assert doctest.testmod(mod).failed == 0
@@ -43,6 +55,14 @@ def test_docstring_examples(module):
 
 def test_widgets_do_not_import_torch():
     code = "import sys, widgets; assert 'torch' not in sys.modules, 'widgets imported torch'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    # nor does building and checking requests, or a backend making a class-means direction from them
+    code = ("import sys, numpy as np, widgets as W;"
+            "r = W.SteerRequest('rock', layers=[1], strength=2.0, mode='norm_relative');"
+            "col = W.Collection(acts={('resid', 1): np.eye(4)}, labels=['a', 'a', 'b', 'b'], texts=[''] * 4, clips=[]);"
+            "h = type('H', (), {'model_id': 'fake'})();"
+            "d = W.Backend(h, col).make_direction(W.DirectionRequest('class_pair', layer=1, class_a='a', class_b='b'));"
+            "assert d.method == 'class_means' and 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -82,7 +102,8 @@ def test_projection_explorer_click_select_groups_direction():
     assert ex.selection == [0, 5]
     ex.use_selection_as("A")
     assert ex.dir_button.disabled
-    ex.select([3]); ex.use_selection_as("B")
+    ex.select([3])
+    ex.use_selection_as("B")
     assert not ex.dir_button.disabled
     assert ex.make_direction() == "a->b" and ex.direction == "a->b" and made == [([0, 5], [3])]
     new = ex.add_points([[0.1, 0.2]], ["steered clip"], [tone(880)])
@@ -91,11 +112,13 @@ def test_projection_explorer_click_select_groups_direction():
     assert ex.clicked == 6
     assert "&#9733;" in ex._repr_mimebundle_()["text/html"]
     # A lassoed star is counted in the readout but has no activations: left out of the direction.
-    ex.select([3, 6]); ex.use_selection_as("B")
+    ex.select([3, 6])
+    ex.use_selection_as("B")
     assert "B: 2 points (mostly jazz, 1 steered left out)" in ex.groups_readout.value
     ex.make_direction()
     assert made[-1] == ([0, 5], [3])
-    ex.select([6]); ex.use_selection_as("B")
+    ex.select([6])
+    ex.use_selection_as("B")
     assert ex.make_direction() is None and "steered stars do not count" in ex.last_error
 
 
@@ -109,9 +132,9 @@ def test_explorer_errors_are_shown_in_the_widget():
 
 def test_direction_picker_methods_and_errors():
     calls = []
-    picker = DirectionPicker(["rock", "jazz"], make_fn=lambda method, **kw: calls.append((method, kw)) or method)
+    picker = DirectionPicker(["rock", "jazz"], make_fn=lambda request: calls.append(request) or request.method)
     picker.layer, picker.method, picker.component = 2, "PCA", 1
-    assert picker.make() == "PCA" and calls[-1][1]["component"] == 1 and calls[-1][1]["layer"] == 2
+    assert picker.make() == "pca" and calls[-1].component == 1 and calls[-1].layer == 2
     assert not picker.pc_box.disabled and picker.b_dd.disabled
     picker.method, picker.class_a, picker.class_b = "class A → B", "jazz", "jazz"
     assert picker.make() is None and "both 'jazz'" in picker.last_error
@@ -119,7 +142,7 @@ def test_direction_picker_methods_and_errors():
     picker.make()
     assert "lasso" in picker.last_error
     picker.groups = ((0, 1), (2,))
-    assert picker.make() == "current selection" and picker.last_error == ""
+    assert picker.make() == "selection" and picker.last_error == ""
 
 
 def test_steering_panel_threaded_generate_disables_button_and_stop_works():
@@ -163,8 +186,10 @@ def test_steering_panel_from_code_and_errors():
     got = []
     panel.on_clip(lambda clip, request: got.append(request["seed"]))
     panel.seed = 7
-    panel.generate(wait=False); panel.wait(5)
+    panel.generate(wait=False)
+    panel.wait(5)
     assert got == [7] and len(panel.clips) == 2 and len(panel.players.children) == 2
+    panel.strength_max = 12
     panel.strength = 11
     assert panel.generate() is None and "too large" in panel.last_error and not panel.running
     assert "<audio" in panel._repr_mimebundle_()["text/html"]
@@ -216,12 +241,14 @@ class FakeBackend:
     def project(self, site, layer):
         return self.collection.acts[(site, layer)][:, :2]
 
-    def make_direction(self, method, **kw):
-        return f"{method}@{kw['layer']}"
+    def make_direction(self, request):
+        assert isinstance(request, DirectionRequest)
+        return f"{request.method}@{request.layer}"
 
     def generate(self, request, on_progress=None, should_stop=None):
+        assert isinstance(request, SteerRequest)
         self.generated.append(request)
-        return FakeClip(tone(300 + 100 * request["strength"])[0], request["prompt"], request["seed"])
+        return FakeClip(tone(300 + 100 * request.strength)[0], request.prompt, request.seed)
 
     def place(self, clip):
         return np.array([[0.0, 0.0]])
@@ -233,21 +260,24 @@ class FakeBackend:
 def test_workbench_links_views():
     be = FakeBackend()
     ui = Workbench(backend=be, prompts_by_label={"rock": "rock music"})
-    assert ui.layer == 3 and ui.panel.layers == [3] and ui.direction == "class A → B@3"
+    assert ui.layer == 3 and ui.panel.layers == [3] and ui.direction == "class_pair@3"
     ui.sweep_view.layer = 1
     assert ui.picker.layer == 1 and ui.panel.layers == [1] and "layer 1" in ui.explorer.title
-    assert ui.direction == "class A → B@1"  # the direction follows the selected layer
-    ui.explorer.select([0, 1]); ui.explorer.use_selection_as("A")
-    ui.explorer.select([5, 6]); ui.explorer.use_selection_as("B")
-    assert ui.explorer.make_direction() == "current selection@1" and ui.direction == "current selection@1"
+    assert ui.direction == "class_pair@1"  # the direction follows the selected layer
+    ui.explorer.select([0, 1])
+    ui.explorer.use_selection_as("A")
+    ui.explorer.select([5, 6])
+    ui.explorer.use_selection_as("B")
+    assert ui.explorer.make_direction() == "selection@1" and ui.direction == "selection@1"
     ui.explorer.add_points([[0, 0]], ["star"], [tone()])
-    ui.explorer.select([6, 8]); ui.explorer.use_selection_as("B")  # 8 is the star: not a stored clip
-    assert ui.picker.groups == ((0, 1), (6,)) and ui.explorer.make_direction() == "current selection@1"
+    ui.explorer.select([6, 8])
+    ui.explorer.use_selection_as("B")  # 8 is the star: not a stored clip
+    assert ui.picker.groups == ((0, 1), (6,)) and ui.explorer.make_direction() == "selection@1"
     ui.explorer.set_xy(ui.explorer.xy)  # drop the star again
     ui.panel.strength = 2.0
     clip = ui.panel.generate()
     assert clip is not None and ui.clips == [clip] and ui.last_error == ""
-    assert [r["strength"] for r in be.generated] == [2.0, 0.0]  # steered, then its unsteered twin
+    assert [r.strength for r in be.generated] == [2.0, 0.0]  # steered, then its unsteered twin
     assert ui.comparer.clips[1] is clip and ui.explorer.n_points == 9
     ui.panel.generate()
     assert len(be.generated) == 3  # the unsteered twin is cached
@@ -273,6 +303,7 @@ def test_workbench_on_a_random_tiny_model_end_to_end():
     assert ui.explorer.n_points == 9 and ui.last_error == "" and ui.panel.last_error == ""
     assert ui.comparer.clips[0].steering is None and any(k.startswith("probe") for k in ui.comparer.scores[1])
     # Stop interrupts a real generation between steps (the core's stop= hook)
+    ui.panel.duration_slider.max = 30.0  # the panel offers 10 s: widen its slider, then the 30 s is shown
     ui.panel.duration_s = 30.0
     n_clips = len(ui.clips)
     ui.panel.generate(wait=False)
@@ -285,3 +316,128 @@ def test_workbench_on_a_random_tiny_model_end_to_end():
     assert 0 < ui.panel.progress < 1 and not ui.panel.generate_button.disabled
     result = ui_generate_seconds(handle, duration_s=1.0, repeats=1)
     assert result["ui_generate_s"] > 0 and result["ui_generate_model"] == handle.model_id
+
+
+# -- found by a hostile user (issue 9): what a control shows is what a generation uses ----------------
+
+def test_a_strength_beyond_the_slider_is_refused_visibly():
+    seen = []
+    panel = SteeringPanel(n_layers=4, generate_fn=lambda request, *_: seen.append(request) or tone())
+    panel.direction = "v"
+    with pytest.raises(RefusedValueError, match=r"strength=100.0 is outside .* \(-4 to 4\).*strength_max = 100"):
+        panel.strength = 100
+    assert panel.strength == panel.strength_slider.value == 1.5 and "strength=100.0" in panel.last_error
+    assert isinstance(RefusedValueError("x"), ValueError)
+    panel.generate()
+    assert seen[-1].strength == 1.5  # the value the slider shows
+    panel.strength_max = 100  # widening is explicit; then the slider shows the value used
+    panel.strength = 100
+    assert panel.strength_slider.value == 100 and panel.strength_slider.min == -100
+    panel.strength_max = 5  # narrowing clamps the slider, and the trait follows
+    assert panel.strength == panel.strength_slider.value == 5
+    for name, value in [("duration_s", 100.0), ("guidance_scale", 0.0), ("strength", float("nan"))]:
+        with pytest.raises(RefusedValueError, match="outside the range"):
+            setattr(panel, name, value)
+    assert (panel.duration_s, panel.guidance_scale) == (panel.duration_slider.value, panel.guidance_slider.value)
+
+
+def test_refused_layers_revert_to_the_last_good_value():
+    panel = SteeringPanel(n_layers=4, generate_fn=lambda *_: tone())
+    panel.layers = [1, 3]
+    with pytest.raises(RefusedValueError, match="layer 99 is out of range: this model has 4 decoder layers"):
+        panel.layers = [99]
+    assert panel.layers == [1, 3] and panel.layers_box.value == (1, 3) and panel.request().layers == (1, 3)
+    with pytest.raises(RefusedValueError, match="lists a layer twice"):
+        panel.layers = [2, 2]
+    with pytest.raises(RefusedValueError), panel.hold_trait_notifications():  # a batch is rolled back whole
+        panel.seed = 5
+        panel.layers = [7]
+    assert (panel.seed, panel.layers) == (0, [1, 3])
+
+
+def test_picker_refuses_what_its_controls_cannot_show():
+    picker = DirectionPicker(["rock", "jazz"], make_fn=lambda request: request)
+    with pytest.raises(RefusedValueError, match="'polka' is not one of the classes"):
+        picker.class_a = "polka"
+    with pytest.raises(RefusedValueError, match="component=20 is outside"):
+        picker.component = 20
+    with pytest.raises(RefusedValueError, match="direction method 'lasso'"):
+        picker.method = "lasso"
+    assert (picker.class_a, picker.a_dd.value, picker.component, picker.pc_box.value) == ("rock", "rock", 0, 0)
+    assert (picker.method, picker.method_dd.value, picker.method_dd.label) == ("class_pair", "class_pair",
+                                                                                "class A → B")
+
+
+EVIL = "<script>alert(1)</script><b>x</b>"
+
+
+def test_user_strings_are_escaped_in_html():
+    panel = SteeringPanel(n_layers=4, generate_fn=lambda *_: FakeClip(tone()[0], EVIL), prompt=EVIL)
+    panel.direction = "v"
+    panel.generate()
+    html_out = [panel.players.children[0].children[0].value, panel.static_html()]
+    ex = ProjectionExplorer(np.zeros((2, 2)), [EVIL, "jazz"], texts=[EVIL, "ok"], clips=[tone(), tone()])
+    ex.click(0)
+    ex.select([0])
+    ex.use_selection_as("A")
+    ex.add_points([[1, 1]], [EVIL])
+    html_out += [ex.now_playing.value, ex.groups_readout.value, ex.figure.data[0].name, ex.figure.data[0].hovertext[0],
+                 ex.figure.data[-1].hovertext[0], ex.static_html()]
+    assert ex.hover_text(2) == EVIL  # the Python side keeps the text as given
+    picker = DirectionPicker(["a", "b"], make_fn=lambda request: type("D", (), {"name": EVIL})())
+    picker.site = "<i>"
+    picker.make()
+    html_out += [picker.summary.value, picker.static_html()]
+    view = LayerSweepView([dict(site=EVIL, layer=0, accuracy_mean=0.5)], title=EVIL)
+    html_out += [view.readout.value, view.figure.data[0].name, view.figure.layout.title.text, view.static_html()]
+    cmp = ClipComparer(titles=(EVIL, "steered"))
+    html_out.append(cmp.columns[0].children[0].value)
+    cmp.compare(FakeClip(tone()[0], EVIL), tone())
+    html_out += [cmp.columns[0].children[0].value, cmp.static_html()]
+    for i, text in enumerate(html_out):
+        assert "<script>" not in text and "<b>x" not in text and "<i>" not in text, (i, text)
+    assert "&lt;script&gt;" in html_out[0] and "&lt;script&gt;" in ex.now_playing.value
+
+
+def test_steer_request_is_typed_frozen_and_validated():
+    panel = SteeringPanel(n_layers=4, generate_fn=lambda *_: tone())
+    request = panel.request()
+    assert isinstance(request, SteerRequest) and request.layers == (2,) and request.mode == "add"
+    with pytest.raises(AttributeError):
+        request.strength = 9.0  # frozen
+    assert request["seed"] == 0  # callbacks written for the old dict still read it
+    for bad, match in [(dict(mode="multiply"), "mode='multiply': use one of"),
+                       (dict(schedule="linear"), "schedule='linear'"), (dict(rows="all"), "rows='all'"),
+                       (dict(layers="12"), "list of whole numbers"), (dict(strength=float("inf")), "finite"),
+                       (dict(duration_s=0), "> 0"), (dict(seed=1.5), "whole number")]:
+        with pytest.raises(BadInputError, match=match):
+            SteerRequest("rock", **dict(dict(layers=[1], strength=1.0), **bad))
+    steered = SteerRequest("rock", layers=[1], strength=2.0, direction="v")
+    assert steered.steered and not steered.unsteered().steered and steered.unsteered().seed == steered.seed
+    with pytest.raises(BadInputError, match="both 'a'"):
+        DirectionRequest("class_pair", class_a="a", class_b="a")
+    with pytest.raises(BadInputError, match="site='decoder'"):
+        DirectionRequest("pca", site="decoder")
+
+
+def test_backend_consumes_typed_requests():
+    import workbench as wb
+    rng = np.random.default_rng(0)
+    col = Collection(acts={("resid", 1): rng.normal(size=(8, 6))}, labels=["a"] * 4 + ["b"] * 4, texts=[""] * 8,
+                     clips=[])
+    handle = type("H", (), {"model_id": "fake/model"})()
+    be = Backend(handle, col)
+    d = be.make_direction(DirectionRequest("class A → B", layer=1, class_a="a", class_b="b"))
+    assert d.method == "class_means" and d.provenance["positive"] == "b" and d.layer == 1
+    assert be.make_direction(DirectionRequest("pca", layer=1, class_a="a")).method == "pca"
+    with pytest.raises(TypeError, match="DirectionRequest"):
+        be.make_direction("class A → B")  # a display string is not a request
+    with pytest.raises(ValueError, match="no collected activations at resid layer 0"):
+        be.make_direction(DirectionRequest("class_pair", layer=0, class_a="a", class_b="b"))
+    spec = be.steering_spec(SteerRequest("rock", layers=(1,), strength=2.0, mode="norm_relative", schedule="decay",
+                                         direction=d))
+    assert isinstance(spec, wb.SteeringSpec)
+    assert be.steering_spec(SteerRequest("rock", layers=(1,), strength=0.0, direction=d)) is None
+    assert be.steering_spec(dict(prompt="rock", layers=(1,), strength=2.0, direction=d)) is not None  # old dicts
+    with pytest.raises(BadInputError, match="mode="):
+        be.steering_spec(dict(prompt="rock", layers=(1,), strength=2.0, mode="Add", direction=d))

@@ -4,15 +4,17 @@
     >>> ui = Workbench()        # the teaching model; display `ui` in a cell   # doctest: +SKIP
 
 Views only: the work (generation, directions, projections, scores) is done by `workbench`, through
-`widgets.backend.Backend`. No torch import here.
+`widgets.backend.Backend`, which takes typed requests (`SteerRequest`, `DirectionRequest`). No torch
+import here.
 """
 from .app import Workbench
 from .backend import Backend, Collection
 from .clip_compare import ClipComparer
 from .direction_picker import DirectionPicker
 from .projection_view import ProjectionExplorer
+from .requests import DirectionRequest, SteerRequest
 from .steering_panel import SteeringPanel
 from .sweep_view import LayerSweepView
 
-__all__ = ["Backend", "ClipComparer", "Collection", "DirectionPicker", "LayerSweepView", "ProjectionExplorer",
-           "SteeringPanel", "Workbench"]
+__all__ = ["Backend", "ClipComparer", "Collection", "DirectionPicker", "DirectionRequest", "LayerSweepView",
+           "ProjectionExplorer", "SteerRequest", "SteeringPanel", "Workbench"]

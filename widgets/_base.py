@@ -7,6 +7,16 @@ import traceback
 import ipywidgets as w
 import traitlets as t
 
+from workbench.errors import BadInputError
+
+
+class RefusedValueError(BadInputError, t.TraitError):
+    """A value set from code that the view's control cannot show (e.g. outside a slider's range).
+
+    The trait keeps its last good value, so what the control shows is what a generation uses; a
+    TraitError, so traitlets rolls back a batch of changes (`hold_trait_notifications`) that holds one.
+    """
+
 
 class View(w.VBox):
     """A VBox with an `errors` Output (callback exceptions land there) and a static HTML fallback.
@@ -26,6 +36,20 @@ class View(w.VBox):
         text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         self.last_error = text
         self.errors.append_stderr(f"{text}\n")
+
+    def refuse(self, message: str) -> RefusedValueError:
+        """Show `message` in the view and return the error to raise (from a trait validator)."""
+        exc = RefusedValueError(message)
+        self.report(exc)
+        return exc
+
+    def in_range(self, name: str, value, control, hint: str = ""):
+        """`value` if `control` (a slider or bounded box) can show it, else refuse it: shown == used."""
+        if control is not None and not control.min <= value <= control.max:  # NaN fails too
+            raise self.refuse(f"{name}={value!r} is outside the range the {control.description or name} control "
+                              f"shows ({control.min:g} to {control.max:g}): pick a value in it"
+                              + (f", or {hint}" if hint else ""))
+        return value
 
     def clear_errors(self) -> None:
         self.last_error = ""

@@ -7,7 +7,7 @@ each generated clip is compared with its unsteered twin and placed as a star in 
 
     >>> from widgets import Workbench               # doctest: +SKIP
     >>> wb_ui = Workbench()                         # teaching model, 8 clips per genre  # doctest: +SKIP
-    >>> wb_ui.panel.strength = 6.0; clip = wb_ui.panel.generate()                        # doctest: +SKIP
+    >>> wb_ui.panel.strength = 3.0; clip = wb_ui.panel.generate()                        # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from .backend import Backend, Collection
 from .clip_compare import ClipComparer
 from .direction_picker import DirectionPicker
 from .projection_view import ProjectionExplorer
+from .requests import SteerRequest
 from .steering_panel import SteeringPanel
 from .sweep_view import LayerSweepView
 
@@ -53,7 +54,8 @@ class Workbench(View):
 
     def __init__(self, handle=None, collection: Collection | None = None, sweep=None, *,
                  prompts_by_label: dict | None = None, n_per_label: int = 8, duration_s: float = 2.0,
-                 steer_duration_s: float = 4.0, seed: int = 0, map_method: str = "pca", prompt: str | None = None, backend: Backend | None = None, **kwargs):
+                 steer_duration_s: float = 4.0, seed: int = 0, map_method: str = "pca", prompt: str | None = None,
+                 backend: Backend | None = None, **kwargs):
         super().__init__(**kwargs)
         if backend is not None:  # a ready backend (or a test fake) brings its handle, collection and sweep
             handle, collection, sweep = backend.handle, backend.collection, backend.sweep
@@ -85,7 +87,7 @@ class Workbench(View):
             prompt = first_prompts if isinstance(first_prompts, str) else first_prompts[0]
         self.panel = SteeringPanel(handle.n_layers, self.backend.generate, prompt=prompt,
                                    max_duration_s=min(10.0, float(handle.max_duration_s)))
-        self.panel.duration_s = min(steer_duration_s, float(handle.max_duration_s))
+        self.panel.duration_s = min(steer_duration_s, self.panel.duration_slider.max)
         self.comparer = ClipComparer(score_fn=self.backend.scores)
         self._originals: dict = {}
         self._wire()
@@ -109,7 +111,7 @@ class Workbench(View):
 
     def _direction_from_groups(self, group_a, group_b):  # stored clips only: the explorer drops stars
         self.picker.groups = (tuple(group_a), tuple(group_b))
-        self.picker.method = "current selection"
+        self.picker.method = "selection"
         return self.picker.make()
 
     def _wire(self) -> None:
@@ -137,16 +139,16 @@ class Workbench(View):
     def _groups_changed(self, change):
         self.picker.groups = tuple(tuple(g) for g in self.explorer.stored_groups())
 
-    def original_for(self, request: dict):
+    def original_for(self, request: SteerRequest):
         """The unsteered clip with the same prompt, seed, duration and guidance (cached)."""
-        key = (request["prompt"], request["seed"], request["duration_s"], request["guidance_scale"])
+        twin = request.unsteered()
+        key = (twin.prompt, twin.seed, twin.duration_s, twin.guidance_scale)
         if key not in self._originals:
-            self._originals[key] = self.backend.generate(dict(request, direction=None, strength=0.0))
+            self._originals[key] = self.backend.generate(twin)
         return self._originals[key]
 
-    def _after_clip(self, clip, request: dict) -> None:
-        steered = request.get("direction") is not None and request["strength"] and request["layers"]
-        original = self.original_for(request) if steered else clip
+    def _after_clip(self, clip, request: SteerRequest) -> None:
+        original = self.original_for(request) if request.steered else clip
         self.comparer.compare(original, clip)  # reports its own errors; the players show regardless
         text = f"generated: {SteeringPanel.caption(request)}"
         try:

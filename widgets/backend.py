@@ -1,8 +1,9 @@
 """Everything the views ask of `workbench`, in one adapter (the views never import torch).
 
-`Backend(handle, collection)` answers: generate a (steered) clip, make a direction, project the
-collected clips to 2-D, place a new clip in that map, score a clip (judge + probe reading).
-Tests swap in a fake with the same methods.
+`Backend(handle, collection)` answers: generate a (steered) clip for a `widgets.requests.SteerRequest`,
+make a direction for a `widgets.requests.DirectionRequest`, project the collected clips to 2-D, place
+a new clip in that map, score a clip (judge + probe reading). Tests swap in a fake with the same
+methods. torch loads on the first call that needs the model, not on import.
 
     >>> import workbench as wb                                   # doctest: +SKIP
     >>> h = wb.random_model("tiny")                              # doctest: +SKIP
@@ -14,9 +15,11 @@ Tests swap in a fake with the same methods.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
+
+from .requests import DirectionRequest, SteerRequest
 
 
 @dataclasses.dataclass
@@ -31,7 +34,7 @@ class Collection:
     @classmethod
     def generate(cls, handle, prompts_by_label: dict, n_per_label: int = 8, duration_s: float = 2.0,
                  seed: int = 0, guidance_scale: float = 3.0, sites=("resid",), batch_size: int = 8,
-                 progress: bool = False) -> "Collection":
+                 progress: bool = False) -> Collection:
         """Generate `n_per_label` clips per label (prompts cycled, seeds seed, seed+1, ...) and capture them."""
         import workbench as wb
         prompts, labels = [], []
@@ -49,7 +52,7 @@ class Collection:
         return cls(acts=res.activations, labels=labels, texts=texts, clips=res.clips)
 
     @classmethod
-    def from_store(cls, store, label_column: str = "label") -> "Collection":
+    def from_store(cls, store, label_column: str = "label") -> Collection:
         """A view of a `workbench.data.store.ActivationStore` (what `workbench.data.collect.collect` returns);
         clips are read from the store when clicked."""
         table = store.table
@@ -77,20 +80,22 @@ class Backend:
         self._judge = None
 
     # -- generation ----------------------------------------------------------------------------
-    def steering_spec(self, request: dict):
+    def steering_spec(self, request: SteerRequest):
+        """The core's SteeringSpec for a request, or None when it does not steer."""
         import workbench as wb
-        direction = request.get("direction")
-        if direction is None or not request["strength"] or not request["layers"]:
+        request = _steer_request(request)
+        if not request.steered:
             return None
-        schedule = wb.Schedule(kind=request["schedule"])
-        return wb.SteeringSpec.single(direction, tuple(request["layers"]), request["strength"], mode=request["mode"],
-                                      rows=request["rows"], schedule=schedule)
+        return wb.SteeringSpec.single(request.direction, request.layers, request.strength, mode=request.mode,
+                                      rows=request.rows, schedule=wb.Schedule(kind=request.schedule))
 
-    def generate(self, request: dict, on_progress: Callable | None = None, should_stop: Callable | None = None):
+    def generate(self, request: SteerRequest, on_progress: Callable | None = None,
+                 should_stop: Callable | None = None):
         """One clip for a SteeringPanel request; polls `should_stop` and reports progress each step."""
         import workbench as wb
+        request = _steer_request(request)
         h = self.handle
-        total = h.frames_for(request["duration_s"]) + h.delay_steps  # stop() is polled once a step
+        total = h.frames_for(request.duration_s) + h.delay_steps  # stop() is polled once a step
         steps = [0]
 
         def stop() -> bool:
@@ -98,38 +103,40 @@ class Backend:
             if on_progress is not None:
                 on_progress(steps[0] / total)
             return bool(should_stop and should_stop())
-        res = wb.generate(h, request["prompt"] or "music", duration_s=request["duration_s"],
-                          seeds=request["seed"], guidance_scale=request["guidance_scale"],
-                          steering=self.steering_spec(request), stop=stop)
+        res = wb.generate(h, request.prompt or "music", duration_s=request.duration_s, seeds=request.seed,
+                          guidance_scale=request.guidance_scale, steering=self.steering_spec(request), stop=stop)
         return res.clips[0]
 
     # -- directions ----------------------------------------------------------------------------
-    def make_direction(self, method: str, *, site: str, layer: int, class_a: str = "", class_b: str = "",
-                       component: int = 0, groups=()):
-        """A `workbench.analysis.directions.Direction` at (site, layer) for a DirectionPicker method."""
+    def make_direction(self, request: DirectionRequest):
+        """A `workbench.analysis.directions.Direction` at the request's (site, layer), by its method."""
         from workbench.analysis import directions as d
+        if not isinstance(request, DirectionRequest):
+            raise TypeError(f"make_direction takes a widgets.requests.DirectionRequest, not {type(request).__name__}")
+        site, layer, method = request.site, request.layer, request.method
+        if (site, layer) not in self.collection.acts:
+            raise ValueError(f"no collected activations at {site} layer {layer}: collect that site and layer")
         X = self.collection.acts[(site, layer)]
         labels = np.asarray(self.collection.labels)
-        where = dict(model_id=self.handle.model_id, layer=int(layer), site=site, normalize=self.normalize)
-        if method == "probe class":
-            return d.from_probe(self._probe(site, layer), class_a, activations=X, **where)
-        if method == "class A → B":
-            return d.from_class_means(X, labels, class_b, class_a, **where)
-        if method == "difference of means":
-            return d.from_class_means(X, labels, class_a, **where)
-        if method == "PCA":
-            return d.from_pca(X, labels, class_a, component=component, **where)
-        if method == "current selection":
-            away, toward = groups
-            return d.from_point_sets(X, away, toward, **where)
-        raise ValueError(f"unknown direction method {method!r}: use one of widgets.direction_picker.METHODS")
+        where = dict(model_id=self.handle.model_id, layer=layer, site=site, normalize=self.normalize)
+        if method == "probe_class":
+            return d.from_probe(self._probe(site, layer), request.class_a, activations=X, **where)
+        if method == "class_pair":
+            return d.from_class_means(X, labels, request.class_b, request.class_a, **where)
+        if method == "class_vs_rest":
+            return d.from_class_means(X, labels, request.class_a, **where)
+        if method == "pca":
+            return d.from_pca(X, labels, request.class_a, component=request.component, **where)
+        away, toward = request.groups  # "selection": DirectionRequest checked that both are there
+        return d.from_point_sets(X, away, toward, **where)
 
     def direction_from_groups(self, site: str, layer: int) -> Callable:
-        return lambda a, b: self.make_direction("current selection", site=site, layer=layer, groups=(a, b))
+        return lambda a, b: self.make_direction(DirectionRequest("selection", site=site, layer=layer, groups=(a, b)))
 
     def _probe(self, site: str, layer: int):
         if self.sweep is None or (site, layer) not in getattr(self.sweep, "probes", {}):
-            raise ValueError(f"no fitted probe at {site} layer {layer}: pass sweep=workbench.analysis.probes.sweep(...)")
+            raise ValueError(f"no fitted probe at {site} layer {layer}: pass "
+                             "sweep=workbench.analysis.probes.sweep(...)")
         return self.sweep.probes[(site, layer)]
 
     # -- projection ----------------------------------------------------------------------------
@@ -171,3 +178,12 @@ class Backend:
             probs = scores.probe_reading(self.handle, [clip], probe, layer=layer, site=site)[0]
             out.update({f"probe L{layer}: {c}": float(p) for c, p in zip(probe.classes_, probs)})
         return out
+
+
+def _steer_request(request) -> SteerRequest:
+    """A SteerRequest as is; a mapping of its fields (the dicts of wave one) checked into one."""
+    if isinstance(request, SteerRequest):
+        return request
+    if isinstance(request, Mapping):
+        return SteerRequest(**request)
+    raise TypeError(f"expected a widgets.requests.SteerRequest, not {type(request).__name__}")

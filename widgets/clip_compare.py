@@ -12,13 +12,13 @@ see `widgets.backend.Backend.scores`); numbers are shown as a table, one column 
 from __future__ import annotations
 
 import html
-from typing import Callable
+from collections.abc import Callable
 
 import ipywidgets as w
 import traitlets as t
 
 from ._base import View, guarded
-from .static import audio_html, img_html, spectrogram_png, waveform_of, wav_bytes
+from .static import audio_html, img_html, spectrogram_png, wav_bytes, waveform_of
 
 
 class ClipComparer(View):
@@ -38,7 +38,7 @@ class ClipComparer(View):
 
     def _show_empty(self):
         for col, title in zip(self.columns, self.titles):
-            col.children = [w.HTML(f"<b>{title}</b>: nothing yet (press Generate)")]
+            col.children = [w.HTML(f"<b>{html.escape(str(title))}</b>: nothing yet (press Generate)")]
 
     @guarded
     def compare(self, original, steered) -> None:
@@ -48,7 +48,7 @@ class ClipComparer(View):
         for col, title, clip in zip(self.columns, self.titles, pair):
             samples, rate = waveform_of(clip)
             caption = html.escape(self.describe(clip))
-            col.children = [w.HTML(f"<b>{title}</b> <small>{caption}</small>"),
+            col.children = [w.HTML(f"<b>{html.escape(str(title))}</b> <small>{caption}</small>"),
                             w.Audio(value=wav_bytes(samples, rate), format="wav", autoplay=False),
                             w.Image(value=spectrogram_png(clip), format="png", layout=w.Layout(width="95%"))]
         self.clips = pair
@@ -77,7 +77,7 @@ class ClipComparer(View):
 
         def cell(v):
             return f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
-        head = "".join(f"<th style='padding:2px 10px'>{t_}</th>" for t_ in self.titles)
+        head = "".join(f"<th style='padding:2px 10px'>{html.escape(str(t_))}</th>" for t_ in self.titles)
         body = "".join(f"<tr><td>{html.escape(k)}</td>" + "".join(
             f"<td style='padding:2px 10px;text-align:right'>{cell(s.get(k, ''))}</td>" for s in self.scores) + "</tr>"
             for k in keys)

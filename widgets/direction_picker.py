@@ -1,38 +1,42 @@
 """Direction picker: choose how to make a steering direction at the selected layer.
 
-Methods: ``probe class`` (the probe's weight for class A), ``class A → B`` (difference of the class
-means, A to B), ``difference of means`` (class A against the rest), ``PCA`` (a principal component),
-``current selection`` (the explorer's group A → group B). The work is `make_fn(method, **choices)`,
-e.g. `widgets.backend.Backend.make_direction`; the picker only collects the choices.
+Methods (keys of `widgets.requests.METHOD_LABELS`, shown by their labels): ``probe_class`` (the
+probe's weight for class A), ``class_pair`` (difference of the class means, A to B),
+``class_vs_rest`` (class A against the rest), ``pca`` (a principal component), ``selection`` (the
+explorer's group A → group B). The work is `make_fn(request)` with a
+`widgets.requests.DirectionRequest`, e.g. `widgets.backend.Backend.make_direction`; the picker only
+collects the choices. `method` takes a key or a label and holds the key.
 
     >>> made = []
-    >>> picker = DirectionPicker(["rock", "jazz"], make_fn=lambda method, **kw: made.append((method, kw)) or "v")
+    >>> picker = DirectionPicker(["rock", "jazz"], make_fn=lambda request: made.append(request) or "v")
     >>> picker.method = "class A → B"; picker.class_a, picker.class_b = "jazz", "rock"; picker.layer = 2
-    >>> picker.make(), made[0][0], made[0][1]["class_a"]
-    ('v', 'class A → B', 'jazz')
+    >>> picker.make(), picker.method, made[0].method, made[0].class_a
+    ('v', 'class_pair', 'class_pair', 'jazz')
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import html
+from collections.abc import Callable, Sequence
 
 import ipywidgets as w
 import traitlets as t
 
 from ._base import View, guarded
+from .requests import DIRECTION_METHODS, METHOD_LABELS, DirectionRequest, method_key
 
-METHODS = ("probe class", "class A → B", "difference of means", "PCA", "current selection")
+METHODS = DIRECTION_METHODS
 
 
 class DirectionPicker(View):
     """Dropdowns for method / class A / class B / PCA component, a Make button, and `direction`."""
 
-    method = t.Enum(METHODS, default_value="class A → B")
+    method = t.Unicode("class_pair", help="a key of widgets.requests.METHOD_LABELS (a label is read as its key)")
     class_a = t.Unicode()
     class_b = t.Unicode()
     component = t.Int(0)
     layer = t.Int(0)
     site = t.Unicode("resid")
-    groups = t.Tuple((), help="(group_a indices, group_b indices) for 'current selection'")
+    groups = t.Tuple((), help="(group_a indices, group_b indices) for 'selection'")
     direction = t.Any(None, allow_none=True, help="the last direction made (object with .vector)")
 
     def __init__(self, classes: Sequence[str], make_fn: Callable | None = None, **kwargs):
@@ -43,7 +47,8 @@ class DirectionPicker(View):
         self.make_fn = make_fn
         self.class_a = self.classes[0]
         self.class_b = self.classes[1] if len(self.classes) > 1 else self.classes[0]
-        self.method_dd = w.Dropdown(options=METHODS, description="method")
+        self.method_dd = w.Dropdown(options=[(label, key) for key, label in METHOD_LABELS.items()],
+                                    description="method")
         self.a_dd = w.Dropdown(options=self.classes, description="class A")
         self.b_dd = w.Dropdown(options=self.classes, description="class B")
         self.pc_box = w.BoundedIntText(min=0, max=16, description="PC")
@@ -58,17 +63,35 @@ class DirectionPicker(View):
         self.add_class("wb-picker")
         self._sync_controls()
 
+    @t.validate("method")
+    def _check_method(self, proposal):
+        try:
+            return method_key(proposal["value"])
+        except ValueError as exc:
+            raise self.refuse(str(exc)) from exc
+
+    @t.validate("class_a", "class_b")
+    def _check_class(self, proposal):
+        if hasattr(self, "classes") and proposal["value"] not in self.classes:
+            raise self.refuse(f"{proposal['trait'].name}={proposal['value']!r} is not one of the classes "
+                              f"{self.classes}")
+        return proposal["value"]
+
+    @t.validate("component")
+    def _check_component(self, proposal):
+        return self.in_range("component", proposal["value"], getattr(self, "pc_box", None))
+
     @t.observe("method")
     def _sync_controls(self, change=None):
         m = self.method
-        self.a_dd.disabled = m in ("PCA", "current selection")
-        self.b_dd.disabled = m != "class A → B"
-        self.pc_box.disabled = m != "PCA"
+        self.a_dd.disabled = m in ("pca", "selection")
+        self.b_dd.disabled = m != "class_pair"
+        self.pc_box.disabled = m != "pca"
 
-    def choices(self) -> dict:
-        """What `make_fn` receives besides the method."""
-        return dict(site=self.site, layer=self.layer, class_a=self.class_a, class_b=self.class_b,
-                    component=self.component, groups=self.groups)
+    def request(self) -> DirectionRequest:
+        """What `make_fn` receives (validated: two different classes, a selection for 'selection', ...)."""
+        return DirectionRequest(method=self.method, site=self.site, layer=self.layer, class_a=self.class_a,
+                                class_b=self.class_b, component=self.component, groups=self.groups)
 
     @guarded
     def make(self):
@@ -76,18 +99,16 @@ class DirectionPicker(View):
         self.clear_errors()
         if self.make_fn is None:
             raise ValueError("this picker has no make_fn: pass DirectionPicker(classes, make_fn=...)")
-        if self.method == "current selection" and not (self.groups and self.groups[0] and self.groups[1]):
-            raise ValueError("no selection: lasso group A and group B in the projection explorer first")
-        if self.method == "class A → B" and self.class_a == self.class_b:
-            raise ValueError(f"class A and class B are both {self.class_a!r}: pick two different classes")
-        self.direction = self.make_fn(self.method, **self.choices())
+        self.direction = self.make_fn(self.request())
         return self.direction
 
     @t.observe("direction")
     def _describe(self, change):
         d = self.direction
-        name = getattr(d, "name", None) or getattr(d, "describe", lambda: None)() or self.method
-        self.summary.value = f"<b>direction:</b> {name} · {self.site} layer {self.layer}" if d is not None else ""
+        name = getattr(d, "name", None) or getattr(d, "describe", lambda: None)() or METHOD_LABELS[self.method]
+        self.summary.value = (f"<b>direction:</b> {html.escape(str(name))} · {html.escape(self.site)} layer "
+                              f"{self.layer}" if d is not None else "")
 
     def static_html(self) -> str:
-        return f"<div>direction picker: {self.method} · {self.site} layer {self.layer} · {self.summary.value}</div>"
+        return (f"<div>direction picker: {html.escape(METHOD_LABELS[self.method])} · {html.escape(self.site)} layer "
+                f"{self.layer} · {self.summary.value}</div>")

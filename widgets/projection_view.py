@@ -13,7 +13,8 @@ A and group B, and "direction A → B" asks `direction_fn(group_a, group_b)` for
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import html
+from collections.abc import Callable, Sequence
 
 import ipywidgets as w
 import numpy as np
@@ -21,7 +22,7 @@ import plotly.graph_objects as go
 import traitlets as t
 
 from ._base import View, guarded
-from .static import PALETTE, svg_scatter, waveform_of, wav_bytes
+from .static import PALETTE, svg_scatter, wav_bytes, waveform_of
 
 
 class ProjectionExplorer(View):
@@ -52,17 +53,21 @@ class ProjectionExplorer(View):
         self.clips, self.direction_fn, self.title = clips, direction_fn, title
         self.extra_xy = np.zeros((0, 2))
         self.extra_clips: list = []
+        self.extra_texts: list[str] = []
         self.classes = list(dict.fromkeys(self.labels))
         self.figure = go.FigureWidget(layout=go.Layout(
-            title=title, width=width_px, height=420, dragmode="lasso", hovermode="closest", clickmode="event",
+            title=html.escape(title), width=width_px, height=420, dragmode="lasso", hovermode="closest",
+            clickmode="event",
             margin=dict(l=30, r=20, t=40, b=30), legend=dict(itemclick=False, itemdoubleclick=False)))
         self._trace_index: list[np.ndarray] = []  # per trace: global point indices
         for i, label in enumerate(self.classes):
             idx = np.flatnonzero(np.array(self.labels) == label)
             self._trace_index.append(idx)
+            # plotly reads trace names, titles and hover texts as HTML: every user string is escaped
             self.figure.add_scatter(
-                x=xy[idx, 0], y=xy[idx, 1], mode="markers", name=label, customdata=idx,
-                hovertext=[self.texts[j] for j in idx], hovertemplate="%{hovertext}<extra>" + label + "</extra>",
+                x=xy[idx, 0], y=xy[idx, 1], mode="markers", name=html.escape(label), customdata=idx,
+                hovertext=[html.escape(str(self.texts[j])) for j in idx],
+                hovertemplate="%{hovertext}<extra>%{fullData.name}</extra>",
                 marker=dict(size=8, color=PALETTE[i % len(PALETTE)], opacity=0.8))
         self._trace_index.append(np.zeros(0, dtype=int))
         self.figure.add_scatter(x=[], y=[], mode="markers+text", name="steered", hovertext=[],
@@ -106,7 +111,7 @@ class ProjectionExplorer(View):
             return
         samples, rate = waveform_of(clip)
         self.player.value = wav_bytes(samples, rate)
-        self.now_playing.value = f"▶ {self.hover_text(index)}"
+        self.now_playing.value = f"▶ {html.escape(self.hover_text(index))}"
 
     def clip_at(self, index: int):
         n = len(self.xy)
@@ -120,7 +125,7 @@ class ProjectionExplorer(View):
         n = len(self.xy)
         if index < n:
             return f"{self.labels[index]}: {self.texts[index]}"
-        return self.figure.data[-1].hovertext[index - n]
+        return self.extra_texts[index - n]
 
     def stored_groups(self) -> tuple[list[int], list[int]]:
         """Groups A and B without steered points (stars have no stored activations to average)."""
@@ -146,7 +151,7 @@ class ProjectionExplorer(View):
         xy = np.asarray(xy, dtype=float)
         if xy.shape != self.xy.shape:
             raise ValueError(f"new coordinates have shape {xy.shape}, expected {self.xy.shape}")
-        self.xy, self.extra_xy, self.extra_clips = xy, np.zeros((0, 2)), []
+        self.xy, self.extra_xy, self.extra_clips, self.extra_texts = xy, np.zeros((0, 2)), [], []
         self.title = title or self.title
         self.selection = []  # the lasso outline belonged to the old map; groups A/B (clip indices) stay
         # the lasso outline lives in the browser and python's copy may already be empty: set a value
@@ -160,7 +165,7 @@ class ProjectionExplorer(View):
             for trace, idx in zip(self.figure.data[:-1], self._trace_index):
                 trace.x, trace.y = xy[idx, 0], xy[idx, 1]
             self.figure.data[-1].x, self.figure.data[-1].y, self.figure.data[-1].hovertext = [], [], []
-            self.figure.layout.title = self.title
+            self.figure.layout.title = html.escape(self.title)
         self.n_points = len(xy)
 
     def add_points(self, xy, texts: Sequence[str], clips: Sequence | None = None) -> list[int]:
@@ -169,11 +174,12 @@ class ProjectionExplorer(View):
         first = len(self.xy) + len(self.extra_xy)
         self.extra_xy = np.vstack([self.extra_xy, xy])
         self.extra_clips += list(clips) if clips is not None else [None] * len(xy)
+        self.extra_texts += [str(text) for text in texts]
         trace = self.figure.data[-1]
         with self.figure.batch_update():
             trace.x = self.extra_xy[:, 0]
             trace.y = self.extra_xy[:, 1]
-            trace.hovertext = list(trace.hovertext or ()) + list(texts)
+            trace.hovertext = [html.escape(text) for text in self.extra_texts]
             trace.customdata = np.arange(len(self.xy), len(self.xy) + len(self.extra_xy))
         self.n_points = len(self.xy) + len(self.extra_xy)
         return list(range(first, first + len(xy)))
@@ -209,7 +215,7 @@ class ProjectionExplorer(View):
                 return "empty"
             labels = [self.labels[i] for i in group if i < len(self.xy)]
             steered = len(group) - len(labels)
-            top = f"mostly {max(set(labels), key=labels.count)}" if labels else "all steered"
+            top = f"mostly {html.escape(max(set(labels), key=labels.count))}" if labels else "all steered"
             # Steered points (stars) have no stored activations: directions are made without them.
             note = f", {steered} steered left out" if steered and labels else ""
             return f"{len(group)} points ({top}{note})"

@@ -2,39 +2,55 @@
 
 Generation runs in a thread (the kernel stays responsive, so Stop works): the button is disabled and
 the progress bar moves while it runs. The work is `generate_fn(request, on_progress, should_stop)`,
-e.g. `widgets.backend.Backend.generate`, which returns a Clip-like object (`.waveform`,
-`.sample_rate_hz`). Each new clip gets its own player (newest first) and lands in `clips`.
+e.g. `widgets.backend.Backend.generate`, which receives a `widgets.requests.SteerRequest` and returns
+a Clip-like object (`.waveform`, `.sample_rate_hz`). Each new clip gets its own player (newest first)
+and lands in `clips`.
+
+Every setting is a trait linked to its control, and a value the control cannot show is refused (the
+error shows in the panel, the trait keeps its last good value): what the panel shows is what a
+generation uses. Widen the strength slider with `strength_max`.
 
     >>> import numpy as np
     >>> fake = lambda req, on_progress, should_stop: (np.zeros(800, np.float32), 8000)
     >>> panel = SteeringPanel(n_layers=4, generate_fn=fake)
     >>> panel.strength = -3.0; panel.layers = [1, 2]
-    >>> panel.generate()[1], panel.request()["layers"], len(panel.clips)
+    >>> panel.generate()[1], panel.request().layers, len(panel.clips)
     (8000, (1, 2), 1)
+    >>> panel.strength = 100  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    widgets._base.RefusedValueError: strength=100.0 is outside the range the strength control shows (-4 to 4): ...
+    >>> panel.strength_max = 100; panel.strength = 100; panel.strength_slider.value
+    100.0
 """
 from __future__ import annotations
 
+import dataclasses
+import html
+import math
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import ipywidgets as w
 import traitlets as t
 
-from ._base import View
-from .static import audio_html, waveform_of, wav_bytes
+from workbench.enums import SCHEDULE_KINDS, STEERING_MODES, STEERING_ROWS
 
-MODES = ("add", "norm_relative")
-SCHEDULES = ("constant", "decay", "pulse", "ramp")
-ROWS = ("cond", "both")
+from ._base import View
+from .requests import SteerRequest
+from .static import audio_html, wav_bytes, waveform_of
+
+MODES, SCHEDULES, ROWS = STEERING_MODES, SCHEDULE_KINDS, STEERING_ROWS  # the names of wave one
 
 
 class SteeringPanel(View):
     """Controls + Generate/Stop; `generate()` from code blocks and returns the clip."""
 
     prompt = t.Unicode("")
-    layers = t.List(t.Int())
+    layers = t.List(t.Int(), help="decoder layers to steer (each one of the layers box's options)")
     strength = t.Float(1.5, help="in units of the layer's mean activation norm for Backend directions")
+    strength_max = t.Float(4.0, help="the strength slider spans -strength_max..strength_max")
     mode = t.Enum(MODES, default_value="add")
     schedule = t.Enum(SCHEDULES, default_value="constant")
     rows = t.Enum(ROWS, default_value="cond")
@@ -50,12 +66,10 @@ class SteeringPanel(View):
     def __init__(self, n_layers: int, generate_fn: Callable, prompt: str = "", strength_max: float = 4.0,
                  max_duration_s: float = 10.0, keep_players: int = 4, **kwargs):
         super().__init__(**kwargs)
-        self.generate_fn, self.keep_players = generate_fn, keep_players
+        self.generate_fn, self.keep_players, self.n_layers = generate_fn, keep_players, int(n_layers)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.on_clip_callbacks: list[Callable] = []
-        self.prompt = prompt
-        self.layers = [n_layers // 2] if n_layers else []
         style = {"description_width": "90px"}
         self.prompt_box = w.Text(description="prompt", placeholder="e.g. calm classical piano", style=style,
                                  layout=w.Layout(width="420px"))
@@ -71,6 +85,12 @@ class SteeringPanel(View):
                                              continuous_update=False, style=style)
         self.guidance_slider = w.FloatSlider(min=1.0, max=6.0, step=0.5, description="guidance", style=style,
                                              continuous_update=False)
+        # Defaults a control cannot show are brought into its range before the two are linked.
+        self.strength_max = strength_max
+        self.strength = min(max(self.strength, -strength_max), strength_max)
+        self.duration_s = min(max(self.duration_s, self.duration_slider.min), self.duration_slider.max)
+        self.prompt = prompt
+        self.layers = [n_layers // 2] if n_layers else []
         for name, box in [("prompt", self.prompt_box), ("strength", self.strength_slider), ("mode", self.mode_dd),
                           ("schedule", self.schedule_dd), ("rows", self.rows_dd), ("seed", self.seed_box),
                           ("duration_s", self.duration_slider), ("guidance_scale", self.guidance_slider)]:
@@ -83,7 +103,8 @@ class SteeringPanel(View):
         self.bar = w.FloatProgress(min=0, max=1, description="", layout=w.Layout(width="240px"))
         self.status = w.HTML("")
         self.players = w.VBox()
-        left = w.VBox([self.prompt_box, self.strength_slider, self.duration_slider, self.guidance_slider, self.seed_box])
+        left = w.VBox([self.prompt_box, self.strength_slider, self.duration_slider, self.guidance_slider,
+                       self.seed_box])
         right = w.VBox([self.layers_box, self.mode_dd, self.schedule_dd, self.rows_dd])
         self.children = [w.HBox([left, right]),
                          w.HBox([self.generate_button, self.stop_button, self.bar, self.status]),
@@ -93,11 +114,54 @@ class SteeringPanel(View):
         self.generate_button.add_class("wb-generate")
         self.players.add_class("wb-players")
 
-    def request(self) -> dict:
+    # -- refusing what the controls cannot show -------------------------------------------------
+    @t.validate("strength")
+    def _check_strength(self, proposal):
+        value = proposal["value"]
+        hint = f"widen the slider first: panel.strength_max = {abs(value):g}" if math.isfinite(value) else ""
+        return self.in_range("strength", value, getattr(self, "strength_slider", None), hint=hint)
+
+    @t.validate("duration_s")
+    def _check_duration(self, proposal):
+        return self.in_range("duration_s", proposal["value"], getattr(self, "duration_slider", None),
+                             hint="pass SteeringPanel(max_duration_s=...) for longer clips (the model's limit holds)")
+
+    @t.validate("guidance_scale")
+    def _check_guidance(self, proposal):
+        return self.in_range("guidance_scale", proposal["value"], getattr(self, "guidance_slider", None))
+
+    @t.validate("strength_max")
+    def _check_strength_max(self, proposal):
+        value = proposal["value"]
+        if not (math.isfinite(value) and value > 0):
+            raise self.refuse(f"strength_max={value!r}: pass a finite number > 0")
+        return value
+
+    @t.observe("strength_max")
+    def _widen_strength_slider(self, change):
+        if hasattr(self, "strength_slider"):  # a narrower range clamps the slider, and the link the trait
+            with self.strength_slider.hold_sync():
+                self.strength_slider.max = max(self.strength_slider.max, change["new"])
+                self.strength_slider.min = -change["new"]
+                self.strength_slider.max = change["new"]
+
+    @t.validate("layers")
+    def _check_layers(self, proposal):
+        layers = list(proposal["value"])
+        bad = [layer for layer in layers if not 0 <= layer < self.n_layers]
+        if bad:
+            raise self.refuse(f"layer {bad[0]} is out of range: this model has {self.n_layers} decoder layers "
+                              f"(0-{self.n_layers - 1})")
+        if len(set(layers)) != len(layers):
+            raise self.refuse(f"layers={layers} lists a layer twice: list each once")
+        return layers
+
+    def request(self) -> SteerRequest:
         """The settings a generation uses (what `generate_fn` receives)."""
-        return dict(prompt=self.prompt, layers=tuple(self.layers), strength=float(self.strength), mode=self.mode,
-                    schedule=self.schedule, rows=self.rows, seed=int(self.seed), duration_s=float(self.duration_s),
-                    guidance_scale=float(self.guidance_scale), direction=self.direction)
+        return SteerRequest(prompt=self.prompt, layers=tuple(self.layers), strength=float(self.strength),
+                            mode=self.mode, schedule=self.schedule, rows=self.rows, seed=int(self.seed),
+                            duration_s=float(self.duration_s), guidance_scale=float(self.guidance_scale),
+                            direction=self.direction)
 
     def on_clip(self, callback: Callable) -> None:
         """Call `callback(clip, request)` after each finished generation (in the generating thread)."""
@@ -109,9 +173,13 @@ class SteeringPanel(View):
             self.report(RuntimeError("a generation is already running: wait, or press Stop"))
             return None
         self.clear_errors()
+        try:
+            request = self.request()
+        except Exception as exc:
+            self.report(exc)
+            return None
         self._stop.clear()
         self.running, self.progress = True, 0.0
-        request = self.request()
         if not wait:
             self._thread = threading.Thread(target=self._run, args=(request,), daemon=True)
             self._thread.start()
@@ -133,7 +201,7 @@ class SteeringPanel(View):
         if fraction - self.progress >= 0.04 or fraction >= 1.0:  # fewer comm messages
             self.progress = fraction
 
-    def _run(self, request: dict):
+    def _run(self, request: SteerRequest):
         start = time.perf_counter()
         try:
             clip = self.generate_fn(request, self._on_progress, self._stop.is_set)
@@ -158,17 +226,18 @@ class SteeringPanel(View):
                 self.report(exc)
         return clip
 
-    def _add_player(self, clip, request: dict) -> None:
+    def _add_player(self, clip, request: SteerRequest) -> None:
         samples, rate = waveform_of(clip)
-        caption = w.HTML(f"<small>#{len(self.clips) + 1} · {self.caption(request)}</small>")
+        caption = w.HTML(f"<small>#{len(self.clips) + 1} · {html.escape(self.caption(request))}</small>")
         player = w.Audio(value=wav_bytes(samples, rate), format="wav", autoplay=False)
         self.players.children = ((w.VBox([caption, player]),) + self.players.children)[: self.keep_players]
 
     @staticmethod
-    def caption(request: dict) -> str:
-        steer = (f"strength {request['strength']:+g} @ layers {list(request['layers'])}, {request['mode']}, "
-                 f"{request['schedule']}" if request.get("direction") is not None and request["strength"] else "unsteered")
-        return f"“{request['prompt']}” seed {request['seed']}, {request['duration_s']:g} s, {steer}"
+    def caption(request) -> str:
+        """Plain text describing a request (a `SteerRequest`, or a dict of its fields)."""
+        if not isinstance(request, SteerRequest):
+            request = SteerRequest(**request)
+        return request.caption()
 
     @t.observe("running")
     def _show_running(self, change):
@@ -182,6 +251,8 @@ class SteeringPanel(View):
         self.bar.value = self.progress
 
     def static_html(self) -> str:
-        players = "".join(audio_html(c, self.caption(dict(self.request(), prompt=getattr(c, "prompt", "") or "")))
-                          for c in self.clips[-2:])
-        return f"<div><b>steering panel</b> · {self.caption(self.request())}{players}</div>"
+        request = self.request()
+        captions = [dataclasses.replace(request, prompt=str(getattr(c, "prompt", "") or "")).caption()
+                    for c in self.clips[-2:]]
+        players = "".join(audio_html(c, text) for c, text in zip(self.clips[-2:], captions))  # it escapes them
+        return f"<div><b>steering panel</b> · {html.escape(request.caption())}{players}</div>"

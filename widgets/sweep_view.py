@@ -12,6 +12,8 @@ Clicking a point sets `layer` (and `site`); `Workbench` links that trait to the 
 """
 from __future__ import annotations
 
+import html
+
 import ipywidgets as w
 import plotly.graph_objects as go
 import traitlets as t
@@ -39,23 +41,27 @@ class LayerSweepView(View):
         super().__init__(**kwargs)
         self.rows = rows_of(sweep)
         if not self.rows:
-            raise ValueError("the sweep has no rows: run workbench.analysis.probes.sweep(...) on some activations first")
+            raise ValueError("the sweep has no rows: run workbench.analysis.probes.sweep(...) on some activations "
+                             "first")
         self.title = title
         self.sites = list(dict.fromkeys(r["site"] for r in self.rows))
         self.figure = go.FigureWidget(layout=go.Layout(
-            title=title, xaxis_title="decoder layer", yaxis_title="accuracy", yaxis_range=[0, 1.05],
+            title=html.escape(title), xaxis_title="decoder layer", yaxis_title="accuracy", yaxis_range=[0, 1.05],
             width=width_px, height=360, margin=dict(l=50, r=20, t=40, b=40), clickmode="event", hovermode="closest"))
+        self._trace_sites: list[str] = []  # the site of each trace (its name is escaped for plotly)
         for i, site in enumerate(self.sites):
             rows = self._site_rows(site)
             color = PALETTE[i % len(PALETTE)]
+            self._trace_sites.append(site)
             self.figure.add_scatter(
-                x=[r["layer"] for r in rows], y=[r["accuracy_mean"] for r in rows], name=f"{site} probe",
+                x=[r["layer"] for r in rows], y=[r["accuracy_mean"] for r in rows], name=html.escape(f"{site} probe"),
                 mode="lines+markers", line=dict(color=color), marker=dict(size=9),
                 error_y=dict(type="data", array=[r.get("accuracy_std", 0.0) for r in rows], visible=True))
             if any("control_accuracy_mean" in r for r in rows):
+                self._trace_sites.append(site)
                 self.figure.add_scatter(
                     x=[r["layer"] for r in rows], y=[r.get("control_accuracy_mean") for r in rows],
-                    name=f"{site} shuffled labels", mode="lines+markers", marker=dict(size=6),
+                    name=html.escape(f"{site} shuffled labels"), mode="lines+markers", marker=dict(size=6),
                     line=dict(color=color, dash="dash"),
                     error_y=dict(type="data", array=[r.get("control_accuracy_std", 0.0) for r in rows],
                                  visible=True))
@@ -89,7 +95,7 @@ class LayerSweepView(View):
     def _on_click(self, trace, points, state):
         if not points.point_inds:
             return
-        self.site = trace.name.split(" ")[0]
+        self.site = self._trace_sites[list(self.figure.data).index(trace)]
         self.layer = int(trace.x[points.point_inds[0]])
 
     @t.observe("layer", "site")
@@ -99,11 +105,11 @@ class LayerSweepView(View):
             self.figure.layout.shapes = () if self.layer is None else (
                 dict(type="line", x0=self.layer, x1=self.layer, y0=0, y1=1.05, line=dict(color="#888", dash="dot")),)
         if row is None:
-            self.readout.value = f"layer {self.layer} ({self.site}): not in the sweep"
+            self.readout.value = f"layer {self.layer} ({html.escape(self.site)}): not in the sweep"
             return
         ctrl = row.get("control_accuracy_mean")
         ctrl_text = f", shuffled-label control {ctrl:.2f}" if ctrl is not None else ""
-        self.readout.value = (f"<b>selected:</b> {self.site} layer {self.layer}: accuracy "
+        self.readout.value = (f"<b>selected:</b> {html.escape(self.site)} layer {self.layer}: accuracy "
                               f"{row['accuracy_mean']:.2f} ± {row.get('accuracy_std', 0):.2f}{ctrl_text}")
 
     def static_html(self) -> str:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import html
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def exact(truth: Callable[[], Any]) -> Callable:
