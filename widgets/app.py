@@ -141,14 +141,14 @@ class Workbench(View):
 
     def original_for(self, request: SteerRequest):
         """The unsteered clip with the same prompt, seed, duration and guidance (cached)."""
-        twin = request.unsteered()
+        twin = SteerRequest.of(request).unsteered()
         key = (twin.prompt, twin.seed, twin.duration_s, twin.guidance_scale)
         if key not in self._originals:
             self._originals[key] = self.backend.generate(twin)
         return self._originals[key]
 
     def _after_clip(self, clip, request: SteerRequest) -> None:
-        original = self.original_for(request) if request.steered else clip
+        original = self.original_for(request) if SteerRequest.of(request).steered else clip
         self.comparer.compare(original, clip)  # reports its own errors; the players show regardless
         text = f"generated: {SteeringPanel.caption(request)}"
         try:

@@ -15,7 +15,7 @@ methods. torch loads on the first call that needs the model, not on import.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import numpy as np
 
@@ -83,7 +83,7 @@ class Backend:
     def steering_spec(self, request: SteerRequest):
         """The core's SteeringSpec for a request, or None when it does not steer."""
         import workbench as wb
-        request = _steer_request(request)
+        request = SteerRequest.of(request)
         if not request.steered:
             return None
         return wb.SteeringSpec.single(request.direction, request.layers, request.strength, mode=request.mode,
@@ -93,7 +93,7 @@ class Backend:
                  should_stop: Callable | None = None):
         """One clip for a SteeringPanel request; polls `should_stop` and reports progress each step."""
         import workbench as wb
-        request = _steer_request(request)
+        request = SteerRequest.of(request)
         h = self.handle
         total = h.frames_for(request.duration_s) + h.delay_steps  # stop() is polled once a step
         steps = [0]
@@ -178,12 +178,3 @@ class Backend:
             probs = scores.probe_reading(self.handle, [clip], probe, layer=layer, site=site)[0]
             out.update({f"probe L{layer}: {c}": float(p) for c, p in zip(probe.classes_, probs)})
         return out
-
-
-def _steer_request(request) -> SteerRequest:
-    """A SteerRequest as is; a mapping of its fields (the dicts of wave one) checked into one."""
-    if isinstance(request, SteerRequest):
-        return request
-    if isinstance(request, Mapping):
-        return SteerRequest(**request)
-    raise TypeError(f"expected a widgets.requests.SteerRequest, not {type(request).__name__}")

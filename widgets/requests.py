@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+from collections.abc import Mapping
 from typing import Any
 
 from workbench.enums import SCHEDULE_KINDS, SITES, STEERING_MODES, STEERING_ROWS
@@ -113,6 +114,15 @@ class SteerRequest:
                             ("duration_s", _number(self.duration_s, "duration_s", low=0.0, low_open=True)),
                             ("guidance_scale", _number(self.guidance_scale, "guidance_scale", low=0.0))):
             object.__setattr__(self, name, value)
+
+    @classmethod
+    def of(cls, request) -> SteerRequest:
+        """`request` if it is a SteerRequest; a mapping of its fields (the dicts of wave one) checked into one."""
+        if isinstance(request, cls):
+            return request
+        if isinstance(request, Mapping):
+            return cls(**request)
+        raise TypeError(f"expected a widgets.requests.SteerRequest, not {type(request).__name__}")
 
     @property
     def steered(self) -> bool:

@@ -235,9 +235,7 @@ class SteeringPanel(View):
     @staticmethod
     def caption(request) -> str:
         """Plain text describing a request (a `SteerRequest`, or a dict of its fields)."""
-        if not isinstance(request, SteerRequest):
-            request = SteerRequest(**request)
-        return request.caption()
+        return SteerRequest.of(request).caption()
 
     @t.observe("running")
     def _show_running(self, change):
