@@ -42,430 +42,60 @@ A lost manifest is rebuilt from the shards' shard.json. Format-1 stores (no chec
     >>> report = ActivationStore(s.path).repair(verbose=False)
     >>> list(report.corrupt) == [second], ActivationStore(s.path).labels(), (s.path / "quarantine" / second).is_dir()
     (True, ['x', 'y'], True)
+
+The file-level pieces (names, the lock, checksummed writes, streaming .npy) live in `workbench.data.store_io`,
+manifest checking, StoreReport and manifest recovery in `workbench.data.store_repair`; every public name is
+importable from here.
 """
 from __future__ import annotations
 
-import dataclasses
-import fcntl
 import hashlib
 import io
 import json
 import os
-import re
 import shutil
-import socket
-import threading
 import time
 import uuid
-import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from workbench.errors import BadInputError, CorruptFileError, WorkbenchError
+from workbench.data.store_io import (
+    FORMAT,
+    IDENTITY,
+    MANIFEST,
+    REPAIR_FIX,
+    SHARD_NAME,
+    SIDECAR,
+    SITE_NAME,
+    TMP_JSON,
+    TMP_SHARD,
+    StoreError,
+    StoreLockedError,
+    StoreMismatchError,
+    _concat_npy,
+    _key_name,
+    _merge_offsets,
+    _save_json,
+    _save_npy,
+    _seq,
+    _sha256_file,
+    _write_json_atomic,
+    array_hash,
+    store_lock,
+)
+from workbench.data.store_repair import (
+    StoreReport,
+    _inspect_shards,
+    _read_manifest,
+    _read_sidecar,
+    _rebuild_manifest,
+    _status_report,
+)
+from workbench.errors import BadInputError, CorruptFileError
 
 __all__ = ["ActivationStore", "StoreError", "StoreLockedError", "StoreMismatchError", "StoreReport",
            "array_hash", "store_lock"]
-
-FORMAT = 2  # 2: per-file [size, sha256] in the manifest and a shard.json per shard; 1: neither (still read)
-READABLE_FORMATS = (1, 2)
-SHARD_NAME = re.compile(r"[0-9]{6,}-[0-9a-f]{6}")  # the only shard names the store writes or reads
-TMP_SHARD = re.compile(r"\.tmp-[0-9a-f]{12}")
-TMP_JSON = re.compile(r"\.[a-z_]+\.json\.[0-9a-f]{8}\.tmp")
-FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.]*")
-SITE_NAME = re.compile(r"[A-Za-z0-9_]+")
-LOCK_FILE, SIDECAR, MANIFEST = ".lock", "shard.json", "manifest.json"
-IDENTITY = ("model_id", "spec_key", "spec", "keys", "per_step_keys", "sample_rate_hz", "extra")
-CHUNK_BYTES = 8 << 20  # compaction streams this much at a time
-REPAIR_FIX = ("run store.repair() (it drops failing shards from manifest.json and moves their folders to "
-              "quarantine/, deleting nothing; collect again to recompute their rows)")
-MANIFEST_FIX = ("rename it (e.g. to manifest.json.bad) and open the store again: the manifest is rebuilt "
-                "from the shards' shard.json files")
-
-
-class StoreError(WorkbenchError):
-    """A store folder that cannot be used as asked."""
-
-
-class StoreMismatchError(StoreError, ValueError):
-    """The store was made by another model or capture spec."""
-
-
-class StoreLockedError(StoreError):
-    """Another process is writing the store: it holds the store's lock file."""
-
-
-def array_hash(*arrays, extra=None) -> str:
-    """Short content hash of arrays (shape, dtype and bytes) plus any JSON-able `extra`."""
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.shape}{a.dtype}".encode())
-        h.update(memoryview(a).cast("B"))
-    if extra is not None:
-        h.update(json.dumps(extra, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:16]
-
-
-# ----- the write lock ----------------------------------------------------------------------------
-_held: dict = {}  # (folder, thread id) -> (fd, holder): the lock is re-entrant within one thread
-_held_guard = threading.Lock()
-os.register_at_fork(after_in_child=_held.clear)  # a forked child must take the lock itself
-
-
-@contextmanager
-def store_lock(path, timeout_s: float = 0.0):
-    """Hold the write lock of the store folder `path` (made if missing); yields the holder's record.
-
-    Waits up to timeout_s seconds for another writer, then raises StoreLockedError naming it. Re-entrant
-    in one thread; another thread or process waits.
-
-        >>> import tempfile
-        >>> with store_lock(tempfile.mkdtemp()) as holder:
-        ...     sorted(holder)
-        ['host', 'pid', 'since', 'since_unix']
-    """
-    folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    key = (os.path.realpath(folder), threading.get_ident())
-    with _held_guard:
-        held = _held.get(key)
-    if held is not None:
-        yield held[1]
-        return
-    lock_path = folder / LOCK_FILE
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline, delay_s = time.monotonic() + max(0.0, float(timeout_s)), 0.005
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise StoreLockedError(_locked_message(folder, lock_path, timeout_s)) from None
-                time.sleep(min(delay_s, max(0.0, deadline - time.monotonic())))
-                delay_s = min(2 * delay_s, 0.1)
-        holder = dict(pid=os.getpid(), host=socket.gethostname(), since=time.strftime("%Y-%m-%d %H:%M:%S %z"),
-                      since_unix=round(time.time(), 3))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(holder).encode(), 0)
-    except BaseException:
-        os.close(fd)
-        raise
-    with _held_guard:
-        _held[key] = (fd, holder)
-    try:
-        yield holder
-    finally:
-        with _held_guard:
-            _held.pop(key, None)
-        try:
-            os.ftruncate(fd, 0)  # a waiter never reads a finished writer's record as the holder
-        finally:
-            os.close(fd)  # releases the flock
-
-
-def _locked_message(folder: Path, lock_path: Path, timeout_s: float) -> str:
-    try:
-        holder = json.loads(lock_path.read_text() or "{}")
-    except (OSError, ValueError):
-        holder = {}
-    holder = holder if isinstance(holder, dict) else {}
-    pid, host, since = holder.get("pid", "?"), holder.get("host", "?"), holder.get("since", "?")
-    note = ""
-    if host == socket.gethostname() and isinstance(pid, int) and not _alive(pid):
-        note = f" (pid {pid} has exited, but a process it started still holds the lock: end that one)"
-    waited = f"waited {timeout_s:g} s; " if timeout_s > 0 else ""
-    return (f"store {folder} is being written by pid {pid} on host {host} since {since}{note}: {waited}let that "
-            "writer finish (pass lock_timeout_s=<seconds> to wait for it) or stop it; its lock is released the "
-            "moment it exits, even by kill -9. Reading the store needs no lock: open it meanwhile.")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-# ----- files: written with their checksums, read with clear errors -------------------------------
-class _HashingWriter:
-    """A write-only file wrapper that keeps the sha256 and size of everything written."""
-
-    def __init__(self, f):
-        self.f, self.sha, self.size = f, hashlib.sha256(), 0
-
-    def write(self, data):
-        view = memoryview(data).cast("B")
-        self.sha.update(view)
-        self.f.write(view)
-        self.size += view.nbytes
-        return view.nbytes
-
-    def digest(self) -> list:
-        self.f.flush()
-        os.fsync(self.f.fileno())
-        return [self.size, self.sha.hexdigest()]
-
-
-def _save_npy(folder: Path, name: str, array: np.ndarray) -> list:
-    """Write one .npy; returns its [size, sha256]."""
-    with open(folder / name, "wb") as f:
-        out = _HashingWriter(f)
-        np.save(out, np.ascontiguousarray(array))
-        return out.digest()
-
-
-def _save_json(path: Path, obj) -> list:
-    with open(path, "wb") as f:
-        out = _HashingWriter(f)
-        out.write(json.dumps(obj, default=str).encode())
-        return out.digest()
-
-
-def _write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    _save_json(tmp, obj)
-    os.replace(tmp, path)
-
-
-def _sha256_file(path: Path) -> str:
-    sha, buf = hashlib.sha256(), bytearray(CHUNK_BYTES)
-    with open(path, "rb") as f:
-        while n := f.readinto(buf):
-            sha.update(memoryview(buf)[:n])
-    return sha.hexdigest()
-
-
-def _read_json(path: Path, what: str, fix: str):
-    """Parsed JSON; None when the file is missing; CorruptFileError when it cannot be read."""
-    try:
-        obj = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        raise CorruptFileError(path, f"cannot read this {what} ({e}): {fix}") from None
-    except ValueError as e:
-        raise CorruptFileError(path, f"this {what} is not valid JSON ({e}): {fix}") from None
-    if obj is None:
-        raise CorruptFileError(path, f"this {what} holds JSON null: {fix}")
-    return obj
-
-
-def _key_name(site: str, layer: int) -> str:
-    return f"{site}.{int(layer)}"
-
-
-def _seq(name: str) -> int:
-    return int(name.split("-")[0])
-
-
-def _validate_identity(m, path: Path, fix: str) -> dict:
-    """Check the fields every manifest and sidecar carries; CorruptFileError names what is wrong."""
-    def bad(what):
-        raise CorruptFileError(path, f"{what}: the file was damaged or edited by hand; {fix}")
-    if not isinstance(m, dict):
-        bad(f"holds a JSON {type(m).__name__}, not an object")
-    if m.get("format") not in READABLE_FORMATS:
-        if isinstance(m.get("format"), int):
-            raise StoreError(f"store {path.parent} has format {m['format']}; this workbench reads formats "
-                             f"{READABLE_FORMATS}: use a newer workbench, or collect again into a new folder")
-        bad(f"has no valid 'format' (found {m.get('format')!r})")
-    for field, kind in (("model_id", str), ("spec_key", str), ("spec", dict), ("keys", list)):
-        if not isinstance(m.get(field), kind):
-            bad(f"field {field!r} is missing or not a {kind.__name__}")
-    for field in ("keys", "per_step_keys"):
-        for k in m.get(field) or []:
-            if not (isinstance(k, list) and len(k) == 2 and isinstance(k[0], str) and SITE_NAME.fullmatch(k[0])
-                    and isinstance(k[1], int)):
-                bad(f"{field} entry {k!r} is not a [site, layer] pair")
-    return m
-
-
-def _validate_entry(e, path: Path, fix: str) -> dict:
-    """Check one shard entry's types (its name is checked separately, so repair can drop it)."""
-    def bad(what):
-        raise CorruptFileError(path, f"shard entry {str(e)[:80]}: {what}; the file was damaged or edited; {fix}")
-    if not isinstance(e, dict) or not isinstance(e.get("name"), str):
-        bad("not an object with a 'name'")
-    if not isinstance(e.get("n"), int) or not isinstance(e.get("ids"), list) or len(e["ids"]) != e["n"] \
-            or not all(isinstance(i, str) for i in e["ids"]):
-        bad("'n' and 'ids' (one string per row) do not agree")
-    files = e.get("files")
-    if files is not None and not (isinstance(files, dict) and all(
-            isinstance(f, str) and FILE_NAME.fullmatch(f) and isinstance(v, list) and len(v) == 2
-            and isinstance(v[0], int) and isinstance(v[1], str) for f, v in files.items())):
-        bad("'files' is not a map of plain file names to [size, sha256]")
-    return e
-
-
-def _read_manifest(path: Path) -> dict | None:
-    mpath = path / MANIFEST
-    m = _read_json(mpath, "store manifest", MANIFEST_FIX)
-    if m is None:
-        return None
-    _validate_identity(m, mpath, MANIFEST_FIX)
-    if not isinstance(m.get("shards"), list):
-        raise CorruptFileError(mpath, f"has no 'shards' list: the file was damaged or edited; {MANIFEST_FIX}")
-    m.setdefault("per_step_keys", [])
-    for e in m["shards"]:
-        _validate_entry(e, mpath, MANIFEST_FIX)
-    return m
-
-
-def _read_sidecar(folder: Path) -> dict | None:
-    fix = "it cannot be used to rebuild the manifest; keep the manifest, or move this shard folder away"
-    path = folder / SIDECAR
-    car = _read_json(path, "shard sidecar", fix)
-    if car is not None:
-        _validate_identity(car, path, fix)
-        _validate_entry(car.get("shard"), path, fix)
-        if car["shard"]["name"] != folder.name or car["shard"].get("files") is None:
-            raise CorruptFileError(path, f"describes shard {car['shard']['name']!r}, not {folder.name!r}: {fix}")
-    return car
-
-
-def _check_files(folder: Path, files: dict, full: bool) -> tuple[Path, str] | None:
-    """(path, what is wrong) for the first file that fails its size (and with full, sha256) check."""
-    for name, (size, _) in files.items():
-        try:
-            found = (folder / name).stat().st_size
-        except FileNotFoundError:
-            return folder / name, "is missing (the shard is incomplete)"
-        if found != size:
-            return folder / name, f"has {found} bytes, not the {size} written (truncated or overwritten)"
-    for name, (_, sha) in files.items() if full else ():
-        if _sha256_file(folder / name) != sha:
-            return folder / name, "does not match its sha256 checksum (the bytes changed since they were written)"
-    return None
-
-
-def _npy_layout(path: Path) -> tuple[tuple, np.dtype, int]:
-    """(shape, dtype, data offset) of a C-ordered .npy whose size matches its header."""
-    try:
-        with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-            if version not in read:
-                raise ValueError(f"npy version {version}")
-            shape, fortran, dtype = read[version](f)
-            offset, size = f.tell(), os.fstat(f.fileno()).st_size
-    except FileNotFoundError:
-        raise CorruptFileError(path, f"is missing: {REPAIR_FIX}") from None
-    except (OSError, ValueError, EOFError) as e:
-        raise CorruptFileError(path, f"is not a readable .npy file ({e}): {REPAIR_FIX}") from None
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if fortran or dtype.hasobject or size != offset + nbytes:
-        raise CorruptFileError(path, f"holds {size - offset} data bytes, not the {nbytes} its header announces for "
-                                     f"{shape} {dtype}: {REPAIR_FIX}")
-    return shape, dtype, offset
-
-
-def _copy(path: Path, out, start: int, nbytes: int, sha=None) -> None:
-    """Stream `nbytes` from `start` of path into out (and every byte read into sha, when given)."""
-    buf = bytearray(CHUNK_BYTES)
-    with open(path, "rb") as f:
-        f.seek(start)
-        while nbytes > 0:
-            n = f.readinto(memoryview(buf)[:min(nbytes, CHUNK_BYTES)])
-            if not n:
-                raise CorruptFileError(path, f"ended early while compacting: {REPAIR_FIX}")
-            if sha is not None:
-                sha.update(memoryview(buf)[:n])
-            out.write(memoryview(buf)[:n])
-            nbytes -= n
-
-
-def _concat_npy(out_path: Path, parts: list, axis: int) -> list:
-    """Write the concatenation of .npy files along axis 0 (or axis 1 of 2-D ones) without loading them.
-
-    parts: (path, [size, sha256] or None) per input; each input is checked against it on the way, so
-    compaction never copies damaged bytes into a freshly checksummed file. Returns the output's [size, sha256]."""
-    layouts = [_npy_layout(p) for p, _ in parts]
-    shape0, dtype, _ = layouts[0]
-    for (p, _), (shape, dt, _) in zip(parts, layouts):
-        if dt != dtype or len(shape) != len(shape0) or any(a != b for i, (a, b) in enumerate(zip(shape, shape0))
-                                                            if i != axis):
-            raise CorruptFileError(p, f"holds {shape} {dt}, which does not join the other shards' {shape0} {dtype}: "
-                                      f"{REPAIR_FIX}")
-    total = sum(shape[axis] for shape, _, _ in layouts)
-    out_shape = (*shape0[:axis], total, *shape0[axis + 1:])
-    # axis 0, or one channel: each input's data is one contiguous run of the output, read once and hashed on the way
-    contiguous = axis == 0 or shape0[0] == 1
-    with open(out_path, "wb") as f:
-        out = _HashingWriter(f)
-        np.lib.format.write_array_header_1_0(out, {"descr": np.lib.format.dtype_to_descr(dtype),
-                                                   "fortran_order": False, "shape": out_shape})
-        if contiguous:
-            for (p, expected), (shape, dt, offset) in zip(parts, layouts):
-                sha = hashlib.sha256()
-                with open(p, "rb") as head:
-                    sha.update(head.read(offset))
-                _copy(p, out, offset, int(np.prod(shape, dtype=np.int64)) * dt.itemsize, sha)
-                if expected is not None and sha.hexdigest() != expected[1]:
-                    raise CorruptFileError(p, f"does not match its sha256 checksum: {REPAIR_FIX}")
-        else:  # (channels, samples) with several channels: channel by channel, inputs checked first
-            for p, expected in parts:
-                if expected is not None and _sha256_file(p) != expected[1]:
-                    raise CorruptFileError(p, f"does not match its sha256 checksum: {REPAIR_FIX}")
-            for channel in range(shape0[0]):
-                for (p, _), (shape, dt, offset) in zip(parts, layouts):
-                    run = shape[1] * dt.itemsize
-                    _copy(p, out, offset + channel * run, run)
-        return out.digest()
-
-
-def _merge_offsets(offsets: list) -> np.ndarray:
-    merged, total = [np.asarray(offsets[0], dtype=np.int64)], int(offsets[0][-1])
-    for o in offsets[1:]:
-        merged.append(np.asarray(o[1:], dtype=np.int64) + total)
-        total += int(o[-1])
-    return np.concatenate(merged)
-
-
-# ----- verification report -----------------------------------------------------------------------
-@dataclasses.dataclass
-class StoreReport:
-    """What `verify()` found (and `repair()` did), by shard name.
-
-    unchecked: shards of older stores with no recorded checksums (present, not verifiable until repair()).
-    duplicate: name -> why (listed twice, or rows already in an earlier shard). invalid: manifest entries
-    that are not shard names (never opened as paths)."""
-
-    ok: list = dataclasses.field(default_factory=list)
-    unchecked: list = dataclasses.field(default_factory=list)
-    missing: list = dataclasses.field(default_factory=list)
-    corrupt: dict = dataclasses.field(default_factory=dict)
-    duplicate: dict = dataclasses.field(default_factory=dict)
-    invalid: list = dataclasses.field(default_factory=list)
-    actions: list = dataclasses.field(default_factory=list)
-
-    @property
-    def sound(self) -> bool:
-        return not (self.missing or self.corrupt or self.duplicate or self.invalid)
-
-    def __str__(self) -> str:
-        head = (f"{len(self.ok)} shards ok, {len(self.unchecked)} without checksums, {len(self.missing)} missing, "
-                f"{len(self.corrupt)} corrupt, {len(self.duplicate)} duplicate, {len(self.invalid)} invalid")
-        return "\n".join([head, *self.actions])
-
-
-def _status_report(statuses) -> StoreReport:
-    report = StoreReport()
-    for entry, status, path, reason in statuses:
-        name = entry["name"]
-        if status in ("ok", "unchecked", "missing", "invalid"):
-            getattr(report, status).append(name)
-        elif status == "corrupt":
-            report.corrupt[name] = f"{Path(path).name} {reason}"
-        else:
-            report.duplicate[name] = reason
-    return report
 
 
 class ActivationStore:
@@ -519,7 +149,7 @@ class ActivationStore:
     @classmethod
     def create(cls, path, *, model_id: str, spec: dict, spec_key: str, keys, per_step_keys=(),
                sample_rate_hz: int | None = None, extra: dict | None = None, accept_spec_keys=(),
-               lock_timeout_s: float = 10.0) -> "ActivationStore":
+               lock_timeout_s: float = 10.0) -> ActivationStore:
         """Open the store at `path` if it matches (model_id, spec_key), else make a new one there.
 
         A store without rows takes the new identity (a run that failed before its first row leaves nothing to
@@ -529,8 +159,8 @@ class ActivationStore:
         for site, _ in [*keys, *per_step_keys]:
             if not SITE_NAME.fullmatch(str(site)):
                 raise BadInputError(f"site {site!r} cannot name a file: use letters, digits and '_'")
-        identity = dict(model_id=model_id, spec_key=spec_key, spec=spec, keys=[[s, int(l)] for s, l in keys],
-                        per_step_keys=[[s, int(l)] for s, l in per_step_keys], sample_rate_hz=sample_rate_hz,
+        identity = dict(model_id=model_id, spec_key=spec_key, spec=spec, keys=[[s, int(n)] for s, n in keys],
+                        per_step_keys=[[s, int(n)] for s, n in per_step_keys], sample_rate_hz=sample_rate_hz,
                         extra=extra or {})
         with store_lock(path, lock_timeout_s):
             manifest = _read_manifest(path) or _rebuild_manifest(path)
@@ -573,10 +203,10 @@ class ActivationStore:
         return self.manifest["spec_key"]
 
     def keys(self) -> list[tuple[str, int]]:
-        return [(s, int(l)) for s, l in self.manifest["keys"]]
+        return [(s, int(n)) for s, n in self.manifest["keys"]]
 
     def step_keys(self) -> list[tuple[str, int]]:
-        return [(s, int(l)) for s, l in self.manifest["per_step_keys"]]
+        return [(s, int(n)) for s, n in self.manifest["per_step_keys"]]
 
     def __len__(self) -> int:
         return sum(s["n"] for s in self.manifest["shards"])
@@ -591,34 +221,7 @@ class ActivationStore:
     # ----- checking ----------------------------------------------------------------------------
     def _inspect(self, mode: str) -> list:
         """(entry, status, path, reason) per manifest entry; mode "none" | "sizes" | "full"."""
-        statuses, names, owner = [], set(), {}
-        mpath = self.path / MANIFEST
-        for e in self.manifest["shards"]:
-            name = e["name"]
-            if not SHARD_NAME.fullmatch(name):
-                statuses.append((e, "invalid", mpath, f"lists shard {name!r}, which is not a name this store writes "
-                                                       "(like 000003-a1b2c3); it is never opened as a path"))
-                continue
-            if name in names:
-                statuses.append((e, "listed_twice", mpath, f"lists shard {name} twice (its rows would be read twice)"))
-                continue
-            names.add(name)
-            folder = self.path / "shards" / name
-            seen = next((i for i in e["ids"] if i in owner), None)
-            if seen is not None or len(set(e["ids"])) != len(e["ids"]):
-                where = f"also in shard {owner[seen]}" if seen is not None else "listed twice within it"
-                statuses.append((e, "duplicate", folder, f"holds row {seen!r}, {where} (it would be read twice)"))
-                continue
-            if mode != "none" and not folder.is_dir():
-                statuses.append((e, "missing", folder, "is listed in manifest.json but missing"))
-                continue
-            bad = _check_files(folder, e["files"], mode == "full") if mode != "none" and e.get("files") else None
-            if bad is not None:
-                statuses.append((e, "corrupt", *bad))
-                continue
-            statuses.append((e, "ok" if e.get("files") else "unchecked", folder, ""))
-            owner.update(dict.fromkeys(e["ids"], name))
-        return statuses
+        return _inspect_shards(self.path, self.manifest, mode)
 
     def _first_problem(self) -> tuple[Path, str] | None:
         for _, status, path, reason in self._statuses:
@@ -993,63 +596,3 @@ class ActivationStore:
         r = self.table[row]
         return Clip(self.audio(row), self.sample_rate_hz, prompt=r.get("prompt"), seed=r.get("seed"),
                     model_id=self.model_id, label=r.get("label"))
-
-
-def _rebuild_manifest(path: Path) -> dict | None:
-    """Rebuild a lost manifest from the shards' sidecars (call under the lock); None when there are none.
-
-    Keeps complete shards of one store in sequence order, leaves out shards a later compaction replaced
-    and any whose rows are already kept; writes the manifest and warns what it did. Touches no shard."""
-    shards = path / "shards"
-    found, damaged, skipped, bare = [], [], [], []
-    for child in sorted(shards.iterdir()) if shards.is_dir() else ():
-        if child.is_symlink() or not child.is_dir() or not SHARD_NAME.fullmatch(child.name):
-            continue
-        try:
-            car = _read_sidecar(child)
-        except CorruptFileError as e:
-            damaged.append(e)
-            continue
-        except StoreError as e:
-            skipped.append(str(e))
-            continue
-        if car is None:
-            bare.append(child.name)
-        elif (bad := _check_files(child, car["shard"]["files"], full=False)) is not None:
-            skipped.append(f"{bad[0]}: {bad[1]}")
-        else:
-            found.append(car)
-    skipped += [str(e) for e in damaged]
-    if not found:
-        if damaged:
-            raise CorruptFileError(damaged[0].path, f"manifest.json is missing and cannot be rebuilt from this damaged "
-                                   f"shard.json ({len(damaged)} damaged): restore manifest.json from a backup, or "
-                                   "collect into a new folder (nothing here was changed)") from damaged[0]
-        if skipped or bare:
-            raise StoreError(f"store {path} has no manifest.json and none of its shard folders can rebuild one "
-                             f"({len(bare)} without {SIDECAR}, written by an older workbench; {len(skipped)} "
-                             f"incomplete{': ' + skipped[0] if skipped else ''}): collect into a new folder "
-                             "(nothing here was changed)")
-        return None
-    stores = {(c["store_id"], c["model_id"]) for c in found}
-    if len(stores) > 1:
-        raise StoreError(f"store {path} has no manifest.json and its shards come from {len(stores)} different "
-                         f"stores {sorted(map(str, stores))}: move each store's shard folders into a folder of their own")
-    replaced = {n for c in found for n in c.get("replaces") or []}
-    kept, ids, latest = [], set(), max(found, key=lambda c: _seq(c["shard"]["name"]))
-    for car in sorted(found, key=lambda c: _seq(c["shard"]["name"])):
-        e = car["shard"]
-        if e["name"] in replaced or ids & set(e["ids"]):
-            skipped.append(f"{e['name']}: its rows are in another shard")
-            continue
-        kept.append(e)
-        ids |= set(e["ids"])
-    manifest = dict(format=FORMAT, store_id=latest["store_id"], **{k: latest.get(k) for k in IDENTITY}, shards=kept)
-    manifest["extra"] = manifest["extra"] or {}
-    manifest["per_step_keys"] = manifest["per_step_keys"] or []
-    _write_json_atomic(path / MANIFEST, manifest)
-    warnings.warn(f"store {path}: manifest.json was missing; rebuilt it from the shard.json of {len(kept)} shards "
-                  f"({len(ids)} rows)" + (f"; left out {len(skipped)}: " + "; ".join(skipped) if skipped else "")
-                  + (f"; {len(bare)} older shard folders without {SIDECAR} left as they are" if bare else ""),
-                  stacklevel=3)
-    return manifest
