@@ -132,8 +132,17 @@ def _frame(width, height, title, x_label, y_label) -> list[str]:
 
 
 def svg_lines(series: dict, title: str = "", x_label: str = "layer", y_label: str = "accuracy",
-              y_range=(0.0, 1.0), width: int = 560, height: int = 300, dashed: tuple = ()) -> str:
-    """Line plot with error bars: series name -> (xs, ys, errs or None)."""
+              y_range=(0.0, 1.0), width: int = 560, height: int = 300, dashed: tuple = (),
+              hlines: dict | None = None) -> str:
+    """Line plot with error bars: series name -> (xs, ys, errs or None).
+
+    hlines: label -> y, or label -> (y, colour): dashed horizontal reference lines across the plot
+    (a baseline, chance), each labelled on the line.
+
+        >>> svg = svg_lines({"probe": ([0, 1], [0.6, 0.9], None)}, hlines={"chance": (0.5, "#999")})
+        >>> "stroke-dasharray" in svg and ">chance</text>" in svg
+        True
+    """
     left, right, top, bottom = 48, width - 110, 26, height - 34
     all_x = np.concatenate([np.asarray(v[0], float) for v in series.values()]) if series else np.zeros(1)
     x_lo, x_hi = float(all_x.min()), float(all_x.max())
@@ -161,8 +170,28 @@ def svg_lines(series: dict, title: str = "", x_label: str = "layer", y_label: st
                 parts.append(f"<line x1='{a:.1f}' x2='{a:.1f}' y1='{b - e:.1f}' y2='{b + e:.1f}' stroke='{color}'/>")
             parts.append(f"<circle cx='{a:.1f}' cy='{b:.1f}' r='3' fill='{color}'/>")
         parts.append(f"<text x='{right + 8}' y='{top + 14 + 14 * i}' fill='{color}'>{html.escape(name)}</text>")
+    parts += _hlines(hlines or {}, left, right, top, bottom, y_range, first_color=len(series))
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _hlines(hlines: dict, left, right, top, bottom, y_range, first_color: int = 0) -> list[str]:
+    """Dashed horizontal lines, each labelled just above it at the right (labels nudged apart)."""
+    parts, label_ys = [], []
+    for j, (label, value) in enumerate(hlines.items()):
+        y_value, color = value if isinstance(value, tuple) else (value, PALETTE[(first_color + j) % len(PALETTE)])
+        if y_value is None or not np.isfinite(y_value):
+            continue
+        py = float(_scale([y_value], bottom, top, *y_range)[0][0])
+        parts.append(f"<line x1='{left}' x2='{right}' y1='{py:.1f}' y2='{py:.1f}' stroke='{color}' "
+                     "stroke-width='1.5' stroke-dasharray='6 4'/>")
+        text_y = py - 3
+        while any(abs(text_y - other) < 11 for other in label_ys):
+            text_y -= 11
+        label_ys.append(text_y)
+        parts.append(f"<text x='{right - 4}' y='{text_y:.1f}' text-anchor='end' fill='{color}'>"
+                     f"{html.escape(label)}</text>")
+    return parts
 
 
 def svg_scatter(xy: np.ndarray, labels, title: str = "", width: int = 560, height: int = 380,
