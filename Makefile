@@ -9,7 +9,7 @@ LAB_ARGS ?=
 # Jupyter refuses to start as root (containers, fresh cloud machines) without --allow-root.
 LAB_ROOT_ARGS = $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test test-fast bench setup clean browser-deps
+.PHONY: lab test test-fast bench setup clean browser-deps warm-numba
 
 setup: $(STAMP)
 
@@ -19,7 +19,12 @@ $(STAMP): pyproject.toml constraints.txt scripts/install_torch.sh
 	bash scripts/install_torch.sh $(PY)
 	$(PIP) -e ".[dev]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	$(PY) scripts/warm_numba.py
 	touch $(STAMP)
+
+## Compile UMAP's numba code into its on-disk cache (done by setup; rerun after an upgrade of umap-learn).
+warm-numba: $(STAMP)
+	$(PY) scripts/warm_numba.py
 
 ## Set up, then open the quickstart notebook in JupyterLab (PORT=8888, LAB_ARGS=... for more options).
 lab: $(STAMP)

@@ -16,7 +16,6 @@ from workbench.data.collect import collect
 from workbench.data.datasets import PromptSet
 from workbench.data.store import ActivationStore, StoreMismatchError
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -1,11 +1,17 @@
 """Generation, sampling, steering and capture on a tiny random MusicGen."""
 import numpy as np
 import pytest
-import torch
 
 import workbench as wb
-from workbench.errors import (DirectionMismatchError, DurationError, EmptyInputError, LayerOutOfRangeError,
-                              NotFiniteError, StoppedError, UnknownSiteError)
+from workbench.errors import (
+    DirectionMismatchError,
+    DurationError,
+    EmptyInputError,
+    LayerOutOfRangeError,
+    NotFiniteError,
+    StoppedError,
+    UnknownSiteError,
+)
 
 PROMPTS = ["rock guitar", "smooth jazz"]
 
@@ -77,7 +83,8 @@ def test_capture_rows_both_puts_cond_first(tiny):
     both = wb.generate(tiny, PROMPTS, duration_s=0.2, seeds=[1, 2], batch_size=1,
                        capture=wb.CaptureSpec(layers=(0,), rows="both"))
     cond = wb.generate(tiny, PROMPTS, duration_s=0.2, seeds=[1, 2], capture=wb.CaptureSpec(layers=(0,)))
-    uncond = wb.generate(tiny, PROMPTS, duration_s=0.2, seeds=[1, 2], capture=wb.CaptureSpec(layers=(0,), rows="uncond"))
+    uncond = wb.generate(tiny, PROMPTS, duration_s=0.2, seeds=[1, 2],
+                         capture=wb.CaptureSpec(layers=(0,), rows="uncond"))
     b = both.activations[("resid", 0)]
     assert b.shape == (4, tiny.hidden_size)
     assert np.allclose(b[:2], cond.activations[("resid", 0)], atol=1e-6)

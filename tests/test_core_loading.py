@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from workbench.runtime.capture import PooledAccumulator
 from workbench.errors import ModelNotAvailableError, NotAMusicGenError
+from workbench.runtime.capture import PooledAccumulator
 
 
 def test_local_folder_round_trip(tiny, tmp_path):
@@ -49,7 +49,7 @@ def test_handle_facts(tiny):
 def test_pooled_capture_memory_does_not_grow_with_steps():
     import torch
     acc = PooledAccumulator("mean_std")
-    for step in range(500):
+    for _ in range(500):
         acc.offer(torch.randn(2, 1, 8), replace=False)
     assert acc.steps == [] and acc.total.shape == (2, 8) and acc.result().shape == (2, 16)
 

@@ -16,7 +16,8 @@ def test_nnsight_and_hooks_identical(tiny, guidance, rows, mode, strength):
     steer = wb.SteeringSpec.single(v, (0, 2), strength, mode=mode, rows=rows,
                                    schedule=wb.Schedule("pulse", every=3, width=2))
     cap = wb.CaptureSpec(pooling="mean_std", rows="both" if guidance > 1 else "cond", sites=("resid", "mlp", "attn"))
-    hooks = wb.generate(tiny, PROMPTS, duration_s=0.3, seeds=[3, 4], guidance_scale=guidance, steering=steer, capture=cap)
+    hooks = wb.generate(tiny, PROMPTS, duration_s=0.3, seeds=[3, 4], guidance_scale=guidance, steering=steer,
+                        capture=cap)
     nns = generate_traced(tiny, PROMPTS, duration_s=0.3, seeds=[3, 4], guidance_scale=guidance, steering=steer,
                           capture=cap)
     for a, b in zip(hooks.clips, nns.clips):

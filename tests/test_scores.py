@@ -3,9 +3,8 @@ import pytest
 
 import workbench as wb
 from workbench import scores
-from workbench.errors import BadInputError, ModelNotAvailableError
 from workbench.analysis.probes import LinearProbe
-
+from workbench.errors import BadInputError, ModelNotAvailableError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -55,10 +54,10 @@ def test_clap_skips_cleanly_without_local_weights(tmp_path, monkeypatch):
 
 def test_end_to_end_collect_sweep_direction_steer_score(tiny, tmp_path):
     """The paper's loop on the tiny model: labelled prompts -> store -> probes -> direction -> steer -> score."""
-    from workbench.data.collect import collect
-    from workbench.data.datasets import PromptSet
     from workbench.analysis.directions import Direction, from_probe
     from workbench.analysis.probes import sweep
+    from workbench.data.collect import collect
+    from workbench.data.datasets import PromptSet
     genres = ("classical", "rock")
     data = PromptSet(genres, templates=["{label}", "some {label}"], seeds=range(3))
     store = collect(tiny, data, wb.CaptureSpec(pooling="mean"), tmp_path / "store", batch_size=6, progress=False,

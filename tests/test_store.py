@@ -90,5 +90,6 @@ def test_manifest_is_json_and_hash_is_content_based(tmp_path):
 
 def test_docstring_examples():
     import doctest
+
     from workbench.data import store as store_mod
     assert doctest.testmod(store_mod).failed == 0

@@ -222,7 +222,7 @@ def test_the_same_row_in_two_shards_is_refused(tmp_path):
     shutil.copytree(store.path / "shards" / names(store)[1], copy)
     edit_manifest(store.path, lambda m: m["shards"].append(dict(m["shards"][1], name=copy.name)))
     with pytest.raises(CorruptFileError, match=f"also in shard {names(store)[1]}") as err:
-        ActivationStore(store.path).table
+        _ = ActivationStore(store.path).table
     assert err.value.path == str(copy)
     ActivationStore(store.path).repair(verbose=False)
     assert [r["id"] for r in ActivationStore(store.path).table] == [f"r{i}" for i in range(5)]
@@ -296,7 +296,7 @@ def test_corrupt_sidecars_raise_corrupt_file_error(tmp_path):
     folder = format1_store(tmp_path / "old")
     (folder / "rows.json").write_text("[{half")
     with pytest.raises(CorruptFileError, match="not valid JSON.*store.repair") as err:
-        ActivationStore(tmp_path / "old").table
+        _ = ActivationStore(tmp_path / "old").table
     assert err.value.path == str(folder / "rows.json")
     (folder / "rows.json").write_text(json.dumps({"id": "r0"}))
     with pytest.raises(CorruptFileError, match="does not hold the 3 rows"):

@@ -84,7 +84,7 @@ class JupyterLab:
         env.pop("JUPYTER_PATH", None)
         return env
 
-    def __enter__(self) -> "JupyterLab":
+    def __enter__(self) -> JupyterLab:
         cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
                f"--IdentityProvider.token={self.token}", "--allow-root", f"--ServerApp.root_dir={self.root_dir}",
                "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
@@ -152,7 +152,8 @@ _RUN_STATE_JS = """() => {
   for (const c of cells) for (const o of c.model.outputs.toJSON())
     if (o.output_type === 'error') errors.push(o.ename + ': ' + o.evalue);
   return {idle: k.status === 'idle', done: cells.filter(c => c.model.executionCount).length,
-          total: cells.length, pending: cells.filter(c => c.promptNode && c.promptNode.textContent.includes('*')).length,
+          total: cells.length,
+          pending: cells.filter(c => c.promptNode && c.promptNode.textContent.includes('*')).length,
           errors};
 }"""
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import nbformat
 import pytest
-
 from lab_harness import JupyterLab, LabPage, open_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

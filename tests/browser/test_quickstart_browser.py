@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from lab_harness import JupyterLab, LabPage, open_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -92,7 +91,8 @@ def test_quickstart_in_chromium(need_chromium, tmp_path, artifacts_dir):
             page.mouse.down()
             page.mouse.move(box["x"] - 80, box["y"] + box["height"] / 2, steps=8)
             page.mouse.up()
-            page.wait_for_function("([el, old]) => el.textContent.trim() !== old", arg=[readout.element_handle(), before])
+            page.wait_for_function("([el, old]) => el.textContent.trim() !== old",
+                                   arg=[readout.element_handle(), before])
             after = readout.text_content().strip()
             assert number(after) < number(before)
             lab_page.shot("03-strength-moved")

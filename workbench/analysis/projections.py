@@ -1,8 +1,10 @@
 """2-D maps of a layer's activations (PCA or UMAP), seeded, cached, and able to place new points.
 
-UMAP compiles its numba code on first use (13-35 s measured on 2 CPU cores). Call
-`warm_up_umap()` early (the workbench does at import of the explorer): it runs a tiny fit that
-touches the same code paths in a background thread, so the first real map appears in seconds.
+UMAP compiles its numba code on first use. `make setup` warms numba's disk cache and
+`workbench.analysis.umap_cache` makes every process read it, so the first map of a process takes
+seconds (measured: 112 s without the cache, 6-10 s with it, on a busy 2-core machine; maps over
+4096 points still compile pynndescent's uncacheable `nn_descent`). `warm_up_umap()` runs a tiny fit
+in a background thread for that remaining part.
 
     >>> import numpy as np
     >>> X = np.random.default_rng(0).normal(size=(200, 16)).astype(np.float32)
@@ -20,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.errors import BadInputError, NotFiniteError
+from workbench.analysis.umap_cache import import_umap
 from workbench.data.store import array_hash
+from workbench.errors import BadInputError, NotFiniteError
 
 __all__ = ["Projection", "project", "project_layers", "warm_up_umap", "umap_ready", "clear_cache"]
 
@@ -91,7 +94,7 @@ def _pca_fit(X: np.ndarray, n: int, seed: int):
 
 def _fit_umap(Z: np.ndarray, params: dict):
     _join_warm_up()
-    import umap
+    umap = import_umap()
     reducer = umap.UMAP(n_components=2, n_neighbors=min(params["n_neighbors"], len(Z) - 1),
                         min_dist=params["min_dist"], random_state=params["seed"], n_jobs=1,
                         n_epochs=params["n_epochs"])
@@ -148,7 +151,7 @@ def clear_cache() -> None:
 
 
 def _warm_up() -> None:
-    import umap
+    umap = import_umap()
     rng = np.random.default_rng(0)
     X = rng.normal(size=(64, 8)).astype(np.float32)
     # force the approximate-neighbour path (what > 4096 points use) so its numba code compiles too

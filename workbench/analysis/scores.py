@@ -107,11 +107,12 @@ def clap_reading(clips, labels, *, template: str = "{label} music", model_path=N
                                          f"checkpoint and set {CLAP_ENV}=/path/to/it") from error
         return None
     import torch
+
     from workbench.data.datasets import resample
     waves, rate = _waves(clips)
     target = processor.feature_extractor.sampling_rate
     waves = [resample(w, rate, target) for w in waves]
-    inputs = processor(text=[template.format(label=l) for l in labels], audio=waves, sampling_rate=target,
+    inputs = processor(text=[template.format(label=name) for name in labels], audio=waves, sampling_rate=target,
                        return_tensors="pt", padding=True)
     with torch.no_grad():
         logits = model(**inputs).logits_per_audio

@@ -24,10 +24,10 @@ import json
 import numpy as np
 import torch
 
+from workbench.data.store import ActivationStore, array_hash, store_lock
 from workbench.errors import BadInputError, EmptyInputError
 from workbench.runtime.capture import PooledAccumulator
 from workbench.runtime.threads import intra_op_threads, resolve_threads
-from workbench.data.store import ActivationStore, array_hash, store_lock
 
 __all__ = ["collect", "as_inputs", "pool_steps"]
 
@@ -196,8 +196,8 @@ def collect(handle, inputs, capture_spec, store_dir, batch_size: int = 8, *, per
     per_step = tuple(sorted({int(x) for x in np.atleast_1d(per_step_layers)})) if len(per_step_layers or ()) else ()
     for layer in per_step:
         handle.check_layer(layer)
-    keys = [(s, l) for s in capture_spec.sites for l in layers]
-    step_keys = [(s, l) for s in capture_spec.sites for l in per_step]
+    keys = [(site, layer) for site in capture_spec.sites for layer in layers]
+    step_keys = [(site, layer) for site in capture_spec.sites for layer in per_step]
     run_spec = capture_spec if not per_step else wb.CaptureSpec(
         layers=tuple(sorted(set(layers) | set(per_step))), sites=capture_spec.sites, pooling="none",
         rows=capture_spec.rows)

@@ -63,7 +63,7 @@ class Clip:
         return path
 
     @classmethod
-    def from_wav(cls, path, label: str | None = None) -> "Clip":
+    def from_wav(cls, path, label: str | None = None) -> Clip:
         import soundfile as sf
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
         meta_path = Path(path).with_suffix(".json")
@@ -90,4 +90,5 @@ def clips_from(handle, waves, codes: np.ndarray, prompts, seeds, steering, guida
     (B, n_codebooks, frames); shared by the hook and the nnsight generation paths."""
     waves = waves.float().cpu().numpy() if hasattr(waves, "cpu") else np.asarray(waves, np.float32)
     return [Clip(waves[i], handle.sample_rate_hz, codes=codes[i], prompt=p, seed=s, steering=steering,
-                 guidance_scale=guidance_scale, model_id=handle.model_id) for i, (p, s) in enumerate(zip(prompts, seeds))]
+                 guidance_scale=guidance_scale, model_id=handle.model_id)
+            for i, (p, s) in enumerate(zip(prompts, seeds))]

@@ -50,7 +50,7 @@ def _tiny_encoders():
     text = T5Config(vocab_size=128, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
                     is_encoder_decoder=True, decoder_start_token_id=0)
     audio = EncodecConfig(sampling_rate=32000, audio_channels=1, num_filters=4, upsampling_ratios=[8, 5, 4, 4],
-                          codebook_size=64, codebook_dim=16, hidden_size=16, target_bandwidths=[1.2],  # 4 codebooks of 6 bits
+                          codebook_size=64, codebook_dim=16, hidden_size=16, target_bandwidths=[1.2],  # 4 x 6 bits
                           num_lstm_layers=1, num_residual_layers=1, use_causal_conv=False, normalize=False,
                           chunk_length_s=None, overlap=None)
     return text, audio

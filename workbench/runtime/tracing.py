@@ -28,8 +28,8 @@ from workbench.runtime.clip import clips_from
 from workbench.runtime.generation import GenerationResult
 from workbench.runtime.inputs import generation_args, merge_batches, processor_inputs, prompt_list, seeds_for
 from workbench.runtime.sampling import SeededSampler, codes_from, record_codes
-from workbench.runtime.threads import intra_op_threads, resolve_threads
 from workbench.runtime.steering import SteeringSpec, steer_tensor
+from workbench.runtime.threads import intra_op_threads, resolve_threads
 
 
 def traced_model(handle):
@@ -89,7 +89,8 @@ def _generate_traced(handle, prompts, duration_s, seeds, guidance_scale, steerin
     guided = guidance_scale is not None and guidance_scale > 1
     if steering is not None:
         steering.validate_for(handle.n_layers, handle.hidden_size, handle.model_id)
-    keys = [(s, l) for s in capture.sites for l in capture.resolved_layers(handle.n_layers)] if capture else []
+    keys = ([(site, layer) for site in capture.sites for layer in capture.resolved_layers(handle.n_layers)]
+            if capture else [])
     steer_rows = n if (steering is not None and guided and steering.rows == "cond") else None
     nm = traced_model(handle)
     inputs = processor_inputs(handle, prompts)

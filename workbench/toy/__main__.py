@@ -19,9 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="rebuild the teaching model from scratch")
-    train.add_argument("--output-dir", default=str(WEIGHTS_DIR), help="save_pretrained folder (default: shipped weights)")
-    train.add_argument("--work-dir", default=None, help="checkpoints and log (default: ~/.cache/musicgen-workbench/toy-train)")
-    train.add_argument("--resume", action="store_true", help="reuse the codec in --work-dir when data and codec settings match")
+    train.add_argument("--output-dir", default=str(WEIGHTS_DIR),
+                       help="save_pretrained folder (default: shipped weights)")
+    train.add_argument("--work-dir", default=None,
+                       help="checkpoints and log (default: ~/.cache/musicgen-workbench/toy-train)")
+    train.add_argument("--resume", action="store_true",
+                       help="reuse the codec in --work-dir when data and codec settings match")
     train.add_argument("--tiny", action="store_true", help="a seconds-long smoke run (tiny sizes)")
     train.add_argument("--clips-per-genre", type=int, dest="n_per_genre")
     train.add_argument("--codec-ae-steps", type=int)

@@ -66,8 +66,7 @@ def build_codec(sizes: ToySizes, seed: int = 0):
 def build_musicgen(sizes: ToySizes, codec, text_vocab_size: int, seed: int = 0):
     """Assemble text encoder (random T5) + `codec` + a fresh decoder into MusicgenForConditionalGeneration."""
     import torch
-    from transformers import (MusicgenConfig, MusicgenDecoderConfig, MusicgenForConditionalGeneration,
-                              T5Config)
+    from transformers import MusicgenConfig, MusicgenDecoderConfig, MusicgenForConditionalGeneration, T5Config
 
     torch.manual_seed(seed)
     text_config = T5Config(

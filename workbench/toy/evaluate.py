@@ -12,9 +12,9 @@ Protocol:
   (null text: the genre must come from the music); best layer = highest held-out accuracy.
 - steer_*: at the best layer, the direction toward genre B is mean(B) - mean(other genres) of the
   conditional rows captured while generating from the genre prompts (direction_source="generated",
-  the default; "teacher_forced" uses the probe's activations instead), unit length, added with strength s x (mean activation norm) to the
-  conditional rows while generating from the other genres' prompts; flip rate = share of those
-  clips the judge calls B.
+  the default; "teacher_forced" uses the probe's activations instead), unit length, added with
+  strength s x (mean activation norm) to the conditional rows while generating from the other
+  genres' prompts; flip rate = share of those clips the judge calls B.
 - concepts / probe_profile / steer / readers: every factor of the synthesiser (genre, tempo, mode,
   lead, contour): probe accuracy by layer with a neutral prompt beside the input baseline and
   chance, and for every concept but genre a steering test read by the concept's own reader
@@ -101,7 +101,8 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     gen_pred = judge.predict(gen_audio, res.clips[0].sample_rate_hz)
     m["judge_accuracy_generated"] = _accuracy(gen_pred, prompt_genres)
     m["judge_accuracy_generated_by_genre"] = {
-        g: _accuracy([p for p, t in zip(gen_pred, prompt_genres) if t == g], [g] * len(EVAL_PROMPTS[g]) * len(gen_seeds))
+        g: _accuracy([p for p, t in zip(gen_pred, prompt_genres) if t == g],
+                     [g] * len(EVAL_PROMPTS[g]) * len(gen_seeds))
         for g in GENRES}
 
     # 4. Probes per layer on teacher-forced synthetic clips (null text).
@@ -186,12 +187,14 @@ def format_table(metrics: dict) -> str:
         for c, p in metrics["probe_profile"].items():
             s = metrics.get("steer", {}).get(c)
             tail = f"{s['reader']:14} {s['flip_rate_best']:9.3f} {s['flip_rate_zero']:6.3f}" if s else ""
-            lines.append(f"{c:10} {p['best']:6.3f} {p['best_layer']:5d} {p['input_baseline']:6.3f} {p['chance']:6.3f}   {tail}")
+            lines.append(f"{c:10} {p['best']:6.3f} {p['best_layer']:5d} {p['input_baseline']:6.3f} "
+                         f"{p['chance']:6.3f}   {tail}")
         lines.append(f"deep concepts (best >= 0.85, >= 0.20 over input): {metrics.get('deep_concepts')} "
                      f"{'ok' if metrics.get('depth_bar_met') else 'MISSED'} (need 2)")
         lines.append(f"steerable concepts (flip >= 0.60, zero <= 0.15): {metrics.get('steerable_concepts')} "
                      f"{'ok' if metrics.get('steer_bar_met') else 'MISSED'} (need 2)")
     lines.append(f"steered at layer {metrics.get('steer_layer')}, best strength "
-                 f"{metrics.get('steer_best_strength')} x mean norm {metrics.get('steer_mean_activation_norm', 0):.2f}; "
+                 f"{metrics.get('steer_best_strength')} x mean norm "
+                 f"{metrics.get('steer_mean_activation_norm', 0):.2f}; "
                  f"{metrics.get('seconds')} s")
     return "\n".join(lines)

@@ -169,7 +169,7 @@ def _chord_notes(root: int, scale: np.ndarray, degree: int, kind: str) -> list[i
 
 
 def _bin_of(tempo_bpm: float) -> str:
-    for name, (lo, hi) in TEMPO_BINS_BPM.items():
+    for name, (_, hi) in TEMPO_BINS_BPM.items():
         if tempo_bpm < hi:
             return name
     return TEMPOS[-1]

@@ -44,7 +44,8 @@ _MEL = _mel_filters(2048, 64)
 
 
 def spectral_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Multi-resolution STFT (log magnitude L1 + spectral convergence) + log-mel + loudness envelope + 0.02 x waveform L1."""
+    """Multi-resolution STFT (log magnitude L1 + spectral convergence) + log-mel + loudness envelope
+    + 0.02 x waveform L1."""
     pred, target = pred.reshape(-1, pred.shape[-1]), target.reshape(-1, target.shape[-1])
     loss = 0.02 * (pred - target).abs().mean()
     # Loudness envelope on 8 ms frames: keeps transients and dynamics (what the judge hears).

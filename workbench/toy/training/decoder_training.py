@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from workbench.toy.training.codec_training import warmup_cosine
 from workbench.toy.prompts import factor_prompt, random_prompt
+from workbench.toy.training.codec_training import warmup_cosine
 
 
 def delay_sequences(codes: torch.Tensor, special_id: int) -> torch.Tensor:

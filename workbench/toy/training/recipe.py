@@ -16,8 +16,6 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-
 from workbench.toy.architecture import ToySizes
 
 
@@ -86,10 +84,10 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
     from transformers import EncodecModel
 
     from workbench.toy.architecture import build_codec, build_musicgen, build_processor
-    from workbench.toy.training.codec_training import encode_codes, train_codec
-    from workbench.toy.training.decoder_training import train_decoder
     from workbench.toy.synth import synth_dataset
     from workbench.toy.tokenizer import build_tokenizer
+    from workbench.toy.training.codec_training import encode_codes, train_codec
+    from workbench.toy.training.decoder_training import train_decoder
 
     if recipe.n_per_genre < 1 or recipe.decoder_steps < 0 or recipe.codec_ae_steps < 0:
         raise ValueError("n_per_genre must be >= 1 and step counts >= 0")
