@@ -60,15 +60,12 @@ def probe_profile(handle, n_per_genre: int = 40, seed: int = 20_011, folds: int 
     baseline_X = input_embeddings(handle, [synth_set.audio(i) for i in order], synth_set.sample_rate_hz)
     profile = {}
     for concept in concepts:
-        labels = np.asarray(store.column(concept))
-        result = sweep(store, labels, folds=folds, seed=0, control=False)
-        by_layer = {int(r["layer"]): float(r["accuracy_mean"]) for r in result.rows if r["site"] == "resid"}
-        base = sweep({("input", 0): baseline_X}, labels, folds=folds, seed=0, control=False)
-        _, counts = np.unique(labels, return_counts=True)
+        result = sweep(store, label=concept, folds=folds, seed=0, control=False, baselines={"input": baseline_X})
+        by_layer = {int(r["layer"]): float(r["accuracy_mean"]) for r in result.layer_rows}
         best_layer = _best_layer(by_layer, handle.n_layers)
-        profile[concept] = dict(by_layer=by_layer, input_baseline=float(base.rows[0]["accuracy_mean"]),
-                                best=by_layer[best_layer], best_layer=best_layer,
-                                chance=float(counts.max() / counts.sum()))
+        base = result.baseline("input")
+        profile[concept] = dict(by_layer=by_layer, input_baseline=float(base["accuracy_mean"]),
+                                best=by_layer[best_layer], best_layer=best_layer, chance=float(base["chance"]))
     return profile, store
 
 
