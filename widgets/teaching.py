@@ -7,6 +7,9 @@ so the exercise stays right when the model or the parameters change.
     >>> lab.add("q1", "Which layer is best?", exact(lambda: 2), hint="look at the sweep plot")
     >>> lab.check("q1", 3, show=False), lab.check("q1", 2, show=False), lab.solution("q1")
     (False, True, 2)
+    >>> lab.add("q2", "Which gains more?", one_of(lambda: ["mode", "genre"]))  # a near tie: both count
+    >>> lab.check("q2", "genre", show=False), lab.check("q2", "tempo", show=False), lab.solution("q2")
+    (True, False, 'mode')
 """
 from __future__ import annotations
 
@@ -37,6 +40,15 @@ def same_set(truth: Callable[[], set]) -> Callable:
     def grade(answer):
         expected = set(truth())
         return answer is not None and set(answer) == expected, sorted(expected)
+    return grade
+
+
+def one_of(truth: Callable[[], list]) -> Callable:
+    """Grader: the answer is one of those truth() accepts (e.g. both sides of a near tie); the
+    solution is the first of them."""
+    def grade(answer):
+        accepted = list(truth())
+        return answer is not None and answer in accepted, accepted[0] if accepted else None
     return grade
 
 
