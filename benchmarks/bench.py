@@ -14,8 +14,9 @@ Keys: steer_over_plain, capture_over_plain, nnsight_over_hooks, batch8_throughpu
 (per model shape, headline copies from the first shape), decoder_step_ms, steer_hook_us (the
 steering hook alone, timed with torch.utils.benchmark) and steer_hook_share_of_step, plus
 probe_sweep_s, umap_s, collect_batch_gain (benchmarks.bench_probes) and ui_generate_s
-(benchmarks.bench_ui) when present. The musicgen-small shape takes ~5 minutes at --repeats 5 on an
-idle 2-core CPU (18 minutes under load 8); ``--shapes tiny`` takes about a minute.
+(benchmarks.bench_ui) when present. At --repeats 5 the musicgen-small shape took 11-14 minutes under
+load average 6 on 2 cores and 18 under load 8 (some 5 estimated on an idle machine: 41 generations of
+~7 s); ``--shapes tiny`` takes under a minute.
 """
 from __future__ import annotations
 
