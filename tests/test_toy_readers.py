@@ -21,7 +21,7 @@ from workbench.toy.readers import (
     read_all,
     read_concept,
 )
-from workbench.toy.synth import FACTORS, synth_clip, synth_dataset
+from workbench.toy.synth_v2 import FACTORS, synth_clip, synth_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 # A bit below what each reader measured on these 40 clips (seed 8080): clean genre 1.0, tempo 0.975,
@@ -108,7 +108,7 @@ def test_other_sample_rates_are_resampled():
 
 
 def test_readers_never_touch_the_model():
-    code = ("import sys; from workbench.toy.readers import read_all; from workbench.toy.synth import synth_clip;"
+    code = ("import sys; from workbench.toy.readers import read_all; from workbench.toy.synth_v2 import synth_clip;"
             "read_all([synth_clip('jazz', 1)]);"
             "bad = [m for m in ('torch', 'transformers', 'nnsight') if m in sys.modules];"
             "assert not bad, bad")

@@ -147,23 +147,32 @@ class AudioSet(_Rows):
 
 
 class SynthSet(_Rows):
-    """Synthetic clips from the teaching model's synthesiser (`workbench.toy.synth`).
+    """Synthetic clips from the teaching model's synthesiser.
 
-    Every row carries each factor of its clip as a label column: ``label`` (= ``genre``), ``tempo``
-    (slow/medium/fast) with ``tempo_bpm``, ``mode``, ``lead``, ``contour`` and ``tonic``, so a store
-    collected from it can be swept on any of them (``sweep(store, label_column="mode")``).
+    version 1 (default): `workbench.toy.synth`, the data the shipped teaching model was trained on;
+    rows carry ``label`` (the genre) and ``seed``. version 2: `workbench.toy.synth_v2` (teaching
+    model v2, in progress), whose clips vary in five independent factors; every row then carries
+    each factor as a label column: ``genre`` (= ``label``), ``tempo`` (slow/medium/fast) with
+    ``tempo_bpm``, ``mode``, ``lead``, ``contour`` and ``tonic``, so a store collected from it can be
+    swept on any of them (``sweep(store, label="mode")``).
 
-        >>> rows = SynthSet(["jazz"], n_per_genre=2).rows
-        >>> sorted(rows[0])
+        >>> sorted(SynthSet(["jazz"], n_per_genre=2).rows[0])
+        ['id', 'label', 'seed']
+        >>> sorted(SynthSet(["jazz"], n_per_genre=2, version=2).rows[0])
         ['contour', 'genre', 'id', 'label', 'lead', 'mode', 'seed', 'tempo', 'tempo_bpm', 'tonic']
     """
 
     mode = "audio"
 
     def __init__(self, genres=None, n_per_genre: int = 10, duration_s: float = 4.0,
-                 sample_rate_hz: int = 32000, seed: int = 0):
-        from workbench.toy import synth  # the teaching model's package; imported only when used
-        self._synth = synth
+                 sample_rate_hz: int = 32000, seed: int = 0, version: int = 1):
+        if version not in (1, 2) or isinstance(version, bool):
+            raise BadInputError(f"version={version!r}: use 1 (the shipped model's synthesiser) or 2 (five factors)")
+        if version == 1:  # the teaching model's package; imported only when used
+            from workbench.toy import synth
+        else:
+            from workbench.toy import synth_v2 as synth
+        self._synth, self.version = synth, version
         genres = ([genres] if isinstance(genres, str) else list(genres)) if genres is not None else list(synth.GENRES)
         if not genres:
             raise EmptyInputError(f"genres is empty: pass some of {synth.GENRES}, or None for all")
@@ -175,7 +184,9 @@ class SynthSet(_Rows):
         if unknown:
             raise BadInputError(f"unknown genres {sorted(unknown)}: the synthesiser makes {synth.GENRES}")
         self.duration_s, self.sample_rate_hz = duration_s, int(sample_rate_hz)
-        self.rows = [dict(id=f"synth/{g}/{seed + k}", label=g, seed=seed + k, **synth.clip_factors(g, seed + k))
+        prefix = "synth" if version == 1 else "synth-v2"
+        self.rows = [dict(id=f"{prefix}/{g}/{seed + k}", label=g, seed=seed + k,
+                          **(synth.clip_factors(g, seed + k) if version == 2 else {}))
                      for g in genres for k in range(n_per_genre)]
 
     def audio(self, i: int) -> np.ndarray:

@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     jd = sub.add_parser("judge", help="refit the genre judge on fresh synthetic clips")
     jd.add_argument("--clips-per-genre", type=int, default=300)
     jd.add_argument("--output", default=None, help="JSON path (default: the shipped judge_params.json)")
+    jd.add_argument("--synth-version", type=int, default=1, choices=(1, 2),
+                    help="2: fit on workbench.toy.synth_v2 (write it to judge_params_v2.json)")
 
     args = parser.parse_args(argv)
     if args.command == "train":
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "judge":
         from workbench.toy.judge import JUDGE_PATH, fit_judge
 
-        judge = fit_judge(n_per_genre=args.clips_per_genre)
+        judge = fit_judge(n_per_genre=args.clips_per_genre, version=args.synth_version)
         judge.to_json(args.output or JUDGE_PATH)
         print(f"wrote {args.output or JUDGE_PATH}")
         return 0

@@ -1,6 +1,9 @@
-"""Where each concept lives in the teaching model, and whether pushing on it changes what the readers hear.
+"""Where each concept lives in teaching model v2, and whether pushing on it changes what the readers hear.
 
-Two measurements per concept of `workbench.toy.synth.FACTORS` (genre, tempo, mode, lead, contour),
+Issue 10, in progress: written for a model trained on `workbench.toy.synth_v2`; not yet part of
+`python -m workbench.toy evaluate` (the shipped model is trained on `workbench.toy.synth`).
+
+Two measurements per concept of `workbench.toy.synth_v2.FACTORS` (genre, tempo, mode, lead, contour),
 both made with the workbench's own tools (`collect` into an `ActivationStore`, `sweep`,
 `from_class_means`, `SteeringSpec`):
 
@@ -28,7 +31,7 @@ import tempfile
 import numpy as np
 
 from workbench.toy.prompts import EVAL_PROMPTS
-from workbench.toy.synth import FACTORS, GENRES
+from workbench.toy.synth_v2 import FACTORS, GENRES
 
 CONCEPTS: tuple[str, ...] = tuple(FACTORS)
 STEER_STRENGTHS = (0.0, 0.25, 0.5, 1.0, 2.0)  # x the mean residual norm at the steered layer
@@ -42,7 +45,7 @@ def probe_profile(handle, n_per_genre: int = 40, seed: int = 20_011, folds: int 
                   concepts=CONCEPTS, progress: bool = False):
     """({concept: {"by_layer", "input_baseline", "best", "best_layer", "chance"}}, the store).
 
-    Clips: `SynthSet(n_per_genre=...)` with seeds from `seed` (unseen in training), teacher-forced
+    Clips: `SynthSet(n_per_genre=..., version=2)` with seeds from `seed` (unseen in training), teacher-forced
     with null text into an activation store at `store_dir` (a temporary folder by default).
     """
     import workbench as wb
@@ -51,7 +54,7 @@ def probe_profile(handle, n_per_genre: int = 40, seed: int = 20_011, folds: int 
     from workbench.data.collect import collect
     from workbench.data.datasets import SynthSet
 
-    synth_set = SynthSet(n_per_genre=n_per_genre, seed=seed)
+    synth_set = SynthSet(n_per_genre=n_per_genre, seed=seed, version=2)
     store_dir = store_dir or tempfile.mkdtemp(prefix="toy-concepts-")
     spec = wb.CaptureSpec(layers=None, sites=("resid",), pooling="mean", rows="cond")
     store = collect(handle, synth_set, spec, store_dir, batch_size=8, progress=progress)

@@ -15,11 +15,6 @@ Protocol:
   the default; "teacher_forced" uses the probe's activations instead), unit length, added with
   strength s x (mean activation norm) to the conditional rows while generating from the other
   genres' prompts; flip rate = share of those clips the judge calls B.
-- concepts / probe_profile / steer / readers: every factor of the synthesiser (genre, tempo, mode,
-  lead, contour): probe accuracy by layer with a neutral prompt beside the input baseline and
-  chance, and for every concept but genre a steering test read by the concept's own reader
-  (`workbench.toy.concepts` has the protocol, `workbench.toy.readers` the readers, whose accuracy
-  on fresh synthetic clips is reported under `readers`).
 
 Example:
     >>> from workbench.toy.evaluate import evaluate, format_table
@@ -146,16 +141,6 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     m["n_clips"] = dict(synthetic=len(labels), reconstructed=n_r, generated=len(prompts),
                         steered_per_strength=len(flips[0.0]))
 
-    # 6. Every concept: where a probe reads it (vs the input baseline), and steering it.
-    from workbench.toy.concepts import CONCEPTS, concept_bars, concept_steering, probe_profile
-    from workbench.toy.readers import check_readers
-
-    m["readers"] = check_readers(n_per_genre=5 if quick else 25, seed=30_011 + seed)
-    m["concepts"] = list(CONCEPTS)
-    profile, store = probe_profile(handle, n_per_genre=10 if quick else 40, seed=20_011 + seed, progress=progress)
-    m["probe_profile"] = profile
-    m["steer"] = {c: concept_steering(handle, store, profile, c, seeds=steer_seeds) for c in CONCEPTS if c != "genre"}
-    m.update(concept_bars(m))
     m["seconds"] = round(time.time() - t0, 1)
     return m
 

@@ -200,8 +200,11 @@ def load_judge(path: str | Path | None = None) -> GenreJudge:
 
 
 def fit_judge(n_per_genre: int = 300, seed: int = 1234, degrade_fraction: float = 0.5,
-              C: float = 1.0, progress: bool = True) -> GenreJudge:
+              C: float = 1.0, progress: bool = True, version: int = 1) -> GenreJudge:
     """Fit a judge on fresh synthetic clips (a fraction of them degraded).
+
+    version: 1 = `workbench.toy.synth` (the shipped judge), 2 = `workbench.toy.synth_v2`
+    (``judge_params_v2.json``, used by `workbench.toy.readers`).
 
     Example:
         >>> judge = fit_judge(n_per_genre=10, progress=False)
@@ -209,11 +212,15 @@ def fit_judge(n_per_genre: int = 300, seed: int = 1234, degrade_fraction: float 
     from sklearn.linear_model import LogisticRegression
     from tqdm.auto import tqdm
 
+    if version == 1:
+        make_clip = synth_clip
+    else:
+        from workbench.toy.synth_v2 import synth_clip as make_clip
     rng = np.random.default_rng(seed)
     X, y = [], []
     jobs = [(g, i) for i in range(n_per_genre) for g in GENRES]
     for g, i in tqdm(jobs, desc="judge: features", disable=not progress):
-        audio = synth_clip(g, seed=seed * 7_000_003 + i)
+        audio = make_clip(g, seed=seed * 7_000_003 + i)
         if rng.random() < degrade_fraction:
             audio = degrade(audio, rng)
         X.append(audio_features(audio))

@@ -25,10 +25,13 @@ INSTRUMENT_WORDS = {
     "rock": ["electric guitar", "distorted guitars", "drums", "bass guitar", "power chords"],
     "jazz": ["saxophone", "upright bass", "piano", "vibraphone", "ride cymbal", "brushes"],
 }
-# Mood words carry no factor (mode and tempo have words of their own below).
-MOOD_WORDS = ["dreamy", "warm", "smooth", "raw", "clean", "lo-fi", "intimate", "polished", "vintage", "modern"]
+MOOD_WORDS = ["calm", "energetic", "happy", "melancholic", "dark", "uplifting", "relaxed", "intense",
+              "dreamy", "bright", "moody", "cheerful"]
+# Teaching model v2 (workbench.toy.synth_v2): mood words that carry no factor (mode and tempo have
+# words of their own below).
+NEUTRAL_MOOD_WORDS = ["dreamy", "warm", "smooth", "raw", "clean", "lo-fi", "intimate", "polished", "vintage", "modern"]
 TEMPO_WORDS = ["slow", "fast", "upbeat", "mid-tempo", "driving", "laid-back", "lively"]
-# Words for each value of each factor of `workbench.toy.synth.FACTORS` (genre: GENRE_WORDS).
+# Words for each value of each factor of `workbench.toy.synth_v2.FACTORS` (genre: GENRE_WORDS).
 FACTOR_WORDS = {
     "tempo": {"slow": ["slow", "laid-back", "unhurried", "slow-paced"],
               "medium": ["mid-tempo", "moderate tempo", "medium tempo", "walking pace"],
@@ -77,7 +80,7 @@ def random_prompt(genre: str, rng: np.random.Generator) -> str:
 def factor_prompt(factors: dict, rng: np.random.Generator, keep: dict | None = None) -> str:
     """A training prompt naming a random subset of a clip's factors in varied words.
 
-    factors: a `workbench.toy.synth.clip_factors` dict. keep: chance per factor of naming it.
+    factors: a `workbench.toy.synth_v2.clip_factors` dict (teaching model v2). keep: chance per factor of naming it.
 
     Example:
         >>> f = dict(genre="jazz", tempo="fast", mode="minor", lead="sax", contour="rising")
@@ -93,7 +96,7 @@ def factor_prompt(factors: dict, rng: np.random.Generator, keep: dict | None = N
         return str(rng.choice(options))
 
     genre, tempo, mode, lead, contour = (word(n) for n in ("genre", "tempo", "mode", "lead", "contour"))
-    mood = str(rng.choice(MOOD_WORDS)) if rng.random() < 0.2 else None
+    mood = str(rng.choice(NEUTRAL_MOOD_WORDS)) if rng.random() < 0.2 else None
     noun = str(rng.choice(["music", "tune", "piece", "track", "song", ""]))
     head = " ".join(w for w in (mood, tempo, mode, genre, noun) if w)
     if not head:
@@ -107,15 +110,18 @@ def factor_prompt(factors: dict, rng: np.random.Generator, keep: dict | None = N
     return prompt
 
 
-def prompt_corpus(n_per_genre: int = 400, seed: int = 0) -> list[str]:
-    """Many prompts (all genres) plus every word list, for training the tokenizer."""
-    rng = np.random.default_rng(seed)
-    from workbench.toy.synth import clip_factors
+def prompt_corpus(n_per_genre: int = 400, seed: int = 0, factors: bool = False) -> list[str]:
+    """Many prompts (all genres) plus every word list, for training the tokenizer.
 
+    factors: also the factor prompts and words of teaching model v2 (`factor_prompt`)."""
+    rng = np.random.default_rng(seed)
     corpus = [random_prompt(g, rng) for _ in range(n_per_genre) for g in GENRE_WORDS]
-    corpus += [factor_prompt(clip_factors(g, i), rng) for i in range(n_per_genre) for g in GENRE_WORDS]
     corpus += [p for ps in EVAL_PROMPTS.values() for p in ps]
-    factor_words = [w for values in FACTOR_WORDS.values() for ws in values.values() for w in ws]
     words = [w for ws in (*GENRE_WORDS.values(), *INSTRUMENT_WORDS.values(), MOOD_WORDS, TEMPO_WORDS)
-             for w in ws] + factor_words
+             for w in ws]
+    if factors:
+        from workbench.toy.synth_v2 import clip_factors
+
+        corpus += [factor_prompt(clip_factors(g, i), rng) for i in range(n_per_genre) for g in GENRE_WORDS]
+        words += NEUTRAL_MOOD_WORDS + [w for values in FACTOR_WORDS.values() for ws in values.values() for w in ws]
     return corpus + words

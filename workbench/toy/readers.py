@@ -1,6 +1,6 @@
 """Independent concept readers: each factor of a clip read from its audio alone (never the model).
 
-One reader per factor of `workbench.toy.synth` (genre, tempo, mode, lead, contour), to score clips the
+One reader per factor of `workbench.toy.synth_v2` (genre, tempo, mode, lead, contour), to score clips the
 teaching model generates. They look only at audio, so what they say about a generated clip is
 evidence about the music, not about the model's insides. Each is checked on fresh synthetic clips,
 clean and through codec-like degradations (`codec_degrade`: the judge's `degrade` then `smear_frames`,
@@ -31,7 +31,7 @@ to this file: plain JSON, nothing is unpickled; refit with ``python -m workbench
 
 Example:
     >>> from workbench.toy.readers import READERS, read_concept
-    >>> from workbench.toy.synth import clip_factors, synth_clip
+    >>> from workbench.toy.synth_v2 import clip_factors, synth_clip
     >>> clip = synth_clip("jazz", seed=5, contour="falling", mode="minor", tempo_bpm=130.0)
     >>> read_concept("contour", [clip], sr=32000), read_concept("tempo", clip, sr=32000)
     (['falling'], ['fast'])
@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.toy.synth import (
+from workbench.toy.synth_v2 import (
     CONTOURS,
     GENRES,
     LEADS,
@@ -60,6 +60,9 @@ from workbench.toy.synth import (
     synth_dataset,
     tempo_bin,
 )
+
+# the genre judge refit on synth_v2 clips (the shipped judge_params.json is the v1 model's judge)
+JUDGE_V2_PATH = Path(__file__).with_name("judge_params_v2.json")
 
 READER_PARAMS_PATH = Path(__file__).with_name("reader_params.json")
 CONCEPTS: tuple[str, ...] = ("genre", "tempo", "mode", "lead", "contour")
@@ -574,7 +577,7 @@ def _judge_proba(features: np.ndarray) -> np.ndarray:
     if "judge" not in _CACHE:
         from workbench.toy.judge import load_judge
 
-        _CACHE["judge"] = load_judge()
+        _CACHE["judge"] = load_judge(JUDGE_V2_PATH)
     judge = _CACHE["judge"]
     z = (features - judge.feature_mean) / judge.feature_scale
     return _softmax(z @ judge.coef.T + judge.intercept, axis=1)
@@ -610,7 +613,7 @@ def fit_readers(n_per_genre: int = 100, seed: int = 4321, progress: bool = True)
     from sklearn.linear_model import LogisticRegression
     from tqdm.auto import tqdm
 
-    from workbench.toy.synth import clip_factors
+    from workbench.toy.synth_v2 import clip_factors
 
     rng = np.random.default_rng(seed)
     tempo_X, tempo_T, key_X, key_y, lead_X, lead_y = [], [], [], [], [], []

@@ -1,28 +1,12 @@
-"""Seeded numpy synthesis of labelled music clips with several independent factors (the teaching
-model's training data).
+"""Seeded numpy synthesis of labelled four-genre music clips (the teaching model's training data).
 
-Every clip carries five labelled factors, drawn independently from its seed (`clip_factors`):
-
-- ``genre`` (classical, electronic, rock, jazz): the drums and rhythm (none, four on the floor,
-  rock beat, swung ride), the accompaniment (sustained strings, synth pad, distorted power chords,
-  jazz comping with sevenths), and the production (hall echoes, sidechain pumping, overdrive);
-- ``tempo`` (slow / medium / fast bins of ``tempo_bpm``, 70-160 BPM, any genre);
-- ``mode`` (major / minor: the scale of every chord and of the melody);
-- ``lead`` (piano, flute, sax, synth): the instrument of the melody, over the genre's accompaniment;
-- ``contour`` (rising / falling): the melody plays runs of four scale notes, upwards or downwards.
-  Rising and falling clips of one seed play the *same notes*, only their order differs, so a bag of
-  frames cannot tell them apart: it is a property of the order of events.
-
-Mode is hard for a bag of frames too: with the tonic drawn from all 12 keys, major and minor scales
-share their pitch classes (C major = A minor) and only the tonal centre tells them apart.
-The same seed gives the same clip; overriding one factor (``synth_clip("jazz", 3, mode="minor")``)
-leaves every other draw unchanged.
+Each genre has its own tempo range, rhythm (drums or none, swing or straight), harmony (triads,
+power chords, seventh chords, minor loops), bass line and timbre; key, tempo, instruments, mix and
+loudness are drawn from the seed, so no two clips are alike and the same seed gives the same clip.
 
 Example:
-    >>> from workbench.toy.synth import clip_factors, synth_clip, synth_dataset
+    >>> from workbench.toy.synth import synth_clip, synth_dataset
     >>> audio = synth_clip("jazz", seed=3)            # float32, shape (128000,), 4 s at 32 kHz
-    >>> sorted(clip_factors("jazz", 3))
-    ['contour', 'genre', 'lead', 'mode', 'tempo', 'tempo_bpm', 'tonic']
     >>> clips, labels = synth_dataset(n_per_genre=2, seed=0)
     >>> labels
     ['classical', 'electronic', 'rock', 'jazz', 'classical', 'electronic', 'rock', 'jazz']
@@ -34,22 +18,17 @@ import numpy as np
 from scipy.signal import lfilter
 
 GENRES: tuple[str, ...] = ("classical", "electronic", "rock", "jazz")
-TEMPO_BINS_BPM: dict[str, tuple[float, float]] = {"slow": (70.0, 95.0), "medium": (95.0, 125.0),
-                                                 "fast": (125.0, 160.0)}
-TEMPOS: tuple[str, ...] = tuple(TEMPO_BINS_BPM)
-MODES: tuple[str, ...] = ("major", "minor")
-LEADS: tuple[str, ...] = ("piano", "flute", "sax", "synth")
-CONTOURS: tuple[str, ...] = ("rising", "falling")
-# label columns of every clip (SynthSet exposes each); tempo_bpm and tonic are numbers beside them
-FACTORS: dict[str, tuple[str, ...]] = {"genre": GENRES, "tempo": TEMPOS, "mode": MODES, "lead": LEADS,
-                                       "contour": CONTOURS}
 SAMPLE_RATE_HZ = 32000
 
 _MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 _MINOR = np.array([0, 2, 3, 5, 7, 8, 10])
-# Chord progressions as scale degrees (0-based); each dwells on the tonic so the mode is audible.
-_PROGRESSIONS = [[0, 3, 4, 0], [0, 5, 3, 4], [0, 4, 0, 3], [0, 0, 3, 4], [0, 3, 0, 4], [0, 5, 4, 0]]
-_SCALES = {"major": _MAJOR, "minor": _MINOR}
+# Chord progressions as scale degrees (0-based) per genre.
+_PROGRESSIONS = {
+    "classical": [[0, 3, 4, 0], [0, 5, 3, 4], [0, 4, 5, 3], [0, 1, 4, 0]],
+    "electronic": [[0, 5, 2, 6], [0, 0, 5, 6], [0, 3, 5, 4], [0, 6, 5, 6]],
+    "rock": [[0, 6, 3, 0], [0, 3, 4, 3], [0, 4, 5, 3], [0, 2, 3, 4]],
+    "jazz": [[1, 4, 0, 0], [1, 4, 0, 5], [0, 5, 1, 4], [2, 5, 1, 4]],
+}
 
 
 def _midi_hz(note: np.ndarray | float) -> np.ndarray:
@@ -101,7 +80,6 @@ def _instrument(name: str, rng: np.random.Generator) -> dict:
         "saw": dict(h=1.0 / k, attack=0.005, decay=0.35, vibrato=0.0),
         "square": dict(h=np.where(k % 2 == 1, 1.0 / k, 0.0), attack=0.003, decay=0.25, vibrato=0.0),
         "guitar": dict(h=np.exp(-0.25 * (k - 1)), attack=0.003, decay=0.8, vibrato=0.0),
-        "synth": dict(h=np.where(k % 2 == 1, 1.0 / k, 0.12 / k), attack=0.004, decay=1.2, vibrato=0.0),
     }
     inst = dict(presets[name])
     inst["h"] = inst["h"] * rng.uniform(0.8, 1.2, size=12)
@@ -168,105 +146,63 @@ def _chord_notes(root: int, scale: np.ndarray, degree: int, kind: str) -> list[i
     return notes
 
 
-def _bin_of(tempo_bpm: float) -> str:
-    for name, (_, hi) in TEMPO_BINS_BPM.items():
-        if tempo_bpm < hi:
-            return name
-    return TEMPOS[-1]
-
-
-def tempo_bin(tempo_bpm: float) -> str:
-    """The tempo label of a BPM value: ``slow`` below 95, ``medium`` below 125, else ``fast``.
-
-    Example:
-        >>> tempo_bin(80), tempo_bin(110), tempo_bin(140)
-        ('slow', 'medium', 'fast')
-    """
-    return _bin_of(float(tempo_bpm))
-
-
-def clip_factors(genre: str, seed: int, **overrides) -> dict:
-    """The factors of clip (`genre`, `seed`): genre, tempo_bpm, tempo, mode, lead, contour, tonic.
-
-    Each factor is drawn from its own stream, so overriding one (``mode="minor"``, ``tempo_bpm=150``,
-    ``tempo="fast"``) leaves the others as they were.
-    """
-    if genre not in GENRES:
-        raise ValueError(f"unknown genre {genre!r}: choose one of {', '.join(GENRES)}")
-    unknown = set(overrides) - {"tempo_bpm", "tempo", "mode", "lead", "contour", "tonic"}
-    if unknown:
-        raise ValueError(f"unknown factor(s) {sorted(unknown)}: use tempo_bpm, tempo, mode, lead, contour or tonic")
-
-    def stream(name: str) -> np.random.Generator:
-        return np.random.default_rng([GENRES.index(genre), int(seed) & 0xFFFFFFFF, 104729, sum(map(ord, name))])
-
-    tempo = overrides.get("tempo") or TEMPOS[int(stream("tempo").integers(len(TEMPOS)))]
-    if tempo not in TEMPO_BINS_BPM:
-        raise ValueError(f"unknown tempo {tempo!r}: choose one of {', '.join(TEMPOS)} (or pass tempo_bpm)")
-    lo, hi = TEMPO_BINS_BPM[tempo]
-    bpm = overrides.get("tempo_bpm")
-    bpm = float(stream("bpm").uniform(lo, hi)) if bpm is None else float(bpm)
-    if not 40.0 <= bpm <= 240.0:
-        raise ValueError(f"tempo_bpm={bpm} is outside 40-240 BPM")
-    factors = dict(genre=genre, tempo_bpm=round(bpm, 2), tempo=_bin_of(bpm),
-                   mode=overrides.get("mode") or MODES[int(stream("mode").integers(len(MODES)))],
-                   lead=overrides.get("lead") or LEADS[int(stream("lead").integers(len(LEADS)))],
-                   contour=overrides.get("contour") or CONTOURS[int(stream("contour").integers(len(CONTOURS)))],
-                   tonic=int(overrides.get("tonic", stream("tonic").integers(12))))
-    for name in ("mode", "lead", "contour"):
-        if factors[name] not in FACTORS[name]:
-            raise ValueError(f"unknown {name} {factors[name]!r}: choose one of {', '.join(FACTORS[name])}")
-    return factors
-
-
 def synth_clip(genre: str, seed: int, duration_s: float = 4.0,
-               sample_rate_hz: int = SAMPLE_RATE_HZ, **overrides) -> np.ndarray:
-    """One mono clip (float32, peak <= 1) of `genre`, fully determined by `seed` (and any factor
-    overrides, see `clip_factors`).
+               sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
+    """One mono clip (float32, peak <= 1) of `genre`, fully determined by `seed`.
 
     Example:
         >>> synth_clip("rock", seed=0).shape
         (128000,)
     """
+    if genre not in GENRES:
+        raise ValueError(f"unknown genre {genre!r}: choose one of {', '.join(GENRES)}")
     if duration_s <= 0:
         raise ValueError(f"duration_s must be positive, got {duration_s}")
     if sample_rate_hz < 8000:
         raise ValueError(f"sample_rate_hz must be at least 8000, got {sample_rate_hz}")
-    f = clip_factors(genre, seed, **overrides)
     sr = int(sample_rate_hz)
     rng = np.random.default_rng([GENRES.index(genre), int(seed) & 0xFFFFFFFF, 7919])
     n = int(round(duration_s * sr))
     music = np.zeros(n)
-    lead_buf = np.zeros(n)
     drums = np.zeros(n)
     bass = np.zeros(n)
-    tonic = f["tonic"]
-    scale = _SCALES[f["mode"]]
-    bpm = f["tempo_bpm"]
+    tonic = int(rng.integers(0, 12))
     offset = rng.uniform(0, 0.5)  # clips start at a random point in the bar
-    lead = _instrument(f["lead"], rng)
+
     if genre == "classical":
-        accomp, chord_kind, swing, bass_inst = _instrument("strings", rng), "triad", 0.0, _instrument("strings", rng)
+        bpm = rng.uniform(60, 96)
+        scale = _MAJOR if rng.random() < 0.65 else _MINOR
+        lead = _instrument(rng.choice(["strings", "flute", "piano"]), rng)
+        accomp = _instrument(rng.choice(["strings", "piano", "organ"]), rng)
+        chord_kind, swing, bass_inst = "triad", 0.0, _instrument("strings", rng)
     elif genre == "electronic":
-        accomp, chord_kind, swing = _instrument("saw", rng), "triad", 0.0
-        bass_inst = _instrument("square", rng)
+        bpm = rng.uniform(118, 136)
+        scale = _MINOR
+        lead = _instrument(rng.choice(["square", "saw"]), rng)
+        accomp = _instrument(rng.choice(["saw", "square"]), rng)
+        chord_kind, swing, bass_inst = "triad", 0.0, _instrument(rng.choice(["saw", "square"]), rng)
     elif genre == "rock":
-        accomp, chord_kind, swing, bass_inst = _instrument("guitar", rng), "power", 0.0, _instrument("guitar", rng)
+        bpm = rng.uniform(100, 150)
+        scale = _MINOR if rng.random() < 0.6 else _MAJOR
+        lead = _instrument("guitar", rng)
+        accomp = _instrument("guitar", rng)
+        chord_kind, swing, bass_inst = "power", 0.0, _instrument("guitar", rng)
     else:  # jazz
-        accomp, chord_kind, swing = _instrument("vibes", rng), "seventh", rng.uniform(0.28, 0.36)
-        bass_inst = _instrument("piano", rng)
+        bpm = rng.uniform(90, 170)
+        scale = _MAJOR
+        lead = _instrument(rng.choice(["sax", "vibes", "piano"]), rng)
+        accomp = _instrument(rng.choice(["piano", "vibes"]), rng)
+        chord_kind, swing, bass_inst = "seventh", rng.uniform(0.28, 0.36), _instrument("piano", rng)
         bass_inst["h"] = np.array([1.0, 0.3, 0.1] + [0.0] * 9)  # upright bass: nearly a sine
         bass_inst["decay"] = 0.5
 
     beat_s = 60.0 / bpm
     bar_s = 4 * beat_s
-    prog = _PROGRESSIONS[int(rng.integers(len(_PROGRESSIONS)))]
+    prog = _PROGRESSIONS[genre][int(rng.integers(len(_PROGRESSIONS[genre])))]
     root = 48 + tonic if tonic < 6 else 36 + tonic  # chord root octave C3..F#3 / G2..B2
-    lead_root = 72 + tonic if tonic < 6 else 60 + tonic  # melody from G4..F5 upwards
     n_bars = int(np.ceil((duration_s + offset) / bar_s)) + 1
+    chords_per_bar = 1 if genre != "jazz" or bpm > 130 else 2
     kit = _drum_kit(rng, sr, genre)
-    step = 1 if f["contour"] == "rising" else -1
-    lead_gain = rng.uniform(0.26, 0.32)
 
     def when(beat: float) -> float:
         """Time of a beat position (swing delays the off-beat eighths)."""
@@ -276,80 +212,91 @@ def synth_clip(genre: str, seed: int, duration_s: float = 4.0,
             frac = 0.5 + swing * 0.5
         return whole * beat_s + frac * beat_s - offset + rng.normal(0, 0.004 if swing else 0.001)
 
-    def lead_note(degree: int) -> int:
-        return lead_root + int(scale[degree % 7]) + 12 * (degree // 7)
-
     for bar in range(n_bars):
-        for half in range(2):  # two chords a bar; the melody plays one run of four notes per chord
-            degree = prog[(bar * 2 + half) % len(prog)]
+        for half in range(chords_per_bar):
+            degree = prog[(bar * chords_per_bar + half) % len(prog)]
             notes = _chord_notes(root, scale, degree, chord_kind)
-            beat0 = bar * 4 + half * 2
-            span = 2
-            run = [degree + i for i in range(4)]
-            if step < 0:
-                run = run[::-1]
-            for i, d in enumerate(run):  # eighth notes: the same four notes up or down
-                _add_note(lead_buf, when(beat0 + i * 0.5), beat_s * 0.48, lead_note(d), lead, lead_gain, rng, sr)
+            beat0 = bar * 4 + half * 4 / chords_per_bar
+            span = 4 / chords_per_bar
             if genre == "classical":
-                for note in notes:  # sustained chord and bass, no drums
-                    _add_note(music, when(beat0), span * beat_s * 1.05, note, accomp, 0.1, rng, sr)
+                # Sustained chord plus an arpeggio and a stepwise melody.
+                for note in notes:
+                    _add_note(music, when(beat0), span * beat_s * 1.05, note, accomp, 0.12, rng, sr)
+                pattern = [0, 1, 2, 1, 0, 2, 1, 2]
+                for i in range(int(span * 2)):
+                    note = notes[pattern[i % 8]] + 12
+                    _add_note(music, when(beat0 + i * 0.5), beat_s * 0.6, note, accomp, 0.1, rng, sr)
+                mel = notes[-1] + 12
+                for i in range(int(span)):
+                    mel += int(rng.choice([-2, -1, 0, 1, 2]))
+                    _add_note(music, when(beat0 + i), beat_s * 1.0, mel, lead, 0.22, rng, sr)
                 _add_note(bass, when(beat0), span * beat_s, notes[0] - 12, bass_inst, 0.25, rng, sr)
             elif genre == "electronic":
-                for b in range(span):  # four on the floor, clap on 2 and 4, hats off-beat
-                    beat = beat0 + b
-                    _hit(drums, kit["kick"], when(beat), 0.9, sr)
-                    if beat % 2 == 1:
-                        _hit(drums, kit["clap"], when(beat), 0.45, sr)
+                for b in range(int(span)):  # four on the floor, clap on 2 and 4, open hat off-beats
+                    _hit(drums, kit["kick"], when(beat0 + b), 0.9, sr)
+                    if (beat0 + b) % 2 == 1:
+                        _hit(drums, kit["clap"], when(beat0 + b), 0.45, sr)
                     for s in (0.25, 0.5, 0.75):
-                        _hit(drums, kit["hat"], when(beat + s), 0.5 if s == 0.5 else 0.25, sr)
-                    _add_note(bass, when(beat + 0.5), beat_s * 0.45, notes[0] - 12, bass_inst, 0.35, rng, sr)
+                        _hit(drums, kit["hat"], when(beat0 + b + s), 0.5 if s == 0.5 else 0.25, sr)
+                    _add_note(bass, when(beat0 + b + 0.5), beat_s * 0.45, notes[0] - 12, bass_inst,
+                              0.35, rng, sr)
+                arp = [0, 1, 2, 1] if rng.random() < 0.5 else [0, 2, 1, 2]
+                for i in range(int(span * 4)):  # sixteenth-note arpeggio
+                    note = notes[arp[i % 4]] + 12
+                    _add_note(music, when(beat0 + i * 0.25), beat_s * 0.2, note, lead, 0.16, rng, sr)
                 for note in notes:  # pad
-                    _add_note(music, when(beat0), span * beat_s, note, accomp, 0.06, rng, sr)
+                    _add_note(music, when(beat0), span * beat_s, note, accomp, 0.05, rng, sr)
             elif genre == "rock":
-                for b in range(span):  # kick on 1 and 3 (+ the and of 3), snare on 2 and 4
+                for b in range(int(span)):  # kick on 1 and 3 (+ the and of 3), snare on 2 and 4
                     beat = beat0 + b
-                    if beat % 2 == 0:
+                    if b % 2 == 0:
                         _hit(drums, kit["kick"], when(beat), 0.9, sr)
                     else:
                         _hit(drums, kit["snare"], when(beat), 0.7, sr)
-                    if beat % 4 == 2:
+                    if b == 2:
                         _hit(drums, kit["kick"], when(beat + 0.5), 0.7, sr)
                     for s in (0.0, 0.5):
                         _hit(drums, kit["hat"], when(beat + s), 0.35, sr)
-                for i in range(span * 2):  # eighth-note power chords and bass
+                for i in range(int(span * 2)):  # eighth-note power chords and bass
                     for note in notes:
-                        _add_note(music, when(beat0 + i * 0.5), beat_s * 0.5, note, accomp, 0.16, rng, sr)
-                    _add_note(bass, when(beat0 + i * 0.5), beat_s * 0.5, notes[0] - 12, bass_inst, 0.35, rng, sr)
-            else:  # jazz: ride swing pattern, walking bass, comping
-                for b in range(span):
+                        _add_note(music, when(beat0 + i * 0.5), beat_s * 0.5, note, accomp, 0.2, rng, sr)
+                    _add_note(bass, when(beat0 + i * 0.5), beat_s * 0.5, notes[0] - 12, bass_inst,
+                              0.35, rng, sr)
+            else:  # jazz: ride swing pattern, walking bass, comping, a lead line
+                for b in range(int(span)):
                     beat = beat0 + b
                     _hit(drums, kit["ride"], when(beat), 0.5, sr)
-                    if beat % 2 == 1:
+                    if b % 2 == 1:
                         _hit(drums, kit["ride"], when(beat + 0.5), 0.35, sr)
                         _hit(drums, kit["brush"], when(beat), 0.5, sr)
-                    walk = notes[0] - 12 + (int(scale[int(rng.integers(1, 5))]) if b else 0)
+                    walk = notes[0] - 12 + int(rng.choice([0, 2, 4, 5, 7, 9, 10])) if b else notes[0] - 12
                     _add_note(bass, when(beat), beat_s * 0.9, walk, bass_inst, 0.45, rng, sr)
-                for note in notes[:4]:  # comping on the off-beat
-                    _add_note(music, when(beat0 + 0.5), beat_s * 0.6, note, accomp, 0.07, rng, sr)
+                comp_beats = rng.choice([0.5, 1.5, 2.5, 3.0, 3.5], size=2, replace=False)
+                for cb in comp_beats[comp_beats < span]:
+                    for note in notes[1:]:
+                        _add_note(music, when(beat0 + cb), beat_s * 0.4, note + 12, accomp, 0.09, rng, sr)
+                for i in range(int(span * 2)):
+                    if rng.random() < 0.7:
+                        mel = notes[int(rng.integers(len(notes)))] + 12 + int(rng.choice([0, 12]))
+                        _add_note(music, when(beat0 + i * 0.5), beat_s * 0.5, mel, lead, 0.15, rng, sr)
 
     if genre == "rock":  # overdriven guitars
-        music = np.tanh(rng.uniform(3.0, 6.0) * music) * 0.45
+        music = np.tanh(rng.uniform(3.0, 6.0) * music) * 0.5
         bass = np.tanh(2.0 * bass) * 0.6
     if genre == "electronic":  # sidechain pumping from the kick
         t_beat = ((np.arange(n) / sr + offset) % beat_s) / beat_s
         music *= 0.35 + 0.65 * np.clip(t_beat * 3.0, 0, 1)
     if genre == "classical":  # small hall: a few decaying echoes
         wet = np.zeros(n)
-        dry = music + lead_buf
         for delay_s, g in ((0.031, 0.5), (0.047, 0.4), (0.073, 0.3), (0.11, 0.2)):
             d = int(delay_s * sr)
-            wet[d:] += g * dry[:-d]
-        music = music + 0.4 * wet
+            wet[d:] += g * music[:-d]
+        music = music + 0.5 * wet
 
-    mix = (rng.uniform(0.8, 1.2) * music + lead_buf + rng.uniform(0.7, 1.2) * bass
-           + rng.uniform(0.6, 1.1) * drums)
+    mix = (rng.uniform(0.7, 1.3) * music + rng.uniform(0.7, 1.3) * bass
+           + rng.uniform(0.6, 1.2) * drums)
     # Random tone colour: gentle one-pole low-pass, strength drawn per clip.
-    a = rng.uniform(0.0, 0.3)
+    a = rng.uniform(0.0, 0.35)
     mix = lfilter([1 - a], [1, -a], mix)
     mix += rng.normal(0, rng.uniform(1e-4, 2e-3), size=n)  # a little hiss
     peak = np.max(np.abs(mix)) + 1e-9
@@ -358,17 +305,16 @@ def synth_clip(genre: str, seed: int, duration_s: float = 4.0,
 
 def synth_dataset(n_per_genre: int, seed: int = 0, duration_s: float = 4.0,
                   sample_rate_hz: int = SAMPLE_RATE_HZ, genres: tuple[str, ...] = GENRES,
-                  with_factors: bool = False):
-    """`n_per_genre` clips of each genre, interleaved: (audio (N, samples) float32, labels), and with
-    ``with_factors=True`` a third item, one `clip_factors` dict per clip.
+                  ) -> tuple[np.ndarray, list[str]]:
+    """`n_per_genre` clips of each genre, interleaved: (audio (N, samples) float32, labels).
 
     Clip i uses seed `seed * 1_000_003 + i // len(genres)`, so datasets with different seeds don't
     overlap in practice.
 
     Example:
-        >>> audio, labels, factors = synth_dataset(3, seed=1, with_factors=True)
-        >>> audio.shape, labels[:2], factors[0]["genre"]
-        ((12, 128000), ['classical', 'electronic'], 'classical')
+        >>> audio, labels = synth_dataset(3, seed=1)
+        >>> audio.shape, labels[:2]
+        ((12, 128000), ['classical', 'electronic'])
     """
     if n_per_genre < 1:
         raise ValueError(f"n_per_genre must be at least 1, got {n_per_genre}")
@@ -377,11 +323,9 @@ def synth_dataset(n_per_genre: int, seed: int = 0, duration_s: float = 4.0,
             raise ValueError(f"unknown genre {g!r}: choose from {', '.join(GENRES)}")
     n = int(round(duration_s * sample_rate_hz))
     audio = np.empty((n_per_genre * len(genres), n), dtype=np.float32)
-    labels, factors = [], []
+    labels = []
     for i in range(n_per_genre):
         for j, g in enumerate(genres):
-            clip_seed = seed * 1_000_003 + i
-            audio[i * len(genres) + j] = synth_clip(g, clip_seed, duration_s, sample_rate_hz)
+            audio[i * len(genres) + j] = synth_clip(g, seed * 1_000_003 + i, duration_s, sample_rate_hz)
             labels.append(g)
-            factors.append(clip_factors(g, clip_seed))
-    return (audio, labels, factors) if with_factors else (audio, labels)
+    return audio, labels

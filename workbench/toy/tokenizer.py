@@ -15,7 +15,7 @@ from __future__ import annotations
 from workbench.toy.prompts import prompt_corpus
 
 
-def build_tokenizer(vocab_size: int = 400, seed: int = 0):
+def build_tokenizer(vocab_size: int = 256, seed: int = 0):
     """A `T5Tokenizer` whose vocabulary covers the prompt words (unknown words fall back to pieces)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import T5Tokenizer

@@ -23,14 +23,14 @@ from workbench.toy.architecture import ToySizes
 class Recipe:
     """Every knob of the recipe; the defaults made the shipped weights."""
 
-    n_per_genre: int = 500
+    n_per_genre: int = 300
     data_seed: int = 0
     codec_ae_steps: int = 4000
     codec_vq_steps: int = 2000
     codec_batch_size: int = 8
     codec_crop_s: float = 0.32
     codec_lr: float = 1.5e-3
-    decoder_steps: int = 4000
+    decoder_steps: int = 3000
     decoder_batch_size: int = 16
     decoder_lr: float = 2e-3
     cond_dropout: float = 0.15
@@ -123,7 +123,7 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
         raise ValueError("device='cuda' but torch sees no GPU: use device='cpu'")
     timings: dict[str, float] = {}
     t0 = time.time()
-    audio, labels, factors = synth_dataset(recipe.n_per_genre, seed=recipe.data_seed, with_factors=True)
+    audio, labels = synth_dataset(recipe.n_per_genre, seed=recipe.data_seed)
     timings["synth_s"] = time.time() - t0
     log(dict(stage="synth", clips=len(labels), seconds=timings["synth_s"]))
     tokenizer = build_tokenizer(seed=recipe.seed)
@@ -150,7 +150,7 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
 
     t = time.time()
     model = build_musicgen(recipe.sizes, codec, len(tokenizer), seed=recipe.seed).to(device)
-    train_decoder(model, tokenizer, codes, factors, steps=recipe.decoder_steps,
+    train_decoder(model, tokenizer, codes, labels, steps=recipe.decoder_steps,
                   batch_size=recipe.decoder_batch_size, lr=recipe.decoder_lr,
                   cond_dropout=recipe.cond_dropout, seed=recipe.seed, progress=progress, log=log)
     timings["decoder_s"] = time.time() - t
