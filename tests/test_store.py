@@ -2,10 +2,9 @@ import json
 
 import numpy as np
 import pytest
+from store_helpers import KEYS, shard
 
 from workbench.data.store import ActivationStore, StoreError, StoreMismatchError, array_hash
-
-KEYS = [("resid", 0), ("resid", 2)]
 
 
 def make(tmp_path, **kw):
@@ -13,14 +12,6 @@ def make(tmp_path, **kw):
                 per_step_keys=[("resid", 2)], sample_rate_hz=8000)
     args.update(kw)
     return ActivationStore.create(tmp_path / "s", **args)
-
-
-def shard(start, n, h=4):
-    pooled = {k: np.arange(start, start + n, dtype=np.float32)[:, None].repeat(h, 1) + k[1] for k in KEYS}
-    rows = [dict(id=f"r{i}", label="ab"[i % 2], seed=i) for i in range(start, start + n)]
-    steps = {("resid", 2): [np.full((3 + i % 2, h), i, np.float32) for i in range(start, start + n)]}
-    audio = [np.full((1, 10 + i), i, np.float32) for i in range(start, start + n)]
-    return pooled, rows, steps, audio
 
 
 def test_append_read_and_compact(tmp_path):

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from store_helpers import KEYS, shard
 
 import workbench
 from workbench.data.store import ActivationStore, StoreError, StoreLockedError, store_lock
 from workbench.errors import CorruptFileError
 
-KEYS = [("resid", 0), ("resid", 2)]
 ROOT = str(Path(workbench.__file__).parent.parent)
 IDENTITY = dict(model_id="random/tiny@seed0", spec={"pooling": "mean"}, spec_key="k1", keys=KEYS,
                 per_step_keys=[("resid", 2)], sample_rate_hz=8000)
@@ -25,14 +25,6 @@ IDENTITY = dict(model_id="random/tiny@seed0", spec={"pooling": "mean"}, spec_key
 
 def make(path, **kw):
     return ActivationStore.create(path, **dict(IDENTITY, **kw))
-
-
-def shard(start, n, h=4):
-    pooled = {k: np.arange(start, start + n, dtype=np.float32)[:, None].repeat(h, 1) + k[1] for k in KEYS}
-    rows = [dict(id=f"r{i}", label="ab"[i % 2], seed=i) for i in range(start, start + n)]
-    steps = {("resid", 2): [np.full((3 + i % 2, h), i, np.float32) for i in range(start, start + n)]}
-    audio = [np.full((1, 10 + i), i, np.float32) for i in range(start, start + n)]
-    return pooled, rows, steps, audio
 
 
 def two_shards(path):

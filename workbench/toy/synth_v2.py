@@ -33,6 +33,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import lfilter
 
+from workbench.toy.voices import MAJOR, MINOR, add_note, chord_notes, drum_kit, hit, instrument
+
 GENRES: tuple[str, ...] = ("classical", "electronic", "rock", "jazz")
 TEMPO_BINS_BPM: dict[str, tuple[float, float]] = {"slow": (70.0, 95.0), "medium": (95.0, 125.0),
                                                  "fast": (125.0, 160.0)}
@@ -45,127 +47,9 @@ FACTORS: dict[str, tuple[str, ...]] = {"genre": GENRES, "tempo": TEMPOS, "mode":
                                        "contour": CONTOURS}
 SAMPLE_RATE_HZ = 32000
 
-_MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
-_MINOR = np.array([0, 2, 3, 5, 7, 8, 10])
 # Chord progressions as scale degrees (0-based); each dwells on the tonic so the mode is audible.
 _PROGRESSIONS = [[0, 3, 4, 0], [0, 5, 3, 4], [0, 4, 0, 3], [0, 0, 3, 4], [0, 3, 0, 4], [0, 5, 4, 0]]
-_SCALES = {"major": _MAJOR, "minor": _MINOR}
-
-
-def _midi_hz(note: np.ndarray | float) -> np.ndarray:
-    return 440.0 * 2.0 ** ((np.asarray(note, dtype=np.float64) - 69.0) / 12.0)
-
-
-def _env(n: int, sr: int, attack_s: float, decay_s: float) -> np.ndarray:
-    """Attack ramp then exponential decay (decay_s = time constant)."""
-    t = np.arange(n) / sr
-    env = np.exp(-t / max(decay_s, 1e-3))
-    n_attack = min(n, max(1, int(attack_s * sr)))
-    env[:n_attack] *= np.linspace(0.0, 1.0, n_attack)
-    n_release = min(n, 96)  # short fade out avoids clicks at note ends
-    env[-n_release:] *= np.linspace(1.0, 0.0, n_release)
-    return env
-
-
-def _tone(freq_hz: float, n: int, sr: int, harmonics: np.ndarray, rng: np.random.Generator,
-          vibrato_hz: float = 0.0) -> np.ndarray:
-    """Additive tone: harmonics[k] is the amplitude of partial k+1 (partials above 14 kHz dropped)."""
-    t = np.arange(n) / sr
-    cycles = freq_hz * t
-    if vibrato_hz:
-        cycles = cycles + 0.004 * freq_hz / (2 * np.pi * vibrato_hz) * np.sin(2 * np.pi * vibrato_hz * t)
-    # One wavetable cycle per note: much cheaper than a sine per partial per sample.
-    table_len = 2048
-    grid = np.arange(table_len) * (2 * np.pi / table_len)
-    table = np.zeros(table_len)
-    for k, amp in enumerate(harmonics, start=1):
-        if amp == 0.0 or freq_hz * k > 14000:
-            continue
-        table += amp * np.sin(k * grid + rng.uniform(0, 2 * np.pi))
-    idx = (cycles * table_len).astype(np.int64) & (table_len - 1)
-    return table[idx]
-
-
-# Timbres: harmonic amplitude profiles, attack and decay.
-def _instrument(name: str, rng: np.random.Generator) -> dict:
-    k = np.arange(1, 13)
-    presets = {
-        "strings": dict(h=1.0 / k, attack=0.12, decay=2.5, vibrato=5.5),
-        "piano": dict(h=np.exp(-0.55 * (k - 1)), attack=0.004, decay=0.6, vibrato=0.0),
-        "flute": dict(h=np.array([1.0, 0.25, 0.08] + [0.0] * 9), attack=0.08, decay=3.0, vibrato=5.0),
-        "organ": dict(h=np.array([1, 0.6, 0.3, 0.25, 0, 0.15, 0, 0.1, 0, 0, 0, 0.0]), attack=0.01,
-                      decay=4.0, vibrato=0.0),
-        "vibes": dict(h=np.array([1.0, 0, 0, 0.35, 0, 0, 0, 0, 0, 0.1, 0, 0]), attack=0.002,
-                      decay=0.5, vibrato=0.0),
-        "sax": dict(h=np.where(k % 2 == 1, 1.0 / k, 0.55 / k), attack=0.03, decay=1.5, vibrato=4.5),
-        "saw": dict(h=1.0 / k, attack=0.005, decay=0.35, vibrato=0.0),
-        "square": dict(h=np.where(k % 2 == 1, 1.0 / k, 0.0), attack=0.003, decay=0.25, vibrato=0.0),
-        "guitar": dict(h=np.exp(-0.25 * (k - 1)), attack=0.003, decay=0.8, vibrato=0.0),
-        "synth": dict(h=np.where(k % 2 == 1, 1.0 / k, 0.12 / k), attack=0.004, decay=1.2, vibrato=0.0),
-    }
-    inst = dict(presets[name])
-    inst["h"] = inst["h"] * rng.uniform(0.8, 1.2, size=12)
-    inst["decay"] *= rng.uniform(0.8, 1.25)
-    return inst
-
-
-def _add_note(buf: np.ndarray, start_s: float, dur_s: float, midi: float, inst: dict, gain: float,
-              rng: np.random.Generator, sr: int) -> None:
-    i0 = int(start_s * sr)
-    n = min(int(dur_s * sr), len(buf) - i0)
-    if i0 >= len(buf) or n <= 8 or i0 + n <= 0:
-        return
-    note = gain * _tone(float(_midi_hz(midi)), n, sr, inst["h"], rng, inst["vibrato"])
-    note *= _env(n, sr, inst["attack"], inst["decay"])
-    skip = max(0, -i0)  # notes that began before the clip start are cut
-    buf[i0 + skip:i0 + n] += note[skip:]
-
-
-def _drum_kit(rng: np.random.Generator, sr: int, kind: str) -> dict[str, np.ndarray]:
-    """One-shot drum samples for a clip (a little different every clip)."""
-    def noise(n_s: float) -> np.ndarray:
-        return rng.standard_normal(int(n_s * sr))
-
-    t = np.arange(int(0.35 * sr)) / sr
-    f0 = rng.uniform(45, 60)
-    sweep = f0 + rng.uniform(60, 110) * np.exp(-t / 0.03)
-    kick = np.sin(2 * np.pi * np.cumsum(sweep) / sr) * np.exp(-t / rng.uniform(0.12, 0.2))
-    kick[:64] += 0.3 * noise(64 / sr)
-    ts = np.arange(int(0.2 * sr)) / sr
-    snare_noise = lfilter([1, -0.9], [1], noise(0.2))  # high-passed noise
-    snare = 0.5 * snare_noise * np.exp(-ts / 0.05) + np.sin(2 * np.pi * 190 * ts) * np.exp(-ts / 0.03)
-    th = np.arange(int(0.08 * sr)) / sr
-    hat = np.diff(noise(0.08), prepend=0.0) * np.exp(-th / rng.uniform(0.01, 0.025))
-    tr = np.arange(int(0.6 * sr)) / sr
-    ring = sum(np.sin(2 * np.pi * f * tr) for f in rng.uniform(3000, 7000, size=5))
-    ride = (0.5 * np.diff(noise(0.6), prepend=0.0) + 0.4 * ring) * np.exp(-tr / 0.25)
-    brush = lfilter([1, -0.5], [1], noise(0.15)) * np.exp(-np.arange(int(0.15 * sr)) / sr / 0.06)
-    clap = sum(np.roll(snare_noise * np.exp(-ts / 0.02), int(d * sr)) for d in (0, 0.01, 0.022))
-    kit = dict(kick=kick, snare=snare, hat=hat, ride=ride * 0.4, brush=brush * 0.3, clap=clap * 0.5)
-    if kind == "rock":  # fatter, louder snare
-        kit["snare"] = kit["snare"] * 1.4
-    return kit
-
-
-def _hit(buf: np.ndarray, sample: np.ndarray, start_s: float, gain: float, sr: int) -> None:
-    i0 = int(start_s * sr)
-    skip = max(0, -i0)
-    if i0 < len(buf) and skip < len(sample):
-        n = min(len(sample), len(buf) - i0)
-        buf[i0 + skip:i0 + n] += gain * sample[skip:n]
-
-
-def _chord_notes(root: int, scale: np.ndarray, degree: int, kind: str) -> list[int]:
-    """Chord tones (MIDI) on a scale degree: triad, seventh or power chord."""
-    def deg(d: int) -> int:
-        return root + int(scale[d % 7]) + 12 * (d // 7)
-    if kind == "power":
-        return [deg(degree), deg(degree) + 7, deg(degree) + 12]
-    notes = [deg(degree), deg(degree + 2), deg(degree + 4)]
-    if kind == "seventh":
-        notes.append(deg(degree + 6))
-        notes.append(deg(degree + 8))  # ninth: the jazz colour
-    return notes
+_SCALES = {"major": MAJOR, "minor": MINOR}
 
 
 def _bin_of(tempo_bpm: float) -> str:
@@ -244,17 +128,17 @@ def synth_clip(genre: str, seed: int, duration_s: float = 4.0,
     scale = _SCALES[f["mode"]]
     bpm = f["tempo_bpm"]
     offset = rng.uniform(0, 0.5)  # clips start at a random point in the bar
-    lead = _instrument(f["lead"], rng)
+    lead = instrument(f["lead"], rng)
     if genre == "classical":
-        accomp, chord_kind, swing, bass_inst = _instrument("strings", rng), "triad", 0.0, _instrument("strings", rng)
+        accomp, chord_kind, swing, bass_inst = instrument("strings", rng), "triad", 0.0, instrument("strings", rng)
     elif genre == "electronic":
-        accomp, chord_kind, swing = _instrument("saw", rng), "triad", 0.0
-        bass_inst = _instrument("square", rng)
+        accomp, chord_kind, swing = instrument("saw", rng), "triad", 0.0
+        bass_inst = instrument("square", rng)
     elif genre == "rock":
-        accomp, chord_kind, swing, bass_inst = _instrument("guitar", rng), "power", 0.0, _instrument("guitar", rng)
+        accomp, chord_kind, swing, bass_inst = instrument("guitar", rng), "power", 0.0, instrument("guitar", rng)
     else:  # jazz
-        accomp, chord_kind, swing = _instrument("vibes", rng), "seventh", rng.uniform(0.28, 0.36)
-        bass_inst = _instrument("piano", rng)
+        accomp, chord_kind, swing = instrument("vibes", rng), "seventh", rng.uniform(0.28, 0.36)
+        bass_inst = instrument("piano", rng)
         bass_inst["h"] = np.array([1.0, 0.3, 0.1] + [0.0] * 9)  # upright bass: nearly a sine
         bass_inst["decay"] = 0.5
 
@@ -264,7 +148,7 @@ def synth_clip(genre: str, seed: int, duration_s: float = 4.0,
     root = 48 + tonic if tonic < 6 else 36 + tonic  # chord root octave C3..F#3 / G2..B2
     lead_root = 72 + tonic if tonic < 6 else 60 + tonic  # melody from G4..F5 upwards
     n_bars = int(np.ceil((duration_s + offset) / bar_s)) + 1
-    kit = _drum_kit(rng, sr, genre)
+    kit = drum_kit(rng, sr, genre)
     step = 1 if f["contour"] == "rising" else -1
     lead_gain = rng.uniform(0.26, 0.32)
 
@@ -282,55 +166,55 @@ def synth_clip(genre: str, seed: int, duration_s: float = 4.0,
     for bar in range(n_bars):
         for half in range(2):  # two chords a bar; the melody plays one run of four notes per chord
             degree = prog[(bar * 2 + half) % len(prog)]
-            notes = _chord_notes(root, scale, degree, chord_kind)
+            notes = chord_notes(root, scale, degree, chord_kind)
             beat0 = bar * 4 + half * 2
             span = 2
             run = [degree + i for i in range(4)]
             if step < 0:
                 run = run[::-1]
             for i, d in enumerate(run):  # eighth notes: the same four notes up or down
-                _add_note(lead_buf, when(beat0 + i * 0.5), beat_s * 0.48, lead_note(d), lead, lead_gain, rng, sr)
+                add_note(lead_buf, when(beat0 + i * 0.5), beat_s * 0.48, lead_note(d), lead, lead_gain, rng, sr)
             if genre == "classical":
                 for note in notes:  # sustained chord and bass, no drums
-                    _add_note(music, when(beat0), span * beat_s * 1.05, note, accomp, 0.1, rng, sr)
-                _add_note(bass, when(beat0), span * beat_s, notes[0] - 12, bass_inst, 0.25, rng, sr)
+                    add_note(music, when(beat0), span * beat_s * 1.05, note, accomp, 0.1, rng, sr)
+                add_note(bass, when(beat0), span * beat_s, notes[0] - 12, bass_inst, 0.25, rng, sr)
             elif genre == "electronic":
                 for b in range(span):  # four on the floor, clap on 2 and 4, hats off-beat
                     beat = beat0 + b
-                    _hit(drums, kit["kick"], when(beat), 0.9, sr)
+                    hit(drums, kit["kick"], when(beat), 0.9, sr)
                     if beat % 2 == 1:
-                        _hit(drums, kit["clap"], when(beat), 0.45, sr)
+                        hit(drums, kit["clap"], when(beat), 0.45, sr)
                     for s in (0.25, 0.5, 0.75):
-                        _hit(drums, kit["hat"], when(beat + s), 0.5 if s == 0.5 else 0.25, sr)
-                    _add_note(bass, when(beat + 0.5), beat_s * 0.45, notes[0] - 12, bass_inst, 0.35, rng, sr)
+                        hit(drums, kit["hat"], when(beat + s), 0.5 if s == 0.5 else 0.25, sr)
+                    add_note(bass, when(beat + 0.5), beat_s * 0.45, notes[0] - 12, bass_inst, 0.35, rng, sr)
                 for note in notes:  # pad
-                    _add_note(music, when(beat0), span * beat_s, note, accomp, 0.06, rng, sr)
+                    add_note(music, when(beat0), span * beat_s, note, accomp, 0.06, rng, sr)
             elif genre == "rock":
                 for b in range(span):  # kick on 1 and 3 (+ the and of 3), snare on 2 and 4
                     beat = beat0 + b
                     if beat % 2 == 0:
-                        _hit(drums, kit["kick"], when(beat), 0.9, sr)
+                        hit(drums, kit["kick"], when(beat), 0.9, sr)
                     else:
-                        _hit(drums, kit["snare"], when(beat), 0.7, sr)
+                        hit(drums, kit["snare"], when(beat), 0.7, sr)
                     if beat % 4 == 2:
-                        _hit(drums, kit["kick"], when(beat + 0.5), 0.7, sr)
+                        hit(drums, kit["kick"], when(beat + 0.5), 0.7, sr)
                     for s in (0.0, 0.5):
-                        _hit(drums, kit["hat"], when(beat + s), 0.35, sr)
+                        hit(drums, kit["hat"], when(beat + s), 0.35, sr)
                 for i in range(span * 2):  # eighth-note power chords and bass
                     for note in notes:
-                        _add_note(music, when(beat0 + i * 0.5), beat_s * 0.5, note, accomp, 0.16, rng, sr)
-                    _add_note(bass, when(beat0 + i * 0.5), beat_s * 0.5, notes[0] - 12, bass_inst, 0.35, rng, sr)
+                        add_note(music, when(beat0 + i * 0.5), beat_s * 0.5, note, accomp, 0.16, rng, sr)
+                    add_note(bass, when(beat0 + i * 0.5), beat_s * 0.5, notes[0] - 12, bass_inst, 0.35, rng, sr)
             else:  # jazz: ride swing pattern, walking bass, comping
                 for b in range(span):
                     beat = beat0 + b
-                    _hit(drums, kit["ride"], when(beat), 0.5, sr)
+                    hit(drums, kit["ride"], when(beat), 0.5, sr)
                     if beat % 2 == 1:
-                        _hit(drums, kit["ride"], when(beat + 0.5), 0.35, sr)
-                        _hit(drums, kit["brush"], when(beat), 0.5, sr)
+                        hit(drums, kit["ride"], when(beat + 0.5), 0.35, sr)
+                        hit(drums, kit["brush"], when(beat), 0.5, sr)
                     walk = notes[0] - 12 + (int(scale[int(rng.integers(1, 5))]) if b else 0)
-                    _add_note(bass, when(beat), beat_s * 0.9, walk, bass_inst, 0.45, rng, sr)
+                    add_note(bass, when(beat), beat_s * 0.9, walk, bass_inst, 0.45, rng, sr)
                 for note in notes[:4]:  # comping on the off-beat
-                    _add_note(music, when(beat0 + 0.5), beat_s * 0.6, note, accomp, 0.07, rng, sr)
+                    add_note(music, when(beat0 + 0.5), beat_s * 0.6, note, accomp, 0.07, rng, sr)
 
     if genre == "rock":  # overdriven guitars
         music = np.tanh(rng.uniform(3.0, 6.0) * music) * 0.45
