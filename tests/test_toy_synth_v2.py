@@ -1,4 +1,4 @@
-"""Teaching model v2's synthesiser (`workbench.toy.synth_v2`): five independent, labelled factors."""
+"""Teaching model v2's synthesiser (`workbench.toy.synth_v2`): seven independent, labelled factors."""
 import numpy as np
 import pytest
 
@@ -23,6 +23,8 @@ def test_every_clip_carries_independent_factors():
         mine = [f for f in factors if f["genre"] == g]
         assert {f["mode"] for f in mine} == {"major", "minor"}
         assert {f["contour"] for f in mine} == {"rising", "falling"}
+        assert {f["dynamics"] for f in mine} == {"crescendo", "diminuendo"}
+        assert {f["brightness"] for f in mine} == {"brightening", "darkening"}
         assert len({f["lead"] for f in mine}) >= 3 and len({f["tempo"] for f in mine}) == 3
 
 
@@ -63,3 +65,42 @@ def test_contour_reorders_the_same_notes():
 def test_dataset_returns_factors():
     audio, labels, factors = synth_dataset(2, seed=3, with_factors=True)
     assert [f["genre"] for f in factors] == labels and len(factors) == audio.shape[0]
+
+
+def _first_and_last_second(x, sr=32000):
+    return x[:sr], x[-sr:]
+
+
+def test_dynamics_swells_or_fades_the_whole_mix():
+    for seed in range(3):
+        up = synth_clip("rock", seed, dynamics="crescendo")
+        down = synth_clip("rock", seed, dynamics="diminuendo")
+        (u0, u1), (d0, d1) = _first_and_last_second(up), _first_and_last_second(down)
+        db = lambda x: 10 * np.log10(np.mean(x.astype(np.float64) ** 2))  # noqa: E731
+        assert db(u1) - db(u0) > 6 and db(d0) - db(d1) > 6
+
+
+def test_brightness_sweeps_a_filter_open_or_closed():
+    def high_share_db(x):
+        s = np.abs(np.fft.rfft(x.astype(np.float64))) ** 2
+        f = np.fft.rfftfreq(len(x), 1 / 32000)
+        return 10 * np.log10(s[f >= 1500].sum() / s[(f >= 150) & (f < 1500)].sum())
+    for seed in range(3):
+        opening = synth_clip("electronic", seed, brightness="brightening")
+        closing = synth_clip("electronic", seed, brightness="darkening")
+        (o0, o1), (c0, c1) = _first_and_last_second(opening), _first_and_last_second(closing)
+        assert high_share_db(o1) - high_share_db(o0) > 3 and high_share_db(c0) - high_share_db(c1) > 3
+
+
+def test_order_factors_leave_a_bag_of_frames_unchanged_on_average():
+    """Over many clips, crescendo and diminuendo clips (and brightening and darkening ones) have the same
+    distribution of frame levels: only the order of the frames tells them apart."""
+    def frame_levels(x):
+        frames = x[: len(x) // 640 * 640].reshape(-1, 640).astype(np.float64)
+        return np.sort(10 * np.log10((frames ** 2).mean(1) + 1e-10))
+    up = np.mean([frame_levels(synth_clip("jazz", s, dynamics="crescendo")) for s in range(12)], 0)
+    down = np.mean([frame_levels(synth_clip("jazz", s, dynamics="diminuendo")) for s in range(12)], 0)
+    first_vs_last = np.mean([np.mean(frame_levels(synth_clip("jazz", s, dynamics="crescendo")[64000:]))
+                             - np.mean(frame_levels(synth_clip("jazz", s, dynamics="crescendo")[:64000]))
+                             for s in range(4)])
+    assert np.abs(up - down).mean() < 1.0 < first_vs_last

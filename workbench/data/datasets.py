@@ -149,25 +149,32 @@ class AudioSet(_Rows):
 class SynthSet(_Rows):
     """Synthetic clips from the teaching model's synthesiser.
 
-    version 1 (default): `workbench.toy.synth`, the data the shipped teaching model was trained on;
-    rows carry ``label`` (the genre) and ``seed``. version 2: `workbench.toy.synth_v2` (teaching
-    model v2, in progress), whose clips vary in five independent factors; every row then carries
-    each factor as a label column: ``genre`` (= ``label``), ``tempo`` (slow/medium/fast) with
-    ``tempo_bpm``, ``mode``, ``lead``, ``contour`` and ``tonic``, so a store collected from it can be
-    swept on any of them (``sweep(store, label="mode")``).
+    version None (default): the synthesiser the shipped teaching model was trained on
+    (`workbench.toy.synth_version`). version 1: `workbench.toy.synth` (teaching model v1); rows carry
+    ``label`` (the genre) and ``seed``. version 2: `workbench.toy.synth_v2` (teaching model v2),
+    whose clips vary in seven independent factors; every row then carries each factor as a label
+    column: ``genre`` (= ``label``), ``tempo`` (slow/medium/fast) with ``tempo_bpm``, ``mode``,
+    ``lead``, ``contour``, ``dynamics``, ``brightness`` and ``tonic``, so a store collected from it can
+    be swept on any of them (``sweep(store, label="dynamics")``).
 
-        >>> sorted(SynthSet(["jazz"], n_per_genre=2).rows[0])
+        >>> sorted(SynthSet(["jazz"], n_per_genre=2, version=1).rows[0])
         ['id', 'label', 'seed']
-        >>> sorted(SynthSet(["jazz"], n_per_genre=2, version=2).rows[0])
-        ['contour', 'genre', 'id', 'label', 'lead', 'mode', 'seed', 'tempo', 'tempo_bpm', 'tonic']
+        >>> sorted(SynthSet(["jazz"], n_per_genre=2, version=2).rows[0])  # doctest: +NORMALIZE_WHITESPACE
+        ['brightness', 'contour', 'dynamics', 'genre', 'id', 'label', 'lead', 'mode', 'seed', 'tempo',
+         'tempo_bpm', 'tonic']
     """
 
     mode = "audio"
 
     def __init__(self, genres=None, n_per_genre: int = 10, duration_s: float = 4.0,
-                 sample_rate_hz: int = 32000, seed: int = 0, version: int = 1):
+                 sample_rate_hz: int = 32000, seed: int = 0, version: int | None = None):
+        if version is None:
+            from workbench.toy import synth_version
+
+            version = synth_version()
         if version not in (1, 2) or isinstance(version, bool):
-            raise BadInputError(f"version={version!r}: use 1 (the shipped model's synthesiser) or 2 (five factors)")
+            raise BadInputError(f"version={version!r}: use 1 (teaching model v1's synthesiser), 2 (seven "
+                                "factors) or None (the shipped model's)")
         if version == 1:  # the teaching model's package; imported only when used
             from workbench.toy import synth
         else:

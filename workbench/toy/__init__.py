@@ -7,11 +7,25 @@ Example:
     >>> from workbench.toy import WEIGHTS_DIR, GENRES
     >>> (WEIGHTS_DIR / "config.json").exists()
     True
+    >>> synth_version() in (1, 2)
+    True
 """
 
+import json
 from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 GENRES = ("classical", "electronic", "rock", "jazz")
 
-__all__ = ["WEIGHTS_DIR", "GENRES"]
+
+
+def synth_version(weights=None) -> int:
+    """Which synthesiser a teaching model was trained on: 1 (`workbench.toy.synth`, genre only) or 2
+    (`workbench.toy.synth_v2`, seven factors), from its ``training_info.json`` (1 when absent)."""
+    info = Path(weights if weights is not None else WEIGHTS_DIR) / "training_info.json"
+    if not info.exists():
+        return 1
+    return int(json.loads(info.read_text()).get("recipe", {}).get("synth_version", 1))
+
+
+__all__ = ["WEIGHTS_DIR", "GENRES", "synth_version"]

@@ -44,12 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--device", default=None, help="cpu or cuda (default: a GPU when torch sees one)")
     ev.add_argument("--direction-source", choices=("generated", "teacher_forced"), default="generated",
                     help="activations the steering directions come from")
+    ev.add_argument("--synth-version", type=int, choices=(1, 2), default=None,
+                    help="clips to measure on (default: what the model was trained on)")
+    ev.add_argument("--no-concepts", action="store_true", help="skip the per-concept protocol (v2 models)")
 
     jd = sub.add_parser("judge", help="refit the genre judge on fresh synthetic clips")
     jd.add_argument("--clips-per-genre", type=int, default=300)
     jd.add_argument("--output", default=None, help="JSON path (default: the shipped judge_params.json)")
-    jd.add_argument("--synth-version", type=int, default=1, choices=(1, 2),
-                    help="2: fit on workbench.toy.synth_v2 (write it to judge_params_v2.json)")
+    jd.add_argument("--synth-version", type=int, default=None, choices=(1, 2),
+                    help="1: workbench.toy.synth (judge_params.json), 2: synth_v2 (judge_params_v2.json); "
+                         "default: the shipped model's")
 
     args = parser.parse_args(argv)
     if args.command == "train":
@@ -67,18 +71,21 @@ def main(argv: list[str] | None = None) -> int:
         from workbench.toy.evaluate import evaluate, format_table
 
         metrics = evaluate(args.weights, quick=args.quick, seed=args.seed, direction_source=args.direction_source,
-                           device=args.device)
+                           device=args.device, synth_version=args.synth_version, concepts=not args.no_concepts)
         print(format_table(metrics))
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(metrics, f, indent=1)
         return 0
     if args.command == "judge":
-        from workbench.toy.judge import JUDGE_PATH, fit_judge
+        from workbench.toy import synth_version
+        from workbench.toy.judge import JUDGE_PATH, JUDGE_V2_PATH, fit_judge
 
-        judge = fit_judge(n_per_genre=args.clips_per_genre, version=args.synth_version)
-        judge.to_json(args.output or JUDGE_PATH)
-        print(f"wrote {args.output or JUDGE_PATH}")
+        version = args.synth_version or synth_version()
+        judge = fit_judge(n_per_genre=args.clips_per_genre, version=version)
+        output = args.output or (JUDGE_V2_PATH if version == 2 else JUDGE_PATH)
+        judge.to_json(output)
+        print(f"wrote {output}")
         return 0
     return 1
 

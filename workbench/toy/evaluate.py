@@ -16,6 +16,13 @@ Protocol:
   strength s x (mean activation norm) to the conditional rows while generating from the other
   genres' prompts; flip rate = share of those clips the judge calls B.
 
+A model trained on `workbench.toy.synth_v2` (teaching model v2: ``synth_version`` 2 in its
+training_info.json) is measured on v2 clips with the v2 judge, and also concept by concept
+(`workbench.toy.concepts`): ``concepts``, ``probe_profile`` (teacher-forced probe accuracy by layer
+with null text, the input baseline, chance), ``steer`` (every concept but genre: a class-mean direction
+from that store, genre-only prompts, strengths from 0 up, the concept's reader deciding), and
+``deep_concepts`` / ``steerable_concepts`` with ``depth_bar_met`` / ``steer_bar_met``.
+
 Example:
     >>> from workbench.toy.evaluate import evaluate, format_table
     >>> print(format_table(evaluate(quick=True)))  # doctest: +SKIP
@@ -28,7 +35,7 @@ import time
 import numpy as np
 
 from workbench.toy.prompts import EVAL_PROMPTS
-from workbench.toy.synth import GENRES, SAMPLE_RATE_HZ, synth_dataset
+from workbench.toy.synth import GENRES, SAMPLE_RATE_HZ
 
 STRENGTHS = (0.0, 0.25, 0.5, 1.0, 2.0)  # x the mean residual norm at the steered layer
 
@@ -51,18 +58,22 @@ def _round_trip(model, audio: np.ndarray, batch_size: int = 8) -> np.ndarray:
 
 
 def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = True,
-             direction_source: str = "generated", device=None) -> dict:
+             direction_source: str = "generated", device=None, synth_version: int | None = None,
+             concepts: bool = True) -> dict:
     """All metrics as a flat dict (see the module docstring for the protocol).
 
     direction_source: "teacher_forced" (class means of the probe's activations) or "generated"
     (class means of the conditional rows captured while generating from the genre prompts).
     device: where the model runs (default: a GPU when torch sees one, else the CPU).
+    synth_version: the data to measure on (default: what the model was trained on, see
+    `workbench.toy.synth_version`). concepts: with version 2, also the per-concept protocol.
     """
     if direction_source not in ("teacher_forced", "generated"):
         raise ValueError(f"direction_source={direction_source!r}: use 'teacher_forced' or 'generated'")
     import workbench as wb
     from workbench.analysis.directions import from_class_means
     from workbench.analysis.probes import sweep
+    from workbench.toy import synth_version as trained_on
     from workbench.toy.judge import load_judge
 
     t0 = time.time()
@@ -70,9 +81,18 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     n_recon = 6 if quick else 25
     gen_seeds = [seed] if quick else [seed, seed + 1, seed + 2, seed + 3]
     steer_seeds = [seed + 100] if quick else [seed + 100, seed + 101, seed + 102, seed + 103]
+    version = trained_on(weights) if synth_version is None else int(synth_version)
+    if version == 2:
+        from workbench.toy.readers import JUDGE_V2_PATH
+        from workbench.toy.synth_v2 import synth_dataset
+        judge = load_judge(JUDGE_V2_PATH)
+    elif version == 1:
+        from workbench.toy.synth import synth_dataset
+        judge = load_judge()
+    else:
+        raise ValueError(f"synth_version={synth_version!r}: use 1 or 2")
     handle = wb.load_model(weights, device=device)
-    judge = load_judge()
-    m: dict = dict(model_id=handle.model_id, quick=quick, seed=seed)
+    m: dict = dict(model_id=handle.model_id, quick=quick, seed=seed, synth_version=version)
 
     # 1-2. The judge on fresh synthetic clips and on their codec round trips.
     audio, labels = synth_dataset(n_synth, seed=10_007 + seed)
@@ -140,6 +160,18 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     m["steer_flip_rate_zero"] = rates[0.0]
     m["n_clips"] = dict(synthetic=len(labels), reconstructed=n_r, generated=len(prompts),
                         steered_per_strength=len(flips[0.0]))
+
+    # 6. Teaching model v2: where each concept lives, and whether steering it moves its reader.
+    if version == 2 and concepts:
+        from workbench.toy.concepts import CONCEPTS, concept_bars, concept_steering, probe_profile
+
+        profile, store = probe_profile(handle, n_per_genre=10 if quick else 40, seed=20_011 + seed,
+                                       progress=progress)
+        m["concepts"] = list(CONCEPTS)
+        m["probe_profile"] = profile
+        m["steer"] = {c: concept_steering(handle, store, profile, c, seeds=tuple(steer_seeds))
+                      for c in CONCEPTS if c != "genre"}
+        m.update(concept_bars(m))
 
     m["seconds"] = round(time.time() - t0, 1)
     return m

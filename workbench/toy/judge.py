@@ -25,6 +25,15 @@ from scipy.signal import lfilter
 from workbench.toy.synth import GENRES, SAMPLE_RATE_HZ, synth_clip
 
 JUDGE_PATH = Path(__file__).with_name("judge_params.json")
+# the judge of teaching model v2, fitted on `workbench.toy.synth_v2` clips
+JUDGE_V2_PATH = Path(__file__).with_name("judge_params_v2.json")
+
+
+def default_judge_path() -> Path:
+    """The judge of the shipped teaching model's synthesiser (`workbench.toy.synth_version`)."""
+    from workbench.toy import synth_version
+
+    return JUDGE_V2_PATH if synth_version() == 2 else JUDGE_PATH
 _N_FFT = 1024
 _HOP = 512
 _BANDS_HZ = (0, 150, 400, 1000, 3000, 6000, 16000)
@@ -187,8 +196,8 @@ class GenreJudge:
 
 
 def load_judge(path: str | Path | None = None) -> GenreJudge:
-    """The shipped judge (or one saved with `GenreJudge.to_json`)."""
-    path = Path(path) if path is not None else JUDGE_PATH
+    """The shipped model's judge (`default_judge_path`), or one saved with `GenreJudge.to_json`."""
+    path = Path(path) if path is not None else default_judge_path()
     if not path.exists():
         raise FileNotFoundError(f"no judge parameters at {path}: fit them with "
                                 "`python -m workbench.toy judge`")

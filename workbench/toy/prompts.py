@@ -36,16 +36,23 @@ FACTOR_WORDS = {
     "tempo": {"slow": ["slow", "laid-back", "unhurried", "slow-paced"],
               "medium": ["mid-tempo", "moderate tempo", "medium tempo", "walking pace"],
               "fast": ["fast", "upbeat", "uptempo", "quick", "driving"]},
-    "mode": {"major": ["major", "major key", "happy", "bright"],
+    "mode": {"major": ["major", "major key", "happy", "joyful"],
              "minor": ["minor", "minor key", "sad", "melancholic"]},
     "lead": {"piano": ["piano", "keys", "grand piano"], "flute": ["flute", "wooden flute", "flutes"],
              "sax": ["sax", "saxophone", "tenor sax"], "synth": ["synth lead", "synthesizer", "lead synth"]},
     "contour": {"rising": ["rising melody", "ascending lines", "upward runs", "climbing scales"],
                 "falling": ["falling melody", "descending lines", "downward runs", "tumbling scales"]},
+    "dynamics": {"crescendo": ["crescendo", "getting louder", "building up", "swelling"],
+                 "diminuendo": ["diminuendo", "getting quieter", "fading out", "dying away"]},
+    "brightness": {"brightening": ["getting brighter", "opening filter", "filter sweep up", "brightening"],
+                   "darkening": ["getting darker", "closing filter", "filter sweep down", "darkening"]},
 }
 # Chance that a training prompt names each factor (factor dropout; the whole prompt is dropped
 # separately, by the recipe's cond_dropout).
-FACTOR_KEEP = {"genre": 0.75, "tempo": 0.5, "mode": 0.5, "lead": 0.5, "contour": 0.5}
+FACTOR_KEEP = {"genre": 0.75, "tempo": 0.5, "mode": 0.5, "lead": 0.5, "contour": 0.4, "dynamics": 0.4,
+               "brightness": 0.4}
+# the factors named after the main phrase ("jazz with a sax lead, crescendo, getting darker")
+_TAIL_FACTORS = ("contour", "dynamics", "brightness")
 _TEMPLATES = [
     "{genre}",
     "{genre} music",
@@ -83,7 +90,8 @@ def factor_prompt(factors: dict, rng: np.random.Generator, keep: dict | None = N
     factors: a `workbench.toy.synth_v2.clip_factors` dict (teaching model v2). keep: chance per factor of naming it.
 
     Example:
-        >>> f = dict(genre="jazz", tempo="fast", mode="minor", lead="sax", contour="rising")
+        >>> f = dict(genre="jazz", tempo="fast", mode="minor", lead="sax", contour="rising",
+        ...          dynamics="crescendo", brightness="darkening")
         >>> factor_prompt(f, np.random.default_rng(0), keep=dict.fromkeys(f, 1.0))  # doctest: +SKIP
         'a uptempo minor key bebop tune with saxophone, climbing scales'
     """
@@ -95,7 +103,8 @@ def factor_prompt(factors: dict, rng: np.random.Generator, keep: dict | None = N
         options = GENRE_WORDS[factors["genre"]] if name == "genre" else FACTOR_WORDS[name][factors[name]]
         return str(rng.choice(options))
 
-    genre, tempo, mode, lead, contour = (word(n) for n in ("genre", "tempo", "mode", "lead", "contour"))
+    genre, tempo, mode, lead = (word(n) for n in ("genre", "tempo", "mode", "lead"))
+    tails = [w for w in (word(n) for n in _TAIL_FACTORS if n in factors) if w]
     mood = str(rng.choice(NEUTRAL_MOOD_WORDS)) if rng.random() < 0.2 else None
     noun = str(rng.choice(["music", "tune", "piece", "track", "song", ""]))
     head = " ".join(w for w in (mood, tempo, mode, genre, noun) if w)
@@ -105,8 +114,8 @@ def factor_prompt(factors: dict, rng: np.random.Generator, keep: dict | None = N
     if lead:
         parts.append(str(rng.choice([f"with {lead}", f"with a {lead} lead", f"featuring {lead}"])))
     prompt = " ".join(parts)
-    if contour:
-        prompt = f"{prompt}, {contour}" if rng.random() < 0.5 else f"{contour}, {prompt}"
+    for tail in tails:
+        prompt = f"{prompt}, {tail}" if rng.random() < 0.6 else f"{tail}, {prompt}"
     return prompt
 
 

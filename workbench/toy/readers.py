@@ -1,6 +1,7 @@
 """Independent concept readers: each factor of a clip read from its audio alone (never the model).
 
-One reader per factor of `workbench.toy.synth_v2` (genre, tempo, mode, lead, contour), to score clips the
+One reader per factor of `workbench.toy.synth_v2` (genre, tempo, mode, lead, contour, dynamics,
+brightness), to score clips the
 teaching model generates. They look only at audio, so what they say about a generated clip is
 evidence about the music, not about the model's insides. Each is checked on fresh synthetic clips,
 clean and through codec-like degradations (`codec_degrade`: the judge's `degrade` then `smear_frames`,
@@ -25,6 +26,10 @@ a 50 Hz frame smearing like a small EnCodec's), before it is trusted (`check_rea
 - ``contour`` — ``pitch_steps``: pitch flux in the lead band (CQT, MIDI 64-104): energy leaving
   pitch p and arriving at p±1 or p±2 semitones (a scale step) over ~0.1 s; steps up versus down
   give rising or falling, with confidence |up - down| / (up + down). No fitting.
+- ``dynamics`` — ``loudness_slope``: the level (dB) of 0.25 s windows, a least-squares line through
+  them; rising reads crescendo. No fitting.
+- ``brightness`` — ``high_band_slope``: the same line through each window's high-band share (power
+  above 1.5 kHz against 150 Hz-1.5 kHz, dB); rising reads brightening. No fitting.
 
 The fitted parts (tempo scorer, key profiles, lead regression) live in ``reader_params.json`` next
 to this file: plain JSON, nothing is unpickled; refit with ``python -m workbench.toy.readers fit``.
@@ -36,7 +41,7 @@ Example:
     >>> read_concept("contour", [clip], sr=32000), read_concept("tempo", clip, sr=32000)
     (['falling'], ['fast'])
     >>> sorted(READERS), READERS["mode"].name
-    (['contour', 'genre', 'lead', 'mode', 'tempo'], 'key_profile')
+    (['brightness', 'contour', 'dynamics', 'genre', 'lead', 'mode', 'tempo'], 'key_profile')
 """
 
 from __future__ import annotations
@@ -49,8 +54,11 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench.toy.judge import JUDGE_V2_PATH  # the genre judge fitted on synth_v2 clips
 from workbench.toy.synth_v2 import (
+    BRIGHTNESS,
     CONTOURS,
+    DYNAMICS,
     GENRES,
     LEADS,
     MODES,
@@ -61,11 +69,8 @@ from workbench.toy.synth_v2 import (
     tempo_bin,
 )
 
-# the genre judge refit on synth_v2 clips (the shipped judge_params.json is the v1 model's judge)
-JUDGE_V2_PATH = Path(__file__).with_name("judge_params_v2.json")
-
 READER_PARAMS_PATH = Path(__file__).with_name("reader_params.json")
-CONCEPTS: tuple[str, ...] = ("genre", "tempo", "mode", "lead", "contour")
+CONCEPTS: tuple[str, ...] = ("genre", "tempo", "mode", "lead", "contour", "dynamics", "brightness")
 
 # Lead-band CQT: one row per semitone (max over 3 bins a semitone), MIDI 55-127, 8 ms frames.
 _CQT_LO, _CQT_HI, _CQT_HOP = 55, 128, 256
@@ -86,6 +91,11 @@ _CONTOUR_W = 14
 _CONTOUR_STEPS = (1, 2)
 _CONTOUR_BAND = (64, 104)
 _CONTOUR_SCALE = 25.0  # proba = sigmoid(scale * (up - down) / (up + down))
+# Dynamics and brightness: power spectra of 32 ms frames pooled into 0.25 s windows (a beat's worth
+# of frames, so single hits don't tilt the line); a straight line through each window's level.
+_ENV_NFFT, _ENV_HOP, _ENV_WINDOW_S = 2048, 1024, 0.25
+_BRIGHT_SPLIT_HZ, _BRIGHT_LOW_HZ = 1500.0, 150.0
+_SLOPE_SCALE_DB = 2.0  # proba = sigmoid(slope over the clip in dB / scale)
 
 
 # ----------------------------------------------------------------------------------------- inputs
@@ -176,6 +186,33 @@ class ClipAnalysis:
                 np.add.at(chroma, (24 + lo + np.arange(hi - lo)) % 12, energy)
                 out.append(chroma / (chroma.sum() + 1e-9))
         return np.stack(out)
+
+
+    @cached_property
+    def window_levels(self) -> np.ndarray:
+        """(2, windows): level (dB) and high-band share (dB: power above 1.5 kHz over 150 Hz-1.5 kHz) of
+        each 0.25 s window, from 32 ms power spectra."""
+        from scipy.signal import stft
+
+        _, _, Z = stft(self.audio, fs=SAMPLE_RATE_HZ, nperseg=_ENV_NFFT, noverlap=_ENV_NFFT - _ENV_HOP,
+                       boundary=None, padded=False)
+        P = np.abs(Z) ** 2
+        freqs = np.fft.rfftfreq(_ENV_NFFT, 1 / SAMPLE_RATE_HZ)
+        per = max(1, int(round(_ENV_WINDOW_S * SAMPLE_RATE_HZ / _ENV_HOP)))
+        n = P.shape[1] // per * per
+        P = P[:, :n].reshape(P.shape[0], -1, per).mean(2)
+        low = P[(freqs >= _BRIGHT_LOW_HZ) & (freqs < _BRIGHT_SPLIT_HZ)].sum(0)
+        high = P[freqs >= _BRIGHT_SPLIT_HZ].sum(0)
+        level = 10 * np.log10(P.sum(0) + 1e-12)
+        return np.stack([level, 10 * np.log10((high + 1e-12) / (low + 1e-12))])
+
+
+def level_slope(values: np.ndarray) -> float:
+    """Change over the whole clip (last minus first point) of the least-squares line through `values`."""
+    if len(values) < 2:
+        return 0.0
+    x = np.linspace(0.0, 1.0, len(values))
+    return float(np.polyfit(x, values, 1)[0])
 
 
 def analyse(audio, sr: int = SAMPLE_RATE_HZ) -> list[ClipAnalysis]:
@@ -498,12 +535,40 @@ class ContourReader(_Reader):
         return np.stack([p, 1 - p], 1)
 
 
+class _SlopeReader(_Reader):
+    """Two classes told apart by the sign of a level's straight-line change over the clip."""
+
+    row = 0
+
+    def slope_db(self, clips, sr: int = SAMPLE_RATE_HZ) -> np.ndarray:
+        """The line's change over each clip, in dB (> 0 reads as the first class)."""
+        return np.array([level_slope(c.window_levels[self.row]) for c in analyse(clips, sr)])
+
+    def predict_proba(self, clips, sr: int = SAMPLE_RATE_HZ) -> np.ndarray:
+        p = 1.0 / (1.0 + np.exp(-np.clip(self.slope_db(clips, sr) / _SLOPE_SCALE_DB, -50, 50)))
+        return np.stack([p, 1 - p], 1)
+
+
+class DynamicsReader(_SlopeReader):
+    """Crescendo / diminuendo from the slope of the loudness of 0.25 s windows (no fitted parameters)."""
+
+    concept, name, classes, row = "dynamics", "loudness_slope", DYNAMICS, 0
+
+
+class BrightnessReader(_SlopeReader):
+    """Brightening / darkening from the slope of the high-band share (power above 1.5 kHz against
+    150 Hz-1.5 kHz) of 0.25 s windows (no fitted parameters)."""
+
+    concept, name, classes, row = "brightness", "high_band_slope", BRIGHTNESS, 1
+
+
 READERS: dict[str, _Reader] = {"genre": GenreReader(), "tempo": TempoReader(), "mode": ModeReader(),
-                               "lead": LeadReader(), "contour": ContourReader()}
+                               "lead": LeadReader(), "contour": ContourReader(), "dynamics": DynamicsReader(),
+                               "brightness": BrightnessReader()}
 
 
 def read_concept(name: str, clips, sr: int = SAMPLE_RATE_HZ) -> list[str]:
-    """One label per clip for concept `name` (genre, tempo, mode, lead, contour)."""
+    """One label per clip for concept `name` (genre, tempo, mode, lead, contour, dynamics, brightness)."""
     if name not in READERS:
         raise ValueError(f"no reader for concept {name!r}: choose one of {', '.join(READERS)}")
     return READERS[name].predict(clips, sr)
@@ -515,7 +580,7 @@ def read_all(clips, sr: int = SAMPLE_RATE_HZ, concepts: tuple[str, ...] = CONCEP
     Example:
         >>> out = read_all([synth_clip("rock", 2)])
         >>> sorted(out)
-        ['contour', 'genre', 'lead', 'mode', 'tempo', 'tempo_bpm', 'tonic']
+        ['brightness', 'contour', 'dynamics', 'genre', 'lead', 'mode', 'tempo', 'tempo_bpm', 'tonic']
     """
     prepared = analyse(clips, sr)
     out: dict[str, list] = {}

@@ -1,7 +1,7 @@
 """Seeded numpy synthesis of labelled music clips with several independent factors: the data of
 teaching model v2 (issue 10, in progress; the shipped model is trained on `workbench.toy.synth`).
 
-Every clip carries five labelled factors, drawn independently from its seed (`clip_factors`):
+Every clip carries seven labelled factors, drawn independently from its seed (`clip_factors`):
 
 - ``genre`` (classical, electronic, rock, jazz): the drums and rhythm (none, four on the floor,
   rock beat, swung ride), the accompaniment (sustained strings, synth pad, distorted power chords,
@@ -12,6 +12,13 @@ Every clip carries five labelled factors, drawn independently from its seed (`cl
 - ``contour`` (rising / falling): the melody plays runs of four scale notes, upwards or downwards.
   Rising and falling clips of one seed play the *same notes*, only their order differs, so a bag of
   frames cannot tell them apart: it is a property of the order of events.
+- ``dynamics`` (crescendo / diminuendo): the whole mix swells by 10-16 dB over the clip, or fades by
+  as much. The same loudness levels in the opposite order: another property of order alone.
+- ``brightness`` (brightening / darkening): a low-pass filter sweeps open (about 1.5 kHz up to
+  12 kHz) or closed over the clip: the same spectra in the opposite order.
+
+Contour and mode need pitch; dynamics and brightness need only the loudness and spectral envelope
+that even a small codec keeps (`scripts/codec_pitch_check.py` measures what a codec keeps).
 
 Mode is hard for a bag of frames too: with the tonic drawn from all 12 keys, major and minor scales
 share their pitch classes (C major = A minor) and only the tonal centre tells them apart.
@@ -22,7 +29,7 @@ Example:
     >>> from workbench.toy.synth_v2 import clip_factors, synth_clip, synth_dataset
     >>> audio = synth_clip("jazz", seed=3)            # float32, shape (128000,), 4 s at 32 kHz
     >>> sorted(clip_factors("jazz", 3))
-    ['contour', 'genre', 'lead', 'mode', 'tempo', 'tempo_bpm', 'tonic']
+    ['brightness', 'contour', 'dynamics', 'genre', 'lead', 'mode', 'tempo', 'tempo_bpm', 'tonic']
     >>> clips, labels = synth_dataset(n_per_genre=2, seed=0)
     >>> labels
     ['classical', 'electronic', 'rock', 'jazz', 'classical', 'electronic', 'rock', 'jazz']
@@ -42,9 +49,12 @@ TEMPOS: tuple[str, ...] = tuple(TEMPO_BINS_BPM)
 MODES: tuple[str, ...] = ("major", "minor")
 LEADS: tuple[str, ...] = ("piano", "flute", "sax", "synth")
 CONTOURS: tuple[str, ...] = ("rising", "falling")
+DYNAMICS: tuple[str, ...] = ("crescendo", "diminuendo")
+BRIGHTNESS: tuple[str, ...] = ("brightening", "darkening")
 # label columns of every clip (SynthSet exposes each); tempo_bpm and tonic are numbers beside them
 FACTORS: dict[str, tuple[str, ...]] = {"genre": GENRES, "tempo": TEMPOS, "mode": MODES, "lead": LEADS,
-                                       "contour": CONTOURS}
+                                       "contour": CONTOURS, "dynamics": DYNAMICS, "brightness": BRIGHTNESS}
+_DRAWN = ("mode", "lead", "contour", "dynamics", "brightness")  # drawn uniformly, one stream each
 SAMPLE_RATE_HZ = 32000
 
 # Chord progressions as scale degrees (0-based); each dwells on the tonic so the mode is audible.
@@ -70,16 +80,18 @@ def tempo_bin(tempo_bpm: float) -> str:
 
 
 def clip_factors(genre: str, seed: int, **overrides) -> dict:
-    """The factors of clip (`genre`, `seed`): genre, tempo_bpm, tempo, mode, lead, contour, tonic.
+    """The factors of clip (`genre`, `seed`): genre, tempo_bpm, tempo, mode, lead, contour, dynamics,
+    brightness, tonic.
 
     Each factor is drawn from its own stream, so overriding one (``mode="minor"``, ``tempo_bpm=150``,
     ``tempo="fast"``) leaves the others as they were.
     """
     if genre not in GENRES:
         raise ValueError(f"unknown genre {genre!r}: choose one of {', '.join(GENRES)}")
-    unknown = set(overrides) - {"tempo_bpm", "tempo", "mode", "lead", "contour", "tonic"}
+    unknown = set(overrides) - {"tempo_bpm", "tempo", "tonic", *_DRAWN}
     if unknown:
-        raise ValueError(f"unknown factor(s) {sorted(unknown)}: use tempo_bpm, tempo, mode, lead, contour or tonic")
+        raise ValueError(f"unknown factor(s) {sorted(unknown)}: use tempo_bpm, tempo, tonic or "
+                         f"{', '.join(_DRAWN)}")
 
     def stream(name: str) -> np.random.Generator:
         return np.random.default_rng([GENRES.index(genre), int(seed) & 0xFFFFFFFF, 104729, sum(map(ord, name))])
@@ -92,14 +104,13 @@ def clip_factors(genre: str, seed: int, **overrides) -> dict:
     bpm = float(stream("bpm").uniform(lo, hi)) if bpm is None else float(bpm)
     if not 40.0 <= bpm <= 240.0:
         raise ValueError(f"tempo_bpm={bpm} is outside 40-240 BPM")
-    factors = dict(genre=genre, tempo_bpm=round(bpm, 2), tempo=_bin_of(bpm),
-                   mode=overrides.get("mode") or MODES[int(stream("mode").integers(len(MODES)))],
-                   lead=overrides.get("lead") or LEADS[int(stream("lead").integers(len(LEADS)))],
-                   contour=overrides.get("contour") or CONTOURS[int(stream("contour").integers(len(CONTOURS)))],
-                   tonic=int(overrides.get("tonic", stream("tonic").integers(12))))
-    for name in ("mode", "lead", "contour"):
-        if factors[name] not in FACTORS[name]:
-            raise ValueError(f"unknown {name} {factors[name]!r}: choose one of {', '.join(FACTORS[name])}")
+    factors = dict(genre=genre, tempo_bpm=round(bpm, 2), tempo=_bin_of(bpm))
+    for name in _DRAWN:
+        values = FACTORS[name]
+        factors[name] = overrides.get(name) or values[int(stream(name).integers(len(values)))]
+        if factors[name] not in values:
+            raise ValueError(f"unknown {name} {factors[name]!r}: choose one of {', '.join(values)}")
+    factors["tonic"] = int(overrides.get("tonic", stream("tonic").integers(12)))
     return factors
 
 
@@ -235,9 +246,31 @@ def synth_clip(genre: str, seed: int, duration_s: float = 4.0,
     # Random tone colour: gentle one-pole low-pass, strength drawn per clip.
     a = rng.uniform(0.0, 0.3)
     mix = lfilter([1 - a], [1, -a], mix)
+    clip_key = [GENRES.index(genre), int(seed) & 0xFFFFFFFF]
+    mix = _sweep_lowpass(mix, f["brightness"] == "brightening", sr, np.random.default_rng([*clip_key, 31]))
+    span_db = np.random.default_rng([*clip_key, 37]).uniform(10.0, 16.0)
+    ramp = np.linspace(-span_db, 0.0, n) if f["dynamics"] == "crescendo" else np.linspace(0.0, -span_db, n)
+    mix = mix * 10.0 ** (ramp / 20.0)
     mix += rng.normal(0, rng.uniform(1e-4, 2e-3), size=n)  # a little hiss
     peak = np.max(np.abs(mix)) + 1e-9
     return (mix / peak * rng.uniform(0.5, 0.9)).astype(np.float32)
+
+
+def _sweep_lowpass(x: np.ndarray, opening: bool, sr: int, rng: np.random.Generator,
+                   blocks: int = 64) -> np.ndarray:
+    """Two cascaded one-pole low-passes whose cutoff sweeps log-linearly between ~1.5 and ~12 kHz
+    (up if `opening`), block by block with the filter state carried over."""
+    lo, hi = rng.uniform(1200.0, 1800.0), rng.uniform(10000.0, 14000.0)
+    edges = np.linspace(0, len(x), blocks + 1).astype(int)
+    pos = (np.arange(blocks) + 0.5) / blocks
+    cutoffs = lo * (hi / lo) ** (pos if opening else 1.0 - pos)
+    out = np.empty_like(x)
+    z1 = z2 = np.zeros(1)
+    for b in range(blocks):
+        a = np.exp(-2 * np.pi * min(cutoffs[b], 0.45 * sr) / sr)
+        seg, z1 = lfilter([1 - a], [1, -a], x[edges[b]:edges[b + 1]], zi=z1 * 1.0)
+        out[edges[b]:edges[b + 1]], z2 = lfilter([1 - a], [1, -a], seg, zi=z2 * 1.0)
+    return out
 
 
 def synth_dataset(n_per_genre: int, seed: int = 0, duration_s: float = 4.0,

@@ -15,14 +15,16 @@ from __future__ import annotations
 from workbench.toy.prompts import prompt_corpus
 
 
-def build_tokenizer(vocab_size: int = 256, seed: int = 0):
-    """A `T5Tokenizer` whose vocabulary covers the prompt words (unknown words fall back to pieces)."""
+def build_tokenizer(vocab_size: int = 256, seed: int = 0, factors: bool = False):
+    """A `T5Tokenizer` whose vocabulary covers the prompt words (unknown words fall back to pieces).
+
+    factors: also the factor words of teaching model v2 (`workbench.toy.prompts.FACTOR_WORDS`)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import T5Tokenizer
 
     if vocab_size < 64:
         raise ValueError(f"vocab_size must be at least 64 to cover the alphabet, got {vocab_size}")
-    corpus = prompt_corpus(seed=seed)
+    corpus = prompt_corpus(seed=seed, factors=factors)
     # Include every printable ASCII character so any English prompt tokenises without <unk>.
     corpus += [p.capitalize() for p in corpus[::4]]
     corpus += [" ".join("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'-:;()&/\"")] * 4

@@ -21,22 +21,33 @@ from workbench.toy.architecture import ToySizes
 
 @dataclass(frozen=True)
 class Recipe:
-    """Every knob of the recipe; the defaults made the shipped weights."""
+    """Every knob of the recipe; the defaults made the shipped weights (teaching model v2).
 
-    n_per_genre: int = 300
+    synth_version 2 trains on `workbench.toy.synth_v2` (seven factors, factor prompts);
+    `Recipe.v1()` is the recipe of the first teaching model (`workbench.toy.synth`, genre prompts).
+    """
+
+    synth_version: int = 2
+    n_per_genre: int = 500
     data_seed: int = 0
     codec_ae_steps: int = 4000
     codec_vq_steps: int = 2000
     codec_batch_size: int = 8
     codec_crop_s: float = 0.32
     codec_lr: float = 1.5e-3
-    decoder_steps: int = 3000
+    decoder_steps: int = 4000
     decoder_batch_size: int = 16
     decoder_lr: float = 2e-3
     cond_dropout: float = 0.15
     seed: int = 0
     threads: int = 2
+    vocab_size: int = 384
     sizes: ToySizes = field(default_factory=ToySizes)
+
+    @classmethod
+    def v1(cls) -> Recipe:
+        """The recipe of teaching model v1 (genre only; its weights were shipped before v2)."""
+        return cls(synth_version=1, n_per_genre=300, decoder_steps=3000, vocab_size=256)
 
     @classmethod
     def tiny(cls) -> Recipe:
@@ -55,13 +66,16 @@ class Recipe:
     def from_dict(cls, d: dict) -> Recipe:
         d = dict(d)
         d["sizes"] = ToySizes(**d.get("sizes", {}))
+        d.setdefault("synth_version", 1)  # recipes saved before v2 had no such field
+        d.setdefault("vocab_size", 256)
         return cls(**d)
 
 
 def codec_fields(recipe: Recipe) -> dict:
     """The recipe fields the codec stage depends on: a codec checkpoint is reused only if these match."""
     d = recipe.to_dict()
-    keep = {k: v for k, v in d.items() if k.startswith("codec_") or k in ("n_per_genre", "data_seed", "seed")}
+    keep = {k: v for k, v in d.items()
+            if k.startswith("codec_") or k in ("n_per_genre", "data_seed", "seed", "synth_version")}
     keep["sizes"] = {k: v for k, v in d["sizes"].items() if k.startswith("codec_") or k == "codebook_size"}
     return keep
 
@@ -84,11 +98,12 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
     from transformers import EncodecModel
 
     from workbench.toy.architecture import build_codec, build_musicgen, build_processor
-    from workbench.toy.synth import synth_dataset
     from workbench.toy.tokenizer import build_tokenizer
     from workbench.toy.training.codec_training import encode_codes, train_codec
     from workbench.toy.training.decoder_training import train_decoder
 
+    if recipe.synth_version not in (1, 2):
+        raise ValueError(f"synth_version={recipe.synth_version!r}: use 1 (workbench.toy.synth) or 2 (synth_v2)")
     if recipe.n_per_genre < 1 or recipe.decoder_steps < 0 or recipe.codec_ae_steps < 0:
         raise ValueError("n_per_genre must be >= 1 and step counts >= 0")
     output_dir = Path(output_dir)
@@ -123,10 +138,17 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
         raise ValueError("device='cuda' but torch sees no GPU: use device='cpu'")
     timings: dict[str, float] = {}
     t0 = time.time()
-    audio, labels = synth_dataset(recipe.n_per_genre, seed=recipe.data_seed)
+    if recipe.synth_version == 2:  # prompts name the clips' factors (workbench.toy.prompts.factor_prompt)
+        from workbench.toy.synth_v2 import synth_dataset as synth_v2
+
+        audio, _, labels = synth_v2(recipe.n_per_genre, seed=recipe.data_seed, with_factors=True)
+    else:
+        from workbench.toy.synth import synth_dataset
+
+        audio, labels = synth_dataset(recipe.n_per_genre, seed=recipe.data_seed)
     timings["synth_s"] = time.time() - t0
     log(dict(stage="synth", clips=len(labels), seconds=timings["synth_s"]))
-    tokenizer = build_tokenizer(seed=recipe.seed)
+    tokenizer = build_tokenizer(vocab_size=recipe.vocab_size, seed=recipe.seed, factors=recipe.synth_version == 2)
 
     t = time.time()
     codec_dir = work_dir / "codec"
