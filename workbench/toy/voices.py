@@ -26,10 +26,22 @@ def midi_hz(note: np.ndarray | float) -> np.ndarray:
     return 440.0 * 2.0 ** ((np.asarray(note, dtype=np.float64) - 69.0) / 12.0)
 
 
+_TIMES: dict[int, np.ndarray] = {}
+
+
+def _times(n: int, sr: int) -> np.ndarray:
+    """np.arange(n) / sr, sliced from a cached longer array (the same values, computed once per rate)."""
+    t = _TIMES.get(sr)
+    if t is None or len(t) < n:
+        t = _TIMES[sr] = np.arange(max(n, 8 * sr)) / sr
+    return t[:n]
+
+
 def env(n: int, sr: int, attack_s: float, decay_s: float) -> np.ndarray:
     """Attack ramp then exponential decay (decay_s = time constant)."""
-    t = np.arange(n) / sr
-    env = np.exp(-t / max(decay_s, 1e-3))
+    t = _times(n, sr)
+    env = t / -max(decay_s, 1e-3)  # == -t / decay_s exactly; in place below saves passes
+    np.exp(env, out=env)
     n_attack = min(n, max(1, int(attack_s * sr)))
     env[:n_attack] *= np.linspace(0.0, 1.0, n_attack)
     n_release = min(n, 96)  # short fade out avoids clicks at note ends
@@ -40,7 +52,7 @@ def env(n: int, sr: int, attack_s: float, decay_s: float) -> np.ndarray:
 def tone(freq_hz: float, n: int, sr: int, harmonics: np.ndarray, rng: np.random.Generator,
           vibrato_hz: float = 0.0) -> np.ndarray:
     """Additive tone: harmonics[k] is the amplitude of partial k+1 (partials above 14 kHz dropped)."""
-    t = np.arange(n) / sr
+    t = _times(n, sr)
     cycles = freq_hz * t
     if vibrato_hz:
         cycles = cycles + 0.004 * freq_hz / (2 * np.pi * vibrato_hz) * np.sin(2 * np.pi * vibrato_hz * t)
@@ -52,7 +64,9 @@ def tone(freq_hz: float, n: int, sr: int, harmonics: np.ndarray, rng: np.random.
         if amp == 0.0 or freq_hz * k > 14000:
             continue
         table += amp * np.sin(k * grid + rng.uniform(0, 2 * np.pi))
-    idx = (cycles * table_len).astype(np.int64) & (table_len - 1)
+    cycles *= table_len
+    idx = cycles.astype(np.int64)
+    idx &= table_len - 1
     return table[idx]
 
 
