@@ -5,8 +5,21 @@ import time
 import numpy as np
 import pytest
 
-from workbench.toy.judge import FEATURE_NAMES, JUDGE_PATH, audio_features, degrade, fit_judge, load_judge
+from workbench.toy import synth_v2
+from workbench.toy.judge import (
+    FEATURE_NAMES,
+    JUDGE_PATH,
+    JUDGE_V2_PATH,
+    audio_features,
+    default_judge_path,
+    degrade,
+    fit_judge,
+    load_judge,
+)
 from workbench.toy.synth import GENRES, synth_dataset
+
+# each judge and the synthesiser it was fitted on
+JUDGES = {"v1": (JUDGE_PATH, synth_dataset), "v2": (JUDGE_V2_PATH, synth_v2.synth_dataset)}
 
 
 def test_shipped_judge_is_json_and_loads_fast():
@@ -17,9 +30,16 @@ def test_shipped_judge_is_json_and_loads_fast():
     assert json.loads(JUDGE_PATH.read_text())["feature_names"] == list(FEATURE_NAMES)
 
 
-def test_judge_accuracy_on_fresh_clips():
-    audio, labels = synth_dataset(6, seed=424242)
-    judge = load_judge()
+def test_the_default_judge_is_the_shipped_models():
+    from workbench.toy import synth_version
+    assert default_judge_path() == (JUDGE_V2_PATH if synth_version() == 2 else JUDGE_PATH)
+
+
+@pytest.mark.parametrize("version", sorted(JUDGES))
+def test_judge_accuracy_on_fresh_clips(version):
+    path, make = JUDGES[version]
+    audio, labels = make(6, seed=424242)[:2]
+    judge = load_judge(path)
     predicted = judge.predict(audio, sr=32000)
     assert np.mean([p == t for p, t in zip(predicted, labels)]) >= 0.95
     rng = np.random.default_rng(0)
