@@ -79,3 +79,15 @@ def test_fit_and_round_trip(tmp_path):
     again = load_judge(tmp_path / "j.json")
     audio, _ = synth_dataset(1, seed=5)
     np.testing.assert_allclose(judge.predict_proba(audio), again.predict_proba(audio))
+
+
+def test_v2_augmentations_keep_the_clip_shape():
+    from workbench.toy.judge import random_eq, reference_round_trips
+    clips = synth_v2.synth_dataset(1, seed=5)[0][:2]
+    coded = reference_round_trips(clips)
+    assert coded.shape == clips.shape and coded.dtype == np.float32 and np.isfinite(coded).all()
+    assert np.abs(coded - clips).mean() > 1e-3  # a real codec, not the identity
+    eq = random_eq(clips[0], np.random.default_rng(0))
+    assert eq.shape == clips[0].shape and np.isfinite(eq).all()
+    flat = np.abs(np.fft.rfft(eq)) / (np.abs(np.fft.rfft(clips[0])) + 1e-12)
+    assert flat.min() > 10 ** (-8.1 / 20) and flat.max() < 10 ** (4.1 / 20)  # gains within -8..+4 dB

@@ -1,9 +1,8 @@
 """Where each concept lives in teaching model v2, and whether pushing on it changes what the readers hear.
 
-Issue 10, in progress: written for a model trained on `workbench.toy.synth_v2`; not yet part of
-`python -m workbench.toy evaluate` (the shipped model is trained on `workbench.toy.synth`).
-
-Two measurements per concept of `workbench.toy.synth_v2.FACTORS` (genre, tempo, mode, lead, contour),
+For a model trained on `workbench.toy.synth_v2` (teaching model v2); `python -m workbench.toy
+evaluate` runs both on such models. Two measurements per concept of `workbench.toy.synth_v2.FACTORS`
+(genre, tempo, mode, lead, contour, dynamics, brightness),
 both made with the workbench's own tools (`collect` into an `ActivationStore`, `sweep`,
 `from_class_means`, `SteeringSpec`):
 

@@ -95,11 +95,21 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     m: dict = dict(model_id=handle.model_id, quick=quick, seed=seed, synth_version=version)
 
     # 1-2. The judge on fresh synthetic clips and on their codec round trips.
-    audio, labels = synth_dataset(n_synth, seed=10_007 + seed)
+    if version == 2:
+        audio, labels, factors = synth_dataset(n_synth, seed=10_007 + seed, with_factors=True)
+    else:
+        audio, labels = synth_dataset(n_synth, seed=10_007 + seed)
     m["judge_accuracy_synthetic"] = _accuracy(judge.predict(audio, SAMPLE_RATE_HZ), labels)
     n_r = n_recon * len(GENRES)
     recon = _round_trip(handle.model, audio[:n_r])
     m["judge_accuracy_reconstructed"] = _accuracy(judge.predict(recon, SAMPLE_RATE_HZ), labels[:n_r])
+    if version == 2:  # what the codec carries: every reader on the round trips
+        from workbench.toy.readers import CONCEPTS as READ_CONCEPTS
+        from workbench.toy.readers import read_all
+
+        read = read_all(list(recon), SAMPLE_RATE_HZ)
+        m["reader_accuracy_reconstructed"] = {
+            c: _accuracy(read[c], [f[c] for f in factors[:n_r]]) for c in READ_CONCEPTS}
 
     # 3. Generation from each genre's evaluation prompts.
     prompts, prompt_genres, seeds = [], [], []
@@ -198,6 +208,8 @@ def format_table(metrics: dict) -> str:
         lines.append(f"{'  probe accuracy, layer ' + str(layer):34} {acc:8.3f}")
     for g, acc in metrics.get("judge_accuracy_generated_by_genre", {}).items():
         lines.append(f"{'  generated, ' + g:34} {acc:8.3f}")
+    for c, acc in metrics.get("reader_accuracy_reconstructed", {}).items():
+        lines.append(f"{'  codec round trips read, ' + c:34} {acc:8.3f}")
     if "probe_profile" in metrics:
         lines.append(f"{'concept':10} {'best':>6} {'layer':>5} {'input':>6} {'chance':>6}   "
                      f"{'reader':14} {'flip best':>9} {'@zero':>6}")

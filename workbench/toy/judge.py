@@ -1,14 +1,17 @@
 """Independent genre judge: hand-crafted audio features + a logistic regression, numpy at inference.
 
 Trained on synthesised audio only (never on model activations), with degradations a codec makes
-(low-pass, noise, smearing) so it still judges reconstructions and generated clips fairly. The
-fitted parameters ship as JSON (`judge_params.json`, next to this file): loading is instant and
-nothing is unpickled.
+so it still judges reconstructions and generated clips fairly: for teaching model v1 random
+low-pass, noise and smearing (`degrade`); for v2, round trips through a *reference codec*
+(`reference_codec/`: teaching model v1's EnCodec in float16, a different network from the one the
+v2 model carries), whose artifacts the hand-made degradations did not imitate well enough (see the
+model card). The fitted parameters ship as JSON (`judge_params.json`, `judge_params_v2.json`, next
+to this file): loading is instant and nothing is unpickled.
 
 Example:
-    >>> from workbench.toy.judge import load_judge
+    >>> from workbench.toy.judge import JUDGE_PATH, load_judge
     >>> from workbench.toy.synth import synth_clip
-    >>> judge = load_judge()
+    >>> judge = load_judge(JUDGE_PATH)      # teaching model v1's judge, on v1 clips
     >>> judge.predict([synth_clip("rock", seed=11)], sr=32000)
     ['rock']
 """
@@ -27,6 +30,8 @@ from workbench.toy.synth import GENRES, SAMPLE_RATE_HZ, synth_clip
 JUDGE_PATH = Path(__file__).with_name("judge_params.json")
 # the judge of teaching model v2, fitted on `workbench.toy.synth_v2` clips
 JUDGE_V2_PATH = Path(__file__).with_name("judge_params_v2.json")
+# teaching model v1's EnCodec (float16): the v2 judge's augmentation, never the evaluated model's codec
+REFERENCE_CODEC_DIR = Path(__file__).with_name("reference_codec")
 
 
 def default_judge_path() -> Path:
@@ -208,12 +213,42 @@ def load_judge(path: str | Path | None = None) -> GenreJudge:
                       np.array(d["coef"]), np.array(d["intercept"]))
 
 
-def fit_judge(n_per_genre: int = 300, seed: int = 1234, degrade_fraction: float = 0.5,
-              C: float = 1.0, progress: bool = True, version: int = 1) -> GenreJudge:
-    """Fit a judge on fresh synthetic clips (a fraction of them degraded).
+def reference_round_trips(audio: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """Clips (N, samples) through the reference codec (`REFERENCE_CODEC_DIR`), float32 (needs torch)."""
+    import torch
+    from transformers import EncodecModel
 
-    version: 1 = `workbench.toy.synth` (the shipped judge), 2 = `workbench.toy.synth_v2`
-    (``judge_params_v2.json``, used by `workbench.toy.readers`).
+    from workbench.toy.training.codec_training import decode_codes, encode_codes
+
+    if not (REFERENCE_CODEC_DIR / "config.json").exists():
+        raise FileNotFoundError(f"no reference codec at {REFERENCE_CODEC_DIR}: reinstall the package")
+    codec = EncodecModel.from_pretrained(REFERENCE_CODEC_DIR).float().eval()
+    with torch.no_grad():
+        codes = encode_codes(codec, np.asarray(audio, dtype=np.float32), batch_size=batch_size, progress=False)
+        return decode_codes(codec, codes, batch_size=batch_size)[:, :audio.shape[1]]
+
+
+def random_eq(audio: np.ndarray, rng: np.random.Generator, sr: int = SAMPLE_RATE_HZ,
+              max_cut_db: float = 8.0) -> np.ndarray:
+    """A random smooth equaliser: gains drawn in -max_cut_db..+max_cut_db/2 at 50 Hz-16 kHz nodes,
+    interpolated over log frequency (codecs differ in their band balance; the judge must not care)."""
+    x = np.asarray(audio, dtype=np.float64)
+    spectrum = np.fft.rfft(x)
+    freqs = np.fft.rfftfreq(len(x), 1 / sr)
+    nodes = np.log2(np.array([50, 150, 400, 1000, 2500, 6000, 16000]))
+    gains_db = np.interp(np.log2(np.maximum(freqs, 20)), nodes,
+                         rng.uniform(-max_cut_db, max_cut_db / 2, size=len(nodes)))
+    return np.fft.irfft(spectrum * 10 ** (gains_db / 20), n=len(x))
+
+
+def fit_judge(n_per_genre: int = 300, seed: int = 1234, degrade_fraction: float = 0.5,
+              C: float | None = None, progress: bool = True, version: int = 1) -> GenreJudge:
+    """Fit a judge on fresh synthetic clips.
+
+    version 1 (`workbench.toy.synth`, the v1 judge): a fraction `degrade_fraction` of the clips
+    degraded (`degrade`), C = 1. version 2 (`workbench.toy.synth_v2`, ``judge_params_v2.json``): every
+    clip clean, through the reference codec (`reference_round_trips`), and that round trip again
+    through a `random_eq`; C = 0.01 (see the model card for how this was chosen).
 
     Example:
         >>> judge = fit_judge(n_per_genre=10, progress=False)
@@ -225,15 +260,26 @@ def fit_judge(n_per_genre: int = 300, seed: int = 1234, degrade_fraction: float 
         make_clip = synth_clip
     else:
         from workbench.toy.synth_v2 import synth_clip as make_clip
+    C = (1.0 if version == 1 else 0.01) if C is None else C
     rng = np.random.default_rng(seed)
     X, y = [], []
     jobs = [(g, i) for i in range(n_per_genre) for g in GENRES]
+    clips = []
     for g, i in tqdm(jobs, desc="judge: features", disable=not progress):
         audio = make_clip(g, seed=seed * 7_000_003 + i)
-        if rng.random() < degrade_fraction:
+        if version == 2:
+            clips.append(audio)
+        elif rng.random() < degrade_fraction:
             audio = degrade(audio, rng)
         X.append(audio_features(audio))
         y.append(GENRES.index(g))
+    if version == 2:
+        coded, equalised = [], []
+        for start in tqdm(range(0, len(clips), 64), desc="judge: reference codec", disable=not progress):
+            for audio in reference_round_trips(np.stack(clips[start:start + 64])):
+                coded.append(audio_features(audio))
+                equalised.append(audio_features(random_eq(audio, rng)))
+        X, y = X + coded + equalised, y * 3  # clean, round trips, equalised round trips (job order)
     X = np.stack(X)
     mean, scale = X.mean(0), X.std(0) + 1e-9
     clf = LogisticRegression(C=C, max_iter=5000).fit((X - mean) / scale, np.array(y))

@@ -1,5 +1,5 @@
 """Seeded numpy synthesis of labelled music clips with several independent factors: the data of
-teaching model v2 (issue 10, in progress; the shipped model is trained on `workbench.toy.synth`).
+teaching model v2 (`workbench.toy.synth` made teaching model v1's, genre only).
 
 Every clip carries seven labelled factors, drawn independently from its seed (`clip_factors`):
 
