@@ -62,3 +62,18 @@ def test_resume_reuses_the_codec_when_only_decoder_settings_change(tmp_path):
     with pytest.raises(ValueError, match="codec settings differ"):
         train_teaching_model(replace(recipe, codec_ae_steps=3), tmp_path / "c", work_dir=work, resume=True,
                              progress=False)
+
+
+@pytest.mark.slow
+def test_tiny_v2_recipe_trains_on_factor_prompts(tmp_path):
+    from workbench.toy.__main__ import main
+
+    out = tmp_path / "weights"
+    assert main(["train", "--tiny", "--synth-version", "2", "--no-progress", "--output-dir", str(out),
+                 "--work-dir", str(tmp_path / "work")]) == 0
+    info = json.loads((out / "training_info.json").read_text())
+    assert info["recipe"]["synth_version"] == 2 and info["n_clips"] == 8
+    from workbench.toy import synth_version
+    assert synth_version(out) == 2 and synth_version(tmp_path) == 1  # no training_info: v1
+    tokens = json.loads((out / "tokenizer.json").read_text())["model"]["vocab"]
+    assert any(piece.strip("▁") in ("crescendo", "diminuendo") for piece, _ in tokens)

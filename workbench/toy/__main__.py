@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--resume", action="store_true",
                        help="reuse the codec in --work-dir when data and codec settings match")
     train.add_argument("--tiny", action="store_true", help="a seconds-long smoke run (tiny sizes)")
+    train.add_argument("--synth-version", type=int, choices=(1, 2), default=1,
+                       help="1: the shipped model's recipe; 2: the teaching-model-v2 trial (Recipe.v2)")
     train.add_argument("--clips-per-genre", type=int, dest="n_per_genre")
     train.add_argument("--codec-ae-steps", type=int)
     train.add_argument("--codec-vq-steps", type=int)
@@ -59,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         from workbench.toy.training.recipe import Recipe, recipe_with, train_teaching_model
 
-        base = Recipe.tiny() if args.tiny else Recipe()
+        base = Recipe.tiny() if args.tiny else (Recipe.v2() if args.synth_version == 2 else Recipe())
+        if args.tiny and args.synth_version == 2:
+            from dataclasses import replace
+            base = replace(base, synth_version=2)
         recipe = recipe_with(base, n_per_genre=args.n_per_genre, codec_ae_steps=args.codec_ae_steps,
                              codec_vq_steps=args.codec_vq_steps, decoder_steps=args.decoder_steps,
                              decoder_batch_size=args.decoder_batch_size, seed=args.seed, threads=args.threads)

@@ -21,33 +21,34 @@ from workbench.toy.architecture import ToySizes
 
 @dataclass(frozen=True)
 class Recipe:
-    """Every knob of the recipe; the defaults made the shipped weights (teaching model v2).
+    """Every knob of the recipe; the defaults made the shipped weights (teaching model v1).
 
-    synth_version 2 trains on `workbench.toy.synth_v2` (seven factors, factor prompts);
-    `Recipe.v1()` is the recipe of the first teaching model (`workbench.toy.synth`, genre prompts).
+    synth_version 1 trains on `workbench.toy.synth` (genre prompts); `Recipe.v2()` is the recipe
+    tried for teaching model v2 (`workbench.toy.synth_v2`: seven factors, factor prompts; not
+    shipped, see the model card).
     """
 
-    synth_version: int = 2
-    n_per_genre: int = 500
+    synth_version: int = 1
+    n_per_genre: int = 300
     data_seed: int = 0
     codec_ae_steps: int = 4000
     codec_vq_steps: int = 2000
     codec_batch_size: int = 8
     codec_crop_s: float = 0.32
     codec_lr: float = 1.5e-3
-    decoder_steps: int = 4000
+    decoder_steps: int = 3000
     decoder_batch_size: int = 16
     decoder_lr: float = 2e-3
     cond_dropout: float = 0.15
     seed: int = 0
     threads: int = 2
-    vocab_size: int = 384
+    vocab_size: int = 256
     sizes: ToySizes = field(default_factory=ToySizes)
 
     @classmethod
-    def v1(cls) -> Recipe:
-        """The recipe of teaching model v1 (genre only; its weights were shipped before v2)."""
-        return cls(synth_version=1, n_per_genre=300, decoder_steps=3000, vocab_size=256)
+    def v2(cls) -> Recipe:
+        """The teaching-model-v2 trial: seven-factor clips, 2000 of them, 4000 decoder steps."""
+        return cls(synth_version=2, n_per_genre=500, decoder_steps=4000, vocab_size=384)
 
     @classmethod
     def tiny(cls) -> Recipe:
