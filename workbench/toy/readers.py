@@ -715,7 +715,7 @@ def check_readers(n_per_genre: int = 25, seed: int = 2024, degraded: bool = Fals
     Example:
         >>> m = check_readers(n_per_genre=1, seed=99)
         >>> sorted(m)[:3], m["n_clips"]
-        (['clips_per_s', 'contour', 'genre'], 4)
+        (['brightness', 'clips_per_s', 'contour'], 4)
     """
     audio, _, factors = synth_dataset(n_per_genre, seed=seed, with_factors=True)
     if degraded:
