@@ -78,6 +78,28 @@ def test_second_writer_waits_or_is_refused_naming_the_holder(tmp_path):
     assert len(ActivationStore(store.path)) == 6
 
 
+def test_a_writer_refused_in_the_instant_before_the_holder_records_itself_still_names_it(tmp_path):
+    """The holder takes the flock, then writes its record: a refusal in between used to say "pid ?"
+    (seen in CI under load, test_two_collections_at_once_one_is_refused)."""
+    import fcntl
+    import threading
+
+    folder = tmp_path / "s"
+    folder.mkdir()
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # held, record not written yet
+    late = threading.Timer(0.3, lambda: os.pwrite(fd, json.dumps(
+        dict(pid=4242, host="elsewhere", since="a moment ago")).encode(), 0))
+    late.start()
+    try:
+        with pytest.raises(StoreLockedError, match="pid 4242 on host elsewhere since a moment ago"):
+            with store_lock(folder, timeout_s=0):
+                pass
+    finally:
+        late.join()
+        os.close(fd)
+
+
 def test_a_killed_writer_never_blocks_the_next(tmp_path):
     store = two_shards(tmp_path / "s")
     holder = spawn(HOLDER, store.path, 60)

@@ -146,12 +146,23 @@ def store_lock(path, timeout_s: float = 0.0):
             os.close(fd)  # releases the flock
 
 
+def _read_holder(lock_path: Path, wait_s: float = 1.0) -> dict:
+    """The holder's record; a writer records itself just after taking the lock, so an empty record
+    is read again for up to `wait_s` seconds (a busy machine can delay that write)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            holder = json.loads(lock_path.read_text() or "{}")
+        except (OSError, ValueError):
+            holder = {}
+        holder = holder if isinstance(holder, dict) else {}
+        if "pid" in holder or time.monotonic() >= deadline:
+            return holder
+        time.sleep(0.02)
+
+
 def _locked_message(folder: Path, lock_path: Path, timeout_s: float) -> str:
-    try:
-        holder = json.loads(lock_path.read_text() or "{}")
-    except (OSError, ValueError):
-        holder = {}
-    holder = holder if isinstance(holder, dict) else {}
+    holder = _read_holder(lock_path)
     pid, host, since = holder.get("pid", "?"), holder.get("host", "?"), holder.get("since", "?")
     note = ""
     if host == socket.gethostname() and isinstance(pid, int) and not _alive(pid):
