@@ -74,7 +74,7 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     from workbench.analysis.directions import from_class_means
     from workbench.analysis.probes import sweep
     from workbench.toy import synth_version as trained_on
-    from workbench.toy.judge import load_judge
+    from workbench.toy.judge import JUDGE_PATH, JUDGE_V2_PATH, load_judge
 
     t0 = time.time()
     n_synth = 10 if quick else 40
@@ -83,12 +83,11 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     steer_seeds = [seed + 100] if quick else [seed + 100, seed + 101, seed + 102, seed + 103]
     version = trained_on(weights) if synth_version is None else int(synth_version)
     if version == 2:
-        from workbench.toy.readers import JUDGE_V2_PATH
         from workbench.toy.synth_v2 import synth_dataset
         judge = load_judge(JUDGE_V2_PATH)
     elif version == 1:
         from workbench.toy.synth import synth_dataset
-        judge = load_judge()
+        judge = load_judge(JUDGE_PATH)
     else:
         raise ValueError(f"synth_version={synth_version!r}: use 1 or 2")
     handle = wb.load_model(weights, device=device)
