@@ -62,10 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         from workbench.toy.training.recipe import Recipe, recipe_with, train_teaching_model
 
         base = Recipe.tiny() if args.tiny else (Recipe.v2() if args.synth_version == 2 else Recipe())
-        if args.tiny and args.synth_version == 2:
-            from dataclasses import replace
-            base = replace(base, synth_version=2)
-        recipe = recipe_with(base, n_per_genre=args.n_per_genre, codec_ae_steps=args.codec_ae_steps,
+        recipe = recipe_with(base, synth_version=args.synth_version, n_per_genre=args.n_per_genre,
+                             codec_ae_steps=args.codec_ae_steps,
                              codec_vq_steps=args.codec_vq_steps, decoder_steps=args.decoder_steps,
                              decoder_batch_size=args.decoder_batch_size, seed=args.seed, threads=args.threads)
         info = train_teaching_model(recipe, args.output_dir, work_dir=args.work_dir, resume=args.resume,

@@ -275,10 +275,10 @@ def fit_judge(n_per_genre: int = 300, seed: int = 1234, degrade_fraction: float 
         y.append(GENRES.index(g))
     if version == 2:
         coded, equalised = [], []
-        for start in tqdm(range(0, len(clips), 64), desc="judge: reference codec", disable=not progress):
-            for audio in reference_round_trips(np.stack(clips[start:start + 64])):
-                coded.append(audio_features(audio))
-                equalised.append(audio_features(random_eq(audio, rng)))
+        for audio in tqdm(reference_round_trips(np.stack(clips)), desc="judge: reference codec",
+                          disable=not progress):  # the codec loaded once
+            coded.append(audio_features(audio))
+            equalised.append(audio_features(random_eq(audio, rng)))
         X, y = X + coded + equalised, y * 3  # clean, round trips, equalised round trips (job order)
     X = np.stack(X)
     mean, scale = X.mean(0), X.std(0) + 1e-9
