@@ -31,6 +31,7 @@ from workbench.runtime.threads import intra_op_threads, resolve_threads
 class GenerationResult:
     clips: list[Clip]
     activations: dict | None = None  # dict[(site, layer)] -> np.ndarray (N, W), or list of (T_i, H) for "none"
+    reads: list | None = None  # nnsight path only: per `Intervention`, its per-step reads (see runtime.tracing)
 
 
 def generate(handle, prompts, *, duration_s: float = 4.0, seeds=0, guidance_scale: float = 3.0,

@@ -10,6 +10,11 @@ activations and codes of both paths). nnsight quirks handled here:
 - Trace bodies must live in a source file; saved lists go through `nnsight.save`.
 - Under guidance each invoke sees all 2B decoder rows: rows are sliced here.
 
+`Intervention` is the general tool: at one (site, layer) it may edit the output and/or read from it,
+at every step of a generation (`generate_traced(..., interventions=...)`) or in one teacher-forced
+forward (`traced_forward`). Patching, ablation and per-step traces (`workbench.analysis.patching`,
+`workbench.analysis.step_traces`) and the SAE splice are written with it.
+
 Example:
     >>> from workbench import random_model
     >>> h = random_model("tiny")
@@ -20,6 +25,9 @@ Example:
     (1, 1, 32)
 """
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
 
 import torch
 
@@ -62,23 +70,104 @@ def bos_ids(handle, batch: int) -> torch.Tensor:
     return torch.full((batch * handle.n_codebooks, 1), bos, dtype=torch.long, device=handle.device)
 
 
+@dataclasses.dataclass(frozen=True)
+class Intervention:
+    """Edit and/or read the output of one (site, layer) inside an nnsight trace.
+
+    edit: ``fn(hidden, step) -> tensor | None``, the new output (same shape; None keeps it). read:
+    ``fn(hidden, step) -> tensor``, kept for every step (after this module's edits). ``hidden`` holds
+    every decoder row: (2B, T, H) under guidance, conditional rows first. ``step`` is the generation
+    step (0 = prefill), or None in a teacher-forced forward (T = every position at once).
+    """
+
+    site: str
+    layer: int
+    edit: Callable | None = None
+    read: Callable | None = None
+
+
+@dataclasses.dataclass
+class ForwardTrace:
+    """What `traced_forward` gives: logits (B * K, T, V) and one read per intervention (None: no read)."""
+
+    logits: torch.Tensor
+    reads: list
+
+
+_ORDER = {"attn": 0, "mlp": 1, "resid": 2}  # nnsight needs accesses in execution order
+
+
+def _grouped(handle, nm, interventions) -> list:
+    """[(envoy, [(index, intervention)...])] sorted by execution order, one entry per module."""
+    groups: dict = {}
+    for index, iv in enumerate(interventions):
+        handle.check_layer(iv.layer)
+        groups.setdefault((iv.layer, _ORDER[iv.site], iv.site), []).append((index, iv))
+    return [(envoy(nm, handle.site_path(site, layer)), items) for (layer, _, site), items in sorted(groups.items())]
+
+
+def _apply(hidden, items, step, reads) -> None:
+    for index, iv in items:
+        if iv.edit is not None:
+            new = iv.edit(hidden, step)
+            if new is not None:
+                hidden[:] = new
+        if iv.read is not None and reads is not None:
+            reads[index].append(iv.read(hidden, step).detach().clone())
+
+
+def traced_forward(handle, decoder_input_ids, encoder_states, attention_mask, interventions=()) -> ForwardTrace:
+    """One teacher-forced decoder forward through nnsight with ``interventions`` applied.
+
+    decoder_input_ids (B * K, T) as from `workbench.runtime.teacher_forcing.delayed_decoder_inputs`;
+    encoder_states / attention_mask for every decoder row (2B rows under guidance).
+
+    >>> from workbench import random_model
+    >>> h = random_model("tiny")
+    >>> ids = bos_ids(h, 1).repeat(1, 5)
+    >>> states = torch.zeros(1, 2, h.config.text_encoder.d_model)
+    >>> zero_l0 = Intervention("resid", 0, edit=lambda x, step: torch.zeros_like(x), read=lambda x, step: x.abs().sum())
+    >>> out = traced_forward(h, ids, states, torch.ones(1, 2, dtype=torch.long), [zero_l0])
+    >>> tuple(out.logits.shape), float(out.reads[0])
+    ((4, 5, 64), 0.0)
+    """
+    import nnsight
+
+    nm = traced_model(handle)
+    plan = _grouped(handle, nm, interventions)
+    with torch.no_grad():
+        with nm.trace(encoder_outputs=(encoder_states.to(handle.dtype),), attention_mask=attention_mask,
+                      decoder_input_ids=decoder_input_ids, use_cache=False):
+            reads = nnsight.save([[] for _ in interventions])
+            for module, items in plan:
+                _apply(_main(module.output), items, None, reads)
+            logits = nm.output.logits.save()
+    return ForwardTrace(logits, [r[0] if r else None for r in reads])
+
+
 def _main(output):
     return output[0] if isinstance(output, tuple) else output
 
 
 def generate_traced(handle, prompts, *, duration_s: float = 4.0, seeds=0, guidance_scale: float = 3.0,
                     steering: SteeringSpec | None = None, capture: CaptureSpec | None = None,
-                    temperature: float = 1.0, top_k: int | None = 250, threads="auto") -> GenerationResult:
-    """`workbench.generate` through an nnsight trace (one batch; same sampling, steering and capture)."""
+                    temperature: float = 1.0, top_k: int | None = 250, threads="auto",
+                    interventions=()) -> GenerationResult:
+    """`workbench.generate` through an nnsight trace (one batch; same sampling, steering and capture).
+
+    interventions: `Intervention`s applied at every step after the steering; the result's ``reads``
+    holds, per intervention with a ``read``, the list of its per-step values (step 0 = prefill).
+    """
     generation_args(handle, prompts, duration_s=duration_s, seeds=seeds, guidance_scale=guidance_scale,
                     temperature=temperature, top_k=top_k, steering=steering, capture=capture,
                     threads=threads)  # the same checks
     with intra_op_threads(resolve_threads(handle, threads)):
         return _generate_traced(handle, prompts, duration_s, seeds, guidance_scale, steering, capture, temperature,
-                                top_k)
+                                top_k, tuple(interventions))
 
 
-def _generate_traced(handle, prompts, duration_s, seeds, guidance_scale, steering, capture, temperature, top_k):
+def _generate_traced(handle, prompts, duration_s, seeds, guidance_scale, steering, capture, temperature, top_k,
+                     interventions=()):
     import nnsight
     from transformers import LogitsProcessorList
 
@@ -97,16 +186,18 @@ def _generate_traced(handle, prompts, duration_s, seeds, guidance_scale, steerin
     sampler = SeededSampler(seeds, handle.n_codebooks, guidance_scale if guided else None, temperature, top_k)
     codes_sink: list = []
     # nnsight needs each iteration's accesses in execution order: by layer, then attn -> mlp -> resid
-    order = {"attn": 0, "mlp": 1, "resid": 2}
     points: dict = {}
     for term in (steering.terms if steering is not None else ()):
         vector = term.vector.to(handle.device, handle.dtype)
         for layer in term.layers:
-            points.setdefault((layer, order[term.site], term.site), [[], False])[0].append((term, vector))
+            points.setdefault((layer, _ORDER[term.site], term.site), [[], False, []])[0].append((term, vector))
     for site, layer in keys:
-        points.setdefault((layer, order[site], site), [[], False])[1] = True
-    plan = [(envoy(nm, handle.site_path(site, layer)), (site, layer), steer_terms, captured)
-            for (layer, _, site), (steer_terms, captured) in sorted(points.items())]
+        points.setdefault((layer, _ORDER[site], site), [[], False, []])[1] = True
+    for index, iv in enumerate(interventions):
+        handle.check_layer(iv.layer)
+        points.setdefault((iv.layer, _ORDER[iv.site], iv.site), [[], False, []])[2].append((index, iv))
+    plan = [(envoy(nm, handle.site_path(site, layer)), (site, layer), steer_terms, captured, items)
+            for (layer, _, site), (steer_terms, captured, items) in sorted(points.items())]
     rows = capture.rows if capture else "cond"
     lo, hi = (n, 2 * n) if rows == "uncond" else (0, 2 * n if rows == "both" else n)
     with torch.no_grad(), record_codes(nm._module, codes_sink):
@@ -114,10 +205,11 @@ def _generate_traced(handle, prompts, duration_s, seeds, guidance_scale, steerin
                       guidance_scale=guidance_scale if guided else None, top_k=None, temperature=None,
                       logits_processor=LogitsProcessorList([sampler])) as tracer:
             saved = nnsight.save([])
+            reads = nnsight.save([[] for _ in interventions])
             for i in tracer.iter[: n_new + 1]:
                 step = max(i - 1, 0)  # iterations 0 and 1 are the same prefill step
                 step_outputs = {}
-                for module, key, steer_terms, captured in plan:
+                for module, key, steer_terms, captured, items in plan:
                     hidden = _main(module.output)
                     for term, vector in steer_terms:
                         strength = term.strength_at(step)
@@ -127,6 +219,8 @@ def _generate_traced(handle, prompts, duration_s, seeds, guidance_scale, steerin
                             hidden[:] = steer_tensor(hidden, vector, strength, steering.mode)
                         else:
                             hidden[:steer_rows] = steer_tensor(hidden[:steer_rows], vector, strength, steering.mode)
+                    if items:  # iteration 0 (the discarded prefill) is edited alike but not read
+                        _apply(hidden, items, step, reads if i > 0 else None)
                     if captured and i > 0:
                         step_outputs[key] = hidden[lo:hi].clone()
                 if i > 0:
@@ -143,4 +237,5 @@ def _generate_traced(handle, prompts, duration_s, seeds, guidance_scale, steerin
         activations = merge_batches([pooled], capture.pooling, capture.rows)
     clips = clips_from(handle, waves, codes_from(codes_sink, handle.audio_channels), prompts, seeds, steering,
                        guidance_scale)
-    return GenerationResult(clips, activations)
+    return GenerationResult(clips, activations, reads=[r if interventions[k].read else None
+                                                       for k, r in enumerate(reads)] if interventions else None)
