@@ -56,7 +56,7 @@ def delayed_decoder_inputs(handle, codes: torch.Tensor) -> torch.Tensor:
     return pattern[:, : frames + handle.delay_steps]
 
 
-def _text_states(handle, prompts: list[str] | None, n: int):
+def text_states(handle, prompts: list[str] | None, n: int):
     """Encoder states and mask for the conditional rows (null conditioning when prompts is None)."""
     model = handle.model
     if prompts is None:
@@ -170,7 +170,7 @@ def _codes_for(handle, items, sample_rate_hz, batch_size) -> list[torch.Tensor]:
 
 def _forward(handle, codes: torch.Tensor, prompts, capture: CaptureSpec, guided: bool) -> dict:
     n = codes.shape[0]
-    states, mask = _text_states(handle, prompts, n)
+    states, mask = text_states(handle, prompts, n)
     decoder_ids = delayed_decoder_inputs(handle, codes)
     if guided:
         states = torch.cat([states, torch.zeros_like(states)])
