@@ -17,6 +17,7 @@ StoreLockedError. The store is keyed by the *effective* generation settings (def
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -29,7 +30,7 @@ from workbench.errors import BadInputError, EmptyInputError
 from workbench.runtime.capture import PooledAccumulator
 from workbench.runtime.threads import intra_op_threads, resolve_threads
 
-__all__ = ["collect", "as_inputs", "pool_steps"]
+__all__ = ["collect", "as_inputs", "pool_steps", "plan_collect", "CollectPlan", "CaptureJob"]
 
 MODES = ("text", "audio", "continuation")
 
@@ -137,15 +138,97 @@ def _store_spec(spec, mode, per_step_keys, gen_kwargs) -> tuple[dict, str, str]:
     return described, _spec_key(spec.key, described), legacy
 
 
-def _collect_batches(handle, items, todo, batch_size, run_spec, gen_kwargs, keys, step_keys, capture_spec, store,
-                     keep_audio, bar) -> None:
+@dataclasses.dataclass(frozen=True)
+class CaptureJob:
+    """What every batch of one collection runs; picklable, so a Ray worker runs exactly what `collect` runs."""
+
+    capture_spec: object
+    run_spec: object
+    keys: tuple
+    step_keys: tuple
+    gen_kwargs: dict
+    mode: str
+    sample_rate_hz: int | None
+    keep_audio: bool
+
+    def run(self, handle, rows: list[dict], waves: list | None = None) -> dict:
+        """Capture one batch of rows (waves: their audio, for audio modes); returns `ActivationStore.append`'s
+        arguments (pooled, rows, steps, audio)."""
+        inputs = _Inputs(rows, None if waves is None else waves.__getitem__, self.mode, self.sample_rate_hz)
+        acts, audio = _run_batch(handle, inputs, list(range(len(rows))), self.run_spec, self.gen_kwargs)
+        pooled, steps = _split(acts, self.keys, self.step_keys, self.capture_spec, len(rows))
+        return dict(pooled=pooled, rows=[_metadata(r) for r in rows], steps=steps,
+                    audio=audio if self.keep_audio else None)
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectPlan:
+    """A checked collection: the inputs, the per-batch job and the store identity (local and Ray runs share it)."""
+
+    items: _Inputs
+    job: CaptureJob
+    batch_size: int
+    spec: dict
+    spec_key: str
+    legacy_key: str
+
+    def open_store(self, handle, store_dir, lock_timeout_s: float = 0.0) -> ActivationStore:
+        """Create or reopen the store for this plan and sweep a killed writer's leftovers (hold its lock)."""
+        store = ActivationStore.create(store_dir, model_id=handle.model_id, spec=self.spec, spec_key=self.spec_key,
+                                       keys=list(self.job.keys), per_step_keys=list(self.job.step_keys),
+                                       sample_rate_hz=handle.sample_rate_hz, accept_spec_keys=(self.legacy_key,),
+                                       lock_timeout_s=lock_timeout_s)
+        store.sweep_leftovers()
+        return store
+
+    def batches(self, store: ActivationStore) -> list[list[int]]:
+        """Row indices still missing from the store, in input order, cut into batches."""
+        done = store.ids()
+        todo = [i for i, r in enumerate(self.items.rows) if str(r["id"]) not in done]
+        return [todo[s:s + self.batch_size] for s in range(0, len(todo), self.batch_size)]
+
+    def batch_inputs(self, indices) -> tuple[list[dict], list | None]:
+        """(rows, waves) of a batch; waves is None for text inputs."""
+        rows = [self.items.rows[i] for i in indices]
+        return rows, (None if self.items.mode == "text" else [self.items.audio(i) for i in indices])
+
+
+def plan_collect(handle, inputs, capture_spec, batch_size: int = 8, *, per_step_layers=(), mode: str | None = None,
+                 keep_audio: bool = True, **gen_kwargs) -> CollectPlan:
+    """Check `collect`'s arguments and work out its batches' job and store identity, before any work.
+
+        >>> import workbench as wb
+        >>> plan = plan_collect(wb.random_model("tiny"), ["jazz", "rock", "pop"], wb.CaptureSpec(layers=(1,)),
+        ...                     batch_size=2, duration_s=0.2)
+        >>> plan.job.keys, plan.spec["generation"]["duration_s"]
+        ((('resid', 1),), 0.2)
+    """
+    from workbench.validation import positive_int
+    batch_size = positive_int(batch_size, "batch_size")  # a batch size < 1 would silently collect nothing
+    import workbench as wb
+    items = as_inputs(inputs, mode)
+    if capture_spec.pooling == "none":
+        raise BadInputError("collect stores pooled rows: use pooling='mean' (or last/max/mean_std) and "
+                            "per_step_layers=(...) for the layers whose per-step activations you want")
+    layers = capture_spec.resolved_layers(handle.n_layers)
+    per_step = tuple(sorted({int(x) for x in np.atleast_1d(per_step_layers)})) if len(per_step_layers or ()) else ()
+    for layer in per_step:
+        handle.check_layer(layer)
+    keys = tuple((site, layer) for site in capture_spec.sites for layer in layers)
+    step_keys = tuple((site, layer) for site in capture_spec.sites for layer in per_step)
+    run_spec = capture_spec if not per_step else wb.CaptureSpec(
+        layers=tuple(sorted(set(layers) | set(per_step))), sites=capture_spec.sites, pooling="none",
+        rows=capture_spec.rows)
+    spec_dict, spec_key, legacy_key = _store_spec(capture_spec, items.mode, list(step_keys), gen_kwargs)
+    job = CaptureJob(capture_spec, run_spec, keys, step_keys, dict(gen_kwargs), items.mode, items.sample_rate_hz,
+                     keep_audio)
+    return CollectPlan(items, job, batch_size, spec_dict, spec_key, legacy_key)
+
+
+def _collect_batches(handle, plan: CollectPlan, batches, store, bar) -> None:
     """Capture and append batch after batch; each append is committed before the next starts."""
-    for start in range(0, len(todo), batch_size):
-        indices = todo[start:start + batch_size]
-        acts, audio = _run_batch(handle, items, indices, run_spec, gen_kwargs)
-        pooled, steps = _split(acts, keys, step_keys, capture_spec, len(indices))
-        rows = [_metadata(items.rows[i]) for i in indices]
-        store.append(pooled, rows, steps, audio if keep_audio else None)
+    for indices in batches:
+        store.append(**plan.job.run(handle, *plan.batch_inputs(indices)))
         if bar is not None:
             bar.update(len(indices))
 
@@ -173,7 +256,8 @@ def _run_batch(handle, inputs: _Inputs, indices, run_spec, gen_kwargs):
 
 def collect(handle, inputs, capture_spec, store_dir, batch_size: int = 8, *, per_step_layers=(),
             mode: str | None = None, keep_audio: bool = True, progress: bool = True, compact: bool = True,
-            threads: int | str | None = "auto", lock_timeout_s: float = 0.0, **gen_kwargs) -> ActivationStore:
+            threads: int | str | None = "auto", lock_timeout_s: float = 0.0, engine="local",
+            **gen_kwargs) -> ActivationStore:
     """Capture `capture_spec` for every input into the store at `store_dir` (resuming it if it exists).
 
     inputs: PromptSet / AudioSet / SynthSet, a list of prompts, or a list of dicts.
@@ -184,39 +268,27 @@ def collect(handle, inputs, capture_spec, store_dir, batch_size: int = 8, *, per
     so each layer is one memory-mapped file. threads: torch intra-op threads while collecting (``"auto"``: one
     for small models, as in `workbench.generate`; None: unchanged). lock_timeout_s: how long to wait for
     another run writing into store_dir before StoreLockedError (0: refuse at once).
+    engine: "local" (this process), or "ray" / a `workbench.data.distributed.RayEngine` (one model replica per
+    Ray worker, the same store; needs ``pip install -e ".[ray]"``).
     """
-    from workbench.validation import positive_int
-    batch_size = positive_int(batch_size, "batch_size")  # a batch size < 1 would silently collect nothing
-    import workbench as wb
-    items = as_inputs(inputs, mode)
-    if capture_spec.pooling == "none":
-        raise BadInputError("collect stores pooled rows: use pooling='mean' (or last/max/mean_std) and "
-                            "per_step_layers=(...) for the layers whose per-step activations you want")
-    layers = capture_spec.resolved_layers(handle.n_layers)
-    per_step = tuple(sorted({int(x) for x in np.atleast_1d(per_step_layers)})) if len(per_step_layers or ()) else ()
-    for layer in per_step:
-        handle.check_layer(layer)
-    keys = [(site, layer) for site in capture_spec.sites for layer in layers]
-    step_keys = [(site, layer) for site in capture_spec.sites for layer in per_step]
-    run_spec = capture_spec if not per_step else wb.CaptureSpec(
-        layers=tuple(sorted(set(layers) | set(per_step))), sites=capture_spec.sites, pooling="none",
-        rows=capture_spec.rows)
-    spec_dict, spec_key, legacy_key = _store_spec(capture_spec, items.mode, step_keys, gen_kwargs)
+    if not (isinstance(engine, str) and engine == "local"):
+        from workbench.data.distributed import collect as distributed_collect
+        return distributed_collect(handle, inputs, capture_spec, store_dir, batch_size, per_step_layers=per_step_layers,
+                                   mode=mode, keep_audio=keep_audio, progress=progress, compact=compact,
+                                   threads=threads, lock_timeout_s=lock_timeout_s, engine=engine, **gen_kwargs)
+    plan = plan_collect(handle, inputs, capture_spec, batch_size, per_step_layers=per_step_layers, mode=mode,
+                        keep_audio=keep_audio, **gen_kwargs)
     with store_lock(store_dir, lock_timeout_s):
-        store = ActivationStore.create(store_dir, model_id=handle.model_id, spec=spec_dict, spec_key=spec_key,
-                                       keys=keys, per_step_keys=step_keys, sample_rate_hz=handle.sample_rate_hz,
-                                       accept_spec_keys=(legacy_key,), lock_timeout_s=lock_timeout_s)
-        store.sweep_leftovers()
-        done = store.ids()
-        todo = [i for i, r in enumerate(items.rows) if str(r["id"]) not in done]
+        store = plan.open_store(handle, store_dir, lock_timeout_s)
+        batches = plan.batches(store)
         bar = None
         if progress:
             from tqdm.auto import tqdm
-            bar = tqdm(total=len(items.rows), initial=len(items.rows) - len(todo), unit="clip", desc="collect")
+            left = sum(len(b) for b in batches)
+            bar = tqdm(total=len(plan.items.rows), initial=len(plan.items.rows) - left, unit="clip", desc="collect")
         try:
             with intra_op_threads(resolve_threads(handle, threads)):
-                _collect_batches(handle, items, todo, batch_size, run_spec, gen_kwargs, keys, step_keys,
-                                 capture_spec, store, keep_audio, bar)
+                _collect_batches(handle, plan, batches, store, bar)
         finally:
             if bar is not None:
                 bar.close()
