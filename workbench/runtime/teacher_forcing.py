@@ -105,7 +105,7 @@ def _teacher_force(handle, audio, sample_rate_hz, prompts, capture, batch_size, 
         prompts = checked_prompts(handle, prompts)
         if len(prompts) != len(items):
             raise BadInputError(f"got {len(prompts)} prompts for {len(items)} clips: pass one per clip, or None")
-    per_clip_codes = _codes_for(handle, items, sample_rate_hz, batch_size)
+    per_clip_codes = codes_for(handle, items, sample_rate_hz, batch_size)
     groups = defaultdict(list)  # equal frame counts batch together; padding would pollute the pooling
     for index, c in enumerate(per_clip_codes):
         groups[c.shape[-1]].append(index)
@@ -140,7 +140,7 @@ def _is_codes(handle, item) -> bool:
     return item.ndim == 2 and integral and not pcm and item.shape[0] == handle.n_codebooks
 
 
-def _codes_for(handle, items, sample_rate_hz, batch_size) -> list[torch.Tensor]:
+def codes_for(handle, items, sample_rate_hz, batch_size) -> list[torch.Tensor]:
     codes: list[torch.Tensor | None] = [None] * len(items)
     pending = defaultdict(list)
     for i, item in enumerate(items):
