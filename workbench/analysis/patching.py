@@ -141,17 +141,29 @@ def _same_length(*inputs: ForcedInput) -> None:
                             "so crop them to the same number of frames")
 
 
+def _text_states_cached(handle, prompts: tuple) -> tuple:
+    """Encoder states and mask for these prompts (None: null text), kept on the handle: a sweep runs
+    the same target prompt once per cell, and the text encoder would cost as much as the patch."""
+    from workbench.runtime.teacher_forcing import text_states
+    cache = handle.__dict__.setdefault("_patching_text_states", {})
+    if prompts not in cache:
+        if all(p is None for p in prompts):
+            states, mask = text_states(handle, None, len(prompts))
+        else:
+            states, mask = text_states(handle, [p or "" for p in prompts], len(prompts))
+            null = [k for k, p in enumerate(prompts) if p is None]
+            states[null], mask[null] = 0, 0
+        if len(cache) >= 16:
+            cache.pop(next(iter(cache)))
+        cache[prompts] = (states, mask)
+    return cache[prompts]
+
+
 def _forward_args(handle, inputs: list[ForcedInput], guidance_scale):
-    from workbench.runtime.teacher_forcing import delayed_decoder_inputs, text_states
+    from workbench.runtime.teacher_forcing import delayed_decoder_inputs
     _same_length(*inputs)
     n = len(inputs)
-    prompts = [i.prompt for i in inputs]
-    if all(p is None for p in prompts):
-        states, mask = text_states(handle, None, n)
-    else:
-        states, mask = text_states(handle, [p or "" for p in prompts], n)
-        null = [k for k, p in enumerate(prompts) if p is None]
-        states[null], mask[null] = 0, 0
+    states, mask = _text_states_cached(handle, tuple(i.prompt for i in inputs))
     ids = delayed_decoder_inputs(handle, torch.stack([i.codes for i in inputs]).to(handle.device))
     guided = guidance_scale is not None and guidance_scale > 1
     if guided:

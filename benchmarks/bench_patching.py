@@ -1,0 +1,64 @@
+"""Benchmarks of causal inspection, for `python -m benchmarks` (which calls `run_all`).
+
+- ``patching_sweep_s``: a teacher-forced `patching_sweep` over every layer x 8 windows of the
+  teaching model (two 4 s synthetic clips, jazz into rock; target < 10 s on 2 cores), median of
+  ``repeats`` runs with its spread.
+- ``patch_over_plain``: one patched forward (nnsight trace, source activations at hand) over one
+  plain forward of the model on the same input, interleaved rounds (target <= 1.3).
+
+    >>> out = run_all(repeats=1, duration_s=0.5, windows=2)
+    >>> sorted(k for k in out if not k.endswith("spread"))
+    ['patch_over_plain', 'patch_over_plain_cpu', 'patching_sweep_cells', 'patching_sweep_s']
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+__all__ = ["run_all"]
+
+
+def _inputs(handle, duration_s: float):
+    from workbench.analysis.patching import ForcedInput
+    from workbench.data.datasets import SynthSet
+    clips = SynthSet(["jazz", "rock"], n_per_genre=1, duration_s=duration_s, seed=5, version=1)
+    return (ForcedInput.of(handle, clips.audio(0), prompt=None, label="jazz"),
+            ForcedInput.of(handle, clips.audio(1), prompt=None, label="rock"))
+
+
+def run_all(repeats: int = 5, duration_s: float = 4.0, windows: int = 8) -> dict:
+    """patching_sweep_s and patch_over_plain on the teaching model (one torch thread)."""
+    import workbench as wb
+    from benchmarks.bench import interleaved, ratio, spread
+    from workbench.analysis import patching as P
+    from workbench.runtime.teacher_forcing import delayed_decoder_inputs, text_states
+    from workbench.runtime.threads import intra_op_threads
+
+    out: dict = {}
+    with intra_op_threads(1):
+        handle = wb.load_model()
+        source, target = _inputs(handle, duration_s)
+        P.patching_sweep(handle, source, target, windows=2, layers=[0])  # warm-up (nnsight twin, caches)
+        seconds = []
+        for _ in range(repeats):
+            began = time.perf_counter()
+            df = P.patching_sweep(handle, source, target, windows=windows)
+            seconds.append(time.perf_counter() - began)
+        s = spread(seconds)
+        out.update(patching_sweep_s=s["median"], patching_sweep_s_spread=s, patching_sweep_cells=len(df))
+
+        layer = handle.n_layers // 2
+        acts = P._record_all(handle, source, [("resid", layer)], None)
+        states, mask = text_states(handle, None, 1)
+        ids = delayed_decoder_inputs(handle, target.codes[None])
+
+        def plain():
+            with torch.no_grad():
+                handle.model(encoder_outputs=(states,), attention_mask=mask, decoder_input_ids=ids, use_cache=False)
+
+        def patched():
+            P.patch_forward(handle, source, target, layer=layer, window=(0, ids.shape[-1] // 2), _source_acts=acts)
+        times = interleaved({"plain": plain, "patched": patched}, max(repeats, 3) * 4)
+        ratio(times, "patched", "plain", "patch_over_plain", out)
+    return out
