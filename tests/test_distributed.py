@@ -1,0 +1,205 @@
+"""engine="ray" (issue 14): a local Ray cluster of 2 CPUs, shared by the module; the teaching model.
+
+Equality with a local collect (arrays, audio, per-step rows and metadata, order-independent), a killed worker
+(replaced, its batch retried), a killed driver (the rerun computes only the missing rows; a local run meanwhile
+is refused), bounded retries naming the failing rows, steered generation, and the error without Ray.
+"""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import workbench as wb
+from workbench.data.collect import collect
+from workbench.data.datasets import PromptSet
+from workbench.data.store import ActivationStore, StoreLockedError
+from workbench.errors import BadInputError
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SPEC = dict(layers=(1, 3), pooling="mean")
+SETTINGS = dict(batch_size=2, duration_s=1.0, per_step_layers=(2,))
+PROMPTS = dict(labels=["jazz", "rock"], templates=["{label} music", "a {label} song"], seeds=range(4))  # 16 clips
+
+
+def prompts():
+    return PromptSet(**PROMPTS)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """One local Ray cluster (2 CPUs, no dashboard) for every test here: starting one costs 10-20 s on 2 cores."""
+    ray = pytest.importorskip("ray", reason='engine="ray" needs the extra: pip install -e ".[ray]"')
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by the workers Ray starts
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    return wb.load_model()
+
+
+@pytest.fixture(scope="module")
+def local_store(teacher, tmp_path_factory):
+    return collect(teacher, prompts(), wb.CaptureSpec(**SPEC), tmp_path_factory.mktemp("local"), progress=False,
+                   **SETTINGS)
+
+
+def rows_by_id(store):
+    return {r["id"]: {k: v for k, v in r.items() if k != "row"} for r in store.table}
+
+
+def assert_same_rows(store, reference):
+    """Equal arrays, audio, per-step rows and metadata, row by row matched on id (stores may differ in order)."""
+    mine, theirs = {r["id"]: r["row"] for r in store.table}, {r["id"]: r["row"] for r in reference.table}
+    assert sorted(mine) == sorted(theirs) and len(mine) == len(store)
+    assert rows_by_id(store) == rows_by_id(reference)
+    for key in reference.keys():
+        a, b = store.array(*key), reference.array(*key)
+        for i in theirs:
+            np.testing.assert_array_equal(a[mine[i]], b[theirs[i]])
+    for i in theirs:
+        np.testing.assert_array_equal(store.audio(mine[i]), reference.audio(theirs[i]))
+        np.testing.assert_array_equal(store.steps("resid", 2, mine[i]), reference.steps("resid", 2, theirs[i]))
+
+
+def ray_collect(handle, store_dir, **kw):
+    from workbench.data.distributed import RayEngine
+    return collect(handle, prompts(), wb.CaptureSpec(**SPEC), store_dir,
+                   engine=RayEngine(workers=2, max_retries=kw.pop("max_retries", 2)), **dict(SETTINGS, **kw))
+
+
+def replica_pids():
+    """Pids of this machine's Ray replica processes (Ray titles them ray::_Replica...)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cmdline").read_bytes().startswith(b"ray::_Replica"):
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def wait_for(condition, timeout_s=180, what="condition"):
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def committed(store_dir):
+    try:
+        return ActivationStore(store_dir, verify="none").ids()
+    except Exception:  # not created yet
+        return set()
+
+
+@pytest.mark.slow
+def test_ray_equals_local_even_when_a_worker_is_killed(ray_cluster, teacher, local_store, tmp_path, capsys):
+    """Rows equal a local collect's; a killed worker is replaced and only its batch runs again."""
+    store_dir, result = tmp_path / "s", {}
+    run = threading.Thread(target=lambda: result.update(store=ray_collect(teacher, store_dir)))
+    run.start()
+    wait_for(lambda: committed(store_dir), what="the first shard")
+    victims = replica_pids()
+    assert len(victims) == 2
+    os.kill(victims[0], signal.SIGKILL)
+    run.join(timeout=240)
+    store = result["store"]
+    report = store.run_report
+    assert report.workers == 2 and len(report.retried) == 1 and "worker died" in report.retried[0][1]
+    assert report.dispatched_rows == 16 + len(report.retried[0][0]) <= 16 + 2  # one batch of 2 ran twice
+    assert_same_rows(store, local_store)
+    assert store.verify(full=True).sound
+    assert "collect (ray)" in capsys.readouterr().err  # the driver's progress bar over clips
+    assert ray_collect(teacher, store_dir).run_report.dispatched_rows == 0  # complete: nothing runs again
+
+
+DRIVER = textwrap.dedent("""
+    import sys
+    import workbench as wb
+    from workbench.data.collect import collect
+    from workbench.data.datasets import PromptSet
+    from workbench.data.distributed import RayEngine
+    collect(wb.load_model(), PromptSet(**{prompts}), wb.CaptureSpec(**{spec}), sys.argv[1],
+            engine=RayEngine(workers=2, address=sys.argv[2]), progress=False, **{settings})
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_a_killed_driver_resumes_and_a_second_run_meanwhile_is_refused(ray_cluster, teacher, local_store, tmp_path):
+    store_dir = tmp_path / "s"
+    code = DRIVER.format(prompts=dict(PROMPTS, seeds=list(PROMPTS["seeds"])), spec=SPEC, settings=SETTINGS)
+    env = dict(os.environ, PYTHONPATH=str(Path(wb.__file__).parent.parent), OMP_NUM_THREADS="1")
+    address = ray_cluster.get_runtime_context().gcs_address
+    driver = subprocess.Popen([sys.executable, "-c", code, str(store_dir), address], env=env)
+    try:
+        wait_for(lambda: committed(store_dir) or driver.poll() is not None, timeout_s=300, what="the first shard")
+        assert driver.poll() is None, "the driver finished or failed before it could be killed"
+        with pytest.raises(StoreLockedError, match=f"pid {driver.pid}"):  # the Ray run holds the store's lock
+            collect(teacher, prompts(), wb.CaptureSpec(**SPEC), store_dir, progress=False, **SETTINGS)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    finally:
+        driver.kill()
+    done = ActivationStore(store_dir).ids()
+    assert 0 < len(done) < 16
+    store = ray_collect(teacher, store_dir, progress=False)
+    assert store.run_report.dispatched_rows == 16 - len(done)  # nothing committed ran again
+    assert_same_rows(store, local_store)
+    assert store.verify(full=True).sound
+
+
+def fails_on_batch_one(handle, payload):
+    if payload == 1:
+        raise RuntimeError("out of memory (pretend)")
+    return payload * 10
+
+
+@pytest.mark.slow
+def test_retries_are_bounded_and_the_failing_rows_are_named(ray_cluster, tiny):
+    from workbench.data.distributed import DistributedRunError, RayEngine
+    from workbench.data.ray_pool import run_batches
+    ray_cluster.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import tests/
+    done = {}
+    with pytest.raises(DistributedRunError, match=r"rows \['c', 'd'\].*out of memory") as err:
+        run_batches(tiny, [["a", "b"], ["c", "d"], ["e"]], lambda i: i, fails_on_batch_one, done.__setitem__,
+                    RayEngine(workers=2, max_retries=1))
+    assert done == {0: 0, 2: 20} and err.value.failed_rows == ["c", "d"]  # the other batches are kept
+    assert len(err.value.report.retried) == 1 and err.value.report.dispatched_rows == 2 + 2 * 2 + 1
+
+
+@pytest.mark.slow
+def test_steered_generation_on_ray_equals_local(ray_cluster, teacher):
+    from workbench.data import distributed
+    steer = wb.SteeringSpec.single(np.random.default_rng(0).normal(size=teacher.hidden_size), (2,), 4.0)
+    spec = wb.CaptureSpec(layers=(3,), pooling="mean", rows="both")
+    kw = dict(seeds=[1, 2, 3, 4, 5], steering=steer, capture=spec, duration_s=0.5, batch_size=2)
+    remote = distributed.generate(teacher, ["jazz", "rock", "jazz", "rock", "calm jazz"], progress=False,
+                                  engine=distributed.RayEngine(workers=2), **kw)
+    local = wb.generate(teacher, ["jazz", "rock", "jazz", "rock", "calm jazz"], **kw)
+    assert [c.prompt for c in remote.clips] == [c.prompt for c in local.clips]
+    for a, b in zip(remote.clips, local.clips):
+        np.testing.assert_array_equal(a.waveform, b.waveform)
+    np.testing.assert_array_equal(remote.activations[("resid", 3)], local.activations[("resid", 3)])
+
+
+def test_without_ray_the_error_says_how_to_install_it(tiny, tmp_path, monkeypatch):
+    from workbench.data.distributed import MissingExtraError
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    with pytest.raises(MissingExtraError, match=r'pip install -e "\.\[ray\]"'):
+        collect(tiny, ["jazz"], wb.CaptureSpec(layers=(1,)), tmp_path / "s", engine="ray", duration_s=0.2)
+    assert not (tmp_path / "s").exists()  # refused before any work
+    with pytest.raises(BadInputError, match="use 'local', 'ray'"):
+        collect(tiny, ["jazz"], wb.CaptureSpec(layers=(1,)), tmp_path / "s", engine="spark", duration_s=0.2)

@@ -1,0 +1,190 @@
+"""Beyond one machine: `collect` and `generate` over many inputs on Ray, one model replica per worker.
+
+Same signatures as `workbench.data.collect.collect` and `workbench.generate`, plus ``engine="ray"`` or a
+`RayEngine` (workers, address, GPUs per worker, retries). The driver cuts the work into the same batches a
+local run makes and hands them to Ray actors (`workbench.data.ray_pool`); each worker runs the batch exactly as
+the local code does (`CaptureJob.run`, per-clip seeds), so the rows equal a local run's. The driver is the
+store's one committer: it holds the store's write lock for the whole run, as a local collect does (a second
+run into the same store is refused with StoreLockedError naming it), and commits each returned batch as one
+shard (temp folder, rename, manifest replace), in the order batches finish. Kill a worker: its batch is retried
+on a fresh one. Kill the driver: run the same call again and only the uncommitted batches run.
+
+Evaluation grids plug in the same way when they land: a picklable ``fn(handle, payload)`` per grid cell batch,
+given to `workbench.data.ray_pool.run_batches` (see `generate` here for the pattern).
+
+The size arithmetic of a store (what decides where it can live), in bytes:
+
+    >>> store_bytes(clips=160_000, layers=24, hidden=1024)           # pooled float32: 15.7 GB
+    15728640000
+    >>> store_bytes(clips=1000, layers=1, hidden=1024, steps=200)    # per-step rows of one layer, 200 steps
+    819200000
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from workbench.data.collect import generation_settings, plan_collect
+from workbench.data.ray_pool import (
+    DistributedRunError,
+    MissingExtraError,
+    RayEngine,
+    RunReport,
+    as_engine,
+    require_ray,
+    run_batches,
+)
+from workbench.data.store import ActivationStore, store_lock
+from workbench.errors import BadInputError
+
+__all__ = ["collect", "generate", "RayEngine", "RunReport", "MissingExtraError", "DistributedRunError",
+           "store_bytes"]
+
+
+def store_bytes(clips: int, layers: int, hidden: int, steps: int = 1, sites: int = 1, bytes_per_value: int = 4,
+                cfg_rows: int = 1) -> int:
+    """Bytes of activations: clips x steps x sites x layers x hidden x bytes (x 2 cfg_rows for rows="both").
+
+    steps: 1 for pooled rows (mean_std doubles hidden); decoder steps for per-step capture (50 a second)."""
+    return int(clips) * int(steps) * int(sites) * int(layers) * int(hidden) * int(bytes_per_value) * int(cfg_rows)
+
+
+def _check_generation(handle, plan) -> None:
+    """Check the generation settings on the driver: a bad duration fails here, not once per worker."""
+    if plan.items.mode == "audio":
+        return
+    import inspect
+
+    from workbench.runtime.generation import generate as local_generate
+    from workbench.runtime.inputs import generation_args
+    settings = generation_settings(plan.items.mode, plan.job.gen_kwargs)
+    unknown = sorted(set(settings) - set(inspect.signature(local_generate).parameters))
+    if unknown:
+        raise BadInputError(f"collect got unknown generation settings {unknown}: see workbench.generate's arguments")
+    checked = set(inspect.signature(generation_args).parameters) - {"handle", "prompts", "seeds"}
+    row = plan.items.rows[0]
+    generation_args(handle, [row.get("prompt") or ""], seeds=[int(row.get("seed") or 0)], capture=plan.job.run_spec,
+                    **{k: v for k, v in settings.items() if k in checked and k != "capture"})
+
+
+def _capture(handle, payload):
+    """Runs on a worker: one batch of a collection, with the run's thread policy."""
+    from workbench.runtime.threads import intra_op_threads, resolve_threads
+    job, rows, waves, threads = payload
+    with intra_op_threads(resolve_threads(handle, threads)):
+        return job.run(handle, rows, waves)
+
+
+def collect(handle, inputs, capture_spec, store_dir, batch_size: int = 8, *, per_step_layers=(),
+            mode: str | None = None, keep_audio: bool = True, progress: bool = True, compact: bool = True,
+            threads: int | str | None = "auto", lock_timeout_s: float = 0.0, engine="ray",
+            **gen_kwargs) -> ActivationStore:
+    """`workbench.data.collect.collect` on Ray workers: the same store, rows equal to a local run's.
+
+    engine: "ray" (a local cluster, or the one ray.init already joined) or RayEngine(workers=, address=, ...).
+    The returned store carries `run_report` (a RunReport: workers, retries, rows dispatched). Batches that still
+    fail after engine.max_retries raise DistributedRunError naming their rows; the rest is committed.
+    """
+    engine = as_engine(engine)
+    require_ray()
+    plan = plan_collect(handle, inputs, capture_spec, batch_size, per_step_layers=per_step_layers, mode=mode,
+                        keep_audio=keep_audio, **gen_kwargs)
+    _check_generation(handle, plan)
+    with store_lock(store_dir, lock_timeout_s):
+        store = plan.open_store(handle, store_dir, lock_timeout_s)
+        batches = plan.batches(store)
+        report, bar = RunReport(), None
+        if batches:
+            if progress:
+                from tqdm.auto import tqdm
+                left = sum(len(b) for b in batches)
+                bar = tqdm(total=len(plan.items.rows), initial=len(plan.items.rows) - left, unit="clip",
+                           desc="collect (ray)")
+
+            def commit(i: int, result: dict) -> None:
+                store.append(**result)
+                if bar is not None:
+                    bar.update(len(batches[i]))
+
+            batch_rows = [[str(plan.items.rows[j]["id"]) for j in b] for b in batches]
+            try:
+                report = run_batches(handle, batch_rows, lambda i: (plan.job, *plan.batch_inputs(batches[i]), threads),
+                                     _capture, commit, engine)
+            finally:
+                if bar is not None:
+                    bar.close()
+        if compact:
+            store.compact()
+    store.run_report = report
+    return store
+
+
+def _generate(handle, payload):
+    """Runs on a worker: one batch of generations."""
+    from workbench.runtime.generation import generate as local_generate
+    prompts, seeds, kwargs = payload
+    return local_generate(handle, prompts, seeds=seeds, batch_size=len(prompts), **kwargs)
+
+
+def _merge(parts: list, pooling: str, rows: str):
+    """Concatenate per-batch activations as `workbench.generate` does (rows="both": every cond row, then uncond)."""
+    if not parts or parts[0] is None:
+        return None
+    merged = {}
+    for key in parts[0]:
+        values = [p[key] for p in parts]
+        if rows == "both":
+            values = [v[:len(v) // 2] for v in values] + [v[len(v) // 2:] for v in values]
+        merged[key] = [r for v in values for r in v] if pooling == "none" else np.concatenate(values)
+    return merged
+
+
+def generate(handle, prompts, *, seeds=0, batch_size: int = 8, engine="ray", progress: bool = True,
+             threads: int | str | None = "auto", **gen_kwargs):
+    """`workbench.generate` over many prompts on Ray workers (steered or captured too); clips in input order.
+
+    Each clip equals the local one (per-clip seeds). Not resumable (the clips are returned, not stored): for
+    thousands of clips use `collect(..., engine="ray")`, which keeps their audio in a store. The result carries
+    `run_report`.
+    """
+    from workbench.runtime.generation import GenerationResult
+    from workbench.runtime.inputs import generation_args
+    from workbench.validation import positive_int
+    engine = as_engine(engine)
+    require_ray()
+    if gen_kwargs.get("audio_prompt") is not None:
+        raise BadInputError("distributed generate takes text prompts: continue audio with "
+                            "collect(..., mode='continuation', engine='ray')")
+    batch_size = positive_int(batch_size, "batch_size")
+    settings = generation_settings("text", dict(gen_kwargs, threads=threads))
+    args = generation_args(handle, prompts, seeds=seeds, batch_size=batch_size, threads=threads,
+                           capture=gen_kwargs.get("capture"),
+                           **{k: settings[k] for k in ("duration_s", "guidance_scale", "temperature", "top_k",
+                                                       "steering")})
+    plist, slist = list(args.prompts), [int(s) for s in args.seeds]
+    starts = list(range(0, len(plist), batch_size))
+    results: dict = {}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(plist), unit="clip", desc="generate (ray)")
+
+    def keep(i: int, result) -> None:
+        results[i] = result
+        if bar is not None:
+            bar.update(len(result.clips))
+
+    kwargs = dict(gen_kwargs, threads=threads)
+    try:
+        batch_rows = [[f"prompt {j}" for j in range(s, min(s + batch_size, len(plist)))] for s in starts]
+        cut = lambda i: slice(starts[i], starts[i] + batch_size)
+        report = run_batches(handle, batch_rows, lambda i: (plist[cut(i)], slist[cut(i)], kwargs), _generate, keep,
+                             engine)
+    finally:
+        if bar is not None:
+            bar.close()
+    ordered = [results[i] for i in range(len(starts))]
+    capture = gen_kwargs.get("capture")
+    out = GenerationResult([c for r in ordered for c in r.clips],
+                           _merge([r.activations for r in ordered], capture.pooling, capture.rows) if capture else None)
+    out.run_report = report
+    return out
