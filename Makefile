@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt scripts/install_torch.sh
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	bash scripts/install_torch.sh $(PY)
-	$(PIP) -e ".[dev]"
+	$(PIP) -e ".[dev,ray]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	$(PY) scripts/warm_numba.py
 	touch $(STAMP)

@@ -16,8 +16,15 @@ def test_environment_yml_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
-    assert sorted(pip_section) == sorted(project["dependencies"]), "keep environment.yml's pip list == pyproject"
-    assert {_name(r) for r in pip_section} == {_name(r) for r in project["dependencies"]}
+    wanted = project["dependencies"] + project["optional-dependencies"]["ray"]  # conda users get the ray extra too
+    assert sorted(pip_section) == sorted(wanted), "keep environment.yml's pip list == pyproject (+ the ray extra)"
+    assert {_name(r) for r in pip_section} == {_name(r) for r in wanted}
+
+
+def test_make_setup_installs_the_ray_extra():
+    """CI (make test -> make setup) runs the Ray tests, so a fresh clone gets the extra."""
+    assert "ray" in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert re.search(r'-e "\.\[[a-z,]*\bray\b[a-z,]*\]"', (ROOT / "Makefile").read_text())
 
 
 def test_readme_and_ci_use_make_test():
