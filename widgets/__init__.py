@@ -11,10 +11,14 @@ from .app import Workbench
 from .backend import Backend, Collection
 from .clip_compare import ClipComparer
 from .direction_picker import DirectionPicker
+from .patching_view import PatchingView
 from .projection_view import ProjectionExplorer
 from .requests import DirectionRequest, SteerRequest
+from .seek_player import SeekPlayer
 from .steering_panel import SteeringPanel
 from .sweep_view import LayerSweepView
+from .trace_view import TraceView
 
 __all__ = ["Backend", "ClipComparer", "Collection", "DirectionPicker", "DirectionRequest", "LayerSweepView",
-           "ProjectionExplorer", "SteerRequest", "SteeringPanel", "Workbench"]
+           "PatchingView", "ProjectionExplorer", "SeekPlayer", "SteerRequest", "SteeringPanel", "TraceView",
+           "Workbench"]

@@ -1,9 +1,11 @@
-"""`Workbench(...)`: the layer sweep, projection explorer, direction picker, steering panel and clip
-comparer, linked in one cell.
+"""`Workbench(...)`: the layer sweep, projection explorer, direction picker, steering panel, clip
+comparer, trace view and patching view, linked in one cell.
 
 Links: clicking a layer in the sweep re-draws the map at that layer, points the picker there and sets
 the steering layers; a direction from the picker or from a lasso A → B goes to the steering panel;
-each generated clip is compared with its unsteered twin and placed as a star in the map.
+each generated clip is compared with its unsteered twin and placed as a star in the map. Inspect:
+the trace view traces the panel's last request along its direction (original and steered, every
+layer at every step); the patching view patches group B's prompt into group A's (or any two prompts).
 
     >>> from widgets import Workbench               # doctest: +SKIP
     >>> wb_ui = Workbench()                         # teaching model, 8 clips per genre  # doctest: +SKIP
@@ -18,10 +20,12 @@ from ._base import View
 from .backend import Backend, Collection
 from .clip_compare import ClipComparer
 from .direction_picker import DirectionPicker
+from .patching_view import PatchingView
 from .projection_view import ProjectionExplorer
 from .requests import SteerRequest
 from .steering_panel import SteeringPanel
 from .sweep_view import LayerSweepView
+from .trace_view import TraceView
 
 GENERIC_PROMPTS = {"calm": ["calm ambient music", "slow gentle piano"],
                    "energetic": ["energetic rock with drums", "fast techno with a drum machine"]}
@@ -35,9 +39,15 @@ def default_prompts(handle) -> dict:
     return GENERIC_PROMPTS
 
 
+def _two_prompts(prompts_by_label: dict) -> tuple[str, str]:
+    """(source, target) for the patching view: the second label's first prompt into the first's."""
+    firsts = [p if isinstance(p, str) else p[0] for p in prompts_by_label.values()]
+    return (firsts[1], firsts[0]) if len(firsts) > 1 else (firsts[0], firsts[0])
+
+
 class Workbench(View):
     """All views on one model; every part stays reachable (`.sweep_view`, `.explorer`, `.picker`,
-    `.panel`, `.comparer`, `.backend`) and usable from code.
+    `.panel`, `.comparer`, `.trace_view`, `.patching_view`, `.backend`) and usable from code.
 
     handle: a workbench model handle (default `workbench.load_model()`, the teaching model).
     collection: a `widgets.backend.Collection` or an ActivationStore from `workbench.data.collect.collect`
@@ -89,6 +99,10 @@ class Workbench(View):
                                    max_duration_s=min(10.0, float(handle.max_duration_s)))
         self.panel.duration_s = min(steer_duration_s, self.panel.duration_slider.max)
         self.comparer = ClipComparer(score_fn=self.backend.scores)
+        self.trace_view = TraceView(trace_fn=getattr(self.backend, "trace", None))
+        self.patching_view = PatchingView(run_fn=getattr(self.backend, "patching", None))
+        self.patching_view.source_prompt, self.patching_view.target_prompt = _two_prompts(
+            prompts_by_label or default_prompts(handle))
         self._originals: dict = {}
         self._wire()
         self.picker.layer, self.picker.site = self.layer, self.site
@@ -103,7 +117,10 @@ class Workbench(View):
         steer_box = w.VBox([w.HTML("<h4>Direction</h4>"), self.picker, w.HTML("<h4>Steer</h4>"), self.panel])
         self.add_class("wb-app")
         self.children = [w.HBox([self.sweep_view, self.explorer], layout=w.Layout(flex_flow="row wrap")), steer_box,
-                         w.HTML("<h4>Compare</h4>"), self.comparer, self.errors]
+                         w.HTML("<h4>Compare</h4>"), self.comparer,
+                         w.HTML("<h4>Inspect: when does steering take hold?</h4>"), self.trace_view,
+                         w.HTML("<h4>Inspect: where does the model use it? (activation patching)</h4>"),
+                         self.patching_view, self.errors]
 
     def _map_title(self) -> str:
         method = getattr(self.backend, "projection_method", "pca").upper()
@@ -119,6 +136,7 @@ class Workbench(View):
         t.link((self.sweep_view, "site"), (self, "site"))
         self.explorer.observe(self._groups_changed, names=["group_a", "group_b"])
         self.picker.observe(lambda ch: setattr(self.panel, "direction", ch["new"]), names="direction")
+        self.panel.observe(lambda ch: setattr(self.trace_view, "direction", ch["new"]), names="direction")
         self.panel.on_clip(self._after_clip)
 
     @t.observe("layer", "site", "map_method")
@@ -138,6 +156,16 @@ class Workbench(View):
 
     def _groups_changed(self, change):
         self.picker.groups = tuple(tuple(g) for g in self.explorer.stored_groups())
+        prompts = [self._first_prompt(g) for g in self.explorer.stored_groups()]
+        if all(prompts):  # direction A -> B: patch B (where steering goes) into A
+            self.patching_view.target_prompt, self.patching_view.source_prompt = prompts
+
+    def _first_prompt(self, group) -> str | None:
+        clips = self.collection.clips
+        if not group or clips is None:
+            return None
+        clip = clips[group[0]] if isinstance(clips, list) else clips(group[0])
+        return getattr(clip, "prompt", None)
 
     def original_for(self, request: SteerRequest):
         """The unsteered clip with the same prompt, seed, duration and guidance (cached)."""
@@ -148,6 +176,7 @@ class Workbench(View):
         return self._originals[key]
 
     def _after_clip(self, clip, request: SteerRequest) -> None:
+        self.trace_view.request = request  # the Trace button traces this one, original and steered
         original = self.original_for(request) if SteerRequest.of(request).steered else clip
         self.comparer.compare(original, clip)  # reports its own errors; the players show regardless
         text = f"generated: {SteeringPanel.caption(request)}"
@@ -169,5 +198,6 @@ class Workbench(View):
         return self.explorer.selection
 
     def static_html(self) -> str:
-        parts = [self.sweep_view.static_html(), self.explorer.static_html(), self.comparer.static_html()]
+        parts = [self.sweep_view.static_html(), self.explorer.static_html(), self.comparer.static_html(),
+                 self.trace_view.static_html(), self.patching_view.static_html()]
         return "<div>" + "".join(f"<div>{p}</div>" for p in parts) + "</div>"

@@ -178,3 +178,35 @@ class Backend:
             probs = scores.probe_reading(self.handle, [clip], probe, layer=layer, site=site)[0]
             out.update({f"probe L{layer}: {c}": float(p) for c, p in zip(probe.classes_, probs)})
         return out
+
+    # -- causal inspection (nnsight traces) ------------------------------------------------------
+    def trace(self, request: SteerRequest, direction):
+        """(original, steered) `StepTrace`s of a request's clip: every layer's projection on ``direction``
+        at every step (steered is None when the request does not steer)."""
+        from workbench.analysis.step_traces import trace_steps
+        request = SteerRequest.of(request)
+        kwargs = dict(duration_s=request.duration_s, seeds=[request.seed], guidance_scale=request.guidance_scale)
+        prompt = [request.prompt or "music"]
+        original = trace_steps(self.handle, prompt, direction, **kwargs)
+        spec = self.steering_spec(request)
+        steered = trace_steps(self.handle, prompt, direction, steering=spec, **kwargs) if spec is not None else None
+        return original, steered
+
+    def patching(self, source_prompt: str, target_prompt: str, *, seed: int = 0, duration_s: float = 2.0,
+                 windows: int = 8, guidance_scale: float = 3.0):
+        """(teacher-forced sweep, clip_fn) for a `PatchingView`: the two prompts' clips (same seed) are
+        swept layer x window (log-probability of the source's codes), and ``clip_fn(row)`` generates
+        that cell's patched clip with its source and target."""
+        import workbench as wb
+        from workbench.analysis import patching as P
+        h = self.handle
+        source, target = wb.generate(h, [source_prompt, target_prompt], duration_s=duration_s, seeds=[seed, seed],
+                                     guidance_scale=guidance_scale).clips
+        sweep = P.patching_sweep(h, P.ForcedInput.of(h, source), P.ForcedInput.of(h, target), windows=windows)
+
+        def clip_fn(row) -> dict:
+            _, patched = P.generate_patched(h, source_prompt, target_prompt, site=row["site"], layer=int(row["layer"]),
+                                            window=(int(row["start"]), int(row["stop"])), seed=seed,
+                                            duration_s=duration_s, guidance_scale=guidance_scale)
+            return {"source": source, "target": target, "patched": patched}
+        return sweep, clip_fn

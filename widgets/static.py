@@ -241,3 +241,18 @@ def confusion_html(confusion: np.ndarray, classes, title: str = "") -> str:
         body += f"<tr><th style='padding:2px 8px'>{name}</th>{cells}</tr>"
     cap = f"<caption>{html.escape(title)}</caption>" if title else ""
     return f"<table>{cap}<tr><th>true \\ predicted</th>{head}</tr>{body}</table>"
+
+
+def heatmap_png(z: np.ndarray, scale_px: int = 6, limit: float | None = None) -> bytes:
+    """A diverging (blue - white - red) PNG of a 2-D array, row 0 at the bottom, symmetric about 0.
+
+    >>> heatmap_png(np.array([[-1.0, 0.0], [0.5, 1.0]]))[:4]
+    b'\\x89PNG'
+    """
+    z = np.nan_to_num(np.asarray(z, dtype=float))[::-1]
+    limit = float(np.max(np.abs(z))) if limit is None else float(limit)
+    t = np.clip(z / (limit or 1.0), -1, 1)[..., None]
+    white, red, blue = np.array([247, 247, 247.0]), np.array([178, 24, 43.0]), np.array([33, 102, 172.0])
+    rgb = np.where(t >= 0, white + t * (red - white), white - t * (blue - white))
+    rgb = np.repeat(np.repeat(rgb, scale_px, axis=0), max(1, scale_px // 2), axis=1)
+    return png_bytes(rgb.astype(np.uint8))

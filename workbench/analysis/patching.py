@@ -432,6 +432,8 @@ def patching_sweep(handle, source, target, *, mode: str = "forward", sites=("res
     df["source_value"], df["target_value"] = source_value, target_value
     gap = source_value - target_value
     df["recovered"] = (df["value"] - target_value) / gap if gap != 0 else np.nan
+    if mode == "generate":  # the two unpatched clips, for views that play a cell next to them
+        df.attrs.update(source_clip=source_clip, target_clip=target_clip)
     return df
 
 
