@@ -348,14 +348,18 @@ class ActivationStore:
         tmp.mkdir(parents=True)
         return f"{max(seqs, default=-1) + 1:06d}-{uuid.uuid4().hex[:6]}", tmp
 
-    def append(self, pooled: dict, rows: list[dict], steps: dict | None = None, audio: list | None = None) -> None:
+    def append(self, pooled: dict, rows: list[dict], steps: dict | None = None, audio: list | None = None,
+               steps_dtype: str = "float32") -> None:
         """Commit one shard: pooled[(site, layer)] (n, ...) arrays, one metadata dict per row (with a unique
         "id"), optional per-step lists of (T_i, H) arrays, optional audio list of (channels, samples).
+        steps_dtype: "float32" or "float16" (half the disk; `workbench.data.frames` streams either).
 
         Holds the write lock (waiting up to lock_timeout_s) and rereads the manifest first, so appends from
         several processes all land."""
         n = len(rows)
         ids = [str(r["id"]) for r in rows]
+        if steps_dtype not in ("float32", "float16"):
+            raise BadInputError(f"steps_dtype={steps_dtype!r}: use 'float32' or 'float16'")
         for key in self.keys():
             if key not in pooled or len(pooled[key]) != n:
                 raise BadInputError(f"shard misses {key} or has the wrong row count (want {n})")
@@ -376,7 +380,7 @@ class ActivationStore:
                     files[fname] = _save_npy(tmp, fname, np.asarray(pooled[key], dtype=np.float32))
                 for key in self.step_keys():
                     seqs, fname = steps[key], f"steps.{_key_name(*key)}"
-                    files[fname + ".npy"] = _save_npy(tmp, fname + ".npy", np.concatenate(seqs).astype(np.float32))
+                    files[fname + ".npy"] = _save_npy(tmp, fname + ".npy", np.concatenate(seqs).astype(steps_dtype))
                     files[fname + ".offsets.npy"] = _save_npy(tmp, fname + ".offsets.npy",
                                                               np.cumsum([0] + [len(x) for x in seqs]))
                 if audio is not None:

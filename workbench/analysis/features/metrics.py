@@ -1,0 +1,108 @@
+"""How good an SAE is: explained variance, L0, dead and dense features, and the spliced loss.
+
+The spliced loss is the teacher-forced code log-likelihood (mean cross-entropy over every codebook's next
+code, null text) with the layer's output replaced by the SAE's reconstruction inside an nnsight trace
+(`workbench.runtime.tracing.traced_forward`), next to the clean loss and the loss with that output zeroed.
+``recovery = (zero - spliced) / (zero - clean)``: 1 when the splice costs nothing, 0 when it is as bad as
+deleting the layer's output. Logits at position t predict the input id at t + 1; positions whose next id is
+the delay pattern's pad/start token are not targets.
+
+    >>> import numpy as np, torch
+    >>> from workbench.analysis.features.sae import SparseAutoencoder
+    >>> sae = SparseAutoencoder(8, 16, "topk", k=8)
+    >>> x = np.random.default_rng(0).normal(size=(100, 8)).astype(np.float32)
+    >>> m = sae_metrics(sae, [x])
+    >>> sorted(m), m["l0"] <= 8
+    (['dead_fraction', 'dense_fraction', 'explained_variance', 'frequency', 'l0', 'n_frames'], True)
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from workbench.errors import EmptyInputError
+
+__all__ = ["sae_metrics", "spliced_loss", "codes_of_rows", "DENSE_THRESHOLD"]
+
+DENSE_THRESHOLD = 0.1  # a feature firing on more than this fraction of frames counts as dense
+
+
+@torch.no_grad()
+def sae_metrics(sae, chunks, dense_threshold: float = DENSE_THRESHOLD) -> dict:
+    """EV, mean L0, dead fraction (never fires), dense fraction and each feature's firing frequency.
+
+    chunks: an iterable of (n, d_in) arrays (e.g. ``b.x for b in stream.sequential()``); two passes are
+    avoided by accumulating sums."""
+    n, sq_err, s1, s2, l0_sum = 0, 0.0, None, None, 0.0
+    fires = torch.zeros(sae.d_sae, dtype=torch.float64)
+    for chunk in chunks:
+        x = torch.as_tensor(np.asarray(chunk, np.float32))
+        f = sae.encode(x)
+        x_hat = sae.decode(f)
+        sq_err += float(((x - x_hat) ** 2).double().sum())
+        xd = x.double()
+        s1 = xd.sum(0) if s1 is None else s1 + xd.sum(0)
+        s2 = (xd ** 2).sum(0) if s2 is None else s2 + (xd ** 2).sum(0)
+        active = f > 0
+        fires += active.double().sum(0)
+        l0_sum += float(active.double().sum())
+        n += len(x)
+    if n == 0:
+        raise EmptyInputError("no frames to measure the SAE on")
+    total_var = float((s2 - s1 ** 2 / n).sum())
+    frequency = (fires / n).numpy()
+    return dict(explained_variance=1.0 - sq_err / max(total_var, 1e-12), l0=l0_sum / n,
+                dead_fraction=float((frequency == 0).mean()),
+                dense_fraction=float((frequency > dense_threshold).mean()), frequency=frequency, n_frames=n)
+
+
+def codes_of_rows(handle, store, rows, batch_size: int = 8) -> torch.Tensor:
+    """(N, K, frames) EnCodec codes of store rows (their stored audio re-encoded)."""
+    from workbench.runtime.teacher_forcing import encode_audio
+    waves = [store.audio(int(r)).mean(0) for r in rows]
+    if not waves:
+        raise EmptyInputError("no rows to encode")
+    length = min(len(w) for w in waves)
+    return torch.cat([encode_audio(handle, [w[:length] for w in waves[i:i + batch_size]], store.sample_rate_hz)
+                      for i in range(0, len(waves), batch_size)])
+
+
+def _loss(handle, logits: torch.Tensor, ids: torch.Tensor) -> tuple[float, int]:
+    """(sum of cross-entropy, number of targets): logits[:, t] predict ids[:, t + 1] where that is a code."""
+    bos = handle.model.generation_config.decoder_start_token_id
+    targets = ids[:, 1:]
+    keep = targets != bos
+    pred = logits[:, :-1].float()
+    ce = torch.nn.functional.cross_entropy(pred[keep], targets[keep], reduction="sum")
+    return float(ce), int(keep.sum())
+
+
+@torch.no_grad()
+def spliced_loss(handle, sae, codes: torch.Tensor, site: str = "resid", layer: int = 0,
+                 batch_size: int = 8) -> dict:
+    """Clean, spliced and zero-ablated mean code cross-entropy (nats) of `codes` (N, K, frames), and recovery.
+
+    The SAE replaces (site, layer)'s output at every position of every row (null-text conditioning, as the
+    store's teacher-forced clips were read)."""
+    from workbench.runtime.teacher_forcing import delayed_decoder_inputs, text_states
+    from workbench.runtime.tracing import Intervention, traced_forward
+
+    handle.check_layer(layer)
+    sums = dict(clean=[0.0, 0], spliced=[0.0, 0], zero=[0.0, 0])
+    edits = dict(clean=None, spliced=lambda x, step: sae(x), zero=lambda x, step: torch.zeros_like(x))
+    sae = sae.to(handle.device)
+    for start in range(0, len(codes), batch_size):
+        part = codes[start:start + batch_size].to(handle.device)
+        ids = delayed_decoder_inputs(handle, part)
+        states, mask = text_states(handle, None, len(part))
+        for name, edit in edits.items():
+            ivs = [] if edit is None else [Intervention(site, int(layer), edit=edit)]
+            out = traced_forward(handle, ids, states, mask, ivs)
+            ce, count = _loss(handle, out.logits, ids)
+            sums[name][0] += ce
+            sums[name][1] += count
+    loss = {name: s / max(c, 1) for name, (s, c) in sums.items()}
+    gap = loss["zero"] - loss["clean"]
+    loss["recovery"] = (loss["zero"] - loss["spliced"]) / gap if gap > 0 else float("nan")
+    loss["n_clips"] = len(codes)
+    return loss
