@@ -67,6 +67,7 @@ class PatchingView(View):
                                    tooltip="patch the source into the target at every layer x window")
         self.run_button.on_click(lambda _: self.run())
         self.readout = w.HTML("click a cell to hear the patched clip")
+        self.readout.add_class("wb-patching-readout")
         self.players = {role: w.VBox(layout=w.Layout(width="33%")) for role in ROLES}
         controls = [w.HBox([self.source_box, self.target_box, self.run_button])] if run_fn is not None else []
         self.children = [*controls, self.site_dd, self.figure, self.readout,

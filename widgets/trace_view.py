@@ -58,6 +58,7 @@ class TraceView(View):
                                tooltip="generate the last request (original and steered) and trace every layer")
         self.button.on_click(lambda _: self.run())
         self.readout = w.HTML("press Trace (or set a direction and a request from code)")
+        self.readout.add_class("wb-trace-readout")
         columns = [w.VBox([self.figures[s], self.players[s]], layout=w.Layout(width="50%")) for s in SIDES]
         self.children = [w.HBox([self.button, self.readout]), w.HBox(columns), self.errors]
         self.add_class("wb-trace")

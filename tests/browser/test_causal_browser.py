@@ -1,0 +1,77 @@
+"""Notebook 06 (causal inspection) in a real browser: JupyterLab + Debian's chromium, driven by Playwright.
+
+Runs all cells, clicks a cell of the teacher-forced patching heatmap (the patched clip is generated
+and plays next to source and target: three audio elements that decode), then clicks a time in the
+steered trace heatmap (its player seeks there and plays). Screenshots: test-artifacts/browser/causal-*.png.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from lab_harness import JupyterLab, LabPage, open_browser
+from test_quickstart_browser import AUDIO_DURATION_JS
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOK = REPO / "notebooks" / "06_causal_inspection.ipynb"
+
+
+def click_at(page, plot, fx: float, fy: float) -> None:
+    """Click the plot area of a plotly div at fractions (fx from the left, fy from the top)."""
+    area = plot.locator(".nsewdrag").first.bounding_box()
+    page.mouse.click(area["x"] + fx * area["width"], area["y"] + fy * area["height"])
+
+
+def test_causal_inspection_in_chromium(need_chromium, tmp_path, artifacts_dir):
+    start = time.perf_counter()
+    nb_dir = tmp_path / "nb"
+    nb_dir.mkdir()
+    shutil.copy(NOTEBOOK, nb_dir / NOTEBOOK.name)  # autosave must not touch the committed file
+    env = {"WORKBENCH_FAST": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO),
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "TMPDIR": str(tmp_path)}
+    with JupyterLab(nb_dir, env=env) as lab, open_browser(tmp_path / "profile", viewport=(1500, 1100)) as ctx:
+        lab_page = LabPage(ctx.new_page(), lab, artifacts_dir, prefix="causal-")
+        page = lab_page.page
+        try:
+            lab_page.open(NOTEBOOK.name)
+            lab_page.run_all(timeout_s=400)
+            lab_page.shot("01-ran-all")
+
+            # the teacher-forced patching heatmap: click the last layer's first window
+            view = page.locator(".wb-patching").first
+            plot = view.locator(".js-plotly-plot").first
+            plot.scroll_into_view_if_needed()
+            plot.locator(".heatmaplayer").first.wait_for(timeout=30_000)
+            click_at(page, plot, 0.08, 0.06)
+            patched = view.locator("audio.wb-patching-patched")
+            patched.wait_for(timeout=120_000)
+            for role in ("source", "target", "patched"):
+                player = view.locator(f"audio.wb-patching-{role}")
+                assert player.evaluate(AUDIO_DURATION_JS) > 0, role
+            readout = view.locator(".wb-patching-readout").first.text_content()
+            assert "steps 0–" in readout and "layer 5" in readout, readout
+            lab_page.shot("02-patching-cell-clicked")
+
+            # the steered trace: click two thirds of the way along; its player seeks there and plays
+            trace = page.locator(".wb-trace").first
+            steered = trace.locator(".wb-trace-steered .js-plotly-plot").first
+            if not steered.count():
+                steered = trace.locator(".js-plotly-plot").nth(1)
+            steered.scroll_into_view_if_needed()
+            steered.locator(".heatmaplayer").first.wait_for(timeout=30_000)
+            click_at(page, steered, 0.66, 0.5)
+            audio = trace.locator(".wb-seek-player audio").nth(1)
+            page.wait_for_function("el => el.currentTime > 0.1 && !el.paused || el.ended", arg=audio.element_handle(),
+                                   timeout=30_000)
+            assert audio.evaluate(AUDIO_DURATION_JS) > 0
+            assert "▶ steered from" in trace.locator(".wb-trace-readout").first.text_content()
+            lab_page.shot("03-trace-time-clicked")
+        except Exception:
+            lab_page.shot("failure")
+            raise
+    print(f"causal browser test took {time.perf_counter() - start:.1f} s; screenshots: "
+          + ", ".join(p.name for p in lab_page.shots))
