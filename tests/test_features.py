@@ -152,6 +152,16 @@ def test_saelens_itself_loads_our_folder(tmp_path):
     theirs = sae_lens.SAE.load_from_disk(str(folder))
     x = torch.randn(5, 8)
     torch.testing.assert_close(theirs.decode(theirs.encode(x)), sae(x))
+    # and back: an SAE that SAELens saved loads here and computes the same
+    from sae_lens.saes.standard_sae import StandardSAE, StandardSAEConfig
+    made = StandardSAE(StandardSAEConfig(d_in=8, d_sae=16))
+    with torch.no_grad():
+        for p in made.parameters():
+            p.normal_()
+    made.save_model(tmp_path / "theirs")
+    ours = SparseAutoencoder.load(tmp_path / "theirs")
+    assert ours.architecture == "standard"
+    torch.testing.assert_close(ours(x), made.decode(made.encode(x)))
 
 
 # ----- training --------------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ class FeatureDashboard(View):
         self.player = w.Audio(autoplay=True, loop=False, layout=w.Layout(width="320px"))
         self.now_playing = w.HTML("click ▶ on a clip to listen from where the feature fires")
         self.steer_button = w.Button(description="steer with this feature", icon="location-arrow",
-                                     button_style="warning", disabled=True)
+                                     button_style="warning", disabled=True, layout=w.Layout(width="210px"))
         self.steer_status = w.HTML()
         w.link((self, "label_filter"), (self.filter_box, "value"))
         self.freq_slider.observe(lambda ch: setattr(self, "min_frequency", 0.0 if ch["new"] <= 1e-4 else ch["new"]),
@@ -108,6 +108,7 @@ class FeatureDashboard(View):
         self.list_box.add_class("wb-feature-list")
         self.player.add_class("wb-feature-player")
         self.steer_button.add_class("wb-feature-steer")
+        self.assoc.add_class("wb-feature-assoc")
         left = w.VBox([w.HBox([self.filter_box]), self.freq_slider, self.list_box])
         right = w.VBox([self.histogram, self.assoc, w.HBox([self.steer_button, self.steer_status])])
         self.children = [w.HBox([left, right]), w.HBox([self.player, self.now_playing]), self.clips_box, self.errors]

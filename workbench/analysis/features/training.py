@@ -48,7 +48,7 @@ class TrainConfig:
 
     architecture: str = "topk"
     d_sae: int | None = None
-    k: int = 16
+    k: int = 32
     l1_coefficient: float = 0.3
     lr: float = 2e-3
     epochs: int = 8
