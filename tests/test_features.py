@@ -299,5 +299,8 @@ def test_feature_table_filters_sorts_and_refuses_unknown_columns():
     assert t.filter(min_score=0.9).features == [0, 1] and t.filter(max_frequency=0.05).features == [1, 2]
     assert t.sort("label_score").features == [1, 0, 2] and t.search("ROCK").features == [0]
     assert "<table>" in t._repr_html_()
+    frame = t.to_pandas()
+    assert list(frame["feature"]) == [0, 1, 2] and frame.loc[frame["label"].str.contains("jazz", na=False),
+                                                             "feature"].tolist() == [1]
     with pytest.raises(BadInputError, match="no column"):
         t.sort("nope")

@@ -11,6 +11,7 @@ from .app import Workbench
 from .backend import Backend, Collection
 from .clip_compare import ClipComparer
 from .direction_picker import DirectionPicker
+from .feature_dashboard import FeatureDashboard
 from .patching_view import PatchingView
 from .projection_view import ProjectionExplorer
 from .requests import DirectionRequest, SteerRequest
@@ -21,4 +22,4 @@ from .trace_view import TraceView
 
 __all__ = ["Backend", "ClipComparer", "Collection", "DirectionPicker", "DirectionRequest", "LayerSweepView",
            "PatchingView", "ProjectionExplorer", "SeekPlayer", "SteerRequest", "SteeringPanel", "TraceView",
-           "Workbench"]
+           "Workbench", "FeatureDashboard"]
