@@ -95,3 +95,15 @@ def test_span_is_marked_on_the_spectrogram():
     plain, marked = span_spectrogram_png(clip, 0.0, 0.0), span_spectrogram_png(clip, 0.4, 0.6)
     assert plain != marked and marked.startswith(b"\x89PNG")
     assert svg_histogram(np.linspace(0, 1, 4), [1, 0, 5]).count("<rect") == 3
+
+
+def test_workbench_add_features_links_the_dashboard_to_its_panel(labels):
+    from test_widgets import FakeBackend
+
+    from widgets import Workbench
+    ui = Workbench(backend=FakeBackend(), prompts_by_label={"rock": "rock music"})
+    dash = ui.add_features(labels, clip_fn=clip_of)
+    assert dash in ui.children and ui.children[-1] is ui.errors and ui.features is dash
+    dash.feature = 0
+    direction = dash.steer()
+    assert ui.panel.direction is direction and ui.panel.layers == [1] and ui.direction is direction

@@ -185,6 +185,17 @@ class Workbench(View):
         except Exception as exc:
             self.explorer.report(exc)
 
+    def add_features(self, labels, **kwargs):
+        """Add a `widgets.feature_dashboard.FeatureDashboard` on `labels` (a `workbench.features.FeatureLabels`)
+        below the other views, linked: "steer with this feature" sets the panel's direction and layer."""
+        from .feature_dashboard import FeatureDashboard
+        dash = labels if isinstance(labels, FeatureDashboard) else FeatureDashboard(
+            labels, model_id=self.handle.model_id, **kwargs)
+        self.features = dash.link(self)
+        self.children = (*self.children[:-1], w.HTML("<h4>Features (sparse autoencoder)</h4>"), dash,
+                         self.children[-1])
+        return dash
+
     @property
     def clips(self) -> list:
         return self.panel.clips
