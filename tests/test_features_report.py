@@ -43,10 +43,11 @@ def test_bars_are_judged_against_the_issue_thresholds():
     assert bars({})["l0"] is False
 
 
-def test_report_cli_refuses_unknown_commands():
-    run = subprocess.run([sys.executable, "-m", "workbench.features", "nope"], cwd=ROOT, capture_output=True,
-                         text=True)
-    assert run.returncode == 2 and "report" in run.stderr
+def test_report_cli_refuses_unknown_commands(capsys):
+    from workbench.analysis.features.report import main
+    with pytest.raises(SystemExit) as stop:
+        main(["nope"])
+    assert stop.value.code == 2 and "report" in capsys.readouterr().err
 
 
 def test_format_report_names_missed_bars():

@@ -198,10 +198,6 @@ def read_sparsity(folder) -> np.ndarray | None:
     return np.power(10.0, load_file(str(path))["sparsity"].double().numpy())
 
 
-def expansion_for(d_in: int, d_sae: int) -> float:
-    """d_sae / d_in, the expansion factor SAE papers quote."""
-    return d_sae / max(d_in, 1)
-
 
 def default_d_sae(d_in: int, expansion: float = 8.0) -> int:
     """d_sae for an expansion factor, rounded up to a multiple of 8."""
