@@ -5,8 +5,11 @@
   ``repeats`` runs with its spread.
 - ``patch_over_plain``: one patched forward (nnsight trace, source activations at hand) over one
   plain forward of the model on the same input, interleaved rounds (target <= 1.3).
+- ``trace_over_generate``: `trace_steps` (every layer's projection at every step, through nnsight)
+  over plain `generate` of the same clip, on a random model of musicgen-small's shape (no target;
+  the per-step readings of a 30 s clip are 24 x 1503 x 2 floats, 288 kB).
 
-    >>> out = run_all(repeats=1, duration_s=0.5, windows=2)
+    >>> out = run_all(repeats=1, duration_s=0.5, windows=2, trace_shape=None)
     >>> sorted(k for k in out if not k.endswith("spread"))
     ['patch_over_plain', 'patch_over_plain_cpu', 'patching_sweep_cells', 'patching_sweep_s']
 """
@@ -27,8 +30,28 @@ def _inputs(handle, duration_s: float):
             ForcedInput.of(handle, clips.audio(1), prompt=None, label="rock"))
 
 
-def run_all(repeats: int = 5, duration_s: float = 4.0, windows: int = 8) -> dict:
-    """patching_sweep_s and patch_over_plain on the teaching model (one torch thread)."""
+def trace_cost(shape: str = "musicgen-small", duration_s: float = 0.5, repeats: int = 3) -> dict:
+    """trace_over_generate: per-step traces of every layer over plain generation, one clip, side by side."""
+    import numpy as np
+
+    import workbench as wb
+    from benchmarks.bench import interleaved, ratio
+    from workbench.analysis.step_traces import trace_steps
+    handle = wb.random_model(shape, seed=0)
+    direction = np.random.default_rng(0).normal(size=handle.hidden_size).astype(np.float32)
+    times = interleaved({
+        "plain": lambda: wb.generate(handle, "calm piano", duration_s=duration_s, seeds=1),
+        "traced": lambda: trace_steps(handle, ["calm piano"], direction, duration_s=duration_s, seeds=1)},
+        repeats)
+    out: dict = {"trace_shape": shape}
+    ratio(times, "traced", "plain", "trace_over_generate", out)
+    return out
+
+
+def run_all(repeats: int = 5, duration_s: float = 4.0, windows: int = 8,
+            trace_shape: str | None = "musicgen-small") -> dict:
+    """patching_sweep_s and patch_over_plain on the teaching model (one torch thread), and
+    trace_over_generate on ``trace_shape`` (None: skipped)."""
     import workbench as wb
     from benchmarks.bench import interleaved, ratio, spread
     from workbench.analysis import patching as P
@@ -61,4 +84,6 @@ def run_all(repeats: int = 5, duration_s: float = 4.0, windows: int = 8) -> dict
             P.patch_forward(handle, source, target, layer=layer, window=(0, ids.shape[-1] // 2), _source_acts=acts)
         times = interleaved({"plain": plain, "patched": patched}, max(repeats, 3) * 4)
         ratio(times, "patched", "plain", "patch_over_plain", out)
+    if trace_shape is not None:
+        out.update(trace_cost(trace_shape, repeats=max(1, repeats // 2)))
     return out

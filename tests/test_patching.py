@@ -166,3 +166,10 @@ def test_errors_name_the_fix(h, pair):
         P.patching_sweep(h, src, tgt, metric="judge")
     with pytest.raises(wb.WorkbenchError):
         P.patch_forward(h, src, tgt, layer=99)
+
+
+def test_an_intervention_names_a_bad_site_or_layer(h):
+    with pytest.raises(wb.WorkbenchError, match="site"):
+        Intervention("residual", 0)
+    with pytest.raises(wb.WorkbenchError, match="layer"):
+        generate_traced(h, ["jazz"], duration_s=0.2, interventions=[Intervention("resid", 7)])

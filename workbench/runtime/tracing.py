@@ -85,6 +85,11 @@ class Intervention:
     edit: Callable | None = None
     read: Callable | None = None
 
+    def __post_init__(self):
+        from workbench import validation
+        validation.site(self.site)
+        object.__setattr__(self, "layer", validation.integer(self.layer, "layer", low=0))
+
 
 @dataclasses.dataclass
 class ForwardTrace:
