@@ -25,7 +25,7 @@ from workbench.errors import BadInputError
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SPEC = dict(layers=(1, 3), pooling="mean")
-SETTINGS = dict(batch_size=2, duration_s=1.0, per_step_layers=(2,))
+SETTINGS = dict(batch_size=2, duration_s=0.5, per_step_layers=(2,))
 PROMPTS = dict(labels=["jazz", "rock"], templates=["{label} music", "a {label} song"], seeds=range(4))  # 16 clips
 
 
@@ -126,11 +126,17 @@ def test_ray_equals_local_even_when_a_worker_is_killed(ray_cluster, teacher, loc
 
 
 DRIVER = textwrap.dedent("""
-    import sys
+    import sys, time
     import workbench as wb
     from workbench.data.collect import collect
     from workbench.data.datasets import PromptSet
     from workbench.data.distributed import RayEngine
+    from workbench.data.store import ActivationStore
+    append = ActivationStore.append
+    def slow_append(self, *a, **kw):
+        time.sleep(0.3)  # the driver's commits: a window to kill it in, however fast the machine
+        return append(self, *a, **kw)
+    ActivationStore.append = slow_append
     collect(wb.load_model(), PromptSet(**{prompts}), wb.CaptureSpec(**{spec}), sys.argv[1],
             engine=RayEngine(workers=2, address=sys.argv[2]), progress=False, **{settings})
 """)
@@ -175,7 +181,7 @@ def test_retries_are_bounded_and_the_failing_rows_are_named(ray_cluster, tiny):
     done = {}
     with pytest.raises(DistributedRunError, match=r"rows \['c', 'd'\].*out of memory") as err:
         run_batches(tiny, [["a", "b"], ["c", "d"], ["e"]], lambda i: i, fails_on_batch_one, done.__setitem__,
-                    RayEngine(workers=2, max_retries=1))
+                    RayEngine(workers=1, max_retries=1))
     assert done == {0: 0, 2: 20} and err.value.failed_rows == ["c", "d"]  # the other batches are kept
     assert len(err.value.report.retried) == 1 and err.value.report.dispatched_rows == 2 + 2 * 2 + 1
 
