@@ -70,6 +70,8 @@ def _split(n: int, held_out: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _layer_report(handle, store, layer, plan, train_rows, test_rows, device, progress, save_dir) -> tuple:
+    import torch
+
     from workbench.analysis.features.labelling import label_features
     from workbench.analysis.features.metrics import codes_of_rows, sae_metrics, spliced_loss
     from workbench.analysis.features.sae import default_d_sae
@@ -100,7 +102,8 @@ def _layer_report(handle, store, layer, plan, train_rows, test_rows, device, pro
     steer = feature_steering(handle, labels, tried, strengths=plan.strengths, seeds=plan.steer_seeds,
                              duration_s=plan.steer_duration_s, progress=False)
     labelled = table.filter(min_score=LABELLED_SCORE).sort("label_score")
-    out = dict(layer=int(layer), train_s=result.seconds, train_steps=result.steps, n_train_frames=stream.n_frames,
+    out = dict(layer=int(layer), train_s=result.seconds, train_cpu_s=result.cpu_seconds, train_steps=result.steps,
+               train_threads=torch.get_num_threads(), n_train_frames=stream.n_frames,
                n_test_frames=held.n_frames, d_in=sae.d_in, d_sae=sae.d_sae, k=sae.k, architecture=sae.architecture,
                explained_variance=m["explained_variance"], l0=m["l0"], dead_fraction=m["dead_fraction"],
                dense_fraction=m["dense_fraction"], spliced_loss_clean=loss["clean"],

@@ -77,6 +77,7 @@ class TrainResult:
     steps: int
     completed: bool
     resumed_from: int = 0
+    cpu_seconds: float = 0.0  # process CPU time (all threads): steadier than wall time on a shared machine
 
 
 def _device(device) -> torch.device:
@@ -170,7 +171,7 @@ def train_sae(stream, config: TrainConfig | None = None, *, device=None, checkpo
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=total, initial=step, unit="step", desc=f"SAE {stream.site} L{stream.layer}")
-    t0, completed = time.perf_counter(), True
+    t0, cpu0, completed = time.perf_counter(), time.process_time(), True
     scale = torch.tensor(scale_sq ** 0.5, device=dev)
     try:
         while step < total:
@@ -212,7 +213,8 @@ def train_sae(stream, config: TrainConfig | None = None, *, device=None, checkpo
     sae.to("cpu")
     sae.meta.update(site=stream.site, layer=stream.layer, train=dict(cfg.to_dict(), steps=step,
                                                                       n_frames=stream.n_frames))
-    return TrainResult(sae, history, time.perf_counter() - t0, step, completed, resumed_from)
+    return TrainResult(sae, history, time.perf_counter() - t0, step, completed, resumed_from,
+                       time.process_time() - cpu0)
 
 
 def fraction_unexplained(x: np.ndarray, x_hat: np.ndarray) -> float:
