@@ -111,8 +111,8 @@ def test_ray_equals_local_even_when_a_worker_is_killed(ray_cluster, teacher, loc
     run = threading.Thread(target=lambda: result.update(store=ray_collect(teacher, store_dir)))
     run.start()
     wait_for(lambda: committed(store_dir), what="the first shard")
+    wait_for(lambda: len(replica_pids()) == 2, timeout_s=60, what="both replicas")
     victims = replica_pids()
-    assert len(victims) == 2
     os.kill(victims[0], signal.SIGKILL)
     run.join(timeout=240)
     store = result["store"]

@@ -183,7 +183,7 @@ class RunReport:
     dispatched_rows: int = 0
     retried: list = dataclasses.field(default_factory=list)  # (row ids, error) per retry
     failed: list = dataclasses.field(default_factory=list)  # (row ids, error) per batch given up
-    replica_start_s: float = 0.0
+    replica_start_s: float = 0.0  # until the first replica was ready
     seconds: float = 0.0
 
 
@@ -205,8 +205,8 @@ def run_batches(handle, batch_rows: list[list[str]], payload: Callable[[int], ob
     device, threads = ("cuda" if gpus else "cpu"), (None if gpus else max(1, int(engine.cpus_per_worker)))
     actors = [replica.remote([source], device, threads) for _ in range(n_workers)]
     try:
-        try:
-            ray.get([a.pid.remote() for a in actors])
+        try:  # the first replica up proves the set-up; batches queue behind the others' start-up
+            ray.get(ray.wait([a.pid.remote() for a in actors], num_returns=1)[0][0])
         except RayActorError as error:
             raise DistributedRunError(f"a model replica could not start on a Ray worker: {error}. Every node "
                                       "needs workbench installed (pip install -e . there) and room for the model",
@@ -223,11 +223,14 @@ def run_batches(handle, batch_rows: list[list[str]], payload: Callable[[int], ob
                 report.retried.append((batch_rows[i], error))
                 queue.append(i)
 
-        while queue or in_flight:
+        def dispatch() -> None:
             while idle and queue:
                 i, actor = queue.popleft(), idle.pop()
                 in_flight[actor.run.remote(fn, payload(i))] = (i, actor)
                 report.dispatched_rows += len(batch_rows[i])
+
+        while queue or in_flight:
+            dispatch()
             [ref], _ = ray.wait(list(in_flight), num_returns=1)
             i, actor = in_flight.pop(ref)
             try:
@@ -247,6 +250,7 @@ def run_batches(handle, batch_rows: list[list[str]], payload: Callable[[int], ob
                 retry(i, f"{type(error.cause).__name__}: {str(error.cause)[:300]}")
                 continue
             idle.append(actor)
+            dispatch()  # the worker starts its next batch while the driver commits this one
             on_result(i, result)
     finally:
         for actor in actors:
