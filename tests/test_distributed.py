@@ -209,3 +209,17 @@ def test_without_ray_the_error_says_how_to_install_it(tiny, tmp_path, monkeypatc
     assert not (tmp_path / "s").exists()  # refused before any work
     with pytest.raises(BadInputError, match="use 'local', 'ray'"):
         collect(tiny, ["jazz"], wb.CaptureSpec(layers=(1,)), tmp_path / "s", engine="spark", duration_s=0.2)
+
+
+def test_workers_follow_the_cluster_and_an_ask_it_cannot_place_is_refused():
+    from workbench.data import ray_pool
+    from workbench.data.distributed import RayEngine
+
+    def cluster(**resources):
+        return type("FakeRay", (), {"cluster_resources": staticmethod(lambda: resources)})
+
+    assert ray_pool._worker_plan(cluster(CPU=2.0), RayEngine(), n_batches=10) == (2, 0.0)  # one per CPU
+    assert ray_pool._worker_plan(cluster(CPU=2.0), RayEngine(), n_batches=1) == (1, 0.0)  # no idle replicas
+    assert ray_pool._worker_plan(cluster(CPU=16.0, GPU=4.0), RayEngine(), n_batches=10) == (4, 1.0)  # one per GPU
+    with pytest.raises(BadInputError, match="do not fit this Ray cluster"):  # it would wait for ever
+        ray_pool._worker_plan(cluster(CPU=2.0), RayEngine(workers=3), n_batches=10)
