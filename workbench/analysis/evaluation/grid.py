@@ -1,0 +1,284 @@
+"""Run an evaluation grid: methods x layers x strengths x items (prompt, seed, target), resumable.
+
+Every steered clip has an unsteered *twin* (same prompt and seed, generated once per item), and a
+*reference* set (the same prompts, other seeds, unsteered) gives the floor of every distance and of
+the Fréchet distance. Strength 0 is not generated: ``add`` and ``norm_relative`` at 0 leave every
+activation unchanged, so those rows are the twins' (tested bit for bit). Each cell (one method, layer
+and strength over all items) is generated as one batched call, read, and committed to the folder
+(`workbench.analysis.evaluation.results`); a rerun with the same plan skips committed cells.
+
+Per clip: alignment (``judge_p_target`` from the genre judge, ``probe_p_target`` from a probe re-read
+through the unsteered model when a probe is given, ``clap_p_target`` when CLAP weights are local),
+preservation against the twin (``code_edit_rate``, ``mel_distance``, ``embedding_distance``) and
+descriptors (``tempo_bpm``, ``centroid_hz``, ``loudness_db``, ``key``).
+
+    >>> import tempfile, numpy as np, workbench as wb
+    >>> from workbench.analysis.evaluation import GridPlan, Method, items_for, run_grid
+    >>> h = wb.random_model("tiny")
+    >>> m = Method("m", {("rock", 1): np.ones(h.hidden_size)}, strengths=(0.0, 8.0))
+    >>> plan = GridPlan((m,), layers=(1,), items=items_for(["jazz"], seeds=[0, 1], targets="rock"), duration_s=0.3)
+    >>> res = run_grid(h, plan, tempfile.mkdtemp(), judge=False)
+    >>> sorted(res.table["kind"].value_counts().items())
+    [('reference', 2), ('steered', 4), ('twin', 2)]
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+from workbench.analysis.evaluation import metrics
+from workbench.analysis.evaluation.methods import Method
+from workbench.analysis.evaluation.results import EvaluationResult, GridMismatchError, ResultsLog
+from workbench.errors import BadInputError, StoppedError
+
+__all__ = ["Item", "GridPlan", "items_for", "run_grid"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+    """One prompt and seed, and the label steering should move it toward."""
+
+    prompt: str
+    seed: int
+    target: str
+    source: str = ""  # what the prompt asks for (e.g. its genre), for tables
+
+
+def items_for(prompts, *, seeds, targets, sources=None) -> tuple[Item, ...]:
+    """Every prompt x seed; `targets` (and `sources`) one per prompt, or one for all."""
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    targets = [targets] * len(prompts) if isinstance(targets, str) else list(targets)
+    sources = [""] * len(prompts) if sources is None else list(sources)
+    if len(targets) != len(prompts) or len(sources) != len(prompts):
+        raise BadInputError(f"{len(prompts)} prompts but {len(targets)} targets and {len(sources)} sources: pass "
+                            "one of each per prompt (or one target for all)")
+    return tuple(Item(p, int(s), t, src) for p, t, src in zip(prompts, targets, sources) for s in seeds)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class GridPlan:
+    """What to generate. strengths: None = each method's own sweep; reference_seed_offset: the reference
+    set's seeds are the items' seeds plus this (None: no reference set)."""
+
+    methods: tuple
+    layers: tuple
+    items: tuple
+    strengths: tuple | None = None
+    duration_s: float = 2.0
+    guidance_scale: float = 3.0
+    reference_seed_offset: int | None = 10_000
+    batch_size: int = 16
+
+    def __post_init__(self):
+        methods = (self.methods,) if isinstance(self.methods, Method) else tuple(self.methods)
+        if not methods or not all(isinstance(m, Method) for m in methods):
+            raise BadInputError("methods must be Method objects (see workbench.analysis.evaluation.recipes)")
+        names = [m.name for m in methods]
+        if len(set(names)) != len(names):
+            raise BadInputError(f"method names must be unique, got {names}: rename one (Method(name=...))")
+        layers = (self.layers,) if isinstance(self.layers, int) else tuple(int(x) for x in self.layers)
+        if not self.items or not all(isinstance(i, Item) for i in self.items):
+            raise BadInputError("items must be Item objects: use items_for(prompts, seeds=..., targets=...)")
+        for m in methods:
+            for item in self.items:
+                for layer in layers:
+                    m.direction(item.target, layer)  # raises naming what is missing
+        object.__setattr__(self, "methods", methods)
+        object.__setattr__(self, "layers", layers)
+        object.__setattr__(self, "items", tuple(self.items))
+        if self.strengths is not None:
+            object.__setattr__(self, "strengths", tuple(float(s) for s in self.strengths))
+
+    def strengths_of(self, method: Method) -> tuple:
+        return self.strengths if self.strengths is not None else method.strengths
+
+    def cells(self) -> list[tuple]:
+        """[(kind, method or None, layer or None, strength)] in run order: twins, reference, then the grid."""
+        out = [("twin", None, None, 0.0)]
+        if self.reference_seed_offset is not None:
+            out.append(("reference", None, None, 0.0))
+        out += [("steered", m, layer, s) for m in self.methods for layer in self.layers for s in self.strengths_of(m)]
+        return out
+
+    def shared(self, handle) -> dict:
+        """The settings every cell depends on (checked when a folder is resumed)."""
+        return dict(model_id=handle.model_id, duration_s=float(self.duration_s),
+                    guidance_scale=float(self.guidance_scale), reference_seed_offset=self.reference_seed_offset,
+                    items=[dataclasses.asdict(i) for i in self.items], format="workbench.evaluation/1")
+
+
+def cell_id(kind: str, method: Method | None, layer, strength: float) -> str:
+    return kind if method is None else f"{method.name}|L{layer}|s{strength:g}"
+
+
+def _clips_needed(plan: GridPlan, done: dict) -> int:
+    n = len(plan.items)
+    return sum(n for kind, m, layer, s in plan.cells() if cell_id(kind, m, layer, s) not in done
+               and not (kind == "steered" and s == 0.0))
+
+
+class _Readers:
+    """The alignment readers of one run: judge, probe re-read, CLAP (each optional)."""
+
+    def __init__(self, handle, judge, probe, probe_layer, probe_pooling, clap, clap_labels):
+        from workbench.analysis import scores
+        self.handle, self.scores = handle, scores
+        if judge is True:
+            from workbench.toy.judge import load_judge
+            judge = load_judge()
+        self.judge = judge or None
+        if probe is not None and probe_layer is None:
+            raise BadInputError("a probe re-read needs probe_layer=... (the layer the probe was fitted on)")
+        self.probe, self.probe_layer, self.probe_pooling = probe, probe_layer, probe_pooling
+        self.clap, self.clap_labels, self.clap_available = clap, clap_labels, None
+
+    def read(self, clips, targets) -> dict:
+        out: dict = {}
+
+        def fill(prefix, classes, probs):
+            classes = [c.item() if hasattr(c, "item") else c for c in classes]
+            for t in set(targets) - set(classes):
+                raise BadInputError(f"target {t!r} is not one of the {prefix}'s classes {classes}")
+            probs = np.asarray(probs)
+            out[f"{prefix}_p_target"] = [float(p[classes.index(t)]) for p, t in zip(probs, targets)]
+            out[f"{prefix}_pred"] = [classes[int(np.argmax(p))] for p in probs]
+
+        if self.judge is not None:
+            waves = [c.mono for c in clips]
+            fill("judge", self.judge.classes, self.judge.predict_proba(waves, sr=clips[0].sample_rate_hz))
+        if self.probe is not None:
+            fill("probe", self.probe.classes_, self.scores.probe_reading(
+                self.handle, clips, self.probe, layer=self.probe_layer, pooling=self.probe_pooling))
+        if self.clap and self.clap_available is not False:
+            labels = list(self.clap_labels or sorted(set(targets)))
+            probs = self.scores.clap_reading(clips, labels)
+            self.clap_available = probs is not None
+            if probs is not None:
+                fill("clap", labels, probs)
+        return out
+
+
+def _generate(handle, plan: GridPlan, kind, method, layer, strength, stop):
+    """The clips of one cell: each item steered toward its own target, batch by batch (`row_steering`)."""
+    import workbench as wb
+    from workbench.analysis.evaluation.rowsteer import row_steering
+    from workbench.runtime.steering import Schedule
+    items = plan.items
+    seeds = [i.seed + (plan.reference_seed_offset if kind == "reference" else 0) for i in items]
+    clips = []
+    for start in range(0, len(items), plan.batch_size):
+        chunk = items[start:start + plan.batch_size]
+        args = dict(duration_s=plan.duration_s, seeds=seeds[start:start + len(chunk)],
+                    guidance_scale=plan.guidance_scale, batch_size=len(chunk), stop=stop)
+        if kind != "steered":
+            clips += wb.generate(handle, [i.prompt for i in chunk], **args).clips
+            continue
+        method.spec(chunk[0].target, layer, strength)  # the checks a SteeringSpec makes (bounds, mode)
+        vectors = np.stack([method.direction(i.target, layer) for i in chunk])
+        with row_steering(handle, vectors, layer=layer, strength=method.absolute_strength(layer, strength),
+                          mode=method.mode, n_rows=len(chunk), schedule=Schedule(**method.schedule),
+                          rows=method.rows):
+            clips += wb.generate(handle, [i.prompt for i in chunk], **args).clips
+    return clips
+
+
+def _rows(plan, kind, method, layer, strength, clips, embeddings, readings, twins) -> list[dict]:
+    rows = []
+    for k, (item, clip) in enumerate(zip(plan.items, clips)):
+        row = dict(cell=cell_id(kind, method, layer, strength), kind=kind,
+                   method=method.name if method is not None else kind, layer=-1 if layer is None else int(layer),
+                   strength=float(strength), item=k, prompt=item.prompt, seed=int(clip.seed), target=item.target,
+                   source=item.source)
+        if method is not None:
+            row.update(mode=method.mode, strength_abs=method.absolute_strength(layer, strength))
+        row.update({key: values[k] for key, values in readings.items()})
+        if twins is not None:
+            twin_clip, twin_embedding = twins[0][k], twins[1][k]
+            row.update(code_edit_rate=metrics.code_edit_rate(clip.codes, twin_clip.codes),
+                       mel_distance=metrics.mel_distance(clip.mono, twin_clip.mono, clip.sample_rate_hz),
+                       embedding_distance=metrics.embedding_distance(embeddings[k], twin_embedding))
+        row.update(metrics.descriptors(clip.mono, clip.sample_rate_hz))
+        rows.append(row)
+    return rows
+
+
+def run_grid(handle, plan: GridPlan, folder, *, judge=True, probe=None, probe_layer: int | None = None,
+             probe_pooling: str = "mean", clap: bool = True, clap_labels=None, progress: bool = False,
+             stop: Callable[[], bool] | None = None) -> EvaluationResult:
+    """Generate and score every cell of `plan` not yet committed in `folder`; returns the whole result.
+
+    judge: True (the teaching model's genre judge), False, or an object with classes / predict_proba.
+    probe: a fitted probe read on clips teacher-forced through the unsteered model at probe_layer.
+    clap: read with CLAP when its weights are local (skipped silently otherwise). stop: polled every
+    decoder step and between cells (True raises `StoppedError`; committed cells stay on disk).
+    """
+    from workbench.data.store_io import store_lock
+    log = ResultsLog(folder)
+    readers = _Readers(handle, judge, probe, probe_layer, probe_pooling, clap, clap_labels)
+    with store_lock(log.folder):
+        log.check_plan(plan.shared(handle))
+        done = log.done()
+        for kind, method, layer, strength in plan.cells():
+            if kind == "steered" and cell_id(kind, method, layer, strength) in done \
+                    and done[cell_id(kind, method, layer, strength)] != method.fingerprint(layer):
+                raise GridMismatchError(
+                    f"{log.folder} already holds cell {cell_id(kind, method, layer, strength)!r} made with other "
+                    f"directions or settings for method {method.name!r}: use a new folder, or rename the method")
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=_clips_needed(plan, done), unit="clip", desc="evaluation grid")
+        try:
+            twins = None
+            for kind, method, layer, strength in plan.cells():
+                cell = cell_id(kind, method, layer, strength)
+                if stop is not None and stop():
+                    raise StoppedError(f"evaluation stopped before cell {cell!r}; committed cells are in {log.folder}"
+                                       ": run the same call again to resume")
+                if kind != "twin" and twins is None:
+                    twins = _twins(handle, log, plan)
+                if cell in done:
+                    continue
+                if kind == "steered" and strength == 0.0:
+                    rows = [dict(r, cell=cell, kind="steered", method=method.name, layer=int(layer), strength=0.0,
+                                 mode=method.mode, strength_abs=0.0, generated=False, code_edit_rate=0.0,
+                                 mel_distance=0.0, embedding_distance=0.0) for r in twins[2]]
+                    log.commit(cell, method.fingerprint(layer), rows, codes=twins[3], embeddings=twins[1])
+                    continue
+                try:
+                    clips = _generate(handle, plan, kind, method, layer, strength, stop)
+                except StoppedError as error:
+                    raise StoppedError(f"evaluation stopped in cell {cell!r}; committed cells are in {log.folder}: "
+                                       "run the same call again to resume") from error
+                embeddings = metrics.codec_embedding(handle, [c.mono for c in clips])
+                readings = readers.read(clips, [i.target for i in plan.items])
+                rows = _rows(plan, kind, method, layer, strength, clips, embeddings, readings,
+                             None if kind == "twin" else twins[:2])
+                if kind == "twin":
+                    for row in rows:
+                        row.update(code_edit_rate=0.0, mel_distance=0.0, embedding_distance=0.0)
+                codes = np.stack([c.codes for c in clips]).astype(np.int16)
+                log.commit(cell, "twin" if method is None else method.fingerprint(layer), rows, codes=codes,
+                           embeddings=embeddings)
+                if kind == "twin":
+                    twins = (clips, embeddings, rows, codes)
+                if bar is not None:
+                    bar.update(len(clips))
+        finally:
+            if bar is not None:
+                bar.close()
+    return EvaluationResult(log.folder, handle=handle)
+
+
+def _twins(handle, log: ResultsLog, plan: GridPlan):
+    """(twin clips, embeddings, rows, codes) of the twin cell committed by an earlier run (decoded)."""
+    record = next(r for r in log.records() if r["cell"] == "twin")
+    arrays = log.arrays("twin")
+    result = EvaluationResult(log.folder, handle=handle)
+    index = [int(i) for i in result.table.index[result.table["cell"] == "twin"]]
+    clips = [result.clip(i) for i in index]
+    for clip, row in zip(clips, record["rows"]):
+        clip.seed = row["seed"]
+    return clips, arrays["embeddings"], record["rows"], arrays["codes"]

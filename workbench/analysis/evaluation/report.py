@@ -1,0 +1,206 @@
+"""``python -m workbench.evaluation report --json PATH``: the evaluation protocol on the teaching model.
+
+1. Direction data: clips generated from every genre's `EVAL_PROMPTS` (conditional rows captured at
+   every layer, no pooling: the mean over time for the workbench's methods, the last step for the
+   paper's); a logistic probe sweep on the same clips teacher-forced with null text picks the best
+   layer and is the probe re-read (alignment from the model's own reading of the audio).
+2. Items: 16 clips, 4 per target genre, each from a prompt of another genre (new seeds).
+3. The grid (timed as ``grid_s``): class means (the workbench default), a logistic probe and the paper's
+   recipe at the best layer x 5 strengths each (strength 0 reuses the twins), plus twins and a
+   reference set (same prompts, other seeds).
+4. In the same folder (resumed, so the twins are shared): a random direction of the same norm steered
+   like the default, and the paper's recipe with a logistic loss (regression vs classification).
+5. Summaries: AUC of judge alignment vs mel preservation per method and layer, alignment by strength,
+   descriptor shifts, and Fréchet distances on the codec embedding (reference vs twins: the floor).
+
+``--fast`` shrinks everything (4 items, 3 strengths, 1 s clips) for tests and notebooks;
+``--layers all`` runs the grid at every decoder layer (the AUC table methods x layers; ~6x longer).
+
+    >>> from workbench.analysis.evaluation.report import build_parser
+    >>> build_parser().parse_args(["report", "--json", "out.json", "--fast"]).fast
+    True
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["direction_data", "report_items", "report_methods", "run_report", "build_parser", "main"]
+
+
+def direction_data(handle, *, seeds, duration_s: float, progress: bool = False) -> dict:
+    """Mean and last-step conditional residuals per layer of clips generated from each genre's EVAL_PROMPTS."""
+    import workbench as wb
+    from workbench.toy.prompts import EVAL_PROMPTS
+    prompts, labels, seed_list = [], [], []
+    for genre, texts in EVAL_PROMPTS.items():
+        for text in texts:
+            for s in seeds:
+                prompts.append(text)
+                labels.append(genre)
+                seed_list.append(int(s))
+    spec = wb.CaptureSpec(layers=None, sites=("resid",), pooling="none", rows="cond")
+    res = wb.generate(handle, prompts, duration_s=duration_s, seeds=seed_list, capture=spec, progress=progress)
+    mean = {layer: np.stack([np.asarray(a).mean(0) for a in res.activations[("resid", layer)]])
+            for layer in range(handle.n_layers)}
+    last = {layer: np.stack([np.asarray(a)[-1] for a in res.activations[("resid", layer)]])
+            for layer in range(handle.n_layers)}
+    return dict(clips=res.clips, labels=np.asarray(labels), mean=mean, last=last)
+
+
+def reading_probe(handle, clips, labels) -> tuple[int, object, dict]:
+    """(best layer, its logistic probe, {layer: CV accuracy}) on the clips teacher-forced with null text."""
+    import workbench as wb
+    from workbench.analysis.probes import sweep
+    acts = wb.teacher_force(handle, clips, handle.sample_rate_hz, prompts=None,
+                            capture=wb.CaptureSpec(layers=None, sites=("resid",), pooling="mean"))
+    result = sweep(acts, labels, folds=4, seed=0)
+    by_layer = {int(r["layer"]): float(r["accuracy_mean"]) for r in result.layer_rows}
+    best = max(by_layer, key=lambda layer: (by_layer[layer], -abs(layer - handle.n_layers / 2)))
+    return best, result.probes[("resid", best)], by_layer
+
+
+def report_items(n_per_target: int, seed: int = 1000):
+    """n_per_target items per genre, each from another genre's prompt (cycling genres and prompts)."""
+    from workbench.analysis.evaluation.grid import Item
+    from workbench.toy.prompts import EVAL_PROMPTS
+    genres = list(EVAL_PROMPTS)
+    items = []
+    for target in genres:
+        others = [g for g in genres if g != target]
+        for k in range(n_per_target):
+            source = others[k % len(others)]
+            prompt = EVAL_PROMPTS[source][(k // len(others)) % len(EVAL_PROMPTS[source])]
+            items.append(Item(prompt, seed + len(items), target, source))
+    return tuple(items)
+
+
+def report_methods(data: dict, layers, strengths_fast: bool = False) -> dict:
+    """{name: Method} of the protocol at `layers`: the three compared methods and the two controls."""
+    from workbench.analysis.evaluation import recipes
+    from workbench.analysis.evaluation.methods import random_like
+    default_s = (0.0, 0.25, 1.0) if strengths_fast else recipes.DEFAULT_STRENGTHS
+    paper_s = (0.0, 1.0, 4.0) if strengths_fast else recipes.PAPER_STRENGTHS
+    labels = data["labels"]
+    default = recipes.workbench_default(data["mean"], labels, layers=layers, strengths=default_s)
+    return {"class_means": default,
+            "logistic_probe": recipes.logistic_probe(data["mean"], labels, layers=layers, strengths=default_s),
+            "paper_2506_10225": recipes.paper_2506_10225(data["last"], labels, layers=layers, strengths=paper_s),
+            "random": random_like(default, seed=0),
+            "paper_2506_10225_logistic": recipes.paper_2506_10225(data["last"], labels, layers=layers,
+                                                                  loss="logistic", strengths=paper_s)}
+
+
+def run_report(*, fast: bool = False, folder=None, all_layers: bool = False, duration_s: float | None = None,
+               progress: bool = True) -> dict:
+    """Run the protocol (module docstring) and return the report as a JSON-friendly dict."""
+    import workbench as wb
+    from workbench.analysis.evaluation import summaries
+    from workbench.analysis.evaluation.grid import GridPlan, run_grid
+    from workbench.analysis.evaluation.recipes import paper_layer_sweep
+    from workbench.toy.judge import load_judge
+
+    t0 = time.perf_counter()
+    duration_s = duration_s or (1.0 if fast else 2.0)
+    handle = wb.load_model()
+    judge = load_judge()
+    data = direction_data(handle, seeds=(0, 1) if fast else (0, 1, 2, 3), duration_s=duration_s, progress=progress)
+    best, probe, probe_by_layer = reading_probe(handle, data["clips"], data["labels"])
+    paper_by_layer = paper_layer_sweep(data["last"], data["labels"], folds=4)
+    layers = tuple(range(handle.n_layers)) if all_layers else (best,)
+    methods = report_methods(data, layers, strengths_fast=fast)
+    items = report_items(1 if fast else 4)
+    folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="wb-evaluation-"))
+    setup_s = time.perf_counter() - t0
+
+    common = dict(layers=layers, items=items, duration_s=duration_s)
+    readers = dict(judge=judge, probe=probe, probe_layer=best, progress=progress)
+    compared = ("class_means", "logistic_probe", "paper_2506_10225")
+    t1 = time.perf_counter()
+    run_grid(handle, GridPlan(tuple(methods[m] for m in compared), **common), folder, **readers)
+    grid_s = time.perf_counter() - t1
+    result = run_grid(handle, GridPlan(tuple(methods.values()), **common), folder, **readers)
+    controls_s = time.perf_counter() - t1 - grid_s
+
+    table = result.table
+    aucs = summaries.auc_table(table)
+    at_best = aucs[aucs["layer"] == best].set_index("method")["auc"]
+    fads = summaries.fad_table(result)
+    default = methods["class_means"]
+    strongest = fads[(fads["method"] == "class_means") & (fads["layer"] == best)
+                     & (fads["strength"] == max(default.strengths))]["fad"]
+    other_aucs = {f"{reader}/{pres}": summaries.auc_table(table, reader, pres).to_dict("records")
+                  for reader in ("judge", "probe") for pres in ("mel", "codes", "embedding")
+                  if f"{reader}_p_target" in table}
+    report = dict(
+        model_id=handle.model_id, fast=fast, folder=str(folder), best_layer=best, layers=list(layers),
+        duration_s=duration_s, n_items=len(items), n_direction_clips=len(data["labels"]),
+        probe_accuracy_by_layer=probe_by_layer, paper_probe_accuracy_by_layer=paper_by_layer,
+        paper_best_layer=max(paper_by_layer, key=paper_by_layer.get),
+        methods={name: m.describe() for name, m in methods.items()},
+        setup_s=round(setup_s, 1), grid_s=round(grid_s, 1), controls_s=round(controls_s, 1),
+        grid_clips=int(sum(len(items) * sum(s != 0 for s in methods[m].strengths) for m in compared)
+                       * len(layers) + 2 * len(items)),
+        auc={m: float(at_best[m]) for m in compared}, auc_random=float(at_best["random"]),
+        auc_table=aucs.to_dict("records"), auc_by_reader_and_preservation=other_aucs,
+        regression_vs_classification=dict(mse=float(at_best["paper_2506_10225"]),
+                                          logistic=float(at_best["paper_2506_10225_logistic"]),
+                                          mse_better=bool(at_best["paper_2506_10225"]
+                                                          > at_best["paper_2506_10225_logistic"])),
+        reference_mel_distance=summaries.reference_distance(table),
+        fad_unsteered_pair=float(fads.loc[fads["method"] == "reference", "fad"].iloc[0]),
+        fad_steered_strongest=float(strongest.iloc[0]), fad_table=fads.to_dict("records"),
+        alignment_by_strength=summaries.alignment_by_strength(table).to_dict("records"),
+        tradeoff=summaries.tradeoff(table).to_dict("records"),
+        descriptor_shifts=summaries.descriptor_shifts(table).to_dict("records"),
+        clap_available=bool("clap_p_target" in table),
+    )
+    report["bars"] = dict(grid_under_4_min=report["grid_s"] < 240,
+                          default_beats_random=report["auc"]["class_means"] > report["auc_random"],
+                          fad_pair_below_steered=report["fad_unsteered_pair"] < report["fad_steered_strongest"])
+    report["total_s"] = round(time.perf_counter() - t0, 1)
+    return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m workbench.evaluation",
+                                     description="Evaluate steering methods on the teaching model.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    rep = sub.add_parser("report", help="run the evaluation protocol and write a JSON report")
+    rep.add_argument("--json", required=True, help="where to write the report")
+    rep.add_argument("--fast", action="store_true", help="a small grid (tests, notebooks)")
+    rep.add_argument("--folder", default=None, help="grid folder (default: a new temp folder); reuse to resume")
+    rep.add_argument("--layers", choices=("best", "all"), default="best", help="grid layers")
+    rep.add_argument("--duration", type=float, default=None, help="clip length in seconds (default 2, fast 1)")
+    rep.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def _summary(report: dict) -> str:
+    lines = [f"best layer {report['best_layer']}; grid {report['grid_s']} s ({report['grid_clips']} clips); "
+             f"controls {report['controls_s']} s; total {report['total_s']} s"]
+    lines += [f"  AUC {name:28} {value:.3f}" for name, value in report["auc"].items()]
+    lines.append(f"  AUC {'random (like class_means)':28} {report['auc_random']:.3f}")
+    rvc = report["regression_vs_classification"]
+    lines.append(f"  paper recipe AUC: MSE probe {rvc['mse']:.3f} vs logistic probe {rvc['logistic']:.3f}")
+    lines.append(f"  FAD unsteered pair {report['fad_unsteered_pair']:.4f}; class_means strongest "
+                 f"{report['fad_steered_strongest']:.4f}")
+    lines.append(f"  bars: {report['bars']}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    report = run_report(fast=args.fast, folder=args.folder, all_layers=args.layers == "all",
+                        duration_s=args.duration, progress=not args.quiet)
+    path = Path(args.json)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1, default=float))
+    print(_summary(report))
+    print(f"report written to {path}")
+    return 0
