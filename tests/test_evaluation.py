@@ -301,3 +301,38 @@ def test_report_cli_writes_json(tmp_path, monkeypatch):
     assert report.main(["report", "--json", str(tmp_path / "r.json"), "--fast", "--quiet"]) == 0
     assert json.loads((tmp_path / "r.json").read_text())["auc_random"] == 0.3
     assert seen["fast"] and not seen["progress"] and not seen["all_layers"]
+
+
+# -- listening test --------------------------------------------------------------------------------------
+
+def test_listening_trials_answers_and_binomial_test(tmp_path):
+    from widgets import ListeningTest
+    from workbench.analysis.evaluation.listening import AnswerLog, build_trials, summarize
+    pairs = [((_tone(440 + k), SR), (_tone(220 + k), SR), dict(target="rock", method="m", strength=1.0, item=k))
+             for k in range(10)]
+    trials = build_trials(pairs, kind="abx", seed=3)
+    assert sorted(t.info["item"] for t in trials) == list(range(10))  # shuffled, each pair once
+    assert {t.key["steered"] for t in trials} == {"A", "B"} and {t.key["x"] for t in trials} == {"A", "B"}
+    for t in trials:
+        steered_clip = pairs[t.info["item"]][0]
+        assert t.clips[t.key["steered"]] is steered_clip and t.clips["X"] is t.clips[t.key["x"]]
+    path = tmp_path / "answers.jsonl"
+    test = ListeningTest(trials, path=path, participant="p")
+    players = [b.children[1] for b in test.players.children]
+    assert [b.children[0].value for b in test.players.children] == ["<b>A</b>", "<b>B</b>", "<b>X</b>"]
+    assert players[2].value not in (players[0].value, players[1].value)  # X's bytes are its own
+    shown = test.header.value + test.status.value + "".join(str(p._dom_classes) for p in players)
+    assert "steered" not in shown and "twin" not in shown and "rock" not in shown  # abx asks no genre
+    for t in trials:
+        test.answer(t.correct)
+        assert len(AnswerLog(path).read()) == t.index + 1  # on disk as it is given
+    assert test.finished and test.summary()["hits"] == 10
+    assert summarize(AnswerLog(path).read())["p_value"] == pytest.approx(1 / 1024)
+    with pytest.raises(ValueError, match="every trial is answered"):
+        test.answer("A")
+    with pytest.raises(BadInputError, match="answer 'A' or 'B'"):
+        AnswerLog(tmp_path / "a.csv").append(trials[0], "C", response_s=1.0)
+    with pytest.raises(BadInputError, match=".csv, .json or .jsonl"):
+        AnswerLog(tmp_path / "a.txt")
+    half = [dict(hit=k % 2 == 0, response_s=1.0) for k in range(20)]
+    assert 0.4 < summarize(half)["p_value"] < 0.7

@@ -10,7 +10,8 @@ import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 VIEW_NAMES = ("Workbench(", "LayerSweepView(", "ProjectionExplorer(", "DirectionPicker(", "SteeringPanel(",
-              "ClipComparer(", "TraceView(", "PatchingView(", "FeatureDashboard(")
+              "ClipComparer(", "TraceView(", "PatchingView(", "FeatureDashboard(", "EvaluationView(",
+              "ListeningTest(")
 TIMEOUTS_S = {"01_quickstart": 240}  # per notebook, generous for a loaded 2-core CI machine
 
 

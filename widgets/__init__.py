@@ -11,7 +11,9 @@ from .app import Workbench
 from .backend import Backend, Collection
 from .clip_compare import ClipComparer
 from .direction_picker import DirectionPicker
+from .evaluation_view import EvaluationView
 from .feature_dashboard import FeatureDashboard
+from .listening_test import ListeningTest
 from .patching_view import PatchingView
 from .projection_view import ProjectionExplorer
 from .requests import DirectionRequest, SteerRequest
@@ -22,4 +24,4 @@ from .trace_view import TraceView
 
 __all__ = ["Backend", "ClipComparer", "Collection", "DirectionPicker", "DirectionRequest", "LayerSweepView",
            "PatchingView", "ProjectionExplorer", "SeekPlayer", "SteerRequest", "SteeringPanel", "TraceView",
-           "Workbench", "FeatureDashboard"]
+           "Workbench", "FeatureDashboard", "EvaluationView", "ListeningTest"]

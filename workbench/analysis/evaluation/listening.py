@@ -36,7 +36,7 @@ from workbench.errors import BadInputError
 __all__ = ["Trial", "build_trials", "trials_from_result", "AnswerLog", "summarize", "KINDS"]
 
 KINDS = ("ab", "abx")
-FIELDS = ("time_unix", "participant", "trial", "kind", "question", "choice", "hit", "response_s", "steered",
+FIELDS = ("time_unix", "participant", "trial", "kind", "question", "choice", "hit", "response_s", "steered", "x",
           "target", "method", "layer", "strength", "item")
 
 
@@ -119,7 +119,8 @@ class AnswerLog:
         info = trial.info
         row = dict(time_unix=round(time.time(), 3), participant=participant, trial=trial.index, kind=trial.kind,
                    question=trial.question, choice=choice, hit=choice == trial.correct,
-                   response_s=round(float(response_s), 3), steered=trial.key["steered"], target=info.get("target", ""),
+                   response_s=round(float(response_s), 3), steered=trial.key["steered"], x=trial.key.get("x", ""),
+                   target=info.get("target", ""),
                    method=info.get("method", ""), layer=info.get("layer", ""), strength=info.get("strength", ""),
                    item=info.get("item", ""))
         new = not self.path.exists() or self.path.stat().st_size == 0

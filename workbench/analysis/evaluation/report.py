@@ -97,7 +97,7 @@ def report_methods(data: dict, layers, strengths_fast: bool = False) -> dict:
 
 
 def run_report(*, fast: bool = False, folder=None, all_layers: bool = False, duration_s: float | None = None,
-               progress: bool = True) -> dict:
+               items_per_target: int | None = None, progress: bool = True) -> dict:
     """Run the protocol (module docstring) and return the report as a JSON-friendly dict."""
     import workbench as wb
     from workbench.analysis.evaluation import summaries
@@ -114,7 +114,7 @@ def run_report(*, fast: bool = False, folder=None, all_layers: bool = False, dur
     paper_by_layer = paper_layer_sweep(data["last"], data["labels"], folds=4)
     layers = tuple(range(handle.n_layers)) if all_layers else (best,)
     methods = report_methods(data, layers, strengths_fast=fast)
-    items = report_items(1 if fast else 4)
+    items = report_items(items_per_target or (1 if fast else 4))
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="wb-evaluation-"))
     setup_s = time.perf_counter() - t0
 
@@ -177,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--folder", default=None, help="grid folder (default: a new temp folder); reuse to resume")
     rep.add_argument("--layers", choices=("best", "all"), default="best", help="grid layers")
     rep.add_argument("--duration", type=float, default=None, help="clip length in seconds (default 2, fast 1)")
+    rep.add_argument("--items-per-target", type=int, default=None, help="clips per target genre (default 4, fast 1)")
     rep.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -197,7 +198,7 @@ def _summary(report: dict) -> str:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     report = run_report(fast=args.fast, folder=args.folder, all_layers=args.layers == "all",
-                        duration_s=args.duration, progress=not args.quiet)
+                        duration_s=args.duration, items_per_target=args.items_per_target, progress=not args.quiet)
     path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=1, default=float))
