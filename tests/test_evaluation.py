@@ -187,7 +187,9 @@ def test_grid_rows_twins_and_strength_zero(tiny, tmp_path):
     strong = table[(table["kind"] == "steered") & (table["strength"] == 12)]
     # (the random model's codec is near silent, so its audio distances are ~0; tones test mel_distance)
     assert (strong["code_edit_rate"] > 0).all()
-    assert "clap_p_target" not in table  # no CLAP weights on this machine: skipped, nothing raised
+    from workbench.analysis.scores import clap_reading
+    have_clap = clap_reading([(np.zeros(SR, np.float32), SR)], ["rock"]) is not None
+    assert ("clap_p_target" in table) == have_clap  # without local CLAP weights: skipped, nothing raised
     assert np.allclose(res.clip(0).mono, plain[0].mono, atol=1e-5)  # decoded from the stored codes
     assert res.twin_index(int(strong.index[0])) == int(twins.index[twins["item"] == strong["item"].iloc[0]][0])
     for col in ("tempo_bpm", "centroid_hz", "loudness_db", "key", "embedding_distance"):

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["direction_data", "report_items", "report_methods", "run_report", "build_parser", "main"]
+__all__ = ["direction_data", "report_items", "report_methods", "report_summary", "run_report", "build_parser",
+           "main"]
 
 
 def direction_data(handle, *, seeds, duration_s: float, progress: bool = False) -> dict:
@@ -100,7 +101,6 @@ def run_report(*, fast: bool = False, folder=None, all_layers: bool = False, dur
                items_per_target: int | None = None, progress: bool = True) -> dict:
     """Run the protocol (module docstring) and return the report as a JSON-friendly dict."""
     import workbench as wb
-    from workbench.analysis.evaluation import summaries
     from workbench.analysis.evaluation.grid import GridPlan, run_grid
     from workbench.analysis.evaluation.recipes import paper_layer_sweep
     from workbench.toy.judge import load_judge
@@ -127,16 +127,6 @@ def run_report(*, fast: bool = False, folder=None, all_layers: bool = False, dur
     result = run_grid(handle, GridPlan(tuple(methods.values()), **common), folder, **readers)
     controls_s = time.perf_counter() - t1 - grid_s
 
-    table = result.table
-    aucs = summaries.auc_table(table)
-    at_best = aucs[aucs["layer"] == best].set_index("method")["auc"]
-    fads = summaries.fad_table(result)
-    default = methods["class_means"]
-    strongest = fads[(fads["method"] == "class_means") & (fads["layer"] == best)
-                     & (fads["strength"] == max(default.strengths))]["fad"]
-    other_aucs = {f"{reader}/{pres}": summaries.auc_table(table, reader, pres).to_dict("records")
-                  for reader in ("judge", "probe") for pres in ("mel", "codes", "embedding")
-                  if f"{reader}_p_target" in table}
     report = dict(
         model_id=handle.model_id, fast=fast, folder=str(folder), best_layer=best, layers=list(layers),
         duration_s=duration_s, n_items=len(items), n_direction_clips=len(data["labels"]),
@@ -145,26 +135,43 @@ def run_report(*, fast: bool = False, folder=None, all_layers: bool = False, dur
         methods={name: m.describe() for name, m in methods.items()},
         setup_s=round(setup_s, 1), grid_s=round(grid_s, 1), controls_s=round(controls_s, 1),
         grid_clips=int(sum(len(items) * sum(s != 0 for s in methods[m].strengths) for m in compared)
-                       * len(layers) + 2 * len(items)),
-        auc={m: float(at_best[m]) for m in compared}, auc_random=float(at_best["random"]),
+                       * len(layers) + 2 * len(items)))
+    report.update(report_summary(result, methods, best))
+    report["bars"] = dict(grid_under_4_min=report["grid_s"] < 240, **report["bars"])
+    report["total_s"] = round(time.perf_counter() - t0, 1)
+    return report
+
+
+def report_summary(result, methods: dict, layer: int,
+                   compared=("class_means", "logistic_probe", "paper_2506_10225")) -> dict:
+    """The report's figures from a grid holding `report_methods`: AUCs at `layer`, FADs, tables, bars."""
+    from workbench.analysis.evaluation import summaries
+    table = result.table
+    aucs = summaries.auc_table(table)
+    at_layer = aucs[aucs["layer"] == layer].set_index("method")["auc"]
+    fads = summaries.fad_table(result)
+    strongest = fads[(fads["method"] == "class_means") & (fads["layer"] == layer)
+                     & (fads["strength"] == max(methods["class_means"].strengths))]["fad"]
+    other_aucs = {f"{reader}/{pres}": summaries.auc_table(table, reader, pres).to_dict("records")
+                  for reader in ("judge", "probe") for pres in ("mel", "codes", "embedding")
+                  if f"{reader}_p_target" in table}
+    out = dict(
+        auc={m: float(at_layer[m]) for m in compared}, auc_random=float(at_layer["random"]),
         auc_table=aucs.to_dict("records"), auc_by_reader_and_preservation=other_aucs,
-        regression_vs_classification=dict(mse=float(at_best["paper_2506_10225"]),
-                                          logistic=float(at_best["paper_2506_10225_logistic"]),
-                                          mse_better=bool(at_best["paper_2506_10225"]
-                                                          > at_best["paper_2506_10225_logistic"])),
+        regression_vs_classification=dict(mse=float(at_layer["paper_2506_10225"]),
+                                          logistic=float(at_layer["paper_2506_10225_logistic"]),
+                                          mse_better=bool(at_layer["paper_2506_10225"]
+                                                          > at_layer["paper_2506_10225_logistic"])),
         reference_mel_distance=summaries.reference_distance(table),
         fad_unsteered_pair=float(fads.loc[fads["method"] == "reference", "fad"].iloc[0]),
         fad_steered_strongest=float(strongest.iloc[0]), fad_table=fads.to_dict("records"),
         alignment_by_strength=summaries.alignment_by_strength(table).to_dict("records"),
         tradeoff=summaries.tradeoff(table).to_dict("records"),
         descriptor_shifts=summaries.descriptor_shifts(table).to_dict("records"),
-        clap_available=bool("clap_p_target" in table),
-    )
-    report["bars"] = dict(grid_under_4_min=report["grid_s"] < 240,
-                          default_beats_random=report["auc"]["class_means"] > report["auc_random"],
-                          fad_pair_below_steered=report["fad_unsteered_pair"] < report["fad_steered_strongest"])
-    report["total_s"] = round(time.perf_counter() - t0, 1)
-    return report
+        clap_available=bool("clap_p_target" in table))
+    out["bars"] = dict(default_beats_random=out["auc"]["class_means"] > out["auc_random"],
+                       fad_pair_below_steered=out["fad_unsteered_pair"] < out["fad_steered_strongest"])
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
