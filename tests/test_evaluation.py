@@ -255,6 +255,19 @@ def test_stop_inside_a_cell_keeps_committed_cells(tiny, tmp_path):
     assert sorted(set(wb_result(tmp_path / "g")["kind"])) == ["reference", "steered", "twin"]
 
 
+def test_bad_cells_are_refused_before_any_work(tiny, tmp_path):
+    items = items_for(["jazz"], seeds=[0], targets="rock")
+    v = {("rock", 1): np.ones(tiny.hidden_size)}
+    bad = [(Method("nr", v, mode="norm_relative", strengths=(0.0, -2.0)), 1, "divides by"),
+           (Method("far", {("rock", 7): np.ones(tiny.hidden_size)}), 7, "out of range|layer"),
+           (Method("small", {("rock", 1): np.ones(8)}), 1, "hidden size")]
+    for method, layer, message in bad:
+        with pytest.raises(BadInputError, match=message):
+            run_grid(tiny, GridPlan((method,), layers=(layer,), items=items, duration_s=0.2), tmp_path / method.name,
+                     judge=False)
+        assert not (tmp_path / method.name / "results.jsonl").exists()
+
+
 def test_plan_checks_targets():
     m = Method("m", {("rock", 1): [1.0, 0.0]})
     with pytest.raises(UnknownOptionError, match="no direction toward 'jazz'"):
@@ -287,6 +300,25 @@ def test_summaries_on_a_grid(tiny, tmp_path):
     assert fads.iloc[0]["method"] == "reference" and (fads.loc[fads["strength"] == 0, "fad"].abs() < 1e-6).all()
     with pytest.raises(BadInputError, match="readers present"):
         tradeoff(res.table, reader="clap")
+
+    from types import SimpleNamespace
+
+    from widgets import EvaluationView
+    view = EvaluationView(res)
+    assert [tr.name for tr in view.figure.data] == ["m L1", "random L1"] and len(view.strength_plot.data) == 2
+    row = view.select("random", 1, 12.0, item=2)
+    assert (row["method"], row["item"], row["strength"]) == ("random", 2, 12.0)
+    twin = res.twin(res.twin_index(int(res.table.index[(res.table["cell"] == row["cell"])
+                                                       & (res.table["item"] == 2)][0])))
+    assert np.array_equal(view.clips["twin"].codes, twin.codes)
+    assert not np.array_equal(view.clips["steered"].codes, twin.codes)
+    trace = view.figure.data[0]
+    view._on_click(trace, SimpleNamespace(point_inds=[1]), None)  # what a click on m's second point sends
+    assert (view.selected["method"], view.selected["strength"]) == ("m", 12.0)
+    view.item_dd.value = 3  # choosing another clip of the cell shows it
+    assert view.selected["item"] == 3
+    assert view.select("m", 1, 5.0) is None and "no clips for 'm'" in view.last_error
+    assert "<svg" in view.static_html() and "auc" in view.static_html()
 
 
 def test_report_cli_writes_json(tmp_path, monkeypatch):

@@ -217,6 +217,11 @@ def run_grid(handle, plan: GridPlan, folder, *, judge=True, probe=None, probe_la
     from workbench.data.store_io import store_lock
     log = ResultsLog(folder)
     readers = _Readers(handle, judge, probe, probe_layer, probe_pooling, clap, clap_labels)
+    for kind, method, layer, strength in plan.cells():  # every cell's settings checked before any work
+        if kind == "steered":
+            for target in dict.fromkeys(i.target for i in plan.items):
+                method.spec(target, layer, strength).validate_for(handle.n_layers, handle.hidden_size,
+                                                                 handle.model_id)
     with store_lock(log.folder):
         log.check_plan(plan.shared(handle))
         done = log.done()
