@@ -38,11 +38,12 @@ def ray_collect_ratios(n_clips: int = 64, duration_s: float = 4.0, batch_size: i
     from benchmarks.bench import spread
     from workbench.data.collect import collect
     from workbench.data.distributed import RayEngine
+    from workbench.data.ray_pool import init_ray
 
     started_here = not ray.is_initialized()
     start = time.perf_counter()
     if started_here:
-        ray.init(include_dashboard=False, logging_level="warning")
+        init_ray()
     init_s = time.perf_counter() - start
     handle = wb.load_model()
     spec = wb.CaptureSpec(pooling="mean")  # every layer, as a probe sweep wants

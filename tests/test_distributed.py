@@ -38,7 +38,8 @@ def ray_cluster():
     """One local Ray cluster (2 CPUs, no dashboard) for every test here: starting one costs 10-20 s on 2 cores."""
     ray = pytest.importorskip("ray", reason='engine="ray" needs the extra: pip install -e ".[ray]"')
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by the workers Ray starts
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
+    from workbench.data.ray_pool import init_ray
+    init_ray(num_cpus=2)  # ray.init(num_cpus=2, include_dashboard=False), tried again if it times out under load
     yield ray
     ray.shutdown()
 

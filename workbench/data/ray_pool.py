@@ -28,8 +28,8 @@ from collections.abc import Callable
 
 from workbench.errors import BadInputError, WorkbenchError
 
-__all__ = ["RayEngine", "as_engine", "require_ray", "connect", "run_batches", "RunReport", "MissingExtraError",
-           "DistributedRunError"]
+__all__ = ["RayEngine", "as_engine", "require_ray", "init_ray", "connect", "run_batches", "RunReport",
+           "MissingExtraError", "DistributedRunError"]
 
 INSTALL = 'pip install -e ".[ray]"'
 
@@ -95,12 +95,25 @@ def require_ray():
     return ray
 
 
+def init_ray(address: str | None = None, num_cpus: int | None = None, attempts: int = 3):
+    """ray.init without the dashboard; a local start that times out (Ray waits a fixed 30 s for its raylet,
+    too little on a loaded 2-core machine) is tried again, up to `attempts` times."""
+    ray = require_ray()
+    for attempt in range(attempts):
+        try:
+            return ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
+                            logging_level="warning")
+        except Exception as error:  # Ray raises a bare Exception for this
+            if "timed out during startup" not in str(error) or attempt == attempts - 1:
+                raise
+            ray.shutdown()
+
+
 def connect(engine: RayEngine):
     """ray, initialised: the cluster already started in this process, else a local one, else engine.address."""
     ray = require_ray()
     if not ray.is_initialized():
-        ray.init(address=engine.address, num_cpus=engine.num_cpus if engine.address is None else None,
-                 include_dashboard=False, logging_level="warning")
+        init_ray(engine.address, engine.num_cpus)
     return ray
 
 
