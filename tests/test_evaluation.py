@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -233,6 +234,46 @@ def test_grid_resumes_and_refuses_another_grid(tiny, tmp_path, monkeypatch):
         run_grid(tiny, changed, folder, judge=False)
     with pytest.raises(GridMismatchError, match="duration_s"):
         run_grid(tiny, GridPlan(plan.methods, layers=(1,), items=plan.items, duration_s=0.6), folder, judge=False)
+
+
+KILL_SCRIPT = """
+import sys, workbench as wb
+sys.path.insert(0, {tests!r})
+from test_evaluation import _kill_plan
+from workbench.evaluation import run_grid
+h = wb.random_model("tiny")
+run_grid(h, _kill_plan(h), sys.argv[1], judge=False)
+"""
+
+
+def _kill_plan(h):
+    rng = np.random.default_rng(5)
+    m = Method("m", {("rock", 1): rng.normal(size=h.hidden_size)}, strengths=tuple(float(s) for s in range(8)))
+    return GridPlan((m,), layers=(1,), items=items_for(["jazz", "rock"], seeds=[0, 1], targets="rock"), duration_s=0.4)
+
+
+@pytest.mark.slow
+def test_a_killed_grid_resumes(tiny, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    folder = tmp_path / "g"
+    script = tmp_path / "grid.py"
+    script.write_text(KILL_SCRIPT.format(tests=str(Path(__file__).parent)))
+    proc = subprocess.Popen([sys.executable, str(script), str(folder)])
+    log = folder / "results.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 4):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # mid-grid: some cells committed, one maybe half written
+    proc.wait()
+    done_before = set(wb_result(folder)["cell"])
+    assert 4 <= len(done_before) < 10, done_before
+    run_grid(tiny, _kill_plan(tiny), folder, judge=False)  # the same call, here: resumes
+    table = wb_result(folder)
+    assert table["cell"].nunique() == 10 and len(table) == 40  # twin, reference, 8 strengths, 4 clips each
+    assert not table.duplicated(["cell", "item"]).any()
 
 
 def wb_result(folder):
