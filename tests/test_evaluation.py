@@ -335,6 +335,11 @@ def test_summaries_on_a_grid(tiny, tmp_path):
     assert set(curve["method"]) == {"m", "random"} and curve["preservation"].between(0, 1).all()
     aucs = auc_table(res.table)
     assert len(aucs) == 2 and aucs["auc"].between(0, 1).all()
+    from workbench.analysis.evaluation.summaries import bootstrap_aucs
+    draws = bootstrap_aucs(res.table, n=20, seed=1)
+    assert len(draws) == 40 and draws.equals(bootstrap_aucs(res.table, n=20, seed=1))
+    ci = auc_table(res.table, bootstrap=20, seed=1)
+    assert (ci["auc_lo"] <= ci["auc_hi"]).all() and ci["auc_lo"].between(0, 1).all()
     shifts = descriptor_shifts(res.table)
     assert (shifts.loc[shifts["strength"] == 0, ["tempo_change_pct", "key_changed"]] == 0).all().all()
     fads = fad_table(res)

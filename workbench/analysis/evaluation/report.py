@@ -143,11 +143,13 @@ def run_report(*, fast: bool = False, folder=None, all_layers: bool = False, dur
 
 
 def report_summary(result, methods: dict, layer: int,
-                   compared=("class_means", "logistic_probe", "paper_2506_10225")) -> dict:
-    """The report's figures from a grid holding `report_methods`: AUCs at `layer`, FADs, tables, bars."""
+                   compared=("class_means", "logistic_probe", "paper_2506_10225"), bootstrap: int = 200) -> dict:
+    """The report's figures from a grid holding `report_methods`: AUCs at `layer` (with bootstrap
+    intervals over the items, and paired comparisons), FADs, tables, bars."""
     from workbench.analysis.evaluation import summaries
     table = result.table
     aucs = summaries.auc_table(table)
+    draws = summaries.bootstrap_aucs(table, n=bootstrap) if bootstrap else None
     at_layer = aucs[aucs["layer"] == layer].set_index("method")["auc"]
     fads = summaries.fad_table(result)
     strongest = fads[(fads["method"] == "class_means") & (fads["layer"] == layer)
@@ -169,6 +171,13 @@ def report_summary(result, methods: dict, layer: int,
         tradeoff=summaries.tradeoff(table).to_dict("records"),
         descriptor_shifts=summaries.descriptor_shifts(table).to_dict("records"),
         clap_available=bool("clap_p_target" in table))
+    if draws is not None:
+        wide = draws[draws["layer"] == layer].pivot(index="draw", columns="method", values="auc")
+        out["auc_ci95"] = {m: [float(wide[m].quantile(0.025)), float(wide[m].quantile(0.975))] for m in wide}
+        out["share_of_resamples"] = dict(
+            class_means_above_random=float((wide["class_means"] > wide["random"]).mean()),
+            mse_above_logistic=float((wide["paper_2506_10225"] > wide["paper_2506_10225_logistic"]).mean()),
+            class_means_above_paper=float((wide["class_means"] > wide["paper_2506_10225"]).mean()))
     out["bars"] = dict(default_beats_random=out["auc"]["class_means"] > out["auc_random"],
                        fad_pair_below_steered=out["fad_unsteered_pair"] < out["fad_steered_strongest"])
     return out

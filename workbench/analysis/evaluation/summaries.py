@@ -29,7 +29,7 @@ import numpy as np
 from workbench.analysis.evaluation.metrics import frechet_distance
 from workbench.errors import BadInputError
 
-__all__ = ["reference_distance", "alignment_by_strength", "tradeoff", "frontier_auc", "auc_table",
+__all__ = ["reference_distance", "alignment_by_strength", "tradeoff", "frontier_auc", "auc_table", "bootstrap_aucs",
            "descriptor_shifts", "fad_table", "PRESERVATION"]
 
 PRESERVATION = {"mel": "mel_distance", "codes": "code_edit_rate", "embedding": "embedding_distance"}
@@ -95,8 +95,11 @@ def frontier_auc(preservation, alignment) -> float:
     return inner + float(best[-1] * p[-1] + best[0] * (1.0 - p[0]))
 
 
-def auc_table(table, reader: str = "judge", preservation: str = "mel"):
-    """One row per method and layer: the trade-off AUC, and alignment at strength 0 and at the strongest."""
+def auc_table(table, reader: str = "judge", preservation: str = "mel", *, bootstrap: int = 0, seed: int = 0):
+    """One row per method and layer: the trade-off AUC, and alignment at strength 0 and at the strongest.
+
+    bootstrap: with N > 0, also ``auc_lo`` / ``auc_hi``, the 2.5 and 97.5 percentiles of the AUC over N
+    resamplings of the items (prompt and seed, with replacement; every cell and d_ref resampled alike)."""
     import pandas as pd
     curve = tradeoff(table, reader, preservation)
     rows = []
@@ -106,7 +109,27 @@ def auc_table(table, reader: str = "judge", preservation: str = "mel"):
                          alignment_zero=float(g["alignment"].iloc[0]),
                          alignment_strongest=float(g["alignment"].iloc[-1]),
                          preservation_strongest=float(g["preservation"].iloc[-1]), n_strengths=len(g)))
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if bootstrap:
+        draws = bootstrap_aucs(table, reader, preservation, n=bootstrap, seed=seed).groupby(["method", "layer"])["auc"]
+        lo, hi = draws.quantile(0.025), draws.quantile(0.975)
+        out["auc_lo"] = [float(lo[(m, la)]) for m, la in zip(out["method"], out["layer"])]
+        out["auc_hi"] = [float(hi[(m, la)]) for m, la in zip(out["method"], out["layer"])]
+    return out
+
+
+def bootstrap_aucs(table, reader: str = "judge", preservation: str = "mel", *, n: int = 200, seed: int = 0):
+    """The AUC of every method and layer over `n` resamplings of the items (with replacement, the same
+    resample for every method: compare two methods draw by draw). Columns: draw, method, layer, auc."""
+    import pandas as pd
+    rng = np.random.default_rng(seed)
+    items = np.unique(table["item"])
+    by_item = {i: g for i, g in table.groupby("item")}
+    frames = []
+    for draw in range(int(n)):
+        sample = pd.concat([by_item[i] for i in rng.choice(items, len(items), replace=True)], ignore_index=True)
+        frames.append(auc_table(sample, reader, preservation)[["method", "layer", "auc"]].assign(draw=draw))
+    return pd.concat(frames, ignore_index=True)
 
 
 def _key_change(keys, twin_keys) -> float:
