@@ -15,7 +15,7 @@ Keys: steer_over_plain, capture_over_plain, nnsight_over_hooks, batch8_throughpu
 steering hook alone, timed with torch.utils.benchmark) and steer_hook_share_of_step, plus
 probe_sweep_s, umap_s, collect_batch_gain (benchmarks.bench_probes), patching_sweep_s and
 patch_over_plain (benchmarks.bench_patching), ray_over_local and ray_2workers_gain
-(benchmarks.bench_ray, with the ray extra; 64 clips x 3 engines x 3 repeats: some 5-8 minutes on 2 cores)
+(benchmarks.bench_ray, with the ray extra; 64 clips x 3 engines x 3 repeats: 11 minutes on 2 shared vCPUs)
 and ui_generate_s (benchmarks.bench_ui) when present. At --repeats 5 the musicgen-small shape took 11-14 minutes under
 load average 6 on 2 cores and 18 under load 8 (some 5 estimated on an idle machine: 41 generations of
 ~7 s); ``--shapes tiny`` takes under a minute.
