@@ -9,8 +9,9 @@ run into the same store is refused with StoreLockedError naming it), and commits
 shard (temp folder, rename, manifest replace), in the order batches finish. Kill a worker: its batch is retried
 on a fresh one. Kill the driver: run the same call again and only the uncommitted batches run.
 
-Evaluation grids plug in the same way when they land: a picklable ``fn(handle, payload)`` per grid cell batch,
-given to `workbench.data.ray_pool.run_batches` (see `generate` here for the pattern).
+Evaluation grids (`workbench.analysis.evaluation.grid`) are not wired in yet; they plug in the same way: a
+picklable ``fn(handle, payload)`` per grid cell, given to `workbench.data.ray_pool.run_batches` with the grid's
+commit as `on_result` (see `generate` here for the pattern; docs/scale-out.md, Limits).
 
 The size arithmetic of a store (what decides where it can live), in bytes:
 
