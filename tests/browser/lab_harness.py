@@ -42,6 +42,18 @@ def chromium_missing_reason() -> str | None:
     return None
 
 
+def lab_copy(notebook: Path, tmp_path: Path) -> tuple[Path, dict]:
+    """(folder holding a copy of ``notebook``, env for `JupyterLab`): autosave never touches the committed
+    file; notebooks run small (WORKBENCH_FAST=1), offline, on one OpenMP thread (see tests/test_notebooks.py)."""
+    nb_dir = Path(tmp_path) / "nb"
+    nb_dir.mkdir()
+    shutil.copy(notebook, nb_dir / Path(notebook).name)
+    repo = Path(__file__).resolve().parents[2]
+    env = {"WORKBENCH_FAST": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(repo),
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "TMPDIR": str(tmp_path)}
+    return nb_dir, env
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -6,13 +6,11 @@ steered trace heatmap (its player seeks there and plays). Screenshots: test-arti
 """
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from pathlib import Path
 
 import pytest
-from lab_harness import JupyterLab, LabPage, open_browser
+from lab_harness import JupyterLab, LabPage, lab_copy, open_browser
 from test_quickstart_browser import AUDIO_DURATION_JS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -28,11 +26,7 @@ def click_at(page, plot, fx: float, fy: float) -> None:
 
 def test_causal_inspection_in_chromium(need_chromium, tmp_path, artifacts_dir):
     start = time.perf_counter()
-    nb_dir = tmp_path / "nb"
-    nb_dir.mkdir()
-    shutil.copy(NOTEBOOK, nb_dir / NOTEBOOK.name)  # autosave must not touch the committed file
-    env = {"WORKBENCH_FAST": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO),
-           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "TMPDIR": str(tmp_path)}
+    nb_dir, env = lab_copy(NOTEBOOK, tmp_path)
     with JupyterLab(nb_dir, env=env) as lab, open_browser(tmp_path / "profile", viewport=(1500, 1100)) as ctx:
         lab_page = LabPage(ctx.new_page(), lab, artifacts_dir, prefix="causal-")
         page = lab_page.page

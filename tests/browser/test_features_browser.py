@@ -6,14 +6,12 @@ span), and saves a screenshot of each state to test-artifacts/browser/features-*
 """
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import time
 from pathlib import Path
 
 import pytest
-from lab_harness import JupyterLab, LabPage, open_browser
+from lab_harness import JupyterLab, LabPage, lab_copy, open_browser
 from test_quickstart_browser import AUDIO_DURATION_JS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -23,11 +21,7 @@ NOTEBOOK = REPO / "notebooks" / "07_features.ipynb"
 
 def test_features_dashboard_in_chromium(need_chromium, tmp_path, artifacts_dir):
     start = time.perf_counter()
-    nb_dir = tmp_path / "nb"
-    nb_dir.mkdir()
-    shutil.copy(NOTEBOOK, nb_dir / NOTEBOOK.name)  # autosave must not touch the committed file
-    env = {"WORKBENCH_FAST": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO),
-           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "TMPDIR": str(tmp_path)}
+    nb_dir, env = lab_copy(NOTEBOOK, tmp_path)
     with JupyterLab(nb_dir, env=env) as lab, open_browser(tmp_path / "profile", viewport=(1500, 1100)) as ctx:
         lab_page = LabPage(ctx.new_page(), lab, artifacts_dir, prefix="features-")
         page = lab_page.page
