@@ -72,7 +72,7 @@ def run_all(repeats: int = 5, duration_s: float = 4.0, windows: int = 8,
         out.update(patching_sweep_s=s["median"], patching_sweep_s_spread=s, patching_sweep_cells=len(df))
 
         layer = handle.n_layers // 2
-        acts = P._record_all(handle, source, [("resid", layer)], None)
+        acts = P.record_forward(handle, source, [("resid", layer)], None)
         states, mask = text_states(handle, None, 1)
         ids = delayed_decoder_inputs(handle, target.codes[None])
 
@@ -81,7 +81,7 @@ def run_all(repeats: int = 5, duration_s: float = 4.0, windows: int = 8,
                 handle.model(encoder_outputs=(states,), attention_mask=mask, decoder_input_ids=ids, use_cache=False)
 
         def patched():
-            P.patch_forward(handle, source, target, layer=layer, window=(0, ids.shape[-1] // 2), _source_acts=acts)
+            P.patch_forward(handle, source, target, layer=layer, window=(0, ids.shape[-1] // 2), source_acts=acts)
         times = interleaved({"plain": plain, "patched": patched}, max(repeats, 3) * 4)
         ratio(times, "patched", "plain", "patch_over_plain", out)
     if trace_shape is not None:

@@ -41,8 +41,8 @@ from workbench import validation
 from workbench.errors import BadInputError
 from workbench.runtime.tracing import ForwardTrace, Intervention, generate_traced, traced_forward
 
-__all__ = ["ForcedInput", "ProbeMetric", "windows", "forward", "code_logprob", "patch_forward", "ablate_forward",
-           "generate_patched", "generate_ablated", "patching_sweep", "ablation_sweep", "ROWS"]
+__all__ = ["ForcedInput", "ProbeMetric", "windows", "forward", "code_logprob", "record_forward", "patch_forward",
+           "ablate_forward", "generate_patched", "generate_ablated", "patching_sweep", "ablation_sweep", "ROWS"]
 
 ROWS = ("cond", "uncond", "both")
 
@@ -199,8 +199,9 @@ def code_logprob(handle, logits: torch.Tensor, inp: ForcedInput) -> float:
     return float(picked[valid].mean())
 
 
-def _record_all(handle, inp: ForcedInput, keys, guidance_scale) -> dict:
-    """(site, layer) -> the full activation tensor of one forward of ``inp``."""
+def record_forward(handle, inp: ForcedInput, keys, guidance_scale=None) -> dict:
+    """(site, layer) -> the full activation tensor of one forward of ``inp`` (what `patch_forward`'s
+    ``source_acts`` takes, so many cells share one source forward)."""
     ivs = [Intervention(site, layer, read=lambda x, step: x) for site, layer in keys]
     out = forward(handle, inp, ivs, guidance_scale)
     return dict(zip(keys, out.reads))
@@ -218,18 +219,19 @@ def _forward_edit(source, rs, start, stop, unit):
 
 def patch_forward(handle, source: ForcedInput, target: ForcedInput, *, site: str = "resid", layer: int,
                   window: tuple[int, int] | None = None, direction=None, rows: str = "cond",
-                  guidance_scale: float | None = None, interventions=(), _source_acts=None) -> ForwardTrace:
+                  guidance_scale: float | None = None, interventions=(), source_acts=None) -> ForwardTrace:
     """The target's forward with the source's activations at (site, layer) over positions ``window``.
 
     direction: patch only the component along it (None: the whole vector). window: (start, stop)
     positions, None = all. Extra ``interventions`` (e.g. a read for a metric) run alongside.
+    source_acts: `record_forward` of the source at this (site, layer), if already at hand.
     """
     validation.site(site)
     handle.check_layer(layer)
     _same_length(source, target)
     guided = guidance_scale is not None and guidance_scale > 1
     rs = _row_slice(rows, 1, guided)
-    acts = _source_acts if _source_acts is not None else _record_all(handle, source, [(site, layer)], guidance_scale)
+    acts = source_acts if source_acts is not None else record_forward(handle, source, [(site, layer)], guidance_scale)
     start, stop = window if window is not None else (0, acts[(site, layer)].shape[1])
     edit = _forward_edit(acts[(site, layer)], rs, start, stop, _unit(handle, direction))
     return forward(handle, target, [Intervention(site, layer, edit=edit), *interventions], guidance_scale)
@@ -388,7 +390,7 @@ def patching_sweep(handle, source, target, *, mode: str = "forward", sites=("res
         _same_length(source, target)
         rows = rows or "cond"
         extra, measure = _forward_metric(handle, metric, source)
-        acts = _record_all(handle, source, keys, guidance_scale)
+        acts = record_forward(handle, source, keys, guidance_scale)
         source_value = measure(forward(handle, source, extra, guidance_scale))
         target_value = measure(forward(handle, target, extra, guidance_scale))
         n_positions = next(iter(acts.values())).shape[1]
@@ -415,7 +417,7 @@ def patching_sweep(handle, source, target, *, mode: str = "forward", sites=("res
             if mode == "forward":
                 out = patch_forward(handle, source, target, site=site, layer=layer, window=(start, stop_at),
                                     direction=direction, rows=rows, guidance_scale=guidance_scale,
-                                    interventions=extra, _source_acts=acts)
+                                    interventions=extra, source_acts=acts)
                 row["value"] = measure(out)
             else:
                 _, clip = generate_patched(handle, source, target, site=site, layer=layer, window=(start, stop_at),
