@@ -47,9 +47,16 @@ FACTOR_WORDS = {
     "brightness": {"brightening": ["getting brighter", "opening filter", "filter sweep up", "brightening"],
                    "darkening": ["getting darker", "closing filter", "filter sweep down", "darkening"]},
 }
+# Teaching model v2: the genre's scene (its accompaniment, drums and feel in `synth_v2`) in v1's
+# words, minus the words that name a lead instrument, so that v1-style prompts ("hard rock with
+# distorted guitars", `EVAL_PROMPTS`) stay in the training distribution. No word here names a factor
+# other than genre.
+SCENE_WORDS = {g: [w for w in ws if w not in ("piano", "flute", "saxophone", "synthesizer")]
+               for g, ws in INSTRUMENT_WORDS.items()}
+SCENE_MOODS = ["calm", "energetic", "relaxed", "intense", "dreamy", "uplifting", "moody"]
 # Chance that a training prompt names each factor (factor dropout; the whole prompt is dropped
 # separately, by the recipe's cond_dropout).
-FACTOR_KEEP = {"genre": 0.75, "tempo": 0.5, "mode": 0.5, "lead": 0.5, "contour": 0.4, "dynamics": 0.4,
+FACTOR_KEEP = {"genre": 0.85, "scene": 0.35, "tempo": 0.5, "mode": 0.5, "lead": 0.5, "contour": 0.4, "dynamics": 0.4,
                "brightness": 0.4}
 # the factors named after the main phrase ("jazz with a sax lead, crescendo, getting darker")
 _TAIL_FACTORS = ("contour", "dynamics", "brightness")
@@ -105,7 +112,8 @@ def factor_prompt(factors: dict, rng: np.random.Generator, keep: dict | None = N
 
     genre, tempo, mode, lead = (word(n) for n in ("genre", "tempo", "mode", "lead"))
     tails = [w for w in (word(n) for n in _TAIL_FACTORS if n in factors) if w]
-    mood = str(rng.choice(NEUTRAL_MOOD_WORDS)) if rng.random() < 0.2 else None
+    scene = str(rng.choice(SCENE_WORDS[factors["genre"]])) if rng.random() < keep.get("scene", 0.0) else None
+    mood = str(rng.choice(NEUTRAL_MOOD_WORDS + SCENE_MOODS)) if rng.random() < 0.25 else None
     noun = str(rng.choice(["music", "tune", "piece", "track", "song", ""]))
     head = " ".join(w for w in (mood, tempo, mode, genre, noun) if w)
     if not head:
@@ -113,6 +121,8 @@ def factor_prompt(factors: dict, rng: np.random.Generator, keep: dict | None = N
     parts = [head]
     if lead:
         parts.append(str(rng.choice([f"with {lead}", f"with a {lead} lead", f"featuring {lead}"])))
+    if scene:
+        parts.append(f"and {scene}" if lead else f"with {scene}")
     prompt = " ".join(parts)
     for tail in tails:
         prompt = f"{prompt}, {tail}" if rng.random() < 0.6 else f"{tail}, {prompt}"
@@ -132,5 +142,5 @@ def prompt_corpus(n_per_genre: int = 400, seed: int = 0, factors: bool = False) 
         from workbench.toy.synth_v2 import clip_factors
 
         corpus += [factor_prompt(clip_factors(g, i), rng) for i in range(n_per_genre) for g in GENRE_WORDS]
-        words += NEUTRAL_MOOD_WORDS + [w for values in FACTOR_WORDS.values() for ws in values.values() for w in ws]
+        words += NEUTRAL_MOOD_WORDS + SCENE_MOODS + [w for values in FACTOR_WORDS.values() for ws in values.values() for w in ws]
     return corpus + words
