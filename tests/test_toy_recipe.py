@@ -77,3 +77,27 @@ def test_tiny_v2_recipe_trains_on_factor_prompts(tmp_path):
     assert synth_version(out) == 2 and synth_version(tmp_path) == 1  # no training_info: v1
     tokens = json.loads((out / "tokenizer.json").read_text())["model"]["vocab"]
     assert any(piece.strip("▁") in ("crescendo", "diminuendo") for piece, _ in tokens)
+
+
+def test_a_codec_without_lstm_has_local_codes_and_keeps_them_local_through_training():
+    # A click moves the latents of a handful of frames only; with the LSTM it moves every later frame.
+    import numpy as np
+    import torch
+
+    from workbench.toy.architecture import ToySizes, build_codec
+    from workbench.toy.training.codec_training import train_codec
+
+    def frames_moved(codec):
+        x = torch.randn(1, 1, 32000, generator=torch.Generator().manual_seed(0)) * 0.1
+        y = x.clone()
+        y[..., 8000] += 1.0  # at 0.25 s of 1 s
+        with torch.no_grad():
+            moved = (codec.encoder(x) - codec.encoder(y)).abs().amax(1)[0] > 0
+        return int(moved.sum())
+
+    sizes = ToySizes(codec_filters=4, codec_hidden=16, codebook_size=32)
+    local = build_codec(ToySizes(**{**sizes.to_dict(), "codec_lstm_layers": 0}))
+    train_codec(local, np.random.default_rng(0).standard_normal((4, 16000)).astype(np.float32) * 0.1,
+                ae_steps=2, vq_steps=2, batch_size=2, progress=False)
+    assert frames_moved(local) <= 10
+    assert frames_moved(build_codec(sizes).eval()) >= 30

@@ -27,7 +27,7 @@ class ToySizes:
     codec_conv_shortcut: bool = False
     codec_hidden: int = 64  # latent / codebook dimension
     codebook_size: int = 256
-    codec_lstm_layers: int = 1
+    codec_lstm_layers: int = 1  # 0: no recurrence: a code sees only its conv window (160 ms)
     text_hidden: int = 64
     text_layers: int = 2
     text_heads: int = 4
@@ -55,12 +55,21 @@ def build_codec(sizes: ToySizes, seed: int = 0):
         sampling_rate=SAMPLE_RATE_HZ, audio_channels=1, upsampling_ratios=[8, 5, 4, 4],
         num_filters=sizes.codec_filters, hidden_size=sizes.codec_hidden,
         codebook_size=sizes.codebook_size, target_bandwidths=[bandwidth_kbps],
-        num_lstm_layers=sizes.codec_lstm_layers, use_causal_conv=False, norm_type="weight_norm",
+        num_lstm_layers=max(1, sizes.codec_lstm_layers), use_causal_conv=False, norm_type="weight_norm",
         normalize=False, chunk_length_s=None, overlap=None, use_conv_shortcut=sizes.codec_conv_shortcut,
     )
     assert config.num_quantizers == N_CODEBOOKS and config.frame_rate == FRAME_RATE_HZ
     torch.manual_seed(seed)
-    return EncodecModel(config)
+    codec = EncodecModel(config)
+    if sizes.codec_lstm_layers == 0:
+        # transformers always builds the LSTM; EncodecLSTM returns lstm(x) + x, and an LSTM whose
+        # weights are all zero outputs exactly 0, so zeroed and frozen it passes its input through.
+        for module in codec.modules():
+            if isinstance(module, torch.nn.LSTM):
+                for param in module.parameters():
+                    param.data.zero_()
+                    param.requires_grad_(False)
+    return codec
 
 
 def build_musicgen(sizes: ToySizes, codec, text_vocab_size: int, seed: int = 0):

@@ -186,7 +186,7 @@ def train_codec(codec, audio: np.ndarray, ae_steps: int = 3000, vq_steps: int = 
     data_dependent_init(codec, _crops(audio, min(16, 2 * batch_size), crop, rng, device))
 
     # Stage 1: plain autoencoder.
-    params = list(codec.encoder.parameters()) + list(codec.decoder.parameters())
+    params = [p for p in (*codec.encoder.parameters(), *codec.decoder.parameters()) if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
     sched = warmup_cosine(opt, ae_steps)
     bar = tqdm(range(ae_steps), desc="codec: autoencoder", disable=not progress)
@@ -218,7 +218,8 @@ def train_codec(codec, audio: np.ndarray, ae_steps: int = 3000, vq_steps: int = 
 
     # Stage 3: fine-tune the decoder on quantised latents (encoder and codebooks frozen).
     codec.decoder.train()
-    opt = torch.optim.Adam(codec.decoder.parameters(), lr=lr * 0.5)
+    decoder_params = [p for p in codec.decoder.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(decoder_params, lr=lr * 0.5)
     sched = warmup_cosine(opt, vq_steps)
     bar = tqdm(range(vq_steps), desc="codec: decoder on codes", disable=not progress)
     for step in bar:
@@ -228,7 +229,7 @@ def train_codec(codec, audio: np.ndarray, ae_steps: int = 3000, vq_steps: int = 
         loss = spectral_loss(codec.decoder(zq), x)
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(codec.decoder.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(decoder_params, 1.0)
         opt.step()
         sched.step()
         if step % 50 == 0:

@@ -49,7 +49,7 @@ class Recipe:
     def v2(cls) -> Recipe:
         """Teaching model v2: seven-factor clips (2400), a codec without LSTM, 4000 decoder steps.
 
-        The codec has no LSTM so that a code only sees ~0.2 s of audio: an order concept (a
+        The codec has no LSTM so that a code only sees 160 ms of audio: an order concept (a
         crescendo) is then not in a bag of codes, only in what the decoder builds from their order.
         """
         return cls(synth_version=2, n_per_genre=600, decoder_steps=4000, vocab_size=384,

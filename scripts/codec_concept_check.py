@@ -1,0 +1,72 @@
+"""What a codec keeps of each teaching-model-v2 concept, before any decoder is trained on it.
+
+For fresh `synth_v2` clips, two measurements per concept:
+- *round trip*: the concept's reader (`workbench.toy.readers`) on the codec's decoded codes;
+- *bag of codes*: a cross-validated logistic probe on each clip's code histogram (one count per
+  codebook entry, order thrown away). A concept of order (dynamics, brightness) that a bag of codes
+  still reads is in the codes themselves, so no decoder layer can show depth for it.
+
+    python scripts/codec_concept_check.py /path/to/codec [clips_per_genre] [seed]
+    python scripts/codec_concept_check.py shipped
+
+Prints one line per concept: round-trip reader accuracy, bag-of-codes accuracy, chance.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import torch
+
+
+def code_histograms(codes: np.ndarray, codebook_size: int) -> np.ndarray:
+    """(N, K, T) codes -> (N, K * codebook_size) share of frames on each entry of each codebook."""
+    n, k, t = codes.shape
+    out = np.zeros((n, k, codebook_size), np.float32)
+    for b in range(k):
+        for i in range(n):
+            out[i, b] = np.bincount(codes[i, b], minlength=codebook_size)[:codebook_size] / t
+    return out.reshape(n, -1)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    source = argv[0] if argv else "shipped"
+    n_per_genre = int(argv[1]) if len(argv) > 1 else 25
+    seed = int(argv[2]) if len(argv) > 2 else 2025
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from transformers import EncodecModel
+
+    from workbench.toy.readers import read_concept
+    from workbench.toy.synth_v2 import FACTORS, synth_dataset
+
+    if source == "shipped":
+        import workbench as wb
+        codec = wb.load_model().model.audio_encoder
+    else:
+        codec = EncodecModel.from_pretrained(source)
+    codec.eval()
+    audio, _, factors = synth_dataset(n_per_genre, seed=seed, with_factors=True)
+    codes, recon = [], []
+    with torch.no_grad():
+        for i in range(0, len(audio), 8):
+            x = torch.from_numpy(audio[i:i + 8])[:, None]
+            c = codec.encode(x).audio_codes  # (1, B, K, T)
+            codes.append(c[0].numpy())
+            recon.append(codec.decode(c, [None]).audio_values[:, 0, : audio.shape[1]].numpy())
+    codes, recon = np.concatenate(codes), np.concatenate(recon)
+    X = code_histograms(codes, codec.config.codebook_size)
+    print(f"{len(audio)} clips (seed {seed}), codec {source}")
+    print(f"{'concept':11} {'round trip':>10} {'bag of codes':>12} {'chance':>7}")
+    for concept in FACTORS:
+        y = np.array([f[concept] for f in factors])
+        read = np.array(read_concept(concept, list(recon), 32000))
+        bag = cross_val_score(LogisticRegression(C=1.0, max_iter=2000), X, y, cv=5).mean()
+        chance = max(np.mean(y == v) for v in set(y))
+        print(f"{concept:11} {np.mean(read == y):10.3f} {bag:12.3f} {chance:7.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
