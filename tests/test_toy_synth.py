@@ -61,3 +61,29 @@ def test_fast_enough():
 def test_bad_input_names_the_fix(kwargs, fix):
     with pytest.raises(ValueError, match=fix):
         synth_clip(**kwargs)
+
+
+# sha256 of the float32 bytes, computed from the synthesiser before it was sped up (commit d0a1107),
+# on the machine that made the shipped teaching model's data (x86-64, glibc libm, numpy 2.4): a
+# faster synthesiser must keep every byte. (Another libm rounds sin/exp/pow differently and changes
+# these bytes without any code change.)
+_DATASET_3_SEED_7 = "cfccc84d49a5da25d6ff85ed8454eeb74a3c01d380b9569f8c380e36a062d15a"
+_CLIPS = [
+    (("jazz", 5), {}, "8d181bcaa77ab91350cb27b381c5b9d0b8d10d3bfe165b890484c292863549c0"),
+    (("classical", 0), dict(duration_s=1.5, sample_rate_hz=16000),
+     "6ae08209dbc75a049bbc9d128ed79070f4d76b00ecdf9d2394ce02349e5bda98"),
+    (("rock", 3), dict(sample_rate_hz=44100), "c5e8be278891e398b7d718d07b0c092f2017e83c6bab314f134b5179dcd1769e"),
+]
+
+
+def _sha256(audio: np.ndarray) -> str:
+    import hashlib
+    assert audio.dtype == np.float32
+    return hashlib.sha256(np.ascontiguousarray(audio).tobytes()).hexdigest()
+
+
+def test_clips_are_bit_identical_to_the_training_data():
+    audio, _ = synth_dataset(3, seed=7)
+    assert _sha256(audio) == _DATASET_3_SEED_7, "synth changed its clips: the shipped model's data no longer matches"
+    for args, overrides, expected in _CLIPS:
+        assert _sha256(synth_clip(*args, **overrides)) == expected, f"synth_clip{args} {overrides} changed"

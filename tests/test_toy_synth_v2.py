@@ -104,3 +104,37 @@ def test_order_factors_leave_a_bag_of_frames_unchanged_on_average():
                              - np.mean(frame_levels(synth_clip("jazz", s, dynamics="crescendo")[:64000]))
                              for s in range(4)])
     assert np.abs(up - down).mean() < 1.0 < first_vs_last
+
+
+# sha256 of the float32 bytes, computed from the synthesiser before it was sped up (commit d0a1107),
+# on the machine that made teaching model v2's data (x86-64, glibc libm, numpy 2.4): a faster
+# synthesiser must keep every byte, or the clips no longer match the data the model learnt from.
+# (Another libm rounds sin/exp/pow differently and changes these bytes without any code change.)
+_V2_DATASET_3_SEED_7 = "791b3dfeaa4c00c6d45a3306ca507fc8e34f066dfeaf7ca9ee9b8430852b1237"
+_V2_FACTORS_3_SEED_7 = "d7b85e805f3ef338147566e297c74a430932022c79f709d023a8a0d668c78510"
+_V2_CLIPS = [
+    (("jazz", 3), dict(mode="minor"), "bb9fa92499a605e7b1d2dbfd52cbe1df40ec9178276239463f7c8ab2dff1bfdd"),
+    (("classical", 4), dict(contour="falling"), "fa5ac9cc4c7dc7387fe81a0766a3314ce5f604586a57c74672e193ac38efdc32"),
+    (("electronic", 5), dict(lead="flute", brightness="darkening"),
+     "ebebf8ff0bc7745f841067804ea144efba8289d18cfbd722e3412383a684e391"),
+    (("classical", 0), dict(duration_s=1.5, sample_rate_hz=16000),
+     "f6ba2482d8834d6074184acbc481a67442226bd5436e0ff6f46cfa3385a3888d"),
+    (("rock", 3), dict(sample_rate_hz=44100), "9d968c563f906bf6d0366fedd6a41cd2ec0da856d31cfdb36860296d009148f0"),
+]
+
+
+def _sha256(audio: np.ndarray) -> str:
+    import hashlib
+    assert audio.dtype == np.float32
+    return hashlib.sha256(np.ascontiguousarray(audio).tobytes()).hexdigest()
+
+
+def test_clips_are_bit_identical_to_the_training_data():
+    import hashlib
+    import json
+    audio, labels, factors = synth_dataset(3, seed=7, with_factors=True)
+    assert _sha256(audio) == _V2_DATASET_3_SEED_7, "synth_v2 changed its clips: they no longer match model v2's data"
+    assert hashlib.sha256(json.dumps(factors, sort_keys=True).encode()).hexdigest() == _V2_FACTORS_3_SEED_7
+    np.testing.assert_array_equal(synth_dataset(1, seed=7)[0], audio[:4])
+    for args, overrides, expected in _V2_CLIPS:
+        assert _sha256(synth_clip(*args, **overrides)) == expected, f"synth_clip{args} {overrides} changed"

@@ -14,6 +14,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.signal import lfilter
 
@@ -91,7 +93,7 @@ def synth_clip(genre: str, seed: int, duration_s: float = 4.0,
 
     def when(beat: float) -> float:
         """Time of a beat position (swing delays the off-beat eighths)."""
-        whole = np.floor(beat)
+        whole = math.floor(beat)  # an int: the same sums as with np.floor's float, without numpy scalars
         frac = beat - whole
         if swing and abs(frac - 0.5) < 1e-6:
             frac = 0.5 + swing * 0.5

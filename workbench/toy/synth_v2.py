@@ -37,6 +37,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.signal import lfilter
 
@@ -123,11 +125,20 @@ def synth_clip(genre: str, seed: int, duration_s: float = 4.0,
         >>> synth_clip("rock", seed=0).shape
         (128000,)
     """
+    _check_clip_args(duration_s, sample_rate_hz)
+    return _render(clip_factors(genre, seed, **overrides), seed, duration_s, sample_rate_hz)
+
+
+def _check_clip_args(duration_s: float, sample_rate_hz: int) -> None:
     if duration_s <= 0:
         raise ValueError(f"duration_s must be positive, got {duration_s}")
     if sample_rate_hz < 8000:
         raise ValueError(f"sample_rate_hz must be at least 8000, got {sample_rate_hz}")
-    f = clip_factors(genre, seed, **overrides)
+
+
+def _render(f: dict, seed: int, duration_s: float, sample_rate_hz: int) -> np.ndarray:
+    """The clip of factors `f` (from `clip_factors`) and `seed`."""
+    genre = f["genre"]
     sr = int(sample_rate_hz)
     rng = np.random.default_rng([GENRES.index(genre), int(seed) & 0xFFFFFFFF, 7919])
     n = int(round(duration_s * sr))
@@ -165,7 +176,7 @@ def synth_clip(genre: str, seed: int, duration_s: float = 4.0,
 
     def when(beat: float) -> float:
         """Time of a beat position (swing delays the off-beat eighths)."""
-        whole = np.floor(beat)
+        whole = math.floor(beat)  # an int: the same sums as with np.floor's float, without numpy scalars
         frac = beat - whole
         if swing and abs(frac - 0.5) < 1e-6:
             frac = 0.5 + swing * 0.5
@@ -292,13 +303,14 @@ def synth_dataset(n_per_genre: int, seed: int = 0, duration_s: float = 4.0,
     for g in genres:
         if g not in GENRES:
             raise ValueError(f"unknown genre {g!r}: choose from {', '.join(GENRES)}")
+    _check_clip_args(duration_s, sample_rate_hz)
     n = int(round(duration_s * sample_rate_hz))
     audio = np.empty((n_per_genre * len(genres), n), dtype=np.float32)
     labels, factors = [], []
     for i in range(n_per_genre):
         for j, g in enumerate(genres):
             clip_seed = seed * 1_000_003 + i
-            audio[i * len(genres) + j] = synth_clip(g, clip_seed, duration_s, sample_rate_hz)
-            labels.append(g)
             factors.append(clip_factors(g, clip_seed))
+            audio[i * len(genres) + j] = _render(factors[-1], clip_seed, duration_s, sample_rate_hz)
+            labels.append(g)
     return (audio, labels, factors) if with_factors else (audio, labels)
