@@ -2,14 +2,17 @@
 
 For fresh `synth_v2` clips, two measurements per concept:
 - *round trip*: the concept's reader (`workbench.toy.readers`) on the codec's decoded codes;
-- *bag of codes*: a cross-validated logistic probe on each clip's code histogram (one count per
-  codebook entry, order thrown away). A concept of order (dynamics, brightness) that a bag of codes
+- *bag of codes*: a cross-validated logistic probe (standardised features, C = 1, 5 folds: the
+  settings of `workbench.probes.sweep`) on each clip's quantised latents averaged over time (the
+  sum of its codebook vectors, order thrown away). A decoder's input baseline is the same kind of
+  average, of its own code embeddings. A concept of order (dynamics, brightness) that a bag of codes
   still reads is in the codes themselves, so no decoder layer can show depth for it.
 
-    python scripts/codec_concept_check.py /path/to/codec [clips_per_genre] [seed]
+    python scripts/codec_concept_check.py /path/to/codec [clips_per_genre] [seed] [ramp|velocity]
     python scripts/codec_concept_check.py shipped
 
-Prints one line per concept: round-trip reader accuracy, bag-of-codes accuracy, chance.
+Prints one line per concept: reader accuracy on the clips and on their round trips, bag-of-codes
+accuracy, chance.
 """
 from __future__ import annotations
 
@@ -19,23 +22,16 @@ import numpy as np
 import torch
 
 
-def code_histograms(codes: np.ndarray, codebook_size: int) -> np.ndarray:
-    """(N, K, T) codes -> (N, K * codebook_size) share of frames on each entry of each codebook."""
-    n, k, t = codes.shape
-    out = np.zeros((n, k, codebook_size), np.float32)
-    for b in range(k):
-        for i in range(n):
-            out[i, b] = np.bincount(codes[i, b], minlength=codebook_size)[:codebook_size] / t
-    return out.reshape(n, -1)
-
-
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     source = argv[0] if argv else "shipped"
     n_per_genre = int(argv[1]) if len(argv) > 1 else 25
     seed = int(argv[2]) if len(argv) > 2 else 2025
+    style = argv[3] if len(argv) > 3 else "ramp"  # synth_v2's dynamics_style
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
     from transformers import EncodecModel
 
     from workbench.toy.readers import read_concept
@@ -47,24 +43,25 @@ def main(argv=None) -> int:
     else:
         codec = EncodecModel.from_pretrained(source)
     codec.eval()
-    audio, _, factors = synth_dataset(n_per_genre, seed=seed, with_factors=True)
-    codes, recon = [], []
+    audio, _, factors = synth_dataset(n_per_genre, seed=seed, with_factors=True, dynamics_style=style)
+    bags, recon = [], []
     with torch.no_grad():
         for i in range(0, len(audio), 8):
             x = torch.from_numpy(audio[i:i + 8])[:, None]
             c = codec.encode(x).audio_codes  # (1, B, K, T)
-            codes.append(c[0].numpy())
+            bags.append(codec.quantizer.decode(c[0].transpose(0, 1)).mean(-1).numpy())  # (B, latent)
             recon.append(codec.decode(c, [None]).audio_values[:, 0, : audio.shape[1]].numpy())
-    codes, recon = np.concatenate(codes), np.concatenate(recon)
-    X = code_histograms(codes, codec.config.codebook_size)
-    print(f"{len(audio)} clips (seed {seed}), codec {source}")
-    print(f"{'concept':11} {'round trip':>10} {'bag of codes':>12} {'chance':>7}")
+    X, recon = np.concatenate(bags), np.concatenate(recon)
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
+    print(f"{len(audio)} clips (seed {seed}, dynamics {style}), codec {source}")
+    print(f"{'concept':11} {'clean':>6} {'round trip':>10} {'bag of codes':>12} {'chance':>7}")
     for concept in FACTORS:
         y = np.array([f[concept] for f in factors])
+        clean = np.array(read_concept(concept, list(audio), 32000))
         read = np.array(read_concept(concept, list(recon), 32000))
-        bag = cross_val_score(LogisticRegression(C=1.0, max_iter=2000), X, y, cv=5).mean()
+        bag = cross_val_score(probe, X, y, cv=5).mean()
         chance = max(np.mean(y == v) for v in set(y))
-        print(f"{concept:11} {np.mean(read == y):10.3f} {bag:12.3f} {chance:7.3f}")
+        print(f"{concept:11} {np.mean(clean == y):6.3f} {np.mean(read == y):10.3f} {bag:12.3f} {chance:7.3f}")
     return 0
 
 

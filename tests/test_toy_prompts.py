@@ -45,7 +45,7 @@ def test_v2_training_prompts_never_name_another_value_of_a_factor(prompts):
 
 def test_scene_words_belong_to_the_clip_genre_and_name_no_lead():
     leads = {w for ws in FACTOR_WORDS["lead"].values() for w in ws}
-    for genre, words in SCENE_WORDS.items():
+    for words in SCENE_WORDS.values():
         assert words and not set(words) & leads
     rng = np.random.default_rng(1)
     f = clip_factors("rock", 0)

@@ -138,3 +138,26 @@ def test_clips_are_bit_identical_to_the_training_data():
     np.testing.assert_array_equal(synth_dataset(1, seed=7)[0], audio[:4])
     for args, overrides, expected in _V2_CLIPS:
         assert _sha256(synth_clip(*args, **overrides)) == expected, f"synth_clip{args} {overrides} changed"
+
+
+def test_dynamics_styles_keep_the_factors_and_shape_the_level_curve():
+    from workbench.toy.synth_v2 import clip_factors
+
+    def thirds_db(audio):  # level of the first, middle and last third
+        parts = np.array_split(audio.astype(np.float64) ** 2, 3)
+        return np.array([10 * np.log10(p.mean() + 1e-12) for p in parts])
+
+    ramp = synth_clip("jazz", 5, dynamics="crescendo")
+    velocity = synth_clip("jazz", 5, dynamics="crescendo", dynamics_style="velocity")
+    assert not np.array_equal(ramp, velocity)
+    assert clip_factors("jazz", 5, dynamics="crescendo")["dynamics"] == "crescendo"
+    first, _, last = thirds_db(velocity)
+    assert last - first > 4.0  # played louder and louder
+    def mean_thirds(dynamics):
+        return np.mean([thirds_db(synth_clip("rock", s, dynamics=dynamics, dynamics_style="hairpin"))
+                        for s in range(4)], 0)
+
+    swell, dip = mean_thirds("crescendo"), mean_thirds("diminuendo")
+    assert swell[1] - (swell[0] + swell[2]) / 2 > 2.0 and dip[1] - (dip[0] + dip[2]) / 2 < -2.0
+    with pytest.raises(ValueError, match="dynamics_style"):
+        synth_clip("jazz", 5, dynamics_style="terraced")

@@ -142,5 +142,6 @@ def prompt_corpus(n_per_genre: int = 400, seed: int = 0, factors: bool = False) 
         from workbench.toy.synth_v2 import clip_factors
 
         corpus += [factor_prompt(clip_factors(g, i), rng) for i in range(n_per_genre) for g in GENRE_WORDS]
-        words += NEUTRAL_MOOD_WORDS + SCENE_MOODS + [w for values in FACTOR_WORDS.values() for ws in values.values() for w in ws]
+        words += NEUTRAL_MOOD_WORDS + SCENE_MOODS
+        words += [w for values in FACTOR_WORDS.values() for ws in values.values() for w in ws]
     return corpus + words

@@ -117,16 +117,37 @@ def clip_factors(genre: str, seed: int, **overrides) -> dict:
 
 
 def synth_clip(genre: str, seed: int, duration_s: float = 4.0,
-               sample_rate_hz: int = SAMPLE_RATE_HZ, **overrides) -> np.ndarray:
+               sample_rate_hz: int = SAMPLE_RATE_HZ, dynamics_style: str = "ramp", **overrides) -> np.ndarray:
     """One mono clip (float32, peak <= 1) of `genre`, fully determined by `seed` (and any factor
     overrides, see `clip_factors`).
+
+    dynamics_style: how a crescendo is made. "ramp" (the default, teaching model v2's data so far):
+    the finished mix is multiplied by a smooth gain ramp, so every sustained note swells or fades
+    inside itself and a 160 ms window already shows the direction. "velocity": each note and drum
+    hit is played at the level of the curve at its onset and then decays as usual, the way a
+    player makes a crescendo, with a random spread of `VELOCITY_JITTER_DB` per note. "hairpin" (an
+    experiment towards an order concept that a bag of codes cannot read; the factor keeps its value
+    names): played as "velocity", but "crescendo" clips swell and fade back (<>) and "diminuendo"
+    clips dip and come back (><), so both hold the same levels and the same rising and falling
+    stretches, only in the other order. `scripts/codec_concept_check.py` measures each style.
 
     Example:
         >>> synth_clip("rock", seed=0).shape
         (128000,)
     """
     _check_clip_args(duration_s, sample_rate_hz)
-    return _render(clip_factors(genre, seed, **overrides), seed, duration_s, sample_rate_hz)
+    _check_dynamics_style(dynamics_style)
+    return _render(clip_factors(genre, seed, **overrides), seed, duration_s, sample_rate_hz, dynamics_style)
+
+
+DYNAMICS_STYLES: tuple[str, ...] = ("ramp", "velocity", "hairpin")
+# "velocity" and "hairpin": each note's level varies this much (std, dB) around the curve
+VELOCITY_JITTER_DB = 6.0
+
+
+def _check_dynamics_style(style: str) -> None:
+    if style not in DYNAMICS_STYLES:
+        raise ValueError(f"unknown dynamics_style {style!r}: choose one of {', '.join(DYNAMICS_STYLES)}")
 
 
 def _check_clip_args(duration_s: float, sample_rate_hz: int) -> None:
@@ -136,8 +157,9 @@ def _check_clip_args(duration_s: float, sample_rate_hz: int) -> None:
         raise ValueError(f"sample_rate_hz must be at least 8000, got {sample_rate_hz}")
 
 
-def _render(f: dict, seed: int, duration_s: float, sample_rate_hz: int) -> np.ndarray:
-    """The clip of factors `f` (from `clip_factors`) and `seed`."""
+def _render(f: dict, seed: int, duration_s: float, sample_rate_hz: int,
+            dynamics_style: str = "ramp") -> np.ndarray:
+    """The clip of factors `f` (from `clip_factors`) and `seed` (`dynamics_style`: see `synth_clip`)."""
     genre = f["genre"]
     sr = int(sample_rate_hz)
     rng = np.random.default_rng([GENRES.index(genre), int(seed) & 0xFFFFFFFF, 7919])
@@ -173,6 +195,29 @@ def _render(f: dict, seed: int, duration_s: float, sample_rate_hz: int) -> np.nd
     kit = drum_kit(rng, sr, genre)
     step = 1 if f["contour"] == "rising" else -1
     lead_gain = rng.uniform(0.26, 0.32)
+    clip_key = [GENRES.index(genre), int(seed) & 0xFFFFFFFF]
+    span_db = np.random.default_rng([*clip_key, 37]).uniform(10.0, 16.0)
+
+    def level_db(t_s):
+        """The dynamics curve: from -span_db up to 0 dB over the clip (crescendo), or down."""
+        frac = np.clip(np.asarray(t_s, dtype=np.float64) / duration_s, 0.0, 1.0)
+        if dynamics_style == "hairpin":  # crescendo -> a swell <>, diminuendo -> a dip ><
+            arch = np.abs(2.0 * frac - 1.0)
+            return -span_db * arch if f["dynamics"] == "crescendo" else -span_db * (1.0 - arch)
+        return -span_db * (1.0 - frac) if f["dynamics"] == "crescendo" else -span_db * frac
+
+    humanise = np.random.default_rng([*clip_key, 41])  # its own stream: the other draws stay as they were
+
+    def velocity(start_s: float) -> float:
+        if dynamics_style == "ramp":
+            return 1.0
+        return float(10.0 ** ((level_db(start_s) + humanise.normal(0.0, VELOCITY_JITTER_DB)) / 20.0))
+
+    def play(buf, start_s, dur_s, midi, inst, gain):
+        add_note(buf, start_s, dur_s, midi, inst, gain * velocity(start_s), rng, sr)
+
+    def strike(buf, sample, start_s, gain):
+        hit(buf, sample, start_s, gain * velocity(start_s), sr)
 
     def when(beat: float) -> float:
         """Time of a beat position (swing delays the off-beat eighths)."""
@@ -195,48 +240,48 @@ def _render(f: dict, seed: int, duration_s: float, sample_rate_hz: int) -> np.nd
             if step < 0:
                 run = run[::-1]
             for i, d in enumerate(run):  # eighth notes: the same four notes up or down
-                add_note(lead_buf, when(beat0 + i * 0.5), beat_s * 0.48, lead_note(d), lead, lead_gain, rng, sr)
+                play(lead_buf, when(beat0 + i * 0.5), beat_s * 0.48, lead_note(d), lead, lead_gain)
             if genre == "classical":
                 for note in notes:  # sustained chord and bass, no drums
-                    add_note(music, when(beat0), span * beat_s * 1.05, note, accomp, 0.1, rng, sr)
-                add_note(bass, when(beat0), span * beat_s, notes[0] - 12, bass_inst, 0.25, rng, sr)
+                    play(music, when(beat0), span * beat_s * 1.05, note, accomp, 0.1)
+                play(bass, when(beat0), span * beat_s, notes[0] - 12, bass_inst, 0.25)
             elif genre == "electronic":
                 for b in range(span):  # four on the floor, clap on 2 and 4, hats off-beat
                     beat = beat0 + b
-                    hit(drums, kit["kick"], when(beat), 0.9, sr)
+                    strike(drums, kit["kick"], when(beat), 0.9)
                     if beat % 2 == 1:
-                        hit(drums, kit["clap"], when(beat), 0.45, sr)
+                        strike(drums, kit["clap"], when(beat), 0.45)
                     for s in (0.25, 0.5, 0.75):
-                        hit(drums, kit["hat"], when(beat + s), 0.5 if s == 0.5 else 0.25, sr)
-                    add_note(bass, when(beat + 0.5), beat_s * 0.45, notes[0] - 12, bass_inst, 0.35, rng, sr)
+                        strike(drums, kit["hat"], when(beat + s), 0.5 if s == 0.5 else 0.25)
+                    play(bass, when(beat + 0.5), beat_s * 0.45, notes[0] - 12, bass_inst, 0.35)
                 for note in notes:  # pad
-                    add_note(music, when(beat0), span * beat_s, note, accomp, 0.06, rng, sr)
+                    play(music, when(beat0), span * beat_s, note, accomp, 0.06)
             elif genre == "rock":
                 for b in range(span):  # kick on 1 and 3 (+ the and of 3), snare on 2 and 4
                     beat = beat0 + b
                     if beat % 2 == 0:
-                        hit(drums, kit["kick"], when(beat), 0.9, sr)
+                        strike(drums, kit["kick"], when(beat), 0.9)
                     else:
-                        hit(drums, kit["snare"], when(beat), 0.7, sr)
+                        strike(drums, kit["snare"], when(beat), 0.7)
                     if beat % 4 == 2:
-                        hit(drums, kit["kick"], when(beat + 0.5), 0.7, sr)
+                        strike(drums, kit["kick"], when(beat + 0.5), 0.7)
                     for s in (0.0, 0.5):
-                        hit(drums, kit["hat"], when(beat + s), 0.35, sr)
+                        strike(drums, kit["hat"], when(beat + s), 0.35)
                 for i in range(span * 2):  # eighth-note power chords and bass
                     for note in notes:
-                        add_note(music, when(beat0 + i * 0.5), beat_s * 0.5, note, accomp, 0.16, rng, sr)
-                    add_note(bass, when(beat0 + i * 0.5), beat_s * 0.5, notes[0] - 12, bass_inst, 0.35, rng, sr)
+                        play(music, when(beat0 + i * 0.5), beat_s * 0.5, note, accomp, 0.16)
+                    play(bass, when(beat0 + i * 0.5), beat_s * 0.5, notes[0] - 12, bass_inst, 0.35)
             else:  # jazz: ride swing pattern, walking bass, comping
                 for b in range(span):
                     beat = beat0 + b
-                    hit(drums, kit["ride"], when(beat), 0.5, sr)
+                    strike(drums, kit["ride"], when(beat), 0.5)
                     if beat % 2 == 1:
-                        hit(drums, kit["ride"], when(beat + 0.5), 0.35, sr)
-                        hit(drums, kit["brush"], when(beat), 0.5, sr)
+                        strike(drums, kit["ride"], when(beat + 0.5), 0.35)
+                        strike(drums, kit["brush"], when(beat), 0.5)
                     walk = notes[0] - 12 + (int(scale[int(rng.integers(1, 5))]) if b else 0)
-                    add_note(bass, when(beat), beat_s * 0.9, walk, bass_inst, 0.45, rng, sr)
+                    play(bass, when(beat), beat_s * 0.9, walk, bass_inst, 0.45)
                 for note in notes[:4]:  # comping on the off-beat
-                    add_note(music, when(beat0 + 0.5), beat_s * 0.6, note, accomp, 0.07, rng, sr)
+                    play(music, when(beat0 + 0.5), beat_s * 0.6, note, accomp, 0.07)
 
     if genre == "rock":  # overdriven guitars
         music = np.tanh(rng.uniform(3.0, 6.0) * music) * 0.45
@@ -257,11 +302,10 @@ def _render(f: dict, seed: int, duration_s: float, sample_rate_hz: int) -> np.nd
     # Random tone colour: gentle one-pole low-pass, strength drawn per clip.
     a = rng.uniform(0.0, 0.3)
     mix = lfilter([1 - a], [1, -a], mix)
-    clip_key = [GENRES.index(genre), int(seed) & 0xFFFFFFFF]
     mix = _sweep_lowpass(mix, f["brightness"] == "brightening", sr, np.random.default_rng([*clip_key, 31]))
-    span_db = np.random.default_rng([*clip_key, 37]).uniform(10.0, 16.0)
-    ramp = np.linspace(-span_db, 0.0, n) if f["dynamics"] == "crescendo" else np.linspace(0.0, -span_db, n)
-    mix = mix * 10.0 ** (ramp / 20.0)
+    if dynamics_style == "ramp":
+        ramp = np.linspace(-span_db, 0.0, n) if f["dynamics"] == "crescendo" else np.linspace(0.0, -span_db, n)
+        mix = mix * 10.0 ** (ramp / 20.0)
     mix += rng.normal(0, rng.uniform(1e-4, 2e-3), size=n)  # a little hiss
     peak = np.max(np.abs(mix)) + 1e-9
     return (mix / peak * rng.uniform(0.5, 0.9)).astype(np.float32)
@@ -286,7 +330,7 @@ def _sweep_lowpass(x: np.ndarray, opening: bool, sr: int, rng: np.random.Generat
 
 def synth_dataset(n_per_genre: int, seed: int = 0, duration_s: float = 4.0,
                   sample_rate_hz: int = SAMPLE_RATE_HZ, genres: tuple[str, ...] = GENRES,
-                  with_factors: bool = False):
+                  with_factors: bool = False, dynamics_style: str = "ramp"):
     """`n_per_genre` clips of each genre, interleaved: (audio (N, samples) float32, labels), and with
     ``with_factors=True`` a third item, one `clip_factors` dict per clip.
 
@@ -304,6 +348,7 @@ def synth_dataset(n_per_genre: int, seed: int = 0, duration_s: float = 4.0,
         if g not in GENRES:
             raise ValueError(f"unknown genre {g!r}: choose from {', '.join(GENRES)}")
     _check_clip_args(duration_s, sample_rate_hz)
+    _check_dynamics_style(dynamics_style)
     n = int(round(duration_s * sample_rate_hz))
     audio = np.empty((n_per_genre * len(genres), n), dtype=np.float32)
     labels, factors = [], []
@@ -311,6 +356,6 @@ def synth_dataset(n_per_genre: int, seed: int = 0, duration_s: float = 4.0,
         for j, g in enumerate(genres):
             clip_seed = seed * 1_000_003 + i
             factors.append(clip_factors(g, clip_seed))
-            audio[i * len(genres) + j] = _render(factors[-1], clip_seed, duration_s, sample_rate_hz)
+            audio[i * len(genres) + j] = _render(factors[-1], clip_seed, duration_s, sample_rate_hz, dynamics_style)
             labels.append(g)
     return (audio, labels, factors) if with_factors else (audio, labels)
