@@ -199,7 +199,8 @@ def _render(f: dict, seed: int, duration_s: float, sample_rate_hz: int,
     span_db = np.random.default_rng([*clip_key, 37]).uniform(10.0, 16.0)
 
     def level_db(t_s):
-        """The dynamics curve: from -span_db up to 0 dB over the clip (crescendo), or down."""
+        """The dynamics curve in dB at time t_s: -span_db up to 0 over the clip for a crescendo
+        (down for a diminuendo); with "hairpin", a swell 0 at mid-clip (a dip -span_db) instead."""
         frac = np.clip(np.asarray(t_s, dtype=np.float64) / duration_s, 0.0, 1.0)
         if dynamics_style == "hairpin":  # crescendo -> a swell <>, diminuendo -> a dip ><
             arch = np.abs(2.0 * frac - 1.0)
