@@ -30,9 +30,27 @@ def test_shipped_judge_is_json_and_loads_fast():
     assert json.loads(JUDGE_PATH.read_text())["feature_names"] == list(FEATURE_NAMES)
 
 
-def test_the_default_judge_is_the_shipped_models():
-    from workbench.toy import synth_version
-    assert default_judge_path() == (JUDGE_V2_PATH if synth_version() == 2 else JUDGE_PATH)
+def test_the_default_judge_is_the_shipped_models(tmp_path):
+    from workbench.toy import WEIGHTS_DIR, synth_version
+    from workbench.toy.judge import MODEL_JUDGE_FILE, v2_judge_path
+    own = WEIGHTS_DIR / MODEL_JUDGE_FILE
+    assert default_judge_path() == ((own if own.exists() else JUDGE_V2_PATH) if synth_version() == 2 else JUDGE_PATH)
+    assert v2_judge_path(tmp_path) == JUDGE_V2_PATH  # a model folder without its own judge
+    (tmp_path / MODEL_JUDGE_FILE).write_text(JUDGE_V2_PATH.read_text())
+    assert v2_judge_path(tmp_path) == tmp_path / MODEL_JUDGE_FILE
+
+
+def test_a_judge_fitted_with_a_codec_learns_its_round_trips_too():
+    from workbench.toy.architecture import ToySizes, build_codec
+    codec = build_codec(ToySizes(codec_filters=4, codec_hidden=16, codebook_size=32), seed=0).eval()
+    judge = fit_judge(n_per_genre=2, version=2, codec=codec, progress=False)
+    plain = fit_judge(n_per_genre=2, version=2, progress=False)
+    assert judge.coef.shape == plain.coef.shape == (4, len(FEATURE_NAMES))
+    # five views of each clip (clean, reference round trip and its eq, this codec's round trip and
+    # its eq) against three: the feature statistics move
+    assert not np.allclose(judge.feature_mean, plain.feature_mean)
+    with pytest.raises(ValueError, match="version 2"):
+        fit_judge(n_per_genre=1, version=1, codec=codec, progress=False)
 
 
 @pytest.mark.parametrize("version", sorted(JUDGES))

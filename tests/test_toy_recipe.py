@@ -34,6 +34,19 @@ def test_tiny_recipe_end_to_end(tmp_path):
     assert log[-1]["stage"] == "done"
 
 
+def test_the_default_recipe_made_the_shipped_weights():
+    from workbench.toy import WEIGHTS_DIR, synth_version
+    from workbench.toy.training.recipe import Recipe
+    shipped = Recipe.from_dict(json.loads((WEIGHTS_DIR / "training_info.json").read_text())["recipe"])
+    assert shipped == (Recipe() if synth_version() == 2 else Recipe.v1())
+    assert Recipe() == Recipe.v2() and Recipe().synth_version == 2 and Recipe().judge_clips_per_genre > 0
+    assert Recipe().sizes.codec_lstm_layers == 0 and Recipe.v1().sizes.codec_lstm_layers == 1
+    assert Recipe.tiny().synth_version == 1 and Recipe.tiny().judge_clips_per_genre == 0
+    v1_saved = {k: v for k, v in Recipe.v1().to_dict().items()
+                if k not in ("synth_version", "vocab_size", "judge_clips_per_genre")}
+    assert Recipe.from_dict(v1_saved) == Recipe.v1()  # a recipe saved before those fields existed
+
+
 def test_recipe_round_trips_and_rejects_bad_resume(tmp_path):
     from workbench.toy.training.recipe import Recipe, train_teaching_model
 
@@ -77,6 +90,23 @@ def test_tiny_v2_recipe_trains_on_factor_prompts(tmp_path):
     assert synth_version(out) == 2 and synth_version(tmp_path) == 1  # no training_info: v1
     tokens = json.loads((out / "tokenizer.json").read_text())["model"]["vocab"]
     assert any(piece.strip("▁") in ("crescendo", "diminuendo") for piece, _ in tokens)
+    assert not (out / "judge_params.json").exists()  # the tiny recipe fits no judge of its own
+
+
+@pytest.mark.slow
+def test_a_v2_recipe_writes_its_own_judge_next_to_the_weights(tmp_path):
+    from workbench.toy.__main__ import main
+    from workbench.toy.judge import MODEL_JUDGE_FILE, load_judge, v2_judge_path
+
+    out = tmp_path / "weights"
+    assert main(["train", "--tiny", "--synth-version", "2", "--judge-clips-per-genre", "1", "--no-progress",
+                 "--output-dir", str(out), "--work-dir", str(tmp_path / "work")]) == 0
+    assert v2_judge_path(out) == out / MODEL_JUDGE_FILE and load_judge(out / MODEL_JUDGE_FILE).classes
+    info = json.loads((out / "training_info.json").read_text())
+    assert info["recipe"]["judge_clips_per_genre"] == 1 and "judge_s" in info["timings_s"]
+    with pytest.raises(ValueError, match="synth_version=2"):
+        main(["train", "--tiny", "--judge-clips-per-genre", "1", "--no-progress", "--output-dir",
+              str(tmp_path / "v1"), "--work-dir", str(tmp_path / "work1")])
 
 
 def test_a_codec_without_lstm_has_local_codes_and_keeps_them_local_through_training():

@@ -56,10 +56,15 @@ def test_contour_reorders_the_same_notes():
     def spectrum(x):
         s = np.abs(np.fft.rfft(x)) ** 2
         return np.log(s[: len(s) // 200 * 200].reshape(-1, 200).sum(1) + 1e-9)  # coarse long-term spectrum
-    other_seed = synth_clip("classical", 5, contour="rising")
-    same_notes = np.abs(spectrum(rising) - spectrum(falling)).mean()
-    other_notes = np.abs(spectrum(rising) - spectrum(other_seed)).mean()
-    assert same_notes < 0.5 * other_notes
+
+    ratios = []  # measured (wave styles), seeds 4-9: 0.51 0.09 0.32 0.13 0.17 0.06
+    for seed in range(4, 10):
+        rising = synth_clip("classical", seed, contour="rising")
+        falling = synth_clip("classical", seed, contour="falling")
+        other_seed = synth_clip("classical", seed + 1, contour="rising")
+        ratios.append(np.abs(spectrum(rising) - spectrum(falling)).mean()
+                      / np.abs(spectrum(rising) - spectrum(other_seed)).mean())
+    assert np.median(ratios) < 0.35 and max(ratios) < 0.75
 
 
 def test_dataset_returns_factors():
@@ -77,7 +82,7 @@ def test_dynamics_swells_or_fades_the_whole_mix():
         down = synth_clip("rock", seed, dynamics="diminuendo")
         (u0, u1), (d0, d1) = _first_and_last_second(up), _first_and_last_second(down)
         db = lambda x: 10 * np.log10(np.mean(x.astype(np.float64) ** 2))  # noqa: E731
-        assert db(u1) - db(u0) > 6 and db(d0) - db(d1) > 6
+        assert db(u1) - db(u0) > 3 and db(d0) - db(d1) > 3  # a "wave": the soft half first (see below)
 
 
 def test_brightness_sweeps_a_filter_open_or_closed():
@@ -94,7 +99,8 @@ def test_brightness_sweeps_a_filter_open_or_closed():
 
 def test_order_factors_leave_a_bag_of_frames_unchanged_on_average():
     """Over many clips, crescendo and diminuendo clips (and brightening and darkening ones) have the same
-    distribution of frame levels: only the order of the frames tells them apart."""
+    distribution of frame levels: only the order of the frames tells them apart. (The peak
+    normalisation leaves crescendos about 1 dB louder overall: measured 1.19 dB, "ramp" styles 0.78.)"""
     def frame_levels(x):
         frames = x[: len(x) // 640 * 640].reshape(-1, 640).astype(np.float64)
         return np.sort(10 * np.log10((frames ** 2).mean(1) + 1e-10))
@@ -103,23 +109,33 @@ def test_order_factors_leave_a_bag_of_frames_unchanged_on_average():
     first_vs_last = np.mean([np.mean(frame_levels(synth_clip("jazz", s, dynamics="crescendo")[64000:]))
                              - np.mean(frame_levels(synth_clip("jazz", s, dynamics="crescendo")[:64000]))
                              for s in range(4)])
-    assert np.abs(up - down).mean() < 1.0 < first_vs_last
+    assert np.abs(up - down).mean() < 1.5 < first_vs_last
 
 
-# sha256 of the float32 bytes, computed from the synthesiser before it was sped up (commit d0a1107),
-# on the machine that made teaching model v2's data (x86-64, glibc libm, numpy 2.4): a faster
-# synthesiser must keep every byte, or the clips no longer match the data the model learnt from.
-# (Another libm rounds sin/exp/pow differently and changes these bytes without any code change.)
-_V2_DATASET_3_SEED_7 = "791b3dfeaa4c00c6d45a3306ca507fc8e34f066dfeaf7ca9ee9b8430852b1237"
+# sha256 of the float32 bytes, on the machine that made teaching model v2's data (x86-64, glibc libm,
+# numpy 2.4): a faster synthesiser must keep every byte, or the clips no longer match the data the
+# model learnt from. (Another libm rounds sin/exp/pow differently and changes these bytes without
+# any code change.) The default styles ("wave") made the shipped model's data; the "ramp" styles,
+# pinned before the synthesiser was sped up (commit d0a1107), made the second v2 trial's.
 _V2_FACTORS_3_SEED_7 = "d7b85e805f3ef338147566e297c74a430932022c79f709d023a8a0d668c78510"
-_V2_CLIPS = [
-    (("jazz", 3), dict(mode="minor"), "bb9fa92499a605e7b1d2dbfd52cbe1df40ec9178276239463f7c8ab2dff1bfdd"),
-    (("classical", 4), dict(contour="falling"), "fa5ac9cc4c7dc7387fe81a0766a3314ce5f604586a57c74672e193ac38efdc32"),
+_V2_DATASET_3_SEED_7 = {"wave": "f99bd5bc725d6932e647176a79253cfa84b5e29b2730a5e1e05faa4eb77aa28d",
+                        "ramp": "791b3dfeaa4c00c6d45a3306ca507fc8e34f066dfeaf7ca9ee9b8430852b1237"}
+_V2_CLIPS = [  # (args, overrides, {style: sha256})
+    (("jazz", 3), dict(mode="minor"),
+     {"wave": "297e747915504e7e4c65c63858f364417cb62a67c4d3652d7dc9acc2f3b25e26",
+      "ramp": "bb9fa92499a605e7b1d2dbfd52cbe1df40ec9178276239463f7c8ab2dff1bfdd"}),
+    (("classical", 4), dict(contour="falling"),
+     {"wave": "7de9534b88902da7c3bd443d0563bab98ecec20bd03b3c78fd943a47a84a1c9d",
+      "ramp": "fa5ac9cc4c7dc7387fe81a0766a3314ce5f604586a57c74672e193ac38efdc32"}),
     (("electronic", 5), dict(lead="flute", brightness="darkening"),
-     "ebebf8ff0bc7745f841067804ea144efba8289d18cfbd722e3412383a684e391"),
+     {"wave": "c004dcde31235e3db71d2cb88cb6a8f000dd9adf1eebc5870450b8555345a6ad",
+      "ramp": "ebebf8ff0bc7745f841067804ea144efba8289d18cfbd722e3412383a684e391"}),
     (("classical", 0), dict(duration_s=1.5, sample_rate_hz=16000),
-     "f6ba2482d8834d6074184acbc481a67442226bd5436e0ff6f46cfa3385a3888d"),
-    (("rock", 3), dict(sample_rate_hz=44100), "9d968c563f906bf6d0366fedd6a41cd2ec0da856d31cfdb36860296d009148f0"),
+     {"wave": "ae9f0553f9d77b39a32586cdd630bb17719fd37e82da7a092bd72e4dbbe20ede",
+      "ramp": "f6ba2482d8834d6074184acbc481a67442226bd5436e0ff6f46cfa3385a3888d"}),
+    (("rock", 3), dict(sample_rate_hz=44100),
+     {"wave": "2a1ebb42b3e57aab8cfe96eed930b5e434f337dc024fb0e587b30b811b0a12da",
+      "ramp": "9d968c563f906bf6d0366fedd6a41cd2ec0da856d31cfdb36860296d009148f0"}),
 ]
 
 
@@ -129,15 +145,51 @@ def _sha256(audio: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(audio).tobytes()).hexdigest()
 
 
-def test_clips_are_bit_identical_to_the_training_data():
+@pytest.mark.parametrize("style", ["wave", "ramp"])
+def test_clips_are_bit_identical_to_the_training_data(style):
     import hashlib
     import json
-    audio, labels, factors = synth_dataset(3, seed=7, with_factors=True)
-    assert _sha256(audio) == _V2_DATASET_3_SEED_7, "synth_v2 changed its clips: they no longer match model v2's data"
+    styles = dict(dynamics_style=style, brightness_style=style)
+    audio, labels, factors = synth_dataset(3, seed=7, with_factors=True, **styles)
+    assert _sha256(audio) == _V2_DATASET_3_SEED_7[style], \
+        "synth_v2 changed its clips: they no longer match model v2's data"
     assert hashlib.sha256(json.dumps(factors, sort_keys=True).encode()).hexdigest() == _V2_FACTORS_3_SEED_7
-    np.testing.assert_array_equal(synth_dataset(1, seed=7)[0], audio[:4])
+    np.testing.assert_array_equal(synth_dataset(1, seed=7, **styles)[0], audio[:4])
     for args, overrides, expected in _V2_CLIPS:
-        assert _sha256(synth_clip(*args, **overrides)) == expected, f"synth_clip{args} {overrides} changed"
+        assert _sha256(synth_clip(*args, **styles, **overrides)) == expected[style], \
+            f"synth_clip{args} {overrides} ({style}) changed"
+    if style == "wave":  # the default
+        assert _sha256(synth_dataset(3, seed=7)[0]) == _V2_DATASET_3_SEED_7["wave"]
+
+
+def test_wave_styles_put_the_loud_or_bright_half_first_or_last_and_end_where_they_start():
+    """A "wave" crescendo is one period of a sine: the soft half first, the loud half last, and the
+    clip ends at the level it starts at, so the rises and falls of a bag of frames cancel."""
+    def quarters(values):
+        return np.array([np.mean(p) for p in np.array_split(values, 4)])
+
+    def level_db(x):
+        frames = x[: len(x) // 640 * 640].reshape(-1, 640).astype(np.float64)
+        return 10 * np.log10((frames ** 2).mean(1) + 1e-10)
+
+    def high_share_db(x):
+        frames = x[: len(x) // 4000 * 4000].reshape(-1, 4000).astype(np.float64)
+        s = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+        f = np.fft.rfftfreq(4000, 1 / 32000)
+        return 10 * np.log10(s[:, f >= 1500].sum(1) / s[:, (f >= 150) & (f < 1500)].sum(1))
+
+    edges = []  # first + last quarter, soft-first minus loud-first: the clips end where they start
+    for seed in range(6):
+        soft_first = quarters(level_db(synth_clip("rock", seed, dynamics="crescendo")))
+        loud_first = quarters(level_db(synth_clip("rock", seed, dynamics="diminuendo")))
+        assert soft_first[2] - soft_first[1] > 4 and loud_first[1] - loud_first[2] > 4
+        dark_first = quarters(high_share_db(synth_clip("electronic", seed, brightness="brightening")))
+        bright_first = quarters(high_share_db(synth_clip("electronic", seed, brightness="darkening")))
+        assert dark_first[2] - dark_first[1] > 3 and bright_first[1] - bright_first[2] > 3
+        edges.append((soft_first[0] + soft_first[3]) - (loud_first[0] + loud_first[3]))
+    assert abs(np.mean(edges)) < 3  # measured -0.60 dB (clips from -8.0 to +6.1: each is peak-normalised)
+    with pytest.raises(ValueError, match="brightness_style"):
+        synth_clip("jazz", 5, brightness_style="hairpin")
 
 
 def test_dynamics_styles_keep_the_factors_and_shape_the_level_curve():
@@ -147,7 +199,7 @@ def test_dynamics_styles_keep_the_factors_and_shape_the_level_curve():
         parts = np.array_split(audio.astype(np.float64) ** 2, 3)
         return np.array([10 * np.log10(p.mean() + 1e-12) for p in parts])
 
-    ramp = synth_clip("jazz", 5, dynamics="crescendo")
+    ramp = synth_clip("jazz", 5, dynamics="crescendo", dynamics_style="ramp")
     velocity = synth_clip("jazz", 5, dynamics="crescendo", dynamics_style="velocity")
     assert not np.array_equal(ramp, velocity)
     assert clip_factors("jazz", 5, dynamics="crescendo")["dynamics"] == "crescendo"

@@ -74,7 +74,7 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     from workbench.analysis.directions import from_class_means
     from workbench.analysis.probes import sweep
     from workbench.toy import synth_version as trained_on
-    from workbench.toy.judge import JUDGE_PATH, JUDGE_V2_PATH, load_judge
+    from workbench.toy.judge import JUDGE_PATH, load_judge, v2_judge_path
 
     t0 = time.time()
     n_synth = 10 if quick else 40
@@ -84,7 +84,7 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     version = trained_on(weights) if synth_version is None else int(synth_version)
     if version == 2:
         from workbench.toy.synth_v2 import synth_dataset
-        judge = load_judge(JUDGE_V2_PATH)
+        judge = load_judge(v2_judge_path(weights))  # the model's own when its training fitted one
     elif version == 1:
         from workbench.toy.synth import synth_dataset
         judge = load_judge(JUDGE_PATH)

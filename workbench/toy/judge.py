@@ -34,11 +34,24 @@ JUDGE_V2_PATH = Path(__file__).with_name("judge_params_v2.json")
 REFERENCE_CODEC_DIR = Path(__file__).with_name("reference_codec")
 
 
+# a teaching model's own v2 judge, written next to its weights by its training (Recipe.judge_clips_per_genre)
+MODEL_JUDGE_FILE = "judge_params.json"
+
+
+def v2_judge_path(weights=None) -> Path:
+    """The v2 judge of a model folder (default: the shipped weights): the one its training fitted on
+    its codec's round trips when there is one, else the reference-codec judge `JUDGE_V2_PATH`."""
+    from workbench.toy import WEIGHTS_DIR
+
+    own = Path(weights if weights is not None else WEIGHTS_DIR) / MODEL_JUDGE_FILE
+    return own if own.exists() else JUDGE_V2_PATH
+
+
 def default_judge_path() -> Path:
     """The judge of the shipped teaching model's synthesiser (`workbench.toy.synth_version`)."""
     from workbench.toy import synth_version
 
-    return JUDGE_V2_PATH if synth_version() == 2 else JUDGE_PATH
+    return v2_judge_path() if synth_version() == 2 else JUDGE_PATH
 _N_FFT = 1024
 _HOP = 512
 _BANDS_HZ = (0, 150, 400, 1000, 3000, 6000, 16000)
@@ -228,6 +241,17 @@ def reference_round_trips(audio: np.ndarray, batch_size: int = 16) -> np.ndarray
         return decode_codes(codec, codes, batch_size=batch_size)[:, :audio.shape[1]]
 
 
+def codec_round_trips(codec, audio: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """Clips (N, samples) through an EnCodec model `codec` (on its own device), float32 (needs torch)."""
+    import torch
+
+    from workbench.toy.training.codec_training import decode_codes, encode_codes
+
+    with torch.no_grad():
+        codes = encode_codes(codec, np.asarray(audio, dtype=np.float32), batch_size=batch_size, progress=False)
+        return decode_codes(codec, codes, batch_size=batch_size)[:, :audio.shape[1]]
+
+
 def random_eq(audio: np.ndarray, rng: np.random.Generator, sr: int = SAMPLE_RATE_HZ,
               max_cut_db: float = 8.0) -> np.ndarray:
     """A random smooth equaliser: gains drawn in -max_cut_db..+max_cut_db/2 at 50 Hz-16 kHz nodes,
@@ -242,13 +266,19 @@ def random_eq(audio: np.ndarray, rng: np.random.Generator, sr: int = SAMPLE_RATE
 
 
 def fit_judge(n_per_genre: int = 300, seed: int = 1234, degrade_fraction: float = 0.5,
-              C: float | None = None, progress: bool = True, version: int = 1) -> GenreJudge:
+              C: float | None = None, progress: bool = True, version: int = 1,
+              codec=None) -> GenreJudge:
     """Fit a judge on fresh synthetic clips.
 
     version 1 (`workbench.toy.synth`, the v1 judge): a fraction `degrade_fraction` of the clips
     degraded (`degrade`), C = 1. version 2 (`workbench.toy.synth_v2`, ``judge_params_v2.json``): every
     clip clean, through the reference codec (`reference_round_trips`), and that round trip again
     through a `random_eq`; C = 0.01 (see the model card for how this was chosen).
+
+    codec (version 2 only): an EnCodec model whose round trips (and their `random_eq`) join the
+    training clips, C = 1 unless given: the judge a teaching model's training writes next to its
+    weights, so it reads that model's audio domain. The labels still come from the synthesiser; the
+    judge never sees a decoder, a generation or an activation.
 
     Example:
         >>> judge = fit_judge(n_per_genre=10, progress=False)
@@ -260,7 +290,9 @@ def fit_judge(n_per_genre: int = 300, seed: int = 1234, degrade_fraction: float 
         make_clip = synth_clip
     else:
         from workbench.toy.synth_v2 import synth_clip as make_clip
-    C = (1.0 if version == 1 else 0.01) if C is None else C
+    if codec is not None and version != 2:
+        raise ValueError("fit_judge(codec=...) is for version 2 (synth_v2) judges")
+    C = (1.0 if version == 1 or codec is not None else 0.01) if C is None else C
     rng = np.random.default_rng(seed)
     X, y = [], []
     jobs = [(g, i) for i in range(n_per_genre) for g in GENRES]
@@ -280,6 +312,12 @@ def fit_judge(n_per_genre: int = 300, seed: int = 1234, degrade_fraction: float 
             coded.append(audio_features(audio))
             equalised.append(audio_features(random_eq(audio, rng)))
         X, y = X + coded + equalised, y * 3  # clean, round trips, equalised round trips (job order)
+        if codec is not None:
+            for audio in tqdm(codec_round_trips(codec, np.stack(clips)), desc="judge: model codec",
+                              disable=not progress):
+                X.append(audio_features(audio))
+                X.append(audio_features(random_eq(audio, rng)))
+            y = y + [GENRES.index(g) for g, _ in jobs for _ in range(2)]  # each clip: round trip, eq
     X = np.stack(X)
     mean, scale = X.mean(0), X.std(0) + 1e-9
     clf = LogisticRegression(C=C, max_iter=5000).fit((X - mean) / scale, np.array(y))

@@ -27,7 +27,8 @@ a 50 Hz frame smearing like a small EnCodec's), before it is trusted (`check_rea
   pitch p and arriving at p±1 or p±2 semitones (a scale step) over ~0.1 s; steps up versus down
   give rising or falling, with confidence |up - down| / (up + down). No fitting.
 - ``dynamics`` — ``loudness_slope``: the level (dB) of 0.25 s windows, a least-squares line through
-  them; rising reads crescendo. No fitting.
+  them; rising reads crescendo (on the default "wave" clips the line rises when the loud half comes
+  last). No fitting.
 - ``brightness`` — ``high_band_slope``: the same line through each window's high-band share (power
   above 1.5 kHz against 150 Hz-1.5 kHz, dB); rising reads brightening. No fitting.
 
@@ -54,7 +55,9 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.toy.judge import JUDGE_V2_PATH  # the genre judge fitted on synth_v2 clips
+# the genre judge fitted on synth_v2 clips and reference-codec round trips: the tempo and lead readers
+# were fitted with its probabilities, so the readers keep it whatever judge a model ships with
+from workbench.toy.judge import JUDGE_V2_PATH
 from workbench.toy.synth_v2 import (
     BRIGHTNESS,
     CONTOURS,

@@ -12,10 +12,19 @@ Every clip carries seven labelled factors, drawn independently from its seed (`c
 - ``contour`` (rising / falling): the melody plays runs of four scale notes, upwards or downwards.
   Rising and falling clips of one seed play the *same notes*, only their order differs, so a bag of
   frames cannot tell them apart: it is a property of the order of events.
-- ``dynamics`` (crescendo / diminuendo): the whole mix swells by 10-16 dB over the clip, or fades by
-  as much. The same loudness levels in the opposite order: another property of order alone.
-- ``brightness`` (brightening / darkening): a low-pass filter sweeps open (about 1.5 kHz up to
-  12 kHz) or closed over the clip: the same spectra in the opposite order.
+- ``dynamics`` (crescendo / diminuendo): the level of the whole mix follows one period of a sine
+  over the clip, 10-16 dB from trough to peak: a crescendo plays its soft half first and its loud
+  half last, a diminuendo the other way round. Both start and end at the same level, so the same
+  levels, and the same rises and falls, come in the opposite order: another property of order alone.
+- ``brightness`` (brightening / darkening): a low-pass filter's cutoff follows the same sine
+  (about 1.5 kHz to 12 kHz): brightening clips hold their dark half first, darkening ones their
+  bright half: the same spectra in the opposite order.
+
+Why a sine period and not a ramp (``dynamics_style="ramp"``, ``brightness_style="ramp"``, the data of
+the second v2 trial): a codec frame sees 160 ms, and a ramp tilts every frame the same way, so
+the frames' sum (a bag of codes) still reads a ramp's direction (0.78-0.83 for dynamics on three
+seeds, chance about 0.52). A sine period's tilts cancel: the same check reads it at 0.49-0.59
+(`scripts/codec_concept_check.py`; the model card has the table).
 
 Contour and mode need pitch; dynamics and brightness need only the loudness and spectral envelope
 that even a small codec keeps (`scripts/codec_pitch_check.py` measures what a codec keeps).
@@ -117,37 +126,49 @@ def clip_factors(genre: str, seed: int, **overrides) -> dict:
 
 
 def synth_clip(genre: str, seed: int, duration_s: float = 4.0,
-               sample_rate_hz: int = SAMPLE_RATE_HZ, dynamics_style: str = "ramp", **overrides) -> np.ndarray:
+               sample_rate_hz: int = SAMPLE_RATE_HZ, dynamics_style: str = "wave",
+               brightness_style: str = "wave", **overrides) -> np.ndarray:
     """One mono clip (float32, peak <= 1) of `genre`, fully determined by `seed` (and any factor
     overrides, see `clip_factors`).
 
-    dynamics_style: how a crescendo is made. "ramp" (the default, teaching model v2's data so far):
-    the finished mix is multiplied by a smooth gain ramp, so every sustained note swells or fades
-    inside itself and a 160 ms window already shows the direction. "velocity": each note and drum
+    dynamics_style: how a crescendo is made. "wave" (the default, the shipped model's data): the
+    finished mix is multiplied by one period of a sine gain (in dB), the soft half first for a
+    crescendo, the loud half first for a diminuendo. "ramp" (the second v2 trial's data): a smooth
+    gain ramp, so every sustained note swells or fades inside itself and a 160 ms window already
+    shows the direction. "velocity": each note and drum
     hit is played at the level of the curve at its onset and then decays as usual, the way a
     player makes a crescendo, with a random spread of `VELOCITY_JITTER_DB` per note. "hairpin" (an
     experiment towards an order concept that a bag of codes cannot read; the factor keeps its value
     names): played as "velocity", but "crescendo" clips swell and fade back (<>) and "diminuendo"
     clips dip and come back (><), so both hold the same levels and the same rising and falling
     stretches, only in the other order. `scripts/codec_concept_check.py` measures each style.
+    brightness_style: "wave" (the default) or "ramp", the same two shapes for the filter's cutoff.
 
     Example:
         >>> synth_clip("rock", seed=0).shape
         (128000,)
     """
     _check_clip_args(duration_s, sample_rate_hz)
-    _check_dynamics_style(dynamics_style)
-    return _render(clip_factors(genre, seed, **overrides), seed, duration_s, sample_rate_hz, dynamics_style)
+    _check_styles(dynamics_style, brightness_style)
+    return _render(clip_factors(genre, seed, **overrides), seed, duration_s, sample_rate_hz, dynamics_style,
+                   brightness_style)
 
 
-DYNAMICS_STYLES: tuple[str, ...] = ("ramp", "velocity", "hairpin")
+DYNAMICS_STYLES: tuple[str, ...] = ("ramp", "velocity", "hairpin", "wave")
 # "velocity" and "hairpin": each note's level varies this much (std, dB) around the curve
 VELOCITY_JITTER_DB = 6.0
+DYNAMICS_SPAN_DB: tuple[float, float] = (10.0, 16.0)  # how far a crescendo or diminuendo moves, drawn per clip
 
 
-def _check_dynamics_style(style: str) -> None:
-    if style not in DYNAMICS_STYLES:
-        raise ValueError(f"unknown dynamics_style {style!r}: choose one of {', '.join(DYNAMICS_STYLES)}")
+BRIGHTNESS_STYLES: tuple[str, ...] = ("ramp", "wave")
+
+
+def _check_styles(dynamics_style: str, brightness_style: str = "ramp") -> None:
+    if dynamics_style not in DYNAMICS_STYLES:
+        raise ValueError(f"unknown dynamics_style {dynamics_style!r}: choose one of {', '.join(DYNAMICS_STYLES)}")
+    if brightness_style not in BRIGHTNESS_STYLES:
+        raise ValueError(f"unknown brightness_style {brightness_style!r}: choose one of "
+                         f"{', '.join(BRIGHTNESS_STYLES)}")
 
 
 def _check_clip_args(duration_s: float, sample_rate_hz: int) -> None:
@@ -158,7 +179,7 @@ def _check_clip_args(duration_s: float, sample_rate_hz: int) -> None:
 
 
 def _render(f: dict, seed: int, duration_s: float, sample_rate_hz: int,
-            dynamics_style: str = "ramp") -> np.ndarray:
+            dynamics_style: str = "wave", brightness_style: str = "wave") -> np.ndarray:
     """The clip of factors `f` (from `clip_factors`) and `seed` (`dynamics_style`: see `synth_clip`)."""
     genre = f["genre"]
     sr = int(sample_rate_hz)
@@ -196,12 +217,15 @@ def _render(f: dict, seed: int, duration_s: float, sample_rate_hz: int,
     step = 1 if f["contour"] == "rising" else -1
     lead_gain = rng.uniform(0.26, 0.32)
     clip_key = [GENRES.index(genre), int(seed) & 0xFFFFFFFF]
-    span_db = np.random.default_rng([*clip_key, 37]).uniform(10.0, 16.0)
+    span_db = np.random.default_rng([*clip_key, 37]).uniform(*DYNAMICS_SPAN_DB)
 
     def level_db(t_s):
         """The dynamics curve in dB at time t_s: -span_db up to 0 over the clip for a crescendo
         (down for a diminuendo); with "hairpin", a swell 0 at mid-clip (a dip -span_db) instead."""
         frac = np.clip(np.asarray(t_s, dtype=np.float64) / duration_s, 0.0, 1.0)
+        if dynamics_style == "wave":  # one period of a sine: crescendo soft half first, diminuendo loud half first
+            wave = np.sin(2.0 * np.pi * frac)
+            return -0.5 * span_db * (1.0 + wave if f["dynamics"] == "crescendo" else 1.0 - wave)
         if dynamics_style == "hairpin":  # crescendo -> a swell <>, diminuendo -> a dip ><
             arch = np.abs(2.0 * frac - 1.0)
             return -span_db * arch if f["dynamics"] == "crescendo" else -span_db * (1.0 - arch)
@@ -210,7 +234,7 @@ def _render(f: dict, seed: int, duration_s: float, sample_rate_hz: int,
     humanise = np.random.default_rng([*clip_key, 41])  # its own stream: the other draws stay as they were
 
     def velocity(start_s: float) -> float:
-        if dynamics_style == "ramp":
+        if dynamics_style in ("ramp", "wave"):  # a gain curve on the finished mix
             return 1.0
         return float(10.0 ** ((level_db(start_s) + humanise.normal(0.0, VELOCITY_JITTER_DB)) / 20.0))
 
@@ -303,23 +327,30 @@ def _render(f: dict, seed: int, duration_s: float, sample_rate_hz: int,
     # Random tone colour: gentle one-pole low-pass, strength drawn per clip.
     a = rng.uniform(0.0, 0.3)
     mix = lfilter([1 - a], [1, -a], mix)
-    mix = _sweep_lowpass(mix, f["brightness"] == "brightening", sr, np.random.default_rng([*clip_key, 31]))
+    mix = _sweep_lowpass(mix, f["brightness"] == "brightening", sr, np.random.default_rng([*clip_key, 31]),
+                         wave=brightness_style == "wave")
     if dynamics_style == "ramp":
         ramp = np.linspace(-span_db, 0.0, n) if f["dynamics"] == "crescendo" else np.linspace(0.0, -span_db, n)
         mix = mix * 10.0 ** (ramp / 20.0)
+    elif dynamics_style == "wave":
+        mix = mix * 10.0 ** (level_db(np.arange(n) / sr) / 20.0)
     mix += rng.normal(0, rng.uniform(1e-4, 2e-3), size=n)  # a little hiss
     peak = np.max(np.abs(mix)) + 1e-9
     return (mix / peak * rng.uniform(0.5, 0.9)).astype(np.float32)
 
 
 def _sweep_lowpass(x: np.ndarray, opening: bool, sr: int, rng: np.random.Generator,
-                   blocks: int = 64) -> np.ndarray:
+                   blocks: int = 64, wave: bool = False) -> np.ndarray:
     """Two cascaded one-pole low-passes whose cutoff sweeps log-linearly between ~1.5 and ~12 kHz
     (up if `opening`), block by block with the filter state carried over."""
     lo, hi = rng.uniform(1200.0, 1800.0), rng.uniform(10000.0, 14000.0)
     edges = np.linspace(0, len(x), blocks + 1).astype(int)
     pos = (np.arange(blocks) + 0.5) / blocks
-    cutoffs = lo * (hi / lo) ** (pos if opening else 1.0 - pos)
+    if wave:  # one period of a sine in log frequency: opening = the dark half first, then the bright
+        curve = 0.5 * (1.0 - np.sin(2.0 * np.pi * pos))
+        cutoffs = lo * (hi / lo) ** (curve if opening else 1.0 - curve)
+    else:
+        cutoffs = lo * (hi / lo) ** (pos if opening else 1.0 - pos)
     out = np.empty_like(x)
     z1 = z2 = np.zeros(1)
     for b in range(blocks):
@@ -331,7 +362,7 @@ def _sweep_lowpass(x: np.ndarray, opening: bool, sr: int, rng: np.random.Generat
 
 def synth_dataset(n_per_genre: int, seed: int = 0, duration_s: float = 4.0,
                   sample_rate_hz: int = SAMPLE_RATE_HZ, genres: tuple[str, ...] = GENRES,
-                  with_factors: bool = False, dynamics_style: str = "ramp"):
+                  with_factors: bool = False, dynamics_style: str = "wave", brightness_style: str = "wave"):
     """`n_per_genre` clips of each genre, interleaved: (audio (N, samples) float32, labels), and with
     ``with_factors=True`` a third item, one `clip_factors` dict per clip.
 
@@ -349,7 +380,7 @@ def synth_dataset(n_per_genre: int, seed: int = 0, duration_s: float = 4.0,
         if g not in GENRES:
             raise ValueError(f"unknown genre {g!r}: choose from {', '.join(GENRES)}")
     _check_clip_args(duration_s, sample_rate_hz)
-    _check_dynamics_style(dynamics_style)
+    _check_styles(dynamics_style, brightness_style)
     n = int(round(duration_s * sample_rate_hz))
     audio = np.empty((n_per_genre * len(genres), n), dtype=np.float32)
     labels, factors = [], []
@@ -357,6 +388,7 @@ def synth_dataset(n_per_genre: int, seed: int = 0, duration_s: float = 4.0,
         for j, g in enumerate(genres):
             clip_seed = seed * 1_000_003 + i
             factors.append(clip_factors(g, clip_seed))
-            audio[i * len(genres) + j] = _render(factors[-1], clip_seed, duration_s, sample_rate_hz, dynamics_style)
+            audio[i * len(genres) + j] = _render(factors[-1], clip_seed, duration_s, sample_rate_hz, dynamics_style,
+                                                 brightness_style)
             labels.append(g)
     return (audio, labels, factors) if with_factors else (audio, labels)
