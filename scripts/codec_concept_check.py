@@ -8,7 +8,7 @@ For fresh `synth_v2` clips, two measurements per concept:
   average, of its own code embeddings. A concept of order (dynamics, brightness) that a bag of codes
   still reads is in the codes themselves, so no decoder layer can show depth for it.
 
-    python scripts/codec_concept_check.py /path/to/codec [clips_per_genre] [seed] [ramp|velocity]
+    python scripts/codec_concept_check.py CODEC [clips_per_genre] [seed] [wave|ramp|velocity|hairpin] [wave|ramp]
     python scripts/codec_concept_check.py shipped
 
 Prints one line per concept: reader accuracy on the clips and on their round trips, bag-of-codes
@@ -27,7 +27,8 @@ def main(argv=None) -> int:
     source = argv[0] if argv else "shipped"
     n_per_genre = int(argv[1]) if len(argv) > 1 else 25
     seed = int(argv[2]) if len(argv) > 2 else 2025
-    style = argv[3] if len(argv) > 3 else "ramp"  # synth_v2's dynamics_style
+    style = argv[3] if len(argv) > 3 else "wave"  # synth_v2's dynamics_style (the default: "wave")
+    brightness = argv[4] if len(argv) > 4 else ("ramp" if style == "ramp" else "wave")  # brightness_style
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_score
     from sklearn.pipeline import make_pipeline
@@ -43,7 +44,8 @@ def main(argv=None) -> int:
     else:
         codec = EncodecModel.from_pretrained(source)
     codec.eval()
-    audio, _, factors = synth_dataset(n_per_genre, seed=seed, with_factors=True, dynamics_style=style)
+    audio, _, factors = synth_dataset(n_per_genre, seed=seed, with_factors=True, dynamics_style=style,
+                                      brightness_style=brightness)
     bags, recon = [], []
     with torch.no_grad():
         for i in range(0, len(audio), 8):
@@ -53,7 +55,7 @@ def main(argv=None) -> int:
             recon.append(codec.decode(c, [None]).audio_values[:, 0, : audio.shape[1]].numpy())
     X, recon = np.concatenate(bags), np.concatenate(recon)
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
-    print(f"{len(audio)} clips (seed {seed}, dynamics {style}), codec {source}")
+    print(f"{len(audio)} clips (seed {seed}, dynamics {style}, brightness {brightness}), codec {source}")
     print(f"{'concept':11} {'clean':>6} {'round trip':>10} {'bag of codes':>12} {'chance':>7}")
     for concept in FACTORS:
         y = np.array([f[concept] for f in factors])

@@ -115,7 +115,7 @@ def test_order_factors_leave_a_bag_of_frames_unchanged_on_average():
 # sha256 of the float32 bytes, on the machine that made teaching model v2's data (x86-64, glibc libm,
 # numpy 2.4): a faster synthesiser must keep every byte, or the clips no longer match the data the
 # model learnt from. (Another libm rounds sin/exp/pow differently and changes these bytes without
-# any code change.) The default styles ("wave") made the shipped model's data; the "ramp" styles,
+# any code change.) The default styles ("wave") made the third v2 trial's data; the "ramp" styles,
 # pinned before the synthesiser was sped up (commit d0a1107), made the second v2 trial's.
 _V2_FACTORS_3_SEED_7 = "d7b85e805f3ef338147566e297c74a430932022c79f709d023a8a0d668c78510"
 _V2_DATASET_3_SEED_7 = {"wave": "f99bd5bc725d6932e647176a79253cfa84b5e29b2730a5e1e05faa4eb77aa28d",

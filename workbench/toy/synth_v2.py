@@ -131,7 +131,7 @@ def synth_clip(genre: str, seed: int, duration_s: float = 4.0,
     """One mono clip (float32, peak <= 1) of `genre`, fully determined by `seed` (and any factor
     overrides, see `clip_factors`).
 
-    dynamics_style: how a crescendo is made. "wave" (the default, the shipped model's data): the
+    dynamics_style: how a crescendo is made. "wave" (the default, the third v2 trial's data): the
     finished mix is multiplied by one period of a sine gain (in dB), the soft half first for a
     crescendo, the loud half first for a diminuendo. "ramp" (the second v2 trial's data): a smooth
     gain ramp, so every sustained note swells or fades inside itself and a 160 ms window already
