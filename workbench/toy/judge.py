@@ -228,17 +228,12 @@ def load_judge(path: str | Path | None = None) -> GenreJudge:
 
 def reference_round_trips(audio: np.ndarray, batch_size: int = 16) -> np.ndarray:
     """Clips (N, samples) through the reference codec (`REFERENCE_CODEC_DIR`), float32 (needs torch)."""
-    import torch
     from transformers import EncodecModel
-
-    from workbench.toy.training.codec_training import decode_codes, encode_codes
 
     if not (REFERENCE_CODEC_DIR / "config.json").exists():
         raise FileNotFoundError(f"no reference codec at {REFERENCE_CODEC_DIR}: reinstall the package")
     codec = EncodecModel.from_pretrained(REFERENCE_CODEC_DIR).float().eval()
-    with torch.no_grad():
-        codes = encode_codes(codec, np.asarray(audio, dtype=np.float32), batch_size=batch_size, progress=False)
-        return decode_codes(codec, codes, batch_size=batch_size)[:, :audio.shape[1]]
+    return codec_round_trips(codec, audio, batch_size=batch_size)
 
 
 def codec_round_trips(codec, audio: np.ndarray, batch_size: int = 16) -> np.ndarray:

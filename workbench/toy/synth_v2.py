@@ -163,7 +163,7 @@ DYNAMICS_SPAN_DB: tuple[float, float] = (10.0, 16.0)  # how far a crescendo or d
 BRIGHTNESS_STYLES: tuple[str, ...] = ("ramp", "wave")
 
 
-def _check_styles(dynamics_style: str, brightness_style: str = "ramp") -> None:
+def _check_styles(dynamics_style: str, brightness_style: str) -> None:
     if dynamics_style not in DYNAMICS_STYLES:
         raise ValueError(f"unknown dynamics_style {dynamics_style!r}: choose one of {', '.join(DYNAMICS_STYLES)}")
     if brightness_style not in BRIGHTNESS_STYLES:
