@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--codec-vq-steps", type=int)
     train.add_argument("--decoder-steps", type=int)
     train.add_argument("--decoder-batch-size", type=int)
+    train.add_argument("--decoder-clips-per-genre", type=int,
+                       help="clips per genre for the decoder, when more than the codec's --clips-per-genre")
     train.add_argument("--judge-clips-per-genre", type=int,
                        help="clips per genre for the model's own genre judge (v2; 0: none)")
     train.add_argument("--seed", type=int)
@@ -69,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
                              codec_ae_steps=args.codec_ae_steps,
                              codec_vq_steps=args.codec_vq_steps, decoder_steps=args.decoder_steps,
                              decoder_batch_size=args.decoder_batch_size, seed=args.seed, threads=args.threads,
-                             judge_clips_per_genre=args.judge_clips_per_genre)
+                             judge_clips_per_genre=args.judge_clips_per_genre,
+                             decoder_clips_per_genre=args.decoder_clips_per_genre)
         info = train_teaching_model(recipe, args.output_dir, work_dir=args.work_dir, resume=args.resume,
                                     progress=not args.no_progress, device=args.device)
         print(json.dumps(info["timings_s"], indent=1))

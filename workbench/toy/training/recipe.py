@@ -44,6 +44,7 @@ class Recipe:
     threads: int = 2
     vocab_size: int = 256
     judge_clips_per_genre: int = 0  # > 0: fit a genre judge on this codec's round trips too (v2 only)
+    decoder_clips_per_genre: int = 0  # > n_per_genre: the decoder trains on more clips than the codec
     sizes: ToySizes = field(default_factory=ToySizes)
 
     @classmethod
@@ -84,6 +85,7 @@ class Recipe:
         d.setdefault("synth_version", 1)  # recipes saved before v2 had no such field
         d.setdefault("vocab_size", 256)
         d.setdefault("judge_clips_per_genre", 0)  # recipes saved before the model's own judge
+        d.setdefault("decoder_clips_per_genre", 0)  # ... and before the decoder's own clip count
         return cls(**d)
 
 
@@ -122,6 +124,9 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
         raise ValueError(f"synth_version={recipe.synth_version!r}: use 1 (workbench.toy.synth) or 2 (synth_v2)")
     if recipe.n_per_genre < 1 or recipe.decoder_steps < 0 or recipe.codec_ae_steps < 0:
         raise ValueError("n_per_genre must be >= 1 and step counts >= 0")
+    if recipe.decoder_clips_per_genre and recipe.decoder_clips_per_genre < recipe.n_per_genre:
+        raise ValueError(f"decoder_clips_per_genre={recipe.decoder_clips_per_genre} is below n_per_genre="
+                         f"{recipe.n_per_genre}: use 0 (the codec's clips) or at least {recipe.n_per_genre}")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     if work_dir is None:
@@ -154,14 +159,18 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
         raise ValueError("device='cuda' but torch sees no GPU: use device='cpu'")
     timings: dict[str, float] = {}
     t0 = time.time()
+    # Clips are interleaved by genre and seeded clip by clip, so the codec's clips (the first
+    # n_per_genre of each genre) are the same whatever the decoder's count.
+    n_clips = max(recipe.n_per_genre, recipe.decoder_clips_per_genre)
     if recipe.synth_version == 2:  # prompts name the clips' factors (workbench.toy.prompts.factor_prompt)
         from workbench.toy.synth_v2 import synth_dataset as synth_v2
 
-        audio, _, labels = synth_v2(recipe.n_per_genre, seed=recipe.data_seed, with_factors=True)
+        audio, _, labels = synth_v2(n_clips, seed=recipe.data_seed, with_factors=True)
     else:
         from workbench.toy.synth import synth_dataset
 
-        audio, labels = synth_dataset(recipe.n_per_genre, seed=recipe.data_seed)
+        audio, labels = synth_dataset(n_clips, seed=recipe.data_seed)
+    codec_audio = audio[:recipe.n_per_genre * len(audio) // n_clips]
     timings["synth_s"] = time.time() - t0
     log(dict(stage="synth", clips=len(labels), seconds=timings["synth_s"]))
     tokenizer = build_tokenizer(vocab_size=recipe.vocab_size, seed=recipe.seed, factors=recipe.synth_version == 2)
@@ -173,7 +182,7 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
         log(dict(stage="codec", resumed=True))
     else:
         codec = build_codec(recipe.sizes, seed=recipe.seed).to(device)
-        train_codec(codec, audio, ae_steps=recipe.codec_ae_steps, vq_steps=recipe.codec_vq_steps,
+        train_codec(codec, codec_audio, ae_steps=recipe.codec_ae_steps, vq_steps=recipe.codec_vq_steps,
                     batch_size=recipe.codec_batch_size, crop_s=recipe.codec_crop_s, lr=recipe.codec_lr,
                     seed=recipe.seed,
                     progress=progress, log=log)
@@ -184,7 +193,7 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
     t = time.time()
     codes = encode_codes(codec, audio, progress=progress)
     timings["encode_s"] = time.time() - t
-    del audio
+    del audio, codec_audio
 
     if recipe.judge_clips_per_genre > 0:  # the genre judge of this model's audio (judge.fit_judge)
         from workbench.toy.judge import MODEL_JUDGE_FILE, fit_judge
