@@ -187,3 +187,22 @@ def test_clip_wav_round_trip(tiny, tmp_path):
     back = wb.Clip.from_wav(path)
     assert back.sample_rate_hz == 32000 and back.waveform.shape == clip.waveform.shape
     assert back.prompt == "jazz" and back.seed == 4
+
+
+def test_no_temperature_means_the_models_own(tmp_path):
+    """temperature=None (the default) samples at the model's generation-config temperature, so a
+    model that ships 0.8 (teaching model v2) generates and collects at 0.8 unless told otherwise."""
+    from workbench.data.collect import collect
+
+    h = wb.random_model("tiny", seed=0)
+    assert h.default_temperature == 1.0  # MusicGen's
+    at_one = wb.generate(h, PROMPTS, duration_s=0.2, seeds=[1, 2])
+    assert codes_equal(at_one, wb.generate(h, PROMPTS, duration_s=0.2, seeds=[1, 2], temperature=1.0))
+    h.model.generation_config.temperature = 0.3
+    assert h.default_temperature == 0.3
+    own = wb.generate(h, PROMPTS, duration_s=0.2, seeds=[1, 2])
+    assert codes_equal(own, wb.generate(h, PROMPTS, duration_s=0.2, seeds=[1, 2], temperature=0.3))
+    assert not codes_equal(own, at_one)
+    spec = wb.CaptureSpec(layers=(1,), pooling="mean")
+    store = collect(h, [{"prompt": "rock", "label": "rock"}], spec, tmp_path / "s", progress=False, duration_s=0.2)
+    assert store.spec["generation"]["temperature"] == 0.3  # the store records what ran

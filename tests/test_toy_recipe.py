@@ -136,7 +136,8 @@ def test_a_codec_without_lstm_has_local_codes_and_keeps_them_local_through_train
 @pytest.mark.slow
 def test_more_decoder_clips_leave_the_codec_as_it_was(tmp_path):
     """decoder_clips_per_genre adds clips for the decoder only: the codec trains on the same first
-    n_per_genre clips of each genre, so its weights match a run without the extra clips."""
+    n_per_genre clips of each genre, so its weights match a run without the extra clips; the
+    recipe's sample_temperature lands in the generation config."""
     import torch
     from dataclasses import replace
     from transformers import EncodecModel
@@ -144,14 +145,17 @@ def test_more_decoder_clips_leave_the_codec_as_it_was(tmp_path):
     from workbench.toy.training.recipe import Recipe, codec_fields, train_teaching_model
 
     recipe = Recipe.tiny()
-    more = replace(recipe, decoder_clips_per_genre=3)
+    more = replace(recipe, decoder_clips_per_genre=3, sample_temperature=0.8)
     assert codec_fields(more) == codec_fields(recipe) and Recipe.from_dict(more.to_dict()) == more
     info_a = train_teaching_model(recipe, tmp_path / "a", work_dir=tmp_path / "wa", progress=False)
     info_b = train_teaching_model(more, tmp_path / "b", work_dir=tmp_path / "wb", progress=False)
     assert (info_a["n_clips"], info_b["n_clips"]) == (8, 12)
+    assert json.loads((tmp_path / "a" / "generation_config.json").read_text())["temperature"] == 1.0
     a = EncodecModel.from_pretrained(tmp_path / "wa" / "codec").state_dict()
     b = EncodecModel.from_pretrained(tmp_path / "wb" / "codec").state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    import workbench as wb
+    assert wb.load_model(tmp_path / "b").default_temperature == 0.8  # the recipe's sampling temperature
     with pytest.raises(ValueError, match="decoder_clips_per_genre=1 is below n_per_genre=2"):
         train_teaching_model(replace(recipe, decoder_clips_per_genre=1), tmp_path / "c", work_dir=tmp_path / "wc",
                              progress=False)

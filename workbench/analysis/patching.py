@@ -282,7 +282,7 @@ def _record_generation(handle, prompt, keys, gen) -> tuple:
 def generate_patched(handle, source_prompt: str, target_prompt: str, *, site: str = "resid", layer: int,
                      window: tuple[int, int] | None = None, direction=None, rows: str = "both",
                      duration_s: float = 4.0, seed: int = 0, guidance_scale: float = 3.0,
-                     temperature: float = 1.0, top_k: int | None = 250, _source=None):
+                     temperature: float | None = None, top_k: int | None = 250, _source=None):
     """(source clip, patched clip): the target prompt's generation with the source's activations at
     (site, layer) over decoder steps ``window`` (same seed for both). rows: which CFG rows get patched
     (``both`` by default: patching only the conditional rows leaves guidance pulling back)."""
@@ -302,7 +302,7 @@ def generate_patched(handle, source_prompt: str, target_prompt: str, *, site: st
 def generate_ablated(handle, prompt: str, direction, *, layers, site: str = "resid",
                      window: tuple[int, int] | None = None, value: float | None = None, rows: str = "both",
                      duration_s: float = 4.0, seed: int = 0, guidance_scale: float = 3.0,
-                     temperature: float = 1.0, top_k: int | None = 250):
+                     temperature: float | None = None, top_k: int | None = 250):
     """The prompt's clip generated with ``direction`` projected out (or clamped to ``value``) at ``layers``."""
     unit = _unit(handle, direction)
     rs = _row_slice(rows, 1, guidance_scale is not None and guidance_scale > 1)

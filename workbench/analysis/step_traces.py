@@ -78,7 +78,7 @@ def _unit(handle, direction) -> torch.Tensor:
 
 def trace_steps(handle, prompts, direction, *, site: str = "resid", layers=None, steering=None,
                 duration_s: float = 4.0, seeds=0, guidance_scale: float = 3.0, rows: str = "cond",
-                batch_size: int = 8, temperature: float = 1.0, top_k: int | None = 250) -> StepTrace:
+                batch_size: int = 8, temperature: float | None = None, top_k: int | None = 250) -> StepTrace:
     """Generate ``prompts`` (optionally steered) and record every layer's projection on ``direction``.
 
     direction: a `Direction` or a (hidden,) vector (made unit here). rows: ``cond`` or ``uncond``

@@ -102,9 +102,10 @@ _SET_PER_BATCH = {"handle", "prompts", "seeds", "capture", "batch_size", "audio_
                   "audio_prompt_sample_rate_hz", "progress", "stop", "threads"}
 
 
-def generation_settings(mode: str, gen_kwargs: dict) -> dict:
+def generation_settings(mode: str, gen_kwargs: dict, default_temperature: float = 1.0) -> dict:
     """The settings generation runs with: `workbench.generate`'s defaults filled in, so passing a default
-    (guidance_scale=3.0) equals leaving it out. Teacher forcing (mode="audio") uses none of them.
+    (guidance_scale=3.0) equals leaving it out; temperature=None is the model's own
+    (`MusicGenHandle.default_temperature`). Teacher forcing (mode="audio") uses none of them.
 
         >>> generation_settings("text", {"duration_s": 0.2, "guidance_scale": 3})["guidance_scale"]
         3.0
@@ -118,9 +119,12 @@ def generation_settings(mode: str, gen_kwargs: dict) -> dict:
         if name in _SET_PER_BATCH or p.default is inspect.Parameter.empty:
             continue
         value = gen_kwargs.get(name, p.default)
-        if isinstance(p.default, float) and isinstance(value, int) and not isinstance(value, bool):
+        floats = isinstance(p.default, float) or name == "temperature"  # temperature's default is None
+        if floats and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)  # 3 and 3.0 generate the same
         settings[name] = value
+    if settings.get("temperature", 0.0) is None:
+        settings["temperature"] = float(default_temperature)
     settings.update({k: v for k, v in gen_kwargs.items() if k not in params})  # generate() will name these
     return settings
 
@@ -130,10 +134,10 @@ def _spec_key(capture_key: str, described: dict) -> str:
     return capture_key + "-" + hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
-def _store_spec(spec, mode, per_step_keys, gen_kwargs) -> tuple[dict, str, str]:
+def _store_spec(spec, mode, per_step_keys, gen_kwargs, default_temperature=1.0) -> tuple[dict, str, str]:
     """(spec dict, key of the effective settings, key the earlier workbench gave the same arguments)."""
-    described = dict(capture=spec.to_dict(), capture_key=spec.key, mode=mode,
-                     per_step=[list(k) for k in per_step_keys], generation=generation_settings(mode, gen_kwargs))
+    described = dict(capture=spec.to_dict(), capture_key=spec.key, mode=mode, per_step=[list(k) for k in per_step_keys],
+                     generation=generation_settings(mode, gen_kwargs, default_temperature))
     legacy = _spec_key(spec.key, dict(described, generation=gen_kwargs))
     return described, _spec_key(spec.key, described), legacy
 
@@ -219,7 +223,8 @@ def plan_collect(handle, inputs, capture_spec, batch_size: int = 8, *, per_step_
     run_spec = capture_spec if not per_step else wb.CaptureSpec(
         layers=tuple(sorted(set(layers) | set(per_step))), sites=capture_spec.sites, pooling="none",
         rows=capture_spec.rows)
-    spec_dict, spec_key, legacy_key = _store_spec(capture_spec, items.mode, list(step_keys), gen_kwargs)
+    spec_dict, spec_key, legacy_key = _store_spec(capture_spec, items.mode, list(step_keys), gen_kwargs,
+                                                  handle.default_temperature)
     job = CaptureJob(capture_spec, run_spec, keys, step_keys, dict(gen_kwargs), items.mode, items.sample_rate_hz,
                      keep_audio)
     return CollectPlan(items, job, batch_size, spec_dict, spec_key, legacy_key)

@@ -57,7 +57,7 @@ def _check_generation(handle, plan) -> None:
 
     from workbench.runtime.generation import generate as local_generate
     from workbench.runtime.inputs import generation_args
-    settings = generation_settings(plan.items.mode, plan.job.gen_kwargs)
+    settings = generation_settings(plan.items.mode, plan.job.gen_kwargs, handle.default_temperature)
     unknown = sorted(set(settings) - set(inspect.signature(local_generate).parameters))
     if unknown:
         raise BadInputError(f"collect got unknown generation settings {unknown}: see workbench.generate's arguments")
@@ -156,7 +156,7 @@ def generate(handle, prompts, *, seeds=0, batch_size: int = 8, engine="ray", pro
         raise BadInputError("distributed generate takes text prompts: continue audio with "
                             "collect(..., mode='continuation', engine='ray')")
     batch_size = positive_int(batch_size, "batch_size")
-    settings = generation_settings("text", dict(gen_kwargs, threads=threads))
+    settings = generation_settings("text", dict(gen_kwargs, threads=threads), handle.default_temperature)
     args = generation_args(handle, prompts, seeds=seeds, batch_size=batch_size, threads=threads,
                            capture=gen_kwargs.get("capture"),
                            **{k: settings[k] for k in ("duration_s", "guidance_scale", "temperature", "top_k",

@@ -37,7 +37,7 @@ class GenerationResult:
 def generate(handle, prompts, *, duration_s: float = 4.0, seeds=0, guidance_scale: float = 3.0,
              steering: SteeringSpec | None = None, capture: CaptureSpec | None = None,
              audio_prompt=None, audio_prompt_sample_rate_hz: int | None = None, batch_size: int = 8,
-             temperature: float = 1.0, top_k: int | None = 250, progress: bool = False,
+             temperature: float | None = None, top_k: int | None = 250, progress: bool = False,
              stop: Callable[[], bool] | None = None, threads: int | str | None = "auto") -> GenerationResult:
     """Generate one clip per prompt; optionally steer and capture.
 
@@ -45,7 +45,8 @@ def generate(handle, prompts, *, duration_s: float = 4.0, seeds=0, guidance_scal
     prompt audio followed by ``duration_s`` of continuation. stop: a callable polled every step
     (True raises `StoppedError`; clips of earlier batches are not lost: they are on the error).
     threads: torch intra-op threads while generating; ``"auto"`` = 1 for small models, None = unchanged.
-    guidance_scale: >= 1 (1 or None: no guidance); temperature: > 0, or 0 for greedy; top_k: None or >= 1.
+    guidance_scale: >= 1 (1 or None: no guidance); temperature: > 0, or 0 for greedy, or None for the
+    model's own (`MusicGenHandle.default_temperature`: 1.0 for MusicGen); top_k: None or >= 1.
     Every argument is checked before any work starts (`workbench.runtime.inputs.generation_args`): bad
     input raises a `workbench.errors.BadInputError` subclass whose message names the fix.
     """

@@ -103,7 +103,7 @@ def generation_args(handle, prompts, *, duration_s, seeds, guidance_scale, tempe
     seeds = seeds_for(seeds, len(prompts))
     frames = handle.frames_for(duration_s)
     guidance = validation.guidance_scale(guidance_scale)
-    temp = validation.temperature(temperature)
+    temp = validation.temperature(handle.default_temperature if temperature is None else temperature)
     k = validation.top_k(top_k)
     batch_size = validation.positive_int(batch_size, "batch_size")
     validation.threads(threads)

@@ -61,6 +61,13 @@ class MusicGenHandle:
         return self.config.audio_encoder.frame_rate
 
     @property
+    def default_temperature(self) -> float:
+        """The sampling temperature `generate` uses when given none: the model's generation config
+        (1.0 for MusicGen checkpoints; teaching model v2 ships 0.8)."""
+        value = getattr(getattr(self.model, "generation_config", None), "temperature", None)
+        return 1.0 if value is None else float(value)
+
+    @property
     def delay_steps(self) -> int:
         """Extra decoder steps the delay pattern costs (3 for 4 codebooks)."""
         return self.n_codebooks // self.audio_channels - 1

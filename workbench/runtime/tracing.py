@@ -156,18 +156,18 @@ def _main(output):
 
 def generate_traced(handle, prompts, *, duration_s: float = 4.0, seeds=0, guidance_scale: float = 3.0,
                     steering: SteeringSpec | None = None, capture: CaptureSpec | None = None,
-                    temperature: float = 1.0, top_k: int | None = 250, threads="auto",
+                    temperature: float | None = None, top_k: int | None = 250, threads="auto",
                     interventions=()) -> GenerationResult:
     """`workbench.generate` through an nnsight trace (one batch; same sampling, steering and capture).
 
     interventions: `Intervention`s applied at every step after the steering; the result's ``reads``
     holds, per intervention with a ``read``, the list of its per-step values (step 0 = prefill).
     """
-    generation_args(handle, prompts, duration_s=duration_s, seeds=seeds, guidance_scale=guidance_scale,
-                    temperature=temperature, top_k=top_k, steering=steering, capture=capture,
-                    threads=threads)  # the same checks
+    args = generation_args(handle, prompts, duration_s=duration_s, seeds=seeds, guidance_scale=guidance_scale,
+                           temperature=temperature, top_k=top_k, steering=steering, capture=capture,
+                           threads=threads)  # the same checks
     with intra_op_threads(resolve_threads(handle, threads)):
-        return _generate_traced(handle, prompts, duration_s, seeds, guidance_scale, steering, capture, temperature,
+        return _generate_traced(handle, prompts, duration_s, seeds, guidance_scale, steering, capture, args.temperature,
                                 top_k, tuple(interventions))
 
 

@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--decoder-batch-size", type=int)
     train.add_argument("--decoder-clips-per-genre", type=int,
                        help="clips per genre for the decoder, when more than the codec's --clips-per-genre")
+    train.add_argument("--sample-temperature", type=float,
+                       help="the temperature written into the generation config (what generate samples at)")
     train.add_argument("--judge-clips-per-genre", type=int,
                        help="clips per genre for the model's own genre judge (v2; 0: none)")
     train.add_argument("--seed", type=int)
@@ -72,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
                              codec_vq_steps=args.codec_vq_steps, decoder_steps=args.decoder_steps,
                              decoder_batch_size=args.decoder_batch_size, seed=args.seed, threads=args.threads,
                              judge_clips_per_genre=args.judge_clips_per_genre,
-                             decoder_clips_per_genre=args.decoder_clips_per_genre)
+                             decoder_clips_per_genre=args.decoder_clips_per_genre,
+                             sample_temperature=args.sample_temperature)
         info = train_teaching_model(recipe, args.output_dir, work_dir=args.work_dir, resume=args.resume,
                                     progress=not args.no_progress, device=args.device)
         print(json.dumps(info["timings_s"], indent=1))

@@ -45,6 +45,7 @@ class Recipe:
     vocab_size: int = 256
     judge_clips_per_genre: int = 0  # > 0: fit a genre judge on this codec's round trips too (v2 only)
     decoder_clips_per_genre: int = 0  # > n_per_genre: the decoder trains on more clips than the codec
+    sample_temperature: float = 1.0  # the generation config's temperature (what workbench.generate samples at)
     sizes: ToySizes = field(default_factory=ToySizes)
 
     @classmethod
@@ -86,6 +87,7 @@ class Recipe:
         d.setdefault("vocab_size", 256)
         d.setdefault("judge_clips_per_genre", 0)  # recipes saved before the model's own judge
         d.setdefault("decoder_clips_per_genre", 0)  # ... and before the decoder's own clip count
+        d.setdefault("sample_temperature", 1.0)  # ... and before a model's own sampling temperature
         return cls(**d)
 
 
@@ -213,6 +215,7 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
                   cond_dropout=recipe.cond_dropout, seed=recipe.seed, progress=progress, log=log)
     timings["decoder_s"] = time.time() - t
 
+    model.generation_config.temperature = recipe.sample_temperature
     model.cpu().save_pretrained(output_dir)
     # The training tokenizer ran with padding=True; a saved padding block breaks
     # processor(audio=..., text=...) after reload (transformers#41598), so drop it first.
