@@ -138,8 +138,9 @@ def test_more_decoder_clips_leave_the_codec_as_it_was(tmp_path):
     """decoder_clips_per_genre adds clips for the decoder only: the codec trains on the same first
     n_per_genre clips of each genre, so its weights match a run without the extra clips; the
     recipe's sample_temperature lands in the generation config."""
-    import torch
     from dataclasses import replace
+
+    import torch
     from transformers import EncodecModel
 
     from workbench.toy.training.recipe import Recipe, codec_fields, train_teaching_model
