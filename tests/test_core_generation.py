@@ -191,7 +191,7 @@ def test_clip_wav_round_trip(tiny, tmp_path):
 
 def test_no_temperature_means_the_models_own(tmp_path):
     """temperature=None (the default) samples at the model's generation-config temperature, so a
-    model that ships 0.8 (teaching model v2) generates and collects at 0.8 unless told otherwise."""
+    model whose config says 0.8 (the v2 recipe) generates and collects at 0.8 unless told otherwise."""
     from workbench.data.collect import collect
 
     h = wb.random_model("tiny", seed=0)

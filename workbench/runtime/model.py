@@ -63,7 +63,7 @@ class MusicGenHandle:
     @property
     def default_temperature(self) -> float:
         """The sampling temperature `generate` uses when given none: the model's generation config
-        (1.0 for MusicGen checkpoints; teaching model v2 ships 0.8)."""
+        (1.0 for MusicGen checkpoints; the teaching-model-v2 recipe writes 0.8)."""
         value = getattr(getattr(self.model, "generation_config", None), "temperature", None)
         return 1.0 if value is None else float(value)
 
