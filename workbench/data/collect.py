@@ -123,7 +123,7 @@ def generation_settings(mode: str, gen_kwargs: dict, default_temperature: float 
         if floats and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)  # 3 and 3.0 generate the same
         settings[name] = value
-    if settings.get("temperature", 0.0) is None:
+    if "temperature" in settings and settings["temperature"] is None:  # None: the model's own
         settings["temperature"] = float(default_temperature)
     settings.update({k: v for k, v in gen_kwargs.items() if k not in params})  # generate() will name these
     return settings

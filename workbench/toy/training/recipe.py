@@ -174,7 +174,8 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
         from workbench.toy.synth import synth_dataset
 
         audio, labels = synth_dataset(n_clips, seed=recipe.data_seed)
-    codec_audio = audio[:recipe.n_per_genre * len(audio) // n_clips]
+    n_genres = len(audio) // n_clips
+    codec_audio = audio[:recipe.n_per_genre * n_genres]
     timings["synth_s"] = time.time() - t0
     log(dict(stage="synth", clips=len(labels), seconds=timings["synth_s"]))
     tokenizer = build_tokenizer(vocab_size=recipe.vocab_size, seed=recipe.seed, factors=recipe.synth_version == 2)
