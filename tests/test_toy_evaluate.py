@@ -1,6 +1,7 @@
 """The shipped teaching model meets its quality bars, measured by `python -m workbench.toy evaluate`."""
 import json
 
+import numpy as np
 import pytest
 
 
@@ -17,6 +18,10 @@ def test_shipped_teaching_model_meets_its_bars(tmp_path, capsys):
     assert not missed, f"bars missed: {missed}"
     assert m["steer_flip_rate_zero"] <= 0.10
     assert set(m["steer_flip_rate_by_strength"]) == {"0", "0.25", "0.5", "1", "2"}
+    by_target = m["steer_flip_rate_by_target"]
+    assert set(by_target) == {"classical", "electronic", "rock", "jazz"}
+    for s, rate in m["steer_flip_rate_by_strength"].items():  # equal clips per target: the mean of the targets
+        assert rate == pytest.approx(np.mean([by_target[t][s] for t in by_target]))
     assert m["n_clips"]["generated"] == 48 and m["n_clips"]["steered_per_strength"] == 48
     if m["synth_version"] == 2:  # teaching model v2: where each concept lives, and steering it
         from workbench.toy.synth_v2 import FACTORS

@@ -14,7 +14,8 @@ Protocol:
   conditional rows captured while generating from the genre prompts (direction_source="generated",
   the default; "teacher_forced" uses the probe's activations instead), unit length, added with
   strength s x (mean activation norm) to the conditional rows while generating from the other
-  genres' prompts; flip rate = share of those clips the judge calls B.
+  genres' prompts; flip rate = share of those clips the judge calls B (per target genre in
+  ``steer_flip_rate_by_target``).
 
 A model trained on `workbench.toy.synth_v2` (teaching model v2: ``synth_version`` 2 in its
 training_info.json) is measured on v2 clips with the v2 judge, and also concept by concept
@@ -148,6 +149,7 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     m["steer_layer"] = best_layer
     m["steer_mean_activation_norm"] = mean_norm
     flips: dict[float, list[bool]] = {s: [] for s in STRENGTHS}
+    by_target: dict[str, dict[str, float]] = {}
     for target in GENRES:
         direction = from_class_means(X, dir_labels, target, model_id=handle.model_id,
                                      layer=best_layer, normalize="unit")
@@ -160,9 +162,11 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
                               steering=steering)
             pred = judge.predict([c.waveform.mean(0) for c in out.clips], out.clips[0].sample_rate_hz)
             flips[strength] += [p == target for p in pred]
+            by_target.setdefault(target, {})[f"{strength:g}"] = float(np.mean([p == target for p in pred]))
     rates = {s: float(np.mean(v)) for s, v in flips.items()}
     m["steer_strengths_x_mean_norm"] = list(STRENGTHS)
     m["steer_flip_rate_by_strength"] = {f"{s:g}": r for s, r in rates.items()}
+    m["steer_flip_rate_by_target"] = by_target  # {target genre: {strength: share of its clips judged target}}
     best_s = max((s for s in STRENGTHS if s > 0), key=lambda s: rates[s])
     m["steer_best_strength"] = best_s
     m["steer_flip_rate_best"] = rates[best_s]
