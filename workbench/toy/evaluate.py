@@ -161,8 +161,9 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
             out = wb.generate(handle, src_prompts, duration_s=4.0, seeds=src_seeds, guidance_scale=3.0,
                               steering=steering)
             pred = judge.predict([c.waveform.mean(0) for c in out.clips], out.clips[0].sample_rate_hz)
-            flips[strength] += [p == target for p in pred]
-            by_target.setdefault(target, {})[f"{strength:g}"] = float(np.mean([p == target for p in pred]))
+            hits = [p == target for p in pred]
+            flips[strength] += hits
+            by_target.setdefault(target, {})[f"{strength:g}"] = float(np.mean(hits))
     rates = {s: float(np.mean(v)) for s, v in flips.items()}
     m["steer_strengths_x_mean_norm"] = list(STRENGTHS)
     m["steer_flip_rate_by_strength"] = {f"{s:g}": r for s, r in rates.items()}
