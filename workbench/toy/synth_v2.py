@@ -69,6 +69,12 @@ _DRAWN = ("mode", "lead", "contour", "dynamics", "brightness")  # drawn uniforml
 SAMPLE_RATE_HZ = 32000
 
 # Chord progressions as scale degrees (0-based); each dwells on the tonic so the mode is audible.
+# Rock's beat (the seventh v2 trial): power chords and bass sound for 0.3 of a beat then stop (a chug,
+# 0.5 before), the hats play at 0.5 (0.35) and the drums sit 1.5x louder in the mix. Without a gap the
+# guitar wash hid the beat grid, and generated rock came out without one (trials 3 and 6).
+ROCK_CHUG = 0.3
+ROCK_HAT_GAIN = 0.5
+ROCK_DRUMS_GAIN = 1.5
 _PROGRESSIONS = [[0, 3, 4, 0], [0, 5, 3, 4], [0, 4, 0, 3], [0, 0, 3, 4], [0, 3, 0, 4], [0, 5, 4, 0]]
 _SCALES = {"major": MAJOR, "minor": MINOR}
 
@@ -291,11 +297,11 @@ def _render(f: dict, seed: int, duration_s: float, sample_rate_hz: int,
                     if beat % 4 == 2:
                         strike(drums, kit["kick"], when(beat + 0.5), 0.7)
                     for s in (0.0, 0.5):
-                        strike(drums, kit["hat"], when(beat + s), 0.35)
-                for i in range(span * 2):  # eighth-note power chords and bass
+                        strike(drums, kit["hat"], when(beat + s), ROCK_HAT_GAIN)
+                for i in range(span * 2):  # eighth-note power chords and bass, chugged: a gap before the next
                     for note in notes:
-                        play(music, when(beat0 + i * 0.5), beat_s * 0.5, note, accomp, 0.16)
-                    play(bass, when(beat0 + i * 0.5), beat_s * 0.5, notes[0] - 12, bass_inst, 0.35)
+                        play(music, when(beat0 + i * 0.5), beat_s * ROCK_CHUG, note, accomp, 0.16)
+                    play(bass, when(beat0 + i * 0.5), beat_s * ROCK_CHUG, notes[0] - 12, bass_inst, 0.35)
             else:  # jazz: ride swing pattern, walking bass, comping
                 for b in range(span):
                     beat = beat0 + b
@@ -322,6 +328,8 @@ def _render(f: dict, seed: int, duration_s: float, sample_rate_hz: int,
             wet[d:] += g * dry[:-d]
         music = music + 0.4 * wet
 
+    if genre == "rock":  # the beat sits on top of the guitar wash
+        drums = ROCK_DRUMS_GAIN * drums
     mix = (rng.uniform(0.8, 1.2) * music + lead_buf + rng.uniform(0.7, 1.2) * bass
            + rng.uniform(0.6, 1.1) * drums)
     # Random tone colour: gentle one-pole low-pass, strength drawn per clip.
