@@ -34,13 +34,25 @@ def test_tiny_recipe_end_to_end(tmp_path):
     assert log[-1]["stage"] == "done"
 
 
-def test_the_default_recipe_made_the_shipped_weights():
+def test_the_default_recipe_made_the_shipped_weights(monkeypatch):
+    import workbench.toy.training.recipe as recipe_module
     from workbench.toy import WEIGHTS_DIR
+    from workbench.toy.__main__ import main
     from workbench.toy.training.recipe import Recipe
+
     shipped = Recipe.from_dict(json.loads((WEIGHTS_DIR / "training_info.json").read_text())["recipe"])
-    assert shipped == Recipe() == Recipe.v1()
+    assert shipped == Recipe.v2() and shipped != Recipe() == Recipe.v1()
     v2 = Recipe.v2()
     assert v2.synth_version == 2 and v2.judge_clips_per_genre > 0 and v2.sizes.codec_lstm_layers == 0
+    seen = {}
+
+    def fake_train(recipe, *args, **kwargs):
+        seen["recipe"] = recipe
+        return {"timings_s": {}}
+
+    monkeypatch.setattr(recipe_module, "train_teaching_model", fake_train)
+    assert main(["train", "--no-progress", "--output-dir", "unused"]) == 0  # no recipe flags
+    assert seen["recipe"] == shipped
     assert Recipe.tiny().synth_version == 1 and Recipe.tiny().judge_clips_per_genre == 0
     v1_saved = {k: v for k, v in Recipe.v1().to_dict().items()
                 if k not in ("synth_version", "vocab_size", "judge_clips_per_genre")}

@@ -27,8 +27,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="reuse the codec in --work-dir when data and codec settings match")
     train.add_argument("--tiny", action="store_true", help="a seconds-long smoke run (tiny sizes)")
     train.add_argument("--synth-version", type=int, choices=(1, 2), default=None,
-                       help="1: the shipped model's recipe (the default); 2: the teaching-model-v2 "
-                            "trial (Recipe.v2)")
+                       help="2: the shipped teaching model v2's recipe (Recipe.v2, the default); "
+                            "1: teaching model v1's (Recipe.v1)")
     train.add_argument("--clips-per-genre", type=int, dest="n_per_genre")
     train.add_argument("--codec-ae-steps", type=int)
     train.add_argument("--codec-vq-steps", type=int)
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         from workbench.toy.training.recipe import Recipe, recipe_with, train_teaching_model
 
-        base = Recipe.tiny() if args.tiny else (Recipe.v2() if args.synth_version == 2 else Recipe())
+        base = Recipe.tiny() if args.tiny else (Recipe.v1() if args.synth_version == 1 else Recipe.v2())
         recipe = recipe_with(base, synth_version=args.synth_version, n_per_genre=args.n_per_genre,
                              codec_ae_steps=args.codec_ae_steps,
                              codec_vq_steps=args.codec_vq_steps, decoder_steps=args.decoder_steps,
