@@ -17,7 +17,8 @@ Two ways to run a cell, both nnsight traces (`workbench.runtime.tracing`; the ho
 `patching_sweep` runs layers x windows (x sites) and returns a tidy DataFrame, one row per cell, with
 ``recovered`` = (cell - target) / (source - target): 0 = no effect, 1 = the source's value.
 
-Example (a random tiny model; on the teaching model use clips of two genres):
+Example (a random tiny model, whose source and target differ by under 1e-3 nats, so float32 rounding
+shows in the third decimal and differs between CPUs; on the teaching model use clips of two genres):
     >>> import workbench as wb
     >>> h = wb.random_model("tiny")
     >>> a, b = wb.generate(h, ["jazz", "rock"], duration_s=0.3, seeds=[1, 2]).clips
@@ -25,8 +26,8 @@ Example (a random tiny model; on the teaching model use clips of two genres):
     >>> df[["layer", "start", "stop"]].values.tolist()[:2], len(df) == 2 * h.n_layers
     ([[0, 0, 9], [0, 9, 18]], True)
     >>> last = df[df.layer == h.n_layers - 1]   # the last layer, window by window: the source's logits
-    >>> float(last.recovered.sum().round(6))
-    1.0
+    >>> abs(float(last.recovered.sum()) - 1.0) < 0.01   # the windows add up (float32 rounding aside)
+    True
 """
 from __future__ import annotations
 
