@@ -68,13 +68,13 @@ FACTORS: dict[str, tuple[str, ...]] = {"genre": GENRES, "tempo": TEMPOS, "mode":
 _DRAWN = ("mode", "lead", "contour", "dynamics", "brightness")  # drawn uniformly, one stream each
 SAMPLE_RATE_HZ = 32000
 
-# Chord progressions as scale degrees (0-based); each dwells on the tonic so the mode is audible.
 # Rock's beat (the seventh v2 trial): power chords and bass sound for 0.3 of a beat then stop (a chug,
 # 0.5 before), the hats play at 0.5 (0.35) and the drums sit 1.5x louder in the mix. Without a gap the
 # guitar wash hid the beat grid, and generated rock came out without one (trials 3 and 6).
 ROCK_CHUG = 0.3
 ROCK_HAT_GAIN = 0.5
 ROCK_DRUMS_GAIN = 1.5
+# Chord progressions as scale degrees (0-based); each dwells on the tonic so the mode is audible.
 _PROGRESSIONS = [[0, 3, 4, 0], [0, 5, 3, 4], [0, 4, 0, 3], [0, 0, 3, 4], [0, 3, 0, 4], [0, 5, 4, 0]]
 _SCALES = {"major": MAJOR, "minor": MINOR}
 
