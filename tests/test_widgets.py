@@ -46,7 +46,7 @@ def plotly_event(fig, event, point_indexes, trace_indexes):
         "point_indexes": point_indexes, "trace_indexes": trace_indexes}, "selector": None}
 
 
-@pytest.mark.parametrize("module", ["static", "sweep_view", "projection_view", "direction_picker",
+@pytest.mark.parametrize("module", ["static", "sweep_view", "projection_view", "lasso", "direction_picker",
                                     "steering_panel", "clip_compare", "teaching", "requests"])
 def test_docstring_examples(module):
     mod = __import__(f"widgets.{module}", fromlist=["_"])
@@ -120,6 +120,33 @@ def test_projection_explorer_click_select_groups_direction():
     ex.select([6])
     ex.use_selection_as("B")
     assert ex.make_direction() is None and "steered stars do not count" in ex.last_error
+
+
+def test_a_lasso_whose_points_event_was_lost_still_selects():
+    """What the browser sent when a lasso ended over a point (seen in the quickstart's browser test).
+
+    ipywidgets sends one message at a time and merges what waits: the hover that followed the
+    mouse-up replaced the selected-points event in the same trait, and only the outline (a relayout of
+    `layout.selections`, as FigureWidget's `_js2py_relayout` passes it on) reached python.
+    """
+    xy = np.array([[-3.0, 1.0], [-2.0, 0.0], [1.0, 2.0], [2.0, -1.0]])
+    ex = ProjectionExplorer(xy, ["classical", "classical", "rock", "rock"])
+    ex.add_points([[0.5, 0.0]], ["steered clip"])  # a star inside the outline is selected too
+    plotly_event(ex.figure, "plotly_hover", [0], [1])  # the event that overwrote plotly_selected
+    assert ex.selection == []
+    box = "M-0.1,2.6L3.1,2.6L3.1,-2.8L-0.1,-2.8L-0.1,2.5Z"  # plotly's lasso path, in data units
+    ex.figure.plotly_relayout({"selections": [{"type": "path", "path": box, "xref": "x", "yref": "y"}]})
+    assert ex.selection == [2, 3, 4] and ex.groups_readout.value.startswith("selected: 3 [#2, #3, #4]")
+    ex.use_selection_as("B")
+    # a box selection (dragmode "select"), then a double click that removes every outline
+    ex.figure.plotly_relayout({"selections": [{"type": "rect", "x0": -3.5, "x1": -1.5, "y0": -0.5, "y1": 1.5}]})
+    assert ex.selection == [0, 1] and ex.group_b == [2, 3, 4]
+    ex.figure.plotly_relayout({"selections": []})
+    assert ex.selection == []
+    # a new map: python's own clearing outlines select nothing
+    ex.figure.plotly_relayout({"selections": [{"type": "rect", "x0": -9, "x1": 9, "y0": -9, "y1": 9}]})
+    ex.set_xy(xy + 10)
+    assert ex.selection == [] and ex.last_error == ""
 
 
 def test_explorer_errors_are_shown_in_the_widget():

@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 import traitlets as t
 
 from ._base import View, guarded
+from .lasso import points_in_selections
 from .static import PALETTE, svg_scatter, wav_bytes, waveform_of
 
 
@@ -75,6 +76,9 @@ class ProjectionExplorer(View):
         for trace in self.figure.data:
             trace.on_click(self._on_click)
             trace.on_selection(self._on_selection)
+        # the drawn outline, in its own message: the selected-points event can be lost (widgets/lasso.py)
+        self._clearing_outline = False
+        self.figure.layout.on_change(self._on_outline, "selections")
         self.n_points = len(xy)
         self.player = w.Audio(autoplay=True, loop=False, layout=w.Layout(width="320px"))
         self.now_playing = w.HTML("click a point to listen")
@@ -156,16 +160,20 @@ class ProjectionExplorer(View):
         self.selection = []  # the lasso outline belonged to the old map; groups A/B (clip indices) stay
         # the lasso outline lives in the browser and python's copy may already be empty: set a value
         # first (assigning the same empty value sends nothing). Points stay dimmed until the next lasso.
-        with self.figure.batch_update():
-            self.figure.layout.selections = [dict(type="rect", x0=0, x1=0, y0=0, y1=0)]
-            for trace in self.figure.data:
-                trace.selectedpoints = []
-        with self.figure.batch_update():
-            self.figure.layout.selections = ()
-            for trace, idx in zip(self.figure.data[:-1], self._trace_index):
-                trace.x, trace.y = xy[idx, 0], xy[idx, 1]
-            self.figure.data[-1].x, self.figure.data[-1].y, self.figure.data[-1].hovertext = [], [], []
-            self.figure.layout.title = html.escape(self.title)
+        self._clearing_outline = True  # these outlines are ours: they select nothing
+        try:
+            with self.figure.batch_update():
+                self.figure.layout.selections = [dict(type="rect", x0=0, x1=0, y0=0, y1=0)]
+                for trace in self.figure.data:
+                    trace.selectedpoints = []
+            with self.figure.batch_update():
+                self.figure.layout.selections = ()
+                for trace, idx in zip(self.figure.data[:-1], self._trace_index):
+                    trace.x, trace.y = xy[idx, 0], xy[idx, 1]
+                self.figure.data[-1].x, self.figure.data[-1].y, self.figure.data[-1].hovertext = [], [], []
+                self.figure.layout.title = html.escape(self.title)
+        finally:
+            self._clearing_outline = False
         self.n_points = len(xy)
 
     def add_points(self, xy, texts: Sequence[str], clips: Sequence | None = None) -> list[int]:
@@ -207,6 +215,18 @@ class ProjectionExplorer(View):
         k = list(self.figure.data).index(trace)
         found = self._global(trace, points.point_inds)
         self.selection = found if k == 0 else sorted(set(self.selection) | set(found))
+
+    @guarded
+    def _on_outline(self, layout, selections):
+        # a relayout of `layout.selections` (every outline drawn, shift adds one; none after a double click)
+        if self._clearing_outline:
+            return
+        # the value passed in is plotly's cached tuple, stale after a relayout from the browser: read the dict
+        outlines = layout.to_plotly_json().get("selections") or []
+        points = np.vstack([self.xy, self.extra_xy]) if len(self.extra_xy) else self.xy
+        found = points_in_selections(points, outlines)
+        if found != self.selection:
+            self.selection = found
 
     @t.observe("selection", "group_a", "group_b")
     def _show_groups(self, change):
