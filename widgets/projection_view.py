@@ -224,9 +224,7 @@ class ProjectionExplorer(View):
         # the value passed in is plotly's cached tuple, stale after a relayout from the browser: read the dict
         outlines = layout.to_plotly_json().get("selections") or []
         points = np.vstack([self.xy, self.extra_xy]) if len(self.extra_xy) else self.xy
-        found = points_in_selections(points, outlines)
-        if found != self.selection:
-            self.selection = found
+        self.selection = points_in_selections(points, outlines)  # traitlets notifies only on a change
 
     @t.observe("selection", "group_a", "group_b")
     def _show_groups(self, change):
