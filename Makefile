@@ -2,6 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 PIP := $(PY) -m pip install -q -c constraints.txt
 PORT ?= 8888
 # Extra `jupyter lab` options, e.g. LAB_ARGS="--no-browser --IdentityProvider.token=secret".
@@ -30,12 +31,17 @@ warm-numba: $(STAMP)
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --port=$(PORT) $(LAB_ROOT_ARGS) $(LAB_ARGS) notebooks/01_quickstart.ipynb
 
+# The `test` extra (SAELens) only for the tests: a classroom laptop running `make lab` does not need it.
+$(TEST_STAMP): $(STAMP)
+	$(PIP) -e ".[test]"
+	touch $(TEST_STAMP)
+
 ## Set up, then run every test (unit, integration, notebooks, browser).
-test: $(STAMP) browser-deps
+test: $(TEST_STAMP) browser-deps
 	$(PY) -m pytest -q tests
 
 ## Unit tests only (no slow, no browser).
-test-fast: $(STAMP)
+test-fast: $(TEST_STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser" tests
 
 bench: $(STAMP)
