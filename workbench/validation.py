@@ -26,6 +26,7 @@ import numpy as np
 from workbench.enums import SITES
 from workbench.errors import (
     AudioFormatError,
+    DirectionMismatchError,
     DurationError,
     EmptyInputError,
     LayerOutOfRangeError,
@@ -390,3 +391,54 @@ def audio_length(n_samples: int, name: str, sample_rate_hz: int, *, min_samples:
         raise DurationError(
             f"{name} is {seconds:.2f} s but this model reads at most {max_samples / sample_rate_hz:.2f} s: crop it "
             f"(e.g. audio[:{max_samples}]) or split it into shorter clips")
+
+
+def text(value, name: str, *, example: str = "'facebook/musicgen-small'") -> str:
+    """A non-empty string (a model id, a column name)."""
+    if not isinstance(value, str) or not value:
+        raise WrongTypeError(f"{name}={_show(value)}: pass a non-empty string such as {example}")
+    return value
+
+
+def float_sequence(value, name: str, *, low: float | None = None, example: str = "[0.0, 0.5, 1.0]") -> tuple:
+    """A non-empty tuple of finite floats (one number is taken as a list of one; a string is refused)."""
+    value = _scalar(value)
+    if isinstance(value, (str, bytes)) or value is None or isinstance(value, dict):
+        raise WrongTypeError(f"{name}={_show(value)}: pass a list of numbers such as {example}")
+    if isinstance(value, (numbers.Real, np.number)):
+        value = [value]
+    try:
+        items = list(value)
+    except TypeError:
+        raise WrongTypeError(f"{name}={_show(value)} is a {type(value).__name__}: pass a list of numbers such as "
+                             f"{example}") from None
+    if not items:
+        raise EmptyInputError(f"{name} is empty: pass at least one number, e.g. {example}")
+    return tuple(finite_float(x, f"{name}[{i}]", low=low) for i, x in enumerate(items))
+
+
+def float_matrix(value, name: str, *, width: int | None = None, width_name: str = "width") -> np.ndarray:
+    """A (rows, width) float32 array of finite numbers (a torch tensor is accepted); ``width_name`` says whose
+    width it must match (a wrong width is a `DirectionMismatchError`, a NaN or inf a `NotFiniteError` naming
+    the first bad row)."""
+    if hasattr(value, "detach"):  # a torch tensor, without importing torch
+        value = value.detach().float().cpu().numpy()
+    if isinstance(value, (str, bytes)) or value is None or isinstance(value, dict):
+        raise WrongTypeError(f"{name}={_show(value)}: pass a 2-D array of numbers (rows, {width_name})")
+    try:
+        array = np.asarray(value)
+    except ValueError:
+        raise WrongTypeError(f"{name} is a ragged list: pass a 2-D array of numbers (rows, {width_name})") from None
+    if array.dtype.kind not in "iuf":
+        raise WrongTypeError(f"{name} holds {array.dtype} values: pass a 2-D array of numbers (rows, {width_name})")
+    if array.ndim != 2:
+        raise WrongTypeError(f"{name} has shape {array.shape}: pass a 2-D array (rows, {width_name})")
+    if width is not None and array.shape[1] != width:
+        raise DirectionMismatchError(f"{name} has {array.shape[1]} columns, but the {width_name} is {width}: pass "
+                                     f"activations of the layer it was made for")
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    finite = np.isfinite(array).all(axis=1)
+    if not finite.all():
+        raise NotFiniteError(f"{name} row {int(np.argmin(finite))} holds NaN or inf ({int((~finite).sum())} such "
+                             "rows): drop or clean those rows")
+    return array
