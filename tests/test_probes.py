@@ -94,8 +94,9 @@ def test_bad_inputs_name_the_fix():
     bad[3, 2] = np.nan
     with pytest.raises(NonFiniteActivationsError, match="1 of"):
         LinearProbe().fit(bad, y)
-    with pytest.raises(TooFewSamplesError, match="folds=3"):
-        sweep({("resid", 0): X[:9]}, y[:9], folds=5)
+    assert sweep({("resid", 0): X[:9]}, y[:9], folds=5).folds == 3  # min(folds, rows of the smallest class)
+    with pytest.raises(TooFewSamplesError, match="single row.*Collect more clips"):
+        sweep({("resid", 0): X[:4]}, y[:4], folds=5)  # class "a" twice, "b" and "c" once
     assert issubclass(OneClassError, ValueError)
 
 

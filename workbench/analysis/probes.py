@@ -3,7 +3,9 @@
 Both run on one batched torch solver (`workbench.analysis.solvers`): every fold (and the
 shuffled-label control) of a layer is fitted in the same pass over the activations, which is what
 makes 24 layers x 5 folds fast on a CPU. `sweep(..., baselines=...)` fits the same probe on
-baseline features (`workbench.analysis.baselines`) beside the layers.
+baseline features (`workbench.analysis.baselines`) beside the layers. Folds are grouped (`groups=`):
+rows that share a prompt, a synthesiser seed or a source clip never sit on both sides of a split, and
+each row's `margin` is its accuracy over the stronger of chance and the shuffled-label control.
 
     >>> import numpy as np
     >>> from workbench.analysis.probes import LinearProbe, sweep
@@ -15,6 +17,8 @@ baseline features (`workbench.analysis.baselines`) beside the layers.
     >>> result = sweep({("resid", 0): X}, y, folds=5)
     >>> sorted(result.rows[0])[:4]
     ['accuracy_mean', 'accuracy_std', 'baseline', 'chance']
+    >>> result.grouping, result.folds  # a dict of arrays: each row its own group
+    ('rows', 5)
 """
 from __future__ import annotations
 
@@ -38,17 +42,20 @@ from workbench.analysis.solvers import (  # the input errors live with the check
     NonFiniteActivationsError,
     OneClassError,
     ProbeInputError,
+    TooFewGroupsError,
     TooFewSamplesError,
     check_inputs,
     fit_batch,
     fit_layers,
     fold_ids,
     macro_f1,
+    table_groups,
 )
 from workbench.errors import CorruptFileError
 
 __all__ = ["LinearProbe", "SweepResult", "sweep", "KINDS", "ProbeInputError", "OneClassError",
-           "TooFewSamplesError", "NonFiniteActivationsError", "LabelMismatchError", "ProbeNotFittedError"]
+           "TooFewSamplesError", "TooFewGroupsError", "NonFiniteActivationsError", "LabelMismatchError",
+           "ProbeNotFittedError"]
 
 
 KINDS = ("logistic", "ridge")
@@ -223,13 +230,20 @@ class SweepResult:
 
     A baseline's row has site = its name, layer None and baseline True (a layer's: baseline False), and
     is keyed (name, None); `best()` and `layer_rows` leave baselines out, `baseline(name)` reads one.
-    label_column: the store column the labels came from (None when labels were passed).
+    Every row has `margin` (accuracy_mean - max(chance, control_accuracy_mean)); a layer's row also has
+    `over_<name>` (accuracy_mean - baseline <name>'s accuracy_mean) for each baseline.
+    label_column: the store column the labels came from (None when labels were passed). grouping: what
+    the folds kept apart ("rows": each row its own group; a table column such as "prompt" or "seed";
+    "given": groups passed per row); folds: how many folds ran; n_groups: how many groups there were.
     """
     rows: list[dict]
     classes: np.ndarray
     confusion: dict = field(default_factory=dict)
     probes: dict = field(default_factory=dict)
     label_column: str | None = None
+    grouping: str = "rows"
+    folds: int | None = None
+    n_groups: int | None = None
 
     @property
     def layer_rows(self) -> list[dict]:
@@ -257,14 +271,17 @@ class SweepResult:
         return [r[name] for r in self.layer_rows if site is None] + [r[name] for r in self.rows if r["site"] == site]
 
     def __repr__(self) -> str:
-        lines = [f"{'site':>6} {'layer':>5} {'acc':>6} {'±':>5} {'F1':>6} {'ctrl':>6}"]
+        lines = [f"{'site':>6} {'layer':>5} {'acc':>6} {'±':>5} {'F1':>6} {'ctrl':>6} {'margin':>6}"]
         for r in self.rows:
             layer = "base" if r.get("baseline") else r["layer"]
             lines.append(f"{r['site']:>6} {layer:>5} {r['accuracy_mean']:6.3f} {r['accuracy_std']:5.3f} "
-                         f"{r['macro_f1']:6.3f} {r.get('control_accuracy_mean', float('nan')):6.3f}")
+                         f"{r['macro_f1']:6.3f} {r.get('control_accuracy_mean', float('nan')):6.3f} "
+                         f"{r.get('margin', float('nan')):+6.3f}")
         first = self.rows[0] if self.rows else {}
         chance = [f"chance (majority class) {first['chance']:.3f}"] if "chance" in first else []
-        return "\n".join(lines + chance)
+        grouped = "each row its own group" if self.grouping == "rows" else f"grouped by {self.grouping}"
+        folds = [f"{self.folds} folds, {grouped} ({self.n_groups} groups)"] if self.folds else []
+        return "\n".join(lines + chance + folds)
 
 
 def _iter_sources(source, layers, sites):
@@ -307,15 +324,44 @@ def _checked_baselines(baselines, labels, source) -> dict:
     return {name: check_inputs(X, labels, what=f"baseline {name!r} features")[0] for name, X in baselines.items()}
 
 
+def _groups_of(source, groups, n: int) -> tuple[list | None, str]:
+    """(a group key per row or None, what they are) for `sweep`'s `groups=`."""
+    if isinstance(groups, str) and groups == "auto":
+        if isinstance(source, dict):
+            return None, "rows"  # a dict of arrays has no table to say what rows share
+        return table_groups(source.table)
+    if groups is None:
+        return None, "rows"
+    if isinstance(groups, str):
+        if isinstance(source, dict):
+            raise LabelMismatchError(f"groups={groups!r} names a column of an ActivationStore's table: for a dict of "
+                                     "arrays pass one group per row (e.g. each row's prompt), or groups=None")
+        values = [row.get(groups) for row in source.table]
+        if any(v is None for v in values):
+            columns = sorted({k for row in source.table for k in row} - {"row"})
+            raise LabelMismatchError(f"{sum(v is None for v in values)} of {n} rows have no {groups!r}: the store's "
+                                     f"table has columns {columns}; pass groups=<one of them>, or one group per row")
+        return values, groups
+    return list(groups), "given"
+
+
 def sweep(source, labels=None, *, layers=None, sites=None, folds: int = 5, control: bool = True,
           kind: str = "logistic", seed: int = 0, label_column: str | None = None, label: str | None = None,
-          baselines: dict | None = None, group_bytes: int = 512 * 2**20, threads: int | None = None,
+          baselines: dict | None = None, groups="auto", group_bytes: int = 512 * 2**20, threads: int | None = None,
           **probe_kwargs) -> SweepResult:
     """Cross-validated probe accuracy per (site, layer), with a shuffled-label control and baselines.
 
     source: dict[(site, layer)] -> (N, H) array, or an ActivationStore (labels then default to its
     table's `label_column`, default "label"; `label=` is an alias: `sweep(store, label="mode")`).
-    Folds are stratified and seeded; the control refits on the same folds with labels permuted once.
+    groups: what rows share, kept on one side of every split: "auto" (default; for a store the first of
+    its table's "source" (windows of one clip), "prompt", "seed" columns that groups rows, see
+    `solvers.table_groups`; for a dict of arrays each row its own group), a column name of the store's
+    table, one key per row, or None (each row its own group: row-wise folds).
+    folds: the most folds; the sweep runs `min(folds, groups in the smallest class)` and refuses
+    (TooFewGroupsError, naming the fix) when that is under 2. Folds are stratified where the groups
+    allow and seeded; the control refits on the same folds with labels permuted once over the rows.
+    `result.grouping` and `result.folds` say what ran. Each row's `margin` is accuracy_mean minus the
+    stronger of chance (the majority-class rate) and the control; layer rows get `over_<baseline>`.
     baselines: {name: (N, W) array}, e.g. `{"input": input_embeddings(...), "prompt": prompt_embeddings(...)}`
     (`workbench.analysis.baselines`), fitted with the same probe, folds, seed and control; their rows
     come after the layers' (site = name, layer None, baseline True) and `best()` leaves them out.
@@ -329,6 +375,10 @@ def sweep(source, labels=None, *, layers=None, sites=None, folds: int = 5, contr
         >>> result = sweep({("resid", 3): X}, y, baselines={"input": noise})
         >>> result.best()["layer"], result.baseline("input")["accuracy_mean"] < 0.7
         (3, True)
+        >>> clips = np.repeat(np.arange(10), 4)  # 4 windows of each of 10 clips: keep a clip's windows together
+        >>> grouped = sweep({("resid", 3): X}, y, groups=clips)
+        >>> grouped.grouping, grouped.folds, "margin" in grouped.rows[0]
+        ('given', 5, True)
     """
     if labels is None:
         labels, label_column = _store_labels(source, label_column, label)
@@ -337,25 +387,30 @@ def sweep(source, labels=None, *, layers=None, sites=None, folds: int = 5, contr
     labels = np.asarray(labels)
     probe = LinearProbe(kind=kind, **probe_kwargs)
     _check_params(probe)
-    if folds < 2:
-        raise ProbeInputError(f"folds={folds}: cross-validation needs folds >= 2")
-    _, labels = check_inputs(np.zeros((len(labels), 1)), labels, folds=folds)
+    if isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or folds < 2:
+        raise ProbeInputError(f"folds={folds!r}: cross-validation needs folds >= 2 (e.g. folds=5)")
+    _, labels = check_inputs(np.zeros((len(labels), 1)), labels)
     baselines = _checked_baselines(baselines, labels, source)
     classes, codes = np.unique(labels, return_inverse=True)
-    plan = FoldPlan.make(codes, folds, seed, control)
+    group_keys, grouping = _groups_of(source, groups, len(labels))
+    plan = FoldPlan.make(codes, int(folds), seed, control, groups=group_keys, grouping=grouping)
 
     threads_before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(int(threads))
     try:
         result = _sweep_groups(_iter_sources(source, layers, sites), labels, probe, plan, group_bytes,
-                               SweepResult(rows=[], classes=classes))
+                               SweepResult(rows=[], classes=classes, grouping=plan.grouping, folds=plan.folds,
+                                           n_groups=plan.n_groups))
         if not result.rows:
             raise ProbeInputError(f"no activations matched layers={layers} sites={sites}")
         for name, X in baselines.items():
             _sweep_groups([((name, None), X)], labels, probe, plan, group_bytes, result, baseline=True)
     finally:
         torch.set_num_threads(threads_before)
+    for name, base in result.baselines.items():  # each baseline beside every layer, in the layer's own row
+        for row in result.layer_rows:
+            row[f"over_{name}"] = row["accuracy_mean"] - base["accuracy_mean"]
     result.label_column = label_column
     return result
 
@@ -395,6 +450,8 @@ def _sweep_group(group, probe, plan: FoldPlan, result: SweepResult, baseline: bo
         if ctrl:
             row["control_accuracy_mean"] = float(np.mean(ctrl))
             row["selectivity"] = row["accuracy_mean"] - row["control_accuracy_mean"]
+        row["margin"] = row["accuracy_mean"] - max(plan.chance, row.get("control_accuracy_mean", plan.chance))
+        row.update(folds=plan.folds, grouping=plan.grouping)
         result.rows.append(row)
         result.confusion[(site, layer)] = conf
         full = LinearProbe(**probe.get_params())

@@ -1,5 +1,10 @@
 """The batched solvers under `LinearProbe` and `sweep`, and the cross-validation folds they run on.
 
+Folds are grouped: rows that share something that could carry their label (the prompt text, the
+synthesiser seed, the source clip of a window) never sit on both sides of a split, and the number of
+folds is `min(folds, groups in the smallest class)` (`fold_count`). Rows with no group are each
+their own group (`fold_ids`, the row-wise stratified folds).
+
 Every fold (and the shuffled-label control, and the final fit on all rows) of a group of
 same-shaped layers is one batch: logistic regression shares each L-BFGS step's `X @ W` across the
 fits, ridge solves each fit's normal equations from one Gram matrix. A fit is described by a mask
@@ -26,9 +31,14 @@ import torch
 
 from workbench.errors import BadInputError, NotFiniteError
 
-__all__ = ["standardize_stats", "fit_logistic", "fit_ridge", "fit_batch", "fit_layers", "fold_ids", "macro_f1",
-           "FoldPlan", "check_inputs", "ProbeInputError", "OneClassError", "TooFewSamplesError",
-           "NonFiniteActivationsError", "LabelMismatchError"]
+__all__ = ["standardize_stats", "fit_logistic", "fit_ridge", "fit_batch", "fit_layers", "fold_ids",
+           "grouped_fold_ids", "fold_count", "table_groups", "GROUP_COLUMNS", "macro_f1", "FoldPlan", "check_inputs",
+           "ProbeInputError", "OneClassError", "TooFewSamplesError", "TooFewGroupsError", "NonFiniteActivationsError",
+           "LabelMismatchError"]
+
+# Table columns that two rows can share, coarsest sharing first: the windows of one source clip, the
+# seeds of one prompt, the clips of one synthesiser seed. `table_groups` groups by the first that applies.
+GROUP_COLUMNS = ("source", "prompt", "seed")
 
 
 class ProbeInputError(BadInputError):
@@ -41,6 +51,10 @@ class OneClassError(ProbeInputError):
 
 class TooFewSamplesError(ProbeInputError):
     pass
+
+
+class TooFewGroupsError(TooFewSamplesError):
+    """A class with fewer than two groups: no fold could test it on a group it was not trained on."""
 
 
 class NonFiniteActivationsError(ProbeInputError, NotFiniteError):
@@ -202,6 +216,91 @@ def fold_ids(codes: np.ndarray, folds: int, seed: int) -> np.ndarray:
     return fold_of
 
 
+def group_codes(groups, n: int) -> np.ndarray:
+    """One integer per row for any per-row group keys (strings, numbers, tuples)."""
+    keys = list(groups)
+    if len(keys) != n:
+        raise LabelMismatchError(f"got {len(keys)} groups for {n} rows: pass one group per row, in the rows' order "
+                                 "(e.g. each row's prompt or source clip id), or groups=None for one group per row")
+    if any(k is None or (isinstance(k, float) and np.isnan(k)) for k in keys):
+        bad = sum(k is None or (isinstance(k, float) and np.isnan(k)) for k in keys)
+        raise LabelMismatchError(f"{bad} of {n} rows have no group (None or NaN): give every row one")
+    index: dict = {}
+    return np.array([index.setdefault(_hashable(k), len(index)) for k in keys], dtype=np.int64)
+
+
+def _hashable(key):
+    if isinstance(key, np.generic):
+        return key.item()
+    if isinstance(key, (list, np.ndarray)):
+        return tuple(_hashable(k) for k in key)
+    if isinstance(key, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in key.items()))
+    return key
+
+
+def table_groups(table: list[dict], columns=GROUP_COLUMNS) -> tuple[np.ndarray | None, str]:
+    """(group per row, the column grouped by) from a store's table, or (None, "rows") when no column applies.
+
+    A column applies when every row has it, it takes at least two values (a value every row shares,
+    like a default seed of 0, tells no row apart) and some value repeats (one value per row would be
+    row-wise anyway). The first in `columns` that applies wins: GROUP_COLUMNS lists the coarsest first.
+
+        >>> rows = [dict(prompt=p, seed=s) for p in ("jazz music", "a jazz song") for s in (0, 1)]
+        >>> table_groups(rows)[1], table_groups(rows)[0].tolist()
+        ('prompt', [0, 0, 1, 1])
+    """
+    for column in columns:
+        values = [row.get(column) for row in table]
+        if any(v is None for v in values):
+            continue
+        codes = group_codes(values, len(values))
+        if 2 <= codes.max() + 1 < len(codes):
+            return codes, column
+    return None, "rows"
+
+
+def fold_count(codes: np.ndarray, group_of: np.ndarray | None, folds: int = 5, grouping: str = "rows") -> int:
+    """`min(folds, groups in the smallest class)`; TooFewGroupsError, naming the fix, when that is under 2.
+
+    group_of: a group per row (None: each row its own group). grouping: what the groups are, for the message.
+
+        >>> fold_count(np.array([0, 0, 0, 1, 1, 1]), np.array([0, 0, 1, 2, 3, 4]))
+        2
+    """
+    group_of = np.arange(len(codes)) if group_of is None else np.asarray(group_of)
+    per_class = {c: len(np.unique(group_of[codes == c])) for c in np.unique(codes)}
+    smallest = min(per_class.values())
+    if smallest >= 2:
+        return int(min(folds, smallest))
+    low = [c for c, k in per_class.items() if k < 2]
+    if grouping == "rows":
+        raise TooFewGroupsError(f"{len(low)} class(es) have a single row: cross-validation needs at least 2 rows "
+                                "per class. Collect more clips of those labels.")
+    fix = ("collect at least 2 wordings per class (e.g. PromptSet(..., templates=('{label} music', "
+           "'a {label} song')))" if grouping == "prompt" else f"collect clips of at least 2 {grouping} values per class")
+    raise TooFewGroupsError(
+        f"{len(low)} class(es) have rows of a single {grouping} (rows grouped by {grouping!r}, so that no {grouping} "
+        f"is in both a training and a test fold): the probe could read the {grouping} instead of the label. To fix it, "
+        f"{fix}, or pass groups=None to fold rows one by one (accepting that rows sharing a {grouping} are then "
+        "in both training and test folds).")
+
+
+def grouped_fold_ids(codes: np.ndarray, group_of: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Fold index per row, every group in one fold, classes stratified where the groups allow
+    (scikit-learn's StratifiedGroupKFold, seeded); one group per row gives `fold_ids`' folds."""
+    group_of = np.asarray(group_of)
+    if len(np.unique(group_of)) == len(group_of):
+        return fold_ids(codes, folds, seed)
+    from sklearn.model_selection import StratifiedGroupKFold  # sklearn is imported by the probes anyway
+
+    fold_of = np.empty(len(codes), dtype=np.int64)
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for k, (_, test) in enumerate(splitter.split(np.zeros((len(codes), 1)), codes, group_of)):
+        fold_of[test] = k
+    return np.unique(fold_of, return_inverse=True)[1]  # a fold left empty would read NaN: number the rest
+
+
 def macro_f1(conf: np.ndarray) -> float:
     tp = np.diag(conf).astype(float)
     denom = conf.sum(0) + conf.sum(1)
@@ -211,28 +310,44 @@ def macro_f1(conf: np.ndarray) -> float:
 @dataclass(frozen=True)
 class FoldPlan:
     """The fits of a cross-validated sweep: the folds, then (with a control) the same folds on labels
-    permuted once, then one fit on all rows. Y: one-hot targets (n, F, K); M: training rows (F, n)."""
+    permuted once, then one fit on all rows. Y: one-hot targets (n, F, K); M: training rows (F, n).
+    group_of: the group of each row (None: each row its own); grouping: what the groups are."""
     codes: np.ndarray
     fold_of: np.ndarray
     folds: int
     shuffled: np.ndarray | None
     Y: torch.Tensor
     M: torch.Tensor
+    group_of: np.ndarray | None = None
+    grouping: str = "rows"
 
     @classmethod
-    def make(cls, codes: np.ndarray, folds: int, seed: int, control: bool) -> FoldPlan:
-        fold_of = fold_ids(codes, folds, seed)
+    def make(cls, codes: np.ndarray, folds: int, seed: int, control: bool, groups=None,
+             grouping: str | None = None) -> FoldPlan:
+        """folds: the most folds; the plan has `fold_count(codes, groups, folds)`. groups: one key per row
+        (None: each row its own group, the row-wise stratified folds of `fold_ids`)."""
+        group_of = None if groups is None else group_codes(groups, len(codes))
+        grouping = grouping or ("rows" if group_of is None else "groups")
+        folds = fold_count(codes, group_of, folds, grouping)
+        fold_of = fold_ids(codes, folds, seed) if group_of is None else grouped_fold_ids(codes, group_of, folds, seed)
+        folds = int(fold_of.max()) + 1
+        # the control permutes labels over rows, so it reads chance whenever the folds keep groups apart
         shuffled = np.random.default_rng(seed + 1).permutation(codes) if control else None
         masks = [fold_of != k for k in range(folds)] * (2 if control else 1) + [np.ones(len(codes), bool)]
         fit_codes = [codes] * folds + ([shuffled] * folds if control else []) + [codes]
         n_classes = int(codes.max()) + 1
         Y = torch.stack([torch.nn.functional.one_hot(torch.as_tensor(c), n_classes).float() for c in fit_codes], 1)
-        return cls(codes, fold_of, folds, shuffled, Y, torch.as_tensor(np.stack(masks), dtype=torch.float32))
+        return cls(codes, fold_of, folds, shuffled, Y, torch.as_tensor(np.stack(masks), dtype=torch.float32),
+                   group_of, grouping)
 
     @property
     def chance(self) -> float:
         """The accuracy of always answering the most common class."""
         return float(np.bincount(self.codes).max() / len(self.codes))
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.codes) if self.group_of is None else len(np.unique(self.group_of))
 
     def scores(self, pred: np.ndarray):
         """(fold accuracies, control accuracies or [], confusion (true x predicted, out-of-fold counts)) of
