@@ -36,11 +36,13 @@ from workbench.errors import (
     UnknownOptionError,
     UnknownSiteError,
     WrongTypeError,
+    ZeroNormError,
 )
 
 __all__ = ["audio_clips", "audio_length", "audio_mono", "choice", "finite_float", "guidance_scale", "integer",
            "int_sequence", "layer_index", "layers_in_range", "non_negative_int", "one_clip", "positive_int",
-           "prompt_list", "seed_list", "seeds", "site", "sites", "str_list", "temperature", "threads", "top_k"]
+           "prompt_list", "seed_list", "seeds", "site", "sites", "str_list", "temperature", "threads", "top_k",
+           "model_handle", "unit_direction", "window"]
 
 SEED_RANGE = (-(2 ** 63), 2 ** 64)  # what torch.Generator.manual_seed accepts
 MAX_CHARS_PER_TOKEN = 20            # no tokenizer packs more into one token: longer prompts are refused unread
@@ -442,3 +444,91 @@ def float_matrix(value, name: str, *, width: int | None = None, width_name: str 
         raise NotFiniteError(f"{name} row {int(np.argmin(finite))} holds NaN or inf ({int((~finite).sum())} such "
                              "rows): drop or clean those rows")
     return array
+
+
+def window(value, n: int, name: str = "window", *, unit: str = "positions") -> tuple[int, int]:
+    """A half-open ``(start, stop)`` of ints with 0 <= start < stop <= n: reversed, negative, empty and
+    out-of-run windows are refused (patched, they would change nothing and read as "no effect")."""
+    value = _scalar(value)
+    if isinstance(value, (str, bytes)) or value is None or isinstance(value, (dict, numbers.Number, np.number)):
+        raise WrongTypeError(f"{name}={_show(value)}: pass a (start, stop) pair of ints such as (0, {n})")
+    try:
+        items = list(value)
+    except TypeError:
+        raise WrongTypeError(f"{name}={_show(value)} is a {type(value).__name__}: pass a (start, stop) pair of ints "
+                             f"such as (0, {n})") from None
+    if len(items) != 2:
+        raise WrongTypeError(f"{name}={_show(value)} has {len(items)} items: pass a (start, stop) pair of ints such "
+                             f"as (0, {n})")
+    start, stop = integer(items[0], f"{name} start"), integer(items[1], f"{name} stop")
+    if start < 0:
+        raise OutOfRangeError(f"{name}=({start}, {stop}) starts at a negative index: windows count {unit} from 0; "
+                              f"pass 0 <= start < stop <= {n}")
+    if stop <= start:
+        example = (start, start + 1) if stop == start else (stop, start)
+        raise EmptyInputError(f"{name}=({start}, {stop}) is {'empty' if stop == start else 'reversed'}: it would "
+                              f"change nothing; pass start < stop, e.g. {example}")
+    if stop > n:
+        raise OutOfRangeError(f"{name}=({start}, {stop}) goes beyond the run's {n} {unit} (0-{n - 1}): pass "
+                              f"stop <= {n}, e.g. ({min(start, n - 1)}, {n})")
+    return start, stop
+
+
+def unit_direction(value, hidden_size: int, name: str = "direction", *, model_id: str | None = None,
+                   zero_hint: str = "pass a non-zero direction (e.g. a difference of class means)") -> np.ndarray:
+    """The unit float32 vector of a direction (a `Direction`, array or tensor of ``hidden_size`` entries).
+
+    A `Direction` made on another model than ``model_id`` is refused as `SteeringSpec` refuses it; NaN/inf
+    entries are a `NotFiniteError`, a zero (or too small to normalise) vector a `ZeroNormError`.
+    """
+    made_on = getattr(value, "model_id", None)
+    raw = getattr(value, "vector", value)
+    if hasattr(raw, "detach"):  # a torch tensor, without importing torch
+        raw = raw.detach().float().cpu().numpy()
+    if raw is None or isinstance(raw, (str, bytes, dict, bool, np.bool_)):
+        raise WrongTypeError(f"{name}={_show(value)}: pass a Direction or a ({hidden_size},) array of numbers")
+    try:
+        array = np.asarray(raw)
+    except (ValueError, TypeError):
+        raise WrongTypeError(f"{name} is a ragged list: pass a Direction or a ({hidden_size},) array of "
+                             "numbers") from None
+    if array.dtype.kind not in "iuf":
+        raise WrongTypeError(f"{name} holds {array.dtype} values: pass a Direction or a ({hidden_size},) array of "
+                             "numbers")
+    if array.ndim == 2 and 1 in array.shape:
+        array = array.reshape(-1)
+    if array.ndim != 1 or array.size != hidden_size:
+        raise DirectionMismatchError(
+            f"{name} has shape {array.shape} but the model's hidden size is {hidden_size}: use a direction made on "
+            "this model's activations, shape (hidden,)")
+    array = array.astype(np.float64)
+    if not np.isfinite(array).all():
+        raise NotFiniteError(f"{name} has NaN or inf entries: recompute it from finite activations")
+    if made_on is not None and model_id is not None and made_on != model_id:
+        raise DirectionMismatchError(
+            f"{name} was made on model {made_on!r}, not on {model_id!r}: recompute it on this model, or pass the "
+            f"raw vector ({name}.vector) if you really mean to transfer it")
+    norm = float(np.linalg.norm(array))
+    if not math.isfinite(norm):
+        raise NotFiniteError(f"{name} is too long to normalise (norm overflows): rescale it, e.g. direction / "
+                             "its largest entry")
+    if norm == 0:
+        raise ZeroNormError(f"{name} has zero length: {zero_hint}")
+    unit = array / norm
+    return unit.astype(np.float32)
+
+
+def model_handle(value, name: str = "handle"):
+    """A loaded model (`workbench.load_model` / `random_model`), recognised by what it holds."""
+    if not all(hasattr(value, attr) for attr in ("model", "processor", "model_id")):
+        raise WrongTypeError(f"{name} is a {type(value).__name__}, not a loaded model: pass "
+                             "workbench.load_model() or workbench.random_model('tiny')")
+    return value
+
+
+def model_handle(value, name: str = "handle"):
+    """A loaded model (`workbench.load_model(...)` or `workbench.random_model(...)`), checked by what it offers."""
+    if not all(hasattr(value, a) for a in ("model", "model_id", "n_layers", "hidden_size", "n_codebooks")):
+        raise WrongTypeError(f"{name} is a {type(value).__name__}: pass a loaded model, e.g. "
+                             "workbench.load_model() or workbench.random_model('tiny')")
+    return value
