@@ -524,11 +524,3 @@ def model_handle(value, name: str = "handle"):
         raise WrongTypeError(f"{name} is a {type(value).__name__}, not a loaded model: pass "
                              "workbench.load_model() or workbench.random_model('tiny')")
     return value
-
-
-def model_handle(value, name: str = "handle"):
-    """A loaded model (`workbench.load_model(...)` or `workbench.random_model(...)`), checked by what it offers."""
-    if not all(hasattr(value, a) for a in ("model", "model_id", "n_layers", "hidden_size", "n_codebooks")):
-        raise WrongTypeError(f"{name} is a {type(value).__name__}: pass a loaded model, e.g. "
-                             "workbench.load_model() or workbench.random_model('tiny')")
-    return value
