@@ -277,13 +277,13 @@ def fold_count(codes: np.ndarray, group_of: np.ndarray | None, folds: int = 5, g
     if grouping == "rows":
         raise TooFewGroupsError(f"{len(low)} class(es) have a single row: cross-validation needs at least 2 rows "
                                 "per class. Collect more clips of those labels.")
+    unit = "group" if grouping == "given" else grouping
     fix = ("collect at least 2 wordings per class (e.g. PromptSet(..., templates=('{label} music', "
-           "'a {label} song')))" if grouping == "prompt" else f"collect clips of at least 2 {grouping} values per class")
+           "'a {label} song')))" if grouping == "prompt" else f"collect rows of at least 2 {unit}s per class")
     raise TooFewGroupsError(
-        f"{len(low)} class(es) have rows of a single {grouping} (rows grouped by {grouping!r}, so that no {grouping} "
-        f"is in both a training and a test fold): the probe could read the {grouping} instead of the label. To fix it, "
-        f"{fix}, or pass groups=None to fold rows one by one (accepting that rows sharing a {grouping} are then "
-        "in both training and test folds).")
+        f"{len(low)} class(es) have rows of a single {unit} (no {unit} may be in both a training and a test fold): "
+        f"the probe could read the {unit} instead of the label. To fix it, {fix}, or pass groups=None to fold rows "
+        f"one by one (rows sharing a {unit} may then be in both training and test folds).")
 
 
 def grouped_fold_ids(codes: np.ndarray, group_of: np.ndarray, folds: int, seed: int) -> np.ndarray:
