@@ -39,7 +39,17 @@ import numpy as np
 import torch
 
 from workbench import validation
-from workbench.errors import BadInputError
+from workbench.errors import (
+    BadInputError,
+    DirectionMismatchError,
+    DurationError,
+    EmptyInputError,
+    NotFiniteError,
+    OutOfRangeError,
+    WrongTypeError,
+)
+from workbench.runtime.inputs import checked_prompts
+from workbench.runtime.steering import MAX_ADDED_NORM
 from workbench.runtime.tracing import ForwardTrace, Intervention, generate_traced, traced_forward
 
 __all__ = ["ForcedInput", "ProbeMetric", "windows", "forward", "code_logprob", "record_forward", "patch_forward",
@@ -56,13 +66,22 @@ class ForcedInput:
     prompt: str | None = None
     label: str | None = None
 
+    def __post_init__(self):
+        object.__setattr__(self, "codes", _code_tensor(self.codes))
+        if self.prompt is not None and not isinstance(self.prompt, str):
+            raise WrongTypeError(f"prompt={self.prompt!r} is a {type(self.prompt).__name__}: pass the text prompt "
+                                 "as a string, or None for the null text")
+
     @classmethod
     def of(cls, handle, item, prompt: str | None = "from clip", label: str | None = None) -> ForcedInput:
         """From a `Clip` of this model (its codes; its prompt unless ``prompt`` is given), a code
         array, or mono audio at the model's rate (encoded by its codec)."""
         from workbench.runtime.teacher_forcing import codes_for
+        validation.model_handle(handle)
         if prompt == "from clip":
             prompt = getattr(item, "prompt", None)
+        if prompt is not None:
+            prompt = checked_prompts(handle, [prompt], "prompt")[0]
         codes = codes_for(handle, [item], handle.sample_rate_hz, 1)[0]
         return cls(codes.long(), prompt, label if label is not None else getattr(item, "label", None))
 
@@ -80,7 +99,14 @@ class ProbeMetric:
     label: str
     site: str = "resid"
 
+    def __post_init__(self):
+        object.__setattr__(self, "layer", validation.integer(self.layer, "layer", low=0))
+        validation.site(self.site)
+
     def column(self) -> int:
+        if not hasattr(self.probe, "classes_") or not hasattr(self.probe, "predict_proba"):
+            raise WrongTypeError(f"probe is a {type(self.probe).__name__} without classes_/predict_proba: pass a "
+                                 "fitted probe, e.g. LinearProbe().fit(activations, labels)")
         classes = [str(c) for c in self.probe.classes_]
         if str(self.label) not in classes:
             raise BadInputError(f"label {self.label!r} is not a class of this probe ({classes}): pick one of them")
@@ -93,9 +119,10 @@ def windows(n: int, n_windows: int) -> list[tuple[int, int]]:
     >>> windows(10, 3)
     [(0, 3), (3, 7), (7, 10)]
     """
+    n = validation.positive_int(n, "n")
     n_windows = validation.positive_int(n_windows, "windows")
     if n_windows > n:
-        raise BadInputError(f"{n_windows} windows over {n} positions: ask for at most {n}")
+        raise OutOfRangeError(f"{n_windows} windows over {n} positions: ask for at most {n}")
     edges = np.linspace(0, n, n_windows + 1).round().astype(int)
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
@@ -108,16 +135,26 @@ def _row_slice(rows: str, n: int, guided: bool) -> slice:
     return {"cond": slice(0, n), "uncond": slice(n, 2 * n), "both": slice(0, 2 * n)}[rows]
 
 
-def _unit(handle, direction) -> torch.Tensor | None:
-    """The unit vector of a `Direction` / array (a zero vector stays zero: ablating it is a no-op)."""
+def _unit(handle, direction, zero_hint: str) -> torch.Tensor:
+    """The unit vector of a `Direction` / array / tensor, checked against the model (size, model id, NaN, zero)."""
+    unit = validation.unit_direction(direction, handle.hidden_size, model_id=handle.model_id, zero_hint=zero_hint)
+    return torch.as_tensor(unit).to(handle.device, handle.dtype)
+
+
+PATCH_ZERO_HINT = ("patching along it would patch nothing and read as 'recovered 0'; pass a non-zero direction, "
+                   "or direction=None to patch the whole vector")
+ABLATE_ZERO_HINT = "ablating it would change nothing; pass a non-zero direction (e.g. a difference of class means)"
+
+
+def _patch_unit(handle, direction) -> torch.Tensor | None:
+    return None if direction is None else _unit(handle, direction, PATCH_ZERO_HINT)
+
+
+def _ablate_unit(handle, direction) -> torch.Tensor:
     if direction is None:
-        return None
-    vector = torch.as_tensor(np.asarray(getattr(direction, "vector", direction), dtype=np.float32).reshape(-1))
-    if vector.numel() != handle.hidden_size:
-        raise BadInputError(f"direction has {vector.numel()} entries but the model's hidden size is "
-                            f"{handle.hidden_size}: use a direction made on this model")
-    norm = float(vector.norm())
-    return (vector / norm if norm > 0 else vector).to(handle.device, handle.dtype)
+        raise WrongTypeError("direction=None: ablation needs a direction to project out, a Direction or a "
+                             "(hidden,) array")
+    return _unit(handle, direction, ABLATE_ZERO_HINT)
 
 
 def _along(x: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
@@ -131,6 +168,190 @@ def _replaced(hidden, source, unit):
 
 def _ablated(hidden, unit, value):
     return hidden - _along(hidden, unit) + (0.0 if value is None else value) * unit
+
+
+# ----- argument checks: every public entry point runs them once, before any work ------------------
+
+def _code_tensor(codes) -> torch.Tensor:
+    """(n_codebooks, frames) int64 codes from a tensor, array or nested list of ints."""
+    if isinstance(codes, (str, bytes)) or codes is None or isinstance(codes, dict):
+        raise WrongTypeError(f"codes={codes!r:.60}: pass an (n_codebooks, frames) array of ints, or use "
+                             "ForcedInput.of(handle, clip)")
+    if not isinstance(codes, torch.Tensor):
+        try:
+            codes = torch.as_tensor(np.asarray(codes))
+        except (ValueError, TypeError, RuntimeError):
+            raise WrongTypeError("codes are not a rectangular array of ints: pass (n_codebooks, frames) ints, or "
+                                 "use ForcedInput.of(handle, clip)") from None
+    if codes.dtype.is_floating_point or codes.dtype.is_complex or codes.dtype == torch.bool:
+        raise WrongTypeError(f"codes are {codes.dtype}: pass integer codes (n_codebooks, frames), or use "
+                             "ForcedInput.of(handle, clip) to encode audio")
+    if codes.ndim != 2:
+        raise WrongTypeError(f"codes have shape {tuple(codes.shape)}: pass (n_codebooks, frames), one input at a "
+                             "time (ForcedInput.of(handle, clip))")
+    if codes.shape[1] == 0:
+        raise EmptyInputError("codes have no frames: pass at least a few frames of a clip")
+    if int(codes.min()) < 0:
+        raise OutOfRangeError(f"codes hold a negative code ({int(codes.min())}): codes are codebook indices >= 0")
+    return codes.long()
+
+
+def _checked_input(handle, value, name: str) -> ForcedInput:
+    """A `ForcedInput` whose codes this model can read (codebooks, code range, frames)."""
+    if not isinstance(value, ForcedInput):
+        raise WrongTypeError(f"{name} is a {type(value).__name__}: pass ForcedInput.of(handle, clip) (teacher "
+                             "forcing), or a prompt string with mode='generate'")
+    n_codebooks, frames = value.codes.shape
+    if n_codebooks != handle.n_codebooks:
+        raise BadInputError(f"{name} has {n_codebooks} codebooks but this model reads {handle.n_codebooks}: make it "
+                            "with ForcedInput.of(handle, audio) on this model")
+    vocab = handle.config.decoder.vocab_size
+    if int(value.codes.max()) >= vocab:
+        raise OutOfRangeError(f"{name} holds code {int(value.codes.max())} but this model's codebooks have {vocab} "
+                              f"codes (0-{vocab - 1}): make it with ForcedInput.of(handle, audio) on this model")
+    if not handle.min_frames <= frames <= handle.max_frames:
+        raise DurationError(f"{name} has {frames} frames: this model reads {handle.min_frames} to {handle.max_frames} "
+                            "frames; crop or drop it")
+    if value.prompt is not None:
+        checked_prompts(handle, [value.prompt], f"{name}.prompt")
+    return value
+
+
+def _checked_inputs(handle, inputs) -> list[ForcedInput]:
+    if isinstance(inputs, ForcedInput):
+        return [_checked_input(handle, inputs, "inputs")]
+    if isinstance(inputs, (str, bytes)) or inputs is None or isinstance(inputs, dict):
+        raise WrongTypeError(f"inputs={inputs!r:.60}: pass a ForcedInput or a list of them "
+                             "(ForcedInput.of(handle, clip))")
+    try:
+        inputs = list(inputs)
+    except TypeError:
+        raise WrongTypeError(f"inputs is a {type(inputs).__name__}: pass a ForcedInput or a list of them") from None
+    if not inputs:
+        raise EmptyInputError("inputs is empty: pass at least one ForcedInput (ForcedInput.of(handle, clip))")
+    inputs = [_checked_input(handle, x, f"inputs[{i}]") for i, x in enumerate(inputs)]
+    _same_length(*inputs)
+    return inputs
+
+
+def _checked_prompt(handle, value, name: str) -> str:
+    if not isinstance(value, str):
+        raise WrongTypeError(f"{name}={value!r:.60} is a {type(value).__name__}: pass one text prompt, e.g. "
+                             "'jazz music'")
+    return checked_prompts(handle, [value], name)[0]
+
+
+def _checked_layers(handle, layers, *, default_all: bool) -> tuple[int, ...]:
+    if layers is None and default_all:
+        return tuple(range(handle.n_layers))
+    layers = validation.int_sequence(layers, "layers", example="[0, 1]")
+    return validation.layers_in_range(layers, handle.n_layers)
+
+
+def _checked_interventions(interventions) -> tuple:
+    if interventions is None:
+        return ()
+    if isinstance(interventions, Intervention):
+        return (interventions,)
+    try:
+        items = tuple(interventions)
+    except TypeError:
+        raise WrongTypeError(f"interventions is a {type(interventions).__name__}: pass a list of "
+                             "Intervention(site, layer, edit=..., read=...)") from None
+    for i, iv in enumerate(items):
+        if not isinstance(iv, Intervention):
+            raise WrongTypeError(f"interventions[{i}] is a {type(iv).__name__}: pass Intervention(site, layer, "
+                                 "edit=..., read=...) objects")
+    return items
+
+
+def _checked_value(value) -> float | None:
+    """None (project the direction out) or the finite value to clamp its projection to."""
+    if value is None:
+        return None
+    return validation.finite_float(value, "value", low=-MAX_ADDED_NORM, high=MAX_ADDED_NORM,
+                                   hint="the clamped projection is a distance along a unit direction, comparable to "
+                                        "the residual's norm (a few to a few hundred); None projects it out")
+
+
+def _checked_seed(seed) -> int:
+    low, high = validation.SEED_RANGE
+    return validation.integer(seed, "seed", low=low, high=high - 1)
+
+
+def _scalar_of(value):
+    return value.item() if getattr(value, "ndim", None) == 0 and hasattr(value, "item") else value
+
+
+def _checked_stop(stop):
+    if stop is not None and not callable(stop):
+        raise WrongTypeError(f"stop={stop!r:.60} is not callable: pass a function returning True to stop, or None")
+    return stop
+
+
+def _guided(guidance_scale) -> bool:
+    return guidance_scale is not None and guidance_scale > 1
+
+
+def _n_steps(handle, duration_s) -> int:
+    """Decoder steps of a generation of ``duration_s``: its frames plus the delay pattern's."""
+    return handle.frames_for(duration_s) + handle.delay_steps
+
+
+def _spans(windows_arg, n: int, unit: str) -> list[tuple[int, int]]:
+    """A sweep's windows: ``n_windows`` equal ones, or a list of (start, stop) each within 0..n."""
+    value = _scalar_of(windows_arg)
+    if isinstance(value, (str, bytes)) or value is None or isinstance(value, dict):
+        raise WrongTypeError(f"windows={value!r:.60}: pass how many equal windows (an int such as 8) or a list of "
+                             "(start, stop) pairs such as [(0, 4), (4, 8)]")
+    if isinstance(value, (bool, np.bool_, float, int, np.number)):
+        return windows(n, value)
+    try:
+        items = list(value)
+    except TypeError:
+        raise WrongTypeError(f"windows is a {type(value).__name__}: pass an int or a list of (start, stop) "
+                             "pairs") from None
+    if not items:
+        raise EmptyInputError("windows=[] patches nothing: pass an int (how many equal windows) or at least one "
+                              "(start, stop) pair")
+    if all(isinstance(_scalar_of(x), (int, float, np.number)) and not isinstance(x, bool) for x in items):
+        raise WrongTypeError(f"windows={value!r:.60} is a flat list: pass a list of (start, stop) pairs, e.g. "
+                             f"[{tuple(items[:2])}]")
+    return [validation.window(w, n, f"windows[{i}]", unit=unit) for i, w in enumerate(items)]
+
+
+def _checked_source_acts(source_acts, key, rows: int, n: int, hidden: int):
+    try:
+        acts = source_acts[key]
+    except (KeyError, TypeError, IndexError):
+        raise BadInputError(f"source_acts has no {key}: pass record_forward(handle, source, [{key}], "
+                            "guidance_scale) of this source") from None
+    shape = tuple(getattr(acts, "shape", ()))
+    if not isinstance(acts, torch.Tensor) or shape != (rows, n, hidden):
+        raise BadInputError(f"source_acts[{key}] has shape {shape}, not ({rows}, {n}, {hidden}): pass "
+                            "record_forward(handle, source, keys, guidance_scale) of this source with the same "
+                            "guidance_scale")
+    return source_acts
+
+
+def _checked_keys(handle, keys) -> list[tuple[str, int]]:
+    example = "[('resid', 1)]"
+    if isinstance(keys, (str, bytes)) or keys is None or isinstance(keys, dict):
+        raise WrongTypeError(f"keys={keys!r:.60}: pass a list of (site, layer) pairs such as {example}")
+    try:
+        items = list(keys)
+    except TypeError:
+        raise WrongTypeError(f"keys is a {type(keys).__name__}: pass a list of (site, layer) pairs such as "
+                             f"{example}") from None
+    if not items:
+        raise EmptyInputError(f"keys is empty: it would record nothing; pass (site, layer) pairs such as {example}")
+    checked = []
+    for i, key in enumerate(items):
+        if not isinstance(key, (tuple, list)) or len(key) != 2:
+            raise WrongTypeError(f"keys[{i}]={key!r:.60} is not a (site, layer) pair: pass a list of pairs such as "
+                                 f"{example}")
+        checked.append((validation.site(key[0]), validation.layer_index(key[1], handle.n_layers)))
+    return checked
 
 
 # ----- teacher forcing: one forward per cell -------------------------------------------------------
@@ -162,11 +383,10 @@ def _text_states_cached(handle, prompts: tuple) -> tuple:
 
 def _forward_args(handle, inputs: list[ForcedInput], guidance_scale):
     from workbench.runtime.teacher_forcing import delayed_decoder_inputs
-    _same_length(*inputs)
     n = len(inputs)
     states, mask = _text_states_cached(handle, tuple(i.prompt for i in inputs))
     ids = delayed_decoder_inputs(handle, torch.stack([i.codes for i in inputs]).to(handle.device))
-    guided = guidance_scale is not None and guidance_scale > 1
+    guided = _guided(guidance_scale)
     if guided:
         states, mask = torch.cat([states, torch.zeros_like(states)]), torch.cat([mask, torch.zeros_like(mask)])
         ids = torch.cat([ids.reshape(n, -1, ids.shape[-1])] * 2).reshape(-1, ids.shape[-1])
@@ -179,7 +399,13 @@ def forward(handle, inputs, interventions=(), guidance_scale: float | None = Non
     Under guidance (``guidance_scale > 1``) the null-text rows follow the conditional ones and the
     logits are combined as generation does: ``uncond + guidance_scale * (cond - uncond)``.
     """
-    inputs = [inputs] if isinstance(inputs, ForcedInput) else list(inputs)
+    validation.model_handle(handle)
+    inputs = _checked_inputs(handle, inputs)
+    interventions = _checked_interventions(interventions)
+    return _forward(handle, inputs, interventions, validation.guidance_scale(guidance_scale))
+
+
+def _forward(handle, inputs: list[ForcedInput], interventions, guidance_scale) -> ForwardTrace:
     ids, states, mask, guided = _forward_args(handle, inputs, guidance_scale)
     out = traced_forward(handle, ids, states, mask, interventions)
     if guided:
@@ -190,6 +416,21 @@ def forward(handle, inputs, interventions=(), guidance_scale: float | None = Non
 
 def code_logprob(handle, logits: torch.Tensor, inp: ForcedInput) -> float:
     """Mean log-probability (nats per code) that ``logits`` give ``inp``'s codes (pad positions skipped)."""
+    validation.model_handle(handle)
+    inp = _checked_input(handle, inp, "inp")
+    n = inp.frames + handle.delay_steps
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 3 or not logits.dtype.is_floating_point:
+        raise WrongTypeError(f"logits is a {type(logits).__name__} of shape {tuple(getattr(logits, 'shape', ()))}: "
+                             "pass the float logits of forward(handle, inp).logits, shape (rows * codebooks, "
+                             "positions, codes)")
+    if logits.shape[0] < handle.n_codebooks or logits.shape[1] != n:
+        raise BadInputError(f"logits have shape {tuple(logits.shape)}, but {inp.frames} frames of "
+                            f"{handle.n_codebooks} codebooks need at least ({handle.n_codebooks}, {n}, codes): pass "
+                            "forward(handle, inp).logits of this input")
+    return _code_logprob(handle, logits, inp)
+
+
+def _code_logprob(handle, logits: torch.Tensor, inp: ForcedInput) -> float:
     from workbench.runtime.teacher_forcing import delayed_decoder_inputs
     ids = delayed_decoder_inputs(handle, inp.codes[None].to(handle.device))  # (K, T)
     bos = handle.model.generation_config.decoder_start_token_id
@@ -203,15 +444,20 @@ def code_logprob(handle, logits: torch.Tensor, inp: ForcedInput) -> float:
 def record_forward(handle, inp: ForcedInput, keys, guidance_scale=None) -> dict:
     """(site, layer) -> the full activation tensor of one forward of ``inp`` (what `patch_forward`'s
     ``source_acts`` takes, so many cells share one source forward)."""
+    validation.model_handle(handle)
+    inp = _checked_input(handle, inp, "inp")
+    keys = _checked_keys(handle, keys)
+    return _record_forward(handle, inp, keys, validation.guidance_scale(guidance_scale))
+
+
+def _record_forward(handle, inp: ForcedInput, keys, guidance_scale) -> dict:
     ivs = [Intervention(site, layer, read=lambda x, step: x) for site, layer in keys]
-    out = forward(handle, inp, ivs, guidance_scale)
+    out = _forward(handle, [inp], ivs, guidance_scale)
     return dict(zip(keys, out.reads))
 
 
 def _forward_edit(source, rs, start, stop, unit):
     def edit(hidden, step):
-        if start >= hidden.shape[1] or stop <= 0:
-            return None
         new = hidden.clone()
         new[rs, start:stop] = _replaced(hidden[rs, start:stop], source[rs, start:stop], unit)
         return new
@@ -224,37 +470,64 @@ def patch_forward(handle, source: ForcedInput, target: ForcedInput, *, site: str
     """The target's forward with the source's activations at (site, layer) over positions ``window``.
 
     direction: patch only the component along it (None: the whole vector). window: (start, stop)
-    positions, None = all. Extra ``interventions`` (e.g. a read for a metric) run alongside.
-    source_acts: `record_forward` of the source at this (site, layer), if already at hand.
+    positions within the run (frames + the delay pattern's steps), None = all. Extra
+    ``interventions`` (e.g. a read for a metric) run alongside. source_acts: `record_forward` of the
+    source at this (site, layer), if already at hand.
     """
-    validation.site(site)
-    handle.check_layer(layer)
+    validation.model_handle(handle)
+    source, target = _checked_input(handle, source, "source"), _checked_input(handle, target, "target")
     _same_length(source, target)
-    guided = guidance_scale is not None and guidance_scale > 1
+    site, layer = validation.site(site), validation.layer_index(layer, handle.n_layers)
+    guidance_scale = validation.guidance_scale(guidance_scale)
+    guided = _guided(guidance_scale)
     rs = _row_slice(rows, 1, guided)
-    acts = source_acts if source_acts is not None else record_forward(handle, source, [(site, layer)], guidance_scale)
-    start, stop = window if window is not None else (0, acts[(site, layer)].shape[1])
-    edit = _forward_edit(acts[(site, layer)], rs, start, stop, _unit(handle, direction))
-    return forward(handle, target, [Intervention(site, layer, edit=edit), *interventions], guidance_scale)
+    n = source.frames + handle.delay_steps
+    span = (0, n) if window is None else validation.window(window, n, unit="positions")
+    unit = _patch_unit(handle, direction)
+    interventions = _checked_interventions(interventions)
+    if source_acts is not None:
+        _checked_source_acts(source_acts, (site, layer), 2 if guided else 1, n, handle.hidden_size)
+    return _patch_forward(handle, source, target, site, layer, span, unit, rs, guidance_scale, interventions,
+                          source_acts)
+
+
+def _patch_forward(handle, source, target, site, layer, span, unit, rs, guidance_scale, interventions, acts):
+    if acts is None:
+        acts = _record_forward(handle, source, [(site, layer)], guidance_scale)
+    edit = _forward_edit(acts[(site, layer)], rs, *span, unit)
+    return _forward(handle, [target], [Intervention(site, layer, edit=edit), *interventions], guidance_scale)
+
+
+def _ablate_edit(rs, start, stop, unit, value):
+    def edit(hidden, step):
+        new = hidden.clone()
+        new[rs, start:stop] = _ablated(hidden[rs, start:stop], unit, value)
+        return new
+    return edit
 
 
 def ablate_forward(handle, inp: ForcedInput, direction, *, layers, site: str = "resid",
                    window: tuple[int, int] | None = None, value: float | None = None, rows: str = "cond",
                    guidance_scale: float | None = None, interventions=()) -> ForwardTrace:
     """``inp``'s forward with ``direction`` projected out at ``layers`` (or its projection set to ``value``)."""
-    unit = _unit(handle, direction)
-    rs = _row_slice(rows, 1, guidance_scale is not None and guidance_scale > 1)
-    start, stop = window if window is not None else (0, 1 << 30)
+    validation.model_handle(handle)
+    inp = _checked_input(handle, inp, "inp")
+    unit = _ablate_unit(handle, direction)
+    layers = _checked_layers(handle, layers, default_all=False)
+    site = validation.site(site)
+    value = _checked_value(value)
+    guidance_scale = validation.guidance_scale(guidance_scale)
+    rs = _row_slice(rows, 1, _guided(guidance_scale))
+    n = inp.frames + handle.delay_steps
+    span = (0, n) if window is None else validation.window(window, n, unit="positions")
+    interventions = _checked_interventions(interventions)
+    return _ablate_forward(handle, inp, unit, layers, site, span, value, rs, guidance_scale, interventions)
 
-    def edit(hidden, step):
-        if start >= hidden.shape[1] or stop <= 0:
-            return None
-        new = hidden.clone()
-        new[rs, start:stop] = _ablated(hidden[rs, start:stop], unit, value)
-        return new
-    layers = [layers] if isinstance(layers, int) else list(layers)
-    return forward(handle, inp, [*(Intervention(site, layer, edit=edit) for layer in layers), *interventions],
-                   guidance_scale)
+
+def _ablate_forward(handle, inp, unit, layers, site, span, value, rs, guidance_scale, interventions):
+    edit = _ablate_edit(rs, *span, unit, value)
+    return _forward(handle, [inp], [*(Intervention(site, layer, edit=edit) for layer in layers), *interventions],
+                    guidance_scale)
 
 
 # ----- generation: one clip per cell ---------------------------------------------------------------
@@ -262,6 +535,15 @@ def ablate_forward(handle, inp: ForcedInput, direction, *, layers, site: str = "
 def _generation_kwargs(duration_s, seed, guidance_scale, temperature, top_k) -> dict:
     return {"duration_s": duration_s, "seeds": [seed], "guidance_scale": guidance_scale, "temperature": temperature,
             "top_k": top_k}
+
+
+def _checked_generation(handle, duration_s, seed, guidance_scale, temperature, top_k) -> tuple[dict, int]:
+    """(generation kwargs, decoder steps), every setting checked before any generation runs."""
+    n = _n_steps(handle, duration_s)
+    temperature = None if temperature is None else validation.temperature(temperature)
+    gen = _generation_kwargs(float(duration_s), _checked_seed(seed), validation.guidance_scale(guidance_scale),
+                             temperature, validation.top_k(top_k))
+    return gen, n
 
 
 def _step_edit(per_step, rs, start, stop, unit):
@@ -286,18 +568,35 @@ def generate_patched(handle, source_prompt: str, target_prompt: str, *, site: st
                      temperature: float | None = None, top_k: int | None = 250, _source=None):
     """(source clip, patched clip): the target prompt's generation with the source's activations at
     (site, layer) over decoder steps ``window`` (same seed for both). rows: which CFG rows get patched
-    (``both`` by default: patching only the conditional rows leaves guidance pulling back)."""
-    validation.site(site)
-    handle.check_layer(layer)
-    gen = _generation_kwargs(duration_s, seed, guidance_scale, temperature, top_k)
-    guided = guidance_scale is not None and guidance_scale > 1
-    rs = _row_slice(rows, 1, guided)
-    source_clip, acts = _source if _source is not None else _record_generation(handle, source_prompt,
-                                                                               [(site, layer)], gen)
-    start, stop = window if window is not None else (0, 1 << 30)
-    edit = _step_edit(acts[(site, layer)], rs, start, stop, _unit(handle, direction))
+    (``both`` by default: patching only the conditional rows leaves guidance pulling back). window:
+    (start, stop) decoder steps within the run (its frames + the delay pattern's steps), None = all."""
+    validation.model_handle(handle)
+    source_prompt = _checked_prompt(handle, source_prompt, "source_prompt")
+    target_prompt = _checked_prompt(handle, target_prompt, "target_prompt")
+    site, layer = validation.site(site), validation.layer_index(layer, handle.n_layers)
+    gen, n = _checked_generation(handle, duration_s, seed, guidance_scale, temperature, top_k)
+    rs = _row_slice(rows, 1, _guided(gen["guidance_scale"]))
+    span = (0, n) if window is None else validation.window(window, n, unit="decoder steps")
+    unit = _patch_unit(handle, direction)
+    return _generate_patched(handle, source_prompt, target_prompt, site, layer, span, unit, rs, gen, _source)
+
+
+def _generate_patched(handle, source_prompt, target_prompt, site, layer, span, unit, rs, gen, source=None):
+    source_clip, acts = source if source is not None else _record_generation(handle, source_prompt,
+                                                                             [(site, layer)], gen)
+    edit = _step_edit(acts[(site, layer)], rs, *span, unit)
     patched = generate_traced(handle, [target_prompt], interventions=[Intervention(site, layer, edit=edit)], **gen)
     return source_clip, patched.clips[0]
+
+
+def _ablate_step_edit(rs, start, stop, unit, value):
+    def edit(hidden, step):
+        if not start <= step < stop:
+            return None
+        new = hidden.clone()
+        new[rs] = _ablated(hidden[rs], unit, value)
+        return new
+    return edit
 
 
 def generate_ablated(handle, prompt: str, direction, *, layers, site: str = "resid",
@@ -305,23 +604,36 @@ def generate_ablated(handle, prompt: str, direction, *, layers, site: str = "res
                      duration_s: float = 4.0, seed: int = 0, guidance_scale: float = 3.0,
                      temperature: float | None = None, top_k: int | None = 250):
     """The prompt's clip generated with ``direction`` projected out (or clamped to ``value``) at ``layers``."""
-    unit = _unit(handle, direction)
-    rs = _row_slice(rows, 1, guidance_scale is not None and guidance_scale > 1)
-    start, stop = window if window is not None else (0, 1 << 30)
+    validation.model_handle(handle)
+    prompt = _checked_prompt(handle, prompt, "prompt")
+    unit = _ablate_unit(handle, direction)
+    layers = _checked_layers(handle, layers, default_all=False)
+    site = validation.site(site)
+    value = _checked_value(value)
+    gen, n = _checked_generation(handle, duration_s, seed, guidance_scale, temperature, top_k)
+    rs = _row_slice(rows, 1, _guided(gen["guidance_scale"]))
+    span = (0, n) if window is None else validation.window(window, n, unit="decoder steps")
+    return _generate_ablated(handle, prompt, unit, layers, site, span, value, rs, gen)
 
-    def edit(hidden, step):
-        if not start <= step < stop:
-            return None
-        new = hidden.clone()
-        new[rs] = _ablated(hidden[rs], unit, value)
-        return new
-    layers = [layers] if isinstance(layers, int) else list(layers)
-    gen = _generation_kwargs(duration_s, seed, guidance_scale, temperature, top_k)
+
+def _generate_ablated(handle, prompt, unit, layers, site, span, value, rs, gen):
+    edit = _ablate_step_edit(rs, *span, unit, value)
     ivs = [Intervention(site, layer, edit=edit) for layer in layers]
     return generate_traced(handle, [prompt], interventions=ivs, **gen).clips[0]
 
 
 # ----- metrics and sweeps --------------------------------------------------------------------------
+
+def _checked_probe_metric(handle, metric: ProbeMetric) -> int:
+    """The probe's column of the label, once the probe is known to read this model at that layer."""
+    validation.layer_index(metric.layer, handle.n_layers)
+    col = metric.column()
+    width = getattr(metric.probe, "n_features_in_", None)
+    if width is not None and width != handle.hidden_size:
+        raise DirectionMismatchError(f"the probe reads {width} features but the model's hidden size is "
+                                     f"{handle.hidden_size}: fit it on this model's activations")
+    return col
+
 
 def _clip_metric(handle, metric, label) -> Callable:
     """fn(clip) -> float for generate-mode sweeps."""
@@ -329,7 +641,7 @@ def _clip_metric(handle, metric, label) -> Callable:
         return metric
     if isinstance(metric, ProbeMetric):
         from workbench.analysis.scores import probe_reading
-        col = metric.column()
+        col = _checked_probe_metric(handle, metric)
         return lambda clip: float(probe_reading(handle, [clip], metric.probe, layer=metric.layer,
                                                 site=metric.site)[0, col])
     if metric == "judge":
@@ -343,28 +655,56 @@ def _clip_metric(handle, metric, label) -> Callable:
             raise BadInputError(f"label {label!r} is not a genre the judge knows ({classes})")
         col = classes.index(str(label))
         return lambda clip: float(judge.predict_proba([clip.mono], sr=clip.sample_rate_hz)[0][col])
-    raise BadInputError(f"metric {metric!r} does not apply to generation: use 'judge', a ProbeMetric or fn(clip)")
+    raise BadInputError(f"metric {metric!r:.60} does not apply to generation: use 'judge', a ProbeMetric or "
+                        "fn(clip)")
 
 
 def _forward_metric(handle, metric, source: ForcedInput):
     """(extra interventions, fn(ForwardTrace) -> float) for forward-mode sweeps."""
-    if metric == "logprob":
-        return [], lambda out: code_logprob(handle, out.logits, source)
+    if isinstance(metric, str) and metric == "logprob":
+        return [], lambda out: _code_logprob(handle, out.logits, source)
     if isinstance(metric, ProbeMetric):
-        col = metric.column()
+        col = _checked_probe_metric(handle, metric)
         read = Intervention(metric.site, metric.layer, read=lambda x, step: x[:1].float().mean(dim=1))
         return [read], lambda out: float(metric.probe.predict_proba(out.reads[-1].cpu().numpy())[0, col])
-    raise BadInputError(f"metric {metric!r} does not apply to teacher forcing: use 'logprob' or a ProbeMetric")
+    raise BadInputError(f"metric {metric!r:.60} does not apply to teacher forcing: use 'logprob' or a ProbeMetric")
 
 
-def _check_mode(mode, source, target):
+def _measured(value, metric, what: str) -> float:
+    """A metric's reading as a finite float (a custom fn(clip) may return anything)."""
+    value = _scalar_of(value)
+    name = _metric_name(metric)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise WrongTypeError(f"metric {name!r} returned a {type(value).__name__} for {what}: fn(clip) must return "
+                             "a number")
+    if not np.isfinite(value):
+        raise NotFiniteError(f"metric {name!r} returned {value} for {what}: fn(clip) must return a finite number")
+    return float(value)
+
+
+def _check_mode(handle, mode, source, target):
     mode = validation.choice(mode, "mode", ("forward", "generate"))
-    want = ForcedInput if mode == "forward" else str
-    for name, value in (("source", source), ("target", target)):
-        if not isinstance(value, want):
-            hint = "ForcedInput.of(handle, clip)" if mode == "forward" else "a prompt string"
-            raise BadInputError(f"{name} must be {hint} for mode={mode!r}, got {type(value).__name__}")
-    return mode
+    if mode == "forward":
+        for name, value in (("source", source), ("target", target)):
+            if not isinstance(value, ForcedInput):
+                raise WrongTypeError(f"{name} must be ForcedInput.of(handle, clip) for mode='forward', got "
+                                     f"{type(value).__name__} (prompt strings need mode='generate')")
+        source, target = _checked_input(handle, source, "source"), _checked_input(handle, target, "target")
+        _same_length(source, target)
+    else:
+        for name, value in (("source", source), ("target", target)):
+            if not isinstance(value, str):
+                raise WrongTypeError(f"{name} must be a prompt string for mode='generate', got "
+                                     f"{type(value).__name__} (ForcedInputs need mode='forward')")
+        source, target = _checked_prompt(handle, source, "source"), _checked_prompt(handle, target, "target")
+    return mode, source, target
+
+
+def _checked_label(label):
+    if label is not None and not isinstance(label, (str, int, np.integer)) or isinstance(label, bool):
+        raise WrongTypeError(f"label={label!r:.60} is a {type(label).__name__}: pass the source's class name, e.g. "
+                             "'jazz'")
+    return label
 
 
 def patching_sweep(handle, source, target, *, mode: str = "forward", sites=("resid",), layers=None,
@@ -376,62 +716,69 @@ def patching_sweep(handle, source, target, *, mode: str = "forward", sites=("res
     mode ``forward``: source/target are `ForcedInput`s, windows are positions, metric ``logprob`` or
     a `ProbeMetric`. mode ``generate``: prompts, windows are decoder steps, metric ``judge`` (with
     ``label``, the source's genre), a `ProbeMetric` or ``fn(clip)``; ``guidance_scale`` defaults to 3.
-    windows: how many equal windows, or a list of (start, stop). stop: polled between cells (the
-    table so far is returned). Columns: mode, site, layer, window, start, stop, patch, rows, metric,
-    value, source_value, target_value, recovered, seconds (and ``clip`` in generate mode).
+    windows: how many equal windows, or a list of (start, stop) within the run (reversed, empty or
+    out-of-run windows are refused). stop: polled between cells (the table so far is returned).
+    Columns: mode, site, layer, window, start, stop, patch, rows, metric, value, source_value,
+    target_value, recovered, seconds (and ``clip`` in generate mode).
     """
     import pandas as pd
-    mode = _check_mode(mode, source, target)
-    sites = [validation.site(s) for s in ([sites] if isinstance(sites, str) else sites)]
-    layers = list(range(handle.n_layers)) if layers is None else [layers] if isinstance(layers, int) else list(layers)
-    for layer in layers:
-        handle.check_layer(layer)
+    validation.model_handle(handle)
+    mode, source, target = _check_mode(handle, mode, source, target)
+    sites = validation.sites(sites)
+    layers = _checked_layers(handle, layers, default_all=True)
     keys = [(s, layer) for s in sites for layer in layers]
+    unit = _patch_unit(handle, direction)
+    label = _checked_label(label)
+    stop = _checked_stop(stop)
     if mode == "forward":
-        _same_length(source, target)
         rows = rows or "cond"
+        guidance_scale = validation.guidance_scale(guidance_scale)
+        n = source.frames + handle.delay_steps
+        spans = _spans(windows, n, "positions")
+        rs = _row_slice(rows, 1, _guided(guidance_scale))
         extra, measure = _forward_metric(handle, metric, source)
-        acts = record_forward(handle, source, keys, guidance_scale)
-        source_value = measure(forward(handle, source, extra, guidance_scale))
-        target_value = measure(forward(handle, target, extra, guidance_scale))
-        n_positions = next(iter(acts.values())).shape[1]
+        acts = _record_forward(handle, source, keys, guidance_scale)
+        source_value = _measured(measure(_forward(handle, [source], extra, guidance_scale)), metric,
+                                 "the source")
+        target_value = _measured(measure(_forward(handle, [target], extra, guidance_scale)), metric,
+                                 "the target")
     else:
         rows = rows or "both"
-        guidance_scale = 3.0 if guidance_scale is None else guidance_scale
+        gen, n = _checked_generation(handle, duration_s, seed, 3.0 if guidance_scale is None else guidance_scale,
+                                     1.0, 250)
+        spans = _spans(windows, n, "decoder steps")
+        rs = _row_slice(rows, 1, _guided(gen["guidance_scale"]))
         measure = _clip_metric(handle, metric, label)
-        gen = _generation_kwargs(duration_s, seed, guidance_scale, 1.0, 250)
         source_clip, acts = _record_generation(handle, source, keys, gen)
         target_clip = generate_traced(handle, [target], **gen).clips[0]
-        source_value, target_value = measure(source_clip), measure(target_clip)
-        n_positions = len(next(iter(acts.values())))
-    spans = globals()["windows"](n_positions, windows) if isinstance(windows, int) else [tuple(w) for w in windows]
+        source_value = _measured(measure(source_clip), metric, "the source")
+        target_value = _measured(measure(target_clip), metric, "the target")
     cells = []
     bar = _bar(progress, len(keys) * len(spans))
     for site, layer in keys:
-        for index, (start, stop_at) in enumerate(spans):
+        for index, span in enumerate(spans):
             if stop is not None and stop():
                 break
             began = time.perf_counter()
-            row = {"mode": mode, "site": site, "layer": layer, "window": index, "start": start, "stop": stop_at,
-                   "patch": "full" if direction is None else "direction", "rows": rows,
+            row = {"mode": mode, "site": site, "layer": layer, "window": index, "start": span[0], "stop": span[1],
+                   "patch": "full" if unit is None else "direction", "rows": rows,
                    "metric": _metric_name(metric)}
+            what = f"the cell at {site} layer {layer}, window {span}"
             if mode == "forward":
-                out = patch_forward(handle, source, target, site=site, layer=layer, window=(start, stop_at),
-                                    direction=direction, rows=rows, guidance_scale=guidance_scale,
-                                    interventions=extra, source_acts=acts)
-                row["value"] = measure(out)
+                out = _patch_forward(handle, source, target, site, layer, span, unit, rs, guidance_scale, extra, acts)
+                row["value"] = _measured(measure(out), metric, what)
             else:
-                _, clip = generate_patched(handle, source, target, site=site, layer=layer, window=(start, stop_at),
-                                           direction=direction, rows=rows, _source=(source_clip, acts), seed=seed,
-                                           duration_s=duration_s, guidance_scale=guidance_scale)
-                row["value"], row["clip"] = measure(clip), clip
+                _, clip = _generate_patched(handle, source, target, site, layer, span, unit, rs, gen,
+                                            (source_clip, acts))
+                row["value"], row["clip"] = _measured(measure(clip), metric, what), clip
             row["seconds"] = time.perf_counter() - began
             cells.append(row)
             if bar is not None:
                 bar.update(1)
     if bar is not None:
         bar.close()
-    df = pd.DataFrame(cells)
+    df = pd.DataFrame(cells, columns=None if cells else ["mode", "site", "layer", "window", "start", "stop", "patch",
+                                                         "rows", "metric", "value", "seconds"])
     df["source_value"], df["target_value"] = source_value, target_value
     gap = source_value - target_value
     df["recovered"] = (df["value"] - target_value) / gap if gap != 0 else np.nan
@@ -448,35 +795,41 @@ def ablation_sweep(handle, inp, direction, *, mode: str = "forward", site: str =
     (cell - unablated). inp: a `ForcedInput` (forward; metric ``logprob`` of its own codes) or a prompt
     (generate; metric ``judge`` with ``label``, a `ProbeMetric` or ``fn(clip)``)."""
     import pandas as pd
-    mode = _check_mode(mode, inp, inp)
-    layers = list(range(handle.n_layers)) if layers is None else [layers] if isinstance(layers, int) else list(layers)
+    validation.model_handle(handle)
+    mode, inp, _ = _check_mode(handle, mode, inp, inp)
+    unit = _ablate_unit(handle, direction)
+    site = validation.site(site)
+    layers = _checked_layers(handle, layers, default_all=True)
+    value = _checked_value(value)
+    label = _checked_label(label)
     cells = []
     if mode == "forward":
         rows = rows or "cond"
+        guidance_scale = validation.guidance_scale(guidance_scale)
+        spans = _spans(windows, inp.frames + handle.delay_steps, "positions")
+        rs = _row_slice(rows, 1, _guided(guidance_scale))
         extra, measure = _forward_metric(handle, metric, inp)
-        base = measure(forward(handle, inp, extra, guidance_scale))
-        n = inp.frames + handle.delay_steps
+        base = _measured(measure(_forward(handle, [inp], extra, guidance_scale)), metric, "the input")
     else:
         rows = rows or "both"
-        guidance_scale = 3.0 if guidance_scale is None else guidance_scale
+        gen, n = _checked_generation(handle, duration_s, seed, 3.0 if guidance_scale is None else guidance_scale,
+                                     1.0, 250)
+        spans = _spans(windows, n, "decoder steps")
+        rs = _row_slice(rows, 1, _guided(gen["guidance_scale"]))
         measure = _clip_metric(handle, metric, label)
-        base = measure(generate_traced(handle, [inp], **_generation_kwargs(duration_s, seed, guidance_scale, 1.0,
-                                                                          250)).clips[0])
-        n = handle.frames_for(duration_s) + handle.delay_steps
-    spans = globals()["windows"](n, windows) if isinstance(windows, int) else [tuple(w) for w in windows]
+        base_clip = generate_traced(handle, [inp], **gen).clips[0]
+        base = _measured(measure(base_clip), metric, "the unablated clip")
     for layer in layers:
-        for index, (start, stop_at) in enumerate(spans):
-            row = {"mode": mode, "site": site, "layer": layer, "window": index, "start": start, "stop": stop_at,
+        for index, span in enumerate(spans):
+            row = {"mode": mode, "site": site, "layer": layer, "window": index, "start": span[0], "stop": span[1],
                    "rows": rows, "metric": _metric_name(metric), "clamp": value}
+            what = f"the cell at {site} layer {layer}, window {span}"
             if mode == "forward":
-                out = ablate_forward(handle, inp, direction, layers=layer, site=site, window=(start, stop_at),
-                                     value=value, rows=rows, guidance_scale=guidance_scale, interventions=extra)
-                row["value"] = measure(out)
+                out = _ablate_forward(handle, inp, unit, (layer,), site, span, value, rs, guidance_scale, extra)
+                row["value"] = _measured(measure(out), metric, what)
             else:
-                clip = generate_ablated(handle, inp, direction, layers=layer, site=site, window=(start, stop_at),
-                                        value=value, rows=rows, duration_s=duration_s, seed=seed,
-                                        guidance_scale=guidance_scale)
-                row["value"], row["clip"] = measure(clip), clip
+                clip = _generate_ablated(handle, inp, unit, (layer,), site, span, value, rs, gen)
+                row["value"], row["clip"] = _measured(measure(clip), metric, what), clip
             cells.append(row)
     df = pd.DataFrame(cells)
     df["base_value"] = base

@@ -20,12 +20,14 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import numpy as np
 import torch
 
 from workbench import validation
-from workbench.errors import BadInputError
+from workbench.errors import BadInputError, WrongTypeError
+from workbench.runtime.inputs import check_spec
 from workbench.runtime.tracing import Intervention, generate_traced
 
 __all__ = ["StepTrace", "trace_steps", "trace_steered"]
@@ -66,14 +68,14 @@ class StepTrace:
 
 
 def _unit(handle, direction) -> torch.Tensor:
-    vector = np.asarray(getattr(direction, "vector", direction), dtype=np.float32).reshape(-1)
-    if vector.size != handle.hidden_size:
-        raise BadInputError(f"direction has {vector.size} entries but the model's hidden size is "
-                            f"{handle.hidden_size}: use a direction made on this model")
-    norm = float(np.linalg.norm(vector))
-    if norm == 0 or not np.isfinite(norm):
-        raise BadInputError("direction has zero (or non-finite) length: nothing to project onto")
-    return torch.as_tensor(vector / norm, device=handle.device, dtype=handle.dtype)
+    """The unit direction, refused when made on another model (as `SteeringSpec` refuses it), NaN or zero.
+
+    Its layer is not checked: reading one direction at every layer is what a trace is for.
+    """
+    unit = validation.unit_direction(direction, handle.hidden_size, model_id=handle.model_id,
+                                     zero_hint="there is nothing to project onto; pass a non-zero direction (e.g. "
+                                               "a difference of class means)")
+    return torch.as_tensor(unit, device=handle.device, dtype=handle.dtype)
 
 
 def trace_steps(handle, prompts, direction, *, site: str = "resid", layers=None, steering=None,
@@ -85,16 +87,21 @@ def trace_steps(handle, prompts, direction, *, site: str = "resid", layers=None,
     (the null-text rows, under guidance). Steering is applied before the reading at each layer, so
     a steered layer shows the push it gets.
     """
+    validation.model_handle(handle)
     validation.site(site)
     rows = validation.choice(rows, "rows", ("cond", "uncond"))
+    guidance_scale = validation.guidance_scale(guidance_scale)
     guided = guidance_scale is not None and guidance_scale > 1
     if rows == "uncond" and not guided:
         raise BadInputError("rows='uncond' needs guidance_scale > 1 (without it there are no null-text rows)")
     unit = _unit(handle, direction)
-    layers = tuple(range(handle.n_layers)) if layers is None else validation.layers_in_range(layers, handle.n_layers)
+    layers = tuple(range(handle.n_layers)) if layers is None else validation.layers_in_range(
+        validation.int_sequence(layers, "layers", example="[0, 1]"), handle.n_layers)
     prompts = validation.prompt_list(prompts)
     seeds = validation.seed_list(seeds, len(prompts))
     batch_size = validation.positive_int(batch_size, "batch_size")
+    if steering is not None:
+        check_spec(steering, "steering", "SteeringSpec", "SteeringSpec.single(direction, layers=(6,), strength=4.0)")
     projections, norms, clips = [], [], []
     for start in range(0, len(prompts), batch_size):
         batch = prompts[start:start + batch_size]
@@ -119,7 +126,15 @@ def trace_steps(handle, prompts, direction, *, site: str = "resid", layers=None,
 
 def trace_steered(handle, prompts, direction, steering, **kwargs) -> tuple[StepTrace, StepTrace]:
     """(original, steered) traces of the same prompts and seeds, side by side."""
+    validation.model_handle(handle)
     if steering is None:
         raise BadInputError("trace_steered needs a SteeringSpec (for the unsteered trace alone use trace_steps)")
+    check_spec(steering, "steering", "SteeringSpec", "SteeringSpec.single(direction, layers=(6,), strength=4.0)")
+    known = set(inspect.signature(trace_steps).parameters) - {"handle", "prompts", "direction", "steering"}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise WrongTypeError(f"trace_steered got {unknown}: pass the steering as its fourth argument and any of "
+                             f"{sorted(known)} by name")
+    steering.validate_for(handle.n_layers, handle.hidden_size, handle.model_id)
     return (trace_steps(handle, prompts, direction, **kwargs),
             trace_steps(handle, prompts, direction, steering=steering, **kwargs))
