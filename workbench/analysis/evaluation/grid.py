@@ -24,16 +24,41 @@ descriptors (``tempo_bpm``, ``centroid_hz``, ``loudness_db``, ``key``).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 
+from workbench import validation
 from workbench.analysis.evaluation import metrics
-from workbench.analysis.evaluation.methods import Method
-from workbench.analysis.evaluation.results import EvaluationResult, GridMismatchError, ResultsLog
-from workbench.errors import BadInputError, StoppedError
+from workbench.analysis.evaluation.methods import Method, strength_list
+from workbench.analysis.evaluation.results import (
+    FORMAT,
+    EvaluationResult,
+    GridMismatchError,
+    ResultsLog,
+    plan_hash,
+)
+from workbench.data.store_io import store_lock
+from workbench.enums import POOLINGS
+from workbench.runtime.inputs import generation_args
+from workbench.errors import BadInputError, EmptyInputError, StoppedError, WorkbenchError, WrongTypeError
+from workbench.validation import (
+    finite_float,
+    int_sequence,
+    integer,
+    layer_index,
+    model_handle,
+    positive_int,
+    prompt_list,
+    str_list,
+)
 
 __all__ = ["Item", "GridPlan", "items_for", "run_grid"]
+
+MIN_DURATION_S = 0.25  # the shortest clip `metrics.descriptors` reads (tempo, key)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,16 +70,32 @@ class Item:
     target: str
     source: str = ""  # what the prompt asks for (e.g. its genre), for tables
 
+    def __post_init__(self):
+        prompt_list([self.prompt], "Item prompt")
+        object.__setattr__(self, "seed", validation.seeds([self.seed], "Item seed")[0])
+        for name in ("target", "source"):
+            if not isinstance(getattr(self, name), str):
+                raise WrongTypeError(f"Item {name}={getattr(self, name)!r} is a {type(getattr(self, name)).__name__}: "
+                                     "pass a label as text, e.g. 'rock'")
+        if not self.target:
+            raise BadInputError("Item target is empty: pass the label steering should move the clip toward")
+
 
 def items_for(prompts, *, seeds, targets, sources=None) -> tuple[Item, ...]:
-    """Every prompt x seed; `targets` (and `sources`) one per prompt, or one for all."""
-    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-    targets = [targets] * len(prompts) if isinstance(targets, str) else list(targets)
-    sources = [""] * len(prompts) if sources is None else list(sources)
+    """Every prompt x seed; `targets` (and `sources`) one per prompt, or one for all.
+
+    seeds: one int or a list of ints (a string such as "12" is refused, not read as seeds 1 and 2)."""
+    prompts = prompt_list(prompts)
+    seed_values = validation.seeds(seeds)
+    if not seed_values:
+        raise EmptyInputError("seeds is empty: pass at least one seed, e.g. seeds=[0, 1]")
+    targets = str_list(targets, "targets", example="'rock' or ['rock', 'jazz']")
+    targets = targets * len(prompts) if len(targets) == 1 else targets
+    sources = [""] * len(prompts) if sources is None else str_list(sources, "sources", example="['jazz', 'rock']")
     if len(targets) != len(prompts) or len(sources) != len(prompts):
         raise BadInputError(f"{len(prompts)} prompts but {len(targets)} targets and {len(sources)} sources: pass "
                             "one of each per prompt (or one target for all)")
-    return tuple(Item(p, int(s), t, src) for p, t, src in zip(prompts, targets, sources) for s in seeds)
+    return tuple(Item(p, s, t, src) for p, t, src in zip(prompts, targets, sources) for s in seed_values)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -72,24 +113,42 @@ class GridPlan:
     batch_size: int = 16
 
     def __post_init__(self):
-        methods = (self.methods,) if isinstance(self.methods, Method) else tuple(self.methods)
+        methods = (self.methods,) if isinstance(self.methods, Method) else self.methods
+        if isinstance(methods, (str, bytes, dict)) or not hasattr(methods, "__iter__"):
+            raise WrongTypeError(f"methods={methods!r:.60}: pass Method objects (see workbench.analysis.evaluation.recipes)")
+        methods = tuple(methods)
         if not methods or not all(isinstance(m, Method) for m in methods):
-            raise BadInputError("methods must be Method objects (see workbench.analysis.evaluation.recipes)")
+            raise WrongTypeError("methods must be Method objects (see workbench.analysis.evaluation.recipes)")
         names = [m.name for m in methods]
         if len(set(names)) != len(names):
             raise BadInputError(f"method names must be unique, got {names}: rename one (Method(name=...))")
-        layers = (self.layers,) if isinstance(self.layers, int) else tuple(int(x) for x in self.layers)
-        if not self.items or not all(isinstance(i, Item) for i in self.items):
-            raise BadInputError("items must be Item objects: use items_for(prompts, seeds=..., targets=...)")
+        layers = int_sequence(self.layers, "layers", example="(6,) or [4, 8]")
+        if len(set(layers)) != len(layers):
+            raise BadInputError(f"layers={list(layers)} names a layer twice: pass each layer once")
+        items = (self.items,) if isinstance(self.items, Item) else self.items
+        if isinstance(items, (str, bytes)) or not hasattr(items, "__iter__"):
+            raise WrongTypeError(f"items={items!r:.60}: use items_for(prompts, seeds=..., targets=...)")
+        items = tuple(items)
+        if not items or not all(isinstance(i, Item) for i in items):
+            raise WrongTypeError("items must be Item objects: use items_for(prompts, seeds=..., targets=...)")
         for m in methods:
-            for item in self.items:
+            for item in items:
                 for layer in layers:
                     m.direction(item.target, layer)  # raises naming what is missing
         object.__setattr__(self, "methods", methods)
         object.__setattr__(self, "layers", layers)
-        object.__setattr__(self, "items", tuple(self.items))
+        object.__setattr__(self, "items", items)
         if self.strengths is not None:
-            object.__setattr__(self, "strengths", tuple(float(s) for s in self.strengths))
+            object.__setattr__(self, "strengths", strength_list(self.strengths, "strengths"))
+        object.__setattr__(self, "duration_s", finite_float(
+            self.duration_s, "duration_s", low=MIN_DURATION_S,
+            hint=f"descriptors (tempo, key) need at least {MIN_DURATION_S} s of audio"))
+        object.__setattr__(self, "guidance_scale", validation.guidance_scale(self.guidance_scale))
+        if self.reference_seed_offset is not None:
+            object.__setattr__(self, "reference_seed_offset", integer(self.reference_seed_offset,
+                                                                      "reference_seed_offset"))
+            validation.seeds([i.seed + self.reference_seed_offset for i in items], "reference seeds (seed + offset)")
+        object.__setattr__(self, "batch_size", positive_int(self.batch_size, "batch_size"))
 
     def strengths_of(self, method: Method) -> tuple:
         return self.strengths if self.strengths is not None else method.strengths
@@ -104,9 +163,10 @@ class GridPlan:
 
     def shared(self, handle) -> dict:
         """The settings every cell depends on (checked when a folder is resumed)."""
-        return dict(model_id=handle.model_id, duration_s=float(self.duration_s),
-                    guidance_scale=float(self.guidance_scale), reference_seed_offset=self.reference_seed_offset,
-                    items=[dataclasses.asdict(i) for i in self.items], format="workbench.evaluation/1")
+        guidance = None if self.guidance_scale is None else float(self.guidance_scale)
+        return dict(model_id=handle.model_id, duration_s=float(self.duration_s), guidance_scale=guidance,
+                    reference_seed_offset=self.reference_seed_offset,
+                    items=[dataclasses.asdict(i) for i in self.items], format=FORMAT)
 
 
 def cell_id(kind: str, method: Method | None, layer, strength: float) -> str:
@@ -119,20 +179,73 @@ def _clips_needed(plan: GridPlan, done: dict) -> int:
                and not (kind == "steered" and s == 0.0))
 
 
+def _object_id(obj) -> dict:
+    """What identifies a judge or probe across runs: its class, classes and a hash of its array attributes."""
+    sha = hashlib.sha256(f"{type(obj).__module__}.{type(obj).__qualname__}".encode())
+    for key, value in sorted(getattr(obj, "__dict__", {}).items()):
+        if isinstance(value, np.ndarray):
+            sha.update(key.encode())
+            sha.update(np.ascontiguousarray(value).tobytes())
+        elif isinstance(value, (str, int, float, tuple, list)) and not key.startswith("_"):
+            sha.update(f"{key}={value!r}".encode())
+    classes = getattr(obj, "classes", getattr(obj, "classes_", None))
+    return dict(name=type(obj).__qualname__, classes=[str(c) for c in (classes if classes is not None else [])],
+                sha=sha.hexdigest()[:16])
+
+
 class _Readers:
-    """The alignment readers of one run: judge, probe re-read, CLAP (each optional)."""
+    """The alignment readers of one run: judge, probe re-read, CLAP (each optional); checked before any work."""
 
     def __init__(self, handle, judge, probe, probe_layer, probe_pooling, clap, clap_labels):
         from workbench.analysis import scores
         self.handle, self.scores = handle, scores
         if judge is True:
             from workbench.toy.judge import load_judge
-            judge = load_judge()
-        self.judge = judge or None
+            try:
+                judge = load_judge()
+            except (OSError, ValueError, KeyError) as error:
+                raise BadInputError(f"judge=True needs the teaching model's genre judge, which cannot be loaded "
+                                    f"({error}): pass judge=False, or a judge object") from None
+        elif judge is None or judge is False:
+            judge = None
+        elif isinstance(judge, (str, bytes, int, float)) or not (hasattr(judge, "classes")
+                                                                and callable(getattr(judge, "predict_proba", None))):
+            raise WrongTypeError(f"judge={judge!r:.60}: pass True (the teaching model's judge), False, or an object "
+                                 "with .classes and .predict_proba(waves, sr=...)")
+        self.judge = judge
+        if probe is not None and not (hasattr(probe, "classes_") and callable(getattr(probe, "predict_proba", None))):
+            raise WrongTypeError(f"probe={probe!r:.60}: pass a fitted probe (with .classes_ and .predict_proba), or None")
         if probe is not None and probe_layer is None:
             raise BadInputError("a probe re-read needs probe_layer=... (the layer the probe was fitted on)")
+        if probe is not None:
+            probe_layer = layer_index(probe_layer, handle.n_layers)
+            validation.choice(probe_pooling, "probe_pooling", POOLINGS[1:])
+        if not isinstance(clap, (bool, np.bool_)):
+            raise WrongTypeError(f"clap={clap!r:.60}: pass True (read with CLAP when its weights are local) or False")
+        if clap_labels is not None:
+            clap_labels = str_list(clap_labels, "clap_labels", example="['rock', 'jazz']")
         self.probe, self.probe_layer, self.probe_pooling = probe, probe_layer, probe_pooling
-        self.clap, self.clap_labels, self.clap_available = clap, clap_labels, None
+        self.clap, self.clap_labels, self.clap_available = bool(clap), clap_labels, None
+
+    def check_targets(self, targets) -> None:
+        """Every target must be one of each reader's classes (checked before any clip is made)."""
+        for prefix, reader, attr in (("judge", self.judge, "classes"), ("probe", self.probe, "classes_")):
+            if reader is None:
+                continue
+            classes = [c.item() if hasattr(c, "item") else c for c in getattr(reader, attr)]
+            missing = [t for t in dict.fromkeys(targets) if t not in classes]
+            if missing:
+                raise BadInputError(f"targets {missing} are not among the {prefix}'s classes {classes}: steer toward "
+                                    f"classes the {prefix} reads, or pass another {prefix}")
+
+    def describe(self) -> dict:
+        """The readers as the grid records them: a resume must read with the same ones."""
+        out = dict(judge=None if self.judge is None else _object_id(self.judge), probe=None, clap=None)
+        if self.probe is not None:
+            out["probe"] = dict(_object_id(self.probe), layer=self.probe_layer, pooling=self.probe_pooling)
+        if self.clap:
+            out["clap"] = dict(name="clap", labels=self.clap_labels, source=os.environ.get(self.scores.CLAP_ENV) or self.scores.CLAP_DEFAULT)
+        return out
 
     def read(self, clips, targets) -> dict:
         out: dict = {}
@@ -214,7 +327,14 @@ def run_grid(handle, plan: GridPlan, folder, *, judge=True, probe=None, probe_la
     clap: read with CLAP when its weights are local (skipped silently otherwise). stop: polled every
     decoder step and between cells (True raises `StoppedError`; committed cells stay on disk).
     """
-    from workbench.data.store_io import store_lock
+    handle = model_handle(handle)
+    if not isinstance(plan, GridPlan):
+        raise WrongTypeError(f"plan is a {type(plan).__name__}: pass a GridPlan(methods, layers=..., items=...)")
+    for name, flag in (("progress", progress),):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise WrongTypeError(f"{name}={flag!r:.60}: pass True or False")
+    if stop is not None and not callable(stop):
+        raise WrongTypeError(f"stop={stop!r:.60}: pass a function returning True to stop, or None")
     log = ResultsLog(folder)
     readers = _Readers(handle, judge, probe, probe_layer, probe_pooling, clap, clap_labels)
     for kind, method, layer, strength in plan.cells():  # every cell's settings checked before any work
@@ -222,8 +342,18 @@ def run_grid(handle, plan: GridPlan, folder, *, judge=True, probe=None, probe_la
             for target in dict.fromkeys(i.target for i in plan.items):
                 method.spec(target, layer, strength).validate_for(handle.n_layers, handle.hidden_size,
                                                                  handle.model_id)
+    readers.check_targets([i.target for i in plan.items])
+    generation_args(handle, [i.prompt for i in plan.items], duration_s=plan.duration_s,
+                    seeds=[i.seed for i in plan.items], guidance_scale=plan.guidance_scale, temperature=None,
+                    top_k=None, batch_size=plan.batch_size)  # prompt length, duration vs the model's positions
+    shared = plan.shared(handle)
     with store_lock(log.folder):
-        log.check_plan(plan.shared(handle))
+        log.check_plan(shared, readers.describe())
+        damaged = log.verify()
+        if damaged.corrupt:  # never kept as done: moved aside (nothing deleted), then made again below
+            report = log.repair()
+            warnings.warn(f"{log.folder}: {len(damaged.corrupt)} damaged cells or lines moved to quarantine/ and made "
+                          f"again ({'; '.join(report.actions[:3])})", stacklevel=2)
         done = log.done()
         for kind, method, layer, strength in plan.cells():
             if kind == "steered" and cell_id(kind, method, layer, strength) in done \
@@ -231,6 +361,7 @@ def run_grid(handle, plan: GridPlan, folder, *, judge=True, probe=None, probe_la
                 raise GridMismatchError(
                     f"{log.folder} already holds cell {cell_id(kind, method, layer, strength)!r} made with other "
                     f"directions or settings for method {method.name!r}: use a new folder, or rename the method")
+        key = plan_hash(shared)
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -250,7 +381,7 @@ def run_grid(handle, plan: GridPlan, folder, *, judge=True, probe=None, probe_la
                     rows = [dict(r, cell=cell, kind="steered", method=method.name, layer=int(layer), strength=0.0,
                                  mode=method.mode, strength_abs=0.0, generated=False, code_edit_rate=0.0,
                                  mel_distance=0.0, embedding_distance=0.0) for r in twins[2]]
-                    log.commit(cell, method.fingerprint(layer), rows, codes=twins[3], embeddings=twins[1])
+                    log.commit(cell, method.fingerprint(layer), rows, codes=twins[3], embeddings=twins[1], plan=key)
                     continue
                 try:
                     clips = _generate(handle, plan, kind, method, layer, strength, stop)
@@ -266,7 +397,7 @@ def run_grid(handle, plan: GridPlan, folder, *, judge=True, probe=None, probe_la
                         row.update(code_edit_rate=0.0, mel_distance=0.0, embedding_distance=0.0)
                 codes = np.stack([c.codes for c in clips]).astype(np.int16)
                 log.commit(cell, "twin" if method is None else method.fingerprint(layer), rows, codes=codes,
-                           embeddings=embeddings)
+                           embeddings=embeddings, plan=key)
                 if kind == "twin":
                     twins = (clips, embeddings, rows, codes)
                 if bar is not None:

@@ -20,10 +20,10 @@ import hashlib
 
 import numpy as np
 
-from workbench.errors import BadInputError, UnknownOptionError
-from workbench.validation import choice
+from workbench.errors import BadInputError, UnknownOptionError, WrongTypeError
+from workbench.validation import choice, finite_float, float_sequence, integer, unit_direction
 
-__all__ = ["Method", "random_like"]
+__all__ = ["Method", "random_like", "strength_list"]
 
 _MODES = ("add", "norm_relative")
 _ROWS = ("cond", "both")
@@ -51,19 +51,35 @@ class Method:
             raise BadInputError(f"method name {self.name!r}: use a short non-empty name without '|'")
         choice(self.mode, "steering mode", _MODES)
         choice(self.rows, "steering rows", _ROWS)
+        for field in ("directions", "schedule", "strength_unit"):
+            if not isinstance(getattr(self, field), dict):
+                raise WrongTypeError(f"method {self.name!r}: {field} is a {type(getattr(self, field)).__name__}: pass "
+                                     "a dict (directions: {(target, layer): vector})")
+        if not isinstance(self.description, str):
+            raise WrongTypeError(f"method {self.name!r}: description={self.description!r:.60}: pass text")
         if not self.directions:
             raise BadInputError(f"method {self.name!r} has no directions: pass {{(target, layer): vector}}")
-        unit = {}
-        for (target, layer), vector in self.directions.items():
-            v = np.asarray(getattr(vector, "vector", vector), dtype=np.float64).reshape(-1)
-            norm = float(np.linalg.norm(v))
-            if not np.isfinite(v).all() or norm < 1e-12:
-                raise BadInputError(f"method {self.name!r}: the direction for {target!r} at layer {layer} is zero or "
-                                    "not finite; recompute it from activations that differ between classes")
-            unit[(str(target), int(layer))] = (v / norm).astype(np.float32)
+        unit, size = {}, None
+        for key, vector in self.directions.items():
+            if not (isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], str) and key[0]):
+                raise WrongTypeError(f"method {self.name!r}: direction key {key!r:.60} is not a (target, layer) pair "
+                                     "such as ('rock', 6)")
+            target, layer = key[0], integer(key[1], f"method {self.name!r} layer of {key[0]!r}", low=0)
+            raw = getattr(vector, "vector", vector)
+            n = int(np.size(raw)) if not isinstance(raw, (str, bytes, dict)) else 0
+            v = unit_direction(vector, n, f"method {self.name!r}: the direction for {target!r} at layer {layer}",
+                               zero_hint="recompute it from activations that differ between classes")
+            if size is not None and v.size != size:
+                raise BadInputError(f"method {self.name!r}: directions of {size} and {v.size} values: every direction "
+                                    "must have the model's hidden size")
+            size = v.size
+            unit[(target, layer)] = v
         object.__setattr__(self, "directions", unit)
-        object.__setattr__(self, "strength_unit", {int(k): float(v) for k, v in self.strength_unit.items()})
-        object.__setattr__(self, "strengths", tuple(float(s) for s in self.strengths))
+        object.__setattr__(self, "strength_unit", {
+            integer(k, f"method {self.name!r} strength_unit layer", low=0):
+                finite_float(v, f"method {self.name!r} strength_unit[{k!r}]", low=0.0, low_inclusive=False)
+            for k, v in self.strength_unit.items()})
+        object.__setattr__(self, "strengths", strength_list(self.strengths, f"method {self.name!r} strengths"))
         object.__setattr__(self, "schedule", dict(self.schedule))
 
     @property
@@ -76,7 +92,9 @@ class Method:
 
     def direction(self, target: str, layer: int) -> np.ndarray:
         """The unit direction toward `target` at `layer`."""
-        key = (str(target), int(layer))
+        if not isinstance(target, str):
+            raise WrongTypeError(f"target={target!r:.60}: pass a label as text, one of {list(self.targets)}")
+        key = (target, integer(layer, "layer"))
         if key not in self.directions:
             raise UnknownOptionError(f"method {self.name!r} has no direction toward {target!r} at layer {layer}: "
                                      f"it has targets {list(self.targets)} at layers {list(self.layers)}")
@@ -84,7 +102,8 @@ class Method:
 
     def absolute_strength(self, layer: int, strength: float) -> float:
         """The strength `SteeringSpec` gets for grid strength `strength` at `layer`."""
-        return float(strength) * self.strength_unit.get(int(layer), 1.0)
+        strength = finite_float(strength, "strength")
+        return strength * self.strength_unit.get(integer(layer, "layer"), 1.0)
 
     def spec(self, target: str, layer: int, strength: float):
         """The `workbench.SteeringSpec` for one cell (imports torch)."""
@@ -110,9 +129,24 @@ class Method:
                     layers=list(self.layers), description=self.description)
 
 
+def strength_list(value, name: str = "strengths") -> tuple:
+    """Grid strengths: finite floats, each naming its own cell (two that print alike, e.g. 0.1 and
+    0.1000001, would share one cell id, so they are refused)."""
+    strengths = float_sequence(value, name, example="(0.0, 0.5, 1.0)")
+    shown = {}
+    for s in strengths:
+        if f"{s:g}" in shown:
+            raise BadInputError(f"{name} holds {shown[f'{s:g}']!r} and {s!r}, which name the same grid cell "
+                                f"(s{s:g}): pass each strength once, differing in the first 6 digits")
+        shown[f"{s:g}"] = s
+    return strengths
+
+
 def random_like(method: Method, *, seed: int = 0, name: str = "random") -> Method:
     """The same method with a random unit direction per (target, layer): the control for an AUC."""
-    rng = np.random.default_rng(seed)
+    if not isinstance(method, Method):
+        raise WrongTypeError(f"method is a {type(method).__name__}: pass a Method")
+    rng = np.random.default_rng(integer(seed, "seed", low=0))
     directions = {key: rng.normal(size=len(v)) for key, v in sorted(method.directions.items())}
     return dataclasses.replace(method, name=name, directions=directions,
                                description=f"random unit directions (seed {seed}) steered like {method.name!r}")
