@@ -19,21 +19,44 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import numbers
 
 import numpy as np
 import torch
 
-from workbench.errors import BadInputError
+from workbench import validation
+from workbench.analysis.features.sae import check_matches, require_sae
+from workbench.data.frames import FrameStream
+from workbench.errors import BadInputError, NotFiniteError, OutOfRangeError, WrongTypeError
 
 __all__ = ["FeatureTable", "FeatureLabels", "label_features", "auroc", "label_columns"]
 
 NOT_LABELS = {"id", "row", "path", "prompt", "seed", "template"}
+MAX_BINS = 10_000
+
+
+def _rows_of_dicts(value, name: str) -> list:
+    if isinstance(value, (str, bytes, dict)) or value is None or not hasattr(value, "__iter__"):
+        raise WrongTypeError(f"{name} is a {type(value).__name__}: pass a list of dicts, one per row")
+    rows = list(value)
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise WrongTypeError(f"{name}[{i}] is a {type(row).__name__}: pass a list of dicts, one per row")
+    return rows
 
 
 def auroc(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
     """AUROC of each column of scores (n, F) for a boolean target (n,) (Mann-Whitney U, ties averaged)."""
     from scipy.stats import rankdata
-    positive = np.asarray(positive, bool)
+    scores = validation.float_matrix(scores, "scores")
+    if isinstance(positive, (str, bytes)) or np.ndim(positive) != 1 or len(positive) != len(scores):
+        raise BadInputError(f"positive must be one bool per row of scores ({len(scores)}), got shape "
+                            f"{np.shape(positive)}")
+    positive = np.asarray(positive)
+    if positive.dtype != bool and not np.isin(positive, (0, 1)).all():
+        raise WrongTypeError("positive must hold bools (True for the class), not "
+                             f"{positive.dtype} values other than 0 and 1")
+    positive = positive.astype(bool)
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     if n_pos == 0 or n_neg == 0:
         return np.full(scores.shape[1], np.nan)
@@ -51,6 +74,7 @@ def _pearson(scores: np.ndarray, values: np.ndarray) -> np.ndarray:
 def label_columns(table: list[dict]) -> tuple[list[str], list[str]]:
     """(categorical, numeric) label columns of store rows: strings with 2+ values (fewer than half the rows
     distinct), numbers with 3+ distinct values; ids, paths, prompts and seeds are not labels."""
+    table = _rows_of_dicts(table, "table")
     categorical, numeric = [], []
     names = list(dict.fromkeys(k for r in table for k in r))
     for name in names:
@@ -74,7 +98,7 @@ class FeatureTable:
     DataFrame when pandas is installed."""
 
     def __init__(self, rows: list[dict]):
-        self.rows = list(rows)
+        self.rows = _rows_of_dicts(rows, "rows")
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -95,7 +119,9 @@ class FeatureTable:
 
     def search(self, text: str) -> FeatureTable:
         """Features whose label contains `text` (case-insensitive), best score first."""
-        text = str(text).lower()
+        if not isinstance(text, str):
+            raise WrongTypeError(f"text={text!r}: pass the text to look for in the labels, e.g. 'rock'")
+        text = text.lower()
         hits = [r for r in self.rows if r.get("label") and text in str(r["label"]).lower()]
         return FeatureTable(sorted(hits, key=lambda r: -float(r.get("label_score") or 0)))
 
@@ -103,11 +129,19 @@ class FeatureTable:
                label: str | None = None) -> FeatureTable:
         """Features firing on min_frequency..max_frequency of frames, labelled with score >= min_score,
         whose label contains `label`."""
+        min_frequency = validation.finite_float(min_frequency, "min_frequency", low=0.0, high=1.0)
+        max_frequency = validation.finite_float(max_frequency, "max_frequency", low=0.0, high=1.0)
+        if min_score is not None:
+            min_score = validation.finite_float(min_score, "min_score")
+        if label is not None and not isinstance(label, str):
+            raise WrongTypeError(f"label={label!r}: pass text to look for in the labels, or None")
         rows = [r for r in self.rows if min_frequency <= r["frequency"] <= max_frequency
                 and (min_score is None or (r.get("label") and r["label_score"] >= min_score))]
         return FeatureTable(rows).search(label) if label else FeatureTable(rows)
 
     def sort(self, column: str = "label_score", descending: bool = True) -> FeatureTable:
+        if not isinstance(column, str):
+            raise WrongTypeError(f"column={column!r}: pass a column name, one of {self.columns}")
         if self.rows and column not in self.columns:
             raise BadInputError(f"no column {column!r}: the table has {self.columns}")
         key = lambda r: (r.get(column) is None, r.get(column) if r.get(column) is not None else 0)
@@ -117,7 +151,7 @@ class FeatureTable:
         return FeatureTable(rows)
 
     def head(self, n: int = 10) -> FeatureTable:
-        return FeatureTable(self.rows[:n])
+        return FeatureTable(self.rows[:validation.non_negative_int(n, "n")])
 
     def to_pandas(self):
         """The table as a pandas DataFrame (needs pandas: pip install pandas)."""
@@ -159,9 +193,10 @@ class FeatureLabels:
     numeric: list
 
     def _check(self, feature: int) -> int:
-        feature = int(feature)
+        feature = validation.integer(feature, "feature")
         if not 0 <= feature < len(self.frequency):
-            raise BadInputError(f"feature {feature} is out of range: this SAE has {len(self.frequency)} features")
+            raise OutOfRangeError(f"feature {feature} is out of range: this SAE has {len(self.frequency)} features "
+                                  f"(0-{len(self.frequency) - 1})")
         return feature
 
     def histogram(self, feature: int) -> tuple[np.ndarray, np.ndarray]:
@@ -173,15 +208,19 @@ class FeatureLabels:
     def trace(self, row: int, feature: int) -> tuple[np.ndarray, np.ndarray]:
         """(times_s, activations) of one feature over one store row's frames."""
         feature = self._check(feature)
+        row = validation.integer(row, "row")
         with torch.no_grad():
-            acts = self.sae.encode(torch.from_numpy(self.stream.clip(row)))[:, feature].numpy()
+            acts = self.sae.encode(torch.from_numpy(_finite_clip(self.stream, row)))[:, feature].numpy()
         return np.arange(len(acts)) / self.stream.frame_rate_hz, acts
 
     def top_clips(self, feature: int, n: int = 5, span_fraction: float = 0.5) -> list[dict]:
         """The n clips where the feature peaks highest: row, id, labels, peak, peak_s and the activating span
         (start_s, end_s: around the peak, where it stays >= span_fraction x peak)."""
         feature = self._check(feature)
-        order = np.argsort(-self.clip_max[:, feature], kind="stable")[:int(n)]
+        n = validation.positive_int(n, "n")
+        span_fraction = validation.finite_float(span_fraction, "span_fraction", low=0.0, high=1.0, low_inclusive=False,
+                                                hint="0.5 keeps the span where the feature stays above half its peak")
+        order = np.argsort(-self.clip_max[:, feature], kind="stable")[:n]
         out = []
         for i in order:
             peak = float(self.clip_max[i, feature])
@@ -211,6 +250,8 @@ class FeatureLabels:
         """The feature's decoder row as a unit `workbench.analysis.directions.Direction` (for steering)."""
         from workbench.analysis.directions import Direction
         feature = self._check(feature)
+        model_id = validation.text(model_id, "model_id")
+        check_matches(self.sae.meta, "this SAE", model_id=model_id)
         vec = self.sae.decoder_row(feature)
         row = self.table.rows[feature]
         return Direction(vec / max(float(np.linalg.norm(vec)), 1e-12), model_id=model_id,
@@ -225,21 +266,42 @@ def label_features(sae, stream, rows=None, bins: int = 30, categorical=None, num
     """Measure and label every feature of `sae` on the clips of `stream` (a `FrameStream` of its layer).
 
     rows: store rows to use (default: every row the stream holds). categorical / numeric: label columns
-    (default: found by `label_columns` in the store's table)."""
+    (default: found by `label_columns` in the store's table). An SAE trained on another model, layer, site or
+    width than the stream's is refused (DirectionMismatchError); NaN / inf frames are a NotFiniteError."""
+    sae = require_sae(sae)
+    if not isinstance(stream, FrameStream):
+        raise WrongTypeError(f"stream is a {type(stream).__name__}: pass a FrameStream(store, site, layer)")
+    check_matches(sae.meta, "this SAE", model_id=stream.store.model_id, layer=stream.layer, site=stream.site,
+                  d_in=stream.hidden_size, sae_d_in=sae.d_in)
+    bins = validation.integer(bins, "bins", low=1, high=MAX_BINS)
     store = stream.store
-    clip_rows = np.unique(stream.rows) if rows is None else np.asarray(rows, dtype=np.int64)
+    streamed = np.unique(stream.rows)
+    if rows is None:
+        clip_rows = streamed
+    else:
+        clip_rows = np.asarray(validation.int_sequence(rows, "rows", example="[0, 1, 2]"), dtype=np.int64)
+        outside = np.setdiff1d(clip_rows, streamed)
+        if outside.size:
+            raise OutOfRangeError(f"rows {outside[:5].tolist()} are not in this stream (it holds {len(streamed)} "
+                                  "rows): pass rows of FrameStream(..., rows=...), or a stream of every row")
     table = store.table
     meta = [table[int(r)] for r in clip_rows]
     found_cat, found_num = label_columns(meta)
-    categorical = found_cat if categorical is None else list(categorical)
-    numeric = found_num if numeric is None else list(numeric)
+    categorical = found_cat if categorical is None else _columns(categorical, "categorical", meta)
+    numeric = found_num if numeric is None else _columns(numeric, "numeric", meta)
+    for col in numeric:
+        bad = [m.get(col) for m in meta if isinstance(m.get(col), bool) or not isinstance(m.get(col), numbers.Real)
+               or not np.isfinite(m.get(col))]
+        if bad:
+            raise BadInputError(f"numeric column {col!r} holds {bad[0]!r}: pass it as categorical, or only columns "
+                                "of finite numbers as numeric")
     n, d = len(clip_rows), sae.d_sae
     clip_mean, clip_max = np.zeros((n, d), np.float32), np.zeros((n, d), np.float32)
     peak_step = np.zeros((n, d), np.int32)
     fires, n_frames = np.zeros(d, np.int64), 0
     sparse_values, sparse_features = [], []
     for i, row in enumerate(clip_rows):
-        f = sae.encode(torch.from_numpy(stream.clip(int(row)))).numpy()
+        f = sae.encode(torch.from_numpy(_finite_clip(stream, int(row)))).numpy()
         clip_mean[i], clip_max[i], peak_step[i] = f.mean(0), f.max(0), f.argmax(0)
         active = f > 0
         fires += active.sum(0)
@@ -276,3 +338,25 @@ def label_features(sae, stream, rows=None, bins: int = 30, categorical=None, num
         rows_out.append(row)
     return FeatureLabels(sae, stream, FeatureTable(rows_out), clip_mean, clip_max, peak_step, clip_rows, frequency,
                          histograms, top, meta, categorical, numeric)
+
+
+def _finite_clip(stream, row: int) -> np.ndarray:
+    """(T, H) frames of one store row, refused (NotFiniteError naming the row and step) if any is NaN or inf."""
+    x = stream.clip(row)
+    finite = np.isfinite(x).all(axis=1)
+    if not finite.all():
+        raise NotFiniteError(f"store row {row}, decoder step {int(np.argmin(finite))} of {stream.site} layer "
+                             f"{stream.layer} holds NaN or inf: run store.verify() / store.repair(), or leave the row "
+                             "out with FrameStream(store, site, layer, rows=[...])")
+    return x
+
+
+def _columns(value, name: str, meta: list) -> list:
+    """Label columns asked for by name: a list of strings (may be empty), each a column of the rows."""
+    columns = [] if isinstance(value, (list, tuple)) and not value else validation.str_list(value, name,
+                                                                                          example="['label']")
+    present = set(k for m in meta for k in m)
+    missing = [c for c in columns if c not in present]
+    if missing:
+        raise BadInputError(f"{name} columns {missing} are not in the store's table: it has {sorted(present)}")
+    return columns

@@ -40,7 +40,7 @@ from workbench.errors import BadInputError, CorruptFileError, DirectionMismatchE
 
 __all__ = ["SparseAutoencoder", "ARCHITECTURES", "SAE_CFG_FILENAME", "SAE_WEIGHTS_FILENAME", "SPARSITY_FILENAME",
            "SAELENS_VERSION", "MAX_D_IN", "MAX_D_SAE", "MAX_WEIGHTS", "read_sparsity", "default_d_sae",
-           "check_sae_size", "check_matches"]
+           "check_sae_size", "check_matches", "require_sae"]
 
 ARCHITECTURES = ("topk", "standard")  # SAELens's names: TopK, and ReLU (trained with L1)
 SAE_CFG_FILENAME = "cfg.json"  # sae_lens.constants
@@ -262,6 +262,17 @@ def check_matches(meta: dict, what: str, *, model_id=None, layer=None, site=None
     if site is not None and meta.get("site") is not None and meta["site"] != site:
         raise DirectionMismatchError(f"{what} was trained on site {meta['site']!r}, not {site!r}: use it at "
                                      f"{meta['site']!r}, or train one on {site!r}")
+
+
+def require_sae(sae) -> SparseAutoencoder:
+    """`sae` when it is a SparseAutoencoder with finite weights, else a workbench error saying what to pass."""
+    if not isinstance(sae, SparseAutoencoder):
+        raise WrongTypeError(f"sae is a {type(sae).__name__}: pass a SparseAutoencoder (train_sae(...).sae or "
+                             "SparseAutoencoder.load(folder))")
+    if not sae.is_finite():
+        raise BadInputError("this SAE holds NaN or inf weights (a diverged training run): train it again with a "
+                            "smaller lr")
+    return sae
 
 
 def _folder(folder) -> Path:

@@ -156,8 +156,8 @@ def _check_frames(stream, x: np.ndarray, rows, steps, what: str) -> None:
     finite = np.isfinite(x).all(axis=1)
     if not finite.all():
         i = int(np.argmin(finite))
-        raise NotFiniteError(f"{what}: {_where(stream, rows, steps, i)} of {stream.site} layer {stream.layer} holds NaN "
-                             f"or inf ({int((~finite).sum())} such frames here); nothing was trained on it: "
+        raise NotFiniteError(f"{what}: {_where(stream, rows, steps, i)} of {stream.site} layer {stream.layer} "
+                             f"holds NaN or inf ({int((~finite).sum())} such frames here); nothing was trained on it: "
                              f"{_STORE_FIX}")
 
 
