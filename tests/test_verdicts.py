@@ -1,0 +1,205 @@
+"""Steering verdicts: a random push cannot pass, a real effect does, collapse is flagged."""
+import hashlib
+
+import numpy as np
+import pytest
+
+from workbench.analysis.evaluation.collapse import (
+    clip_quality,
+    code_stats,
+    comb_share,
+    cross_clip_similarity,
+    is_collapsed,
+)
+from workbench.analysis.evaluation.verdicts import (
+    Reader,
+    SteeringBench,
+    VerdictPlan,
+    summarise,
+    verdict_sentence,
+)
+from workbench.errors import BadInputError, DirectionMismatchError
+from workbench.runtime.clip import Clip
+
+SR = 8000
+HIDDEN = 64
+PERIOD = 160
+
+
+def _seed_of(*parts) -> int:
+    return int.from_bytes(hashlib.sha1(repr(parts).encode()).digest()[:4], "little")
+
+
+class _Handle:
+    """What a bench reads of a model handle."""
+
+    hidden_size, n_layers, samples_per_frame, model_id = HIDDEN, 2, PERIOD, "constructed"
+
+
+class ConstructedSource:
+    """A tiny world where the level slope (dB over the clip) of a clip pushed along v moves by
+    `gain` x strength x <v, u>: the concept u provably moves a DSP reading, other directions move it
+    by their projection on u. Every push also changes the clip's own "sampling" (a chaos term), as
+    steering a real model changes the codes it samples."""
+
+    def __init__(self, u, gain_db=3.0, chaos_db=1.0):
+        self.u = np.asarray(u, np.float64) / np.linalg.norm(u)
+        self.gain_db, self.chaos_db = gain_db, chaos_db
+
+    def _clip(self, prompt, seed, slope_db, codes_seed):
+        rng = np.random.default_rng(_seed_of(prompt, seed))
+        noise = rng.normal(size=SR * 2)
+        t = np.linspace(0, 1, noise.size)
+        audio = noise * 10 ** ((slope_db * t) / 20)
+        codes = np.random.default_rng(codes_seed).integers(0, 256, size=(4, 100))
+        return Clip(audio.astype(np.float32), SR, codes=codes, prompt=prompt, seed=seed)
+
+    def _base(self, prompt, seed):
+        return np.random.default_rng(_seed_of("base", prompt, seed)).normal(0, 2.0)
+
+    def twins(self, pairs):
+        clips = [self._clip(p, s, self._base(p, s), _seed_of("codes", p, s)) for p, s in pairs]
+        return clips, {0: 1.0, 1: 1.0}
+
+    def steered(self, pairs, layer, absolute_strength, units):
+        out = []
+        for (p, s), v in zip(pairs, units):
+            key = hashlib.sha1(np.asarray(v, np.float32).tobytes()).hexdigest()
+            chaos = np.random.default_rng(_seed_of("chaos", p, s, key, absolute_strength)).normal(0, self.chaos_db)
+            slope = self._base(p, s) + self.gain_db * absolute_strength * float(v @ self.u) + chaos
+            out.append(self._clip(p, s, slope, _seed_of("codes", p, s, key)))
+        return out
+
+
+def _level_slope(audios, sr):
+    out = []
+    for a in audios:
+        blocks = np.asarray(a, np.float64)[: len(a) // 400 * 400].reshape(-1, 400)
+        level = 10 * np.log10((blocks ** 2).mean(1) + 1e-12)
+        x = np.linspace(0, 1, len(level))
+        out.append(np.polyfit(x, level, 1)[0])
+    return np.array(out)
+
+
+LOUDER = Reader("dynamics", "level_slope", ("crescendo", "diminuendo"), _level_slope,
+                lambda v, t: v if t == "crescendo" else -v, unit="dB")
+PLAN = VerdictPlan(prompts=("a", "b", "c"), seeds=(0, 1, 2, 3), strengths=(1.0,), n_random=16, random_seed=7)
+
+
+def _bench(u):
+    return SteeringBench(_Handle(), PLAN, source=ConstructedSource(u))
+
+
+def test_a_direction_that_provably_moves_the_reading_is_beyond_random():
+    u = np.random.default_rng(0).normal(size=HIDDEN)
+    effect = _bench(u).measure(LOUDER, {"crescendo": u, "diminuendo": -u}, layer=0)
+    for target in ("crescendo", "diminuendo"):
+        v = effect.verdict[target]
+        assert v["beyond_random"], v
+        assert v["effect"] > v["random_p95"] and v["order_rate"] == 1.0 and v["collapsed_share"] == 0.0
+        lo, hi = v["effect_ci"]
+        assert lo <= v["effect"] <= hi
+    assert effect.beyond_random_all
+    assert "beyond random." in verdict_sentence("dynamics", "crescendo", effect.verdict["crescendo"], "dB")
+
+
+def test_random_directions_posing_as_the_concept_are_not_beyond_random():
+    u = np.random.default_rng(0).normal(size=HIDDEN)
+    bench = _bench(u)  # one bench: the random clips are shared, as for concepts at one layer
+    passed = []
+    for i in range(20):
+        fake = np.random.default_rng(1000 + i).normal(size=HIDDEN)
+        passed.append(bench.measure(LOUDER, {"crescendo": fake}, layer=0).verdict["crescendo"]["beyond_random"])
+    assert sum(passed) <= 1, f"{sum(passed)} of 20 random directions passed as concepts"
+
+
+def test_random_clips_are_shared_and_each_has_its_own_direction():
+    u = np.random.default_rng(0).normal(size=HIDDEN)
+    bench = _bench(u)
+    effect = bench.measure(LOUDER, {"crescendo": u}, layer=0)
+    n_pairs = len(PLAN.pairs)
+    assert bench.n_generated == n_pairs * 4  # twins, +v, -v, random
+    rand = effect.clips[effect.clips.arm == "random"]
+    assert rand["random_direction"].nunique() == min(n_pairs, PLAN.n_random)
+    bench.measure(LOUDER, {"diminuendo": -u}, layer=0)  # -u's +v and -v clips, and the random ones, exist
+    assert bench.n_generated == n_pairs * 4
+
+
+def test_collapsed_steered_clips_fail_the_verdict():
+    u = np.random.default_rng(0).normal(size=HIDDEN)
+
+    class Collapsing(ConstructedSource):
+        def steered(self, pairs, layer, absolute_strength, units):
+            clips = super().steered(pairs, layer, absolute_strength, units)
+            for c in clips:
+                c.codes = np.zeros_like(c.codes)  # a drone: one code, repeated
+            return clips
+
+    effect = SteeringBench(_Handle(), PLAN, source=Collapsing(u)).measure(LOUDER, {"crescendo": u}, layer=0)
+    v = effect.verdict["crescendo"]
+    assert v["collapsed_share"] == 1.0 and not v["beyond_random"]
+    assert "collapsed" in verdict_sentence("dynamics", "crescendo", v)
+
+
+def test_a_constant_code_clip_is_collapsed_and_a_twin_against_itself_is_not():
+    rng = np.random.default_rng(3)
+    twin = rng.integers(0, 256, size=(4, 200))
+    assert is_collapsed(code_stats(np.full((4, 200), 7)), code_stats(twin)) is True
+    assert is_collapsed(code_stats(twin), code_stats(twin)) is False
+    assert is_collapsed(code_stats(twin), None) is None
+
+
+def test_comb_share_separates_a_frame_rate_buzz_from_music():
+    from workbench.toy.synth_v2 import synth_clip
+
+    sr, period = 32000, 640
+    clean = [comb_share(synth_clip(g, seed=5), sr, period) for g in ("rock", "jazz", "classical", "electronic")]
+    assert max(clean) <= 0.12, clean
+    frame = np.random.default_rng(0).normal(size=period)
+    buzz = np.tile(frame, 100)  # every frame decodes to the same waveform
+    assert comb_share(buzz, sr, period) > 0.99
+    q = clip_quality(buzz, sr, period, codes=np.zeros((4, 100), int))
+    assert q["distinct_codes"] == 1 and q["repeat_rate"] == 1.0 and q["peak"] > 0
+
+
+def test_cross_clip_similarity_is_high_for_one_drone_and_low_for_varied_clips():
+    rng = np.random.default_rng(0)
+    varied = rng.normal(size=(6, 10))
+    drone = np.tile(rng.normal(size=10), (6, 1)) + 1e-3 * rng.normal(size=(6, 10))
+    prompts, seeds = list("aabbcc"), [0, 1] * 3
+    center = varied.mean(0)
+    assert cross_clip_similarity(drone, prompts, seeds, center=center) > 0.95
+    assert abs(cross_clip_similarity(varied, prompts, seeds, center=center)) < 0.5
+
+
+@pytest.mark.parametrize("bad", [dict(strengths=(0.0,)), dict(strengths="1"), dict(strengths=(float("nan"),)),
+                                 dict(n_random=8), dict(prompts=[]), dict(seeds="12"), dict(batch_size=0)])
+def test_a_bad_plan_is_refused_with_a_workbench_error(bad):
+    args = dict(prompts=("a",), seeds=(0,)) | bad
+    with pytest.raises(BadInputError):
+        VerdictPlan(**args)
+
+
+def test_directions_of_another_model_layer_or_size_are_refused():
+    from workbench.analysis.directions import Direction
+
+    u = np.random.default_rng(0).normal(size=HIDDEN)
+    bench = _bench(u)
+    with pytest.raises(DirectionMismatchError):
+        bench.measure(LOUDER, {"crescendo": np.ones(HIDDEN + 1)}, layer=0)
+    with pytest.raises(BadInputError):
+        bench.measure(LOUDER, {"crescendo": np.full(HIDDEN, np.nan)}, layer=0)
+    other = Direction(vector=u.astype(np.float32), model_id="another", layer=0, site="resid", method="test")
+    with pytest.raises(DirectionMismatchError):
+        bench.measure(LOUDER, {"crescendo": other}, layer=0)
+
+
+def test_summarise_corrects_for_the_strengths_tried():
+    import pandas as pd
+
+    rows = [dict(target="t", strength=s, arm=arm, pair=i, shift=sh, reading=sh, collapsed=False)
+            for s in (1.0, 2.0) for i in range(10)
+            for arm, sh in (("plus", 1.0 + i * 0.01), ("minus", -1.0), ("random", (i - 5) * 0.1))]
+    one = summarise(pd.DataFrame(rows), n_strengths=1)
+    two = summarise(pd.DataFrame(rows), n_strengths=2)
+    assert np.allclose(two["p_value"], np.minimum(1.0, 2 * one["p_value"]))

@@ -1,0 +1,168 @@
+"""Is a steered clip still music, or a drone? Code diversity, repeats, the frame-rate comb, level.
+
+A push that is strong enough makes any direction "work": the decoder falls into a few codes it
+repeats, the codec turns a repeated code into a buzz at its frame rate, and a reader trained to hear
+classes then hears *something* in every drone. So every steering verdict carries these per-clip
+measures next to its twin's (same prompt and seed, unsteered):
+
+- `distinct_codes`: distinct codes per codebook (mean over codebooks);
+- `repeat_rate`: share of frames whose code equals the previous frame's (mean over codebooks);
+- `comb_share`: power of the waveform that is periodic at the codec's frame period, over the clip's
+  power (mono mix, mean removed; the period-synchronous average over 0.5 s blocks, or over the whole
+  clip when it is shorter, tiled over the block). Clean synthesised music reads 0.01-0.10; teaching
+  model v2's generations 0.67-0.98 (its codec decodes each code to an almost fixed frame-long
+  waveform, see the model card);
+- `peak`, `rms`: the level, so silence and clipping show.
+
+And per set of clips, `cross_clip_similarity`: the mean pairwise cosine between clips of different
+prompts or seeds of their mean log-mel band energies, centred on the twins' mean (collapsed clips of
+different prompts move to one place and read near 1; clips as varied as the twins near 0).
+
+A steered clip is **collapsed** (`is_collapsed`) when its distinct codes fall below
+`COLLAPSE_DISTINCT_RATIO` (half) of its twin's, or its repeat rate reaches `COLLAPSE_REPEAT_RATIO`
+(twice) its twin's. Why these: an unsteered teaching-model clip uses about 87 codes per codebook and
+repeats 15% of frames; the drones an independent check heard used 9-33 codes and repeated 34-51%:
+both ratios separate them with room on either side, and twins of one prompt differ by far less
+(seed to seed, distinct codes vary by about 10%). A repeat rate of zero in the twin is floored at
+`MIN_TWIN_REPEAT` so one repeat does not count as "doubled". Clips without a twin get no flag.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> twin = rng.integers(0, 256, size=(4, 200))
+    >>> drone = np.zeros((4, 200), np.int64)
+    >>> is_collapsed(code_stats(drone), code_stats(twin)), is_collapsed(code_stats(twin), code_stats(twin))
+    (True, False)
+    >>> t = np.arange(32000) / 32000
+    >>> round(comb_share(np.sin(2 * np.pi * 50 * t), 32000, 640), 2)  # a 50 Hz tone is all comb
+    1.0
+    >>> comb_share(rng.normal(size=32000), 32000, 640) < 0.1  # noise is not
+    True
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from workbench.errors import BadInputError
+
+__all__ = ["COLLAPSE_DISTINCT_RATIO", "COLLAPSE_REPEAT_RATIO", "MIN_TWIN_REPEAT", "clip_quality", "code_stats",
+           "comb_share", "cross_clip_similarity", "is_collapsed", "logmel_profile"]
+
+COLLAPSE_DISTINCT_RATIO = 0.5  # collapsed: fewer than half the twin's distinct codes per codebook ...
+COLLAPSE_REPEAT_RATIO = 2.0    # ... or at least twice the twin's frame-to-frame repeat rate
+MIN_TWIN_REPEAT = 0.05         # a twin that (almost) never repeats counts as repeating 5% of frames
+COMB_BLOCK_S = 0.5             # the comb's period-synchronous average is taken over blocks this long
+
+
+def _codes(codes) -> np.ndarray:
+    a = np.asarray(codes)
+    if a.ndim != 2 or a.shape[1] < 2:
+        raise BadInputError(f"codes must be (n_codebooks, frames) with at least 2 frames, got shape {a.shape}: "
+                            f"pass clip.codes of a generated clip")
+    return a
+
+
+def code_stats(codes) -> dict:
+    """{"distinct_codes", "repeat_rate"} of one clip's codes (n_codebooks, frames), means over codebooks."""
+    a = _codes(codes)
+    distinct = float(np.mean([len(np.unique(row)) for row in a]))
+    repeat = float(np.mean(a[:, 1:] == a[:, :-1]))
+    return dict(distinct_codes=distinct, repeat_rate=repeat)
+
+
+def is_collapsed(stats: dict, twin_stats: dict | None) -> bool | None:
+    """True when a clip's codes collapsed against its twin's (see the module doc); None without a twin."""
+    if twin_stats is None:
+        return None
+    fewer = stats["distinct_codes"] < COLLAPSE_DISTINCT_RATIO * twin_stats["distinct_codes"]
+    repeats = stats["repeat_rate"] >= COLLAPSE_REPEAT_RATIO * max(twin_stats["repeat_rate"], MIN_TWIN_REPEAT)
+    return bool(fewer or repeats)
+
+
+def _mono(audio) -> np.ndarray:
+    x = np.asarray(audio, dtype=np.float64)
+    if x.ndim == 2:
+        x = x.mean(axis=0)
+    if x.ndim != 1:
+        raise BadInputError(f"audio must be (samples,) or (channels, samples), got shape {x.shape}")
+    return x
+
+
+def comb_share(audio, sample_rate_hz: int, frame_period: int) -> float:
+    """Share of a clip's power that is periodic at `frame_period` samples (see the module doc).
+
+    The period-synchronous average of a block removes everything not locked to the frame period; its
+    power (tiled over the block) over the block's power is that block's share; blocks are pooled by
+    power. 0.0 for a silent clip.
+    """
+    x = _mono(audio)
+    period = int(frame_period)
+    if period < 2:
+        raise BadInputError(f"frame_period must be at least 2 samples, got {frame_period}")
+    x = x - x.mean()
+    block = max(period, int(round(COMB_BLOCK_S * sample_rate_hz / period)) * period)
+    n_periods_total = len(x) // period
+    if n_periods_total < 2:
+        raise BadInputError(f"a clip of {len(x)} samples holds fewer than two frame periods of {period}: "
+                            f"measure clips of at least {2 * period} samples")
+    if len(x) < block:  # a short clip: one block over the whole clip
+        block = n_periods_total * period
+    comb_power, total_power = 0.0, 0.0
+    for start in range(0, len(x) - block + 1, block):
+        seg = x[start:start + block].reshape(-1, period)
+        mean_period = seg.mean(axis=0)
+        comb_power += float(np.sum(mean_period ** 2)) * seg.shape[0]
+        total_power += float(np.sum(seg ** 2))
+    return comb_power / total_power if total_power > 0 else 0.0
+
+
+def clip_quality(audio, sample_rate_hz: int, frame_period: int, codes=None) -> dict:
+    """Per-clip quality: comb share, peak, RMS, and (with codes) distinct codes and repeat rate."""
+    x = _mono(audio)
+    out = dict(comb_share=comb_share(x, sample_rate_hz, frame_period), peak=float(np.abs(x).max(initial=0.0)),
+               rms=float(np.sqrt(np.mean(x ** 2))) if x.size else 0.0)
+    if codes is not None:
+        out.update(code_stats(codes))
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _mel_basis(sample_rate_hz: int, n_fft: int, n_mels: int) -> np.ndarray:
+    import librosa
+
+    return librosa.filters.mel(sr=sample_rate_hz, n_fft=n_fft, n_mels=n_mels)
+
+
+def logmel_profile(audio, sample_rate_hz: int, n_fft: int = 2048, n_mels: int = 40) -> np.ndarray:
+    """Mean log-mel band energies of a clip (dB, `n_mels` bands): the descriptor of `cross_clip_similarity`."""
+    from scipy.signal import stft
+
+    x = _mono(audio)
+    _, _, spec = stft(x, nperseg=n_fft, noverlap=n_fft * 3 // 4)
+    power = np.abs(spec) ** 2
+    mel = _mel_basis(int(sample_rate_hz), n_fft, n_mels) @ power
+    return 10.0 * np.log10(mel.mean(axis=1) + 1e-10)
+
+
+def cross_clip_similarity(profiles, prompts, seeds, center=None) -> float:
+    """Mean pairwise cosine between clips that differ in prompt or seed, of their descriptors.
+
+    profiles: (n_clips, n_features), e.g. `logmel_profile` of each clip. center: a descriptor to
+    subtract first, e.g. the mean profile of the unsteered twins, so that the spectral shape all music
+    shares does not count as sameness: then 1.0 means every clip moved to the same place (a drone shared
+    by every prompt), about 0 clips as varied as the twins. NaN with fewer than two such pairs.
+    """
+    P = np.asarray(profiles, dtype=np.float64)
+    if P.ndim != 2 or len(P) != len(prompts) or len(P) != len(seeds):
+        raise BadInputError(f"profiles must be (n_clips, n_features) with one prompt and seed per clip: got "
+                            f"{P.shape}, {len(prompts)} prompts, {len(seeds)} seeds")
+    if center is not None:
+        P = P - np.asarray(center, dtype=np.float64)[None, :]
+    norms = np.linalg.norm(P, axis=1)
+    norms[norms == 0] = 1.0
+    Z = P / norms[:, None]
+    cos = Z @ Z.T
+    keys = list(zip(prompts, seeds))
+    values = [cos[i, j] for i in range(len(P)) for j in range(i + 1, len(P)) if keys[i] != keys[j]]
+    return float(np.mean(values)) if values else float("nan")
