@@ -20,13 +20,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from workbench import validation
+from workbench.analysis.features.sae import ARCHITECTURES
 from workbench.analysis.features.steering import STRENGTHS
+from workbench.errors import BadInputError, OutOfRangeError, WorkbenchError, WrongTypeError
 
 __all__ = ["ReportPlan", "run_report", "format_report", "BARS", "LABELLED_SCORE"]
 
@@ -55,6 +60,34 @@ class ReportPlan:
     strengths: tuple = STRENGTHS
     steer_duration_s: float = 4.0
     seed: int = 0
+
+    def __post_init__(self):
+        k = validation.positive_int(self.k, "k")
+        checked = dict(
+            layers=validation.int_sequence(self.layers, "layers", example="(3,)"),
+            n_per_genre=validation.integer(self.n_per_genre, "n_per_genre", low=1, high=100_000),
+            duration_s=validation.finite_float(self.duration_s, "duration_s", low=0.0, low_inclusive=False),
+            architecture=validation.choice(self.architecture, "architecture", ARCHITECTURES),
+            k=k,
+            expansion=validation.finite_float(self.expansion, "expansion", low=0.0, low_inclusive=False, high=1024.0),
+            epochs=validation.positive_int(self.epochs, "epochs"),
+            l1_coefficient=validation.finite_float(self.l1_coefficient, "l1_coefficient", low=0.0),
+            held_out=validation.finite_float(self.held_out, "held_out", low=0.0, high=1.0, low_inclusive=False,
+                                             high_inclusive=False, hint="0.1 keeps a tenth of the clips for testing"),
+            steer_per_genre=validation.non_negative_int(self.steer_per_genre, "steer_per_genre"),
+            steer_seeds=tuple(validation.seeds(self.steer_seeds, "steer_seeds")),
+            strengths=validation.float_sequence(self.strengths, "strengths", low=0.0),
+            steer_duration_s=validation.finite_float(self.steer_duration_s, "steer_duration_s", low=0.0,
+                                                     low_inclusive=False),
+            seed=validation.integer(self.seed, "seed", low=0, high=2 ** 31))
+        if any(layer < 0 for layer in checked["layers"]):
+            raise OutOfRangeError(f"layers={checked['layers']}: decoder layers count from 0")
+        if not checked["steer_seeds"]:
+            raise BadInputError("steer_seeds is empty: pass at least one seed, e.g. (100,)")
+        if not any(s > 0 for s in checked["strengths"]):
+            raise OutOfRangeError(f"strengths={checked['strengths']}: pass at least one strength > 0, e.g. {STRENGTHS}")
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
 
     @classmethod
     def quick(cls, **overrides) -> ReportPlan:
@@ -130,9 +163,13 @@ def run_report(plan: ReportPlan | None = None, *, store_dir=None, save_dir=None,
     from workbench.data.collect import collect
     from workbench.data.datasets import SynthSet
 
-    plan = plan or ReportPlan()
+    plan = ReportPlan() if plan is None else plan
+    if not isinstance(plan, ReportPlan):
+        raise WrongTypeError(f"plan is a {type(plan).__name__}: pass ReportPlan(...) or ReportPlan.quick()")
     t0 = time.perf_counter()
     handle = wb.load_model(device=device)
+    for layer in plan.layers:
+        handle.check_layer(layer)
     store_dir = store_dir or tempfile.mkdtemp(prefix="features-")
     layers = tuple(int(x) for x in plan.layers)
     store = collect(handle, SynthSet(n_per_genre=plan.n_per_genre, duration_s=plan.duration_s, seed=30_000 + plan.seed),
@@ -156,20 +193,30 @@ def run_report(plan: ReportPlan | None = None, *, store_dir=None, save_dir=None,
 
 
 def bars(report: dict) -> dict:
-    """{bar: True/False} for the figures in `report` (genre AUROC: every genre must pass)."""
+    """{bar: True/False} for the figures in `report` (genre AUROC: every genre must pass). A missing or
+    non-numeric figure misses its bar."""
+    if not isinstance(report, dict):
+        raise WrongTypeError(f"report is a {type(report).__name__}: pass the dict run_report returns")
     out = {}
     for key, (op, threshold) in BARS.items():
         value = report.get(key)
-        if value is None:
+        values = list(value.values()) if isinstance(value, dict) else [value]
+        if not values or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
+                                 for v in values):
             out[key] = False
             continue
-        values = list(value.values()) if isinstance(value, dict) else [value]
         out[key] = all((v >= threshold) if op == ">=" else (v <= threshold) for v in values)
     return out
 
 
 def format_report(report: dict) -> str:
     """A plain-text table of the bars and the SAE's size."""
+    needed = ("bars", "architecture", "d_in", "d_sae", "k", "n_train_frames", "n_train_clips", "layer",
+              "dead_fraction", "dense_fraction", "n_labelled", "labelled_by_label", "feature_steer_share",
+              "feature_steer_n_tried", "seconds")
+    if not isinstance(report, dict) or any(k not in report for k in needed):
+        missing = [k for k in needed if not isinstance(report, dict) or k not in report]
+        raise BadInputError(f"not a run_report result: it lacks {missing[:6]}; pass the dict run_report returns")
     lines = [f"{'figure':28} {'value':>10}  bar"]
     for key, (op, threshold) in BARS.items():
         value = report.get(key)
@@ -208,9 +255,13 @@ def main(argv=None) -> int:
     overrides = {k: v for k, v in dict(layers=tuple(args.layers) if args.layers else None, n_per_genre=args.n_per_genre,
                                        architecture=args.architecture, k=args.k, epochs=args.epochs).items()
                  if v is not None}
-    plan = ReportPlan.quick(**overrides) if args.quick else ReportPlan(**overrides)
-    report = run_report(plan, store_dir=args.store, save_dir=args.save, device=args.device,
-                        progress=not args.no_progress)
+    try:
+        plan = ReportPlan.quick(**overrides) if args.quick else ReportPlan(**overrides)
+        report = run_report(plan, store_dir=args.store, save_dir=args.save, device=args.device,
+                            progress=not args.no_progress)
+    except WorkbenchError as e:  # a bad setting: its message names the fix, a traceback would bury it
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(format_report(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

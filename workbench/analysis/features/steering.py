@@ -16,6 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from workbench import validation
+from workbench.analysis.features.labelling import FeatureLabels
+from workbench.analysis.features.sae import check_matches, require_sae
+from workbench.errors import BadInputError, DirectionMismatchError, OutOfRangeError, WrongTypeError
+
 __all__ = ["STRENGTHS", "feature_steering", "parse_genre", "steer_summary", "FLIP_BEST_BAR", "FLIP_ZERO_BAR"]
 
 STRENGTHS = (0.0, 0.25, 0.5, 1.0, 2.0)  # x mean activation norm, as in workbench.toy.evaluate
@@ -25,7 +30,7 @@ GENRE_COLUMNS = ("label", "genre")
 
 def parse_genre(label: str | None) -> str | None:
     """The genre of an automatic label such as "label=rock" (None for other kinds of label)."""
-    if not label or "=" not in label:
+    if not isinstance(label, str) or "=" not in label:
         return None
     column, value = label.split("=", 1)
     return value if column in GENRE_COLUMNS else None
@@ -35,17 +40,47 @@ def feature_steering(handle, labels, features, strengths=STRENGTHS, seeds=(100, 
                      guidance_scale: float = 3.0, mean_norm: float | None = None, judge=None,
                      progress: bool = False) -> list[dict]:
     """One dict per genre-labelled feature: target, flip rate by strength, best strength, best and zero rates,
-    and ``steers``. labels: a `FeatureLabels`; features: the feature ids to try."""
+    and ``steers``. labels: a `FeatureLabels`; features: the feature ids to try. An SAE trained on another
+    model than `handle` is refused (DirectionMismatchError)."""
     import workbench as wb
     from workbench.toy import GENRES
     from workbench.toy.judge import load_judge
     from workbench.toy.prompts import EVAL_PROMPTS
 
+    validation.model_handle(handle)
+    if not isinstance(labels, FeatureLabels):
+        raise WrongTypeError(f"labels is a {type(labels).__name__}: pass label_features(sae, stream)")
+    sae = require_sae(labels.sae)
+    layer, site = validation.layer_index(labels.stream.layer, handle.n_layers), labels.stream.site
+    check_matches(sae.meta, "this SAE", model_id=handle.model_id, layer=layer, site=site, d_in=handle.hidden_size,
+                  sae_d_in=sae.d_in)
+    if labels.stream.store.model_id != handle.model_id:
+        raise DirectionMismatchError(f"the labels were measured on a store of {labels.stream.store.model_id!r}, not "
+                                     f"{handle.model_id!r}: label the features on this model's activations")
+    features = [labels._check(f) for f in validation.int_sequence(features, "features", allow_empty=True,
+                                                                 example="[3, 17]")]
+    strengths = validation.float_sequence(strengths, "strengths", low=0.0, example="(0.0, 0.5, 1.0)")
+    if not any(s > 0 for s in strengths):
+        raise OutOfRangeError(f"strengths={strengths}: pass at least one strength > 0 (0 is the unsteered baseline), "
+                              f"e.g. {STRENGTHS}")
+    seeds = validation.seeds(seeds)
+    if not seeds:
+        raise BadInputError("seeds is empty: pass at least one seed per prompt, e.g. (100, 101)")
+    duration_s = validation.finite_float(duration_s, "duration_s", low=0.0, low_inclusive=False)
+    guidance_scale = validation.guidance_scale(guidance_scale)
+    if judge is not None and not callable(getattr(judge, "predict", None)):
+        raise WrongTypeError(f"judge is a {type(judge).__name__}: pass a reader with .predict(waves, sample_rate_hz) "
+                             "(workbench.toy.judge.load_judge()) or None")
+    if mean_norm is not None:
+        mean_norm = validation.finite_float(mean_norm, "mean_norm", low=0.0, low_inclusive=False,
+                                            hint="the layer's mean activation norm, or None to measure it")
     judge = judge or load_judge()
-    layer, site = int(labels.stream.layer), labels.stream.site
     if mean_norm is None:
         pooled = labels.stream.store.array(site, layer)
         mean_norm = float(np.linalg.norm(np.asarray(pooled, np.float32), axis=1).mean())
+        if not np.isfinite(mean_norm) or mean_norm <= 0:
+            raise BadInputError(f"the store's mean activation norm at {site} layer {layer} is {mean_norm}: pass "
+                                "mean_norm=..., or repair the store (store.verify())")
     zero_cache: dict = {}
 
     def flips(target, steering):
@@ -57,7 +92,7 @@ def feature_steering(handle, labels, features, strengths=STRENGTHS, seeds=(100, 
 
     results = []
     for feature in features:
-        row = labels.table.rows[int(feature)]
+        row = labels.table.rows[feature]
         target = parse_genre(row.get("label"))
         if target is None or target not in GENRES:
             continue
@@ -85,6 +120,12 @@ def feature_steering(handle, labels, features, strengths=STRENGTHS, seeds=(100, 
 
 def steer_summary(results: list[dict]) -> dict:
     """The report's figures: the best feature's flip rates, and the share of tried features that steer."""
+    if isinstance(results, (str, bytes, dict)) or not isinstance(results, (list, tuple)):
+        raise WrongTypeError(f"results is a {type(results).__name__}: pass the list feature_steering returns")
+    needed = ("feature", "target", "steers", "flip_rate_best", "flip_rate_zero")
+    for i, r in enumerate(results):
+        if not isinstance(r, dict) or any(k not in r for k in needed):
+            raise BadInputError(f"results[{i}] is not a feature_steering row: each needs {needed}")
     if not results:
         return dict(feature_steer_flip_best=None, feature_steer_flip_zero=None, feature_steer_share=None,
                     feature_steer_best_feature=None, feature_steer_n_tried=0)
