@@ -10,9 +10,14 @@ For fresh `synth_v2` clips, two measurements per concept:
 
     python scripts/codec_concept_check.py CODEC [clips_per_genre] [seed] [wave|ramp|velocity|hairpin] [wave|ramp]
     python scripts/codec_concept_check.py shipped
+    python scripts/codec_concept_check.py /tmp/codec-v3 25 2025 --json figures.json
 
-Prints one line per concept: reader accuracy on the clips and on their round trips, bag-of-codes
-accuracy, chance.
+CODEC: an EnCodec `save_pretrained` folder, a MusicGen folder (its audio encoder) or "shipped".
+First the figures of issue 27 (teaching codec v3) on the default clips, each with its bar
+(`workbench.toy.audio_checks.codec_figures`: comb share, a genre reader fitted only on clean clips,
+multi-resolution STFT distance, SI-SDR, bags of codes for dynamics and brightness, tonic-and-mode
+agreement); then one line per concept: reader accuracy on the clips and on their round trips,
+bag-of-codes accuracy, chance.
 """
 from __future__ import annotations
 
@@ -23,7 +28,12 @@ import torch
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = list(sys.argv[1:] if argv is None else argv)
+    json_path = None
+    if "--json" in argv:
+        i = argv.index("--json")
+        json_path = argv[i + 1]
+        del argv[i:i + 2]
     source = argv[0] if argv else "shipped"
     n_per_genre = int(argv[1]) if len(argv) > 1 else 25
     seed = int(argv[2]) if len(argv) > 2 else 2025
@@ -33,17 +43,19 @@ def main(argv=None) -> int:
     from sklearn.model_selection import cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    from transformers import EncodecModel
-
+    from workbench.toy.audio_checks import codec_figures, format_figures, load_codec
     from workbench.toy.readers import read_concept
     from workbench.toy.synth_v2 import FACTORS, synth_dataset
 
-    if source == "shipped":
-        import workbench as wb
-        codec = wb.load_model().model.audio_encoder
-    else:
-        codec = EncodecModel.from_pretrained(source)
-    codec.eval()
+    torch.set_num_threads(1)
+    codec = load_codec(source)
+    figures = codec_figures(codec, n_per_genre=n_per_genre, seed=seed)
+    print(f"issue 27 figures, codec {source}:")
+    print(format_figures(figures))
+    if json_path:
+        import json
+        with open(json_path, "w") as f:
+            json.dump(dict(codec=source, **figures), f, indent=1)
     audio, _, factors = synth_dataset(n_per_genre, seed=seed, with_factors=True, dynamics_style=style,
                                       brightness_style=brightness)
     bags, recon = [], []

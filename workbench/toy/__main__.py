@@ -29,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--synth-version", type=int, choices=(1, 2), default=None,
                        help="2: the shipped teaching model v2's recipe (Recipe.v2, the default); "
                             "1: teaching model v1's (Recipe.v1)")
+    train.add_argument("--codec-v3", action="store_true",
+                       help="teaching codec v3's recipe (Recipe.codec_v3: no 50 Hz comb; not shipped yet)")
+    train.add_argument("--stage", choices=("codec", "all"), default="all",
+                       help="codec: stop after the codec and save it (an EnCodec folder) in --output-dir")
     train.add_argument("--clips-per-genre", type=int, dest="n_per_genre")
     train.add_argument("--codec-ae-steps", type=int)
     train.add_argument("--codec-vq-steps", type=int)
@@ -69,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         from workbench.toy.training.recipe import Recipe, recipe_with, train_teaching_model
 
         base = Recipe.tiny() if args.tiny else (Recipe.v1() if args.synth_version == 1 else Recipe.v2())
+        if args.codec_v3:  # with --tiny: tiny sizes, codec v3's losses and residual units
+            base = base.with_codec_v3()
         recipe = recipe_with(base, synth_version=args.synth_version, n_per_genre=args.n_per_genre,
                              codec_ae_steps=args.codec_ae_steps,
                              codec_vq_steps=args.codec_vq_steps, decoder_steps=args.decoder_steps,
@@ -77,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                              decoder_clips_per_genre=args.decoder_clips_per_genre,
                              sample_temperature=args.sample_temperature)
         info = train_teaching_model(recipe, args.output_dir, work_dir=args.work_dir, resume=args.resume,
-                                    progress=not args.no_progress, device=args.device)
+                                    progress=not args.no_progress, device=args.device, stage=args.stage)
         print(json.dumps(info["timings_s"], indent=1))
         return 0
     if args.command == "evaluate":

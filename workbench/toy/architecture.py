@@ -28,6 +28,8 @@ class ToySizes:
     codec_hidden: int = 64  # latent / codebook dimension
     codebook_size: int = 256
     codec_lstm_layers: int = 1  # 0: no recurrence: a code sees only its conv window (160 ms)
+    codec_residual_layers: int = 1  # dilated residual units per resolution (dilations 1, 2, 4, ...)
+    codec_kernel_size: int = 7  # first and last conv
     text_hidden: int = 64
     text_layers: int = 2
     text_heads: int = 4
@@ -55,7 +57,8 @@ def build_codec(sizes: ToySizes, seed: int = 0):
         sampling_rate=SAMPLE_RATE_HZ, audio_channels=1, upsampling_ratios=[8, 5, 4, 4],
         num_filters=sizes.codec_filters, hidden_size=sizes.codec_hidden,
         codebook_size=sizes.codebook_size, target_bandwidths=[bandwidth_kbps],
-        num_lstm_layers=max(1, sizes.codec_lstm_layers), use_causal_conv=False, norm_type="weight_norm",
+        num_lstm_layers=max(1, sizes.codec_lstm_layers), num_residual_layers=sizes.codec_residual_layers,
+        kernel_size=sizes.codec_kernel_size, last_kernel_size=sizes.codec_kernel_size, use_causal_conv=False, norm_type="weight_norm",
         normalize=False, chunk_length_s=None, overlap=None, use_conv_shortcut=sizes.codec_conv_shortcut,
     )
     assert config.num_quantizers == N_CODEBOOKS and config.frame_rate == FRAME_RATE_HZ

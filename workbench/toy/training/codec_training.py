@@ -66,6 +66,32 @@ def spectral_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return loss / len(_FFT_SIZES)
 
 
+def frame_comb_loss(pred: torch.Tensor, target: torch.Tensor, period: int = 640) -> torch.Tensor:
+    """Power of the frame-period-synchronous part of (pred - target) over the target's power.
+
+    The average of a crop's frame periods is what a decoder adds at the frame rate (50 Hz and its
+    harmonics) whatever the audio: v2's comb. Its power share is the comb share of the error.
+    """
+    pred, target = pred.reshape(-1, pred.shape[-1]), target.reshape(-1, target.shape[-1])
+    n = pred.shape[-1] // period * period
+    if n == 0:
+        raise ValueError(f"crops of {pred.shape[-1]} samples are shorter than one frame ({period})")
+    err = pred[:, :n] - target[:, :n]
+    err = err - err.mean(-1, keepdim=True)
+    periods = n // period
+    template = err.reshape(err.shape[0], periods, period).mean(1)
+    target = target[:, :n] - target[:, :n].mean(-1, keepdim=True)
+    return (periods * template.pow(2).sum(-1) / (target.pow(2).sum(-1) + 1e-6)).mean()
+
+
+def codec_loss(pred: torch.Tensor, target: torch.Tensor, comb_weight: float = 0.0) -> torch.Tensor:
+    """`spectral_loss`, plus `comb_weight` x `frame_comb_loss` when it is above 0 (codec v3)."""
+    loss = spectral_loss(pred, target)
+    if comb_weight > 0:
+        loss = loss + comb_weight * frame_comb_loss(pred, target)
+    return loss
+
+
 def warmup_cosine(opt, total_steps: int, warmup_frac: float = 0.05, floor: float = 0.05):
     """LambdaLR: linear warm-up, then cosine decay to `floor` x the base rate."""
     import math
@@ -168,9 +194,13 @@ def _quantise(codec, latents: torch.Tensor) -> torch.Tensor:
 
 def train_codec(codec, audio: np.ndarray, ae_steps: int = 3000, vq_steps: int = 1000,
                 batch_size: int = 8, crop_s: float = 0.5, lr: float = 1e-3, kmeans_clips: int = 300,
-                seed: int = 0, progress: bool = True, log=None):
+                seed: int = 0, progress: bool = True, log=None, comb_weight: float = 0.0,
+                checkpoint_path=None, checkpoint_every: int = 250):
     """Train `codec` (an EncodecModel from `build_codec`) on `audio` (N, samples) float32, in place.
 
+    comb_weight: weight of `frame_comb_loss` in both stages (0: the v1/v2 losses exactly).
+    checkpoint_path: where the stage saves its whole state every `checkpoint_every` steps and between
+    phases; if the file exists, training continues from it (same seeds, same result as one run).
     Returns the codec (eval mode); `log(dict)` receives progress metrics if given.
     """
     if audio.ndim != 2:
@@ -182,62 +212,98 @@ def train_codec(codec, audio: np.ndarray, ae_steps: int = 3000, vq_steps: int = 
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     device = next(codec.parameters()).device
+    state = _load_checkpoint(checkpoint_path, codec, rng)
+    phase, start = (state["phase"], state["step"]) if state else ("ae", 0)
     codec.train()
-    data_dependent_init(codec, _crops(audio, min(16, 2 * batch_size), crop, rng, device))
+    if state is None:
+        data_dependent_init(codec, _crops(audio, min(16, 2 * batch_size), crop, rng, device))
+
+    def save(phase_name: str, step: int, opt=None, sched=None) -> None:
+        if checkpoint_path is not None:
+            _save_checkpoint(checkpoint_path, codec, rng, phase_name, step, opt, sched)
+
+    def run(name: str, steps: int, params, rate: float, batch_loss, first: int) -> None:
+        opt = torch.optim.Adam(params, lr=rate)
+        sched = warmup_cosine(opt, steps)
+        if state is not None and state["phase"] == name and state.get("opt") is not None:
+            opt.load_state_dict(state["opt"])
+            sched.load_state_dict(state["sched"])
+        desc = {"ae": "codec: autoencoder", "vq": "codec: decoder on codes"}[name]
+        bar = tqdm(range(first, steps), desc=desc, disable=not progress, initial=first, total=steps)
+        for step in bar:
+            loss = batch_loss(_crops(audio, batch_size, crop, rng, device))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            if step % 50 == 0:
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+                if log:
+                    log(dict(stage=f"codec_{name}", step=step, loss=loss.item()))
+            if checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+                save(name, step + 1, opt, sched)
 
     # Stage 1: plain autoencoder.
-    params = [p for p in (*codec.encoder.parameters(), *codec.decoder.parameters()) if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr)
-    sched = warmup_cosine(opt, ae_steps)
-    bar = tqdm(range(ae_steps), desc="codec: autoencoder", disable=not progress)
-    for step in bar:
-        x = _crops(audio, batch_size, crop, rng, device)
-        loss = spectral_loss(codec.decoder(codec.encoder(x)), x)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if log:
-                log(dict(stage="codec_ae", step=step, loss=loss.item()))
+    if phase == "ae":
+        params = [p for p in (*codec.encoder.parameters(), *codec.decoder.parameters()) if p.requires_grad]
+        run("ae", ae_steps, params, lr, lambda x: codec_loss(codec.decoder(codec.encoder(x)), x, comb_weight),
+            start)
+        phase, start = "kmeans", 0
+        save("kmeans", 0)
 
     # Stage 2: residual k-means codebooks on encoder frames.
-    codec.eval()
-    with torch.no_grad():
-        pick = rng.choice(audio.shape[0], size=min(kmeans_clips, audio.shape[0]), replace=False)
-        frames = []
-        for i in tqdm(range(0, len(pick), 16), desc="codec: encode for k-means", disable=not progress):
-            x = torch.from_numpy(audio[np.sort(pick[i:i + 16])])[:, None].to(device)
-            frames.append(codec.encoder(x).permute(0, 2, 1).reshape(-1, codec.config.hidden_size).cpu())
-        latents = torch.cat(frames)
-    used = fit_codebooks(codec, latents, seed=seed)
-    if log:
-        log(dict(stage="codec_kmeans", frames=latents.shape[0], codes_used=used))
+    if phase == "kmeans":
+        codec.eval()
+        with torch.no_grad():
+            pick = rng.choice(audio.shape[0], size=min(kmeans_clips, audio.shape[0]), replace=False)
+            frames = []
+            for i in tqdm(range(0, len(pick), 16), desc="codec: encode for k-means", disable=not progress):
+                x = torch.from_numpy(audio[np.sort(pick[i:i + 16])])[:, None].to(device)
+                frames.append(codec.encoder(x).permute(0, 2, 1).reshape(-1, codec.config.hidden_size).cpu())
+            latents = torch.cat(frames)
+        used = fit_codebooks(codec, latents, seed=seed)
+        if log:
+            log(dict(stage="codec_kmeans", frames=latents.shape[0], codes_used=used))
+        phase, start = "vq", 0
+        save("vq", 0)
 
     # Stage 3: fine-tune the decoder on quantised latents (encoder and codebooks frozen).
+    codec.eval()
     codec.decoder.train()
-    decoder_params = [p for p in codec.decoder.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(decoder_params, lr=lr * 0.5)
-    sched = warmup_cosine(opt, vq_steps)
-    bar = tqdm(range(vq_steps), desc="codec: decoder on codes", disable=not progress)
-    for step in bar:
-        x = _crops(audio, batch_size, crop, rng, device)
+
+    def vq_loss(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             zq = _quantise(codec, codec.encoder(x))
-        loss = spectral_loss(codec.decoder(zq), x)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(decoder_params, 1.0)
-        opt.step()
-        sched.step()
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if log:
-                log(dict(stage="codec_vq", step=step, loss=loss.item()))
+        return codec_loss(codec.decoder(zq), x, comb_weight)
+
+    run("vq", vq_steps, [p for p in codec.decoder.parameters() if p.requires_grad], lr * 0.5, vq_loss, start)
     codec.eval()
     return codec
+
+
+def _save_checkpoint(path, codec, rng: np.random.Generator, phase: str, step: int, opt, sched) -> None:
+    """The codec stage's whole state, written atomically (a kill mid-write leaves the previous one)."""
+    from pathlib import Path
+
+    path = Path(path)
+    tmp = path.with_suffix(".tmp")
+    torch.save(dict(phase=phase, step=step, model=codec.state_dict(), rng=rng.bit_generator.state,
+                    torch_rng=torch.get_rng_state(), opt=opt.state_dict() if opt else None,
+                    sched=sched.state_dict() if sched else None), tmp)
+    tmp.replace(path)
+
+
+def _load_checkpoint(path, codec, rng: np.random.Generator) -> dict | None:
+    from pathlib import Path
+
+    if path is None or not Path(path).exists():
+        return None
+    state = torch.load(path, map_location=next(codec.parameters()).device, weights_only=False)
+    codec.load_state_dict(state["model"])
+    rng.bit_generator.state = state["rng"]
+    torch.set_rng_state(state["torch_rng"])
+    return state
 
 
 @torch.no_grad()

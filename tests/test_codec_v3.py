@@ -1,0 +1,134 @@
+"""Teaching codec v3 (issue 27): the comb measurement, the comb loss, the codec stage (trains, resumes
+to the same weights, writes an EnCodec folder) and a round trip with less comb than v2's codec."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.toy.audio_checks import comb_share, comb_shares, si_sdr, stft_distance
+
+
+def _sine(freq_hz: float, n: int = 32000) -> np.ndarray:
+    return np.sin(2 * np.pi * freq_hz * np.arange(n) / 32000)
+
+
+def test_comb_share_is_the_frame_periodic_share_of_power():
+    assert comb_share(_sine(100)) == pytest.approx(1.0)  # two cycles a frame: all comb
+    assert comb_share(_sine(441)) < 0.01  # drifts 0.82 cycle a frame: averages away
+    noise = np.random.default_rng(0).normal(size=64000)
+    assert comb_share(noise) == pytest.approx(1 / 25, abs=0.01)  # 25 periods a block
+    assert comb_share(noise + 5.0) == pytest.approx(comb_share(noise))  # mean removed
+    frame = np.random.default_rng(1).normal(size=640)
+    assert comb_share(np.tile(frame, 50) + 0.3 * noise[:32000]) > 0.9
+    stereo = np.stack([_sine(100), _sine(100)])
+    assert comb_share(stereo) == pytest.approx(1.0)
+    assert comb_shares([_sine(100), _sine(441)]).shape == (2,)
+    with pytest.raises(ValueError, match="shorter than one block"):
+        comb_share(np.zeros(1000))
+
+
+def test_distances_to_the_clean_clip():
+    clip = _sine(441) + 0.1 * _sine(1234)
+    assert stft_distance(clip, clip) == pytest.approx(0.0, abs=1e-6)
+    assert stft_distance(0.5 * clip, clip) > 0.1  # a level change is a distance ...
+    assert si_sdr(0.5 * clip, clip) > 60  # ... but not a distortion
+    assert si_sdr(clip + 0.1 * _sine(3000), clip) == pytest.approx(
+        10 * np.log10(np.sum(clip ** 2) / np.sum((0.1 * _sine(3000)) ** 2)), abs=0.1)
+
+
+def test_frame_comb_loss_penalises_a_frame_periodic_error_only():
+    from workbench.toy.training.codec_training import codec_loss, frame_comb_loss, spectral_loss
+
+    target = torch.from_numpy(_sine(441, 10240)).float()[None, None]
+    hum = torch.from_numpy(np.tile(np.random.default_rng(0).normal(size=640), 16)).float()[None, None]
+    assert frame_comb_loss(target, target).item() == pytest.approx(0.0, abs=1e-6)
+    with_hum = frame_comb_loss(target + 0.3 * hum, target).item()
+    with_noise = frame_comb_loss(target + 0.3 * torch.randn_like(hum), target).item()
+    assert with_hum > 10 * with_noise
+    pred = target + 0.3 * hum
+    assert codec_loss(pred, target).item() == pytest.approx(spectral_loss(pred, target).item())
+    assert codec_loss(pred, target, comb_weight=2.0).item() == pytest.approx(
+        spectral_loss(pred, target).item() + 2.0 * with_hum, rel=1e-5)
+
+
+def test_v3_sizes_build_an_encodec_and_v2_sizes_build_v2s():
+    from workbench.toy.architecture import ToySizes, build_codec
+    from workbench.toy.training.recipe import Recipe
+
+    v2, v3 = Recipe.v2(), Recipe.codec_v3()
+    assert v2.codec_comb_weight == 0 and v3.codec_comb_weight > 0
+    assert v3.sizes.codec_lstm_layers == 0 and v3.sizes.codec_residual_layers > v2.sizes.codec_residual_layers
+    # only codec fields differ: the decoder, data and tokenizer settings are v2's
+    assert {k for k, v in v3.to_dict().items() if v != v2.to_dict()[k]} == {"codec_comb_weight", "sizes"}
+    assert {k for k, v in v3.sizes.to_dict().items() if v != v2.sizes.to_dict()[k]} <= {
+        "codec_residual_layers", "codec_kernel_size", "codec_filters", "codebook_size", "codec_hidden"}
+    assert Recipe.from_dict(v3.to_dict()) == v3
+    saved_v2 = json.loads((__import__("workbench.toy", fromlist=["WEIGHTS_DIR"]).WEIGHTS_DIR
+                           / "training_info.json").read_text())["recipe"]
+    assert Recipe.from_dict(saved_v2) == v2  # saved before the v3 fields existed
+    shipped = json.loads((__import__("workbench.toy", fromlist=["WEIGHTS_DIR"]).WEIGHTS_DIR
+                          / "config.json").read_text())["audio_encoder"]
+    built = build_codec(v2.sizes).config
+    for key in ("num_filters", "num_residual_layers", "kernel_size", "last_kernel_size", "codebook_size",
+                "hidden_size", "upsampling_ratios"):
+        assert getattr(built, key) == shipped[key], key
+    assert build_codec(ToySizes(codec_filters=4, codec_hidden=8, codebook_size=16, codec_residual_layers=2,
+                                codec_lstm_layers=0)).config.num_residual_layers == 2
+
+
+def _tiny_v3():
+    from dataclasses import replace
+
+    from workbench.toy.training.recipe import Recipe
+
+    return replace(Recipe.tiny(), synth_version=2, threads=1).with_codec_v3()
+
+
+def test_codec_stage_writes_an_encodec_folder(tmp_path):
+    from transformers import EncodecModel
+
+    from workbench.toy.__main__ import main
+
+    out = tmp_path / "codec"
+    assert main(["train", "--tiny", "--codec-v3", "--stage", "codec", "--synth-version", "2", "--threads", "1",
+                 "--no-progress", "--output-dir", str(out), "--work-dir", str(tmp_path / "work")]) == 0
+    info = json.loads((out / "training_info.json").read_text())
+    assert info["stage"] == "codec" and info["recipe"]["codec_comb_weight"] > 0 and "decoder_s" not in info["timings_s"]
+    codec = EncodecModel.from_pretrained(out)
+    assert codec.config.num_residual_layers == 2
+    assert not (tmp_path / "work" / "codec_checkpoint.pt").exists()  # finished: no checkpoint left
+
+
+def test_codec_stage_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    from workbench.toy.architecture import build_codec
+    from workbench.toy.synth_v2 import synth_dataset
+    from workbench.toy.training import codec_training
+
+    torch.set_num_threads(1)
+    recipe = _tiny_v3()
+    audio, _ = synth_dataset(1, seed=0, duration_s=1.0)
+    kwargs = dict(ae_steps=6, vq_steps=4, batch_size=2, crop_s=0.16, kmeans_clips=4, progress=False,
+                  comb_weight=recipe.codec_comb_weight, checkpoint_every=2)
+
+    whole = build_codec(recipe.sizes)
+    codec_training.train_codec(whole, audio, checkpoint_path=tmp_path / "a.pt", **kwargs)
+
+    calls = {"n": 0}
+    real_clip = torch.nn.utils.clip_grad_norm_
+
+    def dies_at_the_fourth_step(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt("killed")
+        return real_clip(*args, **kw)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", dies_at_the_fourth_step)
+    with pytest.raises(KeyboardInterrupt):
+        codec_training.train_codec(build_codec(recipe.sizes), audio, checkpoint_path=tmp_path / "b.pt", **kwargs)
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", real_clip)
+    assert torch.load(tmp_path / "b.pt", weights_only=False)["step"] == 2
+    resumed = build_codec(recipe.sizes, seed=1)  # other init: everything must come from the checkpoint
+    codec_training.train_codec(resumed, audio, checkpoint_path=tmp_path / "b.pt", **kwargs)
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name

@@ -1,0 +1,231 @@
+"""What a teaching codec keeps: the 50 Hz comb, distances to the clean clip, and DSP readers fitted
+only on clean synthesiser audio (genre; tonic and mode), plus a bag-of-codes probe.
+
+These are the figures of issue 27 (teaching codec v3), measured by `scripts/codec_concept_check.py`
+and `scripts/codec_pitch_check.py` for any codec folder.
+
+Comb share: the power of the part of a clip that is periodic at the codec's frame period (640
+samples at 32 kHz, 50 Hz), phase-locked within 0.5 s blocks, over the clip's power. Mono, mean
+removed, 0.5 s blocks of 25 frame periods, the periods of a block averaged, that average tiled over
+the block. (A twin for steering verdicts lives in `workbench.analysis.evaluation`; `toy` does not
+import `analysis`.)
+
+Example:
+    >>> import numpy as np
+    >>> t = np.arange(64000) / 32000
+    >>> round(comb_share(np.sin(2 * np.pi * 100 * t)), 2), round(comb_share(np.sin(2 * np.pi * 441 * t)), 2)
+    (1.0, 0.0)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SAMPLE_RATE_HZ = 32000
+FRAME_PERIOD = 640  # samples: one codec frame at 50 Hz
+BLOCK_PERIODS = 25  # 0.5 s
+
+
+
+def comb_share(audio: np.ndarray, period: int = FRAME_PERIOD, block_periods: int = BLOCK_PERIODS) -> float:
+    """Share of a clip's power (0-1) that is periodic at `period` samples within blocks of
+    `block_periods` periods (mono, mean removed; a tail shorter than a block is left out)."""
+    x = np.asarray(audio, dtype=np.float64)
+    if x.ndim == 2:  # (channels, samples) -> mono
+        x = x.mean(0)
+    block = period * block_periods
+    n_blocks = x.size // block
+    if n_blocks == 0:
+        raise ValueError(f"clip of {x.size} samples is shorter than one block ({block} samples = "
+                         f"{block_periods} periods of {period})")
+    x = x[:n_blocks * block] - x[:n_blocks * block].mean()
+    total = np.sum(x ** 2)
+    if total <= 0:
+        return 0.0
+    blocks = x.reshape(n_blocks, block_periods, period)
+    template = blocks.mean(1)  # (blocks, period): the phase-locked part
+    return float(block_periods * np.sum(template ** 2) / total)
+
+
+def comb_shares(clips, **kwargs) -> np.ndarray:
+    """`comb_share` of each clip (N,)."""
+    return np.array([comb_share(c, **kwargs) for c in clips])
+
+
+def stft_distance(pred: np.ndarray, target: np.ndarray, fft_sizes=(512, 1024, 2048)) -> float:
+    """Multi-resolution STFT distance: mean over sizes of spectral convergence + log-magnitude L1."""
+    import torch
+
+    p = torch.as_tensor(np.asarray(pred, dtype=np.float32)).reshape(1, -1)
+    t = torch.as_tensor(np.asarray(target, dtype=np.float32)).reshape(1, -1)
+    n = min(p.shape[-1], t.shape[-1])
+    p, t = p[:, :n], t[:, :n]
+    total = 0.0
+    for n_fft in fft_sizes:
+        window = torch.hann_window(n_fft)
+        P = torch.stft(p, n_fft, n_fft // 4, window=window, return_complex=True).abs()
+        T = torch.stft(t, n_fft, n_fft // 4, window=window, return_complex=True).abs()
+        total += float(torch.linalg.norm(P - T) / (torch.linalg.norm(T) + 1e-7))
+        total += float((torch.log(P + 1e-5) - torch.log(T + 1e-5)).abs().mean())
+    return total / len(fft_sizes)
+
+
+def si_sdr(pred: np.ndarray, target: np.ndarray) -> float:
+    """Scale-invariant signal-to-distortion ratio in dB (means removed)."""
+    n = min(len(pred), len(target))
+    p = np.asarray(pred[:n], dtype=np.float64) - np.mean(pred[:n])
+    t = np.asarray(target[:n], dtype=np.float64) - np.mean(target[:n])
+    s = (p @ t) / (t @ t + 1e-12) * t
+    return float(10 * np.log10((s @ s + 1e-12) / ((p - s) @ (p - s) + 1e-12)))
+
+
+# ---- tonic and mode --------------------------------------------------------------------------------
+
+def read_keys(clips) -> list[tuple[int, str]]:
+    """(tonic pitch class 0-11 with C = 0, "major" | "minor") per clip: the project's DSP key reader
+    (`workbench.toy.readers`, chroma of three registers against fitted key profiles)."""
+    from workbench.toy.readers import READERS
+
+    return [(int(t), str(m)) for t, m in READERS["mode"].predict_key(list(clips))]
+
+
+# ---- genre from DSP features, fitted on clean clips only -------------------------------------------
+
+@dataclass
+class CleanGenreReader:
+    """Logistic regression on the judge's DSP features (`workbench.toy.judge.audio_features`),
+    fitted on clean synthesiser clips only: no codec imitation in its training data."""
+
+    C: float = 1.0
+
+    def fit(self, clips, genres) -> CleanGenreReader:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        self.model_ = make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=5000))
+        self.model_.fit(_genre_features(clips), list(genres))
+        return self
+
+    def predict(self, clips) -> list[str]:
+        return list(self.model_.predict(_genre_features(clips)))
+
+    def score(self, clips, genres) -> float:
+        return float(np.mean(np.array(self.predict(clips)) == np.array(genres)))
+
+
+def _genre_features(clips) -> np.ndarray:
+    from workbench.toy.judge import audio_features
+
+    return np.stack([audio_features(c) for c in clips])
+
+
+# ---- order leaking into single codes ---------------------------------------------------------------
+
+def bag_of_codes_accuracy(bags: np.ndarray, labels, folds: int = 5) -> tuple[float, float]:
+    """(cross-validated accuracy, chance) of a logistic probe on per-clip averaged code vectors."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    y = np.asarray(labels)
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
+    accuracy = float(cross_val_score(probe, bags, y, cv=folds).mean())
+    chance = float(max(np.mean(y == v) for v in set(y)))
+    return accuracy, chance
+
+
+def codec_round_trip(codec, audio: np.ndarray, batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """(round trips (N, samples) float32, bags of codes (N, latent)) of clips through an EnCodec."""
+    import torch
+
+    recon, bags = [], []
+    with torch.no_grad():
+        for i in range(0, len(audio), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(audio[i:i + batch_size], dtype=np.float32))[:, None]
+            codes = codec.quantizer.encode(codec.encoder(x))  # (K, B, T)
+            latents = codec.quantizer.decode(codes)
+            bags.append(latents.mean(-1).numpy())
+            recon.append(codec.decoder(latents)[:, 0, :audio.shape[1]].numpy())
+    return np.concatenate(recon).astype(np.float32), np.concatenate(bags)
+
+
+def load_codec(source: str):
+    """An EnCodec from a folder: a `save_pretrained` EnCodec, a MusicGen folder (its audio encoder),
+    or "shipped" (the shipped teaching model's codec)."""
+    import json
+    from pathlib import Path
+
+    from transformers import EncodecModel, MusicgenForConditionalGeneration
+
+    if source == "shipped":
+        from workbench.toy import WEIGHTS_DIR
+        source = str(WEIGHTS_DIR)
+    config = json.loads((Path(source) / "config.json").read_text())
+    if config.get("model_type") == "musicgen":
+        return MusicgenForConditionalGeneration.from_pretrained(source).audio_encoder.float().eval()
+    return EncodecModel.from_pretrained(source).float().eval()
+
+
+# ---- the figures of issue 27 for one codec ---------------------------------------------------------
+
+def fit_clean_genre_reader(n_per_genre: int = 30, seed: int = 4242) -> CleanGenreReader:
+    """A `CleanGenreReader` fitted on fresh clean `synth_v2` clips (seeds apart from the check's)."""
+    from workbench.toy.synth_v2 import synth_dataset
+
+    audio, genres = synth_dataset(n_per_genre, seed=seed)
+    return CleanGenreReader().fit(list(audio), genres)
+
+
+def codec_figures(codec, n_per_genre: int = 25, seed: int = 2025, genre_reader: CleanGenreReader | None = None,
+                  pitch: bool = True) -> dict:
+    """Comb share, clean-fitted genre reading, STFT distance, SI-SDR, bags of codes (dynamics,
+    brightness) and tonic-and-mode agreement of `codec`'s round trips of held-out `synth_v2` clips.
+
+    Medians for comb share, means elsewhere; accuracies against the synthesiser's labels.
+    """
+    from workbench.toy.synth_v2 import synth_dataset
+
+    audio, genres, factors = synth_dataset(n_per_genre, seed=seed, with_factors=True)
+    round_trips, bags = codec_round_trip(codec, audio)
+    reader = genre_reader or fit_clean_genre_reader()
+    figures = dict(clips=len(audio), seed=seed,
+                   comb_share_clean=float(np.median(comb_shares(audio))),
+                   comb_share_round_trip=float(np.median(comb_shares(round_trips))),
+                   genre_clean=reader.score(list(audio), genres),
+                   genre_round_trip=reader.score(list(round_trips), genres),
+                   stft_distance=float(np.mean([stft_distance(r, a) for r, a in zip(round_trips, audio)])),
+                   si_sdr_db=float(np.mean([si_sdr(r, a) for r, a in zip(round_trips, audio)])))
+    for concept in ("dynamics", "brightness"):
+        accuracy, chance = bag_of_codes_accuracy(bags, [f[concept] for f in factors])
+        figures[f"bag_{concept}"], figures[f"bag_{concept}_chance"] = accuracy, chance
+    if pitch:
+        truth = [(f["tonic"], f["mode"]) for f in factors]
+        clean_keys, trip_keys = read_keys(audio), read_keys(round_trips)
+        figures["key_reader_clean"] = float(np.mean([k == t for k, t in zip(clean_keys, truth)]))
+        figures["key_agreement"] = float(np.mean([c == r for c, r in zip(clean_keys, trip_keys)]))
+        figures["key_round_trip"] = float(np.mean([k == t for k, t in zip(trip_keys, truth)]))
+    return figures
+
+
+BARS = dict(comb_share_round_trip=("<=", 0.10), genre_round_trip=(">=", 0.85), key_reader_clean=(">=", 0.9),
+            key_agreement=(">=", 0.8))
+
+
+def format_figures(figures: dict) -> str:
+    """A table of `codec_figures`, each with its bar (issue 27) where it has one."""
+    lines = []
+    for name, value in figures.items():
+        bar = BARS.get(name)
+        note = ""
+        if bar:
+            ok = value <= bar[1] if bar[0] == "<=" else value >= bar[1]
+            note = f"   bar {bar[0]} {bar[1]}: {'met' if ok else 'MISSED'}"
+        elif name in ("bag_dynamics", "bag_brightness"):
+            gap = value - figures[f"{name}_chance"]
+            note = f"   bar within 0.15 of chance: {'met' if gap <= 0.15 else 'MISSED'} ({gap:+.3f})"
+        lines.append(f"{name:24} {value:9.3f}{note}" if isinstance(value, float) else f"{name:24} {value:>9}")
+    return "\n".join(lines)
