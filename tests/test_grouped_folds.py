@@ -110,3 +110,12 @@ def test_margin_is_over_the_stronger_of_chance_and_the_control_with_the_input_be
     assert "over_input" not in result.baseline("input")
     no_control = sweep({("resid", 0): X}, y, control=False).rows[0]
     assert no_control["margin"] == pytest.approx(no_control["accuracy_mean"] - no_control["chance"])
+
+
+def test_the_depth_bar_needs_a_margin_over_chance_and_the_control():
+    from workbench.toy.concepts import concept_bars
+    deep = dict(best=0.95, input_baseline=0.5, chance=0.5, margin=0.45)
+    lopsided = dict(best=0.9, input_baseline=0.6, chance=0.88, margin=0.02)  # 0.9 where the majority class is 0.88
+    older = dict(best=0.95, input_baseline=0.5, chance=0.5)  # a profile from before the margin: over chance
+    bars = concept_bars({"probe_profile": {"dynamics": deep, "tempo": lopsided, "brightness": older}})
+    assert bars["deep_concepts"] == ["dynamics", "brightness"] and bars["depth_bar_met"]

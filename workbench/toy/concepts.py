@@ -8,8 +8,10 @@ both made with the workbench's own tools (`collect` into an `ActivationStore`, `
 
 - `probe_profile`: fresh synthetic clips teacher-forced with a neutral (null) prompt, mean-pooled
   residuals of every layer; a cross-validated logistic probe per layer, the same probe on the
-  *input baseline* (mean-pooled decoder input embeddings: what a bag of codes gives) and chance
-  (the majority class share).
+  *input baseline* (mean-pooled decoder input embeddings: what a bag of codes gives), chance
+  (the majority class share) and the shuffled-label control. Folds are grouped by synthesiser seed
+  (no seed in both a training and a test fold) and accuracy is also given as a margin over the
+  stronger of chance and the control.
 - `concept_steering`: for every value of a concept, a unit class-mean direction from that store
   at the concept's best probe layer, added at strengths 0, 0.25, ... x the mean residual norm while
   generating from genre-only prompts (no word of the concept). The concept's reader
@@ -41,11 +43,16 @@ def _best_layer(by_layer: dict[int, float], n_layers: int) -> int:
 
 
 def probe_profile(handle, n_per_genre: int = 40, seed: int = 20_011, folds: int = 5, store_dir=None,
-                  concepts=CONCEPTS, progress: bool = False):
-    """({concept: {"by_layer", "input_baseline", "best", "best_layer", "chance"}}, the store).
+                  concepts=CONCEPTS, progress: bool = False, groups="seed"):
+    """({concept: {"by_layer", "input_baseline", "best", "best_layer", "chance", "margin", ...}}, the store).
 
     Clips: `SynthSet(n_per_genre=..., version=2)` with seeds from `seed` (unseen in training), teacher-forced
     with null text into an activation store at `store_dir` (a temporary folder by default).
+    groups: what `sweep` keeps on one side of every split ("seed": a synthesiser seed's clips, one per
+    genre, never in both training and test folds; None: row-wise folds, as before issue 26). Beside the
+    accuracies: "by_layer_margin" and "margin" (the best layer's accuracy over the stronger of chance and
+    the shuffled-label control), "control" (the best layer's control), "input_margin" (the input
+    baseline's margin), "grouping" and "folds" (what ran).
     """
     import workbench as wb
     from workbench.analysis.baselines import input_embeddings
@@ -62,12 +69,16 @@ def probe_profile(handle, n_per_genre: int = 40, seed: int = 20_011, folds: int 
     baseline_X = input_embeddings(handle, [synth_set.audio(i) for i in order], synth_set.sample_rate_hz)
     profile = {}
     for concept in concepts:
-        result = sweep(store, label=concept, folds=folds, seed=0, control=False, baselines={"input": baseline_X})
+        result = sweep(store, label=concept, folds=folds, seed=0, groups=groups, baselines={"input": baseline_X})
         by_layer = {int(r["layer"]): float(r["accuracy_mean"]) for r in result.layer_rows}
+        margins = {int(r["layer"]): float(r["margin"]) for r in result.layer_rows}
+        control = {int(r["layer"]): float(r["control_accuracy_mean"]) for r in result.layer_rows}
         best_layer = _best_layer(by_layer, handle.n_layers)
         base = result.baseline("input")
         profile[concept] = dict(by_layer=by_layer, input_baseline=float(base["accuracy_mean"]),
-                                best=by_layer[best_layer], best_layer=best_layer, chance=float(base["chance"]))
+                                best=by_layer[best_layer], best_layer=best_layer, chance=float(base["chance"]),
+                                by_layer_margin=margins, margin=margins[best_layer], control=control[best_layer],
+                                input_margin=float(base["margin"]), grouping=result.grouping, folds=result.folds)
     return profile, store
 
 
@@ -116,7 +127,9 @@ def concept_steering(handle, store, profile: dict, concept: str, seeds=(100, 101
                 n_clips_per_strength=len(flips[strengths[0]]))
 
 
-PROFILE_BARS = dict(best=0.85, depth=0.20)      # best >= 0.85 and best - input_baseline >= 0.20
+# best >= 0.85, best - input_baseline >= 0.20, and the best layer's margin over the stronger of chance and
+# the shuffled-label control >= 0.20 (0.85 means little for a concept whose majority class is 0.8)
+PROFILE_BARS = dict(best=0.85, depth=0.20, margin=0.20)
 STEER_BARS = dict(flip_rate_best=0.60, flip_rate_zero=0.15)
 
 
@@ -124,7 +137,8 @@ def concept_bars(metrics: dict) -> dict:
     """Which concepts meet the depth and steering bars, and whether the issue's counts are met."""
     profile, steer = metrics.get("probe_profile", {}), metrics.get("steer", {})
     deep = [c for c, p in profile.items()
-            if p["best"] >= PROFILE_BARS["best"] and p["best"] - p["input_baseline"] >= PROFILE_BARS["depth"]]
+            if p["best"] >= PROFILE_BARS["best"] and p["best"] - p["input_baseline"] >= PROFILE_BARS["depth"]
+            and p.get("margin", p["best"] - p["chance"]) >= PROFILE_BARS["margin"]]  # older profiles: over chance
     steerable = [c for c, s in steer.items() if c != "genre" and s["flip_rate_best"] >= STEER_BARS["flip_rate_best"]
                  and s["flip_rate_zero"] <= STEER_BARS["flip_rate_zero"]]
     return dict(deep_concepts=deep, steerable_concepts=steerable, depth_bar_met=len(deep) >= 2,
