@@ -508,13 +508,11 @@ def unit_direction(value, hidden_size: int, name: str = "direction", *, model_id
         raise DirectionMismatchError(
             f"{name} was made on model {made_on!r}, not on {model_id!r}: recompute it on this model, or pass the "
             f"raw vector ({name}.vector) if you really mean to transfer it")
-    norm = float(np.linalg.norm(array))
-    if not math.isfinite(norm):
-        raise NotFiniteError(f"{name} is too long to normalise (norm overflows): rescale it, e.g. direction / "
-                             "its largest entry")
-    if norm == 0:
+    largest = float(np.abs(array).max())
+    if largest == 0:
         raise ZeroNormError(f"{name} has zero length: {zero_hint}")
-    unit = array / norm
+    unit = array / largest  # scaled first: the norm of 1e300s or 1e-320s neither overflows nor underflows
+    unit /= np.linalg.norm(unit)
     return unit.astype(np.float32)
 
 

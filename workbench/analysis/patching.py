@@ -731,7 +731,7 @@ def patching_sweep(handle, source, target, *, mode: str = "forward", sites=("res
     label = _checked_label(label)
     stop = _checked_stop(stop)
     if mode == "forward":
-        rows = rows or "cond"
+        rows = "cond" if rows is None else rows
         guidance_scale = validation.guidance_scale(guidance_scale)
         n = source.frames + handle.delay_steps
         spans = _spans(windows, n, "positions")
@@ -743,7 +743,7 @@ def patching_sweep(handle, source, target, *, mode: str = "forward", sites=("res
         target_value = _measured(measure(_forward(handle, [target], extra, guidance_scale)), metric,
                                  "the target")
     else:
-        rows = rows or "both"
+        rows = "both" if rows is None else rows
         gen, n = _checked_generation(handle, duration_s, seed, 3.0 if guidance_scale is None else guidance_scale,
                                      1.0, 250)
         spans = _spans(windows, n, "decoder steps")
@@ -804,14 +804,14 @@ def ablation_sweep(handle, inp, direction, *, mode: str = "forward", site: str =
     label = _checked_label(label)
     cells = []
     if mode == "forward":
-        rows = rows or "cond"
+        rows = "cond" if rows is None else rows
         guidance_scale = validation.guidance_scale(guidance_scale)
         spans = _spans(windows, inp.frames + handle.delay_steps, "positions")
         rs = _row_slice(rows, 1, _guided(guidance_scale))
         extra, measure = _forward_metric(handle, metric, inp)
         base = _measured(measure(_forward(handle, [inp], extra, guidance_scale)), metric, "the input")
     else:
-        rows = rows or "both"
+        rows = "both" if rows is None else rows
         gen, n = _checked_generation(handle, duration_s, seed, 3.0 if guidance_scale is None else guidance_scale,
                                      1.0, 250)
         spans = _spans(windows, n, "decoder steps")

@@ -1,0 +1,440 @@
+"""Patching, ablation and step traces tried as a hostile user would (issue 28): every bad input is refused
+with a workbench error that names the fix, before any forward or generation runs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import workbench as wb
+from workbench.analysis import patching as P
+from workbench.analysis import step_traces as S
+from workbench.analysis.directions import Direction
+from workbench.errors import (
+    BadInputError,
+    DirectionMismatchError,
+    DurationError,
+    EmptyInputError,
+    LayerOutOfRangeError,
+    NotFiniteError,
+    OutOfRangeError,
+    UnknownOptionError,
+    UnknownSiteError,
+    WorkbenchError,
+    WrongTypeError,
+    ZeroNormError,
+)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+GEN = {"duration_s": 0.2, "seed": 1}
+
+
+class Ctx:
+    """The tiny model, two equal-length teacher-forced inputs and a few directions."""
+
+    def __init__(self):
+        self.h = wb.random_model("tiny", seed=1)
+        a, b = wb.generate(self.h, ["calm jazz", "loud rock"], duration_s=0.3, seeds=[1, 2]).clips
+        self.src, self.tgt = P.ForcedInput.of(self.h, a), P.ForcedInput.of(self.h, b)
+        self.n = self.src.frames + self.h.delay_steps  # positions of a teacher-forced run
+        self.v = np.random.default_rng(0).normal(size=self.h.hidden_size).astype(np.float32)
+        self.nan = self.v.copy()
+        self.nan[3] = np.nan
+        self.inf = self.v.copy()
+        self.inf[0] = np.inf
+        self.zero = np.zeros(self.h.hidden_size, np.float32)
+        self.other = Direction(self.v, "facebook/musicgen-small", layer=1)
+        self.mine = Direction(self.v, self.h.model_id, layer=1)
+
+
+@pytest.fixture(scope="module")
+def c():
+    return Ctx()
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Any forward or generation fails the test: the checks must come first."""
+    def ran(*args, **kwargs):
+        raise AssertionError("a forward or generation ran before the arguments were checked")
+    for module in (P, S):
+        for name in ("traced_forward", "generate_traced"):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, ran)
+
+
+def pf(c, **kw):
+    return P.patch_forward(c.h, c.src, c.tgt, **{"layer": 1, **kw})
+
+
+def af(c, direction="v", **kw):
+    return P.ablate_forward(c.h, c.tgt, _direction(c, direction),
+                            **{"layers": [1], **kw})
+
+
+def gp(c, **kw):
+    return P.generate_patched(c.h, "calm jazz", "loud rock", **{"layer": 1, **GEN, **kw})
+
+
+def ga(c, direction="v", **kw):
+    return P.generate_ablated(c.h, "loud rock", _direction(c, direction),
+                              **{"layers": [1], **GEN, **kw})
+
+
+def sweep(c, **kw):
+    return P.patching_sweep(c.h, c.src, c.tgt, **{"layers": [0], "windows": 1, **kw})
+
+
+def gsweep(c, **kw):
+    return P.patching_sweep(c.h, "calm jazz", "loud rock", mode="generate", **{
+        "layers": [0], "windows": 1, "metric": lambda clip: 0.5, "duration_s": 0.2, **kw})
+
+
+def asweep(c, direction="v", **kw):
+    return P.ablation_sweep(c.h, c.tgt, _direction(c, direction),
+                            **{"layers": [0], "windows": 1, **kw})
+
+
+def gasweep(c, direction="v", **kw):
+    return P.ablation_sweep(c.h, "loud rock", _direction(c, direction),
+                            mode="generate", **{"layers": [0], "windows": 1, "metric": lambda clip: 0.5,
+                                                "duration_s": 0.2, **kw})
+
+
+def trace(c, direction="v", **kw):
+    return S.trace_steps(c.h, ["jazz"], _direction(c, direction),
+                         **{"duration_s": 0.2, **kw})
+
+
+WINDOWS = [  # (window, error, message): every entry point that takes a window refuses these
+    ((8, 2), EmptyInputError, r"\(8, 2\) is reversed: .*pass start < stop, e.g. \(2, 8\)"),
+    ((3, 3), EmptyInputError, r"\(3, 3\) is empty"),
+    ((-5, -1), OutOfRangeError, "negative"),
+    ((-1, 4), OutOfRangeError, "negative"),
+    ((10_000, 20_000), OutOfRangeError, "beyond the run's"),
+    ((0, 10_000), OutOfRangeError, "beyond the run's"),
+    ((0.5, 3), WrongTypeError, "whole number"),
+    ((0, float("nan")), NotFiniteError, "not finite"),
+    ((True, 3), WrongTypeError, "bool"),
+    ("0:3", WrongTypeError, r"\(start, stop\) pair"),
+    ((0, 1, 2), WrongTypeError, "has 3 items"),
+    ((4,), WrongTypeError, "has 1 items"),
+    (3, WrongTypeError, r"\(start, stop\) pair"),
+    ({"start": 0}, WrongTypeError, r"\(start, stop\) pair"),
+    (("0", "3"), WrongTypeError, "str"),
+]
+
+
+@pytest.mark.parametrize("call", [pf, gp, lambda c, window: af(c, window=window),
+                                  lambda c, window: ga(c, window=window)],
+                         ids=["patch_forward", "generate_patched", "ablate_forward", "generate_ablated"])
+@pytest.mark.parametrize("window,error,match", WINDOWS, ids=[repr(w[0]) for w in WINDOWS])
+def test_a_bad_window_is_refused_before_any_work(c, no_work, call, window, error, match):
+    with pytest.raises(error, match=match):
+        call(c, window=window)
+
+
+SWEEP_WINDOWS = [
+    ([(8, 2)], EmptyInputError, r"windows\[0\]=\(8, 2\) is reversed"),
+    ([(0, 2), (4, 4)], EmptyInputError, r"windows\[1\]=\(4, 4\) is empty"),
+    ([(-3, 2)], OutOfRangeError, "negative"),
+    ([(500, 600)], OutOfRangeError, "beyond the run's"),
+    ([(0.5, 2)], WrongTypeError, "whole number"),
+    ([0, 3], WrongTypeError, "flat list: pass a list of .start, stop. pairs"),
+    ([], EmptyInputError, "windows=.. patches nothing"),
+    ("4", WrongTypeError, "windows='4'"),
+    (None, WrongTypeError, "windows=None"),
+    (2.5, WrongTypeError, "whole number"),
+    (True, WrongTypeError, "bool"),
+    (0, OutOfRangeError, "at least 1"),
+    (-2, OutOfRangeError, "at least 1"),
+    (10 ** 9, OutOfRangeError, "ask for at most"),
+    (float("inf"), NotFiniteError, "not finite"),
+]
+
+
+@pytest.mark.parametrize("call", [sweep, gsweep, lambda c, windows: asweep(c, windows=windows),
+                                  lambda c, windows: gasweep(c, windows=windows)],
+                         ids=["patching_sweep", "patching_sweep_generate", "ablation_sweep",
+                              "ablation_sweep_generate"])
+@pytest.mark.parametrize("windows,error,match", SWEEP_WINDOWS, ids=[repr(w[0]) for w in SWEEP_WINDOWS])
+def test_a_bad_windows_argument_is_refused_before_any_work(c, no_work, call, windows, error, match):
+    with pytest.raises(error, match=match):
+        call(c, windows=windows)
+
+
+DIRECTIONS = [  # (attribute of Ctx or a value, error, message)
+    ("nan", NotFiniteError, "NaN or inf"),
+    ("inf", NotFiniteError, "NaN or inf"),
+    ("other", DirectionMismatchError, "made on model 'facebook/musicgen-small', not on 'random/tiny@seed1'.*"
+                                      r"direction.vector"),
+    (np.ones(7), DirectionMismatchError, "hidden size is 32"),
+    (np.ones((2, 32)), DirectionMismatchError, "shape"),
+    ("abc", WrongTypeError, "pass a Direction or a"),
+    ({"v": 1}, WrongTypeError, "pass a Direction or a"),
+    ([[1.0, 2.0], [3.0]], WrongTypeError, "ragged"),
+    (np.array(["a"] * 32), WrongTypeError, "values"),
+]
+
+
+def _direction(c, value):
+    return getattr(c, value) if isinstance(value, str) and hasattr(c, value) else value
+
+
+DIRECTION_CALLS = {
+    "patch_forward": lambda c, d: pf(c, direction=d),
+    "generate_patched": lambda c, d: gp(c, direction=d),
+    "patching_sweep": lambda c, d: sweep(c, direction=d),
+    "patching_sweep_generate": lambda c, d: gsweep(c, direction=d),
+    "ablate_forward": lambda c, d: af(c, d),
+    "generate_ablated": lambda c, d: ga(c, d),
+    "ablation_sweep": lambda c, d: asweep(c, d),
+    "ablation_sweep_generate": lambda c, d: gasweep(c, d),
+    "trace_steps": lambda c, d: trace(c, d),
+    "trace_steered": lambda c, d: S.trace_steered(c.h, ["jazz"], d, wb.SteeringSpec.single(c.v, (1,), 1.0),
+                                                  duration_s=0.2),
+}
+
+
+@pytest.mark.parametrize("call", list(DIRECTION_CALLS.values()), ids=list(DIRECTION_CALLS))
+@pytest.mark.parametrize("direction,error,match", DIRECTIONS, ids=[str(d[0])[:12] for d in DIRECTIONS])
+def test_a_bad_direction_is_refused_before_any_work(c, no_work, call, direction, error, match):
+    with pytest.raises(error, match=match):
+        call(c, _direction(c, direction))
+
+
+@pytest.mark.parametrize("call", list(DIRECTION_CALLS.values()), ids=list(DIRECTION_CALLS))
+def test_a_zero_direction_is_refused_where_it_matters(c, no_work, call):
+    with pytest.raises(ZeroNormError, match="zero length: .*(patch nothing|change nothing|nothing to project)"):
+        call(c, c.zero)
+
+
+@pytest.mark.parametrize("call", [lambda c: af(c, None), lambda c: ga(c, None), lambda c: asweep(c, None),
+                                  lambda c: trace(c, None)],
+                         ids=["ablate_forward", "generate_ablated", "ablation_sweep", "trace_steps"])
+def test_no_direction_where_one_is_needed(c, no_work, call):
+    with pytest.raises(WrongTypeError, match="direction=None"):
+        call(c)
+
+
+BAD_ARGS = [  # (id, call, error, message)
+    ("patch_forward handle None", lambda c: P.patch_forward(None, c.src, c.tgt, layer=1), WrongTypeError,
+     "not a loaded model"),
+    ("patch_forward source None", lambda c: P.patch_forward(c.h, None, c.tgt, layer=1), WrongTypeError,
+     r"ForcedInput.of\(handle, clip\)"),
+    ("patch_forward source prompt", lambda c: P.patch_forward(c.h, "jazz", c.tgt, layer=1), WrongTypeError,
+     "mode='generate'"),
+    ("patch_forward layer str", lambda c: pf(c, layer="1"), WrongTypeError, "layer='1'"),
+    ("patch_forward layer 99", lambda c: pf(c, layer=99), LayerOutOfRangeError, "0-2"),
+    ("patch_forward site", lambda c: pf(c, site="residual"), UnknownSiteError, "resid"),
+    ("patch_forward guidance str", lambda c: pf(c, guidance_scale="3"), WrongTypeError, "guidance_scale"),
+    ("patch_forward guidance nan", lambda c: pf(c, guidance_scale=float("nan")), NotFiniteError, "guidance_scale"),
+    ("patch_forward guidance inf", lambda c: pf(c, guidance_scale=float("inf")), NotFiniteError, "guidance_scale"),
+    ("patch_forward guidance 0.5", lambda c: pf(c, guidance_scale=0.5), OutOfRangeError, "guidance_scale"),
+    ("patch_forward rows", lambda c: pf(c, rows="all"), UnknownOptionError, "rows"),
+    ("patch_forward rows uncond unguided", lambda c: pf(c, rows="uncond"), BadInputError, "guidance"),
+    ("patch_forward source_acts empty", lambda c: pf(c, source_acts={}), BadInputError, "record_forward"),
+    ("patch_forward source_acts list", lambda c: pf(c, source_acts=[1]), BadInputError, "record_forward"),
+    ("patch_forward source_acts shape", lambda c: pf(c, source_acts={("resid", 1): torch.zeros(1, 3, 32)}),
+     BadInputError, "shape"),
+    ("patch_forward interventions", lambda c: pf(c, interventions=[1]), WrongTypeError, "Intervention"),
+    ("patch_forward interventions int", lambda c: pf(c, interventions=5), WrongTypeError, "Intervention"),
+    ("patch_forward lengths", lambda c: P.patch_forward(c.h, P.ForcedInput(c.src.codes[:, :10]), c.tgt, layer=1),
+     BadInputError, "crop"),
+    ("ablate_forward inp prompt", lambda c: P.ablate_forward(c.h, "jazz", c.v, layers=[1]), WrongTypeError,
+     "ForcedInput"),
+    ("ablate_forward value nan", lambda c: af(c, value=float("nan")), NotFiniteError, "value"),
+    ("ablate_forward value inf", lambda c: af(c, value=float("-inf")), NotFiniteError, "value"),
+    ("ablate_forward value str", lambda c: af(c, value="2"), WrongTypeError, "value"),
+    ("ablate_forward value huge", lambda c: af(c, value=1e30), OutOfRangeError, "value"),
+    ("ablate_forward layers str", lambda c: af(c, layers="12"), WrongTypeError, "layers='12' is a string"),
+    ("ablate_forward layers empty", lambda c: af(c, layers=[]), EmptyInputError, "layers is empty"),
+    ("ablate_forward layers None", lambda c: af(c, layers=None), WrongTypeError, "layers=None"),
+    ("ablate_forward layers bool", lambda c: af(c, layers=[True]), WrongTypeError, "bool"),
+    ("ablate_forward layers -1", lambda c: af(c, layers=[-1]), LayerOutOfRangeError, "0-2"),
+    ("ablate_forward site", lambda c: af(c, site="x"), UnknownSiteError, "resid"),
+    ("forward empty", lambda c: P.forward(c.h, []), EmptyInputError, "at least one ForcedInput"),
+    ("forward str", lambda c: P.forward(c.h, "abc"), WrongTypeError, "ForcedInput"),
+    ("forward None", lambda c: P.forward(c.h, None), WrongTypeError, "ForcedInput"),
+    ("forward list of str", lambda c: P.forward(c.h, ["a"]), WrongTypeError, "ForcedInput"),
+    ("forward guidance str", lambda c: P.forward(c.h, c.src, guidance_scale="x"), WrongTypeError,
+     "guidance_scale"),
+    ("record_forward one pair", lambda c: P.record_forward(c.h, c.src, ("resid", 1)), WrongTypeError,
+     r"\(site, layer\) pair"),
+    ("record_forward empty", lambda c: P.record_forward(c.h, c.src, []), EmptyInputError, "record nothing"),
+    ("record_forward None", lambda c: P.record_forward(c.h, c.src, None), WrongTypeError, "keys=None"),
+    ("record_forward bad layer", lambda c: P.record_forward(c.h, c.src, [("resid", 99)]), LayerOutOfRangeError,
+     "0-2"),
+    ("code_logprob shape", lambda c: P.code_logprob(c.h, torch.zeros(3, 3), c.src), WrongTypeError, "logits"),
+    ("code_logprob numpy", lambda c: P.code_logprob(c.h, np.zeros((4, c.n, 64)), c.src), WrongTypeError, "logits"),
+    ("code_logprob positions", lambda c: P.code_logprob(c.h, torch.zeros(4, 3, 64), c.src), BadInputError,
+     "logits have shape"),
+    ("codes list of ints", lambda c: P.forward(c.h, P.ForcedInput([[1, 2, 3]])), BadInputError, "codebooks"),
+    ("codes 1-D", lambda c: P.ForcedInput(torch.tensor([1, 2, 3])), WrongTypeError, "n_codebooks, frames"),
+    ("codes too large", lambda c: P.forward(c.h, P.ForcedInput(c.src.codes + 10_000)), OutOfRangeError,
+     "codebooks have 64 codes"),
+    ("codes negative", lambda c: P.ForcedInput(c.src.codes - 10_000), OutOfRangeError, "negative"),
+    ("codes float", lambda c: P.ForcedInput(c.src.codes.float()), WrongTypeError, "integer codes"),
+    ("codes bool", lambda c: P.ForcedInput(c.src.codes > 3), WrongTypeError, "integer codes"),
+    ("codes str", lambda c: P.ForcedInput("abc"), WrongTypeError, "codes"),
+    ("codes ragged", lambda c: P.ForcedInput([[1, 2], [3]]), WrongTypeError, "rectangular"),
+    ("codes wrong codebooks", lambda c: P.forward(c.h, P.ForcedInput(c.src.codes[:2])), BadInputError,
+     "2 codebooks but this model reads 4"),
+    ("codes no frames", lambda c: P.ForcedInput(c.src.codes[:, :0]), EmptyInputError, "no frames"),
+    ("codes too short", lambda c: P.forward(c.h, P.ForcedInput(c.src.codes[:, :1])), DurationError, "frames"),
+    ("prompt int", lambda c: P.ForcedInput(c.src.codes, 123), WrongTypeError, "prompt=123"),
+    ("of prompt int", lambda c: P.ForcedInput.of(c.h, c.src.codes, prompt=5), WrongTypeError, "prompt"),
+    ("of handle None", lambda c: P.ForcedInput.of(None, c.src.codes), WrongTypeError, "not a loaded model"),
+    ("windows n str", lambda c: P.windows("10", 3), WrongTypeError, "n='10'"),
+    ("windows n negative", lambda c: P.windows(-3, 1), OutOfRangeError, "n=-3"),
+    ("windows too many", lambda c: P.windows(3, 5), OutOfRangeError, "at most 3"),
+    ("windows count str", lambda c: P.windows(10, "3"), WrongTypeError, "windows='3'"),
+    ("sweep layers str", lambda c: sweep(c, layers="12"), WrongTypeError, "layers='12' is a string"),
+    ("sweep layers empty", lambda c: sweep(c, layers=[]), EmptyInputError, "layers is empty"),
+    ("sweep layers 99", lambda c: sweep(c, layers=[0, 99]), LayerOutOfRangeError, "0-2"),
+    ("sweep sites None", lambda c: sweep(c, sites=None), UnknownSiteError, "resid"),
+    ("sweep sites empty", lambda c: sweep(c, sites=[]), EmptyInputError, "sites"),
+    ("sweep sites typo", lambda c: sweep(c, sites=["resid", "mpl"]), UnknownSiteError, "mpl"),
+    ("sweep mode", lambda c: sweep(c, mode="fwd"), UnknownOptionError, "mode"),
+    ("sweep metric None", lambda c: sweep(c, metric=None), BadInputError, "logprob"),
+    ("sweep metric judge", lambda c: sweep(c, metric="judge"), BadInputError, "logprob"),
+    ("sweep stop not callable", lambda c: sweep(c, stop=True), WrongTypeError, "stop=True is not callable"),
+    ("sweep guidance nan", lambda c: sweep(c, guidance_scale=float("nan")), NotFiniteError, "guidance_scale"),
+    ("sweep rows", lambda c: sweep(c, rows="x"), UnknownOptionError, "rows"),
+    ("sweep label list", lambda c: sweep(c, label=["jazz"]), WrongTypeError, "label"),
+    ("sweep probe layer 99", lambda c: sweep(c, metric=P.ProbeMetric(None, 99, "a")), LayerOutOfRangeError, "0-2"),
+    ("sweep probe unfitted", lambda c: sweep(c, metric=P.ProbeMetric(object(), 1, "a")), WrongTypeError,
+     "fitted probe"),
+    ("probe metric layer str", lambda c: P.ProbeMetric(None, "1", "a"), WrongTypeError, "layer"),
+    ("probe metric site", lambda c: P.ProbeMetric(None, 1, "a", site="x"), UnknownSiteError, "resid"),
+    ("gsweep prompts list", lambda c: P.patching_sweep(c.h, ["a"], ["b"], mode="generate"), WrongTypeError,
+     "prompt string"),
+    ("gsweep forced inputs", lambda c: P.patching_sweep(c.h, c.src, c.tgt, mode="generate"), WrongTypeError,
+     "prompt string"),
+    ("gsweep seed str", lambda c: gsweep(c, seed="1"), WrongTypeError, "seed='1'"),
+    ("gsweep seed list", lambda c: gsweep(c, seed=[1, 2]), WrongTypeError, "seed="),
+    ("gsweep seed huge", lambda c: gsweep(c, seed=2 ** 70), OutOfRangeError, "seed"),
+    ("gsweep duration nan", lambda c: gsweep(c, duration_s=float("nan")), NotFiniteError, "duration_s"),
+    ("gsweep duration str", lambda c: gsweep(c, duration_s="2"), WrongTypeError, "duration_s"),
+    ("gsweep duration 0", lambda c: gsweep(c, duration_s=0), DurationError, "too short"),
+    ("gsweep duration huge", lambda c: gsweep(c, duration_s=1e6), DurationError, "beyond"),
+    ("gsweep guidance str", lambda c: gsweep(c, guidance_scale="3"), WrongTypeError, "guidance_scale"),
+    ("gsweep metric str", lambda c: gsweep(c, metric="logprob"), BadInputError, "judge"),
+    ("gsweep judge without label", lambda c: gsweep(c, metric="judge"), BadInputError, "label"),
+    ("gsweep prompt too long", lambda c: P.patching_sweep(c.h, "x" * 50_000, "b", mode="generate"), BadInputError,
+     "characters"),
+    ("generate_patched prompt None", lambda c: P.generate_patched(c.h, None, "b", layer=1, **GEN), WrongTypeError,
+     "source_prompt=None"),
+    ("generate_patched prompt list", lambda c: P.generate_patched(c.h, "a", ["b"], layer=1, **GEN), WrongTypeError,
+     "target_prompt"),
+    ("generate_patched guidance str", lambda c: gp(c, guidance_scale="3"), WrongTypeError, "guidance_scale"),
+    ("generate_patched temperature nan", lambda c: gp(c, temperature=float("nan")), NotFiniteError, "temperature"),
+    ("generate_patched top_k 0", lambda c: gp(c, top_k=0), OutOfRangeError, "top_k"),
+    ("generate_patched layer 99", lambda c: gp(c, layer=99), LayerOutOfRangeError, "0-2"),
+    ("generate_patched rows unguided", lambda c: gp(c, guidance_scale=None), BadInputError, "guidance"),
+    ("generate_ablated layers np scalar str", lambda c: ga(c, layers="1"), WrongTypeError, "layers='1'"),
+    ("generate_ablated value inf", lambda c: ga(c, value=float("inf")), NotFiniteError, "value"),
+    ("generate_ablated seed bool", lambda c: ga(c, seed=True), WrongTypeError, "bool"),
+    ("ablation_sweep inp None", lambda c: P.ablation_sweep(c.h, None, c.v), WrongTypeError, "ForcedInput"),
+    ("ablation_sweep layers np array 2-D", lambda c: asweep(c, layers=np.zeros((2, 2), int)), WrongTypeError,
+     "2-D"),
+    ("ablation_sweep value nan", lambda c: asweep(c, value=float("nan")), NotFiniteError, "value"),
+    ("ablation_sweep site", lambda c: asweep(c, site="x"), UnknownSiteError, "resid"),
+    ("trace_steps handle str", lambda c: S.trace_steps("tiny", ["jazz"], c.v), WrongTypeError,
+     "not a loaded model"),
+    ("trace_steps layers empty", lambda c: trace(c, layers=[]), EmptyInputError, "layers is empty"),
+    ("trace_steps layers str", lambda c: trace(c, layers="12"), WrongTypeError, "layers='12' is a string"),
+    ("trace_steps layers 99", lambda c: trace(c, layers=[99]), LayerOutOfRangeError, "0-2"),
+    ("trace_steps guidance str", lambda c: trace(c, guidance_scale="3"), WrongTypeError, "guidance_scale"),
+    ("trace_steps guidance inf", lambda c: trace(c, guidance_scale=float("inf")), NotFiniteError, "guidance"),
+    ("trace_steps rows", lambda c: trace(c, rows="both"), UnknownOptionError, "rows"),
+    ("trace_steps prompts empty", lambda c: S.trace_steps(c.h, [], c.v, duration_s=0.2), EmptyInputError,
+     "prompts"),
+    ("trace_steps prompts None", lambda c: S.trace_steps(c.h, None, c.v, duration_s=0.2), WrongTypeError,
+     "prompts"),
+    ("trace_steps seeds str", lambda c: trace(c, seeds="12"), WrongTypeError, "seeds='12'"),
+    ("trace_steps batch_size 0", lambda c: trace(c, batch_size=0), OutOfRangeError, "batch_size"),
+    ("trace_steps steering str", lambda c: trace(c, steering="x"), WrongTypeError, "SteeringSpec"),
+    ("trace_steered steering str", lambda c: S.trace_steered(c.h, ["jazz"], c.v, "x", duration_s=0.2),
+     WrongTypeError, "SteeringSpec"),
+    ("trace_steered steering of another model",
+     lambda c: S.trace_steered(c.h, ["jazz"], c.v, wb.SteeringSpec.single(c.other, (1,), 1.0), duration_s=0.2),
+     DirectionMismatchError, "made on model"),
+    ("trace_steered steering layer 99",
+     lambda c: S.trace_steered(c.h, ["jazz"], c.v, wb.SteeringSpec.single(c.v, (99,), 1.0), duration_s=0.2),
+     LayerOutOfRangeError, "0-2"),
+    ("trace_steered unknown argument",
+     lambda c: S.trace_steered(c.h, ["jazz"], c.v, wb.SteeringSpec.single(c.v, (1,), 1.0), duration=0.2),
+     WrongTypeError, "duration"),
+]
+
+
+@pytest.mark.parametrize("call,error,match", [case[1:] for case in BAD_ARGS], ids=[case[0] for case in BAD_ARGS])
+def test_a_bad_argument_is_refused_before_any_work(c, no_work, call, error, match):
+    with pytest.raises(error, match=match):
+        call(c)
+
+
+@pytest.mark.parametrize("returned,error", [("x", WrongTypeError), (None, WrongTypeError), ([0.5], WrongTypeError),
+                                            (float("nan"), NotFiniteError), (True, WrongTypeError)])
+def test_a_custom_metric_that_returns_no_number_is_named(c, returned, error):
+    def judge_of_mine(clip):
+        return returned
+    with pytest.raises(error, match="metric 'judge_of_mine' returned"):
+        gsweep(c, metric=judge_of_mine)
+    with pytest.raises(error, match="metric 'judge_of_mine' returned"):
+        gasweep(c, metric=judge_of_mine)
+
+
+def test_valid_edge_inputs_still_work(c):
+    n = c.n
+    plain = P.forward(c.h, c.tgt).logits
+    full = pf(c, window=(0, n)).logits
+    torch.testing.assert_close(full, pf(c).logits)          # (0, n) is the whole run, as None is
+    assert not torch.equal(pf(c, window=np.array([n - 1, n])).logits, plain)  # the last position, as an array
+    pf(c, window=(np.int64(0), 2.0), direction=torch.as_tensor(c.v))         # numpy ints, whole floats, tensors
+    pf(c, direction=c.mine)                                                   # a Direction of this model
+    pf(c, direction=c.other.vector)                                           # a raw vector transfers on purpose
+    pf(c, direction=c.v[None, :], interventions=None)                         # (1, hidden) and no interventions
+    for scale in (1e300, 1e-320):                                             # normalised without overflow
+        pf(c, direction=np.full(c.h.hidden_size, scale))
+    af(c, layers=np.int64(1), value=np.float32(2.0))
+    df = sweep(c, layers=np.array([0, 2]), windows=[(0, 2), np.array([2, n])], sites="resid")
+    assert df[["layer", "start", "stop"]].values.tolist() == [[0, 0, 2], [0, 2, n], [2, 0, 2], [2, 2, n]]
+    assert len(asweep(c, windows=np.int64(2), direction=c.mine)) == 2
+    tr = trace(c, layers=np.int64(1), direction=c.mine, guidance_scale=np.float64(3.0))
+    assert tr.layers == (1,) and np.isfinite(tr.projection).all()
+
+
+def test_no_public_function_answers_with_a_raw_error(c, no_work):
+    """A sweep of many junk values through every argument: each answer is a workbench error or a result."""
+    junk = [None, True, "x", "12", -1, 10 ** 9, float("nan"), float("inf"), [], [[]], (1, 2, 3), {}, object(),
+            np.array([np.nan]), torch.zeros(2, 2)]
+    calls = {
+        "patch_forward": (pf, ["layer", "window", "direction", "rows", "guidance_scale", "site", "interventions",
+                               "source_acts"]),
+        "ablate_forward": (lambda c, **kw: af(c, **kw), ["layers", "window", "value", "rows", "guidance_scale",
+                                                          "site"]),
+        "patching_sweep": (sweep, ["sites", "layers", "windows", "direction", "metric", "rows", "label",
+                                   "guidance_scale", "mode", "stop"]),
+        "ablation_sweep": (lambda c, **kw: asweep(c, **kw), ["layers", "windows", "value", "metric", "site", "rows",
+                                                              "mode"]),
+        "generate_patched": (gp, ["layer", "window", "direction", "rows", "duration_s", "seed", "guidance_scale",
+                                  "temperature", "top_k", "site"]),
+        "trace_steps": (trace, ["layers", "site", "rows", "duration_s", "seeds", "guidance_scale", "batch_size",
+                                "steering", "temperature", "top_k"]),
+    }
+    raw = []
+    for name, (call, args) in calls.items():
+        for arg in args:
+            for value in junk:
+                try:
+                    call(c, **{arg: value})
+                except WorkbenchError:
+                    pass
+                except AssertionError:  # no_work: it got as far as running the model, so it was accepted
+                    pass
+                except Exception as e:  # noqa: BLE001 - the point of the test
+                    raw.append(f"{name}({arg}={value!r:.30}): {type(e).__name__}: {e}")
+    assert not raw, "\n".join(raw)
