@@ -72,7 +72,10 @@ class Item:
 
     def __post_init__(self):
         prompt_list([self.prompt], "Item prompt")
-        object.__setattr__(self, "seed", validation.seeds([self.seed], "Item seed")[0])
+        seed = validation.seeds(self.seed, "Item seed")
+        if len(seed) != 1:
+            raise WrongTypeError(f"Item seed={self.seed!r:.60}: pass one int (items_for makes one Item per seed)")
+        object.__setattr__(self, "seed", seed[0])
         for name in ("target", "source"):
             if not isinstance(getattr(self, name), str):
                 raise WrongTypeError(f"Item {name}={getattr(self, name)!r} is a {type(getattr(self, name)).__name__}: "

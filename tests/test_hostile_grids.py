@@ -1,0 +1,240 @@
+"""Evaluation grids as a hostile user meets them (issue 28): bad arguments, damaged files, other plans and readers.
+
+Every bad input is answered with a `WorkbenchError` naming the fix; a damaged cell is never kept as done (it is
+moved to quarantine/ and made again); losing or replacing plan.json cannot let another plan in; a resume with
+other readers is refused; a grid written by format 1 still opens and resumes.
+"""
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workbench.analysis.evaluation import EvaluationResult, GridMismatchError, GridPlan, Method, items_for, run_grid
+from workbench.analysis.evaluation.grid import Item
+from workbench.analysis.evaluation.results import PLAN, RESULTS, ResultsLog, cell_file
+from workbench.errors import BadInputError, CorruptFileError, WorkbenchError, WrongTypeError
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+V1_GRID = Path(__file__).parent / "data" / "evaluation_grid_v1"
+
+
+def _method(tiny, name="m", strengths=(0.0, 8.0)):
+    rng = np.random.default_rng(0)
+    return Method(name, {(t, 1): rng.normal(size=tiny.hidden_size) for t in ("rock", "jazz")}, strengths=strengths)
+
+
+def _plan(tiny, prompts=("jazz",), duration_s=0.3, **kw):
+    return GridPlan((_method(tiny),), layers=(1,), items=items_for(list(prompts), seeds=[0, 1], targets="rock"),
+                    duration_s=duration_s, **kw)
+
+
+class _Judge:
+    classes = ["jazz", "rock"]
+
+    def __init__(self, bias=0.0):
+        self.bias = np.array([bias])
+
+    def predict_proba(self, waves, sr):
+        return np.tile([0.5, 0.5], (len(waves), 1))
+
+
+# -- arguments -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("make, match", [
+    (lambda t: items_for(["jazz"], seeds="12", targets="rock"), "is a string"),
+    (lambda t: items_for(["jazz"], seeds=[], targets="rock"), "seeds is empty"),
+    (lambda t: items_for(["jazz"], seeds=[0.5], targets="rock"), "whole number"),
+    (lambda t: items_for(["jazz"], seeds=[2 ** 70], targets="rock"), "64-bit"),
+    (lambda t: items_for([], seeds=[0], targets="rock"), "empty"),
+    (lambda t: items_for([3], seeds=[0], targets="rock"), "pass text"),
+    (lambda t: items_for(["a", "b"], seeds=[0], targets=["rock"] * 3), "3 targets"),
+    (lambda t: items_for(["a"], seeds=[0], targets=None), "targets=None"),
+    (lambda t: Item("jazz", "12", "rock"), "is a string"),
+    (lambda t: Item("jazz", 0, 5), "pass a label as text"),
+    (lambda t: _plan(t, batch_size=0), "batch_size=0"),
+    (lambda t: _plan(t, batch_size="8"), "batch_size"),
+    (lambda t: _plan(t, duration_s=float("nan")), "not finite"),
+    (lambda t: _plan(t, duration_s=0.1), "at least 0.25 s"),
+    (lambda t: _plan(t, guidance_scale=0.5), "guidance_scale"),
+    (lambda t: _plan(t, reference_seed_offset="7"), "reference_seed_offset"),
+    (lambda t: _plan(t, strengths="0.5"), "list of numbers"),
+    (lambda t: _plan(t, strengths=[0.1, 0.1000001]), "same grid cell"),
+    (lambda t: _plan(t, strengths=[float("inf")]), "not finite"),
+    (lambda t: GridPlan((_method(t),), layers="12", items=items_for(["a"], seeds=[0], targets="rock")), "string"),
+    (lambda t: GridPlan((_method(t),), layers=[1, 1], items=items_for(["a"], seeds=[0], targets="rock")), "twice"),
+    (lambda t: GridPlan("m", layers=[1], items=items_for(["a"], seeds=[0], targets="rock")), "Method objects"),
+    (lambda t: GridPlan((_method(t),), layers=[1], items=["a"]), "Item objects"),
+    (lambda t: GridPlan((_method(t),), layers=[1], items=5), "items_for"),
+    (lambda t: Method("m", [1.0, 2.0]), "pass a dict"),
+    (lambda t: Method("m", {"rock": [1.0, 2.0]}), r"\(target, layer\) pair"),
+    (lambda t: Method("m", {("rock", "x"): [1.0, 2.0]}), "layer"),
+    (lambda t: Method("m", {("rock", 1): ["a", "b"]}), "array of numbers"),
+    (lambda t: Method("m", {("rock", 1): [np.nan, 1.0]}), "NaN"),
+    (lambda t: Method("m", {("rock", 1): [1.0, 0.0], ("jazz", 1): [1.0, 0.0, 0.0]}), "hidden size"),
+    (lambda t: Method("m", {("rock", 1): [1.0]}, strengths="1"), "list of numbers"),
+    (lambda t: Method("m", {("rock", 1): [1.0]}, strength_unit={1: "x"}), "strength_unit"),
+    (lambda t: Method("m", {("rock", 1): [1.0]}, schedule=None), "pass a dict"),
+    (lambda t: Method("m", {("rock", 1): [1.0]}).direction("rock", "x"), "layer"),
+    (lambda t: Method("m", {("rock", 1): [1.0]}).direction(None, 1), "pass a label"),
+    (lambda t: Method("m", {("rock", 1): [1.0]}).absolute_strength(1, "big"), "strength"),
+])
+def test_bad_arguments_are_workbench_errors(tiny, make, match):
+    with pytest.raises(WorkbenchError, match=match) as info:
+        make(tiny)
+    assert isinstance(info.value, BadInputError)
+
+
+def test_string_seeds_are_not_split_into_digits():
+    assert [i.seed for i in items_for(["jazz"], seeds=12, targets="rock")] == [12]
+    assert [i.seed for i in items_for(["jazz"], seeds=np.array([3, 4]), targets="rock")] == [3, 4]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(judge="yes"), "judge="), (dict(judge=3), "judge="), (dict(probe="p", probe_layer=1), "probe="),
+    (dict(clap="no"), "clap="), (dict(clap_labels=5), "clap_labels"), (dict(progress="yes"), "progress="),
+    (dict(stop=5), "stop="), (dict(judge=type("J", (), {"classes": ["jazz"], "predict_proba": lambda s, w, sr: 0})()),
+                              "not among the judge's classes"),
+])
+def test_run_grid_refuses_bad_settings_before_any_work(tiny, tmp_path, kwargs, match):
+    with pytest.raises(BadInputError, match=match):
+        run_grid(tiny, _plan(tiny), tmp_path / "g", **{"judge": False, **kwargs})
+    assert not (tmp_path / "g" / RESULTS).exists()
+
+
+def test_run_grid_refuses_wrong_objects(tiny, tmp_path):
+    with pytest.raises(WrongTypeError, match="not a loaded model"):
+        run_grid("model", _plan(tiny), tmp_path / "g", judge=False)
+    with pytest.raises(WrongTypeError, match="GridPlan"):
+        run_grid(tiny, {"methods": []}, tmp_path / "g", judge=False)
+    with pytest.raises(WrongTypeError, match="folder"):
+        run_grid(tiny, _plan(tiny), None, judge=False)
+    with pytest.raises(BadInputError, match="row 99 is out of range|index"):
+        EvaluationResult(tmp_path / "empty").twin_index("x")
+
+
+# -- damaged files -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def grid(tiny, tmp_path):
+    folder = tmp_path / "g"
+    run_grid(tiny, _plan(tiny), folder, judge=False, clap=False)
+    return folder
+
+
+def _cells(folder):
+    return EvaluationResult(folder).table["cell"].value_counts().to_dict()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "deleted"])
+def test_a_damaged_cell_is_never_kept_as_done(tiny, grid, damage):
+    before = _cells(grid)
+    path = grid / "cells" / cell_file("m|L1|s8")
+    data = path.read_bytes()
+    if damage == "garbage":
+        path.write_bytes(b"\x00garbage" * 40)
+    elif damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:
+        path.unlink()
+    report = ResultsLog(grid).verify()
+    assert not report.sound and "m|L1|s8" in report.corrupt and "m|L1|s8" not in ResultsLog(grid).done()
+    with pytest.warns(UserWarning, match="left out"):
+        assert "m|L1|s8" not in _cells(grid)  # the grid still reads, without the damaged cell
+    with pytest.warns(UserWarning, match="quarantine"):
+        run_grid(tiny, _plan(tiny), grid, judge=False, clap=False)  # made again
+    assert _cells(grid) == before and ResultsLog(grid).verify(full=True).sound
+    if damage != "deleted":  # nothing deleted: the damaged file is kept aside
+        kept = [p.read_bytes() for p in (grid / "quarantine").rglob(path.name)]
+        assert kept and kept[0] != data
+
+
+def test_garbage_lines_and_a_torn_line_in_results(tiny, grid):
+    before = _cells(grid)
+    text = (grid / RESULTS).read_text()
+    lines = text.splitlines()
+    (grid / RESULTS).write_text("\n".join(lines[:2] + ["{not json", '["a list"]'] + lines[2:]) + "\n" + '{"cell": "to')
+    report = ResultsLog(grid).verify()
+    assert sorted(report.corrupt) == [f"{RESULTS} line 3", f"{RESULTS} line 4"]
+    repaired = ResultsLog(grid).repair()
+    assert ResultsLog(grid).verify().sound and any("rewrote" in a for a in repaired.actions)
+    assert (next((grid / "quarantine").rglob(RESULTS))).read_text().startswith(text[:50])  # the old log kept
+    assert _cells(grid) == before
+    run_grid(tiny, _plan(tiny), grid, judge=False, clap=False)
+    assert _cells(grid) == before
+
+
+def test_a_corrupt_plan_json_names_the_file_and_the_fix(tiny, grid):
+    (grid / PLAN).write_text("{ this is not json")
+    with pytest.raises(CorruptFileError, match=r"plan\.json.*repair\(\)"):
+        run_grid(tiny, _plan(tiny), grid, judge=False, clap=False)
+    report = ResultsLog(grid).repair()
+    assert any("restored plan.json" in a for a in report.actions)
+    assert json.loads((grid / PLAN).read_text())["format"] == "workbench.evaluation/2"
+    run_grid(tiny, _plan(tiny), grid, judge=False, clap=False)
+    (grid / PLAN).write_text("[1, 2]")
+    with pytest.raises(CorruptFileError, match="not the grid's settings"):
+        EvaluationResult(grid, handle=tiny) and ResultsLog(grid).read_plan()
+
+
+def test_losing_plan_json_cannot_let_another_plan_in(tiny, grid):
+    (grid / PLAN).unlink()
+    with pytest.raises(GridMismatchError, match=r"items differ; item 0: prompt 'jazz'.* prompt 'rock'"):
+        run_grid(tiny, _plan(tiny, prompts=("rock",)), grid, judge=False, clap=False)
+    with pytest.raises(GridMismatchError, match="duration_s"):
+        run_grid(tiny, _plan(tiny, duration_s=0.4), grid, judge=False, clap=False)
+    with pytest.warns(UserWarning, match="restored"):
+        run_grid(tiny, _plan(tiny), grid, judge=False, clap=False)  # the same plan resumes, plan.json restored
+    assert (grid / PLAN).exists()
+    # a plan.json copied in from another grid: the copy in results.jsonl disagrees
+    other = grid.parent / "other"
+    run_grid(tiny, _plan(tiny, prompts=("rock",)), other, judge=False, clap=False)
+    shutil.copy(other / PLAN, grid / PLAN)
+    with pytest.raises(GridMismatchError, match="replaced or edited"):
+        run_grid(tiny, _plan(tiny, prompts=("rock",)), grid, judge=False, clap=False)
+
+
+def test_other_readers_are_refused_naming_the_difference(tiny, tmp_path):
+    folder = tmp_path / "g"
+    run_grid(tiny, _plan(tiny), folder, judge=_Judge(), clap=False)
+    with pytest.raises(GridMismatchError, match=r"judge: _Judge in the grid, none here"):
+        run_grid(tiny, _plan(tiny), folder, judge=False, clap=False)
+    with pytest.raises(GridMismatchError, match="judge"):
+        run_grid(tiny, _plan(tiny), folder, judge=_Judge(bias=1.0), clap=False)  # another judge of the same class
+    with pytest.raises(GridMismatchError, match="clap: none in the grid, clap here"):
+        run_grid(tiny, _plan(tiny), folder, judge=_Judge(), clap=True)
+    run_grid(tiny, _plan(tiny), folder, judge=_Judge(), clap=False)  # the same readers resume
+
+
+# -- format versions -----------------------------------------------------------------------------------
+
+def test_a_format_1_grid_still_opens_and_resumes(tiny, tmp_path):
+    folder = tmp_path / "v1"
+    shutil.copytree(V1_GRID, folder)
+    assert json.loads((folder / PLAN).read_text())["format"] == "workbench.evaluation/1"
+    table = EvaluationResult(folder).table
+    assert len(table) == 8 and table["cell"].nunique() == 4 and ResultsLog(folder).verify(full=True).sound
+    m = Method("m", {("rock", 1): np.random.default_rng(0).normal(size=tiny.hidden_size)}, strengths=(0.0, 8.0, 16.0))
+    plan = GridPlan((m,), layers=(1,), items=items_for(["jazz"], seeds=[0, 1], targets="rock"), duration_s=0.3)
+    with pytest.raises(GridMismatchError, match="without a judge"):
+        run_grid(tiny, plan, folder, judge=_Judge(), clap=False)
+    with pytest.warns(UserWarning, match="upgraded"):
+        res = run_grid(tiny, plan, folder, judge=False, clap=False)  # one more strength: only it runs
+    assert res.table["cell"].nunique() == 5 and json.loads((folder / PLAN).read_text())["format"].endswith("/2")
+    (folder / PLAN).write_text(json.dumps(dict(json.loads((folder / PLAN).read_text()),
+                                               format="workbench.evaluation/9")))
+    with pytest.raises(GridMismatchError, match="newer workbench"):
+        run_grid(tiny, plan, folder, judge=False, clap=False)
+
+
+def test_a_format_1_grid_that_lost_plan_json_checks_items_against_its_twins(tiny, tmp_path):
+    folder = tmp_path / "v1"
+    shutil.copytree(V1_GRID, folder)
+    (folder / PLAN).unlink()
+    m = Method("m", {("rock", 1): np.random.default_rng(0).normal(size=tiny.hidden_size)}, strengths=(0.0, 8.0))
+    other = GridPlan((m,), layers=(1,), items=items_for(["rock"], seeds=[0, 1], targets="rock"), duration_s=0.3)
+    with pytest.raises(GridMismatchError, match="twin clips were made for other items"):
+        run_grid(tiny, other, folder, judge=False, clap=False)
