@@ -346,10 +346,10 @@ def train_sae(stream, config: TrainConfig | None = None, *, device=None, checkpo
                 loss = fvu
                 if cfg.architecture == "standard":
                     loss = loss + cfg.l1_coefficient * (f * sae.W_dec.norm(dim=1)).sum(-1).mean() / scale
-                if not bool(torch.isfinite(loss)):
+                if not bool(torch.isfinite(loss.detach())):
                     i = int(np.argmax(np.abs(batch.x).max(1)))
                     raise keep_last_good(NotFiniteError(
-                        f"the loss became {float(loss)} at step {step + 1} (epoch {epoch}); the weights are "
+                        f"the loss became {loss.item()} at step {step + 1} (epoch {epoch}); the weights are "
                         f"{'finite' if sae.is_finite() else 'NaN or inf (the run diverged)'} and this batch's largest "
                         f"value is {float(np.abs(batch.x).max()):.3g} at {_where(stream, batch.rows, batch.steps, i)}. "
                         f"Train again with a smaller lr (now {cfg.lr:g}), or check that row: {_STORE_FIX}"))
