@@ -415,7 +415,7 @@ def test_listening_trials_answers_and_binomial_test(tmp_path):
         test.answer("A")
     with pytest.raises(BadInputError, match="answer 'A' or 'B'"):
         AnswerLog(tmp_path / "a.csv").append(trials[0], "C", response_s=1.0)
-    with pytest.raises(BadInputError, match=".csv, .json or .jsonl"):
+    with pytest.raises(BadInputError, match="answers go to an SQLite file"):
         AnswerLog(tmp_path / "a.txt")
     half = [dict(hit=k % 2 == 0, response_s=1.0) for k in range(20)]
     assert 0.4 < summarize(half)["p_value"] < 0.7

@@ -3,17 +3,25 @@
 The page shows the trial number, the question and players named A and B (and X); nothing in it
 (labels, classes, captions, file names) says which clip is steered: the key stays in Python. In A/B/X
 the X player gets the chosen clip's samples at a -0.04 dB gain, so its bytes never equal A's or
-B's. Answers (choice, hit, response time from showing the trial to the click) are appended to
-`path` (`workbench.analysis.evaluation.listening.AnswerLog`: .csv, .json or .jsonl); `summary()`
-gives the binomial test.
+B's. Answers (choice, hit, response time from showing the trial to the click) are saved to `path`
+as they are given, one SQLite transaction each (`workbench.analysis.evaluation.answers.AnswerLog`:
+``answers.sqlite``, or ``answers.csv`` for a database beside a CSV export). Reopened on the same file,
+the test resumes each participant at their first unanswered trial. `summary()` gives the binomial test.
+
+Warning: keep `path` on the machine's local disk: SQLite's locking is not safe on network file systems.
+For a class, one file per machine, merged afterwards with
+`workbench.analysis.evaluation.answers.merge_answers([...], "all.sqlite")`.
 
     >>> import numpy as np, tempfile, os
     >>> from workbench.analysis.evaluation.listening import build_trials
     >>> tone = lambda f: (np.sin(np.arange(8000) * f / 8000 * 6.283).astype(np.float32), 8000)
     >>> trials = build_trials([(tone(440), tone(220), dict(target="rock"))] * 2, kind="abx", seed=1)
-    >>> lt = ListeningTest(trials, path=os.path.join(tempfile.mkdtemp(), "answers.json"), participant="p1")
+    >>> path = os.path.join(tempfile.mkdtemp(), "answers.sqlite")
+    >>> lt = ListeningTest(trials, path=path, participant="p1")
     >>> lt.answer(trials[0].correct)["hit"], lt.position, lt.summary()["n"]
     (True, 1, 1)
+    >>> ListeningTest(trials, path=path, participant="p1").position  # reopened: resumes at trial 2
+    1
 """
 from __future__ import annotations
 
@@ -24,6 +32,7 @@ import ipywidgets as w
 import traitlets as t
 
 from workbench.analysis.evaluation.listening import AnswerLog, summarize
+from workbench.errors import BadInputError
 
 from ._base import View, guarded
 from .static import wav_bytes, waveform_of
@@ -32,7 +41,10 @@ X_GAIN = 10 ** (-0.04 / 20)  # X's bytes differ from A's and B's; far below what
 
 
 class ListeningTest(View):
-    """Trials one by one: players A, B (and X), buttons A and B; answers appended to `path`."""
+    """Trials one by one: players A, B (and X), buttons A and B; each answer saved to `path` as it is given.
+
+    path: the answers database (local disk only, see the module docstring); participant: the listener's name
+    (any text), whose earlier answers in `path` are resumed, not asked again."""
 
     position = t.Int(0, help="index of the trial on screen (== number answered)")
     finished = t.Bool(False)
@@ -41,10 +53,12 @@ class ListeningTest(View):
         super().__init__(**kwargs)
         self.trials = list(trials)
         if not self.trials:
-            raise ValueError("no trials: build them with workbench.analysis.evaluation.listening.build_trials")
+            raise BadInputError("no trials: build them with workbench.analysis.evaluation.listening.build_trials")
         self.answer_log = AnswerLog(path)
+        start = self.answer_log.next_trial(participant, self.trials)  # checks the name and the trials
         self.participant = participant
-        self.answers: list[dict] = []
+        self.answers: list[dict] = self.answer_log.read(participant)
+        self.position = start
         self._shown_at = time.monotonic()
         self.header = w.HTML()
         self.header.add_class("wb-listen-header")
@@ -67,7 +81,7 @@ class ListeningTest(View):
                 b.disabled = True
             s = self.summary()
             self.header.value = "<b>Done: thank you.</b>"
-            self.status.value = (f"{s['n']} answers saved to {html.escape(str(self.answer_log.path))}; "
+            self.status.value = (f"{s['n']} answers saved to {html.escape(str(self.answer_log.db_path))}; "
                                  f"{s['hits']} hits, binomial p = {s['p_value']:.3g}")
             return
         trial = self.trials[self.position]
@@ -92,16 +106,16 @@ class ListeningTest(View):
     def answer(self, choice: str) -> dict:
         """Answer the trial on screen ('A' or 'B'), as a click does; saves it, then shows the next."""
         if self.finished:
-            raise ValueError("every trial is answered: see summary()")
+            raise BadInputError("every trial is answered: see summary()")
         row = self.answer_log.append(self.trials[self.position], choice, response_s=time.monotonic() - self._shown_at,
-                              participant=self.participant)
+                                     participant=self.participant)
         self.answers.append(row)
-        self.position += 1
+        self.position = self.answer_log.next_trial(self.participant, self.trials)  # skips trials answered earlier
         self._show()
         return row
 
     def summary(self) -> dict:
-        """Hits, hit rate and the one-sided binomial p-value of the answers given here."""
+        """Hits, hit rate and the one-sided binomial p-value of this participant's answers (earlier sessions too)."""
         return summarize(self.answers)
 
     def static_html(self) -> str:

@@ -4,8 +4,9 @@
   the order of A and B (and which one X repeats) is drawn from the seed. A trial shows only its
   number, the question and the players: the key (which one is steered) stays in `Trial.key`, never
   in what a page shows.
-- `AnswerLog(path)`: every answer is appended as it is given (a JSON line for ``.json``/``.jsonl``,
-  a CSV row for ``.csv``; flushed and fsynced), so a crash loses nothing.
+- `AnswerLog(path)` (`workbench.analysis.evaluation.answers`): every answer is one SQLite transaction,
+  so a crash loses at most the answer being written and several widgets may share one file (not on a
+  network file system: one database per machine, then `merge_answers`); `to_frame()` / `to_csv()`.
 - `summarize(answers)`: hits, rate, a one-sided exact binomial test against chance (1/2) and response times.
 
 A/B asks "which sounds more like <target>?": a hit is choosing the steered clip. A/B/X asks "is X
@@ -15,29 +16,25 @@ A or B?": a hit is naming X, i.e. telling the steered clip from its twin at all.
     >>> trials = build_trials([("s1", "t1", dict(target="rock")), ("s2", "t2", dict(target="jazz"))], seed=0)
     >>> [t.question for t in trials][0]
     'Which sounds more like rock?'
-    >>> log = AnswerLog(os.path.join(tempfile.mkdtemp(), "answers.csv"))
+    >>> log = AnswerLog(os.path.join(tempfile.mkdtemp(), "answers.sqlite"))
     >>> row = log.append(trials[0], trials[0].key["steered"], response_s=1.5, participant="p1")
     >>> row["hit"], summarize(log.read())["n"]
     (True, 1)
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
-import os
-import time
-from pathlib import Path
 
 import numpy as np
 
-from workbench.errors import BadInputError
+from workbench.analysis.evaluation.answers import FIELDS, AnswerLog, merge_answers
+from workbench.errors import BadInputError, WrongTypeError
+from workbench.validation import choice, finite_float, integer, positive_int
 
-__all__ = ["Trial", "build_trials", "trials_from_result", "AnswerLog", "summarize", "KINDS"]
+__all__ = ["Trial", "build_trials", "trials_from_result", "AnswerLog", "merge_answers", "summarize", "KINDS",
+           "FIELDS"]
 
 KINDS = ("ab", "abx")
-FIELDS = ("time_unix", "participant", "trial", "kind", "question", "choice", "hit", "response_s", "steered", "x",
-          "target", "method", "layer", "strength", "item")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -59,13 +56,19 @@ class Trial:
 
 def build_trials(pairs, *, kind: str = "ab", seed: int = 0, n: int | None = None) -> list[Trial]:
     """Trials from (steered, twin, info) pairs, shuffled and with A/B (and X) drawn from `seed`."""
-    if kind not in KINDS:
-        raise BadInputError(f"kind={kind!r}: use 'ab' (which is more like the target) or 'abx' (is X A or B)")
+    choice(kind, "kind ('ab': which is more like the target, 'abx': is X A or B)", KINDS)
+    if isinstance(pairs, (str, bytes, dict)) or not hasattr(pairs, "__iter__"):
+        raise WrongTypeError(f"pairs={pairs!r:.60}: pass a list of (steered clip, twin clip, info dict) tuples")
     pairs = list(pairs)
     if not pairs:
         raise BadInputError("no clip pairs: run an evaluation grid first (trials_from_result)")
+    for i, pair in enumerate(pairs):
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 3 and isinstance(pair[2], dict)):
+            raise WrongTypeError(f"pairs[{i}] is not a (steered clip, twin clip, info dict) tuple")
+    seed = integer(seed, "seed", low=0)
+    n = len(pairs) if n is None else positive_int(n, "n")
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(pairs))[: n if n is not None else len(pairs)]
+    order = rng.permutation(len(pairs))[:n]
     trials = []
     for index, p in enumerate(order):
         steered, twin, info = pairs[int(p)]
@@ -85,7 +88,15 @@ def build_trials(pairs, *, kind: str = "ab", seed: int = 0, n: int | None = None
 def trials_from_result(result, *, method: str, strength: float, layer: int | None = None, kind: str = "ab",
                        seed: int = 0, n: int | None = None) -> list[Trial]:
     """Trials pairing every clip of one grid cell with its twin (clips decoded through result.handle)."""
+    if not hasattr(result, "table") or not hasattr(result, "twin"):
+        raise WrongTypeError(f"result is a {type(result).__name__}: pass an EvaluationResult (run_grid's result)")
+    if not isinstance(method, str):
+        raise WrongTypeError(f"method={method!r:.60}: pass a method name, e.g. 'class_means'")
+    strength = finite_float(strength, "strength")
+    layer = None if layer is None else integer(layer, "layer")
     table = result.table
+    if not len(table):
+        raise BadInputError("this result holds no clips: run the grid first")
     mask = (table["kind"] == "steered") & (table["method"] == method) & (table["strength"] == float(strength))
     if layer is not None:
         mask &= table["layer"] == int(layer)
@@ -102,62 +113,18 @@ def trials_from_result(result, *, method: str, strength: float, layer: int | Non
     return build_trials(pairs, kind=kind, seed=seed, n=n)
 
 
-class AnswerLog:
-    """Answers appended to a ``.csv``, ``.json`` or ``.jsonl`` file as they are given."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-        if self.path.suffix not in (".csv", ".json", ".jsonl"):
-            raise BadInputError(f"answers go to a .csv, .json or .jsonl file, not {self.path.name!r}")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    def append(self, trial: Trial, choice: str, *, response_s: float, participant: str = "") -> dict:
-        """Record one answer (flushed and fsynced before returning); returns the row written."""
-        options = ("A", "B")
-        if choice not in options:
-            raise BadInputError(f"choice={choice!r}: answer 'A' or 'B'")
-        info = trial.info
-        row = dict(time_unix=round(time.time(), 3), participant=participant, trial=trial.index, kind=trial.kind,
-                   question=trial.question, choice=choice, hit=choice == trial.correct,
-                   response_s=round(float(response_s), 3), steered=trial.key["steered"], x=trial.key.get("x", ""),
-                   target=info.get("target", ""),
-                   method=info.get("method", ""), layer=info.get("layer", ""), strength=info.get("strength", ""),
-                   item=info.get("item", ""))
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        with open(self.path, "a", encoding="utf-8", newline="") as f:
-            if self.path.suffix == ".csv":
-                writer = csv.DictWriter(f, fieldnames=FIELDS)
-                if new:
-                    writer.writeheader()
-                writer.writerow(row)
-            else:
-                f.write(json.dumps(row) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        return row
-
-    def read(self) -> list[dict]:
-        """Every answer recorded so far (a torn last line from a crash is skipped)."""
-        if not self.path.exists():
-            return []
-        text = self.path.read_text(encoding="utf-8")
-        if self.path.suffix == ".csv":
-            rows = list(csv.DictReader(text.splitlines()))
-            return [dict(r, hit=r["hit"] == "True", response_s=float(r["response_s"]), trial=int(r["trial"]))
-                    for r in rows if r.get("response_s") not in (None, "")]
-        rows = []
-        for line in text.splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return rows
-
-
 def summarize(answers) -> dict:
     """n, hits, hit_rate, p_value (one-sided exact binomial test against 1/2) and median response time."""
     from scipy.stats import binomtest
+    if hasattr(answers, "to_dict"):  # a DataFrame (AnswerLog.to_frame())
+        answers = answers.to_dict("records")
+    if isinstance(answers, (str, bytes, dict)) or not hasattr(answers, "__iter__"):
+        raise WrongTypeError(f"answers={answers!r:.60}: pass AnswerLog(path).read() or a list of answer dicts")
     answers = list(answers)
+    for i, a in enumerate(answers):
+        if not (isinstance(a, dict) and "hit" in a and "response_s" in a):
+            raise WrongTypeError(f"answers[{i}] is not an answer (a dict with 'hit' and 'response_s')")
+        finite_float(a["response_s"], f"answers[{i}]['response_s']", low=0.0)
     n = len(answers)
     hits = int(sum(bool(a["hit"]) for a in answers))
     p = float(binomtest(hits, n, 0.5, alternative="greater").pvalue) if n else float("nan")
