@@ -107,6 +107,12 @@ def trace(c, direction="v", **kw):
                          **{"duration_s": 0.2, **kw})
 
 
+def trace_of(**kw):
+    fields = {"projection": np.zeros((3, 4, 1)), "norm": np.ones((3, 4, 1)), "clips": [None], "layers": (0, 1, 2),
+              "site": "resid", "frame_rate_hz": 50.0, **kw}
+    return S.StepTrace(**fields)
+
+
 WINDOWS = [  # (window, error, message): every entry point that takes a window refuses these
     ((8, 2), EmptyInputError, r"\(8, 2\) is reversed: .*pass start < stop, e.g. \(2, 8\)"),
     ((3, 3), EmptyInputError, r"\(3, 3\) is empty"),
@@ -364,6 +370,17 @@ BAD_ARGS = [  # (id, call, error, message)
     ("trace_steered steering layer 99",
      lambda c: S.trace_steered(c.h, ["jazz"], c.v, wb.SteeringSpec.single(c.v, (99,), 1.0), duration_s=0.2),
      LayerOutOfRangeError, "0-2"),
+    ("StepTrace projection str", lambda c: trace_of(projection="x"), WrongTypeError, "projection"),
+    ("StepTrace projection 2-D", lambda c: trace_of(projection=np.zeros((3, 4))), WrongTypeError, "projection"),
+    ("StepTrace shapes differ", lambda c: trace_of(norm=np.ones((3, 5, 1))), BadInputError, "differ"),
+    ("StepTrace layers count", lambda c: trace_of(layers=(0, 1)), BadInputError, "one layer index per row"),
+    ("StepTrace layers str", lambda c: trace_of(layers="012"), WrongTypeError, "layers='012' is a string"),
+    ("StepTrace clips None", lambda c: trace_of(clips=None), BadInputError, "clips"),
+    ("StepTrace clips count", lambda c: trace_of(clips=[]), BadInputError, "1 clips"),
+    ("StepTrace frame rate 0", lambda c: trace_of(frame_rate_hz=0), OutOfRangeError, "frame_rate_hz"),
+    ("StepTrace frame rate nan", lambda c: trace_of(frame_rate_hz=float("nan")), NotFiniteError, "frame_rate_hz"),
+    ("StepTrace site", lambda c: trace_of(site="x"), UnknownSiteError, "resid"),
+    ("StepTrace rows", lambda c: trace_of(rows="both"), UnknownOptionError, "rows"),
     ("trace_steered unknown argument",
      lambda c: S.trace_steered(c.h, ["jazz"], c.v, wb.SteeringSpec.single(c.v, (1,), 1.0), duration=0.2),
      WrongTypeError, "duration"),

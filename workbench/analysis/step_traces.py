@@ -45,6 +45,32 @@ class StepTrace:
     frame_rate_hz: float
     rows: str = "cond"
 
+    def __post_init__(self):
+        arrays = {}
+        for name in ("projection", "norm"):
+            value = getattr(self, name)
+            array = np.asarray(value) if isinstance(value, np.ndarray) or hasattr(value, "__array__") else None
+            if array is None or array.dtype.kind not in "iuf" or array.ndim != 3:
+                raise WrongTypeError(f"{name} is a {type(value).__name__} of shape {np.shape(value)}: pass a float "
+                                     "array (layers, steps, clips), as trace_steps makes")
+            arrays[name] = array
+        if arrays["projection"].shape != arrays["norm"].shape:
+            raise BadInputError(f"projection {arrays['projection'].shape} and norm {arrays['norm'].shape} differ: "
+                                "pass both from one trace_steps run")
+        n_layers, _, n_clips = arrays["projection"].shape
+        layers = validation.int_sequence(self.layers, "layers", allow_empty=True, example="(0, 1, 2)")
+        if len(layers) != n_layers:
+            raise BadInputError(f"layers has {len(layers)} entries for {n_layers} rows of projection: pass one "
+                                "layer index per row")
+        if isinstance(self.clips, (str, bytes)) or not hasattr(self.clips, "__len__") or len(self.clips) != n_clips:
+            raise BadInputError(f"clips={self.clips!r:.60}: pass a list of {n_clips} clips, one per column of "
+                                "projection")
+        validation.site(self.site)
+        validation.choice(self.rows, "rows", ("cond", "uncond"))
+        rate = validation.finite_float(self.frame_rate_hz, "frame_rate_hz", low=0, low_inclusive=False)
+        for name, value in dict(arrays, layers=layers, frame_rate_hz=rate).items():
+            object.__setattr__(self, name, value)
+
     @property
     def time_s(self) -> np.ndarray:
         """Seconds into the clip of each step (codebook 0 of that frame)."""
