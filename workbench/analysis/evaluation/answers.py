@@ -338,7 +338,9 @@ def read_legacy(path: Path) -> tuple[list[dict], list[str]]:
             if len(record) != len(header):
                 problems.append(f"line {number}: {len(record)} fields, not {len(header)} (torn or edited)")
                 continue
-            rows.append((number, dict(zip(header, record))))
+            row = dict(zip(header, record))
+            row.update({k: _number(row[k]) for k in ("layer", "strength", "item") if k in row})
+            rows.append((number, row))
     else:
         for number, line in enumerate(io.StringIO(text, newline=""), start=1):
             if not line.strip():
@@ -370,6 +372,16 @@ def read_legacy(path: Path) -> tuple[list[dict], list[str]]:
             continue
         out.append(row)
     return out, problems
+
+
+def _number(text: str):
+    """'1' -> 1, '8.0' -> 8.0, anything else as it is (CSV cells are text)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
 
 
 def _participant(value) -> str:
