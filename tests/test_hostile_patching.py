@@ -24,6 +24,7 @@ from workbench.errors import (
     WrongTypeError,
     ZeroNormError,
 )
+from workbench.runtime.tracing import Intervention
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -246,6 +247,9 @@ BAD_ARGS = [  # (id, call, error, message)
      BadInputError, "shape"),
     ("patch_forward interventions", lambda c: pf(c, interventions=[1]), WrongTypeError, "Intervention"),
     ("patch_forward interventions int", lambda c: pf(c, interventions=5), WrongTypeError, "Intervention"),
+    ("patch_forward interventions str", lambda c: pf(c, interventions="read"), WrongTypeError, "Intervention"),
+    ("patch_forward intervention layer 99", lambda c: pf(c, interventions=[Intervention("resid", 99)]),
+     LayerOutOfRangeError, "0-2"),
     ("patch_forward lengths", lambda c: P.patch_forward(c.h, P.ForcedInput(c.src.codes[:, :10]), c.tgt, layer=1),
      BadInputError, "crop"),
     ("ablate_forward inp prompt", lambda c: P.ablate_forward(c.h, "jazz", c.v, layers=[1]), WrongTypeError,
@@ -287,6 +291,9 @@ BAD_ARGS = [  # (id, call, error, message)
     ("codes ragged", lambda c: P.ForcedInput([[1, 2], [3]]), WrongTypeError, "rectangular"),
     ("codes wrong codebooks", lambda c: P.forward(c.h, P.ForcedInput(c.src.codes[:2])), BadInputError,
      "2 codebooks but this model reads 4"),
+    ("codes huge unsigned", lambda c: P.ForcedInput(np.full((4, 8), 2 ** 64 - 1, np.uint64)), OutOfRangeError,
+     "negative"),
+    ("codes object", lambda c: P.ForcedInput(np.array([[1, None]], dtype=object)), WrongTypeError, "rectangular"),
     ("codes no frames", lambda c: P.ForcedInput(c.src.codes[:, :0]), EmptyInputError, "no frames"),
     ("codes too short", lambda c: P.forward(c.h, P.ForcedInput(c.src.codes[:, :1])), DurationError, "frames"),
     ("prompt int", lambda c: P.ForcedInput(c.src.codes, 123), WrongTypeError, "prompt=123"),
@@ -417,6 +424,8 @@ def test_valid_edge_inputs_still_work(c):
     for scale in (1e300, 1e-320):                                             # normalised without overflow
         pf(c, direction=np.full(c.h.hidden_size, scale))
     af(c, layers=np.int64(1), value=np.float32(2.0))
+    for codes in (c.tgt.codes.numpy().astype(np.uint16), c.tgt.codes.to(torch.uint8), c.tgt.codes.tolist()):
+        torch.testing.assert_close(P.forward(c.h, P.ForcedInput(codes, c.tgt.prompt)).logits, plain)
     df = sweep(c, layers=np.array([0, 2]), windows=[(0, 2), np.array([2, n])], sites="resid")
     assert df[["layer", "start", "stop"]].values.tolist() == [[0, 0, 2], [0, 2, n], [2, 0, 2], [2, 2, n]]
     assert len(asweep(c, windows=np.int64(2), direction=c.mine)) == 2

@@ -179,13 +179,18 @@ def _code_tensor(codes) -> torch.Tensor:
                              "ForcedInput.of(handle, clip)")
     if not isinstance(codes, torch.Tensor):
         try:
-            codes = torch.as_tensor(np.asarray(codes))
-        except (ValueError, TypeError, RuntimeError):
+            array = np.asarray(codes)
+        except (ValueError, TypeError):
+            array = np.asarray(None)
+        if array.dtype.kind not in "iufb":
             raise WrongTypeError("codes are not a rectangular array of ints: pass (n_codebooks, frames) ints, or "
-                                 "use ForcedInput.of(handle, clip)") from None
+                                 "use ForcedInput.of(handle, clip)")
+        # unsigned codes as int64 (torch has no min/max for them); a wrapped huge code turns negative and is refused
+        codes = torch.as_tensor(array.astype(np.int64) if array.dtype.kind in "iu" else array)
     if codes.dtype.is_floating_point or codes.dtype.is_complex or codes.dtype == torch.bool:
         raise WrongTypeError(f"codes are {codes.dtype}: pass integer codes (n_codebooks, frames), or use "
                              "ForcedInput.of(handle, clip) to encode audio")
+    codes = codes.to(torch.int64)
     if codes.ndim != 2:
         raise WrongTypeError(f"codes have shape {tuple(codes.shape)}: pass (n_codebooks, frames), one input at a "
                              "time (ForcedInput.of(handle, clip))")
@@ -193,7 +198,7 @@ def _code_tensor(codes) -> torch.Tensor:
         raise EmptyInputError("codes have no frames: pass at least a few frames of a clip")
     if int(codes.min()) < 0:
         raise OutOfRangeError(f"codes hold a negative code ({int(codes.min())}): codes are codebook indices >= 0")
-    return codes.long()
+    return codes
 
 
 def _checked_input(handle, value, name: str) -> ForcedInput:
@@ -248,11 +253,14 @@ def _checked_layers(handle, layers, *, default_all: bool) -> tuple[int, ...]:
     return validation.layers_in_range(layers, handle.n_layers)
 
 
-def _checked_interventions(interventions) -> tuple:
+def _checked_interventions(handle, interventions) -> tuple:
     if interventions is None:
         return ()
     if isinstance(interventions, Intervention):
         return (interventions,)
+    if isinstance(interventions, (str, bytes, dict)):
+        raise WrongTypeError(f"interventions={interventions!r:.60}: pass a list of Intervention(site, layer, "
+                             "edit=..., read=...)")
     try:
         items = tuple(interventions)
     except TypeError:
@@ -262,6 +270,7 @@ def _checked_interventions(interventions) -> tuple:
         if not isinstance(iv, Intervention):
             raise WrongTypeError(f"interventions[{i}] is a {type(iv).__name__}: pass Intervention(site, layer, "
                                  "edit=..., read=...) objects")
+        validation.layer_index(iv.layer, handle.n_layers)
     return items
 
 
@@ -401,7 +410,7 @@ def forward(handle, inputs, interventions=(), guidance_scale: float | None = Non
     """
     validation.model_handle(handle)
     inputs = _checked_inputs(handle, inputs)
-    interventions = _checked_interventions(interventions)
+    interventions = _checked_interventions(handle, interventions)
     return _forward(handle, inputs, interventions, validation.guidance_scale(guidance_scale))
 
 
@@ -484,7 +493,7 @@ def patch_forward(handle, source: ForcedInput, target: ForcedInput, *, site: str
     n = source.frames + handle.delay_steps
     span = (0, n) if window is None else validation.window(window, n, unit="positions")
     unit = _patch_unit(handle, direction)
-    interventions = _checked_interventions(interventions)
+    interventions = _checked_interventions(handle, interventions)
     if source_acts is not None:
         _checked_source_acts(source_acts, (site, layer), 2 if guided else 1, n, handle.hidden_size)
     return _patch_forward(handle, source, target, site, layer, span, unit, rs, guidance_scale, interventions,
@@ -520,7 +529,7 @@ def ablate_forward(handle, inp: ForcedInput, direction, *, layers, site: str = "
     rs = _row_slice(rows, 1, _guided(guidance_scale))
     n = inp.frames + handle.delay_steps
     span = (0, n) if window is None else validation.window(window, n, unit="positions")
-    interventions = _checked_interventions(interventions)
+    interventions = _checked_interventions(handle, interventions)
     return _ablate_forward(handle, inp, unit, layers, site, span, value, rs, guidance_scale, interventions)
 
 
