@@ -17,6 +17,13 @@ Two ways to run a cell, both nnsight traces (`workbench.runtime.tracing`; the ho
 `patching_sweep` runs layers x windows (x sites) and returns a tidy DataFrame, one row per cell, with
 ``recovered`` = (cell - target) / (source - target): 0 = no effect, 1 = the source's value.
 
+Every public function checks its arguments before any forward runs (`workbench.validation`), so a
+mistake cannot read as a finding: a window is ``(start, stop)`` with 0 <= start < stop <= the run's
+positions (frames + the delay pattern's steps) or decoder steps, and reversed, empty, negative or
+out-of-run windows are refused (patched, they would change nothing: "recovered 0"). A direction
+with NaN/inf entries, of zero length, of another size or made on another model is refused as
+`SteeringSpec` refuses it; pass ``direction.vector`` to transfer one to another model on purpose.
+
 Example (a random tiny model, whose source and target differ by under 1e-3 nats, so float32 rounding
 shows in the third decimal and differs between CPUs; on the teaching model use clips of two genres):
     >>> import workbench as wb
