@@ -1,35 +1,54 @@
-"""The shipped teaching model meets its quality bars, measured by `python -m workbench.toy evaluate`."""
+"""`python -m workbench.toy evaluate`: the reduced protocol in CI (same code, same keys), and the committed
+evaluation.json made from the shipped weights."""
 import json
 
-import numpy as np
 import pytest
+
+VERDICT_KEYS = {"effect", "effect_ci", "random_p95", "p_value", "order_rate", "collapsed_share", "off_target",
+                "beyond_random", "strength"}
+
+
+def _check_steer(m):
+    from workbench.toy.synth_v2 import FACTORS
+
+    assert set(m["steer"]) == set(FACTORS)  # genre included
+    for concept, steer in m["steer"].items():
+        assert set(steer["verdict"]) == set(FACTORS[concept]), concept  # every target, both poles
+        for target, verdict in steer["verdict"].items():
+            assert VERDICT_KEYS <= set(verdict), (concept, target)
+            assert verdict["strength"] in steer["strengths_x_mean_norm"]
+            assert set(verdict["off_target"]) == set(FACTORS) - {concept}
+            lo, hi = verdict["effect_ci"]
+            assert lo <= verdict["effect"] <= hi
+            assert verdict["beyond_random"] == (verdict["p_value"] < 0.01 and verdict["order_rate"] >= 0.75
+                                                and verdict["collapsed_share"] <= 0.2)
+        assert steer["beyond_random_all"] == all(v["beyond_random"] for v in steer["verdict"].values())
+        assert steer["mean_residual_norm"] > 0
 
 
 @pytest.mark.slow
-def test_shipped_teaching_model_meets_its_bars(tmp_path, capsys):
+def test_the_reduced_protocol_reports_every_verdict(tmp_path, capsys):
     from workbench.toy.__main__ import main
-    from workbench.toy.evaluate import TARGETS
+    from workbench.toy.evaluate import weights_sha256
 
     out = tmp_path / "metrics.json"
-    assert main(["evaluate", "--json", str(out), "--device", "cpu"]) == 0
-    assert "judge_accuracy_generated" in capsys.readouterr().out  # the table is printed
+    assert main(["evaluate", "--quick", "--json", str(out), "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "judge_accuracy_generated" in printed and "beyond random" in printed
     m = json.loads(out.read_text())
-    missed = {k: m[k] for k, bar in TARGETS.items() if m[k] < bar}
-    assert not missed, f"bars missed: {missed}"
-    assert m["steer_flip_rate_zero"] <= 0.10
-    assert set(m["steer_flip_rate_by_strength"]) == {"0", "0.25", "0.5", "1", "2"}
-    by_target = m["steer_flip_rate_by_target"]
-    assert set(by_target) == {"classical", "electronic", "rock", "jazz"}
-    for s, rate in m["steer_flip_rate_by_strength"].items():  # equal clips per target: the mean of the targets
-        assert rate == pytest.approx(np.mean([by_target[t][s] for t in by_target]))
-    assert m["n_clips"]["generated"] == 48 and m["n_clips"]["steered_per_strength"] == 48
-    if m["synth_version"] == 2:  # teaching model v2: where each concept lives, and steering it
-        from workbench.toy.synth_v2 import FACTORS
-        assert m["concepts"] == list(FACTORS) and set(m["probe_profile"]) == set(FACTORS)
-        assert set(m["steer"]) == set(FACTORS) - {"genre"}
-        for profile in m["probe_profile"].values():
-            assert {"by_layer", "input_baseline", "best", "chance"} <= set(profile)
-        for steer in m["steer"].values():
-            assert {"reader", "flip_rate_best", "flip_rate_zero", "by_strength"} <= set(steer)
-        assert m["depth_bar_met"], f"deep concepts: {m['deep_concepts']} (need 2)"
-        assert m["steer_bar_met"], f"steerable concepts: {m['steerable_concepts']} (need 2)"
+    assert m["quick"] and m["weights_sha256"] == weights_sha256()
+    _check_steer(m)
+    assert 0.0 <= m["comb_share_generated_median"] <= 1.0
+    assert m["depth_bar_met"], f"deep concepts: {m['deep_concepts']} (need 2)"
+
+
+def test_the_committed_evaluation_was_made_from_the_shipped_weights():
+    from workbench.toy import WEIGHTS_DIR
+    from workbench.toy.evaluate import weights_sha256
+
+    m = json.loads((WEIGHTS_DIR / "evaluation.json").read_text())
+    assert m["weights_sha256"] == weights_sha256(), (
+        "weights/evaluation.json is not from the shipped weights: rerun `python -m workbench.toy evaluate "
+        "--json workbench/toy/weights/evaluation.json`")
+    assert not m["quick"]
+    _check_steer(m)

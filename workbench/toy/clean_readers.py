@@ -17,9 +17,11 @@ BPM for tempo (toward fast: up, toward slow: down, toward medium: closer to 110 
 over the clip in dB for dynamics; the spectral-centroid slope over the clip in octaves for
 brightness; the step balance (-1..1) for contour.
 
-The fitted parameters ship as ``clean_reader_params.json`` next to this file (plain JSON); their
-``info`` holds what they were fitted on and each reader's accuracy on clean held-out clips (refit and
-re-measure with ``python -m workbench.toy.clean_readers fit``).
+The fitted parameters ship as ``clean_reader_params.json`` next to this file (plain JSON): fitted on
+600 clean synth_v2 clips (150 per genre), each once as is and once through `augment`. Accuracy on 200
+clean held-out clips (``info["held_out_accuracy"]``, from ``python -m workbench.toy.clean_readers fit``,
+which refits and re-measures): genre 1.00, tempo 0.97, mode 0.95, lead 0.99, contour 0.995, dynamics
+1.00, brightness 0.99.
 
     >>> from workbench.toy.clean_readers import read_values, toward
     >>> from workbench.toy.synth_v2 import synth_clip

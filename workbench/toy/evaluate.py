@@ -7,23 +7,25 @@ Uses the workbench's own capture (`workbench.generate`, `workbench.teacher_force
 Protocol:
 - judge_accuracy_synthetic: the judge on fresh synthetic clips (seeds unseen in training).
 - judge_accuracy_reconstructed: the judge on EnCodec round trips of those clips.
-- judge_accuracy_generated: the judge on clips generated from each genre's `EVAL_PROMPTS`.
+- judge_accuracy_generated: the judge on clips generated from each genre's `EVAL_PROMPTS`. The judge
+  of a v2 model is fitted partly on codec round trips, so it describes, it never decides a verdict.
+- clean_reader_genre_generated, comb_share_*: the generations against clean audio: a genre reader
+  fitted only on clean synthesiser clips (`workbench.toy.clean_readers`), and the share of the power
+  periodic at the codec's frame rate (`workbench.analysis.evaluation.collapse.comb_share`; clean
+  synthesised music reads 0.01-0.10).
 - probe_*: a cross-validated logistic probe per decoder layer on teacher-forced synthetic clips
   (null text: the genre must come from the music); best layer = highest held-out accuracy.
-- steer_*: at the best layer, the direction toward genre B is mean(B) - mean(other genres) of the
-  conditional rows captured while generating from the genre prompts (direction_source="generated",
-  the default; "teacher_forced" uses the probe's activations instead), unit length, added with
-  strength s x (mean activation norm) to the conditional rows while generating from the other
-  genres' prompts; flip rate = share of those clips the judge calls B (per target genre in
-  ``steer_flip_rate_by_target``).
 
 A model trained on `workbench.toy.synth_v2` (teaching model v2: ``synth_version`` 2 in its
-training_info.json) is measured on v2 clips with the v2 judge, and also concept by concept
-(`workbench.toy.concepts`): ``concepts``, ``probe_profile`` (teacher-forced probe accuracy by layer
-with null text, the input baseline, chance), ``steer`` (every concept but genre: a class-mean direction
-from that store, genre-only prompts, strengths from 0 up, the concept's reader deciding), and
-``deep_concepts`` / ``steerable_concepts`` with ``depth_bar_met`` / ``steer_bar_met``. The concept
-protocol uses twice the genre protocol's clips (`CONCEPT_PROBE_CLIPS_PER_GENRE`, `CONCEPT_STEER_SEEDS`).
+training_info.json) is also measured concept by concept: ``probe_profile`` (`workbench.toy.concepts`:
+teacher-forced probe accuracy by layer with null text, the input baseline, chance; ``deep_concepts``,
+``depth_bar_met``) and ``steer`` (`steering_verdicts`): for every concept, genre included, unit
+class-mean directions at its best probe layer, each target measured by
+`workbench.analysis.evaluation.verdicts.SteeringBench` against random directions of equal norm, +v
+against -v, and collapse, read by readers fitted on clean audio only. ``steer[c]["verdict"][target]``
+holds effect, effect_ci, random_p95, p_value, order_rate, collapsed_share, off_target, beyond_random and
+strength; ``steer[c]["beyond_random_all"]`` is true when every target is. ``weights_sha256`` names the
+weights measured. ``--quick`` runs the same code on fewer seeds and one strength.
 
 Example:
     >>> from workbench.toy.evaluate import evaluate, format_table
@@ -39,9 +41,7 @@ import numpy as np
 from workbench.toy.prompts import EVAL_PROMPTS
 from workbench.toy.synth import GENRES, SAMPLE_RATE_HZ
 
-STRENGTHS = (0.0, 0.25, 0.5, 1.0, 2.0)  # x the mean residual norm at the steered layer
 CONCEPT_PROBE_CLIPS_PER_GENRE = 80  # teacher-forced clips per genre for every concept's probe profile
-CONCEPT_STEER_SEEDS = 8  # seeds per genre prompt for every concept's steering test (32 clips a strength)
 
 
 def _accuracy(predicted, truth) -> float:
@@ -75,7 +75,6 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     if direction_source not in ("teacher_forced", "generated"):
         raise ValueError(f"direction_source={direction_source!r}: use 'teacher_forced' or 'generated'")
     import workbench as wb
-    from workbench.analysis.directions import from_class_means
     from workbench.analysis.probes import sweep
     from workbench.toy import synth_version as trained_on
     from workbench.toy.judge import JUDGE_PATH, load_judge, v2_judge_path
@@ -84,7 +83,6 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     n_synth = 10 if quick else 40
     n_recon = 6 if quick else 25
     gen_seeds = [seed] if quick else [seed, seed + 1, seed + 2, seed + 3]
-    steer_seeds = [seed + 100] if quick else [seed + 100, seed + 101, seed + 102, seed + 103]
     version = trained_on(weights) if synth_version is None else int(synth_version)
     if version == 2:
         from workbench.toy.synth_v2 import synth_dataset
@@ -95,7 +93,8 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     else:
         raise ValueError(f"synth_version={synth_version!r}: use 1 or 2")
     handle = wb.load_model(weights, device=device)
-    m: dict = dict(model_id=handle.model_id, quick=quick, seed=seed, synth_version=version)
+    m: dict = dict(model_id=handle.model_id, quick=quick, seed=seed, synth_version=version,
+                   weights_sha256=weights_sha256(weights))
 
     # 1-2. The judge on fresh synthetic clips and on their codec round trips.
     if version == 2:
@@ -142,78 +141,152 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     m["probe_best_layer"] = best_layer
     m["probe_best_layer_accuracy"] = by_layer[best_layer]
 
-    # 5. Steering at the best layer toward each genre, from the other genres' prompts.
-    if direction_source == "generated":
-        X, dir_labels = res.activations[("resid", best_layer)], np.asarray(prompt_genres)
-    else:
-        X, dir_labels = acts[("resid", best_layer)], np.asarray(labels)
-    mean_norm = float(np.linalg.norm(X, axis=1).mean())
-    m["steer_direction_source"] = direction_source
-    m["steer_layer"] = best_layer
-    m["steer_mean_activation_norm"] = mean_norm
-    flips: dict[float, list[bool]] = {s: [] for s in STRENGTHS}
-    by_target: dict[str, dict[str, float]] = {}
-    for target in GENRES:
-        direction = from_class_means(X, dir_labels, target, model_id=handle.model_id,
-                                     layer=best_layer, normalize="unit")
-        src_prompts = [EVAL_PROMPTS[g][0] for g in GENRES if g != target for _ in steer_seeds]
-        src_seeds = [s for g in GENRES if g != target for s in steer_seeds]
-        for strength in STRENGTHS:
-            steering = wb.SteeringSpec.single(direction, layers=(best_layer,), strength=strength * mean_norm,
-                                              mode="add", rows="cond")
-            out = wb.generate(handle, src_prompts, duration_s=4.0, seeds=src_seeds, guidance_scale=3.0,
-                              steering=steering)
-            pred = judge.predict([c.waveform.mean(0) for c in out.clips], out.clips[0].sample_rate_hz)
-            hits = [p == target for p in pred]
-            flips[strength] += hits
-            by_target.setdefault(target, {})[f"{strength:g}"] = float(np.mean(hits))
-    rates = {s: float(np.mean(v)) for s, v in flips.items()}
-    m["steer_strengths_x_mean_norm"] = list(STRENGTHS)
-    m["steer_flip_rate_by_strength"] = {f"{s:g}": r for s, r in rates.items()}
-    m["steer_flip_rate_by_target"] = by_target  # {target genre: {strength: share of its clips judged target}}
-    best_s = max((s for s in STRENGTHS if s > 0), key=lambda s: rates[s])
-    m["steer_best_strength"] = best_s
-    m["steer_flip_rate_best"] = rates[best_s]
-    m["steer_flip_rate_zero"] = rates[0.0]
-    m["n_clips"] = dict(synthetic=len(labels), reconstructed=n_r, generated=len(prompts),
-                        steered_per_strength=len(flips[0.0]))
+    # 5. Where the generated clips stand against clean audio: the frame-rate comb and a clean-audio ear.
+    m.update(_generation_quality(handle, res.clips, prompt_genres, recon))
 
-    # 6. Teaching model v2: where each concept lives, and whether steering it moves its reader.
+    # 6. Teaching model v2: where each concept lives, and whether steering it beats a random push.
     if version == 2 and concepts:
-        from workbench.toy.concepts import CONCEPTS, concept_bars, concept_steering, probe_profile
+        from workbench.toy.concepts import CONCEPTS, concept_bars, probe_profile
 
-        # Twice the genre protocol's clips: 16 steered clips a strength put a 0.60 rate within +-0.24
-        # (95%) and the trials' two seeds disagreed by that much (the model card, seventh trial).
         profile, store = probe_profile(handle, n_per_genre=10 if quick else CONCEPT_PROBE_CLIPS_PER_GENRE,
                                        seed=20_011 + seed, progress=progress)
-        concept_seeds = tuple(steer_seeds) if quick else tuple(seed + 100 + i for i in range(CONCEPT_STEER_SEEDS))
         m["concepts"] = list(CONCEPTS)
         m["probe_profile"] = profile
-        m["steer"] = {c: concept_steering(handle, store, profile, c, seeds=concept_seeds)
-                      for c in CONCEPTS if c != "genre"}
-        m.update(concept_bars(m))
+        m.update({k: v for k, v in concept_bars(m).items() if k in ("deep_concepts", "depth_bar_met")})
+        m.update(steering_verdicts(handle, store, profile, quick=quick, seed=seed, progress=progress,
+                                   genre_acts=res.activations if direction_source == "generated" else None,
+                                   genre_labels=prompt_genres))
 
     m["seconds"] = round(time.time() - t0, 1)
     return m
 
 
+VERDICT_STRENGTHS = (0.5, 1.0, 2.0)  # x the layer's mean residual norm (strength 0 is the twin: not a control)
+VERDICT_SEEDS = 8  # seeds per genre prompt: 32 (prompt, seed) pairs per target and strength
+QUICK_VERDICT_STRENGTHS = (1.0,)
+QUICK_VERDICT_SEEDS = 2
+
+
+def weights_sha256(weights=None) -> str:
+    """sha256 of a model folder's ``model.safetensors`` (default: the shipped weights)."""
+    import hashlib
+    from pathlib import Path
+
+    from workbench.toy import WEIGHTS_DIR
+
+    path = Path(weights if weights is not None else WEIGHTS_DIR) / "model.safetensors"
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _generation_quality(handle, clips, prompt_genres, recon) -> dict:
+    """Comb share of generations and round trips, and the clean-audio genre reader on generations."""
+    from workbench.analysis.evaluation.collapse import code_stats, comb_share
+    from workbench.toy.clean_readers import predict, read_values
+
+    period = int(round(handle.samples_per_frame))
+    sr = clips[0].sample_rate_hz
+    pred = predict("genre", read_values("genre", [c.mono for c in clips], sr))
+    stats = [code_stats(c.codes) for c in clips]
+    return dict(
+        comb_share_generated_median=float(np.median([comb_share(c.mono, sr, period) for c in clips])),
+        comb_share_reconstructed_median=float(np.median([comb_share(a, SAMPLE_RATE_HZ, period) for a in recon])),
+        clean_reader_genre_generated=_accuracy(pred, prompt_genres),
+        clean_reader_genre_generated_by_genre={
+            g: _accuracy([p for p, t in zip(pred, prompt_genres) if t == g], [g] * prompt_genres.count(g))
+            for g in GENRES},
+        distinct_codes_generated_median=float(np.median([s["distinct_codes"] for s in stats])),
+        repeat_rate_generated_median=float(np.median([s["repeat_rate"] for s in stats])))
+
+
+def verdict_readers() -> dict:
+    """{concept: `Reader`} for steering verdicts: `workbench.toy.clean_readers` (clean synth audio or DSP)."""
+    from workbench.analysis.evaluation.verdicts import Reader
+    from workbench.toy import clean_readers
+    from workbench.toy.synth_v2 import FACTORS
+
+    def make(concept):
+        return Reader(concept, clean_readers.READER_NAMES[concept], FACTORS[concept],
+                      lambda audios, sr: clean_readers.read_values(concept, audios, sr),
+                      lambda values, target: clean_readers.toward(concept, values, target),
+                      unit=clean_readers.READING_UNITS[concept])
+
+    return {c: make(c) for c in FACTORS}
+
+
+def steering_verdicts(handle, store, profile: dict, *, quick: bool = False, seed: int = 0, progress: bool = False,
+                      genre_acts=None, genre_labels=None, concepts=None) -> dict:
+    """``steer``: {concept: {"verdict": {target: ...}, "beyond_random_all", "layer", ...}} for every concept.
+
+    Every concept's directions are unit class means (`from_class_means`) at its best probe layer, from the
+    teacher-forced store (genre: from the conditional rows captured while generating from the genre prompts
+    when `genre_acts` is given). One `SteeringBench`: genre-only prompts ("jazz music": no word of any other
+    concept) x seeds, twins, ±v and random clips shared across concepts; readers from `verdict_readers`.
+    Genre targets leave out the pairs whose prompt names that genre.
+    """
+    from workbench.analysis.directions import from_class_means
+    from workbench.analysis.evaluation.verdicts import SteeringBench, VerdictPlan
+    from workbench.toy.synth_v2 import FACTORS
+
+    n_seeds = QUICK_VERDICT_SEEDS if quick else VERDICT_SEEDS
+    prompts = tuple(EVAL_PROMPTS[g][0] for g in GENRES)
+    plan = VerdictPlan(prompts=prompts, seeds=tuple(seed + 100 + i for i in range(n_seeds)),
+                       strengths=QUICK_VERDICT_STRENGTHS if quick else VERDICT_STRENGTHS, random_seed=seed)
+    bench = SteeringBench(handle, plan, progress=progress)
+    readers = verdict_readers()
+    out: dict = {}
+    for concept in concepts or FACTORS:
+        layer = int(profile[concept]["best_layer"])
+        if concept == "genre" and genre_acts is not None:
+            X, labels = genre_acts[("resid", layer)], np.asarray(genre_labels)
+        else:
+            X, labels = store.array("resid", layer), np.asarray(store.column(concept))
+        directions = {t: from_class_means(X, labels, t, model_id=handle.model_id, layer=layer, normalize="unit")
+                      for t in FACTORS[concept] if (labels == t).any()}
+        eligible = None
+        if concept == "genre":
+            eligible = {t: [p != EVAL_PROMPTS[t][0] for p, _ in plan.pairs] for t in directions}
+        others = tuple(r for c, r in readers.items() if c != concept)
+        effect = bench.measure(readers[concept], directions, layer, others=others, eligible=eligible)
+        out[concept] = dict(effect.to_dict(), reading_unit=readers[concept].unit,
+                            strengths_x_mean_norm=list(plan.strengths),
+                            summary=_jsonable(effect.summary.to_dict(orient="records")))
+    return dict(steer=out, verdict_n_clips=bench.n_generated, verdict_pairs=len(plan.pairs),
+                beyond_random_concepts=[c for c, v in out.items() if v["beyond_random_all"]])
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return None if not np.isfinite(value) else float(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
 TARGETS = {"judge_accuracy_synthetic": 0.95, "judge_accuracy_reconstructed": 0.90,
-           "judge_accuracy_generated": 0.90, "probe_best_layer_accuracy": 0.90,
-           "steer_flip_rate_best": 0.60}
+           "judge_accuracy_generated": 0.90, "probe_best_layer_accuracy": 0.90}
 
 
 def format_table(metrics: dict) -> str:
-    """A plain-text table of the headline metrics with their targets."""
+    """A plain-text table of the headline metrics with their targets, and every steering verdict."""
     lines = [f"{'metric':34} {'value':>8}  target"]
     for key, target in TARGETS.items():
         if key in metrics:
             ok = "ok" if metrics[key] >= target else "MISSED"
             lines.append(f"{key:34} {metrics[key]:8.3f}  >= {target:.2f} {ok}")
-    if "steer_flip_rate_zero" in metrics:
-        ok = "ok" if metrics["steer_flip_rate_zero"] <= 0.10 else "MISSED"
-        lines.append(f"{'steer_flip_rate_zero':34} {metrics['steer_flip_rate_zero']:8.3f}  <= 0.10 {ok}")
-    for s, r in metrics.get("steer_flip_rate_by_strength", {}).items():
-        lines.append(f"{'  flip rate @ ' + s + ' x mean norm':34} {r:8.3f}")
+    for key in ("clean_reader_genre_generated", "comb_share_generated_median", "comb_share_reconstructed_median",
+                "distinct_codes_generated_median", "repeat_rate_generated_median"):
+        if key in metrics:
+            lines.append(f"{key:34} {metrics[key]:8.3f}")
     for layer, acc in metrics.get("probe_accuracy_by_layer", {}).items():
         lines.append(f"{'  probe accuracy, layer ' + str(layer):34} {acc:8.3f}")
     for g, acc in metrics.get("judge_accuracy_generated_by_genre", {}).items():
@@ -221,19 +294,20 @@ def format_table(metrics: dict) -> str:
     for c, acc in metrics.get("reader_accuracy_reconstructed", {}).items():
         lines.append(f"{'  codec round trips read, ' + c:34} {acc:8.3f}")
     if "probe_profile" in metrics:
-        lines.append(f"{'concept':10} {'best':>6} {'layer':>5} {'input':>6} {'chance':>6}   "
-                     f"{'reader':14} {'flip best':>9} {'@zero':>6}")
+        lines.append(f"{'concept':10} {'best':>6} {'layer':>5} {'input':>6} {'chance':>6}")
         for c, p in metrics["probe_profile"].items():
-            s = metrics.get("steer", {}).get(c)
-            tail = f"{s['reader']:14} {s['flip_rate_best']:9.3f} {s['flip_rate_zero']:6.3f}" if s else ""
-            lines.append(f"{c:10} {p['best']:6.3f} {p['best_layer']:5d} {p['input_baseline']:6.3f} "
-                         f"{p['chance']:6.3f}   {tail}")
+            lines.append(f"{c:10} {p['best']:6.3f} {p['best_layer']:5d} {p['input_baseline']:6.3f} {p['chance']:6.3f}")
         lines.append(f"deep concepts (best >= 0.85, >= 0.20 over input): {metrics.get('deep_concepts')} "
                      f"{'ok' if metrics.get('depth_bar_met') else 'MISSED'} (need 2)")
-        lines.append(f"steerable concepts (flip >= 0.60, zero <= 0.15): {metrics.get('steerable_concepts')} "
-                     f"{'ok' if metrics.get('steer_bar_met') else 'MISSED'} (need 2)")
-    lines.append(f"steered at layer {metrics.get('steer_layer')}, best strength "
-                 f"{metrics.get('steer_best_strength')} x mean norm "
-                 f"{metrics.get('steer_mean_activation_norm', 0):.2f}; "
-                 f"{metrics.get('seconds')} s")
+    if "steer" in metrics:
+        lines.append(f"{'concept':10} {'target':11} {'x norm':>6} {'effect':>8} {'random95':>8} {'p':>8} "
+                     f"{'order':>5} {'collapsed':>9}  verdict")
+        for c, s in metrics["steer"].items():
+            for t, v in s["verdict"].items():
+                lines.append(f"{c:10} {t:11} {v['strength']:6g} {v['effect']:8.3f} {v['random_p95']:8.3f} "
+                             f"{v['p_value']:8.2g} {v['order_rate']:5.2f} {v['collapsed_share']:9.2f}  "
+                             f"{'beyond random' if v['beyond_random'] else 'not beyond random'}")
+        lines.append(f"concepts beyond random on every target: {metrics.get('beyond_random_concepts')} "
+                     f"({metrics.get('verdict_n_clips')} clips generated for the verdicts)")
+    lines.append(f"{metrics.get('seconds')} s")
     return "\n".join(lines)

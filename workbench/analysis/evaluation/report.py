@@ -12,6 +12,9 @@
    like the default, and the paper's recipe with a logistic loss (regression vs classification).
 5. Summaries: AUC of judge alignment vs mel preservation per method and layer, alignment by strength,
    descriptor shifts, and Fréchet distances on the codec embedding (reference vs twins: the floor).
+6. Verdicts (`method_verdicts`): each compared method's direction per target genre against random
+   directions of equal norm, +v against -v, and collapse, read by a genre reader fitted on clean audio
+   only: ``verdict[method][target]`` with the keys of `workbench.analysis.evaluation.verdicts`.
 
 ``--fast`` shrinks everything (4 items, 3 strengths, 1 s clips) for tests and notebooks;
 ``--layers all`` runs the grid at every decoder layer (the AUC table methods x layers; ~6x longer).
@@ -30,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["direction_data", "report_items", "report_methods", "report_summary", "run_report", "build_parser",
-           "main"]
+__all__ = ["direction_data", "method_verdicts", "report_items", "report_methods", "report_summary", "run_report",
+           "build_parser", "main"]
 
 
 def direction_data(handle, *, seeds, duration_s: float, progress: bool = False) -> dict:
@@ -137,9 +140,45 @@ def run_report(*, fast: bool = False, folder=None, all_layers: bool = False, dur
         grid_clips=int(sum(len(items) * sum(s != 0 for s in methods[m].strengths) for m in compared)
                        * len(layers) + 2 * len(items)))
     report.update(report_summary(result, methods, best))
+    t2 = time.perf_counter()
+    report.update(method_verdicts(handle, {m: methods[m] for m in compared}, best, fast=fast, progress=progress))
+    report["verdict_s"] = round(time.perf_counter() - t2, 1)
     report["bars"] = dict(grid_under_4_min=report["grid_s"] < 240, **report["bars"])
     report["total_s"] = round(time.perf_counter() - t0, 1)
     return report
+
+
+def method_verdicts(handle, methods: dict, layer: int, *, fast: bool = False, seed: int = 0,
+                    progress: bool = False) -> dict:
+    """``verdict``: {method: {target genre: the verdict keys}} and ``beyond_random_all``: {method: bool}.
+
+    Each method's unit direction per target at `layer`, measured by one `SteeringBench` (twins and random
+    directions of equal norm shared by the methods) from every genre's first prompt (pairs of the target's
+    own genre left out), strengths in multiples of the layer's mean residual norm, read by the genre
+    reader fitted on clean synthesiser audio only (`workbench.toy.clean_readers`), never the judge.
+    """
+    from workbench.analysis.evaluation.verdicts import SteeringBench, VerdictPlan
+    from workbench.toy.evaluate import verdict_readers
+    from workbench.toy.prompts import EVAL_PROMPTS
+    from workbench.toy.synth_v2 import GENRES
+
+    prompts = tuple(EVAL_PROMPTS[g][0] for g in GENRES)
+    plan = VerdictPlan(prompts=prompts, seeds=tuple(seed + 500 + i for i in range(2 if fast else 4)),
+                       strengths=(1.0,) if fast else (0.5, 1.0, 2.0), random_seed=seed,
+                       duration_s=1.0 if fast else 2.0)
+    bench = SteeringBench(handle, plan, progress=progress)
+    readers = verdict_readers()
+    verdict, summary = {}, {}
+    for name, method in methods.items():
+        targets = [t for t in method.targets if (t, layer) in method.directions]
+        directions = {t: method.direction(t, layer) for t in targets}
+        eligible = {t: [p != EVAL_PROMPTS[t][0] for p, _ in plan.pairs] for t in targets}
+        effect = bench.measure(readers["genre"], directions, layer, eligible=eligible)
+        verdict[name] = effect.verdict
+        summary[name] = effect.beyond_random_all
+    return dict(verdict=verdict, beyond_random_all=summary, verdict_reader=readers["genre"].name,
+                verdict_strengths_x_mean_norm=list(plan.strengths), verdict_n_clips=bench.n_generated,
+                verdict_mean_residual_norm=bench.mean_residual_norm(layer))
 
 
 def report_summary(result, methods: dict, layer: int,
@@ -208,6 +247,11 @@ def _summary(report: dict) -> str:
     lines.append(f"  FAD unsteered pair {report['fad_unsteered_pair']:.4f}; class_means strongest "
                  f"{report['fad_steered_strongest']:.4f}")
     lines.append(f"  bars: {report['bars']}")
+    for method, by_target in report.get("verdict", {}).items():
+        for target, v in by_target.items():
+            lines.append(f"  verdict {method:18} toward {target:10} {v['strength']:g}x norm: effect {v['effect']:+.3f}, "
+                         f"random 95% {v['random_p95']:+.3f}, order {v['order_rate']:.2f}, collapsed "
+                         f"{v['collapsed_share']:.2f}: {'beyond random' if v['beyond_random'] else 'not beyond random'}")
     return "\n".join(lines)
 
 
