@@ -65,7 +65,7 @@ __all__ = ["ForcedInput", "ProbeMetric", "windows", "forward", "code_logprob", "
 ROWS = ("cond", "uncond", "both")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # compared by identity: == on its codes tensor has no single truth
 class ForcedInput:
     """One teacher-forced input: codes (n_codebooks, frames) int64 and the prompt (None: null text)."""
 
@@ -740,6 +740,10 @@ def patching_sweep(handle, source, target, *, mode: str = "forward", sites=("res
     import pandas as pd
     validation.model_handle(handle)
     mode, source, target = _check_mode(handle, mode, source, target)
+    if (source == target if mode == "generate" else
+            source.prompt == target.prompt and torch.equal(source.codes, target.codes)):
+        raise BadInputError("source and target are the same input: every cell would equal both, and 'recovered' "
+                            "divides by their difference; pass two different inputs (e.g. clips of two genres)")
     sites = validation.sites(sites)
     layers = _checked_layers(handle, layers, default_all=True)
     keys = [(s, layer) for s in sites for layer in layers]
