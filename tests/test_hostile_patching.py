@@ -437,33 +437,60 @@ def test_valid_edge_inputs_still_work(c):
     assert tr.layers == (1,) and np.isfinite(tr.projection).all()
 
 
+JUNK = [None, True, False, "x", "12", "", b"ab", -1, 0, 10 ** 30, 2.5, float("nan"), float("-inf"), [], [[]], [None],
+        (1, 2, 3), {}, {"a": 1}, object(), np.array([np.nan]), np.zeros((2, 2)), torch.zeros(2, 2), np.int64(-3), set(),
+        1j, slice(1), Ellipsis]
+
+
+def _fuzzed(c):
+    """(name, function, valid keyword arguments, further arguments to try junk in)."""
+    v, spec = c.v, wb.SteeringSpec.single(c.v, (1,), 1.0)
+    gen = {"metric": lambda clip: 0.5, "layers": [0], "windows": 1, "duration_s": 0.2}
+    return [
+        ("forward", P.forward, dict(handle=c.h, inputs=c.src, interventions=(), guidance_scale=None), []),
+        ("code_logprob", P.code_logprob, dict(handle=c.h, logits=torch.zeros(4, c.n, 64), inp=c.src), []),
+        ("record_forward", P.record_forward, dict(handle=c.h, inp=c.src, keys=[("resid", 0)], guidance_scale=None),
+         []),
+        ("patch_forward", P.patch_forward, dict(handle=c.h, source=c.src, target=c.tgt, layer=1),
+         ["window", "direction", "rows", "guidance_scale", "site", "interventions", "source_acts"]),
+        ("ablate_forward", P.ablate_forward, dict(handle=c.h, inp=c.tgt, direction=v, layers=[1]),
+         ["window", "value", "rows", "guidance_scale", "site", "interventions"]),
+        ("generate_patched", P.generate_patched, dict(handle=c.h, source_prompt="a", target_prompt="b", layer=1,
+                                                      duration_s=0.2),
+         ["window", "direction", "rows", "seed", "guidance_scale", "temperature", "top_k", "site"]),
+        ("generate_ablated", P.generate_ablated, dict(handle=c.h, prompt="a", direction=v, layers=[1], duration_s=0.2),
+         ["window", "value", "rows", "seed", "guidance_scale", "temperature", "top_k", "site"]),
+        ("patching_sweep", P.patching_sweep, dict(handle=c.h, source=c.src, target=c.tgt, layers=[0], windows=1),
+         ["sites", "direction", "metric", "rows", "label", "guidance_scale", "mode", "stop", "progress"]),
+        ("patching_sweep generate", P.patching_sweep, dict(handle=c.h, source="a", target="b", mode="generate", **gen),
+         ["sites", "direction", "rows", "label", "guidance_scale", "seed", "stop"]),
+        ("ablation_sweep", P.ablation_sweep, dict(handle=c.h, inp=c.tgt, direction=v, layers=[0], windows=1),
+         ["site", "value", "metric", "rows", "label", "guidance_scale", "mode"]),
+        ("ablation_sweep generate", P.ablation_sweep, dict(handle=c.h, inp="a", direction=v, mode="generate", **gen),
+         ["site", "value", "rows", "label", "guidance_scale", "seed"]),
+        ("windows", P.windows, dict(n=10, n_windows=2), []),
+        ("ForcedInput", P.ForcedInput, dict(codes=c.src.codes, prompt="x", label=None), []),
+        ("ForcedInput.of", P.ForcedInput.of, dict(handle=c.h, item=c.src.codes, prompt="from clip", label=None), []),
+        ("ProbeMetric", P.ProbeMetric, dict(probe=None, layer=1, label="a", site="resid"), []),
+        ("trace_steps", S.trace_steps, dict(handle=c.h, prompts=["a"], direction=v, duration_s=0.2),
+         ["site", "layers", "steering", "seeds", "guidance_scale", "rows", "batch_size", "temperature", "top_k"]),
+        ("trace_steered", S.trace_steered, dict(handle=c.h, prompts=["a"], direction=v, steering=spec, duration_s=0.2),
+         ["layers", "seeds", "rows"]),
+        ("StepTrace", S.StepTrace, dict(projection=np.zeros((3, 4, 1)), norm=np.ones((3, 4, 1)), clips=[None],
+                                        layers=(0, 1, 2), site="resid", frame_rate_hz=50.0, rows="cond"), []),
+    ]
+
+
 def test_no_public_function_answers_with_a_raw_error(c, no_work):
-    """A sweep of many junk values through every argument: each answer is a workbench error or a result."""
-    junk = [None, True, "x", "12", -1, 10 ** 9, float("nan"), float("inf"), [], [[]], (1, 2, 3), {}, object(),
-            np.array([np.nan]), torch.zeros(2, 2)]
-    calls = {
-        "patch_forward": (pf, ["layer", "window", "direction", "rows", "guidance_scale", "site", "interventions",
-                               "source_acts"]),
-        "ablate_forward": (lambda c, **kw: af(c, **kw), ["layers", "window", "value", "rows", "guidance_scale",
-                                                          "site"]),
-        "patching_sweep": (sweep, ["sites", "layers", "windows", "direction", "metric", "rows", "label",
-                                   "guidance_scale", "mode", "stop"]),
-        "ablation_sweep": (lambda c, **kw: asweep(c, **kw), ["layers", "windows", "value", "metric", "site", "rows",
-                                                              "mode"]),
-        "generate_patched": (gp, ["layer", "window", "direction", "rows", "duration_s", "seed", "guidance_scale",
-                                  "temperature", "top_k", "site"]),
-        "trace_steps": (trace, ["layers", "site", "rows", "duration_s", "seeds", "guidance_scale", "batch_size",
-                                "steering", "temperature", "top_k"]),
-    }
+    """Junk in every argument of every entry point: each answer is a workbench error, or the call gets as far
+    as running the model (which `no_work` stops) because the value was a valid one."""
     raw = []
-    for name, (call, args) in calls.items():
-        for arg in args:
-            for value in junk:
+    for name, function, valid, more in _fuzzed(c):
+        for arg in [*valid, *more]:
+            for value in JUNK:
                 try:
-                    call(c, **{arg: value})
-                except WorkbenchError:
-                    pass
-                except AssertionError:  # no_work: it got as far as running the model, so it was accepted
+                    function(**{**valid, arg: value})
+                except (WorkbenchError, AssertionError):
                     pass
                 except Exception as e:  # noqa: BLE001 - the point of the test
                     raw.append(f"{name}({arg}={value!r:.30}): {type(e).__name__}: {e}")

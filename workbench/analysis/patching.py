@@ -85,7 +85,7 @@ class ForcedInput:
         array, or mono audio at the model's rate (encoded by its codec)."""
         from workbench.runtime.teacher_forcing import codes_for
         validation.model_handle(handle)
-        if prompt == "from clip":
+        if isinstance(prompt, str) and prompt == "from clip":
             prompt = getattr(item, "prompt", None)
         if prompt is not None:
             prompt = checked_prompts(handle, [prompt], "prompt")[0]
@@ -126,7 +126,7 @@ def windows(n: int, n_windows: int) -> list[tuple[int, int]]:
     >>> windows(10, 3)
     [(0, 3), (3, 7), (7, 10)]
     """
-    n = validation.positive_int(n, "n")
+    n = validation.integer(n, "n", low=1, high=2 ** 31 - 1)  # positions of a run: no model has more
     n_windows = validation.positive_int(n_windows, "windows")
     if n_windows > n:
         raise OutOfRangeError(f"{n_windows} windows over {n} positions: ask for at most {n}")
@@ -660,7 +660,7 @@ def _clip_metric(handle, metric, label) -> Callable:
         col = _checked_probe_metric(handle, metric)
         return lambda clip: float(probe_reading(handle, [clip], metric.probe, layer=metric.layer,
                                                 site=metric.site)[0, col])
-    if metric == "judge":
+    if isinstance(metric, str) and metric == "judge":
         if label is None:
             raise BadInputError("metric 'judge' needs the source's label (label='jazz'): the judge's probability "
                                 "of it is the metric")
