@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 import torch
 
 from workbench.analysis.features import (
@@ -146,7 +150,11 @@ def test_loads_a_saelens_standard_sae_without_b_dec_on_input(tmp_path):
 
 
 def test_saelens_itself_loads_our_folder(tmp_path):
-    sae_lens = pytest.importorskip("sae_lens")  # the optional extra: pip install -e '.[sae]'
+    # `make test` installs the `test` extra, so in CI this runs (a missing sae-lens fails there, never skips)
+    if os.environ.get("CI"):
+        import sae_lens
+    else:
+        sae_lens = pytest.importorskip("sae_lens")  # pip install -e '.[test]'
     sae = SparseAutoencoder(8, 32, "topk", k=4, seed=2)
     folder = sae.save(tmp_path / "sae", model_id="m", site="resid", layer=1, hook_name="decoder.model.decoder.layers.1")
     theirs = sae_lens.SAE.load_from_disk(str(folder))
@@ -162,6 +170,19 @@ def test_saelens_itself_loads_our_folder(tmp_path):
     ours = SparseAutoencoder.load(tmp_path / "theirs")
     assert ours.architecture == "standard"
     torch.testing.assert_close(ours(x), made.decode(made.encode(x)))
+
+
+def test_make_test_installs_saelens_and_make_lab_does_not():
+    """sae-lens lives in the `test` extra: `make test` installs it (so the round trip above runs in CI), a
+    classroom `make lab` does not."""
+    root = Path(__file__).resolve().parents[1]
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(r.startswith("sae-lens") for r in extras["test"])
+    assert not any(r.startswith("sae-lens") for name, reqs in extras.items() if name != "test" for r in reqs)
+    makefile = (root / "Makefile").read_text()
+    prerequisites = {m.group(1): m.group(2).split() for m in re.finditer(r"^([\w$().-]+):\s*(.*)$", makefile, re.M)}
+    assert "$(TEST_STAMP)" in prerequisites["test"] and "$(TEST_STAMP)" not in prerequisites["lab"]
+    assert re.search(r'^\$\(TEST_STAMP\):.*\n\t\$\(PIP\) -e "\.\[test\]"', makefile, re.M)
 
 
 # ----- training --------------------------------------------------------------------------------------

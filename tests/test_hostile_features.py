@@ -125,10 +125,11 @@ def test_d_sae_zero_is_refused_not_replaced_by_the_default():
     dict(d_in=8, d_sae=10 ** 12), dict(d_in=10 ** 9, d_sae=8), dict(d_in=4096, d_sae=2 ** 20), dict(d_in="8", d_sae=8),
     dict(d_in=8, d_sae=0), dict(d_in=float("nan"), d_sae=8), dict(d_in=8, d_sae=8, architecture=3),
     dict(d_in=8, d_sae=8, k=None), dict(d_in=8, d_sae=8, seed="s"), dict(d_in=8, d_sae=8, meta=[1]),
+    dict(d_in=8.5, d_sae=8), dict(d_in=8, d_sae=8, k=2.5), dict(d_in=8, d_sae=8, k=True),
 ])
 def test_sae_sizes_are_bounded_before_anything_is_allocated(args):
     with pytest.raises(BadInputError):
-        SparseAutoencoder(**args)
+        SparseAutoencoder(**dict(dict(k=4), **args))
 
 
 def test_sae_methods_refuse_inputs_of_another_width_or_kind():
