@@ -2,7 +2,8 @@
 
 Equality with a local collect (arrays, audio, per-step rows and metadata, order-independent), a killed worker
 (replaced, its batch retried), a killed driver (the rerun computes only the missing rows; a local run meanwhile
-is refused), bounded retries naming the failing rows, steered generation, and the error without Ray.
+is refused), bounded retries naming the failing rows, steered generation, the error without Ray, and a killed
+driver's own local cluster ending within a bound (issue 28).
 """
 import os
 import signal
@@ -224,3 +225,81 @@ def test_workers_follow_the_cluster_and_an_ask_it_cannot_place_is_refused():
     assert ray_pool._worker_plan(cluster(CPU=16.0, GPU=4.0), RayEngine(), n_batches=10) == (4, 1.0)  # one per GPU
     with pytest.raises(BadInputError, match="do not fit this Ray cluster"):  # it would wait for ever
         ray_pool._worker_plan(cluster(CPU=2.0), RayEngine(workers=3), n_batches=10)
+
+
+LONE_DRIVER = textwrap.dedent("""
+    import os, time
+    import ray
+    from workbench.data.ray_pool import init_ray
+    init_ray(num_cpus=1)  # a local cluster of its own
+    @ray.remote(num_cpus=1)
+    class Actor:
+        def pid(self):
+            return os.getpid()
+    actor = Actor.remote()
+    ray.get(actor.pid.remote())
+    print("READY", flush=True)
+    time.sleep(600)
+""")
+
+
+def process_table():
+    """{pid: (state, parent pid, start time)} of this machine (Linux /proc)."""
+    out = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                fields = (proc / "stat").read_bytes().rsplit(b")", 1)[1].split()
+                out[int(proc.name)] = (fields[0], int(fields[1]), int(fields[19]))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+def descendants(pid):
+    """{pid: start time} of every process under `pid` (a pid is named with its start time: never recycled)."""
+    table, children = process_table(), {}
+    for child, (_, parent, _) in table.items():
+        children.setdefault(parent, []).append(child)
+    out, stack = {}, [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            out[child] = table[child][2]
+            stack.append(child)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="reads /proc")
+def test_a_killed_drivers_ray_processes_end_within_a_bound():
+    """Issue 28: SIGKILL the driver of a local cluster; every process it started is gone within ~10 s (before
+    the watcher of `init_ray`, ray::DashboardAgent and ray::RuntimeEnvAgent outlived it for good)."""
+    pytest.importorskip("ray")
+    from workbench.data.ray_pool import REAPER_GRACE_S, REAPER_POLL_S
+    env = dict(os.environ, PYTHONPATH=str(Path(wb.__file__).parent.parent), OMP_NUM_THREADS="1")
+    driver = subprocess.Popen([sys.executable, "-c", LONE_DRIVER], stdout=subprocess.PIPE, text=True, env=env)
+    started = {}
+
+    def left():
+        table = process_table()
+        return {p: t for p, t in started.items() if p in table and table[p][2] == t and table[p][0] != b"Z"}
+
+    try:
+        assert driver.stdout.readline().strip() == "READY", "the driver could not start Ray"
+        time.sleep(2)  # the watcher notes the cluster's processes every 0.5 s while it starts
+        started = descendants(driver.pid)
+        assert len(started) >= 4, started  # gcs, raylet, agents, the actor (and the watcher)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        killed_at = time.monotonic()
+        bound_s = REAPER_POLL_S + 2 * REAPER_GRACE_S + 20  # + slack for a loaded 2-core machine
+        while left() and time.monotonic() - killed_at < bound_s:
+            time.sleep(0.2)
+        lingering = {p: Path(f"/proc/{p}/cmdline").read_bytes()[:60] for p in left()}
+        assert not lingering, f"Ray processes outlived their driver by {bound_s:.0f} s: {lingering}"
+    finally:
+        driver.kill()
+        driver.wait()
+        for pid in left():  # a failed run leaves nothing behind for the next test
+            os.kill(pid, signal.SIGKILL)

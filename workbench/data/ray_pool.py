@@ -12,6 +12,12 @@ so whatever finished before a failure or a kill is kept.
 Ray is imported only inside these functions: without it installed, `require_ray()` raises
 `MissingExtraError` saying ``pip install -e ".[ray]"``.
 
+A local cluster started here (`init_ray` without an address) ends with its driver: Ray ends most of its
+processes when the driver dies, but not its agents (``ray::DashboardAgent``, ``ray::RuntimeEnvAgent``), so
+`init_ray` starts a small watcher process that notes the driver's Ray processes every `REAPER_POLL_S` seconds
+and, once the driver is gone (even killed with SIGKILL), ends those still running: SIGTERM, then SIGKILL
+after `REAPER_GRACE_S`. Nothing of the cluster lingers more than about 10 s after its driver.
+
     >>> RayEngine(workers=2, max_retries=1).cpus_per_worker
     1.0
     >>> RayEngine(workers=0)  # doctest: +ELLIPSIS
@@ -23,6 +29,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -32,6 +40,70 @@ __all__ = ["RayEngine", "as_engine", "require_ray", "init_ray", "connect", "run_
            "MissingExtraError", "DistributedRunError"]
 
 INSTALL = 'pip install -e ".[ray]"'
+REAPER_POLL_S = 2.0
+REAPER_GRACE_S = 3.0
+_reaper: subprocess.Popen | None = None
+
+# The watcher (run as `python -c REAPER <driver pid> <poll s> <grace s>`, in a session of its own so that signals
+# to the driver's process group spare it): a process is named by (pid, start time), so a recycled pid is never hit.
+REAPER = r"""
+import os, signal, sys, time
+driver, poll_s, grace_s = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+
+def table():
+    out = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+                out[int(name)] = (fields[0], int(fields[1]), int(fields[19]))  # state, parent, start time
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+def is_ray(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().split(bytes(1))
+    except OSError:
+        return False
+    return args[0].startswith(b"ray::") or any(b"/ray/" in arg for arg in args[:3])
+
+def alive(procs, now):
+    return {p: t for p, t in procs.items() if p in now and now[p][2] == t and now[p][0] != b"Z"}
+
+me, started = os.getpid(), time.monotonic()
+driver_start = table().get(driver, (b"Z", 0, 0))[2]
+known = {}
+while True:
+    now = table()
+    if driver not in now or now[driver][0] == b"Z" or now[driver][2] != driver_start:
+        break
+    children = {}
+    for pid, (_, parent, _) in now.items():
+        children.setdefault(parent, []).append(pid)
+    stack = list(children.get(driver, []))
+    while stack:
+        pid = stack.pop()
+        stack += children.get(pid, [])
+        if pid not in known and pid != me and is_ray(pid):
+            known[pid] = now[pid][2]
+    time.sleep(0.5 if time.monotonic() - started < 60 else poll_s)  # Ray starts its agents with the cluster
+for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, grace_s)):
+    left = alive(known, table())
+    for pid in left:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+    deadline = time.monotonic() + wait_s
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = alive(known, table())
+    if not left:
+        break
+"""
 
 
 class MissingExtraError(WorkbenchError, ImportError):
@@ -99,6 +171,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, attempts: 
     """ray.init without the dashboard; a local start that times out (Ray waits a fixed 30 s for its raylet,
     too little on a loaded 2-core machine) is tried again, up to `attempts` times."""
     ray = require_ray()
+    if address is None:
+        start_reaper()
     for attempt in range(attempts):
         try:
             return ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
@@ -107,6 +181,19 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, attempts: 
             if "timed out during startup" not in str(error) or attempt == attempts - 1:
                 raise
             ray.shutdown()
+
+
+def start_reaper() -> subprocess.Popen | None:
+    """Start (once per driver process) the watcher that ends this driver's Ray processes when it dies.
+
+    Linux only (it reads /proc); elsewhere None, and Ray's own clean-up is all there is."""
+    global _reaper
+    if not os.path.isdir("/proc/self") or (_reaper is not None and _reaper.poll() is None):
+        return _reaper
+    _reaper = subprocess.Popen([sys.executable, "-c", REAPER, str(os.getpid()), str(REAPER_POLL_S),
+                                str(REAPER_GRACE_S)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+    return _reaper
 
 
 def connect(engine: RayEngine):
