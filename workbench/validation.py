@@ -522,3 +522,12 @@ def model_handle(value, name: str = "handle"):
         raise WrongTypeError(f"{name} is a {type(value).__name__}, not a loaded model: pass "
                              "workbench.load_model() or workbench.random_model('tiny')")
     return value
+
+
+def flag(value, name: str) -> bool:
+    """A yes/no switch: True, False (numpy bools and the ints 0 / 1 too); anything else is refused, since an
+    array or a string there would be truth-tested silently."""
+    value = _scalar(value)
+    if _is_bool(value) or (isinstance(value, (numbers.Integral, np.integer)) and value in (0, 1)):
+        return bool(value)
+    raise WrongTypeError(f"{name}={_show(value)}: pass True or False")
