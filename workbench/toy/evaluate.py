@@ -161,9 +161,9 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     return m
 
 
-VERDICT_STRENGTHS = (0.5, 1.0, 2.0)  # x the layer's mean residual norm (strength 0 is the twin: not a control)
+VERDICT_STRENGTHS = (0.125, 0.25, 0.5, 1.0)  # x the layer's mean residual norm (strength 0 is the twin: not a control)
 VERDICT_SEEDS = 8  # seeds per genre prompt: 32 (prompt, seed) pairs per target and strength
-QUICK_VERDICT_STRENGTHS = (1.0,)
+QUICK_VERDICT_STRENGTHS = (0.25,)
 QUICK_VERDICT_SEEDS = 2
 
 
