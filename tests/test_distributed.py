@@ -303,3 +303,14 @@ def test_a_killed_drivers_ray_processes_end_within_a_bound():
         driver.wait()
         for pid in left():  # a failed run leaves nothing behind for the next test
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("settings", [dict(workers=True), dict(workers="2"), dict(workers=0), dict(max_retries=True),
+                                      dict(max_retries=-1), dict(cpus_per_worker="2"),
+                                      dict(cpus_per_worker=float("nan")), dict(cpus_per_worker=0),
+                                      dict(gpus_per_worker=-1), dict(gpus_per_worker="1"), dict(address=5),
+                                      dict(model=""), dict(num_cpus=0)])
+def test_bad_engine_settings_are_workbench_errors(settings):
+    from workbench.data.distributed import RayEngine
+    with pytest.raises(BadInputError, match="RayEngine"):
+        RayEngine(**settings)

@@ -22,7 +22,7 @@ after `REAPER_GRACE_S`. Nothing of the cluster lingers more than about 10 s afte
     1.0
     >>> RayEngine(workers=0)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    workbench.errors.BadInputError: RayEngine(workers=0): give a whole number >= 1, or None for one per GPU ...
+    workbench.errors.OutOfRangeError: RayEngine(workers=0): give a whole number >= 1, or None for one per GPU ...
 """
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ import sys
 import time
 from collections.abc import Callable
 
-from workbench.errors import BadInputError, WorkbenchError
+from workbench.errors import BadInputError, WorkbenchError, WrongTypeError
+from workbench.validation import finite_float, integer, positive_int
 
 __all__ = ["RayEngine", "as_engine", "require_ray", "init_ray", "connect", "run_batches", "RunReport",
            "MissingExtraError", "DistributedRunError"]
@@ -138,14 +139,24 @@ class RayEngine:
     num_cpus: int | None = None
 
     def __post_init__(self):
-        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
-            raise BadInputError(f"RayEngine(workers={self.workers!r}): give a whole number >= 1, or None for one "
-                                "per GPU (else per CPU)")
-        if not isinstance(self.max_retries, int) or self.max_retries < 0:
-            raise BadInputError(f"RayEngine(max_retries={self.max_retries!r}): give a whole number >= 0")
-        if not self.cpus_per_worker > 0 or (self.gpus_per_worker is not None and self.gpus_per_worker < 0):
-            raise BadInputError("RayEngine: cpus_per_worker must be > 0 and gpus_per_worker >= 0 (or None)")
-        object.__setattr__(self, "cpus_per_worker", float(self.cpus_per_worker))
+        if self.workers is not None:
+            try:
+                object.__setattr__(self, "workers", positive_int(self.workers, "RayEngine(workers)"))
+            except BadInputError as error:
+                raise type(error)(f"RayEngine(workers={self.workers!r}): give a whole number >= 1, or None for one "
+                                  "per GPU (else per CPU)") from None
+        object.__setattr__(self, "max_retries", integer(self.max_retries, "RayEngine(max_retries)", low=0))
+        object.__setattr__(self, "cpus_per_worker", finite_float(
+            self.cpus_per_worker, "RayEngine(cpus_per_worker)", low=0.0, low_inclusive=False))
+        if self.gpus_per_worker is not None:
+            object.__setattr__(self, "gpus_per_worker", finite_float(self.gpus_per_worker,
+                                                                     "RayEngine(gpus_per_worker)", low=0.0))
+        if self.num_cpus is not None:
+            object.__setattr__(self, "num_cpus", positive_int(self.num_cpus, "RayEngine(num_cpus)"))
+        for field, example in (("address", "'auto' or 'ray://head:10001'"), ("model", "'facebook/musicgen-small'")):
+            value = getattr(self, field)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise WrongTypeError(f"RayEngine({field}={value!r:.60}): pass None or a name such as {example}")
 
 
 def as_engine(engine) -> RayEngine:
