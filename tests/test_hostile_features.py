@@ -517,21 +517,21 @@ def test_tables_and_auroc_refuse_bad_input():
             call()
 
 
-def test_feature_steering_checks_everything_before_generating(tmp_path):
+def test_feature_steering_checks_everything_before_generating(tmp_path, monkeypatch):
     import workbench as wb
     from workbench.analysis.features import feature_steering
     h = wb.random_model("tiny")
+    monkeypatch.setattr(wb, "generate", lambda *a, **k: pytest.fail("generated before checking its arguments"))
     s = make_store(tmp_path / "store", hidden=h.hidden_size, model_id=h.model_id)
     sae = SparseAutoencoder(h.hidden_size, 16, "topk", k=4, meta=dict(model_id=h.model_id, site="resid", layer=1))
     labels = label_features(sae, FrameStream(s, "resid", 1))
-    never = lambda *a, **k: pytest.fail("generated before checking its arguments")  # noqa: E731
     for kwargs in (dict(features="12"), dict(features=[99]), dict(features=["a"]), dict(strengths=()),
                    dict(strengths=(0.0,)), dict(strengths="1"), dict(strengths=[float("nan")]), dict(strengths=[-1]),
                    dict(seeds="12"), dict(seeds=[]), dict(duration_s=0), dict(duration_s="4"),
                    dict(guidance_scale=float("inf")), dict(mean_norm=-1), dict(mean_norm=float("nan")),
-                   dict(judge="judge")):
+                   dict(judge="judge"), dict(progress="yes")):
         with pytest.raises(BadInputError):
-            feature_steering(h, labels, **dict(dict(features=[0]), **kwargs), progress=never)
+            feature_steering(h, labels, **dict(dict(features=[0]), **kwargs))
     with pytest.raises(WrongTypeError):
         feature_steering(h, "labels", [0])
     other = wb.random_model("tiny", seed=1)  # another model: its id differs
@@ -566,3 +566,72 @@ def test_report_cli_prints_the_fix_not_a_traceback(capsys):
 def test_small_helpers_refuse_bad_input(call):
     with pytest.raises(WorkbenchError):
         call()
+
+
+# ----- junk in every argument of every entry point -----------------------------------------------------------------
+JUNK = [None, "x", "", 1.5, -1, 0, float("nan"), float("inf"), True, [], {}, [1, 2], np.zeros((2, 2)), object(),
+        10 ** 18, -10 ** 18, b"x", torch.zeros(3), "12", [None], [[1]]]
+
+
+def test_junk_in_any_argument_is_a_workbench_error_or_accepted(tmp_path):
+    """Each public entry point, each argument replaced by each junk value in turn: a WorkbenchError or a result,
+    never a raw TypeError / ValueError / RuntimeError from deeper down."""
+    import workbench as wb
+    from workbench.analysis.features import codes_of_rows, feature_steering, spliced_loss
+    from workbench.analysis.features.sae import check_sae_size
+    from workbench.analysis.features.steering import parse_genre
+    from workbench.analysis.features.training import fraction_unexplained
+    h = wb.random_model("tiny")
+    s = make_store(tmp_path / "store", n_rows=4, hidden=h.hidden_size, length=10, model_id=h.model_id)
+    stream = FrameStream(s, "resid", 1, batch_size=16)
+    sae = SparseAutoencoder(h.hidden_size, 16, "topk", k=4, meta=dict(model_id=h.model_id, site="resid", layer=1))
+    folder = sae.save(tmp_path / "sae", sparsity=np.full(16, 0.1))
+    labels = label_features(sae, stream)
+    codes = torch.randint(0, h.config.decoder.vocab_size, (1, h.n_codebooks, 6))
+    x = torch.zeros(2, h.hidden_size)
+    entry_points = [
+        (SparseAutoencoder, dict(d_in=8, d_sae=16, architecture="topk", k=4, seed=0, meta=None)),
+        (sae.encode, dict(x=x)), (sae.decode, dict(f=torch.zeros(2, 16))), (sae.forward, dict(x=x)),
+        (sae.decoder_row, dict(feature=0)),
+        (lambda **kw: SparseAutoencoder(8, 16, k=4).save(**kw), dict(folder=tmp_path / "s1", sparsity=None)),
+        (lambda **kw: SparseAutoencoder(8, 16, k=4).save(tmp_path / "s2", **kw),
+         dict(layer=1, site="resid", model_id="m", hook_name="h")),
+        (SparseAutoencoder.load, dict(folder=folder, expect_model_id=None, expect_layer=None, expect_site=None,
+                                      expect_d_in=None)),
+        (read_sparsity, dict(folder=folder)), (default_d_sae, dict(d_in=8, expansion=8.0)),
+        (check_sae_size, dict(d_in=8, d_sae=16, k=4, architecture="topk")),
+        (TrainConfig, dict(architecture="topk", d_sae=16, k=4, l1_coefficient=0.3, lr=1e-3, epochs=1, warmup_steps=1,
+                           decay_fraction=0.3, seed=0)),
+        (train_sae, dict(stream=stream, config=TrainConfig(d_sae=16, k=4, epochs=1), device="cpu", checkpoint_dir=None,
+                         checkpoint_every=5, progress=False, stop=None, log_every=5, max_steps=None, verify=True)),
+        (fraction_unexplained, dict(x=np.ones((3, 2)), x_hat=np.ones((3, 2)))),
+        (sae_metrics, dict(sae=sae, chunks=[np.zeros((3, h.hidden_size))], dense_threshold=0.1)),
+        (codes_of_rows, dict(handle=h, store=s, rows=[0], batch_size=2)),
+        (spliced_loss, dict(handle=h, sae=sae, codes=codes, site="resid", layer=1, batch_size=2)),
+        (label_features, dict(sae=sae, stream=stream, rows=None, bins=5, categorical=None, numeric=None)),
+        (auroc, dict(scores=np.zeros((4, 2)), positive=np.array([1, 0, 1, 0], bool))),
+        (label_columns, dict(table=[dict(a="x")])),
+        (FeatureTable, dict(rows=[dict(feature=0, frequency=0.1, label="x", label_score=0.5)])),
+        (labels.table.search, dict(text="a")),
+        (labels.table.filter, dict(min_frequency=0.0, max_frequency=1.0, min_score=None, label=None)),
+        (labels.table.sort, dict(column="frequency", descending=True)), (labels.table.head, dict(n=3)),
+        (labels.histogram, dict(feature=0)), (labels.trace, dict(row=0, feature=0)),
+        (labels.top_clips, dict(feature=0, n=2, span_fraction=0.5)), (labels.associations, dict(feature=0)),
+        (labels.direction, dict(feature=0, model_id=h.model_id)), (parse_genre, dict(label="label=rock")),
+        (feature_steering, dict(handle=h, labels=labels, features=[], strengths=(0.0, 1.0), seeds=(1,), duration_s=1.0,
+                                guidance_scale=3.0, mean_norm=None, judge=None, progress=False)),
+        (steer_summary, dict(results=[])), (ReportPlan, dict(layers=(1,), n_per_genre=2)), (bars, dict(report={})),
+        (format_report, dict(report={})),
+    ]
+    raw = []
+    for function, good in entry_points:
+        for name in good:
+            for junk in JUNK:
+                try:
+                    function(**dict(good, **{name: junk}))
+                except WorkbenchError:
+                    pass
+                except Exception as e:  # noqa: BLE001 - the point of the test
+                    raw.append(f"{getattr(function, '__qualname__', function)}({name}={junk!r:.20}): "
+                               f"{type(e).__name__}: {e}"[:200])
+    assert not raw, "\n".join(raw)

@@ -142,6 +142,7 @@ class FeatureTable:
     def sort(self, column: str = "label_score", descending: bool = True) -> FeatureTable:
         if not isinstance(column, str):
             raise WrongTypeError(f"column={column!r}: pass a column name, one of {self.columns}")
+        descending = validation.flag(descending, "descending")
         if self.rows and column not in self.columns:
             raise BadInputError(f"no column {column!r}: the table has {self.columns}")
         key = lambda r: (r.get(column) is None, r.get(column) if r.get(column) is not None else 0)

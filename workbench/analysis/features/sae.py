@@ -249,6 +249,10 @@ def check_matches(meta: dict, what: str, *, model_id=None, layer=None, site=None
     """Refuse (DirectionMismatchError) an SAE whose provenance `meta` names another model, layer or site than
     where it is used, or whose width `sae_d_in` is not the layer's `d_in`. A None expectation, or a key the
     SAE does not record, is not checked."""
+    model_id = None if model_id is None else validation.text(model_id, "expect_model_id")
+    layer = None if layer is None else validation.non_negative_int(layer, "expect_layer")
+    site = None if site is None else validation.site(site)
+    d_in = None if d_in is None else validation.positive_int(d_in, "expect_d_in")
     if d_in is not None and sae_d_in is not None and int(d_in) != int(sae_d_in):
         raise DirectionMismatchError(f"{what} reads {sae_d_in}-wide activations, but this layer is {d_in} wide: use "
                                      "an SAE trained on this model's layer")

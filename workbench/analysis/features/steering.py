@@ -67,6 +67,7 @@ def feature_steering(handle, labels, features, strengths=STRENGTHS, seeds=(100, 
     if not seeds:
         raise BadInputError("seeds is empty: pass at least one seed per prompt, e.g. (100, 101)")
     duration_s = validation.finite_float(duration_s, "duration_s", low=0.0, low_inclusive=False)
+    progress = validation.flag(progress, "progress")
     guidance_scale = validation.guidance_scale(guidance_scale)
     if judge is not None and not callable(getattr(judge, "predict", None)):
         raise WrongTypeError(f"judge is a {type(judge).__name__}: pass a reader with .predict(waves, sample_rate_hz) "

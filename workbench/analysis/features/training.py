@@ -278,6 +278,7 @@ def train_sae(stream, config: TrainConfig | None = None, *, device=None, checkpo
         raise WrongTypeError(f"config is a {type(config).__name__}: pass TrainConfig(d_sae=..., k=...) or None")
     cfg = config
     checkpoint_every = validation.positive_int(checkpoint_every, "checkpoint_every")
+    progress, verify = validation.flag(progress, "progress"), validation.flag(verify, "verify")
     log_every = validation.positive_int(log_every, "log_every")
     max_steps = None if max_steps is None else validation.non_negative_int(max_steps, "max_steps")
     if stop is not None and not callable(stop):
