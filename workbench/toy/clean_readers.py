@@ -28,7 +28,7 @@ which refits and re-measures): genre 1.00, tempo 0.97, mode 0.95, lead 0.99, con
     >>> clip = synth_clip("rock", seed=3, dynamics="crescendo")
     >>> v = read_values("dynamics", [clip])
     >>> bool(toward("dynamics", v, "crescendo")[0] > 0), bool(toward("dynamics", v, "diminuendo")[0] < 0)
-    (True, False)
+    (True, True)
 """
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ from workbench.toy.readers import (
     contour_steps,
     level_slope,
 )
-from workbench.toy.synth_v2 import FACTORS, GENRES, LEADS, MODES, SAMPLE_RATE_HZ, TEMPO_BINS_BPM, TEMPOS
+from workbench.toy.synth_v2 import FACTORS, GENRES, LEADS, MODES, SAMPLE_RATE_HZ, TEMPO_BINS_BPM
 
 CLEAN_PARAMS_PATH = Path(__file__).with_name("clean_reader_params.json")
 CONCEPTS: tuple[str, ...] = tuple(FACTORS)

@@ -249,9 +249,10 @@ def _summary(report: dict) -> str:
     lines.append(f"  bars: {report['bars']}")
     for method, by_target in report.get("verdict", {}).items():
         for target, v in by_target.items():
-            lines.append(f"  verdict {method:18} toward {target:10} {v['strength']:g}x norm: effect {v['effect']:+.3f}, "
-                         f"random 95% {v['random_p95']:+.3f}, order {v['order_rate']:.2f}, collapsed "
-                         f"{v['collapsed_share']:.2f}: {'beyond random' if v['beyond_random'] else 'not beyond random'}")
+            said = "beyond random" if v["beyond_random"] else "not beyond random"
+            lines.append(f"  verdict {method:18} toward {target:10} {v['strength']:g}x norm: effect "
+                         f"{v['effect']:+.3f}, random 95% {v['random_p95']:+.3f}, order {v['order_rate']:.2f}, "
+                         f"collapsed {v['collapsed_share']:.2f}: {said}")
     return "\n".join(lines)
 
 
