@@ -495,3 +495,20 @@ def test_no_public_function_answers_with_a_raw_error(c, no_work):
                 except Exception as e:  # noqa: BLE001 - the point of the test
                     raw.append(f"{name}({arg}={value!r:.30}): {type(e).__name__}: {e}")
     assert not raw, "\n".join(raw)
+
+
+def test_the_validation_checks_behind_them():
+    from workbench import validation
+    assert validation.window(np.array([2, 5]), 5) == (2, 5)
+    assert validation.window((np.int64(0), 3.0), 5, unit="decoder steps") == (0, 3)
+    with pytest.raises(OutOfRangeError, match=r"beyond the run's 5 decoder steps \(0-4\)"):
+        validation.window((0, 6), 5, unit="decoder steps")
+    unit = validation.unit_direction(Direction(np.array([3.0, 4.0]), "m", 0), 2, model_id="m")
+    assert unit.dtype == np.float32 and np.allclose(unit, [0.6, 0.8])
+    assert np.allclose(validation.unit_direction(torch.tensor([[0.0], [2.0]]), 2), [0, 1])  # (hidden, 1) tensor
+    with pytest.raises(DirectionMismatchError, match="pass the raw vector"):
+        validation.unit_direction(Direction(np.ones(2), "other", 0), 2, model_id="m")
+    with pytest.raises(ZeroNormError, match="my hint"):
+        validation.unit_direction(np.zeros(2), 2, zero_hint="my hint")
+    with pytest.raises(WrongTypeError, match="not a loaded model"):
+        validation.model_handle("facebook/musicgen-small")
