@@ -319,6 +319,7 @@ BAD_ARGS = [  # (id, call, error, message)
     ("sweep stop not callable", lambda c: sweep(c, stop=True), WrongTypeError, "stop=True is not callable"),
     ("sweep guidance nan", lambda c: sweep(c, guidance_scale=float("nan")), NotFiniteError, "guidance_scale"),
     ("sweep rows", lambda c: sweep(c, rows="x"), UnknownOptionError, "rows"),
+    ("sweep progress str", lambda c: sweep(c, progress="no"), WrongTypeError, "progress='no'"),
     ("sweep label list", lambda c: sweep(c, label=["jazz"]), WrongTypeError, "label"),
     ("sweep probe layer 99", lambda c: sweep(c, metric=P.ProbeMetric(None, 99, "a")), LayerOutOfRangeError, "0-2"),
     ("sweep probe unfitted", lambda c: sweep(c, metric=P.ProbeMetric(object(), 1, "a")), WrongTypeError,

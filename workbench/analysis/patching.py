@@ -750,6 +750,7 @@ def patching_sweep(handle, source, target, *, mode: str = "forward", sites=("res
     unit = _patch_unit(handle, direction)
     label = _checked_label(label)
     stop = _checked_stop(stop)
+    progress = validation.flag(progress, "progress")
     if mode == "forward":
         rows = "cond" if rows is None else rows
         guidance_scale = validation.guidance_scale(guidance_scale)
