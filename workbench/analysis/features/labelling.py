@@ -193,7 +193,8 @@ class FeatureLabels:
     categorical: list
     numeric: list
 
-    def _check(self, feature: int) -> int:
+    def check_feature(self, feature) -> int:
+        """The feature id as an int, refused (OutOfRangeError) outside 0..d_sae - 1."""
         feature = validation.integer(feature, "feature")
         if not 0 <= feature < len(self.frequency):
             raise OutOfRangeError(f"feature {feature} is out of range: this SAE has {len(self.frequency)} features "
@@ -202,13 +203,13 @@ class FeatureLabels:
 
     def histogram(self, feature: int) -> tuple[np.ndarray, np.ndarray]:
         """(bin edges, counts) of the feature's non-zero activations."""
-        feature = self._check(feature)
+        feature = self.check_feature(feature)
         bins = self.histograms.shape[1]
         return np.linspace(0, self.histogram_max[feature], bins + 1), self.histograms[feature]
 
     def trace(self, row: int, feature: int) -> tuple[np.ndarray, np.ndarray]:
         """(times_s, activations) of one feature over one store row's frames."""
-        feature = self._check(feature)
+        feature = self.check_feature(feature)
         row = validation.integer(row, "row")
         with torch.no_grad():
             acts = self.sae.encode(torch.from_numpy(_finite_clip(self.stream, row)))[:, feature].numpy()
@@ -217,7 +218,7 @@ class FeatureLabels:
     def top_clips(self, feature: int, n: int = 5, span_fraction: float = 0.5) -> list[dict]:
         """The n clips where the feature peaks highest: row, id, labels, peak, peak_s and the activating span
         (start_s, end_s: around the peak, where it stays >= span_fraction x peak)."""
-        feature = self._check(feature)
+        feature = self.check_feature(feature)
         n = validation.positive_int(n, "n")
         span_fraction = validation.finite_float(span_fraction, "span_fraction", low=0.0, high=1.0, low_inclusive=False,
                                                 hint="0.5 keeps the span where the feature stays above half its peak")
@@ -244,13 +245,13 @@ class FeatureLabels:
 
     def associations(self, feature: int) -> dict:
         """{"auroc:<column>=<value>": AUROC, "corr:<column>": r} of one feature."""
-        row = self.table.rows[self._check(feature)]
+        row = self.table.rows[self.check_feature(feature)]
         return {k: v for k, v in row.items() if k.startswith(("auroc:", "corr:"))}
 
     def direction(self, feature: int, model_id: str):
         """The feature's decoder row as a unit `workbench.analysis.directions.Direction` (for steering)."""
         from workbench.analysis.directions import Direction
-        feature = self._check(feature)
+        feature = self.check_feature(feature)
         model_id = validation.text(model_id, "model_id")
         check_matches(self.sae.meta, "this SAE", model_id=model_id)
         vec = self.sae.decoder_row(feature)

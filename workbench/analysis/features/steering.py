@@ -57,7 +57,7 @@ def feature_steering(handle, labels, features, strengths=STRENGTHS, seeds=(100, 
     if labels.stream.store.model_id != handle.model_id:
         raise DirectionMismatchError(f"the labels were measured on a store of {labels.stream.store.model_id!r}, not "
                                      f"{handle.model_id!r}: label the features on this model's activations")
-    features = [labels._check(f) for f in validation.int_sequence(features, "features", allow_empty=True,
+    features = [labels.check_feature(f) for f in validation.int_sequence(features, "features", allow_empty=True,
                                                                  example="[3, 17]")]
     strengths = validation.float_sequence(strengths, "strengths", low=0.0, example="(0.0, 0.5, 1.0)")
     if not any(s > 0 for s in strengths):
