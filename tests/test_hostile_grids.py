@@ -110,8 +110,14 @@ def test_run_grid_refuses_wrong_objects(tiny, tmp_path):
         run_grid(tiny, {"methods": []}, tmp_path / "g", judge=False)
     with pytest.raises(WrongTypeError, match="folder"):
         run_grid(tiny, _plan(tiny), None, judge=False)
-    with pytest.raises(BadInputError, match="row 99 is out of range|index"):
+    with pytest.raises(BadInputError, match="index"):
         EvaluationResult(tmp_path / "empty").twin_index("x")
+    with pytest.raises(WrongTypeError, match="cell id"):
+        ResultsLog(tmp_path / "empty").arrays(5)
+    with pytest.raises(WrongTypeError, match="check_plan"):
+        ResultsLog(tmp_path / "empty").check_plan(None)
+    with pytest.raises(WrongTypeError, match="layer"):
+        _method(tiny).fingerprint("x")
 
 
 # -- damaged files -------------------------------------------------------------------------------------
@@ -125,6 +131,11 @@ def grid(tiny, tmp_path):
 
 def _cells(folder):
     return EvaluationResult(folder).table["cell"].value_counts().to_dict()
+
+
+def test_an_empty_selection_of_embeddings_is_refused(grid):
+    with pytest.raises(BadInputError, match="no rows"):
+        EvaluationResult(grid).embeddings([])
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "deleted"])

@@ -31,6 +31,7 @@ import time
 import ipywidgets as w
 import traitlets as t
 
+from workbench.analysis.evaluation.answers import trial_list
 from workbench.analysis.evaluation.listening import AnswerLog, summarize
 from workbench.errors import BadInputError
 
@@ -51,9 +52,7 @@ class ListeningTest(View):
 
     def __init__(self, trials, *, path, participant: str = "", **kwargs):
         super().__init__(**kwargs)
-        self.trials = list(trials)
-        if not self.trials:
-            raise BadInputError("no trials: build them with workbench.analysis.evaluation.listening.build_trials")
+        self.trials = trial_list(trials)
         self.answer_log = AnswerLog(path)
         start = self.answer_log.next_trial(participant, self.trials)  # checks the name and the trials
         self.participant = participant

@@ -40,7 +40,7 @@ import uuid
 import warnings
 from pathlib import Path
 
-from workbench.errors import BadInputError, CorruptFileError, WrongTypeError
+from workbench.errors import BadInputError, CorruptFileError, EmptyInputError, WrongTypeError
 from workbench.validation import finite_float
 
 __all__ = ["AnswerLog", "merge_answers", "FIELDS", "FORMAT"]
@@ -224,7 +224,7 @@ class AnswerLog:
         """The first trial `participant` has not answered (len(trials) when all are); refuses answers given to
         another set of trials (the same index asking something else)."""
         participant = _participant(participant)
-        trials = list(trials)
+        trials = trial_list(trials)
         answered = {r["trial"]: r for r in self.read(participant)}
         for index, row in answered.items():
             if index >= len(trials) or (row["question"], row["kind"], str(row["item"])) != (
@@ -243,6 +243,8 @@ class AnswerLog:
         """Write every answer to a CSV file (written to a temp file and renamed); returns its path."""
         if not isinstance(path, (str, os.PathLike)) or not str(path):
             raise WrongTypeError(f"path={path!r:.60}: pass a file path such as 'answers.csv'")
+        if Path(path).is_dir():
+            raise BadInputError(f"{path} is a folder: pass a file path such as 'answers.csv'")
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(FIELDS) + ["answer_id"], lineterminator="\n")
         writer.writeheader()
@@ -291,7 +293,11 @@ def merge_answers(paths, out, *, rename: bool = False) -> AnswerLog:
 def read_answers(path) -> list[dict]:
     """The answers in one file, read without changing it: an SQLite database, or a .csv / .jsonl of earlier
     versions (unreadable lines skipped with a warning)."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise WrongTypeError(f"path={path!r:.60}: pass an answers file path")
     path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"no answers file at {path}: pass an existing .sqlite, .csv or .jsonl file")
     if path.suffix.lower() in LEGACY_SUFFIXES:
         rows, problems = read_legacy(path)
         if problems:
@@ -372,6 +378,19 @@ def read_legacy(path: Path) -> tuple[list[dict], list[str]]:
             continue
         out.append(row)
     return out, problems
+
+
+def trial_list(trials) -> list:
+    """A non-empty list of `Trial` objects (what `build_trials` returns)."""
+    if isinstance(trials, (str, bytes, dict)) or not hasattr(trials, "__iter__"):
+        raise WrongTypeError(f"trials={trials!r:.60}: pass the list build_trials / trials_from_result returns")
+    trials = list(trials)
+    if not trials:
+        raise EmptyInputError("no trials: build them with workbench.analysis.evaluation.listening.build_trials")
+    for i, trial in enumerate(trials):
+        if not all(hasattr(trial, a) for a in ("index", "kind", "question", "clips", "key", "info")):
+            raise WrongTypeError(f"trials[{i}] is a {type(trial).__name__}, not a Trial: use build_trials")
+    return trials
 
 
 def _number(text: str):

@@ -114,6 +114,7 @@ class Method:
 
     def fingerprint(self, layer: int) -> str:
         """A short hash of everything that decides this method's clips at `layer` (checked on resume)."""
+        layer = integer(layer, "layer")
         sha = hashlib.sha256(f"{self.mode}|{self.rows}|{sorted(self.schedule.items())}|"
                              f"{self.strength_unit.get(int(layer), 1.0)!r}".encode())
         for target in sorted(self.targets):

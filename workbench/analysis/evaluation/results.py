@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.data.store_io import store_lock
-from workbench.errors import BadInputError, CorruptFileError, WorkbenchError, WrongTypeError
+from workbench.errors import BadInputError, CorruptFileError, EmptyInputError, WorkbenchError, WrongTypeError
 from workbench.validation import integer
 
 __all__ = ["ResultsLog", "EvaluationResult", "GridMismatchError", "GridReport", "FORMAT"]
@@ -167,6 +167,9 @@ class ResultsLog:
 
         plan: `GridPlan.shared(handle)`; readers: what reads the clips (`grid` describes them).
         """
+        if not isinstance(plan, dict) or not isinstance(readers, (dict, type(None))):
+            raise WrongTypeError("check_plan takes the dicts GridPlan.shared(handle) and the readers' description: "
+                                 "run_grid makes them")
         current = dict(plan, format=FORMAT, readers=readers or {})
         scan = self._scan()
         on_disk = self.read_plan()
@@ -320,6 +323,8 @@ class ResultsLog:
             os.fsync(f.fileno())
 
     def arrays(self, cell: str) -> dict:
+        if not isinstance(cell, str):
+            raise WrongTypeError(f"cell={cell!r:.60}: pass a cell id such as 'twin' (the table's 'cell' column)")
         path = self.folder / "cells" / cell_file(cell)
         if not path.exists():
             raise BadInputError(f"no cell {cell!r} in {self.folder}: it has {sorted(self.done())}")
@@ -481,6 +486,8 @@ class EvaluationResult:
         except (KeyError, IndexError, ValueError, TypeError) as error:
             raise BadInputError(f"mask selects no rows of this result ({type(error).__name__}: {error}): pass a "
                                 f"boolean mask of {len(self.table)} values or a list of row numbers") from None
+        if not len(rows):
+            raise EmptyInputError("mask selects no rows: select at least one row of the table")
         return np.stack([self.arrays(r.cell)["embeddings"][r.row_in_cell] for r in rows.itertuples()])
 
     def _row(self, index):
