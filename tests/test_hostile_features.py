@@ -176,9 +176,9 @@ def test_a_non_finite_frame_mid_run_keeps_the_last_good_checkpoint(tmp_path):
     with pytest.raises(NotFiniteError, match=rf"step {position} .*store row {row} .*decoder step {step}\b"):
         train_sae(stream, TrainConfig(d_sae=8, k=2, epochs=1), progress=False, checkpoint_dir=tmp_path / "ckpt",
                   checkpoint_every=1000)
-    if position > 1:  # the state before the bad batch was checkpointed, and it is finite
-        assert checkpoint_step(tmp_path / "ckpt") == position - 1
-        assert all(bool(torch.isfinite(t).all()) for t in checkpoint_tensors(tmp_path / "ckpt").values())
+    assert position > 1  # (batch 2 here) the state before the bad batch was checkpointed, and it is finite
+    assert checkpoint_step(tmp_path / "ckpt") == position - 1
+    assert all(bool(torch.isfinite(t).all()) for t in checkpoint_tensors(tmp_path / "ckpt").values())
 
 
 def test_a_loss_that_overflows_stops_naming_the_step_and_never_completes(tmp_path):

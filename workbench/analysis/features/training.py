@@ -47,7 +47,7 @@ from workbench.analysis.features.sae import ARCHITECTURES, MAX_D_SAE, SparseAuto
 from workbench.data.frames import FrameStream
 from workbench.errors import BadInputError, CorruptFileError, NotFiniteError, OutOfRangeError, WrongTypeError
 
-__all__ = ["TrainConfig", "TrainResult", "train_sae", "CHECKPOINT_FILENAME", "MAX_EPOCHS", "MAX_LR"]
+__all__ = ["TrainConfig", "TrainResult", "train_sae", "verify_frames", "CHECKPOINT_FILENAME", "MAX_EPOCHS", "MAX_LR"]
 
 CHECKPOINT_FILENAME = "train_state.safetensors"
 MAX_EPOCHS = 100_000
@@ -166,6 +166,8 @@ def verify_frames(stream) -> None:
 
     A mismatch (flipped bits, a file rewritten by hand) raises CorruptFileError naming the file; shards of
     older stores without checksums are not checked (``store.repair()`` records them)."""
+    if not isinstance(stream, FrameStream):
+        raise WrongTypeError(f"stream is a {type(stream).__name__}: pass a FrameStream(store, site, layer)")
     store = stream.store
     name = f"steps.{stream.site}.{int(stream.layer)}.npy"
     for entry in store.manifest.get("shards", []):
