@@ -96,9 +96,11 @@ class Workbench(View):
             first_prompts = next(iter((prompts_by_label or default_prompts(handle)).values()))
             prompt = first_prompts if isinstance(first_prompts, str) else first_prompts[0]
         self.panel = SteeringPanel(handle.n_layers, self.backend.generate, prompt=prompt,
-                                   max_duration_s=min(10.0, float(handle.max_duration_s)))
+                                   max_duration_s=min(10.0, float(handle.max_duration_s)),
+                                   unit_fn=self._known_unit if hasattr(self.backend, "known_strength_unit") else None)
         self.panel.duration_s = min(steer_duration_s, self.panel.duration_slider.max)
-        self.comparer = ClipComparer(score_fn=self.backend.scores)
+        self.comparer = ClipComparer(score_fn=self.backend.scores, band_fn=self._band_fn(),
+                                     describe_fn=getattr(self.backend, "describe_steering", None))
         self.trace_view = TraceView(trace_fn=getattr(self.backend, "trace", None))
         self.patching_view = PatchingView(run_fn=getattr(self.backend, "patching", None))
         self.patching_view.source_prompt, self.patching_view.target_prompt = _two_prompts(
@@ -125,6 +127,17 @@ class Workbench(View):
     def _map_title(self) -> str:
         method = getattr(self.backend, "projection_method", "pca").upper()
         return f"Clips at {self.site} layer {self.layer} ({method})"
+
+    def _known_unit(self, layer: int):
+        return self.backend.known_strength_unit(layer, getattr(self.panel.direction, "site", "resid")
+                                                if hasattr(self, "panel") else "resid")
+
+    def _band_fn(self):
+        """(request, compute) -> the random band (`Backend.random_band`), or None without a backend that has it."""
+        if not hasattr(self.backend, "random_band"):
+            return None
+        return lambda request, compute: (self.backend.random_band(request) if compute
+                                         else self.backend.cached_band(request))
 
     def _direction_from_groups(self, group_a, group_b):  # stored clips only: the explorer drops stars
         self.picker.groups = (tuple(group_a), tuple(group_b))
@@ -178,7 +191,7 @@ class Workbench(View):
     def _after_clip(self, clip, request: SteerRequest) -> None:
         self.trace_view.request = request  # the Trace button traces this one, original and steered
         original = self.original_for(request) if SteerRequest.of(request).steered else clip
-        self.comparer.compare(original, clip)  # reports its own errors; the players show regardless
+        self.comparer.compare(original, clip, request=request)  # reports its own errors; players show regardless
         text = f"generated: {SteeringPanel.caption(request)}"
         try:
             self.explorer.add_points(self.backend.place(clip), [text], [clip])

@@ -2,8 +2,14 @@
 
 `Backend(handle, collection)` answers: generate a (steered) clip for a `widgets.requests.SteerRequest`,
 make a direction for a `widgets.requests.DirectionRequest`, project the collected clips to 2-D, place
-a new clip in that map, score a clip (judge + probe reading). Tests swap in a fake with the same
-methods. torch loads on the first call that needs the model, not on import.
+a new clip in that map, score a clip (judge + probe reading), and measure a direction's effect
+against random directions (`random_band`). Tests swap in a fake with the same methods. torch loads
+on the first call that needs the model, not on import.
+
+Strength: every direction is scaled to unit length and, in mode ``add``, ``strength x the layer's
+mean residual norm`` is added (`workbench.analysis.strength`: one unit, whatever made the direction:
+class means, probe, PCA, a lasso selection, an SAE feature). Mode ``norm_relative`` strengths are
+relative to each row's own norm already.
 
     >>> import workbench as wb                                   # doctest: +SKIP
     >>> h = wb.random_model("tiny")                              # doctest: +SKIP
@@ -15,11 +21,16 @@ methods. torch loads on the first call that needs the model, not on import.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable
 
 import numpy as np
 
+from workbench.analysis import strength as unit
+
 from .requests import DirectionRequest, SteerRequest
+
+BAND_SEEDS = 8  # the random band: the panel's prompt x this many seeds (x 4 clips each: twin, +v, -v, random)
 
 
 @dataclasses.dataclass
@@ -43,9 +54,13 @@ class Collection:
             prompts += [options[i % len(options)] for i in range(n_per_label)]
             labels += [label] * n_per_label
         seeds = [seed + i for i in range(len(prompts))]
-        res = wb.generate(handle, prompts, duration_s=duration_s, seeds=seeds, guidance_scale=guidance_scale,
-                          capture=wb.CaptureSpec(sites=tuple(sites), pooling="mean"), batch_size=batch_size,
-                          progress=progress)  # one torch thread for small models: the core's threads="auto"
+        # These clips are unsteered: the strength unit is measured on them at no extra cost
+        with unit.ResidualNormMeter(handle, "resid", cfg=guidance_scale > 1.0) as meter:
+            res = wb.generate(handle, prompts, duration_s=duration_s, seeds=seeds, guidance_scale=guidance_scale,
+                              capture=wb.CaptureSpec(sites=tuple(sites), pooling="mean"), batch_size=batch_size,
+                              progress=progress)  # one torch thread for small models: the core's threads="auto"
+        unit.record(handle, meter.norms(), site="resid", n_clips=len(prompts), duration_s=duration_s,
+                    source="Collection.generate", prompts=tuple(prompts))
         for clip, label in zip(res.clips, labels):
             clip.label = label
         texts = [f"“{p}” (seed {s})" for p, s in zip(prompts, seeds)]
@@ -73,21 +88,65 @@ class Backend:
     def __init__(self, handle, collection: Collection, sweep=None, projection_method: str = "pca"):
         self.handle, self.collection, self.sweep = handle, collection, sweep
         self.projection_method = projection_method
-        # "mean_norm": strength 1 moves an activation by its layer's mean norm (comparable across layers)
-        self.normalize = "mean_norm"
+        # Directions are unit vectors; the strength unit is applied when steering (`steering_spec`)
+        self.normalize = "unit"
+        self.units: dict = {}  # {(site, layer): norm} set from code wins over the measured unit
         self._projection = None  # the current workbench.analysis.projections.Projection
         self.probe_key = None
         self._judge = None
+        self._bands: dict = {}
+        self._benches: dict = {}
 
     # -- generation ----------------------------------------------------------------------------
+    def strength_unit(self, layer: int, site: str = "resid") -> float:
+        """The layer's mean residual norm (`workbench.analysis.strength`), measured on first use.
+
+        A stand-in handle that cannot generate (a test's) has no unit: strengths are absolute there.
+        """
+        if (site, int(layer)) in self.units:
+            return float(self.units[(site, int(layer))])
+        if not callable(getattr(self.handle, "module", None)):
+            return 1.0
+        return unit.mean_residual_norm(self.handle, int(layer), site)
+
+    def known_strength_unit(self, layer: int, site: str = "resid") -> float | None:
+        """The unit if it is known already (never generates: for labels)."""
+        if (site, int(layer)) in self.units:
+            return float(self.units[(site, int(layer))])
+        if not callable(getattr(self.handle, "module", None)):
+            return None
+        return unit.known_mean_residual_norm(self.handle, int(layer), site)
+
     def steering_spec(self, request: SteerRequest):
-        """The core's SteeringSpec for a request, or None when it does not steer."""
+        """The core's SteeringSpec for a request, or None when it does not steer.
+
+        The direction is scaled to unit length; in mode ``add`` each layer gets strength x its unit.
+        """
         import workbench as wb
         request = SteerRequest.of(request)
         if not request.steered:
             return None
-        return wb.SteeringSpec.single(request.direction, request.layers, request.strength, mode=request.mode,
-                                      rows=request.rows, schedule=wb.Schedule(kind=request.schedule))
+        vector, site = unit_vector(request.direction), getattr(request.direction, "site", "resid")
+        where = dict(schedule=wb.Schedule(kind=request.schedule), site=site, label=direction_name(request.direction),
+                     model_id=getattr(request.direction, "model_id", None))
+        if request.mode == "add":
+            terms = [wb.SteeringTerm(vector, (layer,), request.strength * self.strength_unit(layer, site), **where)
+                     for layer in request.layers]
+        else:
+            terms = [wb.SteeringTerm(vector, request.layers, request.strength, **where)]
+        return wb.SteeringSpec(tuple(terms), mode=request.mode, rows=request.rows)
+
+    def describe_steering(self, request) -> dict:
+        """What a request steers along, for captions: name, method, site, layers, strength and its unit."""
+        request = SteerRequest.of(request)
+        direction = request.direction
+        site = getattr(direction, "site", "resid")
+        out = dict(name=direction_name(direction), method=getattr(direction, "method", "vector"), site=site,
+                   layers=list(request.layers), strength=float(request.strength), mode=request.mode,
+                   steered=bool(request.steered))
+        if request.mode == "add":
+            out["unit_by_layer"] = {int(layer): self.known_strength_unit(layer, site) for layer in request.layers}
+        return out
 
     def generate(self, request: SteerRequest, on_progress: Callable | None = None,
                  should_stop: Callable | None = None):
@@ -179,6 +238,79 @@ class Backend:
             out.update({f"probe L{layer}: {c}": float(p) for c, p in zip(probe.classes_, probs)})
         return out
 
+    # -- verdicts: the clip's direction against random directions ----------------------------------
+    def band_reader(self, direction, reader=None, target=None):
+        """(reader, target) for a band: `reader` if given, else the clean genre reader on the teaching
+        model (target: the direction's class), else a plain-DSP brightness reader (target "brighter")."""
+        if reader is None:
+            if "teaching" in str(getattr(self.handle, "model_id", "")):
+                from workbench.toy.evaluate import verdict_readers
+                reader = verdict_readers()["genre"]
+            else:
+                reader = centroid_reader()
+        if target is None:
+            target = direction_target(direction, reader.targets)
+        if target not in reader.targets:
+            raise ValueError(f"target {target!r} is not one the {reader.name} reader reads: pass target= one of "
+                             f"{list(reader.targets)}")
+        return reader, target
+
+    def _band_key(self, request: SteerRequest, reader_name: str, target: str, seeds) -> tuple:
+        v = unit_vector(request.direction) * np.sign(request.strength)
+        digest = hashlib.sha1(np.ascontiguousarray(v, np.float32).tobytes()).hexdigest()[:16]
+        return (digest, getattr(request.direction, "site", "resid"), tuple(request.layers), abs(request.strength),
+                request.prompt or "music", tuple(seeds), request.duration_s, request.guidance_scale, reader_name,
+                target)
+
+    def _band_request(self, request) -> SteerRequest:
+        request = SteerRequest.of(request)
+        if not request.steered:
+            raise ValueError("nothing to compare with random directions: this clip is not steered (pick a direction "
+                             "and a strength other than 0)")
+        if (request.mode, len(request.layers), request.schedule, request.rows) != ("add", 1, "constant", "cond"):
+            raise ValueError("the random band is measured for one layer, mode 'add', a constant schedule and the "
+                             "conditional rows (as the workbench's verdicts are): set the panel so, then compute it")
+        return request
+
+    def cached_band(self, request, *, reader=None, target=None, seeds=None) -> dict | None:
+        """The band of `random_band` if it was computed already, else None (never generates)."""
+        try:
+            request = self._band_request(request)
+            reader, target = self.band_reader(request.direction, reader, target)
+        except ValueError:
+            return None
+        seeds = band_seeds(request) if seeds is None else tuple(seeds)
+        return self._bands.get(self._band_key(request, reader.name, target, seeds))
+
+    def random_band(self, request, *, reader=None, target=None, seeds=None, progress: bool = False) -> dict:
+        """The request's direction measured against random directions of equal norm (one `SteeringBench`
+        on the request's prompt x `BAND_SEEDS` seeds at its layer and strength: 4 clips a seed), cached
+        per direction (its bytes), layer, strength, prompt, seeds and reader. Returns the verdict keys
+        (`workbench.analysis.evaluation.verdicts`) plus target, reader, unit, n_clips and the unit's norm."""
+        from workbench.analysis.evaluation.verdicts import SteeringBench, VerdictPlan
+        request = self._band_request(request)
+        reader, target = self.band_reader(request.direction, reader, target)
+        seeds = band_seeds(request) if seeds is None else tuple(seeds)
+        key = self._band_key(request, reader.name, target, seeds)
+        if key in self._bands:
+            return self._bands[key]
+        layer, site = request.layers[0], getattr(request.direction, "site", "resid")
+        norm = self.strength_unit(layer, site)
+        plan = VerdictPlan(prompts=(request.prompt or "music",), seeds=seeds, strengths=(abs(request.strength),),
+                           duration_s=request.duration_s, guidance_scale=request.guidance_scale, site=site,
+                           batch_size=len(seeds))
+        if (plan, layer, norm) not in self._benches:  # twins and random clips shared by every direction here
+            self._benches[(plan, layer, norm)] = SteeringBench(self.handle, plan, progress=progress,
+                                                               source=_unit_pinned(self.handle, plan, layer, norm))
+        bench = self._benches[(plan, layer, norm)]
+        direction = unit_vector(request.direction) * float(np.sign(request.strength))
+        effect = bench.measure(reader, {target: direction}, layer)
+        self._bands[key] = dict(effect.verdict[target], target=target, reader=reader.name, concept=reader.concept,
+                                unit=reader.unit, layer=layer, site=site, steered_strength=float(request.strength),
+                                mean_residual_norm=float(bench.mean_residual_norm(layer)),
+                                n_pairs=len(plan.pairs), n_clips=bench.n_generated)
+        return self._bands[key]
+
     # -- causal inspection (nnsight traces) ------------------------------------------------------
     def trace(self, request: SteerRequest, direction):
         """(original, steered) `StepTrace`s of a request's clip: every layer's projection on ``direction``
@@ -210,3 +342,85 @@ class Backend:
                                             duration_s=duration_s, guidance_scale=guidance_scale)
             return {"source": source, "target": target, "patched": patched}
         return sweep, clip_fn
+
+
+# -- helpers shared by the views ----------------------------------------------------------------------
+def unit_vector(direction) -> np.ndarray:
+    """The direction (a `Direction`, an object with `.vector`, or an array) at unit length, float32."""
+    v = np.asarray(getattr(direction, "vector", direction), dtype=np.float64).reshape(-1)
+    norm = float(np.linalg.norm(v))
+    if not np.isfinite(norm) or norm == 0:
+        raise ValueError("the direction has zero length or holds NaN/inf: make it again from activations that differ")
+    return (v / norm).astype(np.float32)
+
+
+def direction_name(direction) -> str:
+    name = getattr(direction, "name", None)
+    return str(name) if name else "a custom vector"
+
+
+def direction_target(direction, targets) -> str:
+    """The class a direction points toward, from its provenance (positive class, PCA sign, SAE label)."""
+    prov = getattr(direction, "provenance", None) or {}
+    label = prov.get("label")
+    candidates = [prov.get("positive"), prov.get("aligned_to"),
+                  label.split("=", 1)[1] if isinstance(label, str) and "=" in label else label]
+    for c in candidates:
+        if c in targets:
+            return c
+    raise ValueError(f"which class does {direction_name(direction)!r} point toward? pass target= one of "
+                     f"{list(targets)}")
+
+
+def band_seeds(request: SteerRequest) -> tuple:
+    return tuple(int(request.seed) + i for i in range(BAND_SEEDS))
+
+
+def centroid_reader():
+    """A plain-DSP reader for any model: the mean spectral centroid in octaves (above 1 Hz); "brighter"
+    reads it up, "darker" down. Nothing fitted, so it hears no model's artefacts."""
+    from workbench.analysis.evaluation.verdicts import Reader
+
+    def read(audios, sample_rate_hz):
+        out = []
+        for x in audios:
+            x = np.asarray(x, np.float64).reshape(-1)
+            frames = np.lib.stride_tricks.sliding_window_view(x, 2048)[::512] if len(x) >= 2048 else x[None]
+            spec = np.abs(np.fft.rfft(frames * np.hanning(frames.shape[1]), axis=1))
+            freqs = np.fft.rfftfreq(frames.shape[1], 1.0 / sample_rate_hz)
+            power = spec.sum(1)
+            centroid = (spec @ freqs)[power > 0] / power[power > 0]
+            out.append(float(np.log2(np.maximum(centroid, 1.0)).mean()) if centroid.size else 0.0)
+        return np.asarray(out)
+
+    return Reader("brightness", "mean_centroid_oct", ("brighter", "darker"), read,
+                  lambda values, target: np.asarray(values, np.float64) * (1 if target == "brighter" else -1),
+                  unit="octaves")
+
+
+def _unit_pinned(handle, plan, layer: int, norm: float):
+    """A bench's clip source whose unit at `layer` is the one the panel steered with (so the band is
+    measured at the same push, whichever clips measured the unit first)."""
+    from workbench.analysis.evaluation.verdicts import ModelClips
+
+    class UnitPinnedClips(ModelClips):
+        def twins(self, pairs):
+            clips, norms = super().twins(pairs)
+            return clips, dict(norms, **{layer: float(norm)})
+
+    return UnitPinnedClips(handle, plan)
+
+
+def collapse_note(clip, twin) -> dict:
+    """Code statistics of a clip next to its twin's (`workbench.analysis.evaluation.collapse`): distinct
+    codes and repeat rates, their ratios, and ``collapsed``; {} when either has no codes."""
+    from workbench.analysis.evaluation.collapse import MIN_TWIN_REPEAT, code_stats, is_collapsed
+    codes, twin_codes = getattr(clip, "codes", None), getattr(twin, "codes", None)
+    if codes is None or twin_codes is None or clip is twin:
+        return {}
+    stats, twin_stats = code_stats(codes), code_stats(twin_codes)
+    return dict(distinct_codes=stats["distinct_codes"], twin_distinct_codes=twin_stats["distinct_codes"],
+                repeat_rate=stats["repeat_rate"], twin_repeat_rate=twin_stats["repeat_rate"],
+                repeat_ratio=stats["repeat_rate"] / max(twin_stats["repeat_rate"], MIN_TWIN_REPEAT),
+                distinct_ratio=stats["distinct_codes"] / max(twin_stats["distinct_codes"], 1e-12),
+                collapsed=bool(is_collapsed(stats, twin_stats)))

@@ -1,7 +1,16 @@
-"""Clip comparer: original and steered clip side by side (players, spectrograms, scores).
+"""Clip comparer: original and steered clip side by side (players, spectrograms, scores, verdict).
 
 Scores come from `score_fn(clip) -> dict` (e.g. judge genre probabilities and the probe reading,
 see `widgets.backend.Backend.scores`); numbers are shown as a table, one column per clip.
+
+Given the request that made the steered clip (`compare(original, steered, request=...)`), the
+comparer also says what steered it (`describe_fn(request)`: the direction's name and method, site,
+layer, strength in units of the layer's mean residual norm), flags a clip whose codes collapsed
+against its twin's ("repeats codes 2.8x as often as its twin"), and shows the direction's effect next
+to the random band ("toward rock +0.41; random directions, 95%: +0.38: not beyond random"). The band
+costs generations, so it waits for the button (or `compute_band()` from code); `band_fn(request,
+compute)` computes it, or with compute=False returns it only when it is cached
+(`widgets.backend.Backend.random_band`).
 
     >>> import numpy as np
     >>> tone = lambda f: (np.sin(np.arange(8000) * f / 8000 * 6.283).astype(np.float32), 8000)
@@ -12,27 +21,44 @@ see `widgets.backend.Backend.scores`); numbers are shown as a table, one column 
 from __future__ import annotations
 
 import html
+import threading
 from collections.abc import Callable
 
 import ipywidgets as w
 import traitlets as t
 
 from ._base import View, guarded
+from .backend import collapse_note
 from .static import audio_html, img_html, spectrogram_png, wav_bytes, waveform_of
 
 
 class ClipComparer(View):
-    """Two columns (original | steered): caption, player, spectrogram; a score table below."""
+    """Two columns (original | steered): caption, player, spectrogram; a score table and the verdict below."""
 
     clips = t.List(help="[original, steered]")
     scores = t.List(help="one dict of scores per clip (empty when there is no score_fn)")
+    steering = t.Dict(help="what steered the clip: name, method, site, layers, strength, mode, unit_by_layer")
+    collapse = t.Dict(help="code statistics of the steered clip next to its twin's, and `collapsed`")
+    band = t.Dict(help="the direction against random directions (verdict keys), once computed")
+    band_running = t.Bool(False)
 
-    def __init__(self, score_fn: Callable | None = None, titles=("original", "steered"), **kwargs):
+    def __init__(self, score_fn: Callable | None = None, titles=("original", "steered"), *,
+                 band_fn: Callable | None = None, describe_fn: Callable | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.score_fn, self.titles = score_fn, titles
+        self.score_fn, self.titles, self.band_fn, self.describe_fn = score_fn, titles, band_fn, describe_fn
+        self.request = None
+        self._thread: threading.Thread | None = None
         self.columns = [w.VBox(layout=w.Layout(width="50%")), w.VBox(layout=w.Layout(width="50%"))]
         self.table = w.HTML()
-        self.children = [w.HBox(self.columns), self.table, self.errors]
+        self.verdict = w.HTML()
+        self.verdict.add_class("wb-verdict")
+        self.band_button = w.Button(description="Compare with random directions", icon="random", disabled=True,
+                                    layout=w.Layout(width="auto"),
+                                    tooltip="generates the prompt x 8 seeds: twin, +v, -v and a random direction")
+        self.band_button.on_click(lambda _: self.compute_band(wait=False))
+        self.band_button.add_class("wb-band")
+        self.children = [w.HBox(self.columns), self.verdict,
+                         *([self.band_button] if band_fn is not None else []), self.table, self.errors]
         self.add_class("wb-compare")
         self._show_empty()
 
@@ -41,8 +67,9 @@ class ClipComparer(View):
             col.children = [w.HTML(f"<b>{html.escape(str(title))}</b>: nothing yet (press Generate)")]
 
     @guarded
-    def compare(self, original, steered) -> None:
-        """Show two clips (Clip-like objects or (samples, rate) pairs) and score them."""
+    def compare(self, original, steered, request=None) -> None:
+        """Show two clips (Clip-like objects or (samples, rate) pairs) and score them; with the `request`
+        that made `steered`, name its direction and look up its random band."""
         self.clear_errors()
         pair = [original, steered]
         for col, title, clip in zip(self.columns, self.titles, pair):
@@ -52,8 +79,102 @@ class ClipComparer(View):
                             w.Audio(value=wav_bytes(samples, rate), format="wav", autoplay=False),
                             w.Image(value=spectrogram_png(clip), format="png", layout=w.Layout(width="95%"))]
         self.clips = pair
+        self.request = request
+        self.collapse = collapse_note(steered, original)
+        self.steering = self._describe(request)
+        self.band = self._cached_band(request)
         self.scores = [self._score(c) for c in pair] if self.score_fn else []
         self.table.value = self._table_html()
+        self._show_verdict()
+
+    def _describe(self, request) -> dict:
+        if request is None or self.describe_fn is None:
+            return {}
+        try:
+            return dict(self.describe_fn(request))
+        except Exception as exc:
+            self.report(exc)
+            return {}
+
+    def _cached_band(self, request) -> dict:
+        if request is None or self.band_fn is None or not self.steering.get("steered", True):
+            return {}
+        try:
+            return dict(self.band_fn(request, False) or {})
+        except Exception as exc:
+            self.report(exc)
+            return {}
+
+    def compute_band(self, wait: bool = True) -> dict | None:
+        """Measure the steered clip's direction against random directions (generations: the button);
+        wait=False runs in a thread. Returns the band (also in `band`), or None when it failed."""
+        if self.band_fn is None or self.request is None:
+            self.report(ValueError("no steered clip to measure: generate one with a direction first"))
+            return None
+        if self.band_running:
+            self.report(RuntimeError("the random band is being computed already: wait for it"))
+            return None
+        self.clear_errors()
+        self.band_running = True
+        request = self.request
+        if not wait:
+            self._thread = threading.Thread(target=self._run_band, args=(request,), daemon=True)
+            self._thread.start()
+            return None
+        return self._run_band(request)
+
+    def wait(self, timeout_s: float | None = None) -> None:
+        """Block until a threaded band computation finishes (for tests and scripts)."""
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _run_band(self, request):
+        try:
+            band = dict(self.band_fn(request, True))
+        except Exception as exc:
+            self.report(exc)
+            return None
+        finally:
+            self.band_running = False
+        if request is self.request:  # a newer clip may be on show by now
+            self.band = band
+        return band
+
+    @t.observe("band", "band_running", "steering", "collapse")
+    def _show_verdict(self, change=None):
+        if not hasattr(self, "verdict"):
+            return
+        self.verdict.value = self.verdict_html()
+        steered = bool(self.steering.get("steered", self.request is not None))
+        self.band_button.disabled = self.band_running or self.request is None or not steered or bool(self.band)
+        self.band_button.description = ("computing the random band…" if self.band_running
+                                        else "Compare with random directions")
+
+    def verdict_lines(self) -> list[str]:
+        """Plain-text lines: what steered the clip, its codes against its twin's, its effect against random."""
+        lines = []
+        if self.steering:
+            lines.append(steering_text(self.steering))
+        if self.collapse:
+            lines.append(collapse_text(self.collapse))
+        if self.band:
+            lines.append(band_text(self.band))
+        elif self.band_running:
+            lines.append("measuring this direction against random directions…")
+        elif self.steering.get("steered") and self.band_fn is not None:
+            lines.append("not yet measured against random directions (press the button: it generates clips)")
+        return lines
+
+    def verdict_html(self) -> str:
+        lines = self.verdict_lines()
+        if not lines:
+            return ""
+        styled = []
+        for line in lines:
+            warn = line.startswith("collapsed") or ": not beyond random" in line
+            style = "color:#b45309;font-weight:600" if warn else ""
+            styled.append(f"<div style='{style}'>{html.escape(line)}</div>")
+        return "<div class='wb-verdict'>" + "".join(styled) + "</div>"
 
     def _score(self, clip) -> dict:
         """score_fn(clip), or {"score error": ...} (also shown in `errors`): players stay usable."""
@@ -89,4 +210,44 @@ class ClipComparer(View):
         cols = "".join(f"<td style='vertical-align:top'>{audio_html(c, f'{title}: {self.describe(c)}')}"
                        f"{img_html(spectrogram_png(c), title=title)}</td>"
                        for title, c in zip(self.titles, self.clips))
-        return f"<table><tr>{cols}</tr></table>{self._table_html()}"
+        return f"<table><tr>{cols}</tr></table>{self.verdict_html()}{self._table_html()}"
+
+
+def steering_text(info: dict) -> str:
+    """ "steered along 'rock − jazz' (class_means) at resid L3, strength +1.5 x the mean residual norm at
+    resid L3 (5.63)" from `Backend.describe_steering`."""
+    if not info.get("steered", True):
+        return "not steered (no direction, or strength 0): the two clips are the same"
+    layers = info.get("layers") or []
+    where = f"{info.get('site', 'resid')} L{', L'.join(str(x) for x in layers)}" if layers else info.get("site", "")
+    head = f"steered along “{info.get('name', '?')}” ({info.get('method', '?')}) at {where}, "
+    strength = float(info.get("strength", 0.0))
+    if info.get("mode", "add") != "add":
+        return head + f"strength {strength:+g} relative to each row's own norm (mode {info.get('mode')})"
+    units = info.get("unit_by_layer") or {}
+    parts = []
+    for layer in layers:
+        norm = units.get(layer, units.get(str(layer)))
+        parts.append(f"{norm:.3g} at L{layer}, {abs(strength) * norm:.3g} added" if norm is not None
+                     else f"L{layer}: measured at the first steered generation")
+    return head + f"strength {strength:+g} x the layer's mean residual norm ({'; '.join(parts)})"
+
+
+def collapse_text(note: dict) -> str:
+    """ "collapsed: repeats codes 2.8x as often as its twin ..." from `widgets.backend.collapse_note`."""
+    body = (f"repeats codes {note['repeat_ratio']:.1f}x as often as its twin ({note['repeat_rate']:.0%} of frames "
+            f"against {note['twin_repeat_rate']:.0%}); {note['distinct_codes']:.0f} distinct codes per codebook "
+            f"against its twin's {note['twin_distinct_codes']:.0f}")
+    return ("collapsed: " if note["collapsed"] else "codes: ") + body
+
+
+def band_text(band: dict) -> str:
+    """ "toward rock +0.41; random directions, 95%: +0.38: not beyond random" and why, from a band."""
+    unit = f" {band['unit']}" if band.get("unit") and not str(band.get("unit")).startswith("P(") else ""
+    head = (f"toward {band['target']} {band['effect']:+.2f}{unit}; random directions, 95%: "
+            f"{band['random_p95']:+.2f}{unit}: " + ("beyond random" if band["beyond_random"] else "not beyond random"))
+    detail = [f"p = {band['p_value']:.2g}", f"+v beats -v in {band['order_rate']:.0%} of pairs",
+              f"{band['collapsed_share']:.0%} of steered clips collapsed"]
+    if band.get("n_pairs"):
+        detail.append(f"{band['n_pairs']} seeds, reader {band.get('reader', '?')}")
+    return head + " (" + "; ".join(detail) + ")"

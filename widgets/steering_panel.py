@@ -10,6 +10,10 @@ Every setting is a trait linked to its control, and a value the control cannot s
 error shows in the panel, the trait keeps its last good value): what the panel shows is what a
 generation uses. Widen the strength slider with `strength_max`.
 
+Strength is a multiple of the layer's mean residual norm (`workbench.analysis.strength`) in mode
+``add``, whatever made the direction; `unit_fn(layer) -> norm or None` (e.g.
+`widgets.backend.Backend.known_strength_unit`) lets the panel show what that is in absolute terms.
+
     >>> import numpy as np
     >>> fake = lambda req, on_progress, should_stop: (np.zeros(800, np.float32), 8000)
     >>> panel = SteeringPanel(n_layers=4, generate_fn=fake)
@@ -49,7 +53,7 @@ class SteeringPanel(View):
 
     prompt = t.Unicode("")
     layers = t.List(t.Int(), help="decoder layers to steer (each one of the layers box's options)")
-    strength = t.Float(1.5, help="in units of the layer's mean activation norm for Backend directions")
+    strength = t.Float(1.5, help="x the layer's mean residual norm (mode add; workbench.analysis.strength)")
     strength_max = t.Float(4.0, help="the strength slider spans -strength_max..strength_max")
     mode = t.Enum(MODES, default_value="add")
     schedule = t.Enum(SCHEDULES, default_value="constant")
@@ -64,9 +68,12 @@ class SteeringPanel(View):
     last_seconds = t.Float(0.0, help="wall time of the last generation (click to playable)")
 
     def __init__(self, n_layers: int, generate_fn: Callable, prompt: str = "", strength_max: float = 4.0,
-                 max_duration_s: float = 10.0, keep_players: int = 4, **kwargs):
+                 max_duration_s: float = 10.0, keep_players: int = 4, unit_fn: Callable | None = None, **kwargs):
         super().__init__(**kwargs)
         self.generate_fn, self.keep_players, self.n_layers = generate_fn, keep_players, int(n_layers)
+        self.unit_fn = unit_fn
+        self.unit_label = w.HTML("")
+        self.unit_label.add_class("wb-strength-unit")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.on_clip_callbacks: list[Callable] = []
@@ -103,8 +110,8 @@ class SteeringPanel(View):
         self.bar = w.FloatProgress(min=0, max=1, description="", layout=w.Layout(width="240px"))
         self.status = w.HTML("")
         self.players = w.VBox()
-        left = w.VBox([self.prompt_box, self.strength_slider, self.duration_slider, self.guidance_slider,
-                       self.seed_box])
+        left = w.VBox([self.prompt_box, self.strength_slider, self.unit_label, self.duration_slider,
+                       self.guidance_slider, self.seed_box])
         right = w.VBox([self.layers_box, self.mode_dd, self.schedule_dd, self.rows_dd])
         self.children = [w.HBox([left, right]),
                          w.HBox([self.generate_button, self.stop_button, self.bar, self.status]),
@@ -113,6 +120,7 @@ class SteeringPanel(View):
         self.strength_slider.add_class("wb-strength")
         self.generate_button.add_class("wb-generate")
         self.players.add_class("wb-players")
+        self.show_unit()
 
     # -- refusing what the controls cannot show -------------------------------------------------
     @t.validate("strength")
@@ -155,6 +163,35 @@ class SteeringPanel(View):
         if len(set(layers)) != len(layers):
             raise self.refuse(f"layers={layers} lists a layer twice: list each once")
         return layers
+
+    @t.observe("strength", "layers", "mode", "direction")
+    def _unit_changed(self, change):
+        self.show_unit()
+
+    def unit_text(self) -> str:
+        """What the strength means now, e.g. "x the mean residual norm at resid L3 (5.63) = 8.45 added"."""
+        site = getattr(self.direction, "site", "resid")
+        if self.mode != "add":
+            return f"strength {self.strength:+g}: relative to each row's own norm (mode {self.mode})"
+        parts = []
+        for layer in self.layers:
+            norm = self.unit_fn(layer) if self.unit_fn is not None else None
+            parts.append(f"{self.strength:+g} x the mean residual norm at {site} L{layer}"
+                         + (f" ({norm:.3g}) = {abs(self.strength) * norm:.3g} added" if norm is not None else ""))
+        if not parts:
+            return "pick a layer to steer"
+        text = "; ".join(parts)
+        if self.unit_fn is not None and any(self.unit_fn(layer) is None for layer in self.layers):
+            text += " (the norm is measured at the first steered generation)"
+        return text
+
+    def show_unit(self) -> None:
+        if not hasattr(self, "unit_label"):
+            return
+        try:
+            self.unit_label.value = f"<small>{html.escape(self.unit_text())}</small>"
+        except Exception as exc:  # a label must never break the panel
+            self.report(exc)
 
     def request(self) -> SteerRequest:
         """The settings a generation uses (what `generate_fn` receives)."""
@@ -217,6 +254,7 @@ class SteeringPanel(View):
         self.last_seconds = time.perf_counter() - start
         self.progress = 1.0
         self._add_player(clip, request)
+        self.show_unit()  # the first steered generation measured the unit
         self.clips = self.clips + [clip]
         self.status.value = f"done in {self.last_seconds:.1f} s"
         for callback in self.on_clip_callbacks:

@@ -9,7 +9,8 @@
   best in a cross-validated sweep (`paper_layer_sweep`). Strengths are the paper's alpha.
 - `workbench_default`: what the teaching model's steering bars measure (`workbench.toy.evaluate`): the
   unit difference of class means (target minus the other genres) of mean-pooled conditional residuals,
-  added at every step (mode ``add``) with strength s x the layer's mean residual norm.
+  added at every step (mode ``add``) with strength s x the layer's mean residual norm (the workbench's
+  one unit, `workbench.analysis.strength`: pass ``handle=`` so it is measured on the model).
 - `logistic_probe`: `workbench.analysis.directions.from_probe` on a `LinearProbe(kind="logistic")`,
   steered like the default.
 - ``paper_2506_10225(..., loss="logistic")`` swaps only the probe's loss (cross-entropy on the same
@@ -26,13 +27,16 @@
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from workbench.analysis.evaluation.methods import Method
+from workbench.analysis.strength import mean_residual_norm
 from workbench.errors import BadInputError, UnknownOptionError
 
 __all__ = ["PaperProbe", "paper_2506_10225", "paper_layer_sweep", "workbench_default", "logistic_probe",
-           "PAPER_STRENGTHS", "DEFAULT_STRENGTHS"]
+           "strength_units", "PAPER_STRENGTHS", "DEFAULT_STRENGTHS"]
 
 PAPER_STRENGTHS = (0.0, 0.5, 1.0, 2.0, 4.0)      # alpha of (h + a|h|v) / (1 + a)
 DEFAULT_STRENGTHS = (0.0, 0.125, 0.25, 0.5, 1.0)  # x the layer's mean residual norm
@@ -146,14 +150,27 @@ def paper_2506_10225(last_by_layer: dict, labels, *, layers=None, targets=None, 
                               "(h + a|h|v)/(1+a) on conditional rows every 25th step")
 
 
-def _mean_norms(mean_by_layer, layers) -> dict:
+def strength_units(handle, layers, mean_by_layer=None, site: str = "resid") -> dict:
+    """{layer: the workbench's strength unit} (`workbench.analysis.strength.mean_residual_norm`).
+
+    Without a handle the unit cannot be measured: the pooled activations' mean norm stands in, with a
+    FutureWarning (it is about half the per-step norm, so the same strength is a weaker push).
+    """
+    if handle is not None:
+        return {int(layer): mean_residual_norm(handle, int(layer), site) for layer in layers}
+    warnings.warn("a recipe without handle=... measures its strength unit on pooled activations, not the workbench's "
+                  "unit (the mean residual norm over every step of unsteered generation): pass handle=the model",
+                  FutureWarning, stacklevel=3)
+    if mean_by_layer is None:
+        raise BadInputError("pass handle=the model, so the strength unit can be measured")
     return {int(layer): float(np.linalg.norm(np.asarray(mean_by_layer[layer], np.float64), axis=1).mean())
             for layer in layers}
 
 
 def workbench_default(mean_by_layer: dict, labels, *, layers, targets=None, name: str = "class_means",
-                      strengths=DEFAULT_STRENGTHS) -> Method:
-    """Class-mean directions (target minus the rest) of mean-pooled residuals, added x the mean norm."""
+                      strengths=DEFAULT_STRENGTHS, handle=None) -> Method:
+    """Class-mean directions (target minus the rest) of mean-pooled residuals, added x the layer's mean
+    residual norm (`strength_units`: measured on `handle`)."""
     targets = _targets(labels, targets)
     labels = np.asarray(labels)
     directions = {}
@@ -161,12 +178,13 @@ def workbench_default(mean_by_layer: dict, labels, *, layers, targets=None, name
         X = np.asarray(mean_by_layer[layer], np.float64)
         for target in targets:
             directions[(target, int(layer))] = X[labels == target].mean(0) - X[labels != target].mean(0)
-    return Method(name, directions, mode="add", rows="cond", strength_unit=_mean_norms(mean_by_layer, layers),
+    unit = strength_units(handle, layers, mean_by_layer)
+    return Method(name, directions, mode="add", rows="cond", strength_unit=unit,
                   strengths=strengths, description="unit mean(target) - mean(rest), h + s x mean|h| x v at every step")
 
 
 def logistic_probe(mean_by_layer: dict, labels, *, layers, targets=None, name: str = "logistic_probe",
-                   strengths=DEFAULT_STRENGTHS, **probe_kwargs) -> Method:
+                   strengths=DEFAULT_STRENGTHS, handle=None, **probe_kwargs) -> Method:
     """Directions from a logistic `LinearProbe` (class minus the classes' mean weight), steered like the default."""
     from workbench.analysis.directions import from_probe
     from workbench.analysis.probes import LinearProbe
@@ -176,6 +194,7 @@ def logistic_probe(mean_by_layer: dict, labels, *, layers, targets=None, name: s
         probe = LinearProbe(kind="logistic", **probe_kwargs).fit(mean_by_layer[layer], labels)
         for target in targets:
             directions[(target, int(layer))] = from_probe(probe, target, model_id="any", layer=int(layer)).vector
-    return Method(name, directions, mode="add", rows="cond", strength_unit=_mean_norms(mean_by_layer, layers),
+    unit = strength_units(handle, layers, mean_by_layer)
+    return Method(name, directions, mode="add", rows="cond", strength_unit=unit,
                   strengths=strengths, description="logistic probe weights (target minus mean), steered like the "
                                                    "default")

@@ -48,7 +48,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import torch
 
 from workbench import validation
 from workbench.analysis.evaluation.collapse import (
@@ -58,6 +57,8 @@ from workbench.analysis.evaluation.collapse import (
     logmel_profile,
 )
 from workbench.analysis.evaluation.rowsteer import row_steering
+from workbench.analysis.strength import measure_unsteered
+from workbench.analysis.strength import record as record_norms
 from workbench.errors import BadInputError, DirectionMismatchError
 from workbench.runtime.generation import generate
 
@@ -179,34 +180,17 @@ class ModelClips:
             self._bar.update(n)
 
     def twins(self, pairs) -> tuple[list, dict]:
-        """(unsteered clips, {layer: mean residual norm of the conditional rows over every step})."""
+        """(unsteered clips, {layer: mean residual norm of the conditional rows over every step}).
 
-        sums = {layer: [0.0, 0] for layer in range(self.handle.n_layers)}
-        n_rows = {"n": 0}
-
-        def make_hook(layer):
-            def hook(module, args, output):
-                hidden = output[0] if isinstance(output, tuple) else output
-                norms = torch.linalg.vector_norm(hidden[:n_rows["n"]].detach().float(), dim=-1)
-                sums[layer][0] += float(norms.sum())
-                sums[layer][1] += int(norms.numel())
-            return hook
-
-        hooks = [self.handle.module(self.plan.site, layer).register_forward_hook(make_hook(layer))
-                 for layer in range(self.handle.n_layers)]
-        clips = []
-        try:
-            for start in range(0, len(pairs), self.plan.batch_size):
-                chunk = pairs[start:start + self.plan.batch_size]
-                n_rows["n"] = len(chunk)
-                clips += generate(self.handle, [p for p, _ in chunk], seeds=[s for _, s in chunk],
-                                     duration_s=self.plan.duration_s, guidance_scale=self.plan.guidance_scale,
-                                     batch_size=len(chunk)).clips
-                self._tick(len(chunk))
-        finally:
-            for h in hooks:
-                h.remove()
-        return clips, {layer: total / max(count, 1) for layer, (total, count) in sums.items()}
+        Measured by `workbench.analysis.strength` (the unit's one definition), which also records it for
+        this model unless something measured it first.
+        """
+        clips, norms = measure_unsteered(self.handle, pairs, site=self.plan.site, duration_s=self.plan.duration_s,
+                                         guidance_scale=self.plan.guidance_scale, batch_size=self.plan.batch_size,
+                                         on_batch=self._tick)
+        record_norms(self.handle, norms, site=self.plan.site, n_clips=len(clips), duration_s=self.plan.duration_s,
+                     source="SteeringBench twins", prompts=tuple(p for p, _ in pairs))
+        return clips, norms
 
     def steered(self, pairs, layer: int, absolute_strength: float, units: np.ndarray) -> list:
         """Pair i pushed along units[i] x absolute_strength at `layer` (conditional rows, every step)."""

@@ -1,0 +1,207 @@
+"""The workbench's one strength unit: the layer's mean residual norm.
+
+**Definition.** The mean L2 norm of the hidden state at a site and layer, over every decoder step of
+the conditional CFG rows of *unsteered* generation (`ResidualNormMeter` measures it with forward
+hooks while the clips are generated). Every steering strength the workbench shows or reports for an
+added direction is a multiple of it: the direction is scaled to unit length and ``strength x norm``
+is added, whatever made it (lasso, class means, probe, PCA, SAE feature). Mode ``norm_relative``
+strengths are already relative to each row's own norm and carry no unit.
+
+Why per step and not pooled: a clip-mean (pooled) activation averages away the per-step variation,
+so its norm is smaller (on teaching model v2 about half), and a push of "1 x the pooled norm" is a
+different push from what steering adds at every step.
+
+**One value per model.** `mean_residual_norm(handle, layer)` returns the value measured first for
+that model object and site in this process: by a `SteeringBench`'s twins (which record theirs), by a
+`widgets.backend.Collection` generation, or else by generating `DEFAULT_PROMPTS` x `DEFAULT_SEEDS`
+unsteered (a few seconds on the teaching model). Later measurements do not replace it, so a strength
+shown in a notebook keeps meaning the same push for the whole session; a bench still reports the norm
+of its own twins (`SteeringBench.mean_residual_norm`, measured in the same run).
+
+    >>> import workbench as wb                                     # doctest: +SKIP
+    >>> h = wb.random_model("tiny")                                # doctest: +SKIP
+    >>> mean_residual_norm(h, 1) == mean_residual_norm(h, 1) > 0   # measured once, then cached  # doctest: +SKIP
+    True
+"""
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+
+from workbench import validation
+from workbench.errors import BadInputError
+
+__all__ = ["DEFAULT_PROMPTS", "DEFAULT_SEEDS", "DEFAULT_DURATION_S", "NormRecord", "ResidualNormMeter",
+           "forget", "known_mean_residual_norm", "mean_residual_norm", "measure_unsteered", "record", "recorded",
+           "unit_text"]
+
+# What `mean_residual_norm` generates when nothing measured the unit yet: one prompt per genre of the
+# teaching model (plain words, so any MusicGen reads them), two seeds, 2 s (a few seconds of CPU).
+DEFAULT_PROMPTS = ("classical music", "electronic music", "rock music", "jazz music")
+DEFAULT_SEEDS = (0, 1)
+DEFAULT_DURATION_S = 2.0
+DEFAULT_GUIDANCE_SCALE = 3.0
+
+
+class ResidualNormMeter:
+    """Forward hooks that add up the L2 norm of every conditional row at `site` and `layers`.
+
+    Use it as a context manager around unsteered generation; `norms()` then gives {layer: mean norm}.
+    cfg: whether the batch holds CFG rows (conditional first, then unconditional, as `workbench.generate`
+    stacks them): only the first half is counted. The hooks are always removed on exit.
+
+    Warning: hooks are global state on the model: do not steer inside the block (the unit is the
+    *unsteered* norm).
+    """
+
+    def __init__(self, handle, site: str = "resid", layers=None, cfg: bool = True):
+        self.handle, self.site, self.cfg = handle, validation.site(site), bool(cfg)
+        n_layers = handle.n_layers
+        self.layers = tuple(range(n_layers)) if layers is None else tuple(
+            validation.layer_index(layer, n_layers) for layer in layers)
+        self._sums = {layer: [0.0, 0] for layer in self.layers}
+        self._hooks: list = []
+
+    def _hook(self, layer):
+        def hook(module, args, output):
+            hidden = output[0] if isinstance(output, tuple) else output
+            rows = hidden.shape[0] // 2 if self.cfg else hidden.shape[0]
+            norms = hidden[:rows].detach().float().norm(dim=-1)  # a tensor method: no torch import here
+            self._sums[layer][0] += float(norms.sum())
+            self._sums[layer][1] += int(norms.numel())
+        return hook
+
+    def __enter__(self) -> ResidualNormMeter:
+        self._hooks = [self.handle.module(self.site, layer).register_forward_hook(self._hook(layer))
+                       for layer in self.layers]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+
+    def norms(self) -> dict[int, float]:
+        """{layer: mean L2 norm} over every counted row and step (NaN where nothing ran)."""
+        return {layer: total / count if count else float("nan") for layer, (total, count) in self._sums.items()}
+
+
+def measure_unsteered(handle, pairs, *, site: str = "resid", duration_s: float = DEFAULT_DURATION_S,
+                      guidance_scale: float = DEFAULT_GUIDANCE_SCALE, batch_size: int = 16,
+                      on_batch=None) -> tuple[list, dict]:
+    """(unsteered clips of the (prompt, seed) `pairs`, {layer: mean residual norm}) at every layer.
+
+    on_batch: called with the number of clips after each batch (a progress bar).
+    """
+    from workbench.runtime.generation import generate  # torch: loaded only when something is measured
+
+    pairs = list(pairs)
+    if not pairs:
+        raise BadInputError("no (prompt, seed) pairs to measure the mean residual norm on: pass at least one")
+    clips = []
+    cfg = guidance_scale is not None and float(guidance_scale) > 1.0
+    with ResidualNormMeter(handle, site, cfg=cfg) as meter:
+        for start in range(0, len(pairs), batch_size):
+            chunk = pairs[start:start + batch_size]
+            clips += generate(handle, [p for p, _ in chunk], seeds=[s for _, s in chunk], duration_s=duration_s,
+                              guidance_scale=guidance_scale, batch_size=len(chunk)).clips
+            if on_batch is not None:
+                on_batch(len(chunk))
+    return clips, meter.norms()
+
+
+# ------------------------------------------------------------------------------------------ the cache
+@dataclass(frozen=True)
+class NormRecord:
+    """The unit as measured for one model object and site: {layer: norm} and what it was measured on."""
+
+    norms: dict
+    site: str
+    n_clips: int
+    duration_s: float
+    source: str = ""
+    prompts: tuple = field(default=(), repr=False)
+
+
+_RECORDS: dict[int, tuple] = {}  # id(handle) -> (weakref to the handle, {site: NormRecord})
+
+
+def _entry(handle, create: bool = False) -> dict | None:
+    key = id(handle)
+    found = _RECORDS.get(key)
+    if found is not None and found[0]() is handle:
+        return found[1]
+    if not create:
+        return None
+    try:
+        ref = weakref.ref(handle, lambda _, key=key: _RECORDS.pop(key, None))
+    except TypeError:  # an object that takes no weak reference: kept for the process
+        ref = (lambda obj: (lambda: obj))(handle)
+    _RECORDS[key] = (ref, {})
+    return _RECORDS[key][1]
+
+
+def record(handle, norms: dict, *, site: str = "resid", n_clips: int = 0, duration_s: float = 0.0,
+           source: str = "", prompts=(), replace: bool = False) -> NormRecord:
+    """Remember the unit measured for `handle` at `site`; the first record stays unless `replace`.
+
+    Returns the record in force (the earlier one when there was one).
+    """
+    site = validation.site(site)
+    entry = _entry(handle, create=True)
+    if site in entry and not replace:
+        return entry[site]
+    clean = {int(k): float(v) for k, v in norms.items() if v == v and float(v) > 0}  # drops NaN and zero
+    if not clean:
+        raise BadInputError(f"no usable mean residual norm in {norms!r}: measure on at least one unsteered clip")
+    entry[site] = NormRecord(clean, site, int(n_clips), float(duration_s), source, tuple(prompts))
+    return entry[site]
+
+
+def recorded(handle, site: str = "resid") -> NormRecord | None:
+    """The record in force for `handle` at `site`, or None when nothing measured it yet."""
+    entry = _entry(handle)
+    return None if entry is None else entry.get(validation.site(site))
+
+
+def forget(handle, site: str | None = None) -> None:
+    """Drop the recorded unit of `handle` (one site, or all): the next call measures again."""
+    entry = _entry(handle)
+    if entry is not None:
+        entry.clear() if site is None else entry.pop(validation.site(site), None)
+
+
+def known_mean_residual_norm(handle, layer: int, site: str = "resid") -> float | None:
+    """The recorded unit at `layer`, or None (never generates: for labels that must stay cheap)."""
+    rec = recorded(handle, site)
+    return None if rec is None else rec.norms.get(int(layer))
+
+
+def mean_residual_norm(handle, layer: int, site: str = "resid", *, prompts=DEFAULT_PROMPTS, seeds=DEFAULT_SEEDS,
+                       duration_s: float = DEFAULT_DURATION_S, guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
+                       progress: bool = False) -> float:
+    """The strength unit at `layer` (module doc): recorded, or measured now on `prompts` x `seeds`.
+
+    The settings only matter when nothing measured the unit for this model and site yet.
+    """
+    layer = validation.layer_index(layer, handle.n_layers)
+    site = validation.site(site)
+    rec = recorded(handle, site)
+    if rec is None or layer not in rec.norms:
+        pairs = [(p, s) for p in validation.str_list(prompts, "prompts") for s in validation.seeds(seeds)]
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=len(pairs), desc="measuring the strength unit", unit="clip")
+        clips, norms = measure_unsteered(handle, pairs, site=site, duration_s=duration_s,
+                                         guidance_scale=guidance_scale, on_batch=bar.update if bar else None)
+        rec = record(handle, norms, site=site, n_clips=len(clips), duration_s=duration_s,
+                     source="mean_residual_norm", prompts=tuple(p for p, _ in pairs),
+                     replace=rec is not None)  # a record that lacks this layer is completed, not kept
+    return float(rec.norms[layer])
+
+
+def unit_text(norm: float | None, site: str, layer: int) -> str:
+    """How a strength's unit reads in a label: "x the mean residual norm at resid L3 (5.63)"."""
+    value = f" ({norm:.3g})" if norm is not None else " (measured at the first steered generation)"
+    return f"x the mean residual norm at {site} L{layer}{value}"
