@@ -249,3 +249,77 @@ def test_a_format_1_grid_that_lost_plan_json_checks_items_against_its_twins(tiny
     other = GridPlan((m,), layers=(1,), items=items_for(["rock"], seeds=[0, 1], targets="rock"), duration_s=0.3)
     with pytest.raises(GridMismatchError, match="twin clips were made for other items"):
         run_grid(tiny, other, folder, judge=False, clap=False)
+
+
+def test_a_second_writer_is_refused_while_a_grid_runs(tiny, grid):
+    import threading
+
+    from workbench.data.store_io import StoreLockedError, store_lock
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with store_lock(grid):
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        held.wait(30)
+        with pytest.raises(StoreLockedError):
+            run_grid(tiny, _plan(tiny), grid, judge=False, clap=False)
+        with pytest.raises(StoreLockedError):
+            ResultsLog(grid).repair()
+    finally:
+        release.set()
+        thread.join()
+
+
+def test_an_uncommitted_arrays_file_is_made_again(tiny, grid):
+    """A crash between writing a cell's arrays and appending its line leaves an arrays file nobody committed."""
+    before = _cells(grid)
+    lines = (grid / RESULTS).read_text().splitlines()
+    (grid / RESULTS).write_text("\n".join(lines[:-1]) + "\n")  # the last cell's line never made it
+    (grid / "cells" / cell_file("m|L1|s8")).write_bytes(b"half written")
+    assert "m|L1|s8" not in ResultsLog(grid).done()
+    assert ResultsLog(grid).verify().uncommitted == [cell_file("m|L1|s8")]
+    run_grid(tiny, _plan(tiny), grid, judge=False, clap=False)
+    assert _cells(grid) == before and ResultsLog(grid).verify(full=True).sound
+
+
+KILL_AGAIN = """
+import sys, workbench as wb
+sys.path.insert(0, {tests!r})
+from test_evaluation import _kill_plan
+from workbench.analysis.evaluation import run_grid
+run_grid(wb.random_model("tiny"), _kill_plan(wb.random_model("tiny")), sys.argv[1], judge=False, clap=False)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_grid_killed_again_and_again_loses_nothing(tiny, tmp_path):
+    """SIGKILL the grid three times, each a little later (some kills land inside a commit); then resume."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_evaluation import _kill_plan
+    folder, script = tmp_path / "g", tmp_path / "grid.py"
+    script.write_text(KILL_AGAIN.format(tests=str(Path(__file__).parent)))
+    rng = np.random.default_rng(0)
+    for kill in range(3):
+        proc = subprocess.Popen([sys.executable, str(script), str(folder)])
+        before = len(ResultsLog(folder).done()) if folder.exists() else 0
+        deadline = time.monotonic() + 600
+        while proc.poll() is None and time.monotonic() < deadline and (
+                not folder.exists() or len(ResultsLog(folder).done()) < before + 2):
+            time.sleep(0.05)
+        time.sleep(float(rng.uniform(0, 0.3)))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    run_grid(tiny, _kill_plan(tiny), folder, judge=False, clap=False)
+    table = EvaluationResult(folder).table
+    assert table["cell"].nunique() == 10 and len(table) == 40 and not table.duplicated(["cell", "item"]).any()
+    assert ResultsLog(folder).verify(full=True).sound
