@@ -1,6 +1,8 @@
-"""Every notebook is committed without outputs and executes headless (WORKBENCH_FAST=1) with nbclient."""
+"""Every notebook is committed without outputs and executes headless (WORKBENCH_FAST=1) with nbclient; every
+finding it shows is backed by the numbers it was computed from (`workbench.analysis.findings.check`)."""
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -8,11 +10,22 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from workbench.analysis.findings import check_notebook
+
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 VIEW_NAMES = ("Workbench(", "LayerSweepView(", "ProjectionExplorer(", "DirectionPicker(", "SteeringPanel(",
               "ClipComparer(", "TraceView(", "PatchingView(", "FeatureDashboard(", "EvaluationView(",
               "ListeningTest(")
 TIMEOUTS_S = {"01_quickstart": 240}  # per notebook, generous for a loaded 2-core CI machine
+# (kind, subject) of the findings a notebook must show, each computed in its run (it may show more)
+EXPECTED_FINDINGS = {
+    "01_quickstart": {("depth", "dynamics"), ("depth", "brightness"), ("depth", "genre")},
+    "02_probe_inspection": {("depth", "genre (generated clips)"), ("depth", "genre"), ("depth", "dynamics"),
+                            ("depth", "brightness")},
+    "03_steering_and_fusion": {("verdict", "genre -> rock")},
+    "06_causal_inspection": {("layers", "genre")},
+    "08_evaluation": {("verdict", f"genre, class_means -> {g}") for g in ("classical", "electronic", "rock", "jazz")},
+}
 
 
 def test_there_are_notebooks():
@@ -49,8 +62,39 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     print(f"{path.name}: executed in {seconds:.1f} s")
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
+    assert_findings_backed(nb, path.stem)
     views = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
              if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
              and o["data"].get("text/plain", "").startswith(VIEW_NAMES)]
     # every displayed view also carries a static rendering for viewers without a kernel
     assert all("text/html" in o["data"] for o in views)
+
+
+def assert_findings_backed(nb, stem: str) -> None:
+    """Every finding an executed notebook shows is the one its numbers give, and the expected ones are there."""
+    found, problems = check_notebook(nb)
+    assert not problems, f"{stem}: findings its numbers do not back:\n" + "\n".join(problems)
+    missing = EXPECTED_FINDINGS.get(stem, set()) - {(f.kind, f.subject) for f in found}
+    assert not missing, f"{stem}: no computed finding for {sorted(missing)} (shown: {[f.subject for f in found]})"
+    for finding in found:
+        print(f"{finding.claim:>22}  {finding.sentence}")
+
+
+def test_a_claim_its_numbers_do_not_back_fails_the_notebook_check():
+    """The check above on a notebook that printed "beyond random" over a random push's numbers."""
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from workbench.analysis.findings import verdict_finding
+
+    numbers = dict(effect=0.3, effect_ci=[0.0, 0.5], random_p95=0.38, p_value=0.2, order_rate=0.6, collapsed_share=0.5,
+                   off_target={}, beyond_random=False, strength=0.25)
+    honest = verdict_finding("genre", "rock", numbers, "P(target)")
+    nb = new_notebook(cells=[new_code_cell("", outputs=[new_output("display_data", data=honest._repr_mimebundle_())])])
+    assert_findings_backed(nb, "03_steering_and_fusion")
+    forged = dict(honest.record(), claim="beyond_random")
+    nb.cells[0].outputs = [new_output("stream", name="stdout", text="FINDING: " + json.dumps(forged) + "\n")]
+    with pytest.raises(AssertionError, match="claims 'beyond_random', its numbers say 'not_beyond_random'"):
+        assert_findings_backed(nb, "03_steering_and_fusion")
+    nb.cells[0].outputs = []   # a notebook that states no computed verdict at all
+    with pytest.raises(AssertionError, match="no computed finding"):
+        assert_findings_backed(nb, "03_steering_and_fusion")

@@ -98,10 +98,15 @@ def _plain(numbers: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------- probe sweeps
-def _sweep_row(result, baseline: str | None) -> dict:
-    """A probe-profile-like row from a `SweepResult` (its layer rows, and one baseline's row)."""
-    layers = result.layer_rows
-    best = result.best()
+def _sweep_row(result, baseline: str | None, site: str | None = None) -> dict:
+    """A probe-profile-like row from a `SweepResult` (one site's layer rows, and one baseline's row)."""
+    sites = sorted({r["site"] for r in result.layer_rows})
+    if site is None and len(sites) > 1:
+        raise BadInputError(f"this sweep has the sites {sites}: pass site=... (e.g. site={sites[0]!r})")
+    layers = [r for r in result.layer_rows if site is None or r["site"] == site]
+    if not layers:
+        raise BadInputError(f"this sweep has no site {site!r}: it has {sites}")
+    best = max(layers, key=lambda r: r["accuracy_mean"])
     row = dict(by_layer={int(r["layer"]): float(r["accuracy_mean"]) for r in layers},
                by_layer_margin={int(r["layer"]): float(r["margin"]) for r in layers},
                best=float(best["accuracy_mean"]), best_layer=int(best["layer"]), chance=float(best["chance"]),
@@ -114,9 +119,9 @@ def _sweep_row(result, baseline: str | None) -> dict:
     return row
 
 
-def _depth_numbers(source, baseline: str) -> dict:
+def _depth_numbers(source, baseline: str, site: str | None = None) -> dict:
     if hasattr(source, "layer_rows"):
-        return _plain(_sweep_row(source, baseline))
+        return _plain(_sweep_row(source, baseline, site))
     row = dict(source)   # a `probe_profile` row: its baseline is the input
     if "baseline_accuracy" not in row:
         row.update(baseline="input", baseline_accuracy=row.pop("input_baseline"),
@@ -166,10 +171,11 @@ def depth_sentence(concept: str, numbers: dict) -> str:
             f"{layer}, is under the {MARGIN_BAR:.2f} margin bar; {base}.{tail}")
 
 
-def depth_finding(concept: str, source, baseline: str = "input") -> Finding:
+def depth_finding(concept: str, source, baseline: str = "input", site: str | None = None) -> Finding:
     """Is `concept` read deeper than a baseline? source: a `SweepResult` fitted with ``baselines=``
-    (its `baseline` row is the comparison), or a `workbench.toy.concepts.probe_profile` row."""
-    numbers = _depth_numbers(source, baseline)
+    (its `baseline` row is the comparison; site: which site's layers, when it swept several), or a
+    `workbench.toy.concepts.probe_profile` row."""
+    numbers = _depth_numbers(source, baseline, site)
     return Finding("depth", concept, depth_claim(numbers), depth_sentence(concept, numbers), numbers)
 
 
@@ -189,9 +195,9 @@ def layers_sentence(concept: str, numbers: dict) -> str:
             f"layer {numbers['best_layer']} at {numbers['best']:.2f} [{_folds_text(numbers)}].")
 
 
-def layers_finding(concept: str, result) -> Finding:
+def layers_finding(concept: str, result, site: str | None = None) -> Finding:
     """At which layers a `SweepResult` reads `concept` beyond the stronger of chance and its control."""
-    numbers = _plain(_sweep_row(result, None))
+    numbers = _plain(_sweep_row(result, None, site))
     return Finding("layers", concept, layers_claim(numbers), layers_sentence(concept, numbers), numbers)
 
 
