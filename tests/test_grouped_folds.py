@@ -35,7 +35,8 @@ def test_a_store_groups_by_the_source_clip_of_its_windows(tmp_path):
     from workbench.data.store import ActivationStore
     X, y, clip = windows(n_clips=30, d=48)
     store = ActivationStore.create(tmp_path / "s", model_id="m", spec={}, spec_key="k", keys=[("resid", 0)])
-    rows = [dict(id=f"clip{c}/w{i}", label=str(lab), source=f"clip{c}", seed=0) for i, (c, lab) in enumerate(zip(clip, y))]
+    rows = [dict(id=f"clip{c}/w{i}", label=str(lab), source=f"clip{c}", seed=0)  # every row seed 0: shares nothing
+            for i, (c, lab) in enumerate(zip(clip, y))]
     store.append({("resid", 0): X}, rows, None, None)
     result = sweep(store)
     assert result.grouping == "source" and result.rows[0]["grouping"] == "source"
