@@ -44,11 +44,13 @@ DEFAULT_GUIDANCE_SCALE = 3.0
 
 
 class ResidualNormMeter:
-    """Forward hooks that add up the L2 norm of every conditional row at `site` and `layers`.
+    """Forward hooks that add up the L2 norm of every conditional row at `site` and `layers`, once a step.
 
     Use it as a context manager around unsteered generation; `norms()` then gives {layer: mean norm}.
     cfg: whether the batch holds CFG rows (conditional first, then unconditional, as `workbench.generate`
-    stacks them): only the first half is counted. The hooks are always removed on exit.
+    stacks them): only the first half is counted. A step is counted once: transformers runs the prefill
+    forward twice, and the repeat replaces the first (the step tracker of `workbench.runtime.hooks`).
+    The hooks are always removed on exit.
 
     Warning: hooks are global state on the model: do not steer inside the block (the unit is the
     *unsteered* norm).
@@ -60,20 +62,33 @@ class ResidualNormMeter:
         self.layers = tuple(range(n_layers)) if layers is None else tuple(
             validation.layer_index(layer, n_layers) for layer in layers)
         self._sums = {layer: [0.0, 0] for layer in self.layers}
+        self._last = {layer: (0.0, 0) for layer in self.layers}
         self._hooks: list = []
+        self._tracker = None
 
     def _hook(self, layer):
         def hook(module, args, output):
             hidden = output[0] if isinstance(output, tuple) else output
             rows = hidden.shape[0] // 2 if self.cfg else hidden.shape[0]
             norms = hidden[:rows].detach().float().norm(dim=-1)  # a tensor method: no torch import here
-            self._sums[layer][0] += float(norms.sum())
-            self._sums[layer][1] += int(norms.numel())
+            total, count = float(norms.sum()), int(norms.numel())
+            sums = self._sums[layer]
+            if self._tracker is not None and self._tracker.repeat:  # the same step again: replace it
+                sums[0] -= self._last[layer][0]
+                sums[1] -= self._last[layer][1]
+            sums[0] += total
+            sums[1] += count
+            self._last[layer] = (total, count)
         return hook
 
     def __enter__(self) -> ResidualNormMeter:
-        self._hooks = [self.handle.module(self.site, layer).register_forward_hook(self._hook(layer))
-                       for layer in self.layers]
+        from workbench.runtime.hooks import StepTracker  # torch: only when something is measured
+
+        self._tracker = StepTracker()
+        decoder = self.handle.model.decoder.model.decoder
+        self._hooks = [decoder.register_forward_pre_hook(self._tracker.pre_hook, with_kwargs=True)]
+        self._hooks += [self.handle.module(self.site, layer).register_forward_hook(self._hook(layer))
+                        for layer in self.layers]
         return self
 
     def __exit__(self, *exc) -> None:
