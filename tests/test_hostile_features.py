@@ -132,7 +132,7 @@ def test_sae_sizes_are_bounded_before_anything_is_allocated(args):
         SparseAutoencoder(**dict(dict(k=4), **args))
 
 
-def test_sae_methods_refuse_inputs_of_another_width_or_kind():
+def test_sae_methods_refuse_inputs_of_another_width_or_kind(tmp_path):
     sae = SparseAutoencoder(8, 16, "topk", k=4)
     with pytest.raises(DirectionMismatchError, match="width is 8"):
         sae.encode(torch.randn(3, 9))
@@ -147,12 +147,12 @@ def test_sae_methods_refuse_inputs_of_another_width_or_kind():
         with pytest.raises(BadInputError):
             sae.decoder_row(feature)
     with pytest.raises(DirectionMismatchError):
-        sae.save("/tmp/never-written-sae", sparsity=np.zeros(3))
+        sae.save(tmp_path / "sae", sparsity=np.zeros(3))
     with torch.no_grad():
         sae.W_dec[0, 0] = float("nan")
     with pytest.raises(BadInputError, match="NaN"):
-        sae.save("/tmp/never-written-sae")
-    assert not Path("/tmp/never-written-sae").exists()
+        sae.save(tmp_path / "sae")
+    assert not (tmp_path / "sae").exists()  # refused before anything was written
 
 
 # ----- training on non-finite data ------------------------------------------------------------------------------
