@@ -86,14 +86,27 @@ class AnswerLog:
 
     # -- the database --------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
-        try:
-            db = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
-            db.execute("PRAGMA busy_timeout = 30000")
-            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            db.execute("PRAGMA synchronous = FULL")
-        except sqlite3.DatabaseError as error:
-            raise CorruptFileError(self.db_path, f"is not an answers database ({error}): move it away and pass a new "
-                                   "path; answers cannot be read from it") from None
+        deadline = time.monotonic() + 30.0
+        while True:
+            db = None
+            try:
+                db = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
+                db.execute("PRAGMA busy_timeout = 30000")
+                mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                db.execute("PRAGMA synchronous = FULL")
+                break
+            except sqlite3.OperationalError as error:  # another writer switching a new file to WAL: wait for it
+                if db is not None:
+                    db.close()
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise CorruptFileError(self.db_path, f"cannot be opened ({error}): is another program holding it? "
+                                           "Close it, or use another answers file") from None
+                time.sleep(0.05)
+            except sqlite3.DatabaseError as error:
+                if db is not None:
+                    db.close()
+                raise CorruptFileError(self.db_path, f"is not an answers database ({error}): move it away and pass a "
+                                       "new path; answers cannot be read from it") from None
         if str(mode).lower() != "wal":  # e.g. a read-only folder: answers could not be saved safely
             db.close()
             raise BadInputError(f"{self.db_path}: SQLite cannot use its WAL journal here ({mode}): put the answers on "
