@@ -152,7 +152,7 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
                                        seed=20_011 + seed, progress=progress)
         m["concepts"] = list(CONCEPTS)
         m["probe_profile"] = profile
-        m.update({k: v for k, v in concept_bars(m).items() if k in ("deep_concepts", "depth_bar_met")})
+        m.update(concept_bars(m))
         m.update(steering_verdicts(handle, store, profile, quick=quick, seed=seed, progress=progress,
                                    genre_acts=res.activations if direction_source == "generated" else None,
                                    genre_labels=prompt_genres))
@@ -297,7 +297,8 @@ def format_table(metrics: dict) -> str:
         lines.append(f"{'concept':10} {'best':>6} {'layer':>5} {'input':>6} {'chance':>6}")
         for c, p in metrics["probe_profile"].items():
             lines.append(f"{c:10} {p['best']:6.3f} {p['best_layer']:5d} {p['input_baseline']:6.3f} {p['chance']:6.3f}")
-        lines.append(f"deep concepts (best >= 0.85, >= 0.20 over input): {metrics.get('deep_concepts')} "
+        lines.append(f"deep concepts (best >= 0.85, >= 0.20 over input, margin >= 0.20): "
+                     f"{metrics.get('deep_concepts')} "
                      f"{'ok' if metrics.get('depth_bar_met') else 'MISSED'} (need 2)")
     if "steer" in metrics:
         lines.append(f"{'concept':10} {'target':11} {'x norm':>6} {'effect':>8} {'random95':>8} {'p':>8} "
