@@ -309,7 +309,7 @@ def test_a_grid_killed_again_and_again_loses_nothing(tiny, tmp_path):
     folder, script = tmp_path / "g", tmp_path / "grid.py"
     script.write_text(KILL_AGAIN.format(tests=str(Path(__file__).parent)))
     rng = np.random.default_rng(0)
-    for kill in range(3):
+    for _ in range(3):
         proc = subprocess.Popen([sys.executable, str(script), str(folder)])
         before = len(ResultsLog(folder).done()) if folder.exists() else 0
         deadline = time.monotonic() + 600

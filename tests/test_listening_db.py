@@ -231,7 +231,8 @@ def test_concurrent_writers_on_one_new_file_lose_nothing(tmp_path):
             proc.kill()
             proc.wait()
     log = AnswerLog(path)
-    assert sorted((r["participant"], r["trial"]) for r in log.read()) == sorted((n, k) for n in names for k in range(12))
+    answered = sorted((r["participant"], r["trial"]) for r in log.read())
+    assert answered == sorted((n, k) for n in names for k in range(12))
     with sqlite3.connect(log.db_path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert len(read_answers(path)) == 48  # the export is whole (written by rename, never torn)

@@ -43,8 +43,8 @@ from workbench.analysis.evaluation.results import (
 )
 from workbench.data.store_io import store_lock
 from workbench.enums import POOLINGS
+from workbench.errors import BadInputError, EmptyInputError, StoppedError, WrongTypeError
 from workbench.runtime.inputs import generation_args
-from workbench.errors import BadInputError, EmptyInputError, StoppedError, WorkbenchError, WrongTypeError
 from workbench.validation import (
     finite_float,
     int_sequence,
@@ -118,7 +118,8 @@ class GridPlan:
     def __post_init__(self):
         methods = (self.methods,) if isinstance(self.methods, Method) else self.methods
         if isinstance(methods, (str, bytes, dict)) or not hasattr(methods, "__iter__"):
-            raise WrongTypeError(f"methods={methods!r:.60}: pass Method objects (see workbench.analysis.evaluation.recipes)")
+            raise WrongTypeError(f"methods={methods!r:.60}: pass Method objects (see "
+                                 "workbench.analysis.evaluation.recipes)")
         methods = tuple(methods)
         if not methods or not all(isinstance(m, Method) for m in methods):
             raise WrongTypeError("methods must be Method objects (see workbench.analysis.evaluation.recipes)")
@@ -217,7 +218,8 @@ class _Readers:
                                  "with .classes and .predict_proba(waves, sr=...)")
         self.judge = judge
         if probe is not None and not (hasattr(probe, "classes_") and callable(getattr(probe, "predict_proba", None))):
-            raise WrongTypeError(f"probe={probe!r:.60}: pass a fitted probe (with .classes_ and .predict_proba), or None")
+            raise WrongTypeError(f"probe={probe!r:.60}: pass a fitted probe (with .classes_ and .predict_proba), or "
+                                 "None")
         if probe is not None and probe_layer is None:
             raise BadInputError("a probe re-read needs probe_layer=... (the layer the probe was fitted on)")
         if probe is not None:
@@ -247,7 +249,8 @@ class _Readers:
         if self.probe is not None:
             out["probe"] = dict(_object_id(self.probe), layer=self.probe_layer, pooling=self.probe_pooling)
         if self.clap:
-            out["clap"] = dict(name="clap", labels=self.clap_labels, source=os.environ.get(self.scores.CLAP_ENV) or self.scores.CLAP_DEFAULT)
+            source = os.environ.get(self.scores.CLAP_ENV) or self.scores.CLAP_DEFAULT
+            out["clap"] = dict(name="clap", labels=self.clap_labels, source=source)
         return out
 
     def read(self, clips, targets) -> dict:

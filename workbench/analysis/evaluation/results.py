@@ -47,7 +47,8 @@ RESULTS = "results.jsonl"
 PLAN = "plan.json"
 FORMAT = "workbench.evaluation/2"
 READABLE_FORMATS = ("workbench.evaluation/1", FORMAT)
-REPAIR_FIX = "run ResultsLog(folder).repair() (it moves bad cells to quarantine/, deleting nothing), then run the grid again"
+REPAIR_FIX = ("run ResultsLog(folder).repair() (it moves bad cells to quarantine/, deleting nothing), then run the "
+              "grid again")
 
 
 class GridMismatchError(WorkbenchError, ValueError):
