@@ -573,9 +573,10 @@ JUNK = [None, "x", "", 1.5, -1, 0, float("nan"), float("inf"), True, [], {}, [1,
         10 ** 18, -10 ** 18, b"x", torch.zeros(3), "12", [None], [[1]]]
 
 
-def test_junk_in_any_argument_is_a_workbench_error_or_accepted(tmp_path):
+def test_junk_in_any_argument_is_a_workbench_error_or_accepted(tmp_path, monkeypatch):
     """Each public entry point, each argument replaced by each junk value in turn: a WorkbenchError or a result,
     never a raw TypeError / ValueError / RuntimeError from deeper down."""
+    monkeypatch.chdir(tmp_path)  # junk such as "x" or "12" is a valid relative folder to save into
     import workbench as wb
     from workbench.analysis.features import codes_of_rows, feature_steering, spliced_loss
     from workbench.analysis.features.sae import check_sae_size
