@@ -110,8 +110,9 @@ def test_run_grid_refuses_wrong_objects(tiny, tmp_path):
         run_grid(tiny, {"methods": []}, tmp_path / "g", judge=False)
     with pytest.raises(WrongTypeError, match="folder"):
         run_grid(tiny, _plan(tiny), None, judge=False)
-    with pytest.raises(BadInputError, match="index"):
-        EvaluationResult(tmp_path / "empty").twin_index("x")
+    with pytest.raises(BadInputError, match="no evaluation grid in"):
+        EvaluationResult(tmp_path / "typo")
+    assert not (tmp_path / "typo").exists()
     with pytest.raises(WrongTypeError, match="cell id"):
         ResultsLog(tmp_path / "empty").arrays(5)
     with pytest.raises(WrongTypeError, match="check_plan"):
@@ -136,6 +137,8 @@ def _cells(folder):
 def test_an_empty_selection_of_embeddings_is_refused(grid):
     with pytest.raises(BadInputError, match="no rows"):
         EvaluationResult(grid).embeddings([])
+    with pytest.raises(BadInputError, match="index"):
+        EvaluationResult(grid).twin_index("x")
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "deleted"])

@@ -131,10 +131,13 @@ class _Scan:
 class ResultsLog:
     """The append-only log of one grid folder (see the module docstring)."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, *, create: bool = True):
         self.folder = _folder(folder)
         if self.folder.exists() and not self.folder.is_dir():
             raise BadInputError(f"{self.folder} is a file, not a folder: pass a folder for the grid")
+        if not create and not ((self.folder / RESULTS).exists() or (self.folder / PLAN).exists()):
+            raise BadInputError(f"no evaluation grid in {self.folder}: check the path, or run run_grid(handle, plan, "
+                                "folder) first")
         (self.folder / "cells").mkdir(parents=True, exist_ok=True)
 
     # -- the plan ------------------------------------------------------------------------------------
@@ -447,7 +450,7 @@ class EvaluationResult:
     """
 
     def __init__(self, folder, handle=None):
-        self.log = ResultsLog(folder)
+        self.log = ResultsLog(folder, create=False)
         self.folder = self.log.folder
         self.handle = handle
         self.reload()
