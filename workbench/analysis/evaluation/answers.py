@@ -64,7 +64,16 @@ CREATE TABLE IF NOT EXISTS trials (
 
 
 class AnswerLog:
-    """The answers of a listening test, in an SQLite database (see the module docstring for the path)."""
+    """The answers of a listening test, in an SQLite database.
+
+    path: ``answers.sqlite`` (the database), or ``answers.csv`` / ``.jsonl`` for the database
+    ``answers.sqlite`` beside a CSV / JSON-lines export of it (a file there from an earlier version is
+    imported once).
+
+    Warning: keep the database on the machine's own disk. SQLite's locking is not safe on network file
+    systems (NFS, SMB shares, synced folders): writers on two machines can corrupt it. In a classroom,
+    each machine answers into its own file; collect the files and ``merge_answers(files, "all.sqlite")``.
+    """
 
     def __init__(self, path):
         if not isinstance(path, (str, os.PathLike)) or not str(path):
