@@ -159,7 +159,7 @@ def depth_sentence(concept: str, numbers: dict) -> str:
     read, n = _layers_read(numbers)
     layer = (f"layer {numbers['best_layer']} reads it at {numbers['best']:.2f} ({numbers['margin']:+.2f} over the "
              f"stronger of chance {numbers['chance']:.2f} and the shuffled-label control {numbers['control']:.2f})")
-    base = f"the {base_name} at {numbers['baseline_accuracy']:.2f}"
+    base = f"the {numbers['baseline']} baseline at {numbers['baseline_accuracy']:.2f}"
     tail = f" [{_folds_text(numbers)}; {read} of {n} layers clear the {MARGIN_BAR:.2f} margin]"
     if claim == "deeper_than_baseline":
         return (f"{concept}: read deeper than the {base_name}: {layer}, {base} ({gain:+.2f}, bar "
