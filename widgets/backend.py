@@ -257,7 +257,8 @@ class Backend:
 
     def _band_key(self, request: SteerRequest, reader_name: str, target: str, seeds) -> tuple:
         v = unit_vector(request.direction) * np.sign(request.strength)
-        digest = hashlib.sha1(np.ascontiguousarray(v, np.float32).tobytes()).hexdigest()[:16]
+        # rounded: the same direction at another length (or float precision) is the same direction
+        digest = hashlib.sha1(np.ascontiguousarray(np.round(v, 5) + 0.0, np.float32).tobytes()).hexdigest()[:16]
         return (digest, getattr(request.direction, "site", "resid"), tuple(request.layers), abs(request.strength),
                 request.prompt or "music", tuple(seeds), request.duration_s, request.guidance_scale, reader_name,
                 target)
@@ -406,7 +407,7 @@ def _unit_pinned(handle, plan, layer: int, norm: float):
     class UnitPinnedClips(ModelClips):
         def twins(self, pairs):
             clips, norms = super().twins(pairs)
-            return clips, dict(norms, **{layer: float(norm)})
+            return clips, {**norms, layer: float(norm)}
 
     return UnitPinnedClips(handle, plan)
 
@@ -424,3 +425,59 @@ def collapse_note(clip, twin) -> dict:
                 repeat_ratio=stats["repeat_rate"] / max(twin_stats["repeat_rate"], MIN_TWIN_REPEAT),
                 distinct_ratio=stats["distinct_codes"] / max(twin_stats["distinct_codes"], 1e-12),
                 collapsed=bool(is_collapsed(stats, twin_stats)))
+
+
+def grid_band_fn(handle, methods: dict, *, reader=None, prompts=None, seeds=(0, 1, 2, 3),
+                 duration_s: float = 2.0, guidance_scale: float = 3.0, progress: bool = False) -> Callable:
+    """``band_fn(method, layer) -> SteeringEffect`` for an `EvaluationView`: the grid's `Method`s
+    ({name: Method}, mode ``add``) measured against random directions by one `SteeringBench` per layer
+    (twins and random clips shared by the methods), at their strengths > 0 in the workbench's unit.
+
+    reader: default the clean genre reader on the teaching model (pairs whose prompt names the target
+    genre left out), else the plain-DSP `centroid_reader` (then the methods' targets must be its
+    "brighter"/"darker", or pass a reader of your concept). Results are cached per method direction
+    (`Method.fingerprint`) and layer.
+    """
+    from workbench.analysis.evaluation.verdicts import SteeringBench, VerdictPlan
+    teaching = "teaching" in str(getattr(handle, "model_id", ""))
+    own_prompt = {}
+    if reader is None and teaching:
+        from workbench.toy.evaluate import verdict_readers
+        from workbench.toy.prompts import EVAL_PROMPTS
+        reader = verdict_readers()["genre"]
+        own_prompt = {genre: texts[0] for genre, texts in EVAL_PROMPTS.items()}
+        prompts = prompts or tuple(own_prompt.values())
+    reader = reader or centroid_reader()
+    prompts = tuple(prompts or unit.DEFAULT_PROMPTS)
+    benches: dict = {}
+    done: dict = {}
+
+    def band_fn(name: str, layer: int):
+        if name not in methods:
+            raise ValueError(f"no method {name!r}: band_fn knows {sorted(methods)}")
+        method = methods[name]
+        if method.mode != "add" or method.rows != "cond" or method.schedule:
+            raise ValueError(f"method {name!r} steers in mode {method.mode!r} (rows {method.rows}, schedule "
+                             f"{method.schedule or 'constant'}): the random band is measured for constant 'add' "
+                             "steering on the conditional rows")
+        key = (method.fingerprint(layer), int(layer))
+        if key in done:
+            return done[key]
+        targets = [t for t in method.targets if (t, int(layer)) in method.directions and t in reader.targets]
+        if not targets:
+            raise ValueError(f"method {name!r} has no direction at layer {layer} toward a target the {reader.name} "
+                             f"reader reads ({list(reader.targets)}): pass band_fn a reader of its concept")
+        strengths = tuple(s for s in method.strengths if s > 0)
+        norm = unit.mean_residual_norm(handle, int(layer))
+        plan = VerdictPlan(prompts=prompts, seeds=tuple(seeds), strengths=strengths, duration_s=duration_s,
+                           guidance_scale=guidance_scale)
+        if (plan, layer) not in benches:
+            benches[(plan, layer)] = SteeringBench(handle, plan, progress=progress,
+                                                   source=_unit_pinned(handle, plan, int(layer), norm))
+        bench = benches[(plan, layer)]
+        eligible = {t: [p != own_prompt.get(t) for p, _ in plan.pairs] for t in targets} if own_prompt else None
+        done[key] = bench.measure(reader, {t: method.direction(t, layer) for t in targets}, int(layer),
+                                  eligible=eligible)
+        return done[key]
+
+    return band_fn

@@ -6,6 +6,13 @@ point per strength) and alignment vs strength; the AUC table below them. Clickin
 to its unsteered twin (same prompt and seed), with their readings. Clips are decoded from the grid's
 stored codes through the result's model (`EvaluationResult(folder, handle=...)`).
 
+The random band: a third plot shows each method's shift toward its target against the shift random
+directions of equal norm give at the same strengths (`workbench.analysis.evaluation.verdicts`): a
+grey area up to the random clips' 95th percentile, the method's effect with its 95% interval on top.
+It costs generations, so it waits for the button (or `compute_band()` from code), which calls
+`band_fn(method, layer)` (e.g. `widgets.backend.grid_band_fn(handle, methods)`; cached per direction);
+`set_band(effect)` shows a `SteeringEffect` measured elsewhere. `bands` holds the rows drawn.
+
     >>> import numpy as np, pandas as pd
     >>> from workbench.analysis.evaluation.summaries import tradeoff
     >>> tone = lambda f: (np.sin(np.arange(8000) * f / 8000 * 6.283).astype(np.float32), 8000)
@@ -32,7 +39,11 @@ import traitlets as t
 from workbench.analysis.evaluation import summaries
 
 from ._base import View, guarded
+from .clip_compare import band_text
 from .static import PALETTE, audio_html, svg_lines, table_html, wav_bytes, waveform_of
+
+BAND_COLUMNS = ("method", "layer", "target", "strength", "effect", "effect_ci", "random_mean", "random_p95",
+                "p_value", "order_rate", "collapsed_share", "beyond_random")
 
 SHOWN = ("target", "judge_p_target", "judge_pred", "probe_p_target", "clap_p_target", "code_edit_rate",
          "mel_distance", "embedding_distance", "tempo_bpm", "centroid_hz", "loudness_db", "key")
@@ -65,16 +76,67 @@ def strength_figure(by_strength) -> go.Figure:
     return fig
 
 
+def band_rows(effect, method: str | None = None, layer: int | None = None) -> list[dict]:
+    """Rows for the band plot from a `SteeringEffect` (its summary), a DataFrame or a list of dicts."""
+    summary = getattr(effect, "summary", effect)
+    rows = summary.to_dict("records") if hasattr(summary, "to_dict") else [dict(r) for r in summary]
+    out = []
+    for r in rows:
+        row = {k: _plain(r[k]) for k in BAND_COLUMNS if k in r}
+        if method is not None or "method" not in row:
+            row["method"] = method or "direction"
+        if row.get("layer") is None:
+            row["layer"] = layer if layer is not None else getattr(effect, "layer", None)
+        if "effect_ci" in row:
+            row["effect_ci"] = [float(x) for x in row["effect_ci"]]
+        out.append(row)
+    return out
+
+
+def band_figure(rows: list[dict], unit: str = "") -> go.Figure:
+    """Plotly figure: per method and target, the effect (95% interval) by strength over the random band."""
+    fig = go.Figure(layout=go.Layout(
+        title="Shift toward the target vs random directions", width=560, height=380,
+        xaxis_title="strength (x the layer's mean residual norm)",
+        yaxis_title=f"shift toward the target{f' ({unit})' if unit else ''}", margin=dict(l=55, r=10, t=40, b=50)))
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["method"], r.get("layer"), r["target"]), []).append(r)
+    for i, ((method, layer, target), g) in enumerate(groups.items()):
+        g = sorted(g, key=lambda r: r["strength"])
+        xs = [r["strength"] for r in g]
+        name = f"{method} L{layer} → {target}"
+        fig.add_scatter(x=xs, y=[r["random_p95"] for r in g], mode="lines", fill="tozeroy", name=f"{name}: random, 95%",
+                        line=dict(color="rgba(120,120,120,0.8)", dash="dot"), fillcolor="rgba(160,160,160,0.25)",
+                        hovertemplate="random directions, 95%%: %{y:+.3g}<extra>%{fullData.name}</extra>")
+        lo = [r["effect"] - r["effect_ci"][0] if "effect_ci" in r else 0.0 for r in g]
+        hi = [r["effect_ci"][1] - r["effect"] if "effect_ci" in r else 0.0 for r in g]
+        fig.add_scatter(x=xs, y=[r["effect"] for r in g], mode="lines+markers", name=name,
+                        error_y=dict(type="data", array=hi, arrayminus=lo),
+                        marker=dict(symbol=["star" if r.get("beyond_random") else "circle" for r in g], size=10),
+                        line=dict(color=PALETTE[i % len(PALETTE)]),
+                        hovertemplate="strength %{x}: effect %{y:+.3g}<extra>%{fullData.name}</extra>")
+    return fig
+
+
 class EvaluationView(View):
     """Trade-off plot, alignment vs strength, AUC table; a clicked point plays next to its twin."""
 
     reader = t.Unicode("judge", help="alignment reader: judge, probe or clap")
     preservation = t.Unicode("mel", help="mel, codes or embedding")
     selected = t.Dict(help="the table row of the clip on show")
+    bands = t.List(help="the random band's rows (method, layer, target, strength, effect, random_p95, ...)")
+    band_running = t.Bool(False)
 
-    def __init__(self, result, *, reader: str = "judge", preservation: str = "mel", **kwargs):
+    def __init__(self, result, *, reader: str = "judge", preservation: str = "mel", band_fn=None, **kwargs):
         super().__init__(**kwargs)
-        self.result = result
+        self.result, self.band_fn = result, band_fn
+        self.band_plot = go.FigureWidget()
+        self.band_summary = w.HTML("")
+        self.band_button = w.Button(description="Measure against random directions", icon="random",
+                                    layout=w.Layout(width="auto"), disabled=band_fn is None,
+                                    tooltip="generates clips: twins, +v, -v and random directions of equal norm")
+        self.band_button.on_click(lambda _: self.compute_band())
         self.figure = go.FigureWidget()
         self.strength_plot = go.FigureWidget()
         self.auc_html = w.HTML()
@@ -84,12 +146,14 @@ class EvaluationView(View):
         self.readout.add_class("wb-eval-readout")
         self.columns = {role: w.VBox(layout=w.Layout(width="50%")) for role in ("twin", "steered")}
         self.scores = w.HTML()
-        self.children = [w.HBox([self.figure, self.strength_plot]), self.auc_html, self.item_dd, self.readout,
-                         w.HBox(list(self.columns.values())), self.scores, self.errors]
+        self.children = [w.HBox([self.figure, self.strength_plot]), self.auc_html,
+                         w.HBox([self.band_plot, w.VBox([self.band_button, self.band_summary])]),
+                         self.item_dd, self.readout, w.HBox(list(self.columns.values())), self.scores, self.errors]
         self.add_class("wb-evaluation")
         self._cell: tuple | None = None
         self.reader, self.preservation = reader, preservation
         self.refresh()
+        self._draw_band()
 
     @t.observe("reader", "preservation")
     def _settings_changed(self, change):
@@ -118,6 +182,65 @@ class EvaluationView(View):
             for trace in fig.data:
                 self.strength_plot.add_trace(trace)
         self.auc_html.value = "<b>AUC of the trade-off</b>" + table_html(self.aucs.to_dict("records"))
+
+    # -- the random band -------------------------------------------------------------------------
+    def set_band(self, effect, method: str | None = None, layer: int | None = None) -> None:
+        """Draw a measured band: a `SteeringEffect` (e.g. from `SteeringBench.measure`), its summary, or
+        rows; `method` and `layer` name it (rows of the same method and layer are replaced)."""
+        rows = band_rows(effect, method, layer)
+        replaced = {(r["method"], r.get("layer")) for r in rows}
+        self.bands = [r for r in self.bands if (r["method"], r.get("layer")) not in replaced] + rows
+
+    @guarded
+    def compute_band(self, method: str | None = None, layer: int | None = None) -> list:
+        """Measure `method` at `layer` (default: the cell on show, else the first method and layer of the
+        grid) against random directions with `band_fn`; returns the rows drawn."""
+        if self.band_fn is None:
+            raise ValueError("no band_fn: pass EvaluationView(result, band_fn=widgets.backend.grid_band_fn(handle, "
+                             "methods)), or set_band(effect) with a SteeringEffect measured elsewhere")
+        if method is None or layer is None:
+            cell_method, cell_layer = self._default_cell()
+            method = cell_method if method is None else method
+            layer = cell_layer if layer is None else layer
+        self.band_running = True
+        try:
+            effect = self.band_fn(method, int(layer))
+        finally:
+            self.band_running = False
+        self.set_band(effect, method, int(layer))
+        return [r for r in self.bands if r["method"] == method and r.get("layer") == int(layer)]
+
+    def _default_cell(self) -> tuple:
+        if self._cell is not None:
+            return self._cell[0], self._cell[1]
+        steered = self.result.table[self.result.table["kind"] == "steered"]
+        if not len(steered):
+            raise ValueError("the grid has no steered clips yet: run it first")
+        return str(steered["method"].iloc[0]), int(steered["layer"].iloc[0])
+
+    @t.observe("bands", "band_running")
+    def _draw_band(self, change=None):
+        fig = band_figure(self.bands)
+        with self.band_plot.batch_update():
+            self.band_plot.data = ()
+            self.band_plot.layout = fig.layout
+            for trace in fig.data:
+                self.band_plot.add_trace(trace)
+        self.band_button.disabled = self.band_fn is None or self.band_running
+        self.band_button.description = ("measuring…" if self.band_running else "Measure against random directions")
+        self.band_summary.value = "".join(f"<div>{html.escape(line)}</div>" for line in self.band_lines())
+
+    def band_lines(self) -> list[str]:
+        """One line per method, layer and target at its reported strength (lowest beyond random, else best p)."""
+        out = []
+        groups: dict = {}
+        for r in self.bands:
+            groups.setdefault((r["method"], r.get("layer"), r["target"]), []).append(r)
+        for (method, layer, _), g in groups.items():
+            beyond = sorted((r for r in g if r.get("beyond_random")), key=lambda r: r["strength"])
+            row = beyond[0] if beyond else min(g, key=lambda r: r.get("p_value", 1.0))
+            out.append(f"{method} L{layer} at {row['strength']:g}x: " + band_text(row))
+        return out
 
     def _on_click(self, trace, points, state):
         if not points.point_inds:
@@ -177,9 +300,14 @@ class EvaluationView(View):
         series = {f"{m} L{layer}": (list(range(len(g))), g.sort_values("strength")["alignment"].tolist(), None)
                   for (m, layer), g in self.by_strength.groupby(["method", "layer"], sort=False)}
         players = "".join(audio_html(c, role) for role, c in getattr(self, "clips", {}).items())
+        band = ""
+        if self.bands:
+            lines = "".join(f"<div>{html.escape(x)}</div>" for x in self.band_lines())
+            band = ("<b>Against random directions</b>" + lines
+                    + table_html([{k: v for k, v in r.items() if k != "effect_ci"} for r in self.bands]))
         return (svg_lines(series, title="alignment by strength step", x_label="strength step (0 = unsteered)",
                           y_label=f"{self.reader} p(target)")
-                + "<b>AUC of the trade-off</b>" + table_html(self.aucs.to_dict("records")) + players)
+                + "<b>AUC of the trade-off</b>" + table_html(self.aucs.to_dict("records")) + band + players)
 
 
 def _plain(value):
