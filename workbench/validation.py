@@ -531,3 +531,41 @@ def flag(value, name: str) -> bool:
     if _is_bool(value) or (isinstance(value, (numbers.Integral, np.integer)) and value in (0, 1)):
         return bool(value)
     raise WrongTypeError(f"{name}={_show(value)}: pass True or False")
+
+
+def index_array(value, name: str, n: int, *, what: str = "indices", where: str = "", single: bool = True,
+                allow_empty: bool = False, example: str = "[0, 1]") -> np.ndarray:
+    """A 1-D int64 array of indices into ``n`` items (0 <= i < n; ``where`` names them in the range error).
+
+    A list, tuple or range of ints, an integer numpy array (checked in one vectorised pass, however long), or one
+    int when ``single``. Strings (``"12"`` is not rows 1 and 2), bools, boolean masks, fractions and negative
+    (from-the-end) indices are refused.
+    """
+    value = _scalar(value)
+    if isinstance(value, (str, bytes)):
+        raise WrongTypeError(f"{name}={_show(value)} is a string: pass a list of {what} such as {example}")
+    if value is None:
+        raise WrongTypeError(f"{name}=None: pass a list of {what} such as {example}")
+    if isinstance(value, np.ndarray) and value.dtype.kind != "O":
+        if value.ndim != 1:
+            raise WrongTypeError(f"{name} is a {value.ndim}-D array: pass a flat list of {what} such as {example}")
+        if value.dtype.kind == "b":
+            raise WrongTypeError(f"{name} is a boolean mask: pass the {what} it selects, np.flatnonzero(mask)")
+        if value.dtype.kind not in "iu":
+            raise WrongTypeError(f"{name} holds {value.dtype} values: pass a list of {what} such as {example}")
+        outside = (value < 0) | (value >= n)
+        first_bad = int(np.argmax(outside)) if outside.any() else None
+        items = value
+    else:
+        if isinstance(value, (numbers.Real, np.number)) and not single:
+            raise WrongTypeError(f"{name}={_show(value)} is a single number: pass a list of {what} such as "
+                                 f"[{_show(value)}]")
+        items = int_sequence(value, name, allow_empty=True, example=example)
+        first_bad = next((i for i, v in enumerate(items) if not 0 <= v < n), None)
+    if not len(items) and not allow_empty:
+        raise EmptyInputError(f"{name} is empty: pass at least one, e.g. {example}")
+    if first_bad is not None:
+        span = f"0..{n - 1}" if n > 0 else "nothing (there are none)"
+        raise OutOfRangeError(f"{name} must lie in {span}{where and f' ({where})'}: {name}[{first_bad}]="
+                              f"{int(items[first_bad])} is outside; indices count from 0")
+    return np.asarray(items, dtype=np.int64)
