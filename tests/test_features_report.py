@@ -14,7 +14,9 @@ from workbench.analysis.features.report import BARS, bars, format_report
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("train_s", "explained_variance", "l0", "dead_fraction", "spliced_recovery", "genre_feature_auroc",
-        "feature_steer_flip_best", "feature_steer_flip_zero", "feature_steer_share_of_labelled")
+        "verdict", "feature_steer_share", "feature_steer_n_tried", "feature_steer_share_of_labelled")
+VERDICT_KEYS = {"effect", "effect_ci", "random_p95", "p_value", "order_rate", "collapsed_share", "off_target",
+                "beyond_random", "strength"}
 
 
 @pytest.mark.slow
@@ -31,15 +33,18 @@ def test_report_runs_from_scratch_and_writes_every_figure(tmp_path):
     assert sorted(report["genre_feature_auroc"]) == ["classical", "electronic", "jazz", "rock"]
     assert report["spliced_loss_clean"] < report["spliced_loss_zero"] and report["train_s"] > 0
     assert set(report["bars"]) == set(BARS) and "explained_variance" in run.stdout
+    assert len(report["verdict"]) == report["feature_steer_n_tried"]
+    for verdict in report["verdict"].values():  # each tried feature: its verdict against random directions
+        assert VERDICT_KEYS <= set(verdict)
     sae = SparseAutoencoder.load(saved / "resid.3", expect_model_id=report["model_id"])
     assert sae.meta["layer"] == 3 and sae.k == 32
 
 
 def test_bars_are_judged_against_the_issue_thresholds():
     figures = dict(explained_variance=0.81, l0=32.0, genre_feature_auroc={"rock": 0.95, "jazz": 0.89},
-                   spliced_recovery=0.8, feature_steer_flip_best=0.5, feature_steer_flip_zero=0.2, train_s=10.0)
+                   spliced_recovery=0.8, train_s=301.0)
     assert bars(figures) == dict(explained_variance=True, l0=True, genre_feature_auroc=False, spliced_recovery=True,
-                                 feature_steer_flip_best=True, feature_steer_flip_zero=False, train_s=True)
+                                 train_s=False)
     assert bars({})["l0"] is False
 
 
@@ -52,7 +57,7 @@ def test_report_cli_refuses_unknown_commands(capsys):
 
 def test_format_report_names_missed_bars():
     figures = dict(explained_variance=0.7, l0=32.0, genre_feature_auroc={"rock": 0.95}, genre_feature_id={"rock": 3},
-                   spliced_recovery=0.9, feature_steer_flip_best=0.6, feature_steer_flip_zero=0.0, train_s=10.0,
+                   spliced_recovery=0.9, train_s=10.0,
                    architecture="topk", d_in=96, d_sae=768, k=32, n_train_frames=10, n_train_clips=2, layer=3,
                    dead_fraction=0.0, dense_fraction=0.1, n_labelled=1, labelled_by_label={"label=rock": 1},
                    feature_steer_share=1.0, feature_steer_n_tried=1, seconds=1.0)

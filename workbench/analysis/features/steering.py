@@ -1,13 +1,14 @@
-"""Does steering with a feature move its label's reader? Measured like the teaching model's steering bars.
+"""Does steering with a feature move its label's reader beyond what a random push does?
 
 For a feature labelled with a genre (``label=<genre>`` or ``genre=<genre>``), its unit decoder row is
-added at the SAE's layer (`workbench.SteeringSpec`, mode "add", conditional rows) with strength
-s x the layer's mean activation norm (norm of the store's clip-mean activations), while generating
-from the other genres' prompts (`workbench.toy.prompts.EVAL_PROMPTS`, first prompt of each, guidance
-3, 4 s). The reader is the genre judge (`workbench.toy.judge`, never the model); the flip rate at s is
-the share of those clips it calls the feature's genre. A feature *steers* when its best flip rate over
-s > 0 is >= 0.5 and the rate at s = 0 is <= 0.15 (the issue's bar). Strength 0 is unsteered generation
-bit for bit, so its clips are generated once per target genre.
+measured at the SAE's layer by the one steering-effect measurement
+(`workbench.analysis.evaluation.verdicts.SteeringBench`): every genre's first prompt
+(`workbench.toy.prompts.EVAL_PROMPTS`; the pairs of the feature's own genre left out) x seeds, the
+unsteered twin, the clip pushed along +v and along -v, and clips pushed along random directions of the
+same norm (shared by every feature tried), at strengths in multiples of the layer's mean residual norm.
+The reader is the genre reader fitted on clean synthesiser audio only (`workbench.toy.clean_readers`),
+never the judge fitted on codec round trips and never the model. A feature *steers* when its verdict is
+beyond random (``p_value < 0.01``, ``order_rate >= 0.75``, ``collapsed_share <= 0.2``).
 
     >>> parse_genre("label=rock"), parse_genre("genre=jazz"), parse_genre("tempo_bpm (+)")
     ('rock', 'jazz', None)
@@ -17,14 +18,14 @@ from __future__ import annotations
 import numpy as np
 
 from workbench import validation
+from workbench.analysis.evaluation.verdicts import VERDICT_KEYS, Reader, SteeringBench, VerdictPlan
 from workbench.analysis.features.labelling import FeatureLabels
 from workbench.analysis.features.sae import check_matches, require_sae
 from workbench.errors import BadInputError, DirectionMismatchError, OutOfRangeError, WrongTypeError
 
-__all__ = ["STRENGTHS", "feature_steering", "parse_genre", "steer_summary", "FLIP_BEST_BAR", "FLIP_ZERO_BAR"]
+__all__ = ["STRENGTHS", "feature_steering", "parse_genre", "steer_summary"]
 
-STRENGTHS = (0.0, 0.25, 0.5, 1.0, 2.0)  # x mean activation norm, as in workbench.toy.evaluate
-FLIP_BEST_BAR, FLIP_ZERO_BAR = 0.5, 0.15
+STRENGTHS = (0.125, 0.25, 0.5)  # x the layer's mean residual norm (strength 0 is the twin: never measured)
 GENRE_COLUMNS = ("label", "genre")
 
 
@@ -37,14 +38,13 @@ def parse_genre(label: str | None) -> str | None:
 
 
 def feature_steering(handle, labels, features, strengths=STRENGTHS, seeds=(100, 101), duration_s: float = 4.0,
-                     guidance_scale: float = 3.0, mean_norm: float | None = None, judge=None,
-                     progress: bool = False) -> list[dict]:
-    """One dict per genre-labelled feature: target, flip rate by strength, best strength, best and zero rates,
-    and ``steers``. labels: a `FeatureLabels`; features: the feature ids to try. An SAE trained on another
-    model than `handle` is refused (DirectionMismatchError)."""
-    import workbench as wb
+                     guidance_scale: float = 3.0, reader=None, progress: bool = False) -> list[dict]:
+    """One dict per genre-labelled feature: ``target``, ``verdict`` (effect, effect_ci, random_p95, p_value,
+    order_rate, collapsed_share, off_target, beyond_random, strength), ``steers`` (= beyond random), the
+    layer's ``mean_residual_norm`` and the per-strength ``summary``. labels: a `FeatureLabels`; features: the
+    feature ids to try; reader: a verdict `Reader` of genre (default: the clean-audio genre reader). An SAE
+    trained on another model than `handle` is refused (DirectionMismatchError)."""
     from workbench.toy import GENRES
-    from workbench.toy.judge import load_judge
     from workbench.toy.prompts import EVAL_PROMPTS
 
     validation.model_handle(handle)
@@ -59,79 +59,61 @@ def feature_steering(handle, labels, features, strengths=STRENGTHS, seeds=(100, 
                                      f"{handle.model_id!r}: label the features on this model's activations")
     features = [labels.check_feature(f) for f in validation.int_sequence(features, "features", allow_empty=True,
                                                                  example="[3, 17]")]
-    strengths = validation.float_sequence(strengths, "strengths", low=0.0, example="(0.0, 0.5, 1.0)")
-    if not any(s > 0 for s in strengths):
-        raise OutOfRangeError(f"strengths={strengths}: pass at least one strength > 0 (0 is the unsteered baseline), "
-                              f"e.g. {STRENGTHS}")
+    strengths = validation.float_sequence(strengths, "strengths", low=0.0, example="(0.125, 0.25, 0.5)")
+    if not strengths or any(s <= 0 for s in strengths):
+        raise OutOfRangeError(f"strengths={strengths}: pass strengths > 0 (multiples of the layer's mean residual "
+                              f"norm; 0 is the twin itself, not a control), e.g. {STRENGTHS}")
     seeds = validation.seeds(seeds)
     if not seeds:
         raise BadInputError("seeds is empty: pass at least one seed per prompt, e.g. (100, 101)")
     duration_s = validation.finite_float(duration_s, "duration_s", low=0.0, low_inclusive=False)
     progress = validation.flag(progress, "progress")
     guidance_scale = validation.guidance_scale(guidance_scale)
-    if judge is not None and not callable(getattr(judge, "predict", None)):
-        raise WrongTypeError(f"judge is a {type(judge).__name__}: pass a reader with .predict(waves, sample_rate_hz) "
-                             "(workbench.toy.judge.load_judge()) or None")
-    if mean_norm is not None:
-        mean_norm = validation.finite_float(mean_norm, "mean_norm", low=0.0, low_inclusive=False,
-                                            hint="the layer's mean activation norm, or None to measure it")
-    judge = judge or load_judge()
-    if mean_norm is None:
-        pooled = labels.stream.store.array(site, layer)
-        mean_norm = float(np.linalg.norm(np.asarray(pooled, np.float32), axis=1).mean())
-        if not np.isfinite(mean_norm) or mean_norm <= 0:
-            raise BadInputError(f"the store's mean activation norm at {site} layer {layer} is {mean_norm}: pass "
-                                "mean_norm=..., or repair the store (store.verify())")
-    zero_cache: dict = {}
-
-    def flips(target, steering):
-        src = [(EVAL_PROMPTS[g][0], s) for g in GENRES if g != target for s in seeds]
-        out = wb.generate(handle, [p for p, _ in src], duration_s=duration_s, seeds=[s for _, s in src],
-                          guidance_scale=guidance_scale, steering=steering, progress=progress)
-        pred = judge.predict([c.waveform.mean(0) for c in out.clips], out.clips[0].sample_rate_hz)
-        return float(np.mean([p == target for p in pred]))
-
-    results = []
+    if reader is not None and not isinstance(reader, Reader):
+        raise WrongTypeError(f"reader is a {type(reader).__name__}: pass a workbench.analysis.evaluation.verdicts"
+                             ".Reader of genre (workbench.toy.evaluate.verdict_readers()['genre']) or None")
+    tried = []
     for feature in features:
-        row = labels.table.rows[feature]
-        target = parse_genre(row.get("label"))
-        if target is None or target not in GENRES:
-            continue
-        direction = labels.direction(int(feature), handle.model_id)
-        rates = {}
-        for s in strengths:
-            if s == 0:
-                if target not in zero_cache:
-                    zero_cache[target] = flips(target, None)
-                rates[s] = zero_cache[target]
-                continue
-            spec = wb.SteeringSpec.single(direction, layers=(layer,), strength=float(s) * mean_norm, mode="add",
-                                          rows="cond")
-            rates[s] = flips(target, spec)
-        positive = [s for s in strengths if s > 0]
-        best_s = max(positive, key=lambda s: rates[s])
-        zero = rates.get(0.0, float("nan"))
-        results.append(dict(feature=int(feature), target=target, label_score=row.get("label_score"),
-                            flip_rate_by_strength={f"{s:g}": r for s, r in rates.items()},
-                            best_strength=best_s, flip_rate_best=rates[best_s], flip_rate_zero=zero,
-                            steers=bool(rates[best_s] >= FLIP_BEST_BAR and zero <= FLIP_ZERO_BAR),
-                            mean_norm=mean_norm, n_clips_per_strength=(len(GENRES) - 1) * len(seeds)))
+        target = parse_genre(labels.table.rows[feature].get("label"))
+        if target is not None and target in GENRES:
+            tried.append((int(feature), target))
+    if not tried:
+        return []
+    if reader is None:
+        from workbench.toy.evaluate import verdict_readers
+
+        reader = verdict_readers()["genre"]
+    plan = VerdictPlan(prompts=tuple(EVAL_PROMPTS[g][0] for g in GENRES), seeds=tuple(seeds),
+                       strengths=tuple(strengths), duration_s=duration_s, guidance_scale=guidance_scale)
+    bench = SteeringBench(handle, plan, progress=progress)
+    results = []
+    for feature, target in tried:
+        direction = labels.direction(feature, handle.model_id)
+        eligible = {target: [p != EVAL_PROMPTS[target][0] for p, _ in plan.pairs]}
+        effect = bench.measure(reader, {target: direction}, layer, eligible=eligible)
+        verdict = effect.verdict[target]
+        results.append(dict(feature=feature, target=target, label_score=labels.table.rows[feature].get("label_score"),
+                            verdict={k: verdict[k] for k in VERDICT_KEYS}, steers=bool(verdict["beyond_random"]),
+                            mean_residual_norm=effect.mean_residual_norm, reader=reader.name,
+                            n_pairs=int(sum(eligible[target])),
+                            summary=effect.summary.drop(columns=["off_target", "effect_ci"]).to_dict("records")))
     return results
 
 
 def steer_summary(results: list[dict]) -> dict:
-    """The report's figures: the best feature's flip rates, and the share of tried features that steer."""
+    """The report's figures: the share of tried features beyond random, and the best feature's verdict
+    (the one furthest above its random band among those beyond random, else among all)."""
     if isinstance(results, (str, bytes, dict)) or not isinstance(results, (list, tuple)):
         raise WrongTypeError(f"results is a {type(results).__name__}: pass the list feature_steering returns")
-    needed = ("feature", "target", "steers", "flip_rate_best", "flip_rate_zero")
+    needed = ("feature", "target", "steers", "verdict")
     for i, r in enumerate(results):
-        if not isinstance(r, dict) or any(k not in r for k in needed):
-            raise BadInputError(f"results[{i}] is not a feature_steering row: each needs {needed}")
+        if not isinstance(r, dict) or any(k not in r for k in needed) or not isinstance(r["verdict"], dict) \
+                or any(k not in r["verdict"] for k in ("effect", "random_p95")):
+            raise BadInputError(f"results[{i}] is not a feature_steering row: each needs {needed} and a verdict")
     if not results:
-        return dict(feature_steer_flip_best=None, feature_steer_flip_zero=None, feature_steer_share=None,
-                    feature_steer_best_feature=None, feature_steer_n_tried=0)
-    best = max(results, key=lambda r: (r["steers"], r["flip_rate_best"] - r["flip_rate_zero"]))
-    return dict(feature_steer_flip_best=best["flip_rate_best"], feature_steer_flip_zero=best["flip_rate_zero"],
+        return dict(feature_steer_share=None, feature_steer_best_feature=None, feature_steer_best_target=None,
+                    feature_steer_best_verdict=None, feature_steer_n_tried=0)
+    best = max(results, key=lambda r: (r["steers"], r["verdict"]["effect"] - r["verdict"]["random_p95"]))
+    return dict(feature_steer_share=float(np.mean([r["steers"] for r in results])),
                 feature_steer_best_feature=best["feature"], feature_steer_best_target=best["target"],
-                feature_steer_share=float(np.mean([r["steers"] for r in results])),
-                feature_steer_n_tried=len(results))
+                feature_steer_best_verdict=best["verdict"], feature_steer_n_tried=len(results))
