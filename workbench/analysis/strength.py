@@ -18,9 +18,14 @@ unsteered (a few seconds on the teaching model). Later measurements do not repla
 shown in a notebook keeps meaning the same push for the whole session; a bench still reports the norm
 of its own twins (`SteeringBench.mean_residual_norm`, measured in the same run).
 
-    >>> import workbench as wb                                     # doctest: +SKIP
-    >>> h = wb.random_model("tiny")                                # doctest: +SKIP
-    >>> mean_residual_norm(h, 1) == mean_residual_norm(h, 1) > 0   # measured once, then cached  # doctest: +SKIP
+    >>> import workbench as wb
+    >>> h = wb.random_model("tiny")
+    >>> known_mean_residual_norm(h, 1) is None
+    True
+    >>> unit = mean_residual_norm(h, 1, prompts=("jazz music",), seeds=(0,), duration_s=0.5)  # measured once
+    >>> unit > 0 and mean_residual_norm(h, 1) == known_mean_residual_norm(h, 1) == unit     # then recorded
+    True
+    >>> unit_text(unit, "resid", 1).startswith("x the mean residual norm at resid L1 (")
     True
 """
 from __future__ import annotations
