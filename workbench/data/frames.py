@@ -33,11 +33,20 @@ import dataclasses
 
 import numpy as np
 
-from workbench.errors import BadInputError, EmptyInputError
+from workbench import validation
+from workbench.data.store import ActivationStore
+from workbench.data.store_io import REPAIR_FIX
+from workbench.errors import BadInputError, CorruptFileError, EmptyInputError, OutOfRangeError, WrongTypeError
 
 __all__ = ["FrameBatch", "FrameStream", "MUSICGEN_FRAME_RATE_HZ"]
 
 MUSICGEN_FRAME_RATE_HZ = 50.0  # every MusicGen (and the teaching model): EnCodec frames per second
+
+
+def _brief(value) -> str:
+    """repr on one line, cut to 60 characters (an array's repr would fill the message)."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclasses.dataclass
@@ -49,6 +58,20 @@ class FrameBatch:
     steps: np.ndarray
     times_s: np.ndarray
 
+    def __post_init__(self):
+        if not isinstance(self.x, np.ndarray):
+            raise WrongTypeError(f"x={_brief(self.x)} is a {type(self.x).__name__}: pass a 2-D array (frames, hidden)")
+        if self.x.ndim != 2:
+            raise WrongTypeError(f"x has shape {self.x.shape}: pass a 2-D array (frames, hidden)")
+        for name in ("rows", "steps", "times_s"):
+            value = getattr(self, name)
+            if not isinstance(value, np.ndarray):
+                raise WrongTypeError(f"{name}={_brief(value)} is a {type(value).__name__}: pass a 1-D array with one "
+                                     "entry per frame of x")
+            if value.shape != (len(self.x),):
+                raise WrongTypeError(f"{name} has shape {value.shape} but x has {len(self.x)} frames: pass a 1-D array "
+                                     "with one entry per frame of x")
+
 
 class FrameStream:
     """Shuffled batches of the per-step frames of (site, layer), memory-mapped from the store's shards.
@@ -56,31 +79,43 @@ class FrameStream:
     rows: store rows to use (default all), e.g. a training split; frames of other rows are never read.
     seed: the shuffle of epoch e is a function of (seed, e) alone, so a resumed run sees the same batches.
     frame_rate_hz: decoder steps per second (50 for MusicGen), for `times_s`.
+    Every argument is checked before anything is read (a `BadInputError` naming the fix), and the frame files'
+    layout on opening (a `CorruptFileError` naming the file).
     """
 
     def __init__(self, store, site: str = "resid", layer: int = 0, batch_size: int = 1024, seed: int = 0,
                  rows=None, frame_rate_hz: float = MUSICGEN_FRAME_RATE_HZ):
-        from workbench.data.store_io import _key_name
-
-        key = (site, int(layer))
+        if not isinstance(store, ActivationStore):
+            shown = "store=None" if store is None else f"store={_brief(store)} is a {type(store).__name__}"
+            raise WrongTypeError(f"{shown}: pass an ActivationStore, e.g. FrameStream(ActivationStore(path), "
+                                 "'resid', layer)")
+        site = validation.site(site)
+        layer = validation.non_negative_int(layer, "layer")
+        batch_size = validation.positive_int(batch_size, "batch_size")
+        seed = validation.non_negative_int(seed, "seed")  # numpy's generators take no negative seeds
+        frame_rate_hz = validation.finite_float(frame_rate_hz, "frame_rate_hz", low=0.0, low_inclusive=False,
+                                                hint=f"MusicGen decodes {MUSICGEN_FRAME_RATE_HZ:g} steps per second")
+        key = (site, layer)
         if key not in store.step_keys():
             raise BadInputError(f"the store has no per-step frames of {key} (it has {store.step_keys() or 'none'}): "
-                                f"collect with per_step_layers=({int(layer)},)")
-        if int(batch_size) < 1:
-            raise BadInputError(f"batch_size={batch_size!r}: pass a positive number of frames, e.g. 1024")
-        self.store, self.site, self.layer = store, site, int(layer)
-        self.batch_size, self.seed, self.frame_rate_hz = int(batch_size), int(seed), float(frame_rate_hz)
-        name = f"steps.{_key_name(site, layer)}"
+                                f"collect with per_step_layers=({layer},)")
+        n_store_rows = len(store)
+        if not n_store_rows:
+            raise EmptyInputError(f"the store has no rows yet: collect into it first (with per_step_layers=({layer},))")
+        wanted = np.arange(n_store_rows) if rows is None else np.unique(
+            validation.index_array(rows, "rows", n_store_rows, what="store rows", where="the store's rows"))
+        self.store, self.site, self.layer = store, site, layer
+        self.batch_size, self.seed, self.frame_rate_hz = batch_size, seed, frame_rate_hz
+        self._n_store_rows = n_store_rows
         self._maps, offsets_all, first_row = [], [], 0
         for folder, shard in store._shard_paths():
+            name = f"steps.{site}.{layer}"
             data = store._load(folder / f"{name}.npy", None)  # memory-mapped, not read
-            offsets = store._load(folder / f"{name}.offsets.npy", shard["n"] + 1, mmap=False).astype(np.int64)
+            offsets = store._load(folder / f"{name}.offsets.npy", shard["n"] + 1, mmap=False)
+            self._check_shard(folder / f"{name}.npy", data, folder / f"{name}.offsets.npy", offsets)
             self._maps.append(data)
-            offsets_all.append((offsets, first_row))
+            offsets_all.append((offsets.astype(np.int64), first_row))
             first_row += shard["n"]
-        wanted = np.arange(len(store)) if rows is None else np.unique(np.asarray(rows, dtype=np.int64))
-        if wanted.size and (wanted.min() < 0 or wanted.max() >= len(store)):
-            raise BadInputError(f"rows must lie in 0..{len(store) - 1} (the store's rows)")
         shard_of, local, row_of, step_of = [], [], [], []
         wanted_set = set(wanted.tolist())
         for s, (offsets, row0) in enumerate(offsets_all):
@@ -98,6 +133,29 @@ class FrameStream:
         self.hidden_size = int(self._maps[0].shape[1])
         self.dtype = self._maps[0].dtype
 
+    def _check_shard(self, data_path, data, offsets_path, offsets) -> None:
+        """CorruptFileError unless the frames are a (frames, hidden) float matrix of the first shard's width and
+        the offsets run from 0 to its length without decreasing (else frames would be misread without a word)."""
+        if data.ndim != 2:
+            raise CorruptFileError(data_path, f"holds an array of shape {data.shape}, not (frames, hidden): "
+                                              f"{REPAIR_FIX}")
+        if data.dtype.kind != "f":
+            raise CorruptFileError(data_path, f"holds {data.dtype} values, not float frames: {REPAIR_FIX}")
+        if self._maps and data.shape[1] != self._maps[0].shape[1]:
+            raise CorruptFileError(data_path, f"holds frames of width {data.shape[1]}, but the first shard's have "
+                                              f"width {self._maps[0].shape[1]}: {REPAIR_FIX}")
+        if offsets.ndim != 1 or offsets.dtype.kind not in "iu":
+            raise CorruptFileError(offsets_path, f"holds {offsets.dtype} {offsets.shape}, not a list of integer "
+                                                 f"offsets: {REPAIR_FIX}")
+        if offsets[0] != 0:
+            raise CorruptFileError(offsets_path, f"offsets do not start at 0 (they start at {int(offsets[0])}): "
+                                                 f"{REPAIR_FIX}")
+        if (np.diff(offsets.astype(np.int64)) < 0).any():
+            raise CorruptFileError(offsets_path, f"offsets decrease (a clip of negative length): {REPAIR_FIX}")
+        if offsets[-1] != data.shape[0]:
+            raise CorruptFileError(offsets_path, f"offsets end at {int(offsets[-1])} but the file holds "
+                                                 f"{data.shape[0]} frames: {REPAIR_FIX}")
+
     @property
     def n_frames(self) -> int:
         return len(self._local)
@@ -112,11 +170,17 @@ class FrameStream:
         return -(-self.n_frames // self.batch_size)
 
     def order(self, epoch: int = 0) -> np.ndarray:
-        return np.random.default_rng([self.seed, int(epoch)]).permutation(self.n_frames)
+        """The shuffled frame indices of epoch `epoch` (>= 0)."""
+        epoch = validation.non_negative_int(epoch, "epoch")
+        return np.random.default_rng([self.seed, epoch]).permutation(self.n_frames)
 
-    def gather(self, index: np.ndarray) -> np.ndarray:
-        """(len(index), H) float32 frames at global frame indices (read in sorted order from the maps)."""
-        index = np.asarray(index, dtype=np.int64)
+    def gather(self, index) -> np.ndarray:
+        """(len(index), H) float32 frames at frame indices 0..n_frames-1 (read in sorted order from the maps)."""
+        index = validation.index_array(index, "index", self.n_frames, what="frame indices",
+                                       where="this stream's frames", single=False, allow_empty=True)
+        return self._gather(index)
+
+    def _gather(self, index: np.ndarray) -> np.ndarray:
         out = np.empty((len(index), self.hidden_size), np.float32)
         shards = self._shard[index]
         for s in np.unique(shards):
@@ -127,35 +191,42 @@ class FrameStream:
         return out
 
     def batches(self, epoch: int = 0, start: int = 0):
-        """Yield the `FrameBatch`es of one epoch, from batch `start` on (to resume mid-epoch)."""
+        """Yield the `FrameBatch`es of one epoch, from batch `start` on (to resume mid-epoch; 0 <= start <= len)."""
         order = self.order(epoch)
-        for b in range(int(start), len(self)):
-            index = order[b * self.batch_size:(b + 1) * self.batch_size]
-            yield self._batch(index)
+        start = validation.non_negative_int(start, "start")
+        if start > len(self):
+            raise OutOfRangeError(f"start={start} is beyond the epoch's {len(self)} batches: pass 0-{len(self)} "
+                                  "(the batch to resume from)")
+        return (self._batch(order[b * self.batch_size:(b + 1) * self.batch_size]) for b in range(start, len(self)))
 
     def _batch(self, index) -> FrameBatch:
         steps = self.steps[index]
-        return FrameBatch(self.gather(index), self.rows[index], steps, steps / self.frame_rate_hz)
+        return FrameBatch(self._gather(index), self.rows[index], steps, steps / self.frame_rate_hz)
 
     def clip(self, row: int) -> np.ndarray:
         """(T, H) float32 frames of one store row, in time order."""
-        index = np.flatnonzero(self.rows == int(row))
+        row = validation.integer(row, "row")
+        if not 0 <= row < self._n_store_rows:
+            raise OutOfRangeError(f"row={row} is out of range: the store has rows 0-{self._n_store_rows - 1}")
+        index = np.flatnonzero(self.rows == row)
         if not index.size:
             raise BadInputError(f"row {row} is not streamed here: it is outside `rows`")
-        return self.gather(index)
+        return self._gather(index)
 
-    def sample(self, n: int, seed: int = 0) -> np.ndarray:
-        """(n, H) float32 frames drawn without replacement (all of them when n >= n_frames)."""
+    def sample(self, n: int, seed: int | None = 0) -> np.ndarray:
+        """(n, H) float32 frames drawn without replacement (all of them when n >= n_frames); seed None: fresh."""
+        n = validation.positive_int(n, "n")
+        seed = None if seed is None else validation.non_negative_int(seed, "seed")
         rng = np.random.default_rng(seed)
-        index = rng.choice(self.n_frames, size=min(int(n), self.n_frames), replace=False)
-        return self.gather(np.sort(index))
+        index = rng.choice(self.n_frames, size=min(n, self.n_frames), replace=False)
+        return self._gather(np.sort(index))
 
     def sequential(self, chunk: int = 8192):
         """Yield every frame once, in store order, as `FrameBatch`es of up to `chunk` frames."""
-        for start in range(0, self.n_frames, chunk):
-            yield self._batch(np.arange(start, min(start + chunk, self.n_frames)))
+        chunk = validation.positive_int(chunk, "chunk")
+        return (self._batch(np.arange(start, min(start + chunk, self.n_frames)))
+                for start in range(0, self.n_frames, chunk))
 
     def __repr__(self) -> str:
         return (f"FrameStream({self.site} layer {self.layer}: {self.n_frames} frames x {self.hidden_size} "
                 f"{self.dtype}, {self.nbytes / 1e6:.1f} MB, {len(self)} batches of {self.batch_size})")
-
