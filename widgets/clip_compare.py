@@ -244,8 +244,8 @@ def collapse_text(note: dict) -> str:
 def band_text(band: dict) -> str:
     """ "toward rock +0.41; random directions, 95%: +0.38: not beyond random" and why, from a band."""
     unit = f" {band['unit']}" if band.get("unit") and not str(band.get("unit")).startswith("P(") else ""
-    head = (f"toward {band['target']} {band['effect']:+.2f}{unit}; random directions, 95%: "
-            f"{band['random_p95']:+.2f}{unit}: " + ("beyond random" if band["beyond_random"] else "not beyond random"))
+    head = (f"toward {band['target']} {band['effect']:+.2g}{unit}; random directions, 95%: "
+            f"{band['random_p95']:+.2g}{unit}: " + ("beyond random" if band["beyond_random"] else "not beyond random"))
     detail = [f"p = {band['p_value']:.2g}", f"+v beats -v in {band['order_rate']:.0%} of pairs",
               f"{band['collapsed_share']:.0%} of steered clips collapsed"]
     if band.get("n_pairs"):

@@ -291,4 +291,5 @@ class SteeringPanel(View):
         captions = [dataclasses.replace(request, prompt=str(getattr(c, "prompt", "") or "")).caption()
                     for c in self.clips[-2:]]
         players = "".join(audio_html(c, text) for c, text in zip(self.clips[-2:], captions))  # it escapes them
-        return f"<div><b>steering panel</b> · {html.escape(request.caption())}{players}</div>"
+        unit = f"<div><small>{html.escape(self.unit_text())}</small></div>" if request.steered else ""
+        return f"<div><b>steering panel</b> · {html.escape(request.caption())}{unit}{players}</div>"
