@@ -468,3 +468,31 @@ def test_backend_consumes_typed_requests():
     assert be.steering_spec(dict(prompt="rock", layers=(1,), strength=2.0, direction=d)) is not None  # old dicts
     with pytest.raises(BadInputError, match="mode="):
         be.steering_spec(dict(prompt="rock", layers=(1,), strength=2.0, mode="Add", direction=d))
+
+
+# -- issue 26: one strength unit, shown where the strength is set ---------------------------------------
+
+def test_panel_shows_the_strength_in_the_layers_unit():
+    panel = SteeringPanel(n_layers=4, generate_fn=lambda *_: tone(), unit_fn=lambda layer: {2: 4.0}.get(layer))
+    panel.strength, panel.layers = 1.5, [2]
+    assert panel.unit_text() == "+1.5 x the mean residual norm at resid L2 (4) = 6 added"
+    panel.layers = [1, 2]
+    assert panel.unit_text().endswith("(the norm is measured at the first steered generation)")
+    panel.mode = "norm_relative"
+    assert "relative to each row's own norm" in panel.unit_text()
+    assert "mean residual norm" in SteeringPanel(n_layers=4, generate_fn=lambda *_: tone()).unit_text()
+
+
+def test_backend_adds_strength_times_the_unit_along_a_unit_vector():
+    col = Collection(acts={("resid", 1): np.eye(4)}, labels=["a", "a", "b", "b"], texts=[""] * 4, clips=[])
+    be = Backend(type("H", (), {"model_id": "fake/model"})(), col)
+    direction = np.array([0.0, 3.0, 4.0, 0.0], np.float32)
+    spec = be.steering_spec(SteerRequest("rock", layers=(1,), strength=2.0, direction=direction))
+    assert spec.terms[0].strength == 2.0  # a stand-in handle cannot measure a unit: absolute
+    be.units[("resid", 1)] = 2.5  # a unit set from code (a fake handle measures none)
+    (term,) = be.steering_spec(SteerRequest("rock", layers=(1,), strength=2.0, direction=direction)).terms
+    assert term.strength == 5.0 and term.vector.tolist() == pytest.approx([0.0, 0.6, 0.8, 0.0])
+    made = be.make_direction(DirectionRequest("class_pair", layer=1, class_a="a", class_b="b"))
+    assert made.provenance["normalize"] == "unit" and made.norm == pytest.approx(1.0)
+    info = be.describe_steering(SteerRequest("rock", layers=(1,), strength=2.0, direction=made))
+    assert info["unit_by_layer"] == {1: 2.5} and info["method"] == "class_means" and info["name"] == "b − a"
