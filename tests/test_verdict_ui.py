@@ -222,3 +222,22 @@ def test_evaluation_view_draws_the_random_band():
     assert len(view.band_plot.data) == 4 and len(view.bands) == 4
     no_fn = EvaluationView(fake_result())
     assert no_fn.band_button.disabled and no_fn.compute_band() is None and "band_fn" in no_fn.last_error
+
+
+def test_grid_band_fn_measures_a_grid_method_at_the_workbench_unit():
+    import workbench as wb
+    from widgets.backend import grid_band_fn
+    from workbench.analysis import strength
+    from workbench.analysis.evaluation.methods import Method
+    h = wb.random_model("tiny")
+    v = np.random.default_rng(2).normal(size=h.hidden_size)
+    add = Method("m", {("brighter", 1): v, ("darker", 1): -v}, strengths=(0.0, 1.0))
+    paper = Method("p", {("brighter", 1): v}, mode="norm_relative", strengths=(0.0, 1.0))
+    band_fn = grid_band_fn(h, {"m": add, "p": paper}, prompts=("jazz music",), seeds=(0, 1), duration_s=0.5)
+    view = EvaluationView(fake_result(), band_fn=band_fn)
+    rows = view.compute_band("m", 1)
+    assert sorted(r["target"] for r in rows) == ["brighter", "darker"] and all(r["strength"] == 1.0 for r in rows)
+    effect = band_fn("m", 1)
+    assert effect is band_fn("m", 1)  # cached per method direction and layer
+    assert effect.mean_residual_norm == strength.mean_residual_norm(h, 1)
+    assert view.compute_band("p", 1) is None and "mode 'norm_relative'" in view.last_error
