@@ -64,7 +64,7 @@ class Method:
             if not (isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], str) and key[0]):
                 raise WrongTypeError(f"method {self.name!r}: direction key {key!r:.60} is not a (target, layer) pair "
                                      "such as ('rock', 6)")
-            target, layer = key[0], integer(key[1], f"method {self.name!r} layer of {key[0]!r}", low=0)
+            target, layer = str(key[0]), integer(key[1], f"method {self.name!r} layer of {key[0]!r}", low=0)
             raw = getattr(vector, "vector", vector)
             n = int(np.size(raw)) if not isinstance(raw, (str, bytes, dict)) else 0
             v = unit_direction(vector, n, f"method {self.name!r}: the direction for {target!r} at layer {layer}",
