@@ -203,3 +203,24 @@ def test_summarise_corrects_for_the_strengths_tried():
     one = summarise(pd.DataFrame(rows), n_strengths=1)
     two = summarise(pd.DataFrame(rows), n_strengths=2)
     assert np.allclose(two["p_value"], np.minimum(1.0, 2 * one["p_value"]))
+
+
+@pytest.mark.slow
+def test_the_evaluation_report_gives_every_method_a_verdict_per_target():
+    import workbench as wb
+    from workbench.analysis.evaluation.methods import Method
+    from workbench.analysis.evaluation.report import method_verdicts
+    from workbench.toy.synth_v2 import GENRES
+
+    h = wb.random_model("tiny")
+    rng = np.random.default_rng(0)
+    methods = {name: Method(name, {(g, 1): rng.normal(size=h.hidden_size) for g in GENRES}) for name in ("a", "b")}
+    out = method_verdicts(h, methods, 1, fast=True)
+    assert set(out["verdict"]) == {"a", "b"} and out["verdict_reader"] == "clean_genre"
+    for by_target in out["verdict"].values():
+        assert set(by_target) == set(GENRES)
+        for v in by_target.values():
+            assert {"effect", "effect_ci", "random_p95", "p_value", "order_rate", "collapsed_share", "off_target",
+                    "beyond_random", "strength"} <= set(v)
+    # twins and random clips are shared: 8 pairs x (twin + random + 2 methods x 4 targets x 2 signs)
+    assert out["verdict_n_clips"] == 8 * (2 + 2 * 4 * 2)

@@ -69,6 +69,7 @@ ALPHA = 0.01               # beyond random: the +v shifts beat the random shifts
 MIN_ORDER_RATE = 0.75      # +v reads further toward the target than -v in at least 3 pairs of 4,
 MAX_COLLAPSED_SHARE = 0.2  # and at most 1 steered clip in 5 collapsed into repeated codes
 MIN_RANDOM_POOL = 16
+_POOL_STREAM = 0x7A4D0  # the random pool's own seed stream
 VERDICT_KEYS = ("effect", "effect_ci", "random_p95", "p_value", "order_rate", "collapsed_share", "off_target",
                 "beyond_random", "strength")
 
@@ -233,7 +234,9 @@ class SteeringBench:
 
     # ------------------------------------------------------------------ generation
     def _random_pool(self) -> np.ndarray:
-        rng = np.random.default_rng(self.plan.random_seed)
+        # seeded apart from a plain default_rng(seed): a user's own "random" direction made with
+        # default_rng(0) must not be the pool's first direction
+        rng = np.random.default_rng([self.plan.random_seed, _POOL_STREAM])
         pool = rng.normal(size=(self.plan.n_random, self.handle.hidden_size))
         return (pool / np.linalg.norm(pool, axis=1, keepdims=True)).astype(np.float32)
 
