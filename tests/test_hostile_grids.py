@@ -326,3 +326,13 @@ def test_a_grid_killed_again_and_again_loses_nothing(tiny, tmp_path):
     table = EvaluationResult(folder).table
     assert table["cell"].nunique() == 10 and len(table) == 40 and not table.duplicated(["cell", "item"]).any()
     assert ResultsLog(folder).verify(full=True).sound
+
+
+def test_a_result_verifies_and_repairs_its_folder(tiny, grid):
+    result = EvaluationResult(grid)
+    assert result.verify(full=True).sound and str(result.verify()).startswith("4 cells ok")
+    (grid / "cells" / cell_file("reference")).write_bytes(b"x")
+    report = result.repair()
+    assert "reference" in report.corrupt and "reference" not in set(result.table["cell"])
+    assert result.verify().sound  # the bad cell is in quarantine/, and the next run_grid makes it again
+    assert any(p.name == cell_file("reference") for p in (grid / "quarantine").rglob("*.npz"))

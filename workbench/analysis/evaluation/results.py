@@ -473,6 +473,16 @@ class EvaluationResult:
     def __len__(self) -> int:
         return len(self.table)
 
+    def verify(self, full: bool = False) -> GridReport:
+        """`ResultsLog.verify`: every committed cell's checksum (full: its arrays loaded and counted too)."""
+        return self.log.verify(full)
+
+    def repair(self, full: bool = False) -> GridReport:
+        """`ResultsLog.repair`: bad cells moved to quarantine/ (nothing deleted); the table is read again."""
+        report = self.log.repair(full)
+        self.reload()
+        return report
+
     def __repr__(self) -> str:
         cells = self.table["cell"].nunique() if len(self.table) else 0
         return f"EvaluationResult({str(self.folder)!r}: {len(self.table)} clips in {cells} cells)"
