@@ -110,6 +110,10 @@ def test_run_grid_refuses_wrong_objects(tiny, tmp_path):
         run_grid(tiny, {"methods": []}, tmp_path / "g", judge=False)
     with pytest.raises(WrongTypeError, match="folder"):
         run_grid(tiny, _plan(tiny), None, judge=False)
+    (tmp_path / "file").write_text("not a folder")
+    for folder in (tmp_path / "file", tmp_path / "file" / "g", "a\0b"):
+        with pytest.raises(BadInputError, match="folder"):
+            run_grid(tiny, _plan(tiny), folder, judge=False)
     with pytest.raises(BadInputError, match="no evaluation grid in"):
         EvaluationResult(tmp_path / "typo")
     assert not (tmp_path / "typo").exists()

@@ -93,7 +93,9 @@ def test_bad_arguments_are_workbench_errors(tmp_path):
            lambda: build_trials([("a", "b", {})], n=0), lambda: summarize("answers"), lambda: summarize([1, 2]),
            lambda: summarize([dict(hit=True, response_s="slow")]), lambda: log.next_trial("p", 5),
            lambda: log.next_trial("p", []), lambda: log.next_trial("p", ["trial"]), lambda: read_answers(None),
-           lambda: read_answers(tmp_path / "none.sqlite"), lambda: log.to_csv(tmp_path)]
+           lambda: read_answers(tmp_path / "none.sqlite"), lambda: log.to_csv(tmp_path),
+           lambda: log.append(trials[0], "A", response_s=1.0, participant="\ud800"),  # a lone surrogate
+           lambda: AnswerLog(tmp_path / "a.sqlite" / "b.sqlite"), lambda: AnswerLog("a\0b.sqlite")]
     for make in bad:
         with pytest.raises(WorkbenchError):
             make()

@@ -76,7 +76,7 @@ class AnswerLog:
     """
 
     def __init__(self, path):
-        if not isinstance(path, (str, os.PathLike)) or not str(path):
+        if not isinstance(path, (str, os.PathLike)) or not str(path) or "\0" in str(path):
             raise WrongTypeError(f"path={path!r:.60}: pass the answers file as a path, e.g. 'answers.sqlite'")
         path = Path(path)
         suffix = path.suffix.lower()
@@ -88,7 +88,11 @@ class AnswerLog:
         self.path = path
         if self.db_path.is_dir():
             raise BadInputError(f"{self.db_path} is a folder: pass a file path for the answers")
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise BadInputError(f"cannot make the folder of {self.db_path} ({error.strerror}): pass a path on a "
+                                "writable local disk") from None
         self._create()
         if self.export is not None:
             self._import_once(self.export)
@@ -428,6 +432,16 @@ def _number(text: str):
 def _participant(value) -> str:
     if not isinstance(value, str):
         raise WrongTypeError(f"participant={value!r:.60} is a {type(value).__name__}: pass the listener's name as text")
+    _text(value, "participant")
+    return value
+
+
+def _text(value: str, name: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadInputError(f"{name}={value!r:.60} is not valid Unicode text (a lone surrogate): pass the text as "
+                            "typed") from None
     return value
 
 
@@ -448,6 +462,9 @@ def _participant_id(db, name: str) -> int:
 def _insert(db, pid: int, row: dict) -> None:
     columns = ["participant_id", "answer_id", "time_unix", *_TRIAL_COLUMNS]
     values = [pid, row["answer_id"], row["time_unix"]] + [_plain(row.get(k, "")) for k in _TRIAL_COLUMNS]
+    for name, value in zip(columns, values):
+        if isinstance(value, str):
+            _text(value, name)
     values[columns.index("hit")] = int(bool(row["hit"]))
     db.execute(f"INSERT INTO trials ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", values)
 

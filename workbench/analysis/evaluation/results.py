@@ -98,7 +98,9 @@ def plan_hash(plan: dict) -> str:
 
 def _folder(folder) -> Path:
     if not isinstance(folder, (str, os.PathLike)) or not str(folder):
-        raise WrongTypeError(f"folder={folder!r}: pass the grid's folder as a path (str or pathlib.Path)")
+        raise WrongTypeError(f"folder={folder!r:.60}: pass the grid's folder as a path (str or pathlib.Path)")
+    if "\0" in str(folder):
+        raise BadInputError(f"folder={str(folder)!r:.60} holds a NUL character: pass a plain path")
     return Path(folder)
 
 
@@ -138,7 +140,11 @@ class ResultsLog:
         if not create and not ((self.folder / RESULTS).exists() or (self.folder / PLAN).exists()):
             raise BadInputError(f"no evaluation grid in {self.folder}: check the path, or run run_grid(handle, plan, "
                                 "folder) first")
-        (self.folder / "cells").mkdir(parents=True, exist_ok=True)
+        try:
+            (self.folder / "cells").mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise BadInputError(f"cannot make the grid folder {self.folder} ({error.strerror}): pass a folder on a "
+                                "writable disk, whose parents are folders") from None
 
     # -- the plan ------------------------------------------------------------------------------------
     def read_plan(self) -> dict | None:
