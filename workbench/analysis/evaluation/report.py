@@ -84,16 +84,21 @@ def report_items(n_per_target: int, seed: int = 1000):
     return tuple(items)
 
 
-def report_methods(data: dict, layers, strengths_fast: bool = False) -> dict:
-    """{name: Method} of the protocol at `layers`: the three compared methods and the two controls."""
+def report_methods(data: dict, layers, strengths_fast: bool = False, handle=None) -> dict:
+    """{name: Method} of the protocol at `layers`: the three compared methods and the two controls.
+
+    handle: the model, so the class-means and probe methods steer in multiples of the layer's mean residual
+    norm (`workbench.analysis.strength`); without it the pooled activations' norm stands in (with a warning).
+    """
     from workbench.analysis.evaluation import recipes
     from workbench.analysis.evaluation.methods import random_like
     default_s = (0.0, 0.25, 1.0) if strengths_fast else recipes.DEFAULT_STRENGTHS
     paper_s = (0.0, 1.0, 4.0) if strengths_fast else recipes.PAPER_STRENGTHS
     labels = data["labels"]
-    default = recipes.workbench_default(data["mean"], labels, layers=layers, strengths=default_s)
+    default = recipes.workbench_default(data["mean"], labels, layers=layers, strengths=default_s, handle=handle)
     return {"class_means": default,
-            "logistic_probe": recipes.logistic_probe(data["mean"], labels, layers=layers, strengths=default_s),
+            "logistic_probe": recipes.logistic_probe(data["mean"], labels, layers=layers, strengths=default_s,
+                                                     handle=handle),
             "paper_2506_10225": recipes.paper_2506_10225(data["last"], labels, layers=layers, strengths=paper_s),
             "random": random_like(default, seed=0),
             "paper_2506_10225_logistic": recipes.paper_2506_10225(data["last"], labels, layers=layers,
@@ -116,7 +121,7 @@ def run_report(*, fast: bool = False, folder=None, all_layers: bool = False, dur
     best, probe, probe_by_layer = reading_probe(handle, data["clips"], data["labels"])
     paper_by_layer = paper_layer_sweep(data["last"], data["labels"], folds=4)
     layers = tuple(range(handle.n_layers)) if all_layers else (best,)
-    methods = report_methods(data, layers, strengths_fast=fast)
+    methods = report_methods(data, layers, strengths_fast=fast, handle=handle)
     items = report_items(items_per_target or (1 if fast else 4))
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="wb-evaluation-"))
     setup_s = time.perf_counter() - t0
