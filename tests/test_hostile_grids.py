@@ -340,3 +340,20 @@ def test_a_result_verifies_and_repairs_its_folder(tiny, grid):
     assert "reference" in report.corrupt and "reference" not in set(result.table["cell"])
     assert result.verify().sound  # the bad cell is in quarantine/, and the next run_grid makes it again
     assert any(p.name == cell_file("reference") for p in (grid / "quarantine").rglob("*.npz"))
+
+
+def test_a_flipped_digit_in_a_cells_line_is_caught(tiny, grid):
+    """A bit flip that leaves valid JSON (a changed measurement) fails the line's checksum; the cell is made again."""
+    before = EvaluationResult(grid).table.sort_values(["cell", "item"]).reset_index(drop=True)
+    lines = (grid / RESULTS).read_text().splitlines()
+    k = next(i for i, line in enumerate(lines) if '"cell": "m|L1|s8"' in line)
+    record = json.loads(lines[k])
+    record["rows"][0]["code_edit_rate"] += 0.25
+    lines[k] = json.dumps(record)
+    (grid / RESULTS).write_text("\n".join(lines) + "\n")
+    assert f"{RESULTS} line {k + 1}" in ResultsLog(grid).verify().corrupt
+    assert "m|L1|s8" not in ResultsLog(grid).done()
+    with pytest.warns(UserWarning, match="quarantine"):
+        run_grid(tiny, _plan(tiny), grid, judge=False, clap=False)
+    after = EvaluationResult(grid).table.sort_values(["cell", "item"]).reset_index(drop=True)
+    assert after["code_edit_rate"].tolist() == before["code_edit_rate"].tolist()

@@ -6,7 +6,7 @@ Folder layout (format ``workbench.evaluation/2``):
   read with; checked on resume.
 - ``results.jsonl``: first a ``{"plan": ...}`` line (a second copy of the plan: losing or replacing
   ``plan.json`` cannot let another plan in), then one line per finished cell with its rows, the
-  SHA-256 of its arrays file and the hash of the plan it belongs to. A cell is committed when its
+  SHA-256 of its arrays file, the hash of the plan it belongs to and a checksum of the line itself. A cell is committed when its
   line is appended and fsynced after its arrays; a torn last line from a crash is ignored.
 - ``cells/<id>.npz``: each cell's codes and codec embeddings (temp file, fsync, rename).
 - ``quarantine/<time>/``: what `ResultsLog.repair()` moved aside (cells that fail their checksum,
@@ -287,6 +287,11 @@ class ResultsLog:
                     and isinstance(record.get("fingerprint"), str)):
                 bad[f"{RESULTS} line {number}"] = "not a cell record"
                 continue
+            if "line_sha256" in record and _line_sha(record) != record["line_sha256"]:
+                bad[f"{RESULTS} line {number}"] = (f"the line of cell {record['cell']!r} fails its checksum (edited "
+                                                   "or damaged)")
+                good.pop(record["cell"], None)
+                continue
             good[record["cell"]] = record  # the latest line of a cell wins; checked below
         for cell, record in list(good.items()):
             path = self.folder / "cells" / cell_file(cell)
@@ -318,7 +323,9 @@ class ResultsLog:
         record = dict(cell=cell, fingerprint=fingerprint, sha256=_sha256(path), rows=rows)
         if plan is not None:
             record["plan"] = plan
-        self._append(json.dumps(record, default=_json_default))
+        record = json.loads(json.dumps(record, default=_json_default))  # as it will read back
+        record["line_sha256"] = _line_sha(record)
+        self._append(json.dumps(record))
 
     def _append(self, line: str) -> None:
         path = self.folder / RESULTS
@@ -401,6 +408,11 @@ class ResultsLog:
                 report.actions.append(f"restored {PLAN} from the copy in {RESULTS}")
             report.ok = [c for c in report.ok if c not in report.corrupt]
             return report
+
+
+def _line_sha(record: dict) -> str:
+    body = {k: v for k, v in record.items() if k != "line_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _loads(path: Path, n_rows: int) -> bool:
