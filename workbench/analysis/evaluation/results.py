@@ -6,7 +6,8 @@ Folder layout (format ``workbench.evaluation/2``):
   read with; checked on resume.
 - ``results.jsonl``: first a ``{"plan": ...}`` line (a second copy of the plan: losing or replacing
   ``plan.json`` cannot let another plan in), then one line per finished cell with its rows, the
-  SHA-256 of its arrays file, the hash of the plan it belongs to and a checksum of the line itself. A cell is committed when its
+  SHA-256 of its arrays file, the hash of the plan it belongs to and a checksum of the line
+  itself. A cell is committed when its
   line is appended and fsynced after its arrays; a torn last line from a crash is ignored.
 - ``cells/<id>.npz``: each cell's codes and codec embeddings (temp file, fsync, rename).
 - ``quarantine/<time>/``: what `ResultsLog.repair()` moved aside (cells that fail their checksum,
