@@ -132,3 +132,32 @@ def test_codec_stage_resumes_to_the_same_weights(tmp_path, monkeypatch):
     codec_training.train_codec(resumed, audio, checkpoint_path=tmp_path / "b.pt", **kwargs)
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_a_tiny_v3_codec_round_trip_has_less_comb_than_v2s():
+    """Trained the same few steps on the same clips, the v3 codec's losses leave a fraction of the
+    comb that v2's make (the comb appears within the first hundred steps of v2's losses), and both
+    tiny codecs are measured against the shipped v2 codec on the same held-out clips."""
+    from dataclasses import replace
+
+    from workbench.toy.architecture import build_codec
+    from workbench.toy.audio_checks import codec_round_trip, load_codec
+    from workbench.toy.synth_v2 import synth_clip, synth_dataset
+    from workbench.toy.training.codec_training import train_codec
+
+    torch.set_num_threads(1)
+    audio, _ = synth_dataset(2, seed=0, duration_s=1.0)
+    held_out = np.stack([synth_clip(g, seed=99, duration_s=1.0) for g in ("jazz", "rock")])
+    v3 = _tiny_v3()
+    v2 = replace(v3, codec_comb_weight=0.0, sizes=replace(v3.sizes, codec_residual_layers=1))
+    medians = {}
+    for name, recipe in (("v2", v2), ("v3", v3)):
+        codec = build_codec(recipe.sizes)
+        train_codec(codec, audio, ae_steps=60, vq_steps=20, batch_size=4, crop_s=0.32, kmeans_clips=8,
+                    progress=False, comb_weight=recipe.codec_comb_weight)
+        trips = codec_round_trip(codec, held_out)[0]
+        assert trips.std() > 0.2 * held_out.std()  # not silence
+        medians[name] = np.median(comb_shares(trips))
+    shipped = np.median(comb_shares(codec_round_trip(load_codec("shipped"), held_out)[0]))
+    assert medians["v2"] > 0.7 and shipped > 0.7  # v2's losses: the comb, at any scale
+    assert medians["v3"] < 0.5 * min(medians["v2"], shipped), medians
