@@ -9,8 +9,11 @@ and strength over all items) is generated as one batched call, read, and committ
 
 Per clip: alignment (``judge_p_target`` from the genre judge, ``probe_p_target`` from a probe re-read
 through the unsteered model when a probe is given, ``clap_p_target`` when CLAP weights are local),
-preservation against the twin (``code_edit_rate``, ``mel_distance``, ``embedding_distance``) and
-descriptors (``tempo_bpm``, ``centroid_hz``, ``loudness_db``, ``key``).
+preservation against the twin (``code_edit_rate``, ``mel_distance``, ``embedding_distance``), collapse
+and quality (`workbench.analysis.evaluation.collapse`: ``distinct_codes`` and ``repeat_rate`` next to the
+twin's, ``collapsed``, ``comb_share``, ``peak``, ``rms``) and descriptors (``tempo_bpm``, ``centroid_hz``,
+``loudness_db``, ``key``). The judge is fitted partly on codec round trips: its alignment describes, it
+does not decide whether steering works (`workbench.analysis.evaluation.verdicts` does).
 
     >>> import tempfile, numpy as np, workbench as wb
     >>> from workbench.analysis.evaluation import GridPlan, Method, items_for, run_grid
@@ -33,6 +36,7 @@ import numpy as np
 
 from workbench import validation
 from workbench.analysis.evaluation import metrics
+from workbench.analysis.evaluation.collapse import clip_quality, code_stats, is_collapsed
 from workbench.analysis.evaluation.methods import Method, strength_list
 from workbench.analysis.evaluation.results import (
     FORMAT,
@@ -44,7 +48,6 @@ from workbench.analysis.evaluation.results import (
 from workbench.data.store_io import store_lock
 from workbench.enums import POOLINGS
 from workbench.errors import BadInputError, EmptyInputError, StoppedError, WrongTypeError
-from workbench.runtime.inputs import generation_args
 from workbench.validation import (
     finite_float,
     int_sequence,
@@ -303,7 +306,7 @@ def _generate(handle, plan: GridPlan, kind, method, layer, strength, stop):
     return clips
 
 
-def _rows(plan, kind, method, layer, strength, clips, embeddings, readings, twins) -> list[dict]:
+def _rows(plan, kind, method, layer, strength, clips, embeddings, readings, twins, frame_period: int) -> list[dict]:
     rows = []
     for k, (item, clip) in enumerate(zip(plan.items, clips)):
         row = dict(cell=cell_id(kind, method, layer, strength), kind=kind,
@@ -318,6 +321,12 @@ def _rows(plan, kind, method, layer, strength, clips, embeddings, readings, twin
             row.update(code_edit_rate=metrics.code_edit_rate(clip.codes, twin_clip.codes),
                        mel_distance=metrics.mel_distance(clip.mono, twin_clip.mono, clip.sample_rate_hz),
                        embedding_distance=metrics.embedding_distance(embeddings[k], twin_embedding))
+        quality = clip_quality(clip.mono, clip.sample_rate_hz, frame_period, codes=clip.codes)
+        row.update(quality)
+        if twins is not None:
+            twin_stats = code_stats(twins[0][k].codes)
+            row.update(twin_distinct_codes=twin_stats["distinct_codes"], twin_repeat_rate=twin_stats["repeat_rate"],
+                       collapsed=is_collapsed(quality, twin_stats))
         row.update(metrics.descriptors(clip.mono, clip.sample_rate_hz))
         rows.append(row)
     return rows
@@ -349,6 +358,8 @@ def run_grid(handle, plan: GridPlan, folder, *, judge=True, probe=None, probe_la
                 method.spec(target, layer, strength).validate_for(handle.n_layers, handle.hidden_size,
                                                                  handle.model_id)
     readers.check_targets([i.target for i in plan.items])
+    from workbench.runtime.inputs import generation_args  # torch: the widgets import this module torch-free
+
     generation_args(handle, [i.prompt for i in plan.items], duration_s=plan.duration_s,
                     seeds=[i.seed for i in plan.items], guidance_scale=plan.guidance_scale, temperature=None,
                     top_k=None, batch_size=plan.batch_size)  # prompt length, duration vs the model's positions
@@ -386,7 +397,8 @@ def run_grid(handle, plan: GridPlan, folder, *, judge=True, probe=None, probe_la
                 if kind == "steered" and strength == 0.0:
                     rows = [dict(r, cell=cell, kind="steered", method=method.name, layer=int(layer), strength=0.0,
                                  mode=method.mode, strength_abs=0.0, generated=False, code_edit_rate=0.0,
-                                 mel_distance=0.0, embedding_distance=0.0) for r in twins[2]]
+                                 mel_distance=0.0, embedding_distance=0.0, twin_distinct_codes=r["distinct_codes"],
+                                 twin_repeat_rate=r["repeat_rate"], collapsed=False) for r in twins[2]]
                     log.commit(cell, method.fingerprint(layer), rows, codes=twins[3], embeddings=twins[1], plan=key)
                     continue
                 try:
@@ -397,7 +409,7 @@ def run_grid(handle, plan: GridPlan, folder, *, judge=True, probe=None, probe_la
                 embeddings = metrics.codec_embedding(handle, [c.mono for c in clips])
                 readings = readers.read(clips, [i.target for i in plan.items])
                 rows = _rows(plan, kind, method, layer, strength, clips, embeddings, readings,
-                             None if kind == "twin" else twins[:2])
+                             None if kind == "twin" else twins[:2], int(round(handle.samples_per_frame)))
                 if kind == "twin":
                     for row in rows:
                         row.update(code_edit_rate=0.0, mel_distance=0.0, embedding_distance=0.0)

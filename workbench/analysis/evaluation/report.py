@@ -169,7 +169,7 @@ def method_verdicts(handle, methods: dict, layer: int, *, fast: bool = False, se
 
     prompts = tuple(EVAL_PROMPTS[g][0] for g in GENRES)
     plan = VerdictPlan(prompts=prompts, seeds=tuple(seed + 500 + i for i in range(2 if fast else 4)),
-                       strengths=(1.0,) if fast else (0.5, 1.0, 2.0), random_seed=seed,
+                       strengths=(0.25,) if fast else (0.125, 0.25, 0.5), random_seed=seed,
                        duration_s=1.0 if fast else 2.0)
     bench = SteeringBench(handle, plan, progress=progress)
     readers = verdict_readers()
