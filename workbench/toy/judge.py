@@ -1,4 +1,8 @@
-"""Independent genre judge: hand-crafted audio features + a logistic regression, numpy at inference.
+"""The genre judge: hand-crafted audio features + a logistic regression, numpy at inference.
+
+A judge *fitted on codec round trips* (v2's, below): it describes generations and round trips, and is
+never used for a steering verdict (`workbench.toy.clean_readers` has the genre reader fitted on clean
+synthesiser audio only that verdicts use).
 
 Trained on synthesised audio only (never on model activations), with degradations a codec makes
 so it still judges reconstructions and generated clips fairly: for teaching model v1 random

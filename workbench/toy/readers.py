@@ -1,4 +1,10 @@
-"""Independent concept readers: each factor of a clip read from its audio alone (never the model).
+"""Codec-robust concept readers: each factor of a clip read from its audio alone (never the model).
+
+Not for steering verdicts: the tempo, key and lead parts are fitted half on `codec_degrade`d clips (a
+codec imitation) and take the genre judge's probabilities, and that judge is fitted on codec round
+trips, so these readers have learnt the codec's artefacts (an independent check found the judge calling
+collapsed drones "jazz"). They describe codec round trips and generations; every steering verdict uses
+`workbench.toy.clean_readers` (fitted on clean synthesiser audio only, or plain DSP).
 
 One reader per factor of `workbench.toy.synth_v2` (genre, tempo, mode, lead, contour, dynamics,
 brightness), to score clips the
