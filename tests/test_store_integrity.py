@@ -402,3 +402,12 @@ def test_compaction_of_stereo_audio_and_steps(tmp_path):
     assert all(np.array_equal(a, after.audio(i)) for i, a in enumerate(before[0]))
     assert all(np.array_equal(s, after.steps("resid", 2, i)) for i, s in enumerate(before[1]))
     assert after.audio(3).shape == (2, 8) and after.audio(3)[1, 0] == -3
+
+
+@pytest.mark.parametrize("row", [99, -1, "x", None, 1.5, True])
+def test_bad_rows_of_a_store_are_workbench_errors(tmp_path, row):
+    from workbench.errors import BadInputError
+    store = two_shards(tmp_path / "s")
+    for call in (lambda: store.audio(row), lambda: store.clip(row), lambda: store.steps("resid", 2, row)):
+        with pytest.raises(BadInputError):
+            call()

@@ -60,6 +60,7 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench import validation
 from workbench.data.store_io import (
     FORMAT,
     IDENTITY,
@@ -92,7 +93,7 @@ from workbench.data.store_repair import (
     _rebuild_manifest,
     _status_report,
 )
-from workbench.errors import BadInputError, CorruptFileError
+from workbench.errors import BadInputError, CorruptFileError, EmptyInputError
 
 __all__ = ["ActivationStore", "StoreError", "StoreLockedError", "StoreMismatchError", "StoreReport",
            "array_hash", "store_lock"]
@@ -565,9 +566,15 @@ class ActivationStore:
     def labels(self, column: str = "label") -> list:
         return self.column(column)
 
+    def _row_index(self, row) -> int:
+        """A row index checked like every other argument: an int in 0..len-1 (a workbench error otherwise)."""
+        n = len(self)
+        if n == 0:
+            raise EmptyInputError("the store has no rows yet: collect into it first")
+        return validation.integer(row, "row", low=0, high=n - 1)
+
     def _locate(self, row: int):
-        if not 0 <= row < len(self):
-            raise IndexError(f"row {row} is out of range: the store has {len(self)} rows")
+        row = self._row_index(row)
         for folder, shard in self._shard_paths():
             if row < shard["n"]:
                 return folder, shard, row
@@ -575,7 +582,8 @@ class ActivationStore:
 
     def steps(self, site: str, layer: int, row: int) -> np.ndarray:
         """(T, H) per-step activations of one row (needs per_step_layers at collection)."""
-        if (site, int(layer)) not in self.step_keys():
+        site, layer = validation.site(site), validation.non_negative_int(layer, "layer")
+        if (site, layer) not in self.step_keys():
             raise BadInputError(f"no per-step capture of {(site, layer)}: collect with per_step_layers=({layer},)")
         folder, shard, i = self._locate(row)
         name = f"steps.{_key_name(site, layer)}"
@@ -597,6 +605,6 @@ class ActivationStore:
     def clip(self, row: int):
         """The row as a `workbench.Clip` (to listen: `store.clip(i).audio()`)."""
         from workbench.runtime.clip import Clip
-        r = self.table[row]
+        r = self.table[self._row_index(row)]
         return Clip(self.audio(row), self.sample_rate_hz, prompt=r.get("prompt"), seed=r.get("seed"),
                     model_id=self.model_id, label=r.get("label"))
