@@ -9,6 +9,31 @@ import traitlets as t
 
 from workbench.errors import BadInputError
 
+# Every plotly figure the views make gets this config. Plotly.js 3 shows a "Share chart..." button by default
+# (`showSendToCloud`) that uploads the chart to a cloud service: off, and its buttons removed, so no plot
+# offers to leave the machine; no plotly logo; the camera button keeps downloading a PNG.
+PLOT_CONFIG = {
+    "displaylogo": False,
+    "showSendToCloud": False,
+    "modeBarButtonsToRemove": ["sendChartToCloud", "sendDataToCloud", "editInChartStudio"],
+    "toImageButtonOptions": {"format": "png", "scale": 2},
+}
+
+
+def configured(figure, filename: str = "workbench-plot"):
+    """`figure` (a plotly FigureWidget) with `PLOT_CONFIG`; the PNG download is saved as `filename`.png.
+
+    FigureWidget takes no config argument: its synced `_config` trait is what the front end passes to
+    Plotly.newPlot.
+
+        >>> import plotly.graph_objects as go
+        >>> configured(go.FigureWidget(), "sweep")._config["toImageButtonOptions"]["filename"]
+        'sweep'
+    """
+    config = dict(PLOT_CONFIG, toImageButtonOptions=dict(PLOT_CONFIG["toImageButtonOptions"], filename=filename))
+    figure._config = config
+    return figure
+
 
 class RefusedValueError(BadInputError, t.TraitError):
     """A value set from code that the view's control cannot show (e.g. outside a slider's range).

@@ -29,7 +29,7 @@ import traitlets as t
 
 from ._base import View, guarded
 from .backend import collapse_note
-from .static import audio_html, img_html, spectrogram_png, wav_bytes, waveform_of
+from .static import audio_html, spectrogram_svgs, svg_img_html, wav_bytes, waveform_of
 
 
 class ClipComparer(View):
@@ -41,6 +41,7 @@ class ClipComparer(View):
     collapse = t.Dict(help="code statistics of the steered clip next to its twin's, and `collapsed`")
     band = t.Dict(help="the direction against random directions (verdict keys), once computed")
     band_running = t.Bool(False)
+    db_range = t.Tuple(help="(vmin, vmax) in dB: the one colour scale both spectrograms are drawn on")
 
     def __init__(self, score_fn: Callable | None = None, titles=("original", "steered"), *,
                  band_fn: Callable | None = None, describe_fn: Callable | None = None, **kwargs):
@@ -72,12 +73,13 @@ class ClipComparer(View):
         that made `steered`, name its direction and look up its random band."""
         self.clear_errors()
         pair = [original, steered]
-        for col, title, clip in zip(self.columns, self.titles, pair):
+        images, self.db_range = spectrogram_svgs(pair)  # one colour scale: a quieter clip looks darker
+        for col, title, clip, image in zip(self.columns, self.titles, pair, images):
             samples, rate = waveform_of(clip)
             caption = html.escape(self.describe(clip))
             col.children = [w.HTML(f"<b>{html.escape(str(title))}</b> <small>{caption}</small>"),
                             w.Audio(value=wav_bytes(samples, rate), format="wav", autoplay=False),
-                            w.Image(value=spectrogram_png(clip), format="png", layout=w.Layout(width="95%"))]
+                            w.HTML(image, layout=w.Layout(width="95%"))]
         self.clips = pair
         self.request = request
         self.collapse = collapse_note(steered, original)
@@ -207,9 +209,10 @@ class ClipComparer(View):
     def static_html(self) -> str:
         if not self.clips:
             return "<div>clip comparer: nothing yet</div>"
+        images, _ = spectrogram_svgs(self.clips, width_px=360)
         cols = "".join(f"<td style='vertical-align:top'>{audio_html(c, f'{title}: {self.describe(c)}')}"
-                       f"{img_html(spectrogram_png(c), title=title)}</td>"
-                       for title, c in zip(self.titles, self.clips))
+                       f"{svg_img_html(image, title=f'{title}: spectrogram')}</td>"
+                       for title, c, image in zip(self.titles, self.clips, images))
         return f"<table><tr>{cols}</tr></table>{self.verdict_html()}{self._table_html()}"
 
 

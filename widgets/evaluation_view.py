@@ -38,7 +38,7 @@ import traitlets as t
 
 from workbench.analysis.evaluation import summaries
 
-from ._base import View, guarded
+from ._base import View, configured, guarded
 from .clip_compare import band_text
 from .static import PALETTE, audio_html, svg_lines, table_html, wav_bytes, waveform_of
 
@@ -131,14 +131,14 @@ class EvaluationView(View):
     def __init__(self, result, *, reader: str = "judge", preservation: str = "mel", band_fn=None, **kwargs):
         super().__init__(**kwargs)
         self.result, self.band_fn = result, band_fn
-        self.band_plot = go.FigureWidget()
+        self.band_plot = configured(go.FigureWidget(), "random-band")
         self.band_summary = w.HTML("")
         self.band_button = w.Button(description="Measure against random directions", icon="random",
                                     layout=w.Layout(width="auto"), disabled=band_fn is None,
                                     tooltip="generates clips: twins, +v, -v and random directions of equal norm")
         self.band_button.on_click(lambda _: self.compute_band())
-        self.figure = go.FigureWidget()
-        self.strength_plot = go.FigureWidget()
+        self.figure = configured(go.FigureWidget(), "tradeoff")
+        self.strength_plot = configured(go.FigureWidget(), "alignment-by-strength")
         self.auc_html = w.HTML()
         self.item_dd = w.Dropdown(description="clip", options=[])
         self.item_dd.observe(self._item_changed, names="value")

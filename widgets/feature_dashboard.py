@@ -22,7 +22,16 @@ import numpy as np
 import traitlets as t
 
 from ._base import View, guarded
-from .static import audio_html, img_html, png_bytes, spectrogram_db, table_html, wav_bytes, waveform_of
+from .static import (
+    audio_html,
+    png_bytes,
+    spectrogram_db,
+    spectrogram_svgs,
+    svg_img_html,
+    table_html,
+    wav_bytes,
+    waveform_of,
+)
 
 PRE_ROLL_S = 0.25  # playback starts this much before the span, so its onset is heard
 
@@ -166,7 +175,8 @@ class FeatureDashboard(View):
         self.histogram.value = svg_histogram(edges, counts, title=f"feature {feature}: activations where it fires")
         self.assoc.value = self._assoc_html(feature, row)
         self.top = self.labels.top_clips(feature, n=self.n_top)
-        self.clips_box.children = [self._clip_row(i, c) for i, c in enumerate(self.top)] or [
+        images = self._spectrograms()
+        self.clips_box.children = [self._clip_row(i, c, images[i]) for i, c in enumerate(self.top)] or [
             w.HTML("this feature never fires on these clips")]
         self.steer_button.disabled = False
         self.steer_status.value = ""
@@ -179,10 +189,14 @@ class FeatureDashboard(View):
                 f" (score {row['label_score']:.3f})" if row.get("label") else f"<b>#{feature}</b>: no label")
         return f"<div>{head}; fires on {100 * row['frequency']:.2f}% of frames</div>{table_html(rows)}"
 
-    def _clip_row(self, i: int, c: dict) -> w.Widget:
-        clip = self.clip_fn(c["row"])
-        image = w.Image(value=span_spectrogram_png(clip, c["start_s"], c["end_s"]), format="png",
-                        layout=w.Layout(width="360px"))
+    def _spectrograms(self, width_px: int | None = None) -> list[str]:
+        """The top clips' spectrograms (SVG) on one colour scale, each with its activating span shaded."""
+        images, _ = spectrogram_svgs([self.clip_fn(c["row"]) for c in self.top],
+                                     spans_s=[(c["start_s"], c["end_s"]) for c in self.top], width_px=width_px)
+        return images
+
+    def _clip_row(self, i: int, c: dict, spectrogram_svg: str) -> w.Widget:
+        image = w.HTML(spectrogram_svg, layout=w.Layout(width="420px"))
         button = w.Button(description=f"▶ from {c['start_s']:.2f} s", layout=w.Layout(width="130px"))
         button.add_class("wb-feature-play")
         button.on_click(lambda _, i=i: self.play(i))
@@ -241,9 +255,9 @@ class FeatureDashboard(View):
             row = self.labels.table.rows[self.feature]
             parts.append(svg_histogram(*self.labels.histogram(self.feature), title=f"feature {self.feature}"))
             parts.append(self._assoc_html(self.feature, row))
-            for c in self.top:
+            for c, image in zip(self.top, self._spectrograms(width_px=420)):
                 clip = self.clip_fn(c["row"])
-                parts.append(img_html(span_spectrogram_png(clip, c["start_s"], c["end_s"]),
-                                      title=f"{c.get('id')} span {c['start_s']:.2f}-{c['end_s']:.2f} s")
+                caption = f"{c.get('id')}: span {c['start_s']:.2f}-{c['end_s']:.2f} s"
+                parts.append(f"<div>{html.escape(caption)}</div>{svg_img_html(image, title=caption)}"
                              + audio_html(clip, f"{c.get('id')} (peak at {c['peak_s']:.2f} s)"))
         return "<div>" + "".join(parts) + "</div>"

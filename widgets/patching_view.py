@@ -26,7 +26,7 @@ import numpy as np
 import plotly.graph_objects as go
 import traitlets as t
 
-from ._base import View, guarded
+from ._base import View, configured, guarded
 from .static import audio_html, heatmap_png, img_html, wav_bytes, waveform_of
 
 ROLES = ("source", "target", "patched")
@@ -54,9 +54,9 @@ class PatchingView(View):
         self.rows: list[dict] = []
         self.attrs: dict = {}
         self.clips: dict = {}
-        self.figure = go.FigureWidget(layout=go.Layout(
+        self.figure = configured(go.FigureWidget(layout=go.Layout(
             title=html.escape(title), xaxis_title="window (steps)", yaxis_title="layer", width=560, height=340,
-            margin=dict(l=50, r=10, t=40, b=50), clickmode="event"))
+            margin=dict(l=50, r=10, t=40, b=50), clickmode="event")), "patching")
         self.site_dd = w.Dropdown(options=["resid"], description="site")
         self.site_dd.observe(lambda ch: setattr(self, "site", ch["new"]), names="value")
         self.source_box = w.Text(description="source", placeholder="a prompt to patch in")

@@ -21,7 +21,7 @@ import numpy as np
 import plotly.graph_objects as go
 import traitlets as t
 
-from ._base import View, guarded
+from ._base import View, configured, guarded
 from .lasso import points_in_selections
 from .static import PALETTE, svg_scatter, wav_bytes, waveform_of
 
@@ -56,10 +56,10 @@ class ProjectionExplorer(View):
         self.extra_clips: list = []
         self.extra_texts: list[str] = []
         self.classes = list(dict.fromkeys(self.labels))
-        self.figure = go.FigureWidget(layout=go.Layout(
+        self.figure = configured(go.FigureWidget(layout=go.Layout(
             title=html.escape(title), width=width_px, height=420, dragmode="lasso", hovermode="closest",
             clickmode="event",
-            margin=dict(l=30, r=20, t=40, b=30), legend=dict(itemclick=False, itemdoubleclick=False)))
+            margin=dict(l=30, r=20, t=40, b=30), legend=dict(itemclick=False, itemdoubleclick=False))), "map")
         self._trace_index: list[np.ndarray] = []  # per trace: global point indices
         for i, label in enumerate(self.classes):
             idx = np.flatnonzero(np.array(self.labels) == label)

@@ -1,4 +1,4 @@
-"""Static renderings (SVG plots, PNG spectrograms, WAV bytes) so saved notebooks show something.
+"""Static renderings (SVG plots, spectrograms with axes and a dB scale, WAV bytes) so saved notebooks show them.
 
 Every view puts one of these in its display bundle as ``text/html`` next to the live widget, so
 GitHub / nbviewer / nbconvert show the plot and the players without any widget state (a saved
@@ -19,11 +19,26 @@ import io
 import struct
 import wave
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 
+# magma (matplotlib's perceptually uniform map), 9 anchors from black through purple to pale yellow
+MAGMA = np.array([[0, 0, 4], [28, 16, 68], [79, 18, 123], [129, 37, 129], [181, 54, 122], [229, 80, 100],
+                  [251, 135, 97], [254, 194, 135], [252, 253, 191]], dtype=float)
+_MAGMA_LUT = np.stack([np.interp(np.linspace(0, 1, 256), np.linspace(0, 1, len(MAGMA)), MAGMA[:, c])
+                       for c in range(3)], axis=-1).astype(np.uint8)
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf"]
+
+
+@dataclass(frozen=True)
+class Spectrogram:
+    """db: (rows, frames) level in dB re a full-scale sine; freqs_hz: the rows' centres, ascending."""
+
+    db: np.ndarray
+    freqs_hz: np.ndarray
+    duration_s: float
 
 
 def waveform_of(clip) -> tuple[np.ndarray, int]:
@@ -97,19 +112,143 @@ def png_bytes(gray_or_rgb: np.ndarray) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
 
 
-def spectrogram_png(clip, floor_db: float = -80.0) -> bytes:
-    """A coloured spectrogram image (low frequencies at the bottom)."""
+def log_spectrogram(clip, rows: int = 160, min_hz: float = 40.0, max_hz: float = 16000.0,
+                    max_frames: int = 640) -> Spectrogram:
+    """Level in dB re a full-scale sine on `rows` log-spaced frequencies (triangular bands, low first).
+
+    The window is ~64 ms (2048 samples at 32 kHz), hop 1/8 of it; above `max_frames` frames, neighbouring
+    frames are averaged so a long clip stays a small image.
+
+        >>> spec = log_spectrogram((np.sin(np.arange(8000) * 2 * np.pi * 440 / 8000), 8000))
+        >>> round(float(spec.freqs_hz[spec.db.mean(axis=1).argmax()]), -1), bool(-3 < spec.db.max() <= 0)
+        (440.0, True)
+    """
     samples, rate = waveform_of(clip)
-    db = np.clip(spectrogram_db(samples, rate), floor_db, 0)[::-1]
-    t = ((db - floor_db) / -floor_db)[..., None]
-    dark, light = np.array([20, 20, 60.0]), np.array([255, 220, 80.0])
-    return png_bytes((dark + t * (light - dark)).astype(np.uint8))
+    n_fft = int(2 ** np.ceil(np.log2(rate * 0.064)))
+    hop = n_fft // 8
+    if samples.size < n_fft:
+        samples = np.pad(samples, (0, n_fft - samples.size))
+    window = np.hanning(n_fft).astype(np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(samples, n_fft)[::hop] * window
+    # a full-scale sine peaks at sum(window) / 2 in its bin: that is 0 dB
+    spectrum = np.fft.rfft(frames, axis=1)
+    power = (spectrum.real ** 2 + spectrum.imag ** 2) / np.float32(window.sum() / 2) ** 2
+    bin_hz = rate / n_fft
+    top_hz = min(max_hz, rate / 2)
+    freqs_hz = np.geomspace(max(min_hz, bin_hz), top_hz, rows)
+    half_width = np.maximum(np.gradient(freqs_hz), bin_hz)  # never narrower than a bin: no empty band
+    bins_hz = np.arange(power.shape[1]) * bin_hz
+    weights = np.clip(1 - np.abs(bins_hz[None] - freqs_hz[:, None]) / half_width[:, None], 0, None)
+    level = (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32) @ power.T
+    group = int(np.ceil(level.shape[1] / max_frames))
+    if group > 1:
+        usable = level.shape[1] // group * group
+        level = level[:, :usable].reshape(rows, -1, group).mean(axis=2)
+    return Spectrogram(10 * np.log10(level + np.float32(1e-12)), freqs_hz, len(samples) / rate)
+
+
+def shared_db_range(spectrograms, range_db: float = 80.0) -> tuple[float, float]:
+    """(vmin, vmax) in dB for drawing several spectrograms on one colour scale: the loudest cell of any
+    of them (rounded up to 5 dB) at the top, `range_db` below it at the bottom."""
+    loudest = max(float(spec.db.max()) for spec in spectrograms)
+    vmax = 5.0 * float(np.ceil(loudest / 5.0)) + 0.0  # + 0.0: no "-0" on the colour bar
+    return vmax - float(range_db), vmax
+
+
+def colour_of_db(db: np.ndarray, db_range: tuple[float, float]) -> np.ndarray:
+    """uint8 RGB (magma-like, perceptually ordered, readable in grey) of dB values on `db_range`."""
+    share = np.clip((np.asarray(db, np.float32) - db_range[0]) / ((db_range[1] - db_range[0]) or 1.0), 0, 1)
+    return _MAGMA_LUT[(share * 255).astype(np.intp)]
+
+
+def spectrogram_png(clip, db_range: tuple[float, float] | None = None) -> bytes:
+    """The bare spectrogram image (no axes; low frequencies at the bottom), see `spectrogram_svg`."""
+    spec = clip if isinstance(clip, Spectrogram) else log_spectrogram(clip)
+    return png_bytes(colour_of_db(spec.db[::-1], db_range or shared_db_range([spec])))
+
+
+def spectrogram_svgs(clips, spans_s=None, width_px: int | None = None,
+                     range_db: float = 80.0) -> tuple[list[str], tuple[float, float]]:
+    """Spectrograms of several clips on ONE colour scale (e.g. original and steered): (svgs, (vmin, vmax)).
+
+    spans_s: one (start_s, end_s) or None per clip, shaded on its image. width_px: None fills the container.
+
+        >>> tone = lambda amp: (amp * np.sin(np.arange(8000) * 0.3), 8000)
+        >>> svgs, db_range = spectrogram_svgs([tone(1.0), tone(0.01)])
+        >>> db_range, all(f"data-db-range='{db_range[0]:g} {db_range[1]:g}'" in s for s in svgs)
+        ((-80.0, 0.0), True)
+    """
+    specs = [log_spectrogram(clip) for clip in clips]
+    if not specs:
+        return [], (-80.0, 0.0)
+    db_range = shared_db_range(specs, range_db)
+    spans_s = list(spans_s) if spans_s is not None else [None] * len(specs)
+    return [spectrogram_svg(spec, db_range, span_s=span, width_px=width_px)
+            for spec, span in zip(specs, spans_s)], db_range
+
+
+def spectrogram_svg(spec: Spectrogram, db_range: tuple[float, float], span_s: tuple | None = None,
+                    width_px: int | None = None, width: int = 440, height: int = 220) -> str:
+    """A spectrogram with a time axis (s), a log-frequency axis (Hz) and a colour bar (dB re full scale)."""
+    left, right, top, bottom = 46, width - 62, 8, height - 34
+    lo_hz, hi_hz = float(spec.freqs_hz[0]), float(spec.freqs_hz[-1])
+    duration_s = spec.duration_s or 1.0
+    size = f"width='{width_px}'" if width_px else "width='100%' style='max-width:560px'"
+    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {width} {height}' {size} "
+             f"font-family='sans-serif' font-size='11' class='wb-spectrogram' "
+             f"data-db-range='{db_range[0]:g} {db_range[1]:g}'>",
+             f"<rect width='{width}' height='{height}' fill='white'/>",
+             _svg_image(spectrogram_png(spec, db_range), left, top, right - left, bottom - top)]
+    if span_s is not None:
+        x0 = left + max(0.0, span_s[0]) / duration_s * (right - left)
+        x1 = max(x0 + 3, left + min(duration_s, span_s[1]) / duration_s * (right - left))
+        parts.append(f"<rect x='{x0:.1f}' y='{top}' width='{x1 - x0:.1f}' height='{bottom - top}' fill='#50ffa0' "
+                     f"fill-opacity='0.25' stroke='#50ffa0' stroke-width='1.5'><title>activating span "
+                     f"{span_s[0]:.2f}-{span_s[1]:.2f} s</title></rect>")
+    parts.append(f"<rect x='{left}' y='{top}' width='{right - left}' height='{bottom - top}' fill='none' "
+                 "stroke='#666'/>")
+    for hz in (20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000):
+        if lo_hz <= hz <= hi_hz:
+            y = bottom - np.log(hz / lo_hz) / np.log(hi_hz / lo_hz) * (bottom - top)
+            label = f"{hz // 1000}k" if hz >= 1000 else str(hz)
+            parts.append(f"<line x1='{left - 4}' x2='{left}' y1='{y:.1f}' y2='{y:.1f}' stroke='#666'/>"
+                         f"<text x='{left - 6}' y='{y + 4:.1f}' text-anchor='end'>{label}</text>")
+    step_s = next((s for s in (0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60) if duration_s / s <= 8), 120)
+    for tick in np.arange(0, duration_s + 1e-9, step_s):
+        x = left + tick / duration_s * (right - left)
+        parts.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{bottom}' y2='{bottom + 4}' stroke='#666'/>"
+                     f"<text x='{x:.1f}' y='{bottom + 15}' text-anchor='middle'>{tick:g}</text>")
+    parts.append(f"<text x='{(left + right) / 2}' y='{height - 4}' text-anchor='middle'>time (s)</text>"
+                 f"<text x='11' y='{(top + bottom) / 2}' transform='rotate(-90 11 {(top + bottom) / 2})' "
+                 "text-anchor='middle'>frequency (Hz, log)</text>")
+    bar_x = right + 10
+    gradient = colour_of_db(np.linspace(db_range[1], db_range[0], 64)[:, None], db_range)
+    parts.append(_svg_image(png_bytes(gradient), bar_x, top, 10, bottom - top))
+    parts.append(f"<rect x='{bar_x}' y='{top}' width='10' height='{bottom - top}' fill='none' stroke='#666'>"
+                 "<title>level in dB relative to a full-scale sine; clips shown together share this scale</title>"
+                 "</rect>")
+    for tick in np.arange(np.ceil(db_range[0] / 20) * 20, db_range[1] + 1e-9, 20):
+        y = top + (db_range[1] - tick) / ((db_range[1] - db_range[0]) or 1) * (bottom - top)
+        parts.append(f"<text x='{bar_x + 13}' y='{y + 4:.1f}'>{tick:g}</text>")
+    parts.append(f"<text x='{bar_x + 5}' y='{bottom + 15}' text-anchor='middle'>dB</text></svg>")
+    return "".join(parts)
+
+
+def _svg_image(png: bytes, x: float, y: float, width: float, height: float) -> str:
+    return (f"<image x='{x}' y='{y}' width='{width}' height='{height}' preserveAspectRatio='none' "
+            f"href='data:image/png;base64,{base64.b64encode(png).decode()}'/>")
 
 
 def img_html(png: bytes, width: int = 360, title: str = "") -> str:
     alt = html.escape(title)
     return (f"<img alt='{alt}' title='{alt}' width='{width}' "
             f"src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
+
+
+def svg_img_html(svg: str, title: str = "") -> str:
+    """An SVG as an <img> (a data URL): a static page keeps its own SVGs apart from the image's."""
+    alt = html.escape(title)
+    return f"<img alt='{alt}' title='{alt}' src='data:image/svg+xml;base64,{base64.b64encode(svg.encode()).decode()}'>"
 
 
 def _scale(values, lo_px, hi_px, lo=None, hi=None):

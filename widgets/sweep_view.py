@@ -31,7 +31,7 @@ import ipywidgets as w
 import plotly.graph_objects as go
 import traitlets as t
 
-from ._base import View, guarded
+from ._base import View, configured, guarded
 from .static import PALETTE, svg_lines
 
 BASELINE_LABELS = {"input": "input baseline (bag of codes)", "prompt": "prompt baseline (text only)"}
@@ -99,9 +99,10 @@ class LayerSweepView(View):
             raise ValueError("the sweep has no rows: run workbench.analysis.probes.sweep(...) on some activations "
                              "first, or pass store=... with label_columns=[...]")
         self.title = title
-        self.figure = go.FigureWidget(layout=go.Layout(
+        self.figure = configured(go.FigureWidget(layout=go.Layout(
             title=html.escape(title), xaxis_title="decoder layer", yaxis_title="accuracy", yaxis_range=[0, 1.05],
-            width=width_px, height=360, margin=dict(l=50, r=20, t=40, b=40), clickmode="event", hovermode="closest"))
+            width=width_px, height=360, margin=dict(l=50, r=20, t=40, b=40), clickmode="event", hovermode="closest")),
+            "layer-sweep")
         self._trace_sites: list[str | None] = []  # the site of each trace (None: a baseline or chance line)
         self.readout = w.HTML()
         self.concept_dd = w.Dropdown(options=self.columns, description="concept",

@@ -27,7 +27,7 @@ import numpy as np
 import plotly.graph_objects as go
 import traitlets as t
 
-from ._base import View, guarded
+from ._base import View, configured, guarded
 from .seek_player import SeekPlayer
 from .static import audio_html, heatmap_png, img_html
 
@@ -50,9 +50,9 @@ class TraceView(View):
         super().__init__(**kwargs)
         self.trace_fn, self.title = trace_fn, title
         self.traces: dict = {side: None for side in SIDES}
-        self.figures = {side: go.FigureWidget(layout=go.Layout(
+        self.figures = {side: configured(go.FigureWidget(layout=go.Layout(
             title=side, xaxis_title="time (s)", yaxis_title="layer", width=420, height=300,
-            margin=dict(l=50, r=10, t=40, b=40), clickmode="event")) for side in SIDES}
+            margin=dict(l=50, r=10, t=40, b=40), clickmode="event")), f"trace-{side}") for side in SIDES}
         self.players = {side: SeekPlayer() for side in SIDES}
         self.button = w.Button(description="Trace", button_style="info",
                                tooltip="generate the last request (original and steered) and trace every layer")

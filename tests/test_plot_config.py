@@ -1,0 +1,67 @@
+"""No plot offers cloud sharing (issue 29, item 5): every plotly FigureWidget the views make carries the
+workbench's config (no "Share chart" button, no plotly logo, PNG download kept)."""
+from __future__ import annotations
+
+import doctest
+import pathlib
+import re
+
+import numpy as np
+import plotly.basewidget
+from ipywidgets.widgets.widget import _instances
+from test_inspect_widgets import InspectingBackend, patch_rows, step_trace
+from test_verdict_ui import fake_result
+from test_widgets import FakeBackend, sweep_rows
+
+import widgets._base
+from widgets import EvaluationView, LayerSweepView, PatchingView, ProjectionExplorer, TraceView, Workbench
+from widgets._base import PLOT_CONFIG
+
+WIDGETS_DIR = pathlib.Path(__file__).resolve().parents[1] / "widgets"
+
+
+def every_view_that_plots():
+    """Each view that makes a plotly figure, on small fake data, with its plots filled."""
+    trace = TraceView()
+    trace.show(step_trace(), step_trace(shift=1.0))
+    workbench = Workbench(backend=InspectingBackend(), prompts_by_label={"rock": "rock music", "jazz": "jazz music"})
+    return [LayerSweepView(sweep_rows(sites=("resid", "mlp"))),
+            ProjectionExplorer(np.random.default_rng(0).normal(size=(6, 2)), ["a", "a", "a", "b", "b", "b"]),
+            PatchingView(patch_rows()), trace, EvaluationView(fake_result()), workbench,
+            Workbench(backend=FakeBackend(), prompts_by_label={"rock": "rock music"})]
+
+
+def assert_no_cloud_sharing(config: dict, where: str):
+    assert config.get("displaylogo") is False, f"{where}: shows the plotly logo"
+    assert config.get("showSendToCloud") is False, f"{where}: shows plotly's 'Share chart' button"
+    removed = [name.lower() for name in config.get("modeBarButtonsToRemove", [])]
+    assert {"sendcharttocloud", "senddatatocloud"} <= set(removed), f"{where}: cloud buttons not removed"
+    assert "toimage" not in removed and config["toImageButtonOptions"]["format"] == "png", f"{where}: no PNG"
+
+
+def test_the_shared_config_removes_cloud_sharing_and_keeps_png():
+    assert_no_cloud_sharing(PLOT_CONFIG, "PLOT_CONFIG")
+    assert doctest.testmod(widgets._base).failed == 0
+
+
+def test_every_figure_the_views_make_has_the_config():
+    before = set(_instances)
+    views = every_view_that_plots()
+    figures = [widget for key, widget in list(_instances.items())
+               if key not in before and isinstance(widget, plotly.basewidget.BaseFigureWidget)]
+    assert len(figures) >= 8 + 2 * 5 and all(view is not None for view in views)  # 8 in the views, 5 per Workbench
+    assert any(len(fig.data) for fig in figures)
+    for fig in figures:
+        where = f"figure {fig.layout.title.text!r}"
+        assert_no_cloud_sharing(fig._config, where)
+        assert fig._config["toImageButtonOptions"].get("filename"), f"{where}: downloads as 'newplot.png'"
+
+
+def test_no_view_makes_a_figure_widget_without_the_config():
+    """A new view that forgets `configured(...)` fails here, even before a test constructs it."""
+    for path in sorted(WIDGETS_DIR.glob("*.py")):
+        source = path.read_text()
+        for match in re.finditer(r"go\.FigureWidget\(", source):
+            line = source[source.rfind("\n", 0, match.start()) + 1: match.start()]
+            assert line.rstrip().endswith("configured("), f"{path.name}: {line.strip()}FigureWidget(...) lacks " \
+                                                          "configured(...)"
