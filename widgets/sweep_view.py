@@ -4,9 +4,10 @@ against the sweep's baselines and chance; a concept picker when there are severa
 Clicking a point sets `layer` (and `site`); `Workbench` links that trait to the other views. Each
 baseline of the sweep (`sweep(..., baselines={"input": ..., "prompt": ...})`) is a dashed horizontal
 line ("input baseline (bag of codes)", "prompt baseline (text only)"), as is chance (the majority
-class). With several label columns (`LayerSweepView(store=store, label_columns=["genre", "mode"])`,
-or a dict of sweeps by column) a `concept` Dropdown switches between them, sweeping a column the
-first time it is picked.
+class); a note under the plot says what the two chance lines (majority class, shuffled labels)
+mean and why a probe can sit below the majority line. With several label columns
+(`LayerSweepView(store=store, label_columns=["genre", "mode"])`, or a dict of sweeps by column) a
+`concept` Dropdown switches between them, sweeping a column the first time it is picked.
 
     >>> rows = [dict(site="resid", layer=i, accuracy_mean=a, accuracy_std=0.02, control_accuracy_mean=0.25)
     ...         for i, a in enumerate([0.4, 0.8, 0.9])]
@@ -37,6 +38,32 @@ from .static import PALETTE, svg_lines
 BASELINE_LABELS = {"input": "input baseline (bag of codes)", "prompt": "prompt baseline (text only)"}
 CHANCE_LABEL = "chance (majority class)"
 CHANCE_COLOR = "#999999"
+
+
+def chance_note(chance: float | None, control: bool) -> str:
+    """What the two chance lines mean and why a probe can sit below the majority line (HTML; "" without them).
+
+        >>> "0.40" in chance_note(0.4, True) and "shuffled" in chance_note(0.4, True), chance_note(None, False)
+        (True, '')
+    """
+    parts = []
+    if chance is not None:
+        parts.append(f"<i>{CHANCE_LABEL}</i> (grey): the score of always answering the most common label "
+                     f"({chance:.2f} here).")
+    if control:
+        parts.append("<i>shuffled labels</i> (dashed, in its site's colour): the same probe on the same folds, "
+                     "trained on labels shuffled across the clips: what a probe scores with nothing to read.")
+    if chance is not None:
+        parts.append("A probe is fitted to tell the classes apart, not to bet on the common one: reading little, it "
+                     "answers each class about as often as it occurs, which scores about the sum of the squared "
+                     "class shares (classes at 50/30/20%: 0.25 + 0.09 + 0.04 = 0.38, under the majority's 0.50), "
+                     "and grouped folds can give a test fold another class mix than its training folds. So the "
+                     "shuffled line often sits below the majority line, and a probe between the two reads a little. "
+                     "A layer reads the label when it beats both lines (the findings' margin).")
+    if not parts:
+        return ""
+    return ("<div class='wb-sweep-note' style='font-size:12px;max-width:640px;color:#444'><b>Two chance lines.</b> "
+            + " ".join(parts) + "</div>")
 
 
 def rows_of(sweep) -> list[dict]:
@@ -104,7 +131,7 @@ class LayerSweepView(View):
             width=width_px, height=360, margin=dict(l=50, r=20, t=40, b=40), clickmode="event", hovermode="closest")),
             "layer-sweep")
         self._trace_sites: list[str | None] = []  # the site of each trace (None: a baseline or chance line)
-        self.readout = w.HTML()
+        self.readout = w.HTML()  # the selected point, then what the chance lines mean (under the plot)
         self.concept_dd = w.Dropdown(options=self.columns, description="concept",
                                      tooltip="the label column the probes read (picking another sweeps it)")
         first = concept or next((c for c in self.columns if c in self._results), self.columns[0])
@@ -249,13 +276,18 @@ class LayerSweepView(View):
                 dict(type="line", x0=self.layer, x1=self.layer, y0=0, y1=1.05, line=dict(color="#888", dash="dot")),)
         concept = f"{html.escape(self.concept)}: " if len(self.columns) > 1 else ""
         if row is None:
-            self.readout.value = f"{concept}layer {self.layer} ({html.escape(self.site)}): not in the sweep"
+            self.readout.value = (f"{concept}layer {self.layer} ({html.escape(self.site)}): not in the sweep"
+                                  + self._chance_note())
             return
         ctrl = row.get("control_accuracy_mean")
         ctrl_text = f", shuffled-label control {ctrl:.2f}" if ctrl is not None else ""
         refs = "".join(f"; {html.escape(label)} {accuracy:.2f}" for label, accuracy, _ in self._reference_lines())
         self.readout.value = (f"<b>selected:</b> {concept}{html.escape(self.site)} layer {self.layer}: accuracy "
-                              f"{row['accuracy_mean']:.2f} ± {row.get('accuracy_std', 0):.2f}{ctrl_text}{refs}")
+                              f"{row['accuracy_mean']:.2f} ± {row.get('accuracy_std', 0):.2f}{ctrl_text}{refs}"
+                              + self._chance_note())
+
+    def _chance_note(self) -> str:
+        return chance_note(self.chance, any("control_accuracy_mean" in r for r in self.layer_rows))
 
     def static_html(self) -> str:
         series, dashed = {}, []
@@ -269,4 +301,5 @@ class LayerSweepView(View):
                 dashed.append(name)
         title = f"{self.title}: {self.concept}" if len(self.columns) > 1 else self.title
         hlines = {label: (accuracy, color) for label, accuracy, color in self._reference_lines()}
-        return svg_lines(series, title=title, y_range=(0.0, 1.05), dashed=tuple(dashed), hlines=hlines)
+        return svg_lines(series, title=title, y_range=(0.0, 1.05), dashed=tuple(dashed), hlines=hlines) + \
+            self._chance_note()
