@@ -9,16 +9,32 @@ PORT ?= 8888
 LAB_ARGS ?=
 # Jupyter refuses to start as root (containers, fresh cloud machines) without --allow-root.
 LAB_ROOT_ARGS = $(if $(filter 0,$(shell id -u)),--allow-root)
+QUICKSTART := notebooks/01_quickstart.ipynb
+# The server's root is the notebooks folder; default_url makes the address printed with --no-browser (and `/`)
+# open the quickstart too, not the Launcher.
+LAB_OPEN_ARGS = --ServerApp.root_dir=$(dir $(QUICKSTART)) --LabApp.default_url=/lab/tree/$(notdir $(QUICKSTART))
+# JupyterLab's settings defaults for this environment (read by every `jupyter lab` that runs from it).
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+# `make wheelhouse` fills this folder. Once it is complete (its PLATFORM file is written last), set-up installs
+# from it alone, with no network, and without the dev and ray extras: a classroom laptop runs `make lab`.
+WHEELHOUSE ?= wheelhouse
+ifneq ($(wildcard $(WHEELHOUSE)/PLATFORM),)
+FROM_WHEELHOUSE := --no-index --find-links $(WHEELHOUSE)
+PACKAGE := -e .
+else
+FROM_WHEELHOUSE :=
+PACKAGE := -e ".[dev,ray]"
+endif
 
-.PHONY: lab test test-fast bench setup clean browser-deps warm-numba
+.PHONY: lab test test-fast bench setup clean browser-deps warm-numba wheelhouse
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt scripts/install_torch.sh
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	bash scripts/install_torch.sh $(PY)
-	$(PIP) -e ".[dev,ray]"
+	$(PY) -m pip install -q $(FROM_WHEELHOUSE) --upgrade pip
+	WHEELHOUSE=$(if $(FROM_WHEELHOUSE),$(WHEELHOUSE)) bash scripts/install_torch.sh $(PY)
+	$(PIP) $(FROM_WHEELHOUSE) $(PACKAGE)
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	$(PY) scripts/warm_numba.py
 	touch $(STAMP)
@@ -28,12 +44,25 @@ warm-numba: $(STAMP)
 	$(PY) scripts/warm_numba.py
 
 ## Set up, then open the quickstart notebook in JupyterLab (PORT=8888, LAB_ARGS=... for more options).
-lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --port=$(PORT) $(LAB_ROOT_ARGS) $(LAB_ARGS) notebooks/01_quickstart.ipynb
+lab: $(STAMP) $(LAB_OVERRIDES)
+	$(VENV)/bin/jupyter lab --port=$(PORT) $(LAB_ROOT_ARGS) $(LAB_OPEN_ARGS) $(LAB_ARGS) $(QUICKSTART)
+
+# No "Would you like to get notified about official Jupyter news?" prompt on first open and no update check
+# (a classroom may be offline); both stay in Settings > Notifications. Merged into what is there.
+$(LAB_OVERRIDES): $(STAMP)
+	mkdir -p $(@D)
+	$(PY) -c 'import json, pathlib, sys; p = pathlib.Path(sys.argv[1]); s = json.loads(p.read_text()) if p.exists() else {}; \
+	  s.setdefault("@jupyterlab/apputils-extension:notification", {}).update(fetchNews="false", checkForUpdates=False); \
+	  t = p.with_suffix(".tmp"); t.write_text(json.dumps(s, indent=2) + "\n"); t.replace(p)' $@
+
+## A folder of wheels from which `make lab` sets up with no network (WHEELHOUSE=wheelhouse; see README).
+wheelhouse:
+	bash scripts/prepare_offline.sh $(if $(wildcard $(PY)),$(PY),python3) $(WHEELHOUSE)
 
 # The `test` extra (SAELens) only for the tests: a classroom laptop running `make lab` does not need it.
+# dev and ray too: a set-up from the wheelhouse has neither.
 $(TEST_STAMP): $(STAMP)
-	$(PIP) -e ".[test]"
+	$(PIP) -e ".[dev,ray,test]"
 	touch $(TEST_STAMP)
 
 ## Set up, then run every test (unit, integration, notebooks, browser).
