@@ -13,8 +13,8 @@ QUICKSTART := notebooks/01_quickstart.ipynb
 # The server's root is the notebooks folder; default_url makes the address printed with --no-browser (and `/`)
 # open the quickstart too, not the Launcher.
 LAB_OPEN_ARGS = --ServerApp.root_dir=$(dir $(QUICKSTART)) --LabApp.default_url=/lab/tree/$(notdir $(QUICKSTART))
-# JupyterLab's settings defaults for this environment (read by every `jupyter lab` that runs from it).
-LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+# Our JupyterLab settings defaults, beside the user's overrides.json (read by every `jupyter lab` of the venv).
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.d/musicgen-workbench.json
 # `make wheelhouse` fills this folder. Once it is complete (its PLATFORM file is written last), set-up installs
 # from it alone, with no network, and without the dev and ray extras: a classroom laptop runs `make lab`.
 WHEELHOUSE ?= wheelhouse
@@ -48,12 +48,10 @@ lab: $(STAMP) $(LAB_OVERRIDES)
 	$(VENV)/bin/jupyter lab --port=$(PORT) $(LAB_ROOT_ARGS) $(LAB_OPEN_ARGS) $(LAB_ARGS) $(QUICKSTART)
 
 # No "Would you like to get notified about official Jupyter news?" prompt on first open and no update check
-# (a classroom may be offline); both stay in Settings > Notifications. Merged into what is there.
+# (a classroom may be offline); a user can turn both on in Settings > Notifications.
 $(LAB_OVERRIDES): $(STAMP)
 	mkdir -p $(@D)
-	$(PY) -c 'import json, pathlib, sys; p = pathlib.Path(sys.argv[1]); s = json.loads(p.read_text()) if p.exists() else {}; \
-	  s.setdefault("@jupyterlab/apputils-extension:notification", {}).update(fetchNews="false", checkForUpdates=False); \
-	  t = p.with_suffix(".tmp"); t.write_text(json.dumps(s, indent=2) + "\n"); t.replace(p)' $@
+	echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' > $@
 
 ## A folder of wheels from which `make lab` sets up with no network (WHEELHOUSE=wheelhouse; see README).
 wheelhouse:

@@ -180,6 +180,8 @@ def test_make_lab_command_line():
     line = next(cmd for cmd in out.stdout.splitlines() if "jupyter lab" in cmd)
     assert "--port=18123" in line and "--no-browser --foo=1" in line and "01_quickstart.ipynb" in line, line
     assert ("--allow-root" in line) == (os.geteuid() == 0), line
+    # the address printed with --no-browser opens the quickstart (relative to the server's root, notebooks/)
+    assert "--ServerApp.root_dir=notebooks/ --LabApp.default_url=/lab/tree/01_quickstart.ipynb" in line, line
 
 
 @pytest.mark.slow
@@ -209,6 +211,19 @@ def test_make_lab_serves_the_quickstart(tmp_path):
         assert first_cell.startswith("# Quickstart"), first_cell[:200]
         assert first_cell == "".join(on_disk["cells"][0]["source"])
         assert len(served["content"]["cells"]) == len(on_disk["cells"])
+
+        # with --no-browser, the printed address (and `/`) opens the quickstart, not the Launcher
+        printed = f"http://127.0.0.1:{lab.port}/lab/tree/01_quickstart.ipynb?token="
+        assert printed in lab.log_tail(20000), lab.log_tail()
+        with urllib.request.urlopen(f"{lab.base_url}/?token={lab.token}", timeout=10) as response:  # redirected
+            assert urllib.parse.urlsplit(response.url).path == "/lab/tree/01_quickstart.ipynb", response.url
+
+        # no "Would you like to get notified about official Jupyter news?" prompt: the setting defaults to Never
+        status, body = _get(f"{lab.base_url}/lab/api/settings/@jupyterlab/apputils-extension:notification"
+                            f"?token={lab.token}")
+        properties = json.loads(body)["schema"]["properties"]
+        assert status == 200 and properties["fetchNews"]["default"] == "false", properties["fetchNews"]
+        assert properties["checkForUpdates"]["default"] is False
     assert lab.proc.poll() is not None, "make lab still running after stop()"
     assert not _live_group_members(lab.proc.pid), f"left running: {_live_group_members(lab.proc.pid)}"
     assert not _port_open(lab.port), f"something still listens on port {lab.port}"
