@@ -7,8 +7,10 @@
 # (to upgrade pip and build the editable install offline) and the CPU torch wheel that
 # scripts/install_torch.sh installs (never a CUDA build: constraints.txt pins torch). The wheels fit
 # PYTHON's version, OS and CPU, which FOLDER/PLATFORM names. For laptops of another kind, run this on a
-# machine like them, or name their platform and Python (pip download --platform ... --python-version ...):
+# machine like them, or name their platform tags and Python (pip download --platform ... --python-version ...;
+# pip widens a macOS tag to older releases itself, but a manylinux one only with each tag listed):
 #   TARGET_PLATFORM=macosx_11_0_arm64 TARGET_PYTHON=3.12 bash scripts/prepare_offline.sh python3 wheelhouse
+#   TARGET_PLATFORM="manylinux_2_28_aarch64 manylinux_2_17_aarch64 manylinux2014_aarch64" TARGET_PYTHON=3.11 ...
 set -euo pipefail
 PY=${1:-python3}
 DEST=${2:-wheelhouse}
@@ -22,7 +24,8 @@ printf '*\n' > "$DEST/.gitignore"   # wheels are never committed
 TARGET=()
 if [ -n "${TARGET_PLATFORM:-}" ]; then
   : "${TARGET_PYTHON:?set TARGET_PYTHON too, e.g. TARGET_PYTHON=3.11}"
-  TARGET=(--platform "$TARGET_PLATFORM" --python-version "$TARGET_PYTHON" --implementation cp)
+  TARGET=(--python-version "$TARGET_PYTHON" --implementation cp)
+  for tag in $TARGET_PLATFORM; do TARGET+=(--platform "$tag"); done
 fi
 
 bash "$ROOT/scripts/install_torch.sh" "$PY" --download "$DEST" ${TARGET[@]+"${TARGET[@]}"}
