@@ -206,10 +206,10 @@ def test_steering_panel_from_code_and_errors():
         return tone()
     panel = SteeringPanel(n_layers=4, generate_fn=fake)
     panel.layers_box.value = (0, 2)  # as a user would pick them
-    panel.strength_slider.value = -2.5
+    panel.strength_slider.value = -1.5
     panel.direction = "v"
     assert panel.generate() is not None
-    assert seen[-1]["layers"] == (0, 2) and seen[-1]["strength"] == -2.5 and len(panel.players.children) == 1
+    assert seen[-1]["layers"] == (0, 2) and seen[-1]["strength"] == -1.5 and len(panel.players.children) == 1
     got = []
     panel.on_clip(lambda clip, request: got.append(request["seed"]))
     panel.seed = 7
@@ -351,12 +351,12 @@ def test_a_strength_beyond_the_slider_is_refused_visibly():
     seen = []
     panel = SteeringPanel(n_layers=4, generate_fn=lambda request, *_: seen.append(request) or tone())
     panel.direction = "v"
-    with pytest.raises(RefusedValueError, match=r"strength=100.0 is outside .* \(-4 to 4\).*strength_max = 100"):
+    with pytest.raises(RefusedValueError, match=r"strength=100.0 is outside .* \(-2 to 2\).*strength_max = 100"):
         panel.strength = 100
-    assert panel.strength == panel.strength_slider.value == 1.5 and "strength=100.0" in panel.last_error
+    assert panel.strength == panel.strength_slider.value == 0.5 and "strength=100.0" in panel.last_error
     assert isinstance(RefusedValueError("x"), ValueError)
     panel.generate()
-    assert seen[-1].strength == 1.5  # the value the slider shows
+    assert seen[-1].strength == 0.5  # the value the slider shows
     panel.strength_max = 100  # widening is explicit; then the slider shows the value used
     panel.strength = 100
     assert panel.strength_slider.value == 100 and panel.strength_slider.min == -100

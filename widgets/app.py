@@ -9,7 +9,7 @@ layer at every step); the patching view patches group B's prompt into group A's 
 
     >>> from widgets import Workbench               # doctest: +SKIP
     >>> wb_ui = Workbench()                         # teaching model, 8 clips per genre  # doctest: +SKIP
-    >>> wb_ui.panel.strength = 3.0; clip = wb_ui.panel.generate()                        # doctest: +SKIP
+    >>> wb_ui.panel.strength = 0.5; clip = wb_ui.panel.generate()                        # doctest: +SKIP
 """
 from __future__ import annotations
 
