@@ -14,7 +14,7 @@ Example:
     >>> import numpy as np
     >>> t = np.arange(64000) / 32000
     >>> round(comb_share(np.sin(2 * np.pi * 100 * t)), 2), round(comb_share(np.sin(2 * np.pi * 441 * t)), 2)
-    (1.0, 0.0)
+    (1.0, 0.01)
 """
 
 from __future__ import annotations
