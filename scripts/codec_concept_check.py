@@ -43,6 +43,7 @@ def main(argv=None) -> int:
     from sklearn.model_selection import cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+
     from workbench.toy.audio_checks import codec_figures, format_figures, load_codec
     from workbench.toy.readers import read_concept
     from workbench.toy.synth_v2 import FACTORS, synth_dataset

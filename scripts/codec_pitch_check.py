@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     source, version = (argv + ["shipped", "v1"])[:2]
     n_per_genre = int(argv[2]) if len(argv) > 2 else 25
-    from workbench.toy.audio_checks import load_codec, read_keys, codec_round_trip
+    from workbench.toy.audio_checks import codec_round_trip, load_codec, read_keys
 
     torch.set_num_threads(1)
     codec = load_codec(source)

@@ -58,7 +58,8 @@ def build_codec(sizes: ToySizes, seed: int = 0):
         num_filters=sizes.codec_filters, hidden_size=sizes.codec_hidden,
         codebook_size=sizes.codebook_size, target_bandwidths=[bandwidth_kbps],
         num_lstm_layers=max(1, sizes.codec_lstm_layers), num_residual_layers=sizes.codec_residual_layers,
-        kernel_size=sizes.codec_kernel_size, last_kernel_size=sizes.codec_kernel_size, use_causal_conv=False, norm_type="weight_norm",
+        kernel_size=sizes.codec_kernel_size, last_kernel_size=sizes.codec_kernel_size, use_causal_conv=False,
+        norm_type="weight_norm",
         normalize=False, chunk_length_s=None, overlap=None, use_conv_shortcut=sizes.codec_conv_shortcut,
     )
     assert config.num_quantizers == N_CODEBOOKS and config.frame_rate == FRAME_RATE_HZ

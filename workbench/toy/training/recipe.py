@@ -18,7 +18,6 @@ from pathlib import Path
 
 from workbench.toy.architecture import ToySizes
 
-
 # The codec v3 settings over v2's (the model card's "Teaching codec v3" has the trials).
 CODEC_V3_COMB_WEIGHT = 5.0
 CODEC_V3_SIZES = dict(codec_residual_layers=2, codec_lstm_layers=0)
