@@ -34,9 +34,11 @@ def every_view_that_plots():
 def assert_no_cloud_sharing(config: dict, where: str):
     assert config.get("displaylogo") is False, f"{where}: shows the plotly logo"
     assert config.get("showSendToCloud") is False, f"{where}: shows plotly's 'Share chart' button"
-    removed = [name.lower() for name in config.get("modeBarButtonsToRemove", [])]
-    assert {"sendcharttocloud", "senddatatocloud"} <= set(removed), f"{where}: cloud buttons not removed"
-    assert "toimage" not in removed and config["toImageButtonOptions"]["format"] == "png", f"{where}: no PNG"
+    assert config.get("showEditInChartStudio") is False, f"{where}: offers 'Edit in Chart Studio'"
+    # no modeBarButtonsToRemove: a name plotly.js does not know there stopped it binding click events
+    # (the patching heatmap of notebook 06 stopped answering clicks in the browser test)
+    assert "modeBarButtonsToRemove" not in config, f"{where}: removes mode-bar buttons by name"
+    assert config["toImageButtonOptions"]["format"] == "png", f"{where}: no PNG"
 
 
 def test_the_shared_config_removes_cloud_sharing_and_keeps_png():

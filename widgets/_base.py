@@ -10,12 +10,14 @@ import traitlets as t
 from workbench.errors import BadInputError
 
 # Every plotly figure the views make gets this config. Plotly.js 3 shows a "Share chart..." button by default
-# (`showSendToCloud`) that uploads the chart to a cloud service: off, and its buttons removed, so no plot
-# offers to leave the machine; no plotly logo; the camera button keeps downloading a PNG.
+# (`showSendToCloud`) that uploads the chart to a cloud service: off, and so is "Edit in Chart Studio", so no
+# plot offers to leave the machine; no plotly logo; the camera button keeps downloading a PNG. No
+# `modeBarButtonsToRemove`: a button name plotly.js does not know there stopped it binding click events
+# (notebook 06's patching heatmap stopped answering clicks in the browser test).
 PLOT_CONFIG = {
     "displaylogo": False,
     "showSendToCloud": False,
-    "modeBarButtonsToRemove": ["sendChartToCloud", "sendDataToCloud", "editInChartStudio"],
+    "showEditInChartStudio": False,
     "toImageButtonOptions": {"format": "png", "scale": 2},
 }
 
