@@ -355,7 +355,7 @@ class SteeringBench:
                             seed=self.plan.random_seed)
         sims = []
         for (target, strength), group in frame[frame.arm == "plus"].groupby(["target", "strength"], sort=False):
-            profiles = [self.quality(self._clip_of(reader, layer, strength, units[target], i))["profile"]
+            profiles = [self.quality(self._clip_of(layer, strength, units[target], i))["profile"]
                         for i in group.pair]
             sims.append(dict(target=target, strength=strength, cross_clip_similarity=cross_clip_similarity(
                 profiles, list(group.prompt), list(group.seed), center=center)))
@@ -367,7 +367,7 @@ class SteeringBench:
         return SteeringEffect(reader.concept, reader.name, layer, self.mean_residual_norm(layer), frame, summary,
                               verdicts(summary))
 
-    def _clip_of(self, reader, layer, strength, unit, i):
+    def _clip_of(self, layer, strength, unit, i):
         p, s = self.plan.pairs[i]
         return self._clips[(layer, strength, _key(unit), p, s)]
 
