@@ -127,7 +127,7 @@ def test_codec_stage_resumes_to_the_same_weights(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         codec_training.train_codec(build_codec(recipe.sizes), audio, checkpoint_path=tmp_path / "b.pt", **kwargs)
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", real_clip)
-    assert torch.load(tmp_path / "b.pt", weights_only=False)["step"] == 2
+    assert torch.load(tmp_path / "b.pt", weights_only=True)["step"] == 2
     resumed = build_codec(recipe.sizes, seed=1)  # other init: everything must come from the checkpoint
     codec_training.train_codec(resumed, audio, checkpoint_path=tmp_path / "b.pt", **kwargs)
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):

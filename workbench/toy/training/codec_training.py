@@ -299,7 +299,7 @@ def _load_checkpoint(path, codec, rng: np.random.Generator) -> dict | None:
 
     if path is None or not Path(path).exists():
         return None
-    state = torch.load(path, map_location=next(codec.parameters()).device, weights_only=False)
+    state = torch.load(path, map_location=next(codec.parameters()).device, weights_only=True)
     codec.load_state_dict(state["model"])
     rng.bit_generator.state = state["rng"]
     torch.set_rng_state(state["torch_rng"])
