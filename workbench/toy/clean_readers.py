@@ -46,16 +46,16 @@ from workbench.toy.readers import (
     LEAD_FEATURE_NAMES,
     ClipAnalysis,
     LinearScorer,
-    _fit_conditional_logit,
     _key_features,
     _lead_model_features,
     _refine_bpm,
     _softmax,
     _tempo_grid_features,
     contour_steps,
+    fit_scorers,
     level_slope,
 )
-from workbench.toy.synth_v2 import FACTORS, GENRES, LEADS, MODES, SAMPLE_RATE_HZ, TEMPO_BINS_BPM
+from workbench.toy.synth_v2 import FACTORS, GENRES, SAMPLE_RATE_HZ, TEMPO_BINS_BPM
 
 CLEAN_PARAMS_PATH = Path(__file__).with_name("clean_reader_params.json")
 CONCEPTS: tuple[str, ...] = tuple(FACTORS)
@@ -125,13 +125,13 @@ def _params() -> CleanReaderParams:
 class CleanClipAnalysis(ClipAnalysis):
     """`ClipAnalysis` whose genre context (for tempo, key and lead) is the clean genre reader's."""
 
-    def __init__(self, audio, sr: int = SAMPLE_RATE_HZ, params: CleanReaderParams | None = None):
+    def __init__(self, audio, sr: int = SAMPLE_RATE_HZ, genre: GenreJudge | None = None):
         super().__init__(audio, sr)
-        self._params = params
+        self._genre = genre  # None: the shipped clean genre reader
 
     def genre_proba(self) -> np.ndarray:
         if self._genre_proba is None:
-            g = self._params.genre if self._params is not None else _params().genre
+            g = self._genre if self._genre is not None else _params().genre
             z = (self.judge_features - g.feature_mean) / g.feature_scale
             self._genre_proba = _softmax((z @ g.coef.T + g.intercept)[None], axis=1)[0]
         return self._genre_proba
@@ -257,27 +257,10 @@ def fit_clean_readers(n_per_genre: int = 100, seed: int = 8642, progress: bool =
     clf = LogisticRegression(C=0.1, max_iter=5000).fit((Xg - mean) / scale,
                                                         np.array([GENRES.index(f["genre"]) for f in factors]))
     genre = GenreJudge(GENRES, mean, scale, clf.coef_.astype(np.float64), clf.intercept_.astype(np.float64))
-    partial = CleanReaderParams(genre, LinearScorer(np.zeros(1), np.ones(1), np.zeros(1)),
-                                LinearScorer(np.zeros(1), np.ones(1), np.zeros(1)),
-                                LinearScorer(np.zeros(1), np.ones(1), np.zeros(1)))
     # 2. tempo, key, lead with this genre reader's probabilities as context
-    tempo_X, tempo_T, key_X, key_y, lead_X, lead_y = [], [], [], [], [], []
-    for x, f in tqdm(list(zip(audios, factors)), desc="clean readers: features", disable=not progress):
-        clip = CleanClipAnalysis(x, params=partial)
-        tempo_X.append(_tempo_grid_features(clip))
-        bpm = f["tempo_bpm"]
-        tempo_T.append(np.exp(-0.5 * ((_BPM_GRID - bpm) / (0.015 * bpm)) ** 2))
-        key_X.append(_key_features(clip))
-        key_y.append(f["tonic"] + 12 * MODES.index(f["mode"]))
-        lead_X.append(_lead_model_features(clip))
-        lead_y.append(LEADS.index(f["lead"]))
-    T = np.stack(tempo_T)
-    tempo = _fit_conditional_logit(np.stack(tempo_X), T / T.sum(1, keepdims=True), l2=3e-3)
-    mode = _fit_conditional_logit(np.stack(key_X), np.eye(24)[key_y], l2=3e-3)
-    Xl = np.stack(lead_X)
-    lmean, lscale = Xl.mean(0), Xl.std(0) + 1e-9
-    lclf = LogisticRegression(C=0.1, max_iter=5000).fit((Xl - lmean) / lscale, np.array(lead_y))
-    lead = LinearScorer(lmean, lscale, lclf.coef_.astype(np.float64), lclf.intercept_.astype(np.float64))
+    tempo, mode, lead = fit_scorers(
+        (CleanClipAnalysis(x, genre=genre), f)
+        for x, f in tqdm(list(zip(audios, factors)), desc="clean readers: features", disable=not progress))
     info = dict(fitted_on=f"clean synth_v2 clips only: {len(jobs)} clips, each as is and once through "
                           f"`augment` (gain, random EQ, white noise); no codec, no model output",
                 n_per_genre=n_per_genre, seed=seed)

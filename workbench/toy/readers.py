@@ -688,6 +688,30 @@ def _fit_conditional_logit(X: np.ndarray, T: np.ndarray, l2: float) -> LinearSco
     return LinearScorer(mean, scale, w)
 
 
+def fit_scorers(analysed) -> tuple[LinearScorer, LinearScorer, LinearScorer]:
+    """(tempo, mode, lead) scorers fitted on (`ClipAnalysis`, synthesiser factors) pairs: the tempo scorer
+    on the BPM grid, the key profiles on the 24 keys, the lead regression on the lead's note features."""
+    from sklearn.linear_model import LogisticRegression
+
+    tempo_X, tempo_T, key_X, key_y, lead_X, lead_y = [], [], [], [], [], []
+    for clip, f in analysed:
+        tempo_X.append(_tempo_grid_features(clip))
+        bpm = f["tempo_bpm"]
+        tempo_T.append(np.exp(-0.5 * ((_BPM_GRID - bpm) / (0.015 * bpm)) ** 2))
+        key_X.append(_key_features(clip))
+        key_y.append(f["tonic"] + 12 * MODES.index(f["mode"]))
+        lead_X.append(_lead_model_features(clip))
+        lead_y.append(LEADS.index(f["lead"]))
+    T = np.stack(tempo_T)
+    tempo = _fit_conditional_logit(np.stack(tempo_X), T / T.sum(1, keepdims=True), l2=3e-3)
+    mode = _fit_conditional_logit(np.stack(key_X), np.eye(24)[key_y], l2=3e-3)
+    Xl = np.stack(lead_X)
+    mean, scale = Xl.mean(0), Xl.std(0) + 1e-9
+    clf = LogisticRegression(C=0.1, max_iter=5000).fit((Xl - mean) / scale, np.array(lead_y))
+    lead = LinearScorer(mean, scale, clf.coef_.astype(np.float64), clf.intercept_.astype(np.float64))
+    return tempo, mode, lead
+
+
 def fit_readers(n_per_genre: int = 100, seed: int = 4321, progress: bool = True) -> ReaderParams:
     """Fit the tempo scorer, key profiles and lead regression on fresh synthetic clips, each once
     clean and once through `codec_degrade`. Seeds ``seed * 7_000_003 + i`` (apart from training data,
@@ -696,33 +720,21 @@ def fit_readers(n_per_genre: int = 100, seed: int = 4321, progress: bool = True)
     Example:
         >>> params = fit_readers(n_per_genre=2, progress=False)  # doctest: +SKIP
     """
-    from sklearn.linear_model import LogisticRegression
     from tqdm.auto import tqdm
 
     from workbench.toy.synth_v2 import clip_factors
 
     rng = np.random.default_rng(seed)
-    tempo_X, tempo_T, key_X, key_y, lead_X, lead_y = [], [], [], [], [], []
     jobs = [(g, seed * 7_000_003 + i) for i in range(n_per_genre) for g in GENRES]
-    for g, clip_seed in tqdm(jobs, desc="readers: features", disable=not progress):
-        f = clip_factors(g, clip_seed)
-        audio = synth_clip(g, clip_seed)
-        for x in (audio, codec_degrade(audio, rng)):
-            clip = ClipAnalysis(x)
-            tempo_X.append(_tempo_grid_features(clip))
-            bpm = f["tempo_bpm"]
-            tempo_T.append(np.exp(-0.5 * ((_BPM_GRID - bpm) / (0.015 * bpm)) ** 2))
-            key_X.append(_key_features(clip))
-            key_y.append(f["tonic"] + 12 * MODES.index(f["mode"]))
-            lead_X.append(_lead_model_features(clip))
-            lead_y.append(LEADS.index(f["lead"]))
-    T = np.stack(tempo_T)
-    tempo = _fit_conditional_logit(np.stack(tempo_X), T / T.sum(1, keepdims=True), l2=3e-3)
-    mode = _fit_conditional_logit(np.stack(key_X), np.eye(24)[key_y], l2=3e-3)
-    Xl = np.stack(lead_X)
-    mean, scale = Xl.mean(0), Xl.std(0) + 1e-9
-    clf = LogisticRegression(C=0.1, max_iter=5000).fit((Xl - mean) / scale, np.array(lead_y))
-    lead = LinearScorer(mean, scale, clf.coef_.astype(np.float64), clf.intercept_.astype(np.float64))
+
+    def analysed():
+        for g, clip_seed in tqdm(jobs, desc="readers: features", disable=not progress):
+            f = clip_factors(g, clip_seed)
+            audio = synth_clip(g, clip_seed)
+            for x in (audio, codec_degrade(audio, rng)):
+                yield ClipAnalysis(x), f
+
+    tempo, mode, lead = fit_scorers(analysed())
     info = dict(n_per_genre=n_per_genre, seed=seed, clips=len(jobs) * 2, degraded="half (codec_degrade)")
     return ReaderParams(tempo, mode, lead, info)
 
