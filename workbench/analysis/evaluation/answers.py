@@ -40,6 +40,7 @@ import uuid
 import warnings
 from pathlib import Path
 
+from workbench.analysis.evaluation.results import atomic_write
 from workbench.errors import BadInputError, CorruptFileError, EmptyInputError, WrongTypeError
 from workbench.validation import finite_float
 
@@ -206,7 +207,7 @@ class AnswerLog:
             self.to_csv(self.export)
         else:
             text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.read())
-            _write_atomic(self.export, text)
+            atomic_write(self.export, lambda f: f.write(text.encode("utf-8")))
 
     def _import_once(self, path: Path) -> None:
         key = f"imported:{path.name}"
@@ -275,7 +276,7 @@ class AnswerLog:
         writer = csv.DictWriter(buffer, fieldnames=list(FIELDS) + ["answer_id"], lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.read())
-        _write_atomic(Path(path), buffer.getvalue())
+        atomic_write(Path(path), lambda f: f.write(buffer.getvalue().encode("utf-8")))
         return Path(path)
 
 
@@ -497,17 +498,3 @@ def _insert_rows(db, rows, *, source: str, rename: bool, repeats: str) -> tuple[
         _insert(db, pid, row)
         added += 1
     return added, repeated
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-

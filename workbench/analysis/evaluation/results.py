@@ -69,7 +69,9 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Write `path` through ``write(binary_file)`` into a temporary name, fsync, rename, fsync the folder:
+    a kill leaves the old file or the new one, never a torn one."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "wb") as f:
@@ -216,7 +218,7 @@ class ResultsLog:
 
     def _write_plan(self, plan: dict, *, record: bool) -> None:
         text = json.dumps(plan, sort_keys=True, default=str)
-        _atomic_write(self.folder / PLAN, lambda f: f.write(text.encode()))
+        atomic_write(self.folder / PLAN, lambda f: f.write(text.encode()))
         if record:
             self._append(json.dumps(dict(plan=plan), sort_keys=True, default=str))
 
@@ -320,7 +322,7 @@ class ResultsLog:
         """Write a cell's arrays, then append its line (fsynced): after a crash it is either done or absent."""
         codes, embeddings = np.asarray(codes), np.asarray(embeddings, np.float32)
         path = self.folder / "cells" / cell_file(cell)
-        _atomic_write(path, lambda f: np.savez(f, codes=codes, embeddings=embeddings))
+        atomic_write(path, lambda f: np.savez(f, codes=codes, embeddings=embeddings))
         record = dict(cell=cell, fingerprint=fingerprint, sha256=_sha256(path), rows=rows)
         if plan is not None:
             record["plan"] = plan
@@ -402,7 +404,7 @@ class ResultsLog:
                     shutil.copy2(results, stash / RESULTS)
                 keep = [] if scan.plan is None else [json.dumps(dict(plan=scan.plan), sort_keys=True, default=str)]
                 keep += [json.dumps(r, default=_json_default) for c, r in scan.good.items() if c not in report.corrupt]
-                _atomic_write(results, lambda f: f.write("".join(line + "\n" for line in keep).encode()))
+                atomic_write(results, lambda f: f.write("".join(line + "\n" for line in keep).encode()))
                 report.actions.append(f"rewrote {RESULTS} with the {len(keep)} sound lines (the old one is in {stash})")
             if not (self.folder / PLAN).exists() and scan.plan is not None:
                 self._write_plan(scan.plan, record=False)
