@@ -12,7 +12,10 @@ import pytest
 
 from workbench.analysis.findings import check_notebook
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+# each notebook that passes is saved here with its outputs; the documentation site renders these copies (make docs)
+EXECUTED_DIR = ROOT / "test-artifacts" / "notebooks"
 VIEW_NAMES = ("Workbench(", "LayerSweepView(", "ProjectionExplorer(", "DirectionPicker(", "SteeringPanel(",
               "ClipComparer(", "TraceView(", "PatchingView(", "FeatureDashboard(", "EvaluationView(",
               "ListeningTest(")
@@ -68,6 +71,8 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
              and o["data"].get("text/plain", "").startswith(VIEW_NAMES)]
     # every displayed view also carries a static rendering for viewers without a kernel
     assert all("text/html" in o["data"] for o in views)
+    EXECUTED_DIR.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, EXECUTED_DIR / path.name)
 
 
 def assert_findings_backed(nb, stem: str) -> None:
