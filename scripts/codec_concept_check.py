@@ -3,7 +3,7 @@
 For fresh `synth_v2` clips, two measurements per concept:
 - *round trip*: the concept's reader (`workbench.toy.readers`) on the codec's decoded codes;
 - *bag of codes*: a cross-validated logistic probe (standardised features, C = 1, 5 folds: the
-  settings of `workbench.probes.sweep`) on each clip's quantised latents averaged over time (the
+  settings of `workbench.analysis.probes.sweep`) on each clip's quantised latents averaged over time (the
   sum of its codebook vectors, order thrown away). A decoder's input baseline is the same kind of
   average, of its own code embeddings. A concept of order (dynamics, brightness) that a bag of codes
   still reads is in the codes themselves, so no decoder layer can show depth for it.

@@ -1,4 +1,4 @@
-"""workbench.evaluation: metrics, the paper's recipe, per-row steering, the resumable grid, summaries."""
+"""workbench.analysis.evaluation: metrics, the paper's method, per-row steering, the resumable grid, summaries."""
 from __future__ import annotations
 
 import dataclasses
@@ -89,7 +89,7 @@ def test_descriptors_read_tempo_centroid_loudness_key():
         descriptors(_tone(440, 0.1), SR)
 
 
-# -- methods and recipes -------------------------------------------------------------------------------
+# -- methods and presets -------------------------------------------------------------------------------
 
 def test_method_validates_and_normalises():
     m = Method("m", {("rock", 1): [3.0, 4.0]}, strength_unit={1: 2.0})
@@ -240,7 +240,7 @@ KILL_SCRIPT = """
 import sys, workbench as wb
 sys.path.insert(0, {tests!r})
 from test_evaluation import _kill_plan
-from workbench.evaluation import run_grid
+from workbench.analysis.evaluation import run_grid
 h = wb.random_model("tiny")
 run_grid(h, _kill_plan(h), sys.argv[1], judge=False)
 """

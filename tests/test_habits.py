@@ -47,9 +47,7 @@ def test_ruff_is_clean():
 def test_package_face_is_torch_free():
     code = ("import sys, workbench, workbench.errors, workbench.enums, workbench.toy;"
             "from workbench import WorkbenchError;"
-            "assert 'torch' not in sys.modules, 'torch was imported';"
-            "import workbench.probes, workbench.analysis.probes as p;"
-            "assert workbench.probes is p")
+            "assert 'torch' not in sys.modules, 'torch was imported'")
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from workbench import scores
+from workbench.analysis import scores
 from workbench.analysis.probes import LinearProbe
 from workbench.errors import BadInputError, ModelNotAvailableError
 

@@ -1,6 +1,6 @@
 """One strength unit (issue 26, item 5): the layer's mean residual norm, defined once in
 `workbench.analysis.strength`, is the unit of every path that steers: the verdict bench, the
-evaluation recipes and the widgets' Backend, whatever made the direction."""
+evaluation presets and the widgets' Backend, whatever made the direction."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +11,7 @@ from widgets import Backend, Collection, SteerRequest
 from widgets.backend import unit_vector
 from workbench.analysis import strength
 from workbench.analysis.directions import from_class_means, from_pca
-from workbench.analysis.evaluation.recipes import logistic_probe, workbench_default
+from workbench.analysis.evaluation.presets import logistic_probe, workbench_default
 from workbench.analysis.evaluation.verdicts import SteeringBench, VerdictPlan
 from workbench.errors import BadInputError
 
@@ -49,8 +49,8 @@ def test_every_path_gives_the_same_unit(tiny):
     assert strength.recorded(tiny).source == "SteeringBench twins"
     assert strength.mean_residual_norm(tiny, layer) == unit
     mean_by_layer, labels = pooled_data(tiny, layer)
-    for recipe in (workbench_default, logistic_probe):
-        method = recipe(mean_by_layer, labels, layers=(layer,), handle=tiny)
+    for preset in (workbench_default, logistic_probe):
+        method = preset(mean_by_layer, labels, layers=(layer,), handle=tiny)
         assert method.strength_unit[layer] == unit and method.absolute_strength(layer, 0.5) == 0.5 * unit
     col = Collection(acts={("resid", layer): mean_by_layer[layer]}, labels=list(labels), texts=[""] * 8, clips=[])
     be = Backend(tiny, col)
@@ -100,7 +100,7 @@ def test_measured_once_when_nothing_measured_it(tiny):
     assert strength.recorded(other) is None
 
 
-def test_a_recipe_without_a_model_warns(tiny):
+def test_a_preset_without_a_model_warns(tiny):
     mean_by_layer, labels = pooled_data(tiny, 1)
     with pytest.warns(FutureWarning, match="pass handle=the model"):
         method = workbench_default(mean_by_layer, labels, layers=(1,))

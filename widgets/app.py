@@ -199,8 +199,9 @@ class Workbench(View):
             self.explorer.report(exc)
 
     def add_features(self, labels, **kwargs):
-        """Add a `widgets.feature_dashboard.FeatureDashboard` on `labels` (a `workbench.features.FeatureLabels`)
-        below the other views, linked: "steer with this feature" sets the panel's direction and layer."""
+        """Add a `widgets.feature_dashboard.FeatureDashboard` on `labels` (a
+        `workbench.analysis.features.FeatureLabels`) below the other views, linked: "steer with this feature" sets
+        the panel's direction and layer."""
         from .feature_dashboard import FeatureDashboard
         dash = labels if isinstance(labels, FeatureDashboard) else FeatureDashboard(
             labels, model_id=self.handle.model_id, **kwargs)

@@ -224,7 +224,7 @@ class Backend:
     def scores(self, clip) -> dict:
         """Judge probabilities (teaching model only: it knows the four synthetic genres) and the probe's
         reading at `probe_key` (the clip teacher-forced through the unsteered model, null text)."""
-        from workbench import scores
+        from workbench.analysis import scores
         out = {}
         if "teaching" in str(self.handle.model_id):
             judged = scores.judge_reading([clip])

@@ -12,8 +12,9 @@ first use. The code is laid out by layer, following the data path:
 - ``workbench.errors`` / ``workbench.enums`` / ``workbench.validation``: torch-free, for every layer
   and for the widgets.
 
-The modules of wave one keep their old addresses (``workbench.probes`` is
-``workbench.analysis.probes``, the same module object).
+Each module has one import path (CHANGELOG.md lists the wave-one addresses and where each module
+lives now); the names below are the package's face, not module paths. ``python -m
+workbench.evaluation`` and ``python -m workbench.features`` are commands, not modules to import.
 
 Example:
     >>> import workbench as wb
@@ -25,9 +26,6 @@ Example:
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.util
-import sys
 
 # public name -> module that defines it (imported on first use)
 _NAMES = {
@@ -52,46 +50,12 @@ _NAMES = {
     "Direction": "workbench.analysis.directions",
 }
 
-# wave-one module addresses -> where the module lives now
-_MOVED = {
-    "model": "runtime.model", "configs": "runtime.configs", "capture": "runtime.capture",
-    "steering": "runtime.steering", "hooks": "runtime.hooks", "generation": "runtime.generation",
-    "teacher_forcing": "runtime.teacher_forcing", "tracing": "runtime.tracing", "clip": "runtime.clip",
-    "datasets": "data.datasets", "store": "data.store", "collect": "data.collect",
-    "probes": "analysis.probes", "directions": "analysis.directions", "projections": "analysis.projections",
-    "scores": "analysis.scores",
-}
-
 __all__ = sorted(_NAMES)
-
-
-class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Makes ``import workbench.probes`` give the module object of ``workbench.analysis.probes``."""
-
-    def find_spec(self, fullname, path=None, target=None):
-        prefix, _, name = fullname.rpartition(".")
-        if prefix == __name__ and name in _MOVED:
-            return importlib.util.spec_from_loader(fullname, self)
-        return None
-
-    def create_module(self, spec):
-        module = importlib.import_module(f"{__name__}.{_MOVED[spec.name.rpartition('.')[2]]}")
-        self._real_spec = module.__spec__
-        return module
-
-    def exec_module(self, module):
-        module.__spec__ = self._real_spec  # the import system stamped the alias's spec on it
-
-
-if not any(isinstance(f, _MovedModuleFinder) for f in sys.meta_path):
-    sys.meta_path.append(_MovedModuleFinder())
 
 
 def __getattr__(name: str):
     if name in _NAMES:
         value = getattr(importlib.import_module(_NAMES[name]), name)
-    elif name in _MOVED:
-        value = importlib.import_module(f"{__name__}.{name}")
     else:
         raise AttributeError(f"module 'workbench' has no attribute {name!r}")
     globals()[name] = value
@@ -99,4 +63,4 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_NAMES) | set(_MOVED))
+    return sorted(set(globals()) | set(_NAMES))

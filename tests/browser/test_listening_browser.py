@@ -25,7 +25,7 @@ SETUP = """
 import os
 import numpy as np
 import workbench as wb
-from workbench.evaluation import GridPlan, Method, items_for, run_grid
+from workbench.analysis.evaluation import GridPlan, Method, items_for, run_grid
 from workbench.analysis.evaluation.listening import trials_from_result
 from widgets import ListeningTest
 

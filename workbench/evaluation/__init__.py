@@ -1,10 +1,3 @@
-"""``workbench.evaluation`` is `workbench.analysis.evaluation` (the same names): grids, trade-offs, FAD.
-
-``python -m workbench.evaluation report --json PATH`` runs the evaluation protocol on the teaching model.
-
-    >>> import workbench.evaluation as we, workbench.analysis.evaluation as wae
-    >>> we.run_grid is wae.run_grid
-    True
-"""
-from workbench.analysis.evaluation import *  # noqa: F401,F403
-from workbench.analysis.evaluation import __all__  # noqa: F401
+"""A command, not a module to import: ``python -m workbench.evaluation report --json PATH`` runs the
+evaluation protocol on the teaching model (`workbench.analysis.evaluation.report`). The grids, trade-offs
+and FAD are imported from `workbench.analysis.evaluation`."""

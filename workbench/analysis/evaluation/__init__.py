@@ -1,7 +1,7 @@
 """Evaluate steering the way the field does: strength sweeps, alignment vs preservation, FAD, descriptors.
 
 - `methods`: `Method` (a direction per target and layer, and how it is applied), `random_like`;
-- `recipes`: presets: `paper_2506_10225` (arXiv 2506.10225's published method), `workbench_default`,
+- `presets`: `paper_2506_10225` (arXiv 2506.10225's published method), `workbench_default`,
   `logistic_probe`, and `PaperProbe`;
 - `grid`: `GridPlan`, `items_for`, `run_grid` (resumable, progress bar, stop);
 - `results`: the folder format and `EvaluationResult` (a tidy table; clips decode for listening);
@@ -28,7 +28,7 @@ from workbench.analysis.evaluation.metrics import (
     frechet_distance,
     mel_distance,
 )
-from workbench.analysis.evaluation.recipes import (
+from workbench.analysis.evaluation.presets import (
     PaperProbe,
     logistic_probe,
     paper_2506_10225,

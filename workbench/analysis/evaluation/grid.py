@@ -122,10 +122,10 @@ class GridPlan:
         methods = (self.methods,) if isinstance(self.methods, Method) else self.methods
         if isinstance(methods, (str, bytes, dict)) or not hasattr(methods, "__iter__"):
             raise WrongTypeError(f"methods={methods!r:.60}: pass Method objects (see "
-                                 "workbench.analysis.evaluation.recipes)")
+                                 "workbench.analysis.evaluation.presets)")
         methods = tuple(methods)
         if not methods or not all(isinstance(m, Method) for m in methods):
-            raise WrongTypeError("methods must be Method objects (see workbench.analysis.evaluation.recipes)")
+            raise WrongTypeError("methods must be Method objects (see workbench.analysis.evaluation.presets)")
         names = [m.name for m in methods]
         if len(set(names)) != len(names):
             raise BadInputError(f"method names must be unique, got {names}: rename one (Method(name=...))")

@@ -4,7 +4,7 @@
 mode, the CFG rows, a schedule (a plain dict of `workbench.Schedule` fields), the unit its strengths are
 in (per layer: e.g. the mean residual norm there for ``add``, 1 for ``norm_relative``) and its default
 strength sweep. `Method.spec(target, layer, strength)` builds the `SteeringSpec` a grid generates with.
-Presets that make Methods from activations live in `workbench.analysis.evaluation.recipes`.
+Presets that make Methods from activations live in `workbench.analysis.evaluation.presets`.
 
     >>> import numpy as np
     >>> m = Method("toy", {("rock", 2): np.ones(4)}, strength_unit={2: 3.0}, strengths=(0.0, 1.0))

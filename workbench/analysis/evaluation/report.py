@@ -6,10 +6,10 @@
    layer and is the probe re-read (alignment from the model's own reading of the audio).
 2. Items: 16 clips, 4 per target genre, each from a prompt of another genre (new seeds).
 3. The grid (timed as ``grid_s``): class means (the workbench default), a logistic probe and the paper's
-   recipe at the best layer x 5 strengths each (strength 0 reuses the twins), plus twins and a
+   method at the best layer x 5 strengths each (strength 0 reuses the twins), plus twins and a
    reference set (same prompts, other seeds).
 4. In the same folder (resumed, so the twins are shared): a random direction of the same norm steered
-   like the default, and the paper's recipe with a logistic loss (regression vs classification).
+   like the default, and the paper's method with a logistic loss (regression vs classification).
 5. Summaries: AUC of judge alignment vs mel preservation per method and layer, alignment by strength,
    descriptor shifts, and Fréchet distances on the codec embedding (reference vs twins: the floor).
 6. Verdicts (`method_verdicts`): each compared method's direction per target genre against random
@@ -90,18 +90,18 @@ def report_methods(data: dict, layers, strengths_fast: bool = False, handle=None
     handle: the model, so the class-means and probe methods steer in multiples of the layer's mean residual
     norm (`workbench.analysis.strength`); without it the pooled activations' norm stands in (with a warning).
     """
-    from workbench.analysis.evaluation import recipes
+    from workbench.analysis.evaluation import presets
     from workbench.analysis.evaluation.methods import random_like
-    default_s = (0.0, 0.25, 1.0) if strengths_fast else recipes.DEFAULT_STRENGTHS
-    paper_s = (0.0, 1.0, 4.0) if strengths_fast else recipes.PAPER_STRENGTHS
+    default_s = (0.0, 0.25, 1.0) if strengths_fast else presets.DEFAULT_STRENGTHS
+    paper_s = (0.0, 1.0, 4.0) if strengths_fast else presets.PAPER_STRENGTHS
     labels = data["labels"]
-    default = recipes.workbench_default(data["mean"], labels, layers=layers, strengths=default_s, handle=handle)
+    default = presets.workbench_default(data["mean"], labels, layers=layers, strengths=default_s, handle=handle)
     return {"class_means": default,
-            "logistic_probe": recipes.logistic_probe(data["mean"], labels, layers=layers, strengths=default_s,
+            "logistic_probe": presets.logistic_probe(data["mean"], labels, layers=layers, strengths=default_s,
                                                      handle=handle),
-            "paper_2506_10225": recipes.paper_2506_10225(data["last"], labels, layers=layers, strengths=paper_s),
+            "paper_2506_10225": presets.paper_2506_10225(data["last"], labels, layers=layers, strengths=paper_s),
             "random": random_like(default, seed=0),
-            "paper_2506_10225_logistic": recipes.paper_2506_10225(data["last"], labels, layers=layers,
+            "paper_2506_10225_logistic": presets.paper_2506_10225(data["last"], labels, layers=layers,
                                                                   loss="logistic", strengths=paper_s)}
 
 
@@ -110,7 +110,7 @@ def run_report(*, fast: bool = False, folder=None, all_layers: bool = False, dur
     """Run the protocol (module docstring) and return the report as a JSON-friendly dict."""
     import workbench as wb
     from workbench.analysis.evaluation.grid import GridPlan, run_grid
-    from workbench.analysis.evaluation.recipes import paper_layer_sweep
+    from workbench.analysis.evaluation.presets import paper_layer_sweep
     from workbench.toy.judge import load_judge
 
     t0 = time.perf_counter()
@@ -248,7 +248,7 @@ def _summary(report: dict) -> str:
     lines += [f"  AUC {name:28} {value:.3f}" for name, value in report["auc"].items()]
     lines.append(f"  AUC {'random (like class_means)':28} {report['auc_random']:.3f}")
     rvc = report["regression_vs_classification"]
-    lines.append(f"  paper recipe AUC: MSE probe {rvc['mse']:.3f} vs logistic probe {rvc['logistic']:.3f}")
+    lines.append(f"  paper's method AUC: MSE probe {rvc['mse']:.3f} vs logistic probe {rvc['logistic']:.3f}")
     lines.append(f"  FAD unsteered pair {report['fad_unsteered_pair']:.4f}; class_means strongest "
                  f"{report['fad_steered_strongest']:.4f}")
     lines.append(f"  bars: {report['bars']}")

@@ -8,11 +8,11 @@
 - `steering`: feature steering measured with the genre judge; `report`: the whole protocol
   (``python -m workbench.features report --json PATH``).
 
-Also importable as ``workbench.features``. Example (a tiny store, a tiny SAE):
+Example (a tiny store, a tiny SAE):
 
     >>> import numpy as np, tempfile
     >>> from workbench.data.store import ActivationStore
-    >>> from workbench.features import FrameStream, TrainConfig, train_sae, label_features
+    >>> from workbench.analysis.features import FrameStream, TrainConfig, train_sae, label_features
     >>> s = ActivationStore.create(tempfile.mkdtemp(), model_id="m", spec={}, spec_key="k", keys=[("resid", 0)],
     ...                            per_step_keys=[("resid", 0)])
     >>> rng = np.random.default_rng(0)

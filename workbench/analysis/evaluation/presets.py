@@ -1,4 +1,4 @@
-"""Steering recipes as `Method` presets: arXiv 2506.10225's published method and the workbench's own.
+"""Steering presets (`Method` factories): arXiv 2506.10225's published method and the workbench's own.
 
 - `paper_2506_10225`: the paper's code. A linear probe *without bias* on L2-normalised last-token
   residuals, trained with MSE on one-hot genre targets (`PaperProbe(loss="mse")`: the least-squares
@@ -158,7 +158,7 @@ def strength_units(handle, layers, mean_by_layer=None, site: str = "resid") -> d
     """
     if handle is not None:
         return {int(layer): mean_residual_norm(handle, int(layer), site) for layer in layers}
-    warnings.warn("a recipe without handle=... measures its strength unit on pooled activations, not the workbench's "
+    warnings.warn("a preset without handle=... measures its strength unit on pooled activations, not the workbench's "
                   "unit (the mean residual norm over every step of unsteered generation): pass handle=the model",
                   FutureWarning, stacklevel=3)
     if mean_by_layer is None:
