@@ -89,66 +89,6 @@ def test_sweep_view_click_selects_layer_and_has_static_fallback():
         LayerSweepView([])
 
 
-def test_projection_explorer_click_select_groups_direction():
-    xy = np.random.default_rng(0).normal(size=(6, 2))
-    made = []
-    ex = ProjectionExplorer(xy, ["rock"] * 3 + ["jazz"] * 3, texts=[f"p{i}" for i in range(6)],
-                            clips=[tone(200 + 50 * i) for i in range(6)],
-                            direction_fn=lambda a, b: made.append((a, b)) or "a->b")
-    assert ex.n_points == 6 and len(ex.figure.data) == 3  # two labels + the steered trace
-    plotly_event(ex.figure, "plotly_click", [1], [1])  # second point of the jazz trace = index 4
-    assert ex.clicked == 4 and ex.player.value[:4] == b"RIFF" and "p4" in ex.now_playing.value
-    plotly_event(ex.figure, "plotly_selected", [0, 2], [0, 1])
-    assert ex.selection == [0, 5]
-    ex.use_selection_as("A")
-    assert ex.dir_button.disabled
-    ex.select([3])
-    ex.use_selection_as("B")
-    assert not ex.dir_button.disabled
-    assert ex.make_direction() == "a->b" and ex.direction == "a->b" and made == [([0, 5], [3])]
-    new = ex.add_points([[0.1, 0.2]], ["steered clip"], [tone(880)])
-    assert new == [6] and ex.n_points == 7 and ex.hover_text(6) == "steered clip"
-    plotly_event(ex.figure, "plotly_click", [0], [2])
-    assert ex.clicked == 6
-    assert "&#9733;" in ex._repr_mimebundle_()["text/html"]
-    # A lassoed star is counted in the readout but has no activations: left out of the direction.
-    ex.select([3, 6])
-    ex.use_selection_as("B")
-    assert "B: 2 points (mostly jazz, 1 steered left out)" in ex.groups_readout.value
-    ex.make_direction()
-    assert made[-1] == ([0, 5], [3])
-    ex.select([6])
-    ex.use_selection_as("B")
-    assert ex.make_direction() is None and "steered stars do not count" in ex.last_error
-
-
-def test_a_lasso_whose_points_event_was_lost_still_selects():
-    """What the browser sent when a lasso ended over a point (seen in the quickstart's browser test).
-
-    ipywidgets sends one message at a time and merges what waits: the hover that followed the
-    mouse-up replaced the selected-points event in the same trait, and only the outline (a relayout of
-    `layout.selections`, as FigureWidget's `_js2py_relayout` passes it on) reached python.
-    """
-    xy = np.array([[-3.0, 1.0], [-2.0, 0.0], [1.0, 2.0], [2.0, -1.0]])
-    ex = ProjectionExplorer(xy, ["classical", "classical", "rock", "rock"])
-    ex.add_points([[0.5, 0.0]], ["steered clip"])  # a star inside the outline is selected too
-    plotly_event(ex.figure, "plotly_hover", [0], [1])  # the event that overwrote plotly_selected
-    assert ex.selection == []
-    box = "M-0.1,2.6L3.1,2.6L3.1,-2.8L-0.1,-2.8L-0.1,2.5Z"  # plotly's lasso path, in data units
-    ex.figure.plotly_relayout({"selections": [{"type": "path", "path": box, "xref": "x", "yref": "y"}]})
-    assert ex.selection == [2, 3, 4] and ex.groups_readout.value.startswith("selected: 3 [#2, #3, #4]")
-    ex.use_selection_as("B")
-    # a box selection (dragmode "select"), then a double click that removes every outline
-    ex.figure.plotly_relayout({"selections": [{"type": "rect", "x0": -3.5, "x1": -1.5, "y0": -0.5, "y1": 1.5}]})
-    assert ex.selection == [0, 1] and ex.group_b == [2, 3, 4]
-    ex.figure.plotly_relayout({"selections": []})
-    assert ex.selection == []
-    # a new map: python's own clearing outlines select nothing
-    ex.figure.plotly_relayout({"selections": [{"type": "rect", "x0": -9, "x1": 9, "y0": -9, "y1": 9}]})
-    ex.set_xy(xy + 10)
-    assert ex.selection == [] and ex.last_error == ""
-
-
 def test_explorer_errors_are_shown_in_the_widget():
     ex = ProjectionExplorer(np.zeros((2, 2)), ["a", "b"])
     ex.make_direction()
@@ -408,8 +348,8 @@ def test_user_strings_are_escaped_in_html():
     ex.select([0])
     ex.use_selection_as("A")
     ex.add_points([[1, 1]], [EVIL])
-    html_out += [ex.now_playing.value, ex.groups_readout.value, ex.figure.data[0].name, ex.figure.data[0].hovertext[0],
-                 ex.figure.data[-1].hovertext[0], ex.static_html()]
+    html_out += [ex.now_playing.value, ex.groups_readout.value, ex.figure.data[2].name, ex.figure.data[0].hovertext[0],
+                 ex.figure.data[1].hovertext[0], ex.rows_html.value, ex.static_html()]
     assert ex.hover_text(2) == EVIL  # the Python side keeps the text as given
     picker = DirectionPicker(["a", "b"], make_fn=lambda request: type("D", (), {"name": EVIL})())
     picker.site = "<i>"

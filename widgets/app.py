@@ -21,7 +21,7 @@ from .backend import Backend, Collection
 from .clip_compare import ClipComparer
 from .direction_picker import DirectionPicker
 from .patching_view import PatchingView
-from .projection_view import ProjectionExplorer
+from .projection_view import ProjectionExplorer, axis_titles
 from .requests import SteerRequest
 from .steering_panel import SteeringPanel
 from .sweep_view import LayerSweepView
@@ -90,7 +90,8 @@ class Workbench(View):
         self.backend.probe_key = (self.site, self.layer)
         self.explorer = ProjectionExplorer(self.backend.project(self.site, self.layer), collection.labels,
                                            texts=collection.texts, clips=collection.clips,
-                                           direction_fn=self._direction_from_groups, title=self._map_title())
+                                           direction_fn=self._direction_from_groups, title=self._map_title(),
+                                           columns=collection.columns, axes=self._map_axes())
         self.picker = DirectionPicker(collection.classes, make_fn=self.backend.make_direction)
         if prompt is None:
             first_prompts = next(iter((prompts_by_label or default_prompts(handle)).values()))
@@ -128,6 +129,10 @@ class Workbench(View):
         method = getattr(self.backend, "projection_method", "pca").upper()
         return f"Clips at {self.site} layer {self.layer} ({method})"
 
+    def _map_axes(self) -> tuple[str, str]:
+        explained = getattr(self.backend, "explained_variance", lambda: None)()
+        return axis_titles(getattr(self.backend, "projection_method", "pca"), explained)
+
     def _known_unit(self, layer: int):
         return self.backend.known_strength_unit(layer, getattr(self.panel.direction, "site", "resid")
                                                 if hasattr(self, "panel") else "resid")
@@ -161,7 +166,8 @@ class Workbench(View):
             self.backend.probe_key = (self.site, self.layer)
             self.picker.layer, self.picker.site = self.layer, self.site
             self.panel.layers = [self.layer]
-            self.explorer.set_xy(self.backend.project(self.site, self.layer), title=self._map_title())
+            self.explorer.set_xy(self.backend.project(self.site, self.layer), title=self._map_title(),
+                                 axes=self._map_axes())
             if self.picker.direction is not None and change["name"] != "map_method":
                 self.picker.make()  # the same kind of direction, at the newly selected layer
         except Exception as exc:

@@ -35,12 +35,14 @@ BAND_SEEDS = 8  # the random band: the panel's prompt x this many seeds (x 4 cli
 
 @dataclasses.dataclass
 class Collection:
-    """Collected clips with labels, hover texts and pooled activations dict[(site, layer)] -> (N, H)."""
+    """Collected clips with labels, hover texts and pooled activations dict[(site, layer)] -> (N, H);
+    `columns` holds more per-clip fields (prompt, seed, the store's label columns) for the map."""
 
     acts: dict
     labels: list
     texts: list
     clips: list
+    columns: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
     def generate(cls, handle, prompts_by_label: dict, n_per_label: int = 8, duration_s: float = 2.0,
@@ -64,7 +66,8 @@ class Collection:
         for clip, label in zip(res.clips, labels):
             clip.label = label
         texts = [f"“{p}” (seed {s})" for p, s in zip(prompts, seeds)]
-        return cls(acts=res.activations, labels=labels, texts=texts, clips=res.clips)
+        return cls(acts=res.activations, labels=labels, texts=texts, clips=res.clips,
+                   columns=dict(prompt=prompts, seed=seeds))
 
     @classmethod
     def from_store(cls, store, label_column: str = "label") -> Collection:
@@ -74,8 +77,9 @@ class Collection:
         texts = [str(r.get("prompt") or r.get("path") or r.get("id"))
                  + (f" (seed {r['seed']})" if r.get("seed") is not None else "") for r in table]
         has_audio = bool(store.sample_rate_hz)
+        names = [k for k in dict.fromkeys(k for r in table for k in r) if k != label_column]
         return cls(acts=store.arrays(), labels=[str(r.get(label_column)) for r in table], texts=texts,
-                   clips=store.clip if has_audio else None)
+                   clips=store.clip if has_audio else None, columns={k: [r.get(k) for r in table] for k in names})
 
     @property
     def classes(self) -> list:
@@ -206,6 +210,15 @@ class Backend:
         self._projection = project(self.collection.acts[(site, layer)], self.projection_method, site=site,
                                    layer=layer)
         return self._projection.embedding
+
+    def explained_variance(self) -> tuple[float, float] | None:
+        """The share of the layer's variance along the current PCA map's two axes (None for UMAP)."""
+        proj = self._projection
+        if proj is None or proj.method != "pca":
+            return None
+        X = np.asarray(self.collection.acts[(proj.site, proj.layer)], dtype=np.float64)
+        total = float(X.var(0).sum())
+        return tuple(float(v) / total if total > 0 else 0.0 for v in np.asarray(proj.embedding, np.float64).var(0))
 
     def place(self, clip) -> np.ndarray:
         """Where a new clip lands in the current map (teacher-forced through the unsteered model)."""

@@ -28,8 +28,9 @@ MAGMA = np.array([[0, 0, 4], [28, 16, 68], [79, 18, 123], [129, 37, 129], [181, 
                   [251, 135, 97], [254, 194, 135], [252, 253, 191]], dtype=float)
 _MAGMA_LUT = np.stack([np.interp(np.linspace(0, 1, 256), np.linspace(0, 1, len(MAGMA)), MAGMA[:, c])
                        for c in range(3)], axis=-1).astype(np.uint8)
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf"]
+# Okabe & Ito's colour-blind-safe palette (blue, orange, bluish green, reddish purple, sky blue, vermillion,
+# yellow, black): distinct for deuteranopes and protanopes too, in an order that puts the clearest first
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
 
 
 @dataclass(frozen=True)
