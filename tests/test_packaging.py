@@ -34,3 +34,23 @@ def test_readme_and_ci_use_make_test():
 
 def test_constraints_pin_cpu_torch():
     assert "torch==" in (ROOT / "constraints.txt").read_text()
+
+
+def test_package_data_covers_every_shipped_file():
+    """Each data file in the packages (weights, fitted parameters, the model card) goes into the wheel."""
+    import fnmatch
+    import subprocess
+
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    tracked = subprocess.run(["git", "ls-files", "workbench", "widgets", "benchmarks"], cwd=ROOT, check=True,
+                             capture_output=True, text=True).stdout.split()
+    missing = []
+    for name in (n for n in tracked if not n.endswith(".py")):
+        package_dir = Path(name).parent
+        while package_dir != Path(".") and ".".join(package_dir.parts) not in globs:
+            package_dir = package_dir.parent
+        patterns = globs.get(".".join(package_dir.parts), [])
+        inside = Path(name).relative_to(package_dir).as_posix() if patterns else name
+        if not any(fnmatch.fnmatch(inside, p) for p in patterns):
+            missing.append(name)
+    assert missing == [], f"add these to [tool.setuptools.package-data] in pyproject.toml: {missing}"

@@ -8,7 +8,7 @@ import pytest
 from workbench.toy import synth_v2
 from workbench.toy.judge import (
     FEATURE_NAMES,
-    JUDGE_PATH,
+    JUDGE_V1_PATH,
     JUDGE_V2_PATH,
     audio_features,
     default_judge_path,
@@ -19,7 +19,7 @@ from workbench.toy.judge import (
 from workbench.toy.synth import GENRES, synth_dataset
 
 # each judge and the synthesiser it was fitted on
-JUDGES = {"v1": (JUDGE_PATH, synth_dataset), "v2": (JUDGE_V2_PATH, synth_v2.synth_dataset)}
+JUDGES = {"v1": (JUDGE_V1_PATH, synth_dataset), "v2": (JUDGE_V2_PATH, synth_v2.synth_dataset)}
 
 
 def test_shipped_judge_is_json_and_loads_fast():
@@ -27,14 +27,14 @@ def test_shipped_judge_is_json_and_loads_fast():
     judge = load_judge()
     assert time.perf_counter() - start < 0.5
     assert judge.classes == GENRES
-    assert json.loads(JUDGE_PATH.read_text())["feature_names"] == list(FEATURE_NAMES)
+    assert json.loads(JUDGE_V1_PATH.read_text())["feature_names"] == list(FEATURE_NAMES)
 
 
 def test_the_default_judge_is_the_shipped_models(tmp_path):
     from workbench.toy import WEIGHTS_DIR, synth_version
     from workbench.toy.judge import MODEL_JUDGE_FILE, v2_judge_path
     own = WEIGHTS_DIR / MODEL_JUDGE_FILE
-    assert default_judge_path() == ((own if own.exists() else JUDGE_V2_PATH) if synth_version() == 2 else JUDGE_PATH)
+    assert default_judge_path() == ((own if own.exists() else JUDGE_V2_PATH) if synth_version() == 2 else JUDGE_V1_PATH)
     assert v2_judge_path(tmp_path) == JUDGE_V2_PATH  # a model folder without its own judge
     (tmp_path / MODEL_JUDGE_FILE).write_text(JUDGE_V2_PATH.read_text())
     assert v2_judge_path(tmp_path) == tmp_path / MODEL_JUDGE_FILE

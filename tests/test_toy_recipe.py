@@ -92,6 +92,7 @@ def test_resume_reuses_the_codec_when_only_decoder_settings_change(tmp_path):
 @pytest.mark.slow
 def test_tiny_v2_recipe_trains_on_factor_prompts(tmp_path):
     from workbench.toy.__main__ import main
+    from workbench.toy.judge import MODEL_JUDGE_FILE
 
     out = tmp_path / "weights"
     assert main(["train", "--tiny", "--synth-version", "2", "--no-progress", "--output-dir", str(out),
@@ -102,7 +103,7 @@ def test_tiny_v2_recipe_trains_on_factor_prompts(tmp_path):
     assert synth_version(out) == 2 and synth_version(tmp_path) == 1  # no training_info: v1
     tokens = json.loads((out / "tokenizer.json").read_text())["model"]["vocab"]
     assert any(piece.strip("▁") in ("crescendo", "diminuendo") for piece, _ in tokens)
-    assert not (out / "judge_params.json").exists()  # the tiny recipe fits no judge of its own
+    assert not (out / MODEL_JUDGE_FILE).exists()  # the tiny recipe fits no judge of its own
 
 
 @pytest.mark.slow

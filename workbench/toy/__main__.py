@@ -2,7 +2,7 @@
 
     python -m workbench.toy train [--clips-per-genre N] [--decoder-steps N] [--output-dir DIR] ...
     python -m workbench.toy evaluate [--json PATH] [--weights DIR]
-    python -m workbench.toy judge            # refit the genre judge (judge_params.json)
+    python -m workbench.toy judge            # refit the shipped genre judge of a synthesiser version
 """
 
 from __future__ import annotations
@@ -63,9 +63,10 @@ def main(argv: list[str] | None = None) -> int:
 
     jd = sub.add_parser("judge", help="refit the genre judge on fresh synthetic clips")
     jd.add_argument("--clips-per-genre", type=int, default=300)
-    jd.add_argument("--output", default=None, help="JSON path (default: the shipped judge_params.json)")
+    jd.add_argument("--output", default=None, help="JSON path (default: the shipped judge of that synthesiser version)")
     jd.add_argument("--synth-version", type=int, default=None, choices=(1, 2),
-                    help="1: workbench.toy.synth (judge_params.json), 2: synth_v2 (judge_params_v2.json); "
+                    help="1: workbench.toy.synth (judge_fitted_on_degraded_synth_v1.json), "
+                         "2: synth_v2 (judge_fitted_on_synth_v2_reference_codec.json); "
                          "default: the shipped model's")
 
     args = parser.parse_args(argv)
@@ -98,11 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "judge":
         from workbench.toy import synth_version
-        from workbench.toy.judge import JUDGE_PATH, JUDGE_V2_PATH, fit_judge
+        from workbench.toy.judge import JUDGE_V1_PATH, JUDGE_V2_PATH, fit_judge
 
         version = args.synth_version or synth_version()
         judge = fit_judge(n_per_genre=args.clips_per_genre, version=version)
-        output = args.output or (JUDGE_V2_PATH if version == 2 else JUDGE_PATH)
+        output = args.output or (JUDGE_V2_PATH if version == 2 else JUDGE_V1_PATH)
         judge.to_json(output)
         print(f"wrote {output}")
         return 0

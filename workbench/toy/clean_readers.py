@@ -17,7 +17,7 @@ BPM for tempo (toward fast: up, toward slow: down, toward medium: closer to 110 
 over the clip in dB for dynamics; the spectral-centroid slope over the clip in octaves for
 brightness; the step balance (-1..1) for contour.
 
-The fitted parameters ship as ``clean_reader_params.json`` next to this file (plain JSON): fitted on
+The fitted parameters ship as ``readers_fitted_on_clean_synth_v2.json`` next to this file (plain JSON): fitted on
 600 clean synth_v2 clips (150 per genre), each once as is and once through `augment`. Accuracy on 200
 clean held-out clips (``info["held_out_accuracy"]``, from ``python -m workbench.toy.clean_readers fit``,
 which refits and re-measures): genre 1.00, tempo 0.97, mode 0.95, lead 0.99, contour 0.995, dynamics
@@ -57,7 +57,7 @@ from workbench.toy.readers import (
 )
 from workbench.toy.synth_v2 import FACTORS, GENRES, SAMPLE_RATE_HZ, TEMPO_BINS_BPM
 
-CLEAN_PARAMS_PATH = Path(__file__).with_name("clean_reader_params.json")
+CLEAN_PARAMS_PATH = Path(__file__).with_name("readers_fitted_on_clean_synth_v2.json")
 CONCEPTS: tuple[str, ...] = tuple(FACTORS)
 READER_NAMES = {"genre": "clean_genre", "tempo": "clean_beat_bpm", "mode": "clean_key_profile",
                 "lead": "clean_lead", "contour": "pitch_step_balance", "dynamics": "level_slope_db",
@@ -286,7 +286,8 @@ def _main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m workbench.toy.clean_readers", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    fit = sub.add_parser("fit", help="refit clean_reader_params.json and measure it on held-out clean clips")
+    fit = sub.add_parser("fit", help="refit the shipped clean reader parameters and measure them "
+                                      "on held-out clean clips")
     fit.add_argument("--clips-per-genre", type=int, default=100)
     fit.add_argument("--check-clips-per-genre", type=int, default=25)
     fit.add_argument("--output", default=None)

@@ -77,7 +77,7 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     import workbench as wb
     from workbench.analysis.probes import sweep
     from workbench.toy import synth_version as trained_on
-    from workbench.toy.judge import JUDGE_PATH, load_judge, v2_judge_path
+    from workbench.toy.judge import JUDGE_V1_PATH, load_judge, v2_judge_path
 
     t0 = time.time()
     n_synth = 10 if quick else 40
@@ -89,7 +89,7 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
         judge = load_judge(v2_judge_path(weights))  # the model's own when its training fitted one
     elif version == 1:
         from workbench.toy.synth import synth_dataset
-        judge = load_judge(JUDGE_PATH)
+        judge = load_judge(JUDGE_V1_PATH)
     else:
         raise ValueError(f"synth_version={synth_version!r}: use 1 or 2")
     handle = wb.load_model(weights, device=device)

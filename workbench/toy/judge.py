@@ -9,13 +9,14 @@ so it still judges reconstructions and generated clips fairly: for teaching mode
 low-pass, noise and smearing (`degrade`); for v2, round trips through a *reference codec*
 (`reference_codec/`: teaching model v1's EnCodec in float16, a different network from the one the
 v2 model carries), whose artifacts the hand-made degradations did not imitate well enough (see the
-model card). The fitted parameters ship as JSON (`judge_params.json`, `judge_params_v2.json`, next
-to this file): loading is instant and nothing is unpickled.
+model card). The fitted parameters ship as JSON next to this file, each named for what it was fitted
+on (`JUDGE_V1_PATH`, `JUDGE_V2_PATH`; a model's own judge lies in its weights folder, `MODEL_JUDGE_FILE`):
+loading is instant and nothing is unpickled.
 
 Example:
-    >>> from workbench.toy.judge import JUDGE_PATH, load_judge
+    >>> from workbench.toy.judge import JUDGE_V1_PATH, load_judge
     >>> from workbench.toy.synth import synth_clip
-    >>> judge = load_judge(JUDGE_PATH)      # teaching model v1's judge, on v1 clips
+    >>> judge = load_judge(JUDGE_V1_PATH)   # teaching model v1's judge, on v1 clips
     >>> judge.predict([synth_clip("rock", seed=11)], sr=32000)
     ['rock']
 """
@@ -31,15 +32,18 @@ from scipy.signal import lfilter
 
 from workbench.toy.synth import GENRES, SAMPLE_RATE_HZ, synth_clip
 
-JUDGE_PATH = Path(__file__).with_name("judge_params.json")
-# the judge of teaching model v2, fitted on `workbench.toy.synth_v2` clips
-JUDGE_V2_PATH = Path(__file__).with_name("judge_params_v2.json")
+# teaching model v1's judge: `workbench.toy.synth` clips, half of them through `degrade`
+JUDGE_V1_PATH = Path(__file__).with_name("judge_fitted_on_degraded_synth_v1.json")
+# the synth_v2 judge: `workbench.toy.synth_v2` clips, clean and through the reference codec; the context of
+# the codec-robust readers (`workbench.toy.readers`), and the judge of a v2 model folder without its own
+JUDGE_V2_PATH = Path(__file__).with_name("judge_fitted_on_synth_v2_reference_codec.json")
 # teaching model v1's EnCodec (float16): the v2 judge's augmentation, never the evaluated model's codec
 REFERENCE_CODEC_DIR = Path(__file__).with_name("reference_codec")
 
 
-# a teaching model's own v2 judge, written next to its weights by its training (Recipe.judge_clips_per_genre)
-MODEL_JUDGE_FILE = "judge_params.json"
+# a teaching model's own v2 judge, written next to its weights by its training (Recipe.judge_clips_per_genre):
+# synth_v2 clips, clean, through the reference codec and through this model's own codec
+MODEL_JUDGE_FILE = "judge_fitted_on_own_codec.json"
 
 
 def v2_judge_path(weights=None) -> Path:
@@ -55,7 +59,7 @@ def default_judge_path() -> Path:
     """The judge of the shipped teaching model's synthesiser (`workbench.toy.synth_version`)."""
     from workbench.toy import synth_version
 
-    return v2_judge_path() if synth_version() == 2 else JUDGE_PATH
+    return v2_judge_path() if synth_version() == 2 else JUDGE_V1_PATH
 _N_FFT = 1024
 _HOP = 512
 _BANDS_HZ = (0, 150, 400, 1000, 3000, 6000, 16000)
@@ -270,7 +274,7 @@ def fit_judge(n_per_genre: int = 300, seed: int = 1234, degrade_fraction: float 
     """Fit a judge on fresh synthetic clips.
 
     version 1 (`workbench.toy.synth`, the v1 judge): a fraction `degrade_fraction` of the clips
-    degraded (`degrade`), C = 1. version 2 (`workbench.toy.synth_v2`, ``judge_params_v2.json``): every
+    degraded (`degrade`), C = 1. version 2 (`workbench.toy.synth_v2`, `JUDGE_V2_PATH`): every
     clip clean, through the reference codec (`reference_round_trips`), and that round trip again
     through a `random_eq`; C = 0.01 (see the model card for how this was chosen).
 

@@ -38,8 +38,9 @@ a 50 Hz frame smearing like a small EnCodec's), before it is trusted (`check_rea
 - ``brightness`` — ``high_band_slope``: the same line through each window's high-band share (power
   above 1.5 kHz against 150 Hz-1.5 kHz, dB); rising reads brightening. No fitting.
 
-The fitted parts (tempo scorer, key profiles, lead regression) live in ``reader_params.json`` next
-to this file: plain JSON, nothing is unpickled; refit with ``python -m workbench.toy.readers fit``.
+The fitted parts (tempo scorer, key profiles, lead regression) live in
+``readers_fitted_on_codec_degraded_synth_v2.json`` next to this file: plain JSON, nothing is unpickled;
+refit with ``python -m workbench.toy.readers fit``.
 
 Example:
     >>> from workbench.toy.readers import READERS, read_concept
@@ -78,7 +79,8 @@ from workbench.toy.synth_v2 import (
     tempo_bin,
 )
 
-READER_PARAMS_PATH = Path(__file__).with_name("reader_params.json")
+# fitted on synth_v2 clips, half of them through `codec_degrade` (a codec imitation)
+READER_PARAMS_PATH = Path(__file__).with_name("readers_fitted_on_codec_degraded_synth_v2.json")
 CONCEPTS: tuple[str, ...] = ("genre", "tempo", "mode", "lead", "contour", "dynamics", "brightness")
 
 # Lead-band CQT: one row per semitone (max over 3 bins a semitone), MIDI 55-127, 8 ms frames.
@@ -771,7 +773,7 @@ def _main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m workbench.toy.readers", description="concept readers")
     sub = parser.add_subparsers(dest="command", required=True)
-    fit = sub.add_parser("fit", help="refit reader_params.json on fresh synthetic clips")
+    fit = sub.add_parser("fit", help="refit the shipped reader parameters on fresh synthetic clips")
     fit.add_argument("--clips-per-genre", type=int, default=100)
     fit.add_argument("--output", default=None)
     check = sub.add_parser("check", help="accuracy of every reader on fresh synthetic clips")

@@ -65,7 +65,7 @@ class Recipe:
         """Teaching model v2, the shipped model (eighth trial): seven-factor clips, a codec without
         LSTM trained on 2400 of them (3500 + 1000 steps), a decoder trained for 4600 steps on 4800,
         a 384-piece tokenizer, sampling at temperature 0.8, and a genre judge fitted on this codec's
-        round trips as well (100 clips per genre, written next to the weights as ``judge_params.json``).
+        round trips as well (100 clips per genre, written next to the weights as ``judge_fitted_on_own_codec.json``).
 
         The codec has no LSTM, so a code only sees 160 ms of audio; the synthesiser's dynamics and
         brightness follow one period of a sine, so a bag of codes cannot read them (the model card
