@@ -59,8 +59,8 @@ def test_groups_keep_their_marks_after_later_lassos_and_the_playing_point_is_rin
     ex.select([8, 9])
     ex.use_selection_as("B")
     ex.select([4, 5])  # a later lasso
-    symbols = list(points(ex).marker.symbol)
-    assert symbols[0] == symbols[1] == "diamond" and symbols[8] == symbols[9] == "square" and symbols[4] == "circle"
+    symbols = list(points(ex).marker.symbol)  # plotly's numbers: 0 circle, 1 square, 2 diamond
+    assert symbols[0] == symbols[1] == 2 and symbols[8] == symbols[9] == 1 and symbols[4] == 0
     widths = list(points(ex).marker.line.width)
     assert widths[0] > widths[4] and widths[8] > widths[4]
     legend = {t.name: t.showlegend for t in ex.figure.data[2:]}
@@ -79,13 +79,14 @@ def test_groups_keep_their_marks_after_later_lassos_and_the_playing_point_is_rin
 def test_colour_by_any_label_column_restyles_the_points_and_the_legend():
     ex = explorer()
     assert ex.color_dd.options == ("label", "seed", "tempo", "dynamics")  # no ids, no 12 distinct prompts
-    assert points(ex).marker.color[0] == PALETTE[0] and points(ex).marker.color[-1] == PALETTE[1]
+    assert ex.point_colours()[0] == PALETTE[0] and ex.point_colours()[-1] == PALETTE[1]
     keys = [t.name for t in ex.figure.data[2:] if t.showlegend]
     assert keys == ["label: rock", "jazz"]
     n_traces = len(ex.figure.data)
     ex.color_dd.value = "dynamics"
     keys = [t.name for t in ex.figure.data[2:] if t.showlegend]
     assert ex.color_by == "dynamics" and keys == ["dynamics: loud", "soft", "medium"]
+    assert ex.point_colours()[:3] == PALETTE[:3]
     assert len(ex.figure.data) == n_traces  # a restyle: no trace added or removed
     ex.color_by = "tempo"  # 12 distinct numbers: a continuous scale with a colour bar
     assert points(ex).marker.showscale and points(ex).marker.colorbar.title.text == "tempo"
@@ -102,7 +103,7 @@ def test_many_categories_share_an_other_colour():
     ex.color_by = "take"
     keys = [t.name for t in ex.figure.data[2:] if t.showlegend]
     assert len(keys) == len(PALETTE) and keys[-1] == "other"
-    assert sum(c == "#999999" for c in points(ex).marker.color) == 22 - 2 * (len(PALETTE) - 1)
+    assert sum(c == "#999999" for c in ex.point_colours()) == 22 - 2 * (len(PALETTE) - 1)
 
 
 def test_search_selects_by_prompt_seed_or_label():
