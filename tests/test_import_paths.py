@@ -50,8 +50,8 @@ OLD_PATH_PATTERNS = [
     re.compile(r"\banalysis\.evaluation\.recipes\b"),
 ]
 SCANNED_SUFFIXES = {".py", ".ipynb", ".md", ".toml", ".cfg", ".yml", ".yaml", ".sh"}
-SKIPPED_DIRS = {".venv", ".git", "node_modules", "build", "dist", "test-artifacts", ".pytest_cache", "wheelhouse",
-                ".ipynb_checkpoints", "__pycache__"}
+SKIPPED_DIRS = {".venv", ".git", "node_modules", "build", "dist", "site", "test-artifacts", ".pytest_cache",
+                "wheelhouse", ".ipynb_checkpoints", "__pycache__"}
 SKIPPED_FILES = {ROOT / "CHANGELOG.md", Path(__file__).resolve()}
 
 
