@@ -250,7 +250,7 @@ class Lab:
         if not student:
             raise BadInputError("type your name first (the box above the button, or lab.student = 'Ada L.'): "
                                 "your teacher collects one file per student")
-        path = Path(path) if path is not None else Path(f"answers-{safe_name(student)}.csv")
+        path = (Path(path) if path is not None else Path(f"answers-{safe_name(student)}.csv")).resolve()
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()
@@ -355,6 +355,6 @@ class Scoreboard(w.VBox):
         except (BadInputError, OSError) as exc:
             self.status.value = f"<span style='color:{_RED}'>{html.escape(str(exc))}</span>"
             return None
-        self.status.value = (f"<span style='color:{_GREEN}'>saved {html.escape(str(path.resolve()))} "
+        self.status.value = (f"<span style='color:{_GREEN}'>saved {html.escape(str(path))} "
                              f"({len(self.lab.attempts)} answers): hand this file in</span>")
         return path
