@@ -49,18 +49,37 @@ SHOWN = ("target", "judge_p_target", "judge_pred", "probe_p_target", "clap_p_tar
          "mel_distance", "embedding_distance", "tempo_bpm", "centroid_hz", "loudness_db", "key")
 
 
+def fitted_range(values, low: float = 0.0, high: float = 1.0) -> list[float]:
+    """An axis range around `values` inside [low, high], padded by 8% of their span (at least 0.02 wide),
+    so points that all sit below 0.1 are spread over the plot instead of crammed at its foot.
+
+        >>> fitted_range([0.01, 0.05, 0.08])
+        [0.0, 0.09]
+        >>> fitted_range([0.2, 0.95])
+        [0.14, 1.0]
+    """
+    values = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if not values.size:
+        return [low, high]
+    lo, hi = float(values.min()), float(values.max())
+    pad = max(0.08 * (hi - lo), 0.01)
+    return [round(max(low, lo - pad), 4), round(min(high, hi + pad), 4)]
+
+
 def tradeoff_figure(curve, reader: str = "judge", preservation: str = "mel") -> go.Figure:
-    """Plotly figure of a `summaries.tradeoff` table: one line per method and layer."""
+    """Plotly figure of a `summaries.tradeoff` table: one line per method and layer, axes fitted to the points."""
     fig = go.Figure(layout=go.Layout(
-        title="Alignment vs preservation", xaxis=dict(title=f"preservation ({preservation}, 1 = the twin)",
-                                                      range=[-0.03, 1.03]),
-        yaxis=dict(title=f"alignment ({reader} p(target))", range=[0, 1]), width=560, height=380,
-        margin=dict(l=55, r=10, t=40, b=50), clickmode="event"))
+        title="Alignment vs preservation (click a point to hear it)",
+        xaxis=dict(title=f"preservation ({preservation}, 1 = the twin)", range=fitted_range(curve["preservation"])),
+        yaxis=dict(title=f"alignment ({reader} p(target))", range=fitted_range(curve["alignment"])),
+        width=560, height=400, margin=dict(l=65, r=10, t=50, b=55), clickmode="event", font=dict(size=14),
+        hoverlabel=dict(font=dict(size=14))))
     for i, ((method, layer), g) in enumerate(curve.groupby(["method", "layer"], sort=False)):
         g = g.sort_values("strength")
         fig.add_scatter(x=g["preservation"], y=g["alignment"], mode="lines+markers", name=f"{method} L{layer}",
                         customdata=np.c_[g["strength"]], line=dict(color=PALETTE[i % len(PALETTE)]),
-                        hovertemplate="strength %{customdata[0]}: alignment %{y:.2f}, preservation %{x:.2f}"
+                        marker=dict(size=10),
+                        hovertemplate="strength %{customdata[0]:g}: alignment %{y:.3f}, preservation %{x:.3f}"
                                       "<extra>%{fullData.name}</extra>")
     return fig
 
@@ -284,7 +303,8 @@ class EvaluationView(View):
         self.clips = {"twin": self.result.twin(index), "steered": self.result.clip(index)}
         for role, clip in self.clips.items():
             samples, rate = waveform_of(clip)
-            player = w.Audio(value=wav_bytes(samples, rate), format="wav", autoplay=False)
+            # the steered clip plays on a click, as a map point does; its twin waits for the listener
+            player = w.Audio(value=wav_bytes(samples, rate), format="wav", autoplay=role == "steered")
             player.add_class(f"wb-eval-{role}")
             self.columns[role].children = [w.HTML(f"<b>{role}</b>"), player]
         self.readout.value = html.escape(f"{row['method']} layer {row['layer']} strength {row['strength']:g}: "

@@ -128,7 +128,8 @@ class LayerSweepView(View):
         self.title = title
         self.figure = configured(go.FigureWidget(layout=go.Layout(
             title=html.escape(title), xaxis_title="decoder layer", yaxis_title="accuracy", yaxis_range=[0, 1.05],
-            width=width_px, height=360, margin=dict(l=50, r=20, t=40, b=40), clickmode="event", hovermode="closest")),
+            width=width_px, height=380, margin=dict(l=60, r=20, t=50, b=50), clickmode="event", hovermode="closest",
+            font=dict(size=14), hoverlabel=dict(font=dict(size=14)))),
             "layer-sweep")
         self._trace_sites: list[str | None] = []  # the site of each trace (None: a baseline or chance line)
         self.readout = w.HTML()  # the selected point, then what the chance lines mean (under the plot)
@@ -237,7 +238,9 @@ class LayerSweepView(View):
             self.figure.add_scatter(
                 x=[r["layer"] for r in rows], y=[r["accuracy_mean"] for r in rows], name=html.escape(f"{site} probe"),
                 mode="lines+markers", line=dict(color=color), marker=dict(size=9),
-                error_y=dict(type="data", array=[r.get("accuracy_std", 0.0) for r in rows], visible=True))
+                error_y=dict(type="data", array=[r.get("accuracy_std", 0.0) for r in rows], visible=True),
+                customdata=[r.get("accuracy_std", 0.0) for r in rows],
+                hovertemplate="layer %{x}: accuracy %{y:.2f} ± %{customdata:.2f}<extra>%{fullData.name}</extra>")
             if any("control_accuracy_mean" in r for r in rows):
                 self._trace_sites.append(site)
                 self.figure.add_scatter(
@@ -245,7 +248,10 @@ class LayerSweepView(View):
                     name=html.escape(f"{site} shuffled labels"), mode="lines+markers", marker=dict(size=6),
                     line=dict(color=color, dash="dash"),
                     error_y=dict(type="data", array=[r.get("control_accuracy_std", 0.0) for r in rows],
-                                 visible=True))
+                                 visible=True),
+                    customdata=[r.get("control_accuracy_std", 0.0) for r in rows],
+                    hovertemplate="layer %{x}: shuffled-label accuracy %{y:.2f} ± %{customdata:.2f}"
+                                  "<extra>%{fullData.name}</extra>")
         layers = [r["layer"] for r in self.layer_rows]
         span = [min(layers) - 0.5, max(layers) + 0.5]
         for label, accuracy, color in self._reference_lines():

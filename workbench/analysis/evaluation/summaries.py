@@ -155,7 +155,8 @@ def fad_table(result):
     """Fréchet distance (codec embeddings) of every steered cell's clips, and the reference set's, to the twins.
 
     result: an `EvaluationResult`. The row with method "reference" is the floor: two unsteered sets of
-    the same prompts with different seeds."""
+    the same prompts with different seeds; every row carries it as `reference_fad` (NaN without a
+    reference set) and `fad_over_reference`, so a cell's FAD reads against the unsteered pair's."""
     import pandas as pd
     table = result.table
     twins = result.embeddings(table["kind"] == "twin")
@@ -166,4 +167,7 @@ def fad_table(result):
     for (method, layer, strength), g in _steered(table).groupby(_KEYS, sort=True):
         rows.append(dict(method=method, layer=int(layer), strength=float(strength),
                          fad=frechet_distance(result.embeddings(list(table.index.get_indexer(g.index))), twins)))
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=["method", "layer", "strength", "fad"])
+    reference = float(rows[0]["fad"]) if rows and rows[0]["method"] == "reference" else float("nan")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return frame.assign(reference_fad=reference, fad_over_reference=frame["fad"] / reference)

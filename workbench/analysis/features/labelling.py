@@ -73,9 +73,17 @@ def _pearson(scores: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def label_columns(table: list[dict]) -> tuple[list[str], list[str]]:
     """(categorical, numeric) label columns of store rows: strings with 2+ values (fewer than half the rows
-    distinct), numbers with 3+ distinct values; ids, paths, prompts and seeds are not labels."""
+    distinct), numbers with 3+ distinct values; ids, paths, prompts and seeds are not labels. A string
+    column that groups the rows exactly as an earlier one does ("label" and "genre") is one column (the
+    named one), so its associations are not listed twice.
+
+        >>> label_columns([dict(label="rock", genre="rock", mode="major"), dict(label="jazz", genre="jazz",
+        ...                mode="minor"), dict(label="rock", genre="rock", mode="minor")] * 2)
+        (['genre', 'mode'], [])
+    """
     table = _rows_of_dicts(table, "table")
     categorical, numeric = [], []
+    groupings: dict = {}  # how a kept column groups the rows -> its name
     names = list(dict.fromkeys(k for r in table for k in r))
     for name in names:
         if name in NOT_LABELS:
@@ -84,6 +92,13 @@ def label_columns(table: list[dict]) -> tuple[list[str], list[str]]:
         if all(isinstance(v, str) for v in values):
             distinct = len(set(values))
             if 2 <= distinct <= max(2, len(values) // 2):
+                first: dict = {}
+                grouping = tuple(first.setdefault(v, len(first)) for v in values)
+                if grouping in groupings:
+                    if groupings[grouping] == "label":  # the named column replaces the generic one
+                        categorical[categorical.index("label")] = groupings[grouping] = name
+                    continue
+                groupings[grouping] = name
                 categorical.append(name)
         elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             if len(set(values)) >= 3:
@@ -244,9 +259,15 @@ class FeatureLabels:
         return out
 
     def associations(self, feature: int) -> dict:
-        """{"auroc:<column>=<value>": AUROC, "corr:<column>": r} of one feature."""
+        """{"auroc:<column>=<value>": AUROC, "corr:<column>": r} of one feature. A two-valued column is
+        listed once, by the value the feature prefers (AUROC >= 0.5): the other value's AUROC is 1 minus it."""
         row = self.table.rows[self.check_feature(feature)]
-        return {k: v for k, v in row.items() if k.startswith(("auroc:", "corr:"))}
+        out = {k: v for k, v in row.items() if k.startswith(("auroc:", "corr:"))}
+        for col in self.categorical:
+            pair = [k for k in out if k.startswith(f"auroc:{col}=")]
+            if len(pair) == 2:
+                del out[min(pair, key=lambda k: (out[k], -pair.index(k)))]  # the mirror image (ties: keep the first)
+        return out
 
     def direction(self, feature: int, model_id: str):
         """The feature's decoder row as a unit `workbench.analysis.directions.Direction` (for steering)."""
