@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from widgets.lab_questions import best_layers, gain_over_input, more_gain, most_confused
-from widgets.teaching import Lab, safe_name
+from widgets.teaching import PICK_ONE, Lab, safe_name
 from workbench.errors import BadInputError
 
 
@@ -50,12 +50,14 @@ def test_widget_answers_and_the_csv_export(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     lab = small_lab()
     card = lab.ask("q1")
+    assert card.control.label == PICK_ONE and card.control.value == ""  # a placeholder the dropdown shows
     assert card.submit() is None and "not answered yet" in card.feedback.value
     card.control.value = "jazz"
     assert card.submit() is False and "✘" in card.feedback.value
     card.control.value = "rock"
     assert card.submit() is True and "✔" in card.feedback.value
     slider = lab.ask("q2")
+    assert slider.control.value == 0  # starts at its low end, not on a likely answer (0.5)
     slider.control.value = 0.85
     assert slider.submit() is True
 

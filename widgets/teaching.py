@@ -44,6 +44,7 @@ __all__ = ["AnswerError", "Choice", "Lab", "Number", "Question"]
 
 CSV_COLUMNS = ("student", "question", "attempt", "answer", "correct", "time", "elapsed_s")
 _GREEN, _RED, _GREY = "#1a7f37", "#c62828", "#666"
+PICK_ONE = "pick one…"
 
 
 class AnswerError(BadInputError):
@@ -75,7 +76,8 @@ class Choice:
         return dict(accepts=accepted, answer=accepted[0] if accepted else None)
 
     def control(self) -> w.Widget:
-        return w.Dropdown(options=[("— pick one —", None), *[(o, o) for o in self.options]], value=None,
+        # a placeholder with a value: a Dropdown whose value is None shows an empty box
+        return w.Dropdown(options=[(PICK_ONE, ""), *[(o, o) for o in self.options]], value="",
                           layout=w.Layout(width="auto"))
 
 
@@ -110,7 +112,8 @@ class Number:
         return dict(accepts=[f"{truth:.3f} ± {self.tolerance:g}"], answer=round(truth, 3))
 
     def control(self) -> w.Widget:
-        return w.FloatSlider(min=self.low, max=self.high, step=self.step, value=(self.low + self.high) / 2,
+        # starts at `low`, not mid-range: a concept with two classes has its control near 0.5
+        return w.FloatSlider(min=self.low, max=self.high, step=self.step, value=self.low,
                              readout_format=".2f", continuous_update=False, layout=w.Layout(width="420px"))
 
 
@@ -188,7 +191,7 @@ class Lab:
         """(correct, or None when it cannot be graded; the message; the parsed answer)."""
         try:
             q = self.question(key)
-            if answer is None:
+            if answer is None or (isinstance(answer, str) and not answer.strip()):
                 return None, "not answered yet: pick an answer, then press Check", None
             value = q.kind.parse(answer)
         except AnswerError as exc:
