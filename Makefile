@@ -26,7 +26,7 @@ FROM_WHEELHOUSE :=
 PACKAGE := -e ".[dev,ray]"
 endif
 
-.PHONY: lab test test-fast bench setup clean browser-deps warm-numba wheelhouse
+.PHONY: lab test test-fast bench setup clean browser-deps warm-numba wheelhouse docs
 
 setup: $(STAMP)
 
@@ -63,9 +63,21 @@ $(TEST_STAMP): $(STAMP)
 	$(PIP) -e ".[dev,ray,test]"
 	touch $(TEST_STAMP)
 
-## Set up, then run every test (unit, integration, notebooks, browser).
+## Set up, then run every test (unit, integration, notebooks, browser), then build the docs with warnings as errors.
 test: $(TEST_STAMP) browser-deps
 	$(PY) -m pytest -q tests
+	$(MAKE) --no-print-directory docs
+
+# The notebooks' executed copies that tests/test_notebooks.py saves; the site renders them with their outputs.
+EXECUTED := test-artifacts/notebooks
+MISSING_EXECUTED = $(basename $(notdir $(filter-out $(addprefix notebooks/,$(notdir $(wildcard $(EXECUTED)/*.ipynb))),\
+	$(wildcard notebooks/*.ipynb))))
+
+## The documentation site in site/ (open site/index.html from disk: no server, no network); strict: a broken
+## link or reference fails. Executes the notebooks first (at test size) when their executed copies are missing.
+docs: $(TEST_STAMP)
+	$(if $(MISSING_EXECUTED),$(PY) -m pytest -q -m slow tests/test_notebooks.py -k "executes and ($(subst $(eval) , or ,$(strip $(MISSING_EXECUTED))))")
+	$(PY) -m mkdocs build --strict --quiet
 
 ## Unit tests only (no slow, no browser).
 test-fast: $(TEST_STAMP)
@@ -81,4 +93,4 @@ browser-deps:
 	  else echo "browser test needs Debian's chromium: sudo apt-get install chromium"; fi; }
 
 clean:
-	rm -rf $(VENV) .pytest_cache test-artifacts
+	rm -rf $(VENV) .pytest_cache test-artifacts site

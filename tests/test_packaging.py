@@ -16,8 +16,11 @@ def test_environment_yml_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
-    wanted = project["dependencies"] + project["optional-dependencies"]["ray"]  # conda users get the ray extra too
-    assert sorted(pip_section) == sorted(wanted), "keep environment.yml's pip list == pyproject (+ the ray extra)"
+    docs_tools = [r for r in project["optional-dependencies"]["dev"] if _name(r).startswith("mkdocs")]
+    # conda users get the ray extra and the documentation tools too
+    wanted = project["dependencies"] + project["optional-dependencies"]["ray"] + docs_tools
+    assert len(docs_tools) == 4, "the dev extra names mkdocs, mkdocs-material, mkdocstrings[python], mkdocs-jupyter"
+    assert sorted(pip_section) == sorted(wanted), "keep environment.yml's pip list == pyproject (+ ray, the docs tools)"
     assert {_name(r) for r in pip_section} == {_name(r) for r in wanted}
 
 
