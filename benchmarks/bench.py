@@ -267,7 +267,8 @@ def format_table(results: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("--json", help="write the results to this JSON file")
+    parser.add_argument("--json", help="write the results to this JSON file (the tracked figures: "
+                        "docs/figures/bench.json, from a quiet machine)")
     parser.add_argument("--shapes", default="musicgen-small,tiny", help="comma-separated model shapes")
     parser.add_argument("--duration", type=float, default=0.5, help="seconds of audio per generation")
     parser.add_argument("--repeats", type=int, default=5,
