@@ -100,7 +100,7 @@ if __name__ == "__main__":
     parser.add_argument("--clips", type=int, default=64)
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", help="write the results here too")
+    parser.add_argument("--json", help="write the results here too (the tracked figures: docs/figures/bench-ray.json)")
     args = parser.parse_args()
     results = ray_collect_ratios(args.clips, args.duration, repeats=args.repeats)
     print(json.dumps(results, indent=1))
