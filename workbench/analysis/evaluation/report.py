@@ -232,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Evaluate steering methods on the teaching model.")
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("report", help="run the evaluation protocol and write a JSON report")
-    rep.add_argument("--json", required=True, help="where to write the report")
+    rep.add_argument("--json", required=True, help="where to write the report (the tracked one: "
+                     "docs/figures/evaluation.json; --layers all: docs/figures/evaluation-layers.json)")
     rep.add_argument("--fast", action="store_true", help="a small grid (tests, notebooks)")
     rep.add_argument("--folder", default=None, help="grid folder (default: a new temp folder); reuse to resume")
     rep.add_argument("--layers", choices=("best", "all"), default="best", help="grid layers")
