@@ -243,7 +243,8 @@ def main(argv=None) -> int:
                                      description="sparse autoencoders on the teaching model's residual stream")
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("report", help="collect, train, label and steer; print the bars, write --json")
-    rep.add_argument("--json", type=Path, help="write the figures here")
+    rep.add_argument("--json", type=Path, help="write the figures here (the tracked ones: "
+                     "docs/figures/features-report.json)")
     rep.add_argument("--quick", action="store_true", help="a small run (40 clips of 2 s): minutes -> seconds")
     rep.add_argument("--layers", type=int, nargs="+", default=None)
     rep.add_argument("--n-per-genre", type=int, default=None)
