@@ -1,6 +1,6 @@
 """The teaching model's patching and ablation findings next to its probe sweep (issue 11's closing note).
 
-    python scripts/patching_findings.py --json findings.json     # ~36 min on 2 loaded cores
+    python scripts/patching_findings.py --json docs/figures/patching-findings.json     # ~36 min on 2 loaded cores
 
 Probe sweep (48 generated clips of 2 s); teacher-forced patching (8 windows) and generated patching
 judged by the genre judge (4 windows) for four genre pairs x 2 seeds; mean ablation of each genre's
@@ -71,7 +71,8 @@ def main(path: str, duration_s: float = 2.0, seeds=(0, 1)) -> dict:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", required=True, help="where to write the findings")
+    parser.add_argument("--json", required=True,
+                        help="where to write the findings (the tracked ones: docs/figures/patching-findings.json)")
     args = parser.parse_args()
     result = main(args.json)
     print(json.dumps({k: result[k] for k in ("probe", "forward_recovered_mean", "generate_judge_mean",
