@@ -164,8 +164,7 @@ def test_a_lasso_whose_points_event_was_lost_still_selects():
     assert ex.selection == []
     box = "M-0.1,2.6L3.1,2.6L3.1,-2.8L-0.1,-2.8L-0.1,2.5Z"  # plotly's lasso path, in data units
     ex.figure.plotly_relayout({"selections": [{"type": "path", "path": box, "xref": "x", "yref": "y"}]})
-    assert ex.selection == [2, 3, 4] and ex.groups_readout.value.startswith(
-        "<span style='font-size:14px'>selected: 3 clips (rock 2, steered 1)")
+    assert ex.selection == [2, 3, 4] and ex.groups_readout.value.startswith("selected: 3 clips (rock 2, steered 1)")
     ex.use_selection_as("B")
     ex.figure.plotly_relayout({"selections": [{"type": "rect", "x0": -3.5, "x1": -1.5, "y0": -0.5, "y1": 1.5}]})
     assert ex.selection == [0, 1] and ex.group_b == [2, 3, 4]
@@ -180,3 +179,22 @@ def test_colour_columns_skip_ids_and_repeats_and_columns_must_fit():
     assert colour_columns({"label": ["a", "b"], "genre": ["a", "b"], "row": [0, 1]}) == ["label"]
     with pytest.raises(ValueError, match="one per point"):
         ProjectionExplorer(np.zeros((3, 2)), ["a"] * 3, columns={"seed": [1, 2]})
+
+
+def test_no_update_resets_another_traces_properties():
+    """A batch that sets a property on some traces sends "_undefined_" for the others, which plotly.js
+    took as a reset: in the browser the points' trace lost its name and appeared in the legend as "trace 0"."""
+    ex = explorer()
+    sent = []
+    ex.figure._send = lambda msg, buffers=None: sent.append(msg)
+    ex.color_by = "dynamics"
+    ex.color_by = "tempo"
+    ex.select([0, 1])
+    ex.use_selection_as("A")
+    ex.click(3)
+    ex.add_points([[0, 0]], ["steered"], [tone()])
+    ex.search("jazz")
+    ex.set_xy(ex.xy + 1, axes=("UMAP 1", "UMAP 2"))
+    updates = [v for m in sent for k, v in m["state"].items() if k.startswith("_py2js") and v]
+    assert len(updates) > 5 and "_undefined_" not in repr(updates)
+    assert points(ex).name == "clips" and points(ex).showlegend is False

@@ -181,7 +181,9 @@ class ProjectionExplorer(View):
         self.a_button = w.Button(description="selection → A", tooltip="use the current selection as group A (◆)")
         self.b_button = w.Button(description="selection → B", tooltip="use the current selection as group B (■)")
         self.dir_button = w.Button(description="direction A → B", button_style="info", disabled=True)
-        self.groups_readout = w.HTML("lasso some points, then make them group A or B")
+        # plain text in the widget (no wrapper element): a page script can hold the readout across updates
+        self.groups_readout = w.HTML("lasso some points, then make them group A or B",
+                                     style=dict(font_size=f"{FONT_PX}px"))
         self.rows_html = w.HTML()
         self.a_button.on_click(lambda _: self.use_selection_as("A"))
         self.b_button.on_click(lambda _: self.use_selection_as("B"))
@@ -319,9 +321,10 @@ class ProjectionExplorer(View):
         self.title = title or self.title
         self._clear_browser_selection()  # the lasso outline belonged to the old map; groups A/B (clip indices) stay
         self.selection = []
+        with self.figure.batch_update():  # one trace per batch (see `_recolour`)
+            self.figure.data[1].x, self.figure.data[1].y, self.figure.data[1].hovertext = [], [], []
         with self.figure.batch_update():
             self.figure.data[0].x, self.figure.data[0].y = xy[:, 0], xy[:, 1]
-            self.figure.data[1].x, self.figure.data[1].y, self.figure.data[1].hovertext = [], [], []
             self.figure.layout.title.text = html.escape(self.title)
             if axes is not None:
                 self.figure.layout.xaxis.title.text, self.figure.layout.yaxis.title.text = axes[0], axes[1]
@@ -403,7 +406,6 @@ class ProjectionExplorer(View):
     def _recolour(self) -> None:
         """Restyle the points' colours (and the legend keys) for `color_by`."""
         values = self.columns[self.color_by]
-        keys = self.figure.data[2:2 + N_KEYS]
         points = self.figure.data[0]
         with self.figure.batch_update():
             if all(_is_number(v) for v in values) and len(set(values)) > N_KEYS:
@@ -412,8 +414,7 @@ class ProjectionExplorer(View):
                 points.marker.colorscale, points.marker.showscale = CONTINUOUS_SCALE, True
                 points.marker.colorbar = dict(title=dict(text=html.escape(self.color_by)), thickness=14,
                                               tickfont=dict(size=FONT_PX))
-                for key in keys:
-                    key.showlegend = False
+                shown = []
             else:
                 names = [_shown(v) for v in values]
                 counts = Counter(names)
@@ -433,12 +434,14 @@ class ProjectionExplorer(View):
                                             for edge in (k / len(shown), (k + 1) / len(shown))]
                 points.marker.cmin, points.marker.cmax = -0.5, len(shown) - 0.5
                 points.marker.showscale = False
-                for k, key in enumerate(keys):
-                    if k < len(shown):
-                        key.name = html.escape(f"{self.color_by}: {shown[k][0]}" if k == 0 else shown[k][0])
-                        key.marker.color, key.showlegend = shown[k][1], True
-                    else:
-                        key.showlegend = False
+        # the legend keys in one restyle that sets every key's every property: a batch that sets a property
+        # on some traces only sends "undefined" for the others, which plotly.js took as "reset" (the points'
+        # trace lost its name and showed up in the legend as "trace 0")
+        shown = shown + [("", OTHER_COLOR)] * (N_KEYS - len(shown))
+        self.figure.plotly_restyle({
+            "name": [html.escape(f"{self.color_by}: {name}" if k == 0 else name) for k, (name, _) in enumerate(shown)],
+            "marker.color": [colour for _, colour in shown], "showlegend": [bool(name) for name, _ in shown]},
+            trace_indexes=list(range(2, 2 + N_KEYS)))
 
     def point_colours(self) -> list[str]:
         """The colour each stored point is drawn in (categorical colours; a continuous column: its numbers)."""
@@ -471,13 +474,13 @@ class ProjectionExplorer(View):
             sizes[self.clicked], widths[self.clicked], dark[self.clicked] = PLAYING_SIZE, 3.5, 1.0
         stars = len(self.extra_xy)
         star_sizes = [26 if len(self.xy) + j == self.clicked else 18 for j in range(stars)]
-        with self.figure.batch_update():
+        with self.figure.batch_update():  # one trace per batch (see `_recolour`)
             points = self.figure.data[0]
             points.marker.symbol, points.marker.size = symbols, sizes
             points.marker.line.width, points.marker.line.color = widths, dark
-            self.figure.data[1].marker.size = star_sizes if stars else 18
-            for k, group in enumerate(GROUP_SYMBOLS):
-                self.figure.data[2 + N_KEYS + k].showlegend = bool(self.group_a if group == "A" else self.group_b)
+        self.figure.data[1].marker.size = star_sizes if stars else 18
+        self.figure.plotly_restyle({"showlegend": [bool(self.group_a), bool(self.group_b)]},
+                                   trace_indexes=[2 + N_KEYS, 3 + N_KEYS])
         self._show_rows()
 
     # -- plotly events --------------------------------------------------------------------------
@@ -540,9 +543,8 @@ class ProjectionExplorer(View):
         labels = [self.labels[i] if i < len(self.xy) else "steered" for i in self.selection]
         counts = ", ".join(f"{html.escape(name)} {labels.count(name)}"
                            for name in sorted(set(labels), key=lambda v: (-labels.count(v), v)))
-        return (f"<span style='font-size:{FONT_PX}px'>selected: {len(self.selection)} clips"
-                f"{f' ({counts})' if counts else ''} · A: {describe(self.group_a)} ◆ · "
-                f"B: {describe(self.group_b)} ■</span>")
+        return (f"selected: {len(self.selection)} clips{f' ({counts})' if counts else ''} · "
+                f"A: {describe(self.group_a)} ◆ · B: {describe(self.group_b)} ■")
 
     def _show_rows(self, limit: int = 8) -> None:
         """The playing point and the selection as a table under the map, the playing row highlighted."""
