@@ -77,7 +77,7 @@ MISSING_EXECUTED = $(basename $(notdir $(filter-out $(addprefix notebooks/,$(not
 ## link or reference fails. Executes the notebooks first (at test size) when their executed copies are missing.
 docs: $(TEST_STAMP)
 	$(if $(MISSING_EXECUTED),$(PY) -m pytest -q -m slow tests/test_notebooks.py -k "executes and ($(subst $(eval) , or ,$(strip $(MISSING_EXECUTED))))")
-	$(PY) -m mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 ## Unit tests only (no slow, no browser).
 test-fast: $(TEST_STAMP)
