@@ -241,3 +241,29 @@ def test_grid_band_fn_measures_a_grid_method_at_the_workbench_unit():
     assert effect is band_fn("m", 1)  # cached per method direction and layer
     assert effect.mean_residual_norm == strength.mean_residual_norm(h, 1)
     assert view.compute_band("p", 1) is None and "mode 'norm_relative'" in view.last_error
+
+
+def test_comparer_headers_name_what_steered_the_clip():
+    """The two columns were both headed by the clip's prompt and seed: the steered one names its direction, site,
+    layer and strength in the one unit, the original says it is the unsteered twin."""
+    ui = Workbench(backend=BandBackend(), prompts_by_label={"rock": "rock music"})
+    ui.panel.strength = 0.5
+    ui.panel.generate()
+    original, steered = (html.unescape(col.children[0].value) for col in ui.comparer.columns)
+    assert original != steered
+    assert "unsteered twin" in original
+    assert "steered along" in steered and "× mean residual norm" in steered and "+0.5" in steered
+    assert "L3" in steered
+
+
+def test_follow_compares_a_panel_clip_with_its_twin():
+    from widgets import ClipComparer, SteeringPanel
+    be = BandBackend()
+    panel = SteeringPanel(4, be.generate, prompt="jazz music")
+    panel.layers, panel.direction, panel.strength = [2], "dir", 1.0
+    comparer = ClipComparer.follow(panel, be)
+    panel.generate()
+    panel.generate()  # the same request again: the twin is generated once
+    assert len(comparer.clips) == 2 and comparer.request.strength == 1.0
+    assert sum(1 for r in be.generated if not r.steered) == 1
+    assert "steered along" in html.unescape(comparer.columns[1].children[0].value)

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import functools
 import traceback
+from copy import deepcopy
 
 import ipywidgets as w
+import plotly.graph_objects as go
 import traitlets as t
 
 from workbench.errors import BadInputError
@@ -22,19 +24,67 @@ PLOT_CONFIG = {
 }
 
 
-def configured(figure, filename: str = "workbench-plot"):
-    """`figure` (a plotly FigureWidget) with `PLOT_CONFIG`; the PNG download is saved as `filename`.png.
+class StatefulFigureWidget(go.FigureWidget):
+    """A plotly FigureWidget whose synced state always holds its current data and layout.
+
+    Plotly's FigureWidget sends every edit (add traces, restyle, relayout) as a one-off message that the
+    front-end model applies to its copy of ``_widget_data`` / ``_widget_layout``; the kernel-side traits are
+    refreshed only when the figure itself is displayed. A figure shown inside a view (a child of a VBox) and
+    filled before it is shown is therefore drawn from whatever those messages left in the front end: after a
+    page reload (the models are rebuilt from the kernel's stale traits) every view of notebook 06 drew empty
+    axes under its first title, and a front end that had not yet attached plotly's listeners when the
+    messages came drew the same. Here the traits are brought up to date whenever the state is read (a reload
+    or a new front end asks for it) and when the view is displayed (`View._repr_mimebundle_` calls
+    `sync_state`), so a view draws its data however it was filled, shown, re-run or re-displayed.
+
+        >>> fig = StatefulFigureWidget()
+        >>> _ = fig.add_heatmap(z=[[0.0, 1.0]])
+        >>> [trace["type"] for trace in fig.get_state()["_widget_data"]]
+        ['heatmap']
+    """
+
+    def sync_state(self) -> None:
+        """Set the synced traits to the current figure (sends them to the front end when they changed)."""
+        self._widget_layout = deepcopy(self._layout_obj._props)
+        self._widget_data = deepcopy(self._data)
+
+    def get_state(self, key=None, drop_defaults=False):
+        # Written without notifications: get_state runs while a state message is being built (also from
+        # the widget's constructor, before plotly has set up `_data`).
+        if hasattr(self, "_data") and hasattr(self, "_layout_obj"):
+            self._trait_values["_widget_data"] = deepcopy(self._data)
+            self._trait_values["_widget_layout"] = deepcopy(self._layout_obj._props)
+        return super().get_state(key=key, drop_defaults=drop_defaults)
+
+
+def configured(figure, filename: str = "workbench-plot") -> StatefulFigureWidget:
+    """`figure` (a plotly figure) as a `StatefulFigureWidget` with `PLOT_CONFIG`; the PNG download is saved as
+    `filename`.png. A FigureWidget passed in is closed (its copy replaces it).
 
     FigureWidget takes no config argument: its synced `_config` trait is what the front end passes to
     Plotly.newPlot.
 
-        >>> import plotly.graph_objects as go
         >>> configured(go.FigureWidget(), "sweep")._config["toImageButtonOptions"]["filename"]
         'sweep'
     """
+    stateful = figure if isinstance(figure, StatefulFigureWidget) else StatefulFigureWidget(
+        data=figure.data, layout=figure.layout)
+    if stateful is not figure and hasattr(figure, "close"):
+        figure.close()
     config = dict(PLOT_CONFIG, toImageButtonOptions=dict(PLOT_CONFIG["toImageButtonOptions"], filename=filename))
-    figure._config = config
-    return figure
+    stateful._config = config
+    return stateful
+
+
+def figures_in(widget) -> list[StatefulFigureWidget]:
+    """Every `StatefulFigureWidget` in a widget tree (children of boxes, depth first)."""
+    found, stack = [], [widget]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, StatefulFigureWidget):
+            found.append(node)
+        stack.extend(reversed(list(getattr(node, "children", ()) or ())))
+    return found
 
 
 class RefusedValueError(BadInputError, t.TraitError):
@@ -86,6 +136,8 @@ class View(w.VBox):
         return ""
 
     def _repr_mimebundle_(self, **kwargs):
+        for figure in figures_in(self):  # the front end draws the figures from this state: see StatefulFigureWidget
+            figure.sync_state()
         bundle = super()._repr_mimebundle_(**kwargs)
         if bundle is None:
             return None

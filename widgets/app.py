@@ -18,7 +18,7 @@ import traitlets as t
 
 from ._base import View
 from .backend import Backend, Collection
-from .clip_compare import ClipComparer
+from .clip_compare import ClipComparer, TwinClips, band_fn_of
 from .direction_picker import DirectionPicker
 from .patching_view import PatchingView
 from .projection_view import ProjectionExplorer, axis_titles
@@ -100,13 +100,13 @@ class Workbench(View):
                                    max_duration_s=min(10.0, float(handle.max_duration_s)),
                                    unit_fn=self._known_unit if hasattr(self.backend, "known_strength_unit") else None)
         self.panel.duration_s = min(steer_duration_s, self.panel.duration_slider.max)
-        self.comparer = ClipComparer(score_fn=self.backend.scores, band_fn=self._band_fn(),
+        self.comparer = ClipComparer(score_fn=self.backend.scores, band_fn=band_fn_of(self.backend),
                                      describe_fn=getattr(self.backend, "describe_steering", None))
+        self.twins = TwinClips(self.backend.generate)
         self.trace_view = TraceView(trace_fn=getattr(self.backend, "trace", None))
         self.patching_view = PatchingView(run_fn=getattr(self.backend, "patching", None))
         self.patching_view.source_prompt, self.patching_view.target_prompt = _two_prompts(
             prompts_by_label or default_prompts(handle))
-        self._originals: dict = {}
         self._wire()
         self.picker.layer, self.picker.site = self.layer, self.site
         self.panel.layers = [self.layer]
@@ -136,13 +136,6 @@ class Workbench(View):
     def _known_unit(self, layer: int):
         return self.backend.known_strength_unit(layer, getattr(self.panel.direction, "site", "resid")
                                                 if hasattr(self, "panel") else "resid")
-
-    def _band_fn(self):
-        """(request, compute) -> the random band (`Backend.random_band`), or None without a backend that has it."""
-        if not hasattr(self.backend, "random_band"):
-            return None
-        return lambda request, compute: (self.backend.random_band(request) if compute
-                                         else self.backend.cached_band(request))
 
     def _direction_from_groups(self, group_a, group_b):  # stored clips only: the explorer drops stars
         self.picker.groups = (tuple(group_a), tuple(group_b))
@@ -187,12 +180,8 @@ class Workbench(View):
         return getattr(clip, "prompt", None)
 
     def original_for(self, request: SteerRequest):
-        """The unsteered clip with the same prompt, seed, duration and guidance (cached)."""
-        twin = SteerRequest.of(request).unsteered()
-        key = (twin.prompt, twin.seed, twin.duration_s, twin.guidance_scale)
-        if key not in self._originals:
-            self._originals[key] = self.backend.generate(twin)
-        return self._originals[key]
+        """The unsteered clip with the same prompt, seed, duration and guidance (generated once, cached)."""
+        return self.twins(request)
 
     def _after_clip(self, clip, request: SteerRequest) -> None:
         self.trace_view.request = request  # the Trace button traces this one, original and steered

@@ -29,6 +29,7 @@ import traitlets as t
 
 from ._base import View, guarded
 from .backend import collapse_note
+from .requests import SteerRequest
 from .static import audio_html, spectrogram_svgs, svg_img_html, wav_bytes, waveform_of
 
 
@@ -74,20 +75,56 @@ class ClipComparer(View):
         self.clear_errors()
         pair = [original, steered]
         images, self.db_range = spectrogram_svgs(pair)  # one colour scale: a quieter clip looks darker
-        for col, title, clip, image in zip(self.columns, self.titles, pair, images):
+        self.request = request
+        self.steering = self._describe(request)
+        for col, (title, caption), clip, image in zip(self.columns, self.headers(pair, request), pair, images):
             samples, rate = waveform_of(clip)
-            caption = html.escape(self.describe(clip))
-            col.children = [w.HTML(f"<b>{html.escape(str(title))}</b> <small>{caption}</small>"),
-                            w.Audio(value=wav_bytes(samples, rate), format="wav", autoplay=False),
+            header = w.HTML(f"<b>{html.escape(title)}</b><br><small>{html.escape(caption)}</small>")
+            header.add_class("wb-compare-header")
+            col.children = [header, w.Audio(value=wav_bytes(samples, rate), format="wav", autoplay=False),
                             w.HTML(image, layout=w.Layout(width="95%"))]
         self.clips = pair
-        self.request = request
         self.collapse = collapse_note(steered, original)
-        self.steering = self._describe(request)
         self.band = self._cached_band(request)
         self.scores = [self._score(c) for c in pair] if self.score_fn else []
         self.table.value = self._table_html()
         self._show_verdict()
+
+    def headers(self, pair, request=None) -> list[tuple[str, str]]:
+        """(title, caption) per column: the original is named as the steered clip's unsteered twin, the steered
+        clip by what steered it (direction name and origin, site, layer, strength x the layer's mean residual norm).
+
+            >>> import numpy as np
+            >>> from widgets.requests import SteerRequest
+            >>> class D: name, method, site = "rock − jazz", "class_means", "resid"
+            >>> req = SteerRequest("jazz", layers=[3], strength=0.5, direction=D(), duration_s=1.0)
+            >>> tone = (np.zeros(800, np.float32), 8000)
+            >>> for title, _ in ClipComparer().headers([tone, tone], req): print(title)
+            original: the unsteered twin
+            steered along “rock − jazz” (class_means) at resid L3, +0.5 × mean residual norm
+        """
+        titles = [str(t_) for t_ in self.titles]
+        captions = [self.describe(c) for c in pair]
+        if request is not None and hasattr(request, "steering_caption"):
+            steered = bool(getattr(request, "steered", True))
+            titles = [f"{titles[0]}: the unsteered twin" if steered else f"{titles[0]} (not steered)",
+                      request.steering_caption() if steered else f"{titles[1]}: not steered (the same clip)"]
+        elif self.steering.get("steered"):
+            titles[1] = steering_text(self.steering)
+        return list(zip(titles, captions))
+
+    @classmethod
+    def follow(cls, panel, backend, **kwargs) -> ClipComparer:
+        """A comparer that shows every clip `panel` (a `SteeringPanel`) makes next to its unsteered twin (same
+        prompt, seed, duration and guidance, generated once by `backend.generate`), named, scored and with its
+        random band, as the `Workbench` does. Use it wherever a panel steers outside a Workbench (the feature
+        dashboard in notebook 07)."""
+        comparer = cls(score_fn=getattr(backend, "scores", None), band_fn=band_fn_of(backend),
+                       describe_fn=getattr(backend, "describe_steering", None), **kwargs)
+        twins = TwinClips(backend.generate)
+        panel.on_clip(lambda clip, request: comparer.compare(twins(request) if SteerRequest.of(request).steered
+                                                             else clip, clip, request=request))
+        return comparer
 
     def _describe(self, request) -> dict:
         if request is None or self.describe_fn is None:
@@ -214,6 +251,30 @@ class ClipComparer(View):
                        f"{svg_img_html(image, title=f'{title}: spectrogram')}</td>"
                        for title, c, image in zip(self.titles, self.clips, images))
         return f"<table><tr>{cols}</tr></table>{self.verdict_html()}{self._table_html()}"
+
+
+class TwinClips:
+    """``twins(request)``: the unsteered clip with the request's prompt, seed, duration and guidance, made by
+    ``generate_fn(request)`` once and cached (a steered clip is compared with it)."""
+
+    def __init__(self, generate_fn: Callable):
+        self.generate_fn = generate_fn
+        self.cache: dict = {}
+
+    def __call__(self, request):
+        twin = SteerRequest.of(request).unsteered()
+        key = (twin.prompt, twin.seed, twin.duration_s, twin.guidance_scale)
+        if key not in self.cache:
+            self.cache[key] = self.generate_fn(twin)
+        return self.cache[key]
+
+
+def band_fn_of(backend):
+    """(request, compute) -> the random band (`Backend.random_band`; compute=False: only a cached one), or None
+    for a backend without bands."""
+    if not hasattr(backend, "random_band"):
+        return None
+    return lambda request, compute: backend.random_band(request) if compute else backend.cached_band(request)
 
 
 def steering_text(info: dict) -> str:

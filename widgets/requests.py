@@ -134,10 +134,30 @@ class SteerRequest:
         return dataclasses.replace(self, direction=None, strength=0.0)
 
     def caption(self) -> str:
-        """Plain text (escape it before putting it in HTML)."""
-        steer = (f"strength {self.strength:+g} @ layers {list(self.layers)}, {self.mode}, {self.schedule}"
-                 if self.steered else "unsteered")
-        return f"“{self.prompt}” seed {self.seed}, {self.duration_s:g} s, {steer}"
+        """Plain text naming the clip and what steered it (escape it before putting it in HTML).
+
+            >>> class D: name, method, site = "rock − jazz", "class_means", "resid"
+            >>> SteerRequest("jazz", layers=[3], strength=0.5, direction=D()).caption()
+            '“jazz” seed 0, 4 s · steered along “rock − jazz” (class_means) at resid L3, +0.5 × mean residual norm'
+            >>> SteerRequest("jazz", layers=[3], strength=0.5).caption()
+            '“jazz” seed 0, 4 s · unsteered'
+        """
+        return f"“{self.prompt}” seed {self.seed}, {self.duration_s:g} s · {self.steering_caption()}"
+
+    def steering_caption(self) -> str:
+        """What steered the clip: the direction's name and origin, its site and layers, the strength in its unit
+        (mode add: a multiple of the layer's mean residual norm, `workbench.analysis.strength`)."""
+        if not self.steered:
+            return "unsteered"
+        d = self.direction
+        name = getattr(d, "name", None) or "a custom vector"
+        method = getattr(d, "method", None)
+        site = getattr(d, "site", "resid")
+        where = f"{site} L{', L'.join(str(x) for x in self.layers)}"
+        unit = "× mean residual norm" if self.mode == "add" else "× each row's own norm (norm_relative)"
+        extras = "" if self.schedule == "constant" else f", schedule {self.schedule}"
+        return (f"steered along “{name}”" + (f" ({method})" if method else "") + f" at {where}, "
+                f"{self.strength:+g} {unit}{extras}")
 
     def __getitem__(self, name: str):
         """`request["seed"]` still reads a field: callbacks written when requests were dicts keep working."""
