@@ -70,7 +70,8 @@ def test_widget_answers_and_the_csv_export(tmp_path, monkeypatch):
     assert path == tmp_path / "answers-Ada_L.csv" and "saved" in board.status.value
     rows = list(csv.DictReader(path.open()))
     assert [(r["student"], r["question"], r["attempt"], r["answer"], r["correct"]) for r in rows] == [
-        ("Ada L.", "q1", "1", "jazz", "False"), ("Ada L.", "q1", "2", "rock", "True"), ("Ada L.", "q2", "1", "0.85", "True")]
+        ("Ada L.", "q1", "1", "jazz", "False"), ("Ada L.", "q1", "2", "rock", "True"),
+        ("Ada L.", "q2", "1", "0.85", "True")]
     assert all(r["time"] and float(r["elapsed_s"]) >= 0 for r in rows)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["answers-Ada_L.csv"]  # no temp file left behind
     with pytest.raises(BadInputError, match="type your name"):
@@ -90,7 +91,8 @@ def test_part_one_keys_from_results():
     assert gain_over_input(dynamics) == pytest.approx(0.4)
     assert more_gain({"dynamics": dynamics, "genre": genre}) == ["dynamics"]
     assert more_gain({"dynamics": dynamics, "genre": fake_sweep([0.9], baseline=0.52)}) == ["dynamics", "genre"]
-    assert most_confused(np.array([[5, 0, 2], [0, 6, 0], [3, 0, 4]]), ["rock", "jazz", "classical"]) == "classical & rock"
+    confusion = np.array([[5, 0, 2], [0, 6, 0], [3, 0, 4]])
+    assert most_confused(confusion, ["rock", "jazz", "classical"]) == "classical & rock"
 
 
 CHECK_EVERY_QUESTION = """
@@ -116,7 +118,7 @@ print("LAB CHECKED", len(rows))
 
 @pytest.mark.slow
 def test_every_question_is_answerable_on_the_shipped_model(tmp_path, monkeypatch):
-    """Notebook 04 at CI size: each question's computed key is accepted, a wrong answer is not, the export holds both."""
+    """Notebook 04 at CI size: each question's computed key is accepted, a wrong answer is not, the export has both."""
     from widgets.teaching_key import compute_key
 
     monkeypatch.setenv("TMPDIR", str(tmp_path))

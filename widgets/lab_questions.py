@@ -75,8 +75,9 @@ def add_reading_questions(lab: Lab, by_concept: dict, concept: str) -> None:
     layers = [r["layer"] for r in result.layer_rows]
     lab.choice("q1", f"Which layer's probe reads {concept} best?", [str(x) for x in layers],
                lambda: [str(x) for x in best_layers(result)],
-               hint="the highest solid point of the plot", explain=lambda: (
-                   f"accepted: layer {', '.join(map(str, best_layers(result)))} (within {NEAR_TIE_LAYERS} of the best)"))
+               hint="the highest solid point of the plot",
+               explain=lambda: (f"accepted: layer {', '.join(map(str, best_layers(result)))} "
+                                f"(within {NEAR_TIE_LAYERS} of the best)"))
     lab.number("q2", "What accuracy does the shuffled-label control reach at that layer, roughly?",
                lambda: result.best()["control_accuracy_mean"], 0.15, low=0, high=1,
                hint="with shuffled labels the probe can only guess: how many classes does the concept have?",

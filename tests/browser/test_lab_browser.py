@@ -21,13 +21,14 @@ REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "04_teaching_lab.ipynb"
 STUDENT = "Ada Lovelace"
 
-# every plotly div: its title (layout.title) and how many values its traces draw
-PLOT_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => {
+# a plotly div: its title (layout.title and the drawn SVG text) and how many values its traces draw
+PLOT_JS = """el => {
   const t = el.layout && el.layout.title;
   const title = (t && (t.text !== undefined ? t.text : t)) || '';
   const n = (el.data || []).reduce((s, tr) => s + ((tr.y || tr.z || tr.x || []).length || 0), 0);
   return {title: String(title), n, svgTitle: (el.querySelector('.gtitle') || {}).textContent || ''};
-})"""
+}"""
+PLOT_DRAWN_JS = f"el => {{ const p = ({PLOT_JS})(el); return p.n > 0 && p.title.trim() && p.svgTitle.trim(); }}"
 
 
 def question(page, key: str):
@@ -100,10 +101,17 @@ def test_teaching_lab_in_chromium(need_chromium, tmp_path, artifacts_dir):
             assert player.locator("svg image").count() >= 2  # the two spectrograms
             lab_page.shot("03-steered-next-to-twin")
 
-            plots = page.evaluate(PLOT_JS)
-            assert len(plots) >= 2, plots  # the two layer sweeps
-            for plot in plots:
-                assert plot["n"] > 0 and plot["title"].strip() and plot["svgTitle"].strip(), plots
+            # every plot, scrolled into view (JupyterLab draws off-screen outputs late: two runs read the second
+            # sweep's title before it was drawn), has data and a title
+            plots = page.locator(".js-plotly-plot")
+            assert plots.count() >= 2  # the two layer sweeps
+            for i in range(plots.count()):
+                plots.nth(i).scroll_into_view_if_needed()
+                try:
+                    page.wait_for_function(PLOT_DRAWN_JS, arg=plots.nth(i).element_handle(), timeout=30_000)
+                except Exception as exc:
+                    lab_page.shot(f"plot-{i}-not-drawn")
+                    raise AssertionError(f"plot {i} has no data or no title: {plots.nth(i).evaluate(PLOT_JS)}") from exc
 
             board = page.locator(".wb-lab-scoreboard").last
             board.scroll_into_view_if_needed()
