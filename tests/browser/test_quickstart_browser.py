@@ -79,6 +79,7 @@ def test_quickstart_in_chromium(need_chromium, tmp_path, artifacts_dir):
             title = plot.locator(".gtitle").text_content()  # SVG text: text_content, not inner_text
             assert title.startswith("Clips at")
             lab_page.shot("02-ran-all")
+            lab_page.assert_plots_filled(at_least=2)  # the layer sweep and the map, each with data and a title
 
             # move the strength slider with the mouse (noUiSlider handle)
             panel = page.locator(".wb-steering").first
