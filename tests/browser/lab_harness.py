@@ -170,6 +170,15 @@ _RUN_STATE_JS = """() => {
 }"""
 
 
+_PLOTS_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => {
+  const t = el.layout && el.layout.title;
+  const svgTitle = el.querySelector('.gtitle');
+  return {title: (t && (t.text ?? t)) || (svgTitle && svgTitle.textContent) || '',
+          traces: el.data ? el.data.length : 0,
+          drawn: el.querySelectorAll('.cartesianlayer g.trace, .heatmaplayer image, .hm image').length};
+})"""
+
+
 class LabPage:
     """One notebook tab: open, run all, screenshot (to `artifacts_dir/<prefix><name>.png`)."""
 
@@ -195,6 +204,31 @@ class LabPage:
             if state["idle"] and state["pending"] == 0 and state["done"] == state["total"]:
                 return state
         raise TimeoutError(f"Run All did not finish in {timeout_s} s: {state}")
+
+    def plots(self) -> list[dict]:
+        """Every plotly plot on the page: its title, number of traces and of drawn marks."""
+        return self.page.evaluate(_PLOTS_JS)
+
+    def assert_plots_filled(self, at_least: int = 1) -> list[dict]:
+        """Every plot has data and a title (a view drawn from stale state shows empty axes)."""
+        plots = self.plots()
+        assert len(plots) >= at_least, f"{len(plots)} plots on the page, expected at least {at_least}"
+        empty = [p for p in plots if not p["traces"] or not p["drawn"] or not p["title"].strip()]
+        assert not empty, f"plots without data or title: {empty} (of {len(plots)})"
+        return plots
+
+    def save_and_reload(self, min_plots: int = 1, timeout_s: float = 90) -> None:
+        """Save the notebook, reload the page (widget models are rebuilt from the kernel's state) and wait
+        until `min_plots` plots are drawn again."""
+        self.page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+        self.page.wait_for_function(
+            "() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000)
+        self.page.reload()
+        self.page.wait_for_function(_KERNEL_READY_JS, timeout=timeout_s * 1000, polling=250)
+        self.page.wait_for_function(
+            f"() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= {min_plots}",
+            timeout=timeout_s * 1000, polling=500)
+        time.sleep(2)  # the last plots' traces
 
     def shot(self, name: str) -> Path:
         path = self.artifacts_dir / f"{self.prefix}{name}.png"

@@ -34,6 +34,8 @@ def test_causal_inspection_in_chromium(need_chromium, tmp_path, artifacts_dir):
             lab_page.open(NOTEBOOK.name)
             lab_page.run_all(timeout_s=400)
             lab_page.shot("01-ran-all")
+            # the probe sweep, two patching heatmaps and two trace heatmaps: each with data and a title
+            lab_page.assert_plots_filled(at_least=5)
 
             # the teacher-forced patching heatmap: click the last layer's first window
             view = page.locator(".wb-patching").first
@@ -79,6 +81,13 @@ def test_causal_inspection_in_chromium(need_chromium, tmp_path, artifacts_dir):
             assert audio.evaluate(AUDIO_DURATION_JS) > 0
             assert "▶ steered from" in trace.locator(".wb-trace-readout").first.text_content()
             lab_page.shot("03-trace-time-clicked")
+
+            # A reload rebuilds the widget models from the kernel's state: before StatefulFigureWidget every view
+            # came back as empty axes under its first title (the state held none of the data added later).
+            lab_page.save_and_reload(min_plots=5)
+            lab_page.assert_plots_filled(at_least=5)
+            page.locator(".wb-trace").first.scroll_into_view_if_needed()
+            lab_page.shot("04-after-reload")
         except Exception:
             lab_page.shot("failure")
             raise
