@@ -7,7 +7,7 @@ import torch
 
 import workbench as wb
 from workbench.analysis import patching as P
-from workbench.errors import BadInputError, OutOfRangeError, ZeroNormError
+from workbench.errors import BadInputError, OutOfRangeError, WrongTypeError, ZeroNormError
 from workbench.runtime.tracing import Intervention, generate_traced
 
 GEN = {"duration_s": 0.3, "seed": 3, "guidance_scale": 3.0}
@@ -174,3 +174,39 @@ def test_an_intervention_names_a_bad_site_or_layer(h):
         Intervention("residual", 0)
     with pytest.raises(wb.WorkbenchError, match="layer"):
         generate_traced(h, ["jazz"], duration_s=0.2, interventions=[Intervention("resid", 7)])
+
+
+def test_sweeps_report_progress_per_cell(h, pair):
+    src, tgt = pair
+    calls = []
+
+    def record(done, total):
+        calls.append((done, total))
+    df = P.patching_sweep(h, src, tgt, windows=2, layers=[0, 1], progress=record)
+    assert calls == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)] and len(df) == 4
+    v = np.random.default_rng(2).normal(size=h.hidden_size).astype(np.float32)
+    calls.clear()
+    P.ablation_sweep(h, tgt, v, windows=2, layers=[1], progress=record)
+    assert calls == [(0, 2), (1, 2), (2, 2)]
+    with pytest.raises(WrongTypeError, match="fn\\(done, total\\)"):
+        P.patching_sweep(h, src, tgt, windows=2, progress="yes")
+
+
+def test_ablation_progress_bar_counts_the_cells(h, pair, monkeypatch):
+    import tqdm.auto
+    bars = []
+
+    class CountingBar:
+        def __init__(self, total, **kwargs):
+            self.total, self.n = total, 0
+            bars.append(self)
+
+        def update(self, n):
+            self.n += n
+
+        def close(self):
+            pass
+    monkeypatch.setattr(tqdm.auto, "tqdm", CountingBar)
+    v = np.random.default_rng(2).normal(size=h.hidden_size).astype(np.float32)
+    P.ablation_sweep(h, pair[1], v, windows=3, layers=[0], progress=True)
+    assert [(b.total, b.n) for b in bars] == [(3, 3)]

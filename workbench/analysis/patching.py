@@ -726,7 +726,8 @@ def _checked_label(label):
 def patching_sweep(handle, source, target, *, mode: str = "forward", sites=("resid",), layers=None,
                    windows: int | list = 8, direction=None, metric="logprob", rows: str | None = None,
                    label: str | None = None, guidance_scale: float | None = None, duration_s: float = 4.0,
-                   seed: int = 0, progress: bool = False, stop: Callable[[], bool] | None = None):
+                   seed: int = 0, progress: bool | Callable[[int, int], None] = False,
+                   stop: Callable[[], bool] | None = None):
     """Patch the source into the target at every (site, layer, window); one DataFrame row per cell.
 
     mode ``forward``: source/target are `ForcedInput`s, windows are positions, metric ``logprob`` or
@@ -734,6 +735,8 @@ def patching_sweep(handle, source, target, *, mode: str = "forward", sites=("res
     ``label``, the source's genre), a `ProbeMetric` or ``fn(clip)``; ``guidance_scale`` defaults to 3.
     windows: how many equal windows, or a list of (start, stop) within the run (reversed, empty or
     out-of-run windows are refused). stop: polled between cells (the table so far is returned).
+    progress: True for a bar over the cells (tqdm.auto: a widget bar in a notebook), or ``fn(done, total)``
+    called with 0 once the source and target are measured and after each cell (what a view's readout shows).
     Columns: mode, site, layer, window, start, stop, patch, rows, metric, value, source_value,
     target_value, recovered, seconds (and ``clip`` in generate mode).
     """
@@ -750,7 +753,7 @@ def patching_sweep(handle, source, target, *, mode: str = "forward", sites=("res
     unit = _patch_unit(handle, direction)
     label = _checked_label(label)
     stop = _checked_stop(stop)
-    progress = validation.flag(progress, "progress")
+    progress = _checked_progress(progress)
     if mode == "forward":
         rows = "cond" if rows is None else rows
         guidance_scale = validation.guidance_scale(guidance_scale)
@@ -775,7 +778,7 @@ def patching_sweep(handle, source, target, *, mode: str = "forward", sites=("res
         source_value = _measured(measure(source_clip), metric, "the source")
         target_value = _measured(measure(target_clip), metric, "the target")
     cells = []
-    bar = _bar(progress, len(keys) * len(spans))
+    bar = _CellProgress(progress, len(keys) * len(spans), "patching")
     for site, layer in keys:
         for index, span in enumerate(spans):
             if stop is not None and stop():
@@ -794,10 +797,8 @@ def patching_sweep(handle, source, target, *, mode: str = "forward", sites=("res
                 row["value"], row["clip"] = _measured(measure(clip), metric, what), clip
             row["seconds"] = time.perf_counter() - began
             cells.append(row)
-            if bar is not None:
-                bar.update(1)
-    if bar is not None:
-        bar.close()
+            bar.update()
+    bar.close()
     df = pd.DataFrame(cells, columns=None if cells else ["mode", "site", "layer", "window", "start", "stop", "patch",
                                                          "rows", "metric", "value", "seconds"])
     df["source_value"], df["target_value"] = source_value, target_value
@@ -811,10 +812,11 @@ def patching_sweep(handle, source, target, *, mode: str = "forward", sites=("res
 def ablation_sweep(handle, inp, direction, *, mode: str = "forward", site: str = "resid", layers=None,
                    windows: int | list = 8, value: float | None = None, metric="logprob", label: str | None = None,
                    guidance_scale: float | None = None, duration_s: float = 4.0, seed: int = 0,
-                   rows: str | None = None):
+                   rows: str | None = None, progress: bool | Callable[[int, int], None] = False):
     """Ablate ``direction`` at one layer and window per cell; DataFrame with ``value`` and ``change``
     (cell - unablated). inp: a `ForcedInput` (forward; metric ``logprob`` of its own codes) or a prompt
-    (generate; metric ``judge`` with ``label``, a `ProbeMetric` or ``fn(clip)``)."""
+    (generate; metric ``judge`` with ``label``, a `ProbeMetric` or ``fn(clip)``). progress: as in
+    `patching_sweep` (True: a bar over the cells; ``fn(done, total)``: called after each cell)."""
     import pandas as pd
     validation.model_handle(handle)
     mode, inp, _ = _check_mode(handle, mode, inp, inp)
@@ -823,6 +825,7 @@ def ablation_sweep(handle, inp, direction, *, mode: str = "forward", site: str =
     layers = _checked_layers(handle, layers, default_all=True)
     value = _checked_value(value)
     label = _checked_label(label)
+    progress = _checked_progress(progress)
     cells = []
     if mode == "forward":
         rows = "cond" if rows is None else rows
@@ -840,6 +843,7 @@ def ablation_sweep(handle, inp, direction, *, mode: str = "forward", site: str =
         measure = _clip_metric(handle, metric, label)
         base_clip = generate_traced(handle, [inp], **gen).clips[0]
         base = _measured(measure(base_clip), metric, "the unablated clip")
+    bar = _CellProgress(progress, len(layers) * len(spans), "ablation")
     for layer in layers:
         for index, span in enumerate(spans):
             row = {"mode": mode, "site": site, "layer": layer, "window": index, "start": span[0], "stop": span[1],
@@ -852,6 +856,8 @@ def ablation_sweep(handle, inp, direction, *, mode: str = "forward", site: str =
                 clip = _generate_ablated(handle, inp, unit, (layer,), site, span, value, rs, gen)
                 row["value"], row["clip"] = _measured(measure(clip), metric, what), clip
             cells.append(row)
+            bar.update()
+    bar.close()
     df = pd.DataFrame(cells)
     df["base_value"] = base
     df["change"] = df["value"] - base
@@ -864,8 +870,38 @@ def _metric_name(metric) -> str:
     return metric if isinstance(metric, str) else getattr(metric, "__name__", "custom")
 
 
-def _bar(progress: bool, total: int):
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, unit="cell")
+def _checked_progress(progress):
+    """True / False, or a callable ``fn(done, total)``."""
+    if callable(progress):
+        return progress
+    try:
+        return validation.flag(progress, "progress")
+    except WrongTypeError:
+        raise WrongTypeError(f"progress={progress!r:.60}: pass True (a bar over the cells), False, or "
+                             "fn(done, total) to be called after each cell") from None
+
+
+class _CellProgress:
+    """Counts cells for a bar (tqdm.auto: a widget bar in a notebook) and/or a ``fn(done, total)`` callback."""
+
+    def __init__(self, progress, total: int, what: str):
+        self.done, self.total = 0, total
+        self.callback = progress if callable(progress) else None
+        self.bar = None
+        if progress is True:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=total, unit="cell", desc=f"{what} cells")
+        if self.callback is not None:
+            self.callback(0, total)
+
+    def update(self) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        if self.callback is not None:
+            self.callback(self.done, self.total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
