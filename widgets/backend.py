@@ -339,16 +339,18 @@ class Backend:
         return original, steered
 
     def patching(self, source_prompt: str, target_prompt: str, *, seed: int = 0, duration_s: float = 2.0,
-                 windows: int = 8, guidance_scale: float = 3.0):
+                 windows: int = 8, guidance_scale: float = 3.0, on_progress: Callable | None = None):
         """(teacher-forced sweep, clip_fn) for a `PatchingView`: the two prompts' clips (same seed) are
         swept layer x window (log-probability of the source's codes), and ``clip_fn(row)`` generates
-        that cell's patched clip with its source and target."""
+        that cell's patched clip with its source and target. on_progress: ``fn(done, total)`` after
+        each cell (0 once the two clips are made and measured)."""
         import workbench as wb
         from workbench.analysis import patching as P
         h = self.handle
         source, target = wb.generate(h, [source_prompt, target_prompt], duration_s=duration_s, seeds=[seed, seed],
                                      guidance_scale=guidance_scale).clips
-        sweep = P.patching_sweep(h, P.ForcedInput.of(h, source), P.ForcedInput.of(h, target), windows=windows)
+        sweep = P.patching_sweep(h, P.ForcedInput.of(h, source), P.ForcedInput.of(h, target), windows=windows,
+                                 progress=on_progress or False)
 
         def clip_fn(row) -> dict:
             _, patched = P.generate_patched(h, source_prompt, target_prompt, site=row["site"], layer=int(row["layer"]),
