@@ -83,7 +83,7 @@ def test_patching_view_generate_sweep_rows_carry_their_clips_and_run_fn():
     df["clip"] = [tone(500), tone(600)]
     df.attrs.update(source_clip=tone(220), target_clip=tone(330))
     runs = []
-    view = PatchingView(run_fn=lambda s, t: runs.append((s, t)) or (df, None))
+    view = PatchingView(run_fn=lambda s, t, on_progress: runs.append((s, t)) or (df, None))
     view.run()
     assert "set a source and a target" in view.last_error
     view.source_prompt, view.target_prompt = "jazz", "rock"
@@ -91,6 +91,38 @@ def test_patching_view_generate_sweep_rows_carry_their_clips_and_run_fn():
     assert runs == [("jazz", "rock")] and view.grid().shape == (1, 2)
     view.select(layer=0, window=1)
     assert view.clips["patched"] is df["clip"][1] and view.clips["source"] is df.attrs["source_clip"]
+
+
+def test_patching_view_counts_the_cells_while_a_sweep_runs():
+    df = patch_rows(layers=2, windows=2)
+    seen = []
+
+    def run_fn(source, target, on_progress):
+        for done in range(len(df) + 1):
+            on_progress(done, len(df))
+            seen.append((view.readout.value, view.bar.value, view.bar.layout.display, view.run_button.disabled))
+        return df, None
+    view = PatchingView(run_fn=run_fn)
+    view.source_prompt, view.target_prompt = "jazz", "rock"
+    view.run(wait=False)  # as the Run button does: in a thread
+    view.wait(10)
+    assert [r[0].endswith(f"{n}/4 cells") for n, r in enumerate(seen)] == [True] * 5
+    assert "patching “jazz” into “rock”: 2/4 cells" in seen[2][0]
+    assert [r[1:] for r in seen] == [(n, None, True) for n in range(5)]
+    assert view.last_error == "" and not view.running and view.grid().shape == (2, 2)
+    assert view.readout.value.startswith("4 cells in ") and view.bar.layout.display == "none"
+    assert not view.run_button.disabled
+
+
+def test_patching_view_reports_a_failed_sweep_after_the_cells_it_did():
+    def run_fn(source, target, on_progress):
+        on_progress(1, 6)
+        raise RuntimeError("out of memory")
+    view = PatchingView(run_fn=run_fn)
+    view.source_prompt, view.target_prompt = "jazz", "rock"
+    view.run()
+    assert "out of memory" in view.last_error and view.readout.value.endswith("failed after 1/6 cells")
+    assert not view.running and not view.run_button.disabled
 
 
 class InspectingBackend(FakeBackend):
@@ -104,7 +136,7 @@ class InspectingBackend(FakeBackend):
         self.traced.append((request, direction))
         return step_trace(), step_trace(shift=1.0)
 
-    def patching(self, source, target):
+    def patching(self, source, target, on_progress=None):
         self.patched.append((source, target))
         return patch_rows(), lambda row: {"source": tone(), "target": tone(), "patched": tone()}
 
@@ -143,8 +175,11 @@ def test_backend_trace_and_patching_on_the_teaching_model():
     original, steered = be.trace(request, direction)
     assert original.projection.shape == steered.projection.shape == (h.n_layers, 28, 1)
     assert not np.allclose(original.projection[3:], steered.projection[3:])
-    sweep, clip_fn = be.patching("jazz music", "rock music", duration_s=0.5, windows=2)
+    counts = []
+    sweep, clip_fn = be.patching("jazz music", "rock music", duration_s=0.5, windows=2,
+                                 on_progress=lambda done, total: counts.append((done, total)))
     assert len(sweep) == 2 * h.n_layers and sweep.recovered.notna().all()
+    assert counts == [(n, 2 * h.n_layers) for n in range(2 * h.n_layers + 1)]
     clips = clip_fn(sweep.iloc[-1].to_dict())
     assert clips["patched"].codes.shape == clips["source"].codes.shape
     view = PatchingView(sweep, clip_fn=clip_fn)

@@ -4,7 +4,8 @@ Rows are layers, columns the windows of steps (or positions), colour the share o
 target and source that patching that cell recovered (`workbench.analysis.patching.patching_sweep`).
 Clicking a cell generates the patched clip (`clip_fn(row)`) and plays it next to the source and
 the target. With `run_fn` (what `Workbench` passes), the Run button sweeps the current source and
-target prompts (from the explorer's groups A and B, or set from code).
+target prompts (from the explorer's groups A and B, or set from code) in a thread, and the readout
+and a bar count the cells done while it runs.
 
     >>> import numpy as np, pandas as pd
     >>> tone = lambda f: (np.sin(np.arange(8000) * f / 8000 * 6.283).astype(np.float32), 8000)
@@ -19,6 +20,8 @@ target prompts (from the explorer's groups A and B, or set from code).
 from __future__ import annotations
 
 import html
+import threading
+import time
 from collections.abc import Callable
 
 import ipywidgets as w
@@ -37,7 +40,8 @@ class PatchingView(View):
 
     sweep: a DataFrame from `patching_sweep` (or rows). clip_fn: ``fn(row) -> {"source", "target",
     "patched"}`` clips (default: the row's ``clip`` and the sweep's ``attrs`` source/target clips, as a
-    generate-mode sweep holds). run_fn: ``fn(source_prompt, target_prompt) -> (sweep, clip_fn)``.
+    generate-mode sweep holds). run_fn: ``fn(source_prompt, target_prompt, on_progress) -> (sweep,
+    clip_fn)``, calling ``on_progress(done, total)`` as cells finish (`widgets.backend.Backend.patching`).
     value: the column shown (``recovered`` by default).
     """
 
@@ -46,6 +50,8 @@ class PatchingView(View):
     site = t.Unicode("resid")
     selected = t.Dict(help="the clicked cell's row")
     running = t.Bool(False)
+    cells_done = t.Int(0, help="cells of the running sweep done so far")
+    cells_total = t.Int(0, help="cells of the running sweep (0 until the source and target are measured)")
 
     def __init__(self, sweep=None, *, clip_fn: Callable | None = None, run_fn: Callable | None = None,
                  value: str = "recovered", title: str = "Patching: share of the gap recovered", **kwargs):
@@ -65,12 +71,15 @@ class PatchingView(View):
         t.link((self, "target_prompt"), (self.target_box, "value"))
         self.run_button = w.Button(description="Run sweep", button_style="info", disabled=run_fn is None,
                                    tooltip="patch the source into the target at every layer x window")
-        self.run_button.on_click(lambda _: self.run())
+        self.run_button.on_click(lambda _: self.run(wait=False))
+        self.bar = w.IntProgress(value=0, min=0, max=1, description="cells", layout=w.Layout(display="none"))
         self.readout = w.HTML("click a cell to hear the patched clip")
         self.readout.add_class("wb-patching-readout")
+        self._thread: threading.Thread | None = None
+        self._sweeping = ("", "")
         self.players = {role: w.VBox(layout=w.Layout(width="33%")) for role in ROLES}
         controls = [w.HBox([self.source_box, self.target_box, self.run_button])] if run_fn is not None else []
-        self.children = [*controls, self.site_dd, self.figure, self.readout,
+        self.children = [*controls, self.site_dd, self.figure, self.bar, self.readout,
                          w.HBox([self.players[r] for r in ROLES]), self.errors]
         self.add_class("wb-patching")
         if sweep is not None:
@@ -173,22 +182,63 @@ class PatchingView(View):
         raise ValueError("this sweep has no clips (a teacher-forced sweep): pass clip_fn=... to generate them")
 
     @guarded
-    def run(self):
-        """Sweep `source_prompt` into `target_prompt` with `run_fn` and draw it."""
+    def run(self, wait: bool = True):
+        """Sweep `source_prompt` into `target_prompt` with `run_fn` and draw it; wait=False runs it in a
+        thread (as the Run button does) so the other views stay usable while the readout counts cells."""
         if self.run_fn is None:
             raise ValueError("this PatchingView has no run_fn: pass a sweep to show(...)")
+        if self.running:
+            raise RuntimeError("a sweep is running already: wait for it to finish")
         if not self.source_prompt.strip() or not self.target_prompt.strip():
             raise ValueError("set a source and a target prompt first (or lasso groups A and B in the map)")
         self.clear_errors()
-        self.running, self.run_button.disabled = True, True
-        self.readout.value = f"patching “{html.escape(self.source_prompt)}” into “{html.escape(self.target_prompt)}” …"
+        self.cells_done, self.cells_total = 0, 0
+        self.running = True
+        self._sweeping = prompts = (self.source_prompt, self.target_prompt)  # the boxes may change meanwhile
+        self.readout.value = f"{self._what()}: making and measuring the two clips …"
+        if not wait:
+            self._thread = threading.Thread(target=self._run, args=prompts, daemon=True)
+            self._thread.start()
+            return None
+        return self._run(*prompts)
+
+    def wait(self, timeout_s: float | None = None) -> None:
+        """Block until a sweep started with wait=False finishes (for tests and scripts)."""
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    @guarded
+    def _run(self, source_prompt: str, target_prompt: str):
+        began = time.perf_counter()
         try:
-            sweep, clip_fn = self.run_fn(self.source_prompt, self.target_prompt)
+            sweep, clip_fn = self.run_fn(source_prompt, target_prompt, on_progress=self._on_progress)
+        except Exception:
+            self.readout.value = f"{self._what()}: failed after {self.cells_done}/{self.cells_total} cells"
+            raise
         finally:
-            self.running, self.run_button.disabled = False, False
+            self.running = False
         self.show(sweep, clip_fn=clip_fn)
-        self.readout.value = "click a cell to hear the patched clip"
+        self.readout.value = (f"{len(self.rows)} cells in {time.perf_counter() - began:.1f} s · click a cell to "
+                              "hear the patched clip")
         return sweep
+
+    def _on_progress(self, done: int, total: int) -> None:
+        """run_fn's callback (called from the sweep's thread): count the cells in the bar and the readout."""
+        self.cells_done, self.cells_total = int(done), int(total)
+        self.bar.max = max(int(total), 1)
+        self.bar.value = int(done)
+        self.readout.value = f"{self._what()}: {done}/{total} cells"
+
+    def _what(self) -> str:
+        source, target = self._sweeping
+        return f"patching “{html.escape(source)}” into “{html.escape(target)}”"
+
+    @t.observe("running")
+    def _show_running(self, change):
+        self.run_button.disabled = self.running
+        self.bar.layout.display = None if self.running else "none"
+        if self.running:
+            self.bar.value = 0
 
     def static_html(self) -> str:
         if not self.rows:
