@@ -89,5 +89,9 @@ def test_the_state_a_front_end_draws_from_holds_the_filled_figure():
     trace = TraceView()
     trace.show(step_trace(), step_trace(shift=1.0))
     fig = trace.figures["steered"]
+    sent = []
+    fig.comm.send = lambda data=None, metadata=None, buffers=None: sent.append(data)
     trace._repr_mimebundle_()
+    (update,) = [d for d in sent if d.get("method") == "update" and "_widget_data" in d.get("state", {})]
+    assert set(update["state"]) == {"_widget_data", "_widget_layout"}
     assert len(fig._widget_data) == 1 and fig._widget_layout["title"]["text"].startswith("steered")

@@ -44,9 +44,9 @@ class StatefulFigureWidget(go.FigureWidget):
     """
 
     def sync_state(self) -> None:
-        """Set the synced traits to the current figure (sends them to the front end when they changed)."""
-        self._widget_layout = deepcopy(self._layout_obj._props)
-        self._widget_data = deepcopy(self._data)
+        """Send the current data and layout to the front end (always: `get_state` may have brought the traits
+        up to date already, so setting them would look like no change and send nothing)."""
+        self.send_state(key=["_widget_data", "_widget_layout"])
 
     def get_state(self, key=None, drop_defaults=False):
         # Written without notifications: get_state runs while a state message is being built (also from

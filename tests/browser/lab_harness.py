@@ -209,12 +209,18 @@ class LabPage:
         """Every plotly plot on the page: its title, number of traces and of drawn marks."""
         return self.page.evaluate(_PLOTS_JS)
 
-    def assert_plots_filled(self, at_least: int = 1) -> list[dict]:
-        """Every plot has data and a title (a view drawn from stale state shows empty axes)."""
-        plots = self.plots()
+    def assert_plots_filled(self, at_least: int = 1, timeout_s: float = 30) -> list[dict]:
+        """Every plot has data and a title (a view drawn from stale state shows empty axes). Waits up to
+        `timeout_s` for plots still being drawn (the last outputs of a Run All)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            plots = self.plots()
+            empty = [p for p in plots if not p["traces"] or not p["drawn"] or not p["title"].strip()]
+            if (len(plots) >= at_least and not empty) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert len(plots) >= at_least, f"{len(plots)} plots on the page, expected at least {at_least}"
-        empty = [p for p in plots if not p["traces"] or not p["drawn"] or not p["title"].strip()]
-        assert not empty, f"plots without data or title: {empty} (of {len(plots)})"
+        assert not empty, f"plots without data or title after {timeout_s:g} s: {empty} (of {len(plots)})"
         return plots
 
     def save_and_reload(self, min_plots: int = 1, timeout_s: float = 90) -> None:
