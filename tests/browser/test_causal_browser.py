@@ -86,7 +86,10 @@ def test_causal_inspection_in_chromium(need_chromium, tmp_path, artifacts_dir):
             # came back as empty axes under its first title (the state held none of the data added later).
             lab_page.save_and_reload(min_plots=5)
             lab_page.assert_plots_filled(at_least=5)
-            page.locator(".wb-trace").first.scroll_into_view_if_needed()
+            trace_after = page.locator(".wb-trace .js-plotly-plot").first
+            trace_after.scroll_into_view_if_needed()
+            trace_after.locator(".heatmaplayer image").first.wait_for(timeout=30_000)
+            time.sleep(1)  # the notebook paints the cells it scrolled to
             lab_page.shot("04-after-reload")
         except Exception:
             lab_page.shot("failure")
