@@ -42,15 +42,24 @@ def chromium_missing_reason() -> str | None:
     return None
 
 
+# `WORKBENCH_BROWSER_FULL=1 pytest -m browser tests/browser` runs the notebooks at full size (no WORKBENCH_FAST),
+# with Run All timeouts x FULL_TIMEOUT_FACTOR and screenshots named full-*.png: the check before a release.
+FULL_SIZE = os.environ.get("WORKBENCH_BROWSER_FULL") == "1"
+FULL_TIMEOUT_FACTOR = 8
+
+
 def lab_copy(notebook: Path, tmp_path: Path) -> tuple[Path, dict]:
     """(folder holding a copy of ``notebook``, env for `JupyterLab`): autosave never touches the committed
-    file; notebooks run small (WORKBENCH_FAST=1), offline, on one OpenMP thread (see tests/test_notebooks.py)."""
+    file; notebooks run small (WORKBENCH_FAST=1, unless FULL_SIZE), offline, on one OpenMP thread (see
+    tests/test_notebooks.py)."""
     nb_dir = Path(tmp_path) / "nb"
     nb_dir.mkdir()
     shutil.copy(notebook, nb_dir / Path(notebook).name)
     repo = Path(__file__).resolve().parents[2]
     env = {"WORKBENCH_FAST": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(repo),
            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "TMPDIR": str(tmp_path)}
+    if FULL_SIZE:
+        del env["WORKBENCH_FAST"]
     return nb_dir, env
 
 
@@ -183,7 +192,7 @@ class LabPage:
     """One notebook tab: open, run all, screenshot (to `artifacts_dir/<prefix><name>.png`)."""
 
     def __init__(self, page, lab: JupyterLab, artifacts_dir: Path, prefix: str = ""):
-        self.page, self.lab, self.prefix = page, lab, prefix
+        self.page, self.lab, self.prefix = page, lab, ("full-" if FULL_SIZE else "") + prefix
         self.artifacts_dir = Path(artifacts_dir)
         self.artifacts_dir.mkdir(parents=True, exist_ok=True)
         self.shots: list[Path] = []
@@ -194,7 +203,7 @@ class LabPage:
 
     def run_all(self, timeout_s: float = 180) -> dict:
         self.page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-        deadline = time.monotonic() + timeout_s
+        deadline = time.monotonic() + timeout_s * (FULL_TIMEOUT_FACTOR if FULL_SIZE else 1)
         state = {}
         while time.monotonic() < deadline:
             time.sleep(0.5)

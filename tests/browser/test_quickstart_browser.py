@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 
 import pytest
-from lab_harness import JupyterLab, LabPage, open_browser
+from lab_harness import JupyterLab, LabPage, lab_copy, open_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -52,17 +51,12 @@ def explorer_plot(page):
 
 def test_quickstart_in_chromium(need_chromium, tmp_path, artifacts_dir):
     start = time.perf_counter()
-    nb_dir = tmp_path / "nb"
-    nb_dir.mkdir()
-    shutil.copy(NOTEBOOK, nb_dir / "01_quickstart.ipynb")  # autosave must not touch the committed file
-    env = {"WORKBENCH_FAST": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO),
-           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),  # see tests/test_notebooks.py
-           "TMPDIR": str(tmp_path)}
+    nb_dir, env = lab_copy(NOTEBOOK, tmp_path)  # a copy: autosave must not touch the committed file
     with JupyterLab(nb_dir, env=env) as lab, open_browser(tmp_path / "profile", viewport=(1500, 1100)) as ctx:
         lab_page = LabPage(ctx.new_page(), lab, artifacts_dir, prefix="quickstart-")
         page = lab_page.page
         try:
-            lab_page.open("01_quickstart.ipynb")
+            lab_page.open(NOTEBOOK.name)
             lab_page.shot("01-opened")
             lab_page.run_all(timeout_s=300)
 
