@@ -105,7 +105,8 @@ def test_quickstart_in_chromium(need_chromium, tmp_path, artifacts_dir):
             newest = players.first  # newest player is first
             assert newest.evaluate(AUDIO_DURATION_JS) > 0
             caption = panel.locator(".wb-players").first.text_content()
-            assert f"strength {number(after):+g}" in caption, caption
+            # the caption names the direction and the strength in its unit (x the layer's mean residual norm)
+            assert f"{number(after):+g} × mean residual norm" in caption and "steered along" in caption, caption
             page.wait_for_function("el => !el.disabled", arg=panel.locator(".wb-generate").element_handle())
             lab_page.shot("05-generated")
 
