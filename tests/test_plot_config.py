@@ -95,3 +95,16 @@ def test_the_state_a_front_end_draws_from_holds_the_filled_figure():
     (update,) = [d for d in sent if d.get("method") == "update" and "_widget_data" in d.get("state", {})]
     assert set(update["state"]) == {"_widget_data", "_widget_layout"}
     assert len(fig._widget_data) == 1 and fig._widget_layout["title"]["text"].startswith("steered")
+
+
+def test_views_hide_their_axes_until_they_have_something_to_draw():
+    """The Workbench's trace and patching views were empty axes until their buttons were pressed (a plot that
+    looks broken): the figures are hidden until the first trace or sweep."""
+    trace, patching = TraceView(), PatchingView()
+    assert all(box.layout.display == "none" for box in trace.figure_boxes.values())
+    assert patching.figure_box.layout.display == "none" and "no sweep yet" in patching.readout.value
+    trace.show(step_trace(), None)
+    assert trace.figure_boxes["original"].layout.display is None
+    assert trace.figure_boxes["steered"].layout.display == "none"  # strength 0: nothing to draw
+    patching.show(patch_rows())
+    assert patching.figure_box.layout.display is None

@@ -79,10 +79,15 @@ class PatchingView(View):
         self._sweeping = ("", "")
         self.players = {role: w.VBox(layout=w.Layout(width="33%")) for role in ROLES}
         controls = [w.HBox([self.source_box, self.target_box, self.run_button])] if run_fn is not None else []
-        self.children = [*controls, self.site_dd, self.figure, self.bar, self.readout,
+        # the heatmap in a box hidden until there is a sweep: no empty axes before a run
+        self.figure_box = w.Box([self.figure], layout=w.Layout(display="none"))
+        self.children = [*controls, self.site_dd, self.figure_box, self.bar, self.readout,
                          w.HBox([self.players[r] for r in ROLES]), self.errors]
         self.add_class("wb-patching")
-        if sweep is not None:
+        if sweep is None:
+            self.readout.value = ("no sweep yet: press Run sweep" if run_fn is not None
+                                  else "no sweep yet: pass one to show(...)")
+        else:
             self.show(sweep)
 
     # -- data ------------------------------------------------------------------------------------
@@ -132,6 +137,7 @@ class PatchingView(View):
             self._draw()
 
     def _draw(self) -> None:
+        self.figure_box.layout.display = None
         z = self.grid()
         labels = [f"{a}–{b}" for _, a, b in self.windows]
         with self.figure.batch_update():

@@ -59,7 +59,9 @@ class TraceView(View):
         self.button.on_click(lambda _: self.run())
         self.readout = w.HTML("press Trace (or set a direction and a request from code)")
         self.readout.add_class("wb-trace-readout")
-        columns = [w.VBox([self.figures[s], self.players[s]], layout=w.Layout(width="50%")) for s in SIDES]
+        # each figure in a box hidden until it has a trace: no empty axes before a run (the readout says what to do)
+        self.figure_boxes = {s: w.Box([self.figures[s]], layout=w.Layout(display="none")) for s in SIDES}
+        columns = [w.VBox([self.figure_boxes[s], self.players[s]], layout=w.Layout(width="50%")) for s in SIDES]
         self.children = [w.HBox([self.button, self.readout]), w.HBox(columns), self.errors]
         self.add_class("wb-trace")
         for side in SIDES:
@@ -102,7 +104,8 @@ class TraceView(View):
                                 hovertemplate="layer %{y} at %{x:.2f} s: %{z:.2f}<extra></extra>")
                 fig.layout.title = html.escape(f"{side}: {self._caption(tr)}")
                 fig.data[0].on_click(self._on_click)
-            if tr.clips:
+            self.figure_boxes[side].layout.display = None if tr is not None else "none"
+            if tr is not None and tr.clips:
                 self.players[side].load(tr.clips[0])
         self.readout.value = (f"{html.escape(self.title)} ({shown[0].site}); click a time to play from there. "
                               f"{self._summary()}")

@@ -179,7 +179,10 @@ _RUN_STATE_JS = """() => {
 }"""
 
 
-_PLOTS_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => {
+# Plots a view hides until it has something to show (display: none: the trace and patching views before their
+# first run) are not counted.
+_PLOTS_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+  .filter(el => el.getClientRects().length > 0).map(el => {
   const t = el.layout && el.layout.title;
   const svgTitle = el.querySelector('.gtitle');
   return {title: (t && (t.text ?? t)) || (svgTitle && svgTitle.textContent) || '',
