@@ -354,7 +354,8 @@ def test_summaries_on_a_grid(tiny, tmp_path):
 
     from widgets import EvaluationView
     view = EvaluationView(res)
-    assert [tr.name for tr in view.figure.data] == ["m L1", "random L1"] and len(view.strength_plot.data) == 2
+    assert [tr.name for tr in view.figure.data] == ["m L1 · absolute", "random L1 · absolute"]  # no unit given
+    assert len(view.strength_plot.data) == 2
     row = view.select("random", 1, 12.0, item=2)
     assert (row["method"], row["item"], row["strength"]) == ("random", 2, 12.0)
     twin = res.twin(res.twin_index(int(res.table.index[(res.table["cell"] == row["cell"])

@@ -66,8 +66,38 @@ def fitted_range(values, low: float = 0.0, high: float = 1.0) -> list[float]:
     return [round(max(low, lo - pad), 4), round(min(high, hi + pad), 4)]
 
 
-def tradeoff_figure(curve, reader: str = "judge", preservation: str = "mel") -> go.Figure:
-    """Plotly figure of a `summaries.tradeoff` table: one line per method and layer, axes fitted to the points."""
+def strength_units(table) -> dict:
+    """{(method, layer): what a strength of 1 means} from a grid table's steered rows (mode and strength_abs):
+    mode add with a measured unit -> "x mean residual norm (= 5.63)"; with none -> absolute; norm_relative ->
+    relative to each row's own norm.
+
+        >>> import pandas as pd
+        >>> strength_units(pd.DataFrame([dict(kind="steered", method="m", layer=3, strength=0.5, mode="add",
+        ...                                    strength_abs=2.815)]))
+        {('m', 3): '× mean residual norm (5.63)'}
+    """
+    if table is None or not len(table) or "mode" not in getattr(table, "columns", ()):
+        return {}
+    out = {}
+    steered = table[(table["kind"] == "steered") & (table["strength"] != 0)]
+    for (method, layer), g in steered.groupby(["method", "layer"], sort=False):
+        mode = g["mode"].iloc[0]
+        if mode != "add":
+            out[(method, layer)] = f"× each row's own norm ({mode})"
+            continue
+        ratio = float((g["strength_abs"].abs() / g["strength"].abs()).median()) if "strength_abs" in g else 1.0
+        out[(method, layer)] = "absolute" if abs(ratio - 1.0) < 1e-6 else f"× mean residual norm ({ratio:.3g})"
+    return out
+
+
+def _series_name(method, layer, units: dict | None) -> str:
+    unit = (units or {}).get((method, layer))
+    return f"{method} L{layer}" + (f" · {unit}" if unit else "")
+
+
+def tradeoff_figure(curve, reader: str = "judge", preservation: str = "mel", units: dict | None = None) -> go.Figure:
+    """Plotly figure of a `summaries.tradeoff` table: one line per method and layer (named with its strength unit,
+    `strength_units`), axes fitted to the points."""
     fig = go.Figure(layout=go.Layout(
         title="Alignment vs preservation (click a point to hear it)",
         xaxis=dict(title=f"preservation ({preservation}, 1 = the twin)", range=fitted_range(curve["preservation"])),
@@ -76,7 +106,8 @@ def tradeoff_figure(curve, reader: str = "judge", preservation: str = "mel") -> 
         hoverlabel=dict(font=dict(size=14))))
     for i, ((method, layer), g) in enumerate(curve.groupby(["method", "layer"], sort=False)):
         g = g.sort_values("strength")
-        fig.add_scatter(x=g["preservation"], y=g["alignment"], mode="lines+markers", name=f"{method} L{layer}",
+        fig.add_scatter(x=g["preservation"], y=g["alignment"], mode="lines+markers",
+                        name=_series_name(method, layer, units), meta=[method, int(layer)],
                         customdata=np.c_[g["strength"]], line=dict(color=PALETTE[i % len(PALETTE)]),
                         marker=dict(size=10),
                         hovertemplate="strength %{customdata[0]:g}: alignment %{y:.3f}, preservation %{x:.3f}"
@@ -84,14 +115,17 @@ def tradeoff_figure(curve, reader: str = "judge", preservation: str = "mel") -> 
     return fig
 
 
-def strength_figure(by_strength) -> go.Figure:
-    """Plotly figure of `summaries.alignment_by_strength`: alignment (± s.e.) per strength."""
-    fig = go.Figure(layout=go.Layout(title="Alignment vs strength", xaxis_title="strength (the method's unit)",
+def strength_figure(by_strength, units: dict | None = None) -> go.Figure:
+    """Plotly figure of `summaries.alignment_by_strength`: alignment (± s.e.) per strength, each line named with
+    its strength unit (`strength_units`)."""
+    fig = go.Figure(layout=go.Layout(title="Alignment vs strength",
+                                     xaxis_title="strength (its unit is in each line's name)",
                                      yaxis=dict(title="alignment", range=[0, 1]), width=480, height=380,
                                      margin=dict(l=55, r=10, t=40, b=50)))
     for i, ((method, layer), g) in enumerate(by_strength.groupby(["method", "layer"], sort=False)):
         fig.add_scatter(x=g["strength"], y=g["alignment"], error_y=dict(array=g["alignment_sem"].fillna(0)),
-                        mode="lines+markers", name=f"{method} L{layer}", line=dict(color=PALETTE[i % len(PALETTE)]))
+                        mode="lines+markers", name=_series_name(method, layer, units),
+                        line=dict(color=PALETTE[i % len(PALETTE)]))
     return fig
 
 
@@ -186,7 +220,8 @@ class EvaluationView(View):
         self.curve = summaries.tradeoff(table, self.reader, self.preservation)
         self.by_strength = summaries.alignment_by_strength(table, self.reader)
         self.aucs = summaries.auc_table(table, self.reader, self.preservation)
-        fig = tradeoff_figure(self.curve, self.reader, self.preservation)
+        units = strength_units(table)
+        fig = tradeoff_figure(self.curve, self.reader, self.preservation, units)
         with self.figure.batch_update():
             self.figure.data = ()
             self.figure.layout = fig.layout
@@ -194,7 +229,7 @@ class EvaluationView(View):
                 self.figure.add_trace(trace)
         for trace in self.figure.data:
             trace.on_click(self._on_click)
-        fig = strength_figure(self.by_strength)
+        fig = strength_figure(self.by_strength, units)
         with self.strength_plot.batch_update():
             self.strength_plot.data = ()
             self.strength_plot.layout = fig.layout
@@ -264,7 +299,7 @@ class EvaluationView(View):
     def _on_click(self, trace, points, state):
         if not points.point_inds:
             return
-        method, layer = trace.name.rsplit(" L", 1)
+        method, layer = trace.meta  # (method, layer): the name also carries the strength unit
         self.select(method, int(layer), float(trace.customdata[points.point_inds[0]][0]))
 
     def _rows(self, method: str, layer: int, strength: float):
