@@ -23,6 +23,7 @@ import traitlets as t
 
 from ._base import View, guarded
 from .static import (
+    PALETTE,
     audio_html,
     png_bytes,
     spectrogram_db,
@@ -61,8 +62,8 @@ def svg_histogram(edges, counts, title: str = "", width: int = 320, height: int 
         bar_h = plot_h * np.sqrt(c) / top
         x = left + i * plot_w / n
         bars.append(f"<rect x='{x:.1f}' y='{bottom - bar_h:.1f}' width='{max(plot_w / n - 1, 1):.1f}' "
-                    f"height='{bar_h:.1f}' fill='#1f77b4'><title>{edges[i]:.3g}-{edges[i + 1]:.3g}: {int(c)}</title>"
-                    f"</rect>")
+                    f"height='{bar_h:.1f}' fill='{PALETTE[0]}'>"
+                    f"<title>{edges[i]:.3g}-{edges[i + 1]:.3g}: {int(c)}</title></rect>")
     return (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='sans-serif' "
             f"font-size='11'><text x='{width / 2}' y='14' text-anchor='middle'>{html.escape(title)}</text>"
             f"{''.join(bars)}<line x1='{left}' y1='{bottom}' x2='{left + plot_w}' y2='{bottom}' stroke='#444'/>"
