@@ -267,3 +267,25 @@ def test_follow_compares_a_panel_clip_with_its_twin():
     assert len(comparer.clips) == 2 and comparer.request.strength == 1.0
     assert sum(1 for r in be.generated if not r.steered) == 1
     assert "steered along" in html.unescape(comparer.columns[1].children[0].value)
+
+
+def test_backend_runs_one_model_user_at_a_time():
+    """The panel's Generate, the patching view's Run thread and the comparer's band thread share one model: a
+    call that puts hooks on it waits while another holds it (two hook sets at once would mix)."""
+    import threading
+
+    import workbench as wb
+    h = wb.random_model("tiny")
+    rng = np.random.default_rng(0)
+    be = Backend(h, Collection(acts={("resid", 1): rng.normal(size=(4, h.hidden_size))}, labels=["a", "a", "b", "b"],
+                               texts=[""] * 4, clips=[]))
+    done = []
+    with be.model_lock:
+        worker = threading.Thread(target=lambda: done.append(be.generate(SteerRequest("jazz", duration_s=0.1))))
+        worker.start()
+        worker.join(0.5)
+        assert worker.is_alive() and not done  # waiting for the model
+    worker.join(60)
+    assert len(done) == 1 and done[0].duration_s > 0
+    for name in ("generate", "read", "random_band", "trace", "patching"):
+        assert getattr(Backend, name).__wrapped__, name  # each model user takes the lock

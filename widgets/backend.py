@@ -21,7 +21,9 @@ relative to each row's own norm already.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -86,11 +88,23 @@ class Collection:
         return list(dict.fromkeys(self.labels))
 
 
+def _holds_model(method):
+    """Run a Backend method that puts hooks on the model under the backend's lock: the steering panel, the patching
+    view's Run thread and the comparer's band thread may each call one while another runs, and two hook sets on
+    one model at once would mix (a steered clip made while a sweep's hooks are on, or the other way round)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self.model_lock:
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
 class Backend:
     """The workbench calls behind the views, for one model handle and one collection."""
 
     def __init__(self, handle, collection: Collection, sweep=None, projection_method: str = "pca"):
         self.handle, self.collection, self.sweep = handle, collection, sweep
+        self.model_lock = threading.RLock()  # one model user at a time (see _holds_model)
         self.projection_method = projection_method
         # Directions are unit vectors; the strength unit is applied when steering (`steering_spec`)
         self.normalize = "unit"
@@ -152,6 +166,7 @@ class Backend:
             out["unit_by_layer"] = {int(layer): self.known_strength_unit(layer, site) for layer in request.layers}
         return out
 
+    @_holds_model
     def generate(self, request: SteerRequest, on_progress: Callable | None = None,
                  should_stop: Callable | None = None):
         """One clip for a SteeringPanel request; polls `should_stop` and reports progress each step."""
@@ -227,6 +242,7 @@ class Backend:
         proj = self._projection
         return proj.transform(self.read(clip, proj.site, proj.layer))
 
+    @_holds_model
     def read(self, clip, site: str, layer: int) -> np.ndarray:
         import workbench as wb
         acts = wb.teacher_force(self.handle, [clip.mono], clip.sample_rate_hz, prompts=[clip.prompt or ""],
@@ -296,6 +312,7 @@ class Backend:
         seeds = band_seeds(request) if seeds is None else tuple(seeds)
         return self._bands.get(self._band_key(request, reader.name, target, seeds))
 
+    @_holds_model
     def random_band(self, request, *, reader=None, target=None, seeds=None, progress: bool = False) -> dict:
         """The request's direction measured against random directions of equal norm (one `SteeringBench`
         on the request's prompt x `BAND_SEEDS` seeds at its layer and strength: 4 clips a seed), cached
@@ -326,6 +343,7 @@ class Backend:
         return self._bands[key]
 
     # -- causal inspection (nnsight traces) ------------------------------------------------------
+    @_holds_model
     def trace(self, request: SteerRequest, direction):
         """(original, steered) `StepTrace`s of a request's clip: every layer's projection on ``direction``
         at every step (steered is None when the request does not steer)."""
@@ -338,6 +356,7 @@ class Backend:
         steered = trace_steps(self.handle, prompt, direction, steering=spec, **kwargs) if spec is not None else None
         return original, steered
 
+    @_holds_model
     def patching(self, source_prompt: str, target_prompt: str, *, seed: int = 0, duration_s: float = 2.0,
                  windows: int = 8, guidance_scale: float = 3.0, on_progress: Callable | None = None):
         """(teacher-forced sweep, clip_fn) for a `PatchingView`: the two prompts' clips (same seed) are
