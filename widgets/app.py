@@ -54,8 +54,9 @@ class Workbench(View):
         (default: generate `n_per_label` clips per label).
     sweep: a `workbench.analysis.probes.sweep` result on the collection (default: computed here).
     prompt: the steering panel's starting prompt (default: the store's first prompt, or a genre prompt).
-    map_method: "pca" (instant) or "umap" (the first UMAP fit in a process compiles numba code: 15-20 s
-        on an idle 2-core machine, up to ~100 s on a busy one); switch any time with `ui.map_method`.
+    map_method: "pca" (instant) or "umap" (the first UMAP fit in a process compiles numba code first, which
+        `make warm-numba` caches ahead; notebook 01 prints how long its switch took); switch any time with
+        `ui.map_method`.
     """
 
     layer = t.Int(0)
@@ -116,7 +117,7 @@ class Workbench(View):
             self.picker.make()  # a default direction (class A → B) so Generate steers right away
         self.map_dd = w.ToggleButtons(options=[("PCA", "pca"), ("UMAP", "umap")], description="map",
                                       style={"button_width": "70px"}, tooltips=[
-                                          "instant", "slower: the first UMAP fit in a process compiles (15-100 s)"])
+                                          "instant", "slower the first time: UMAP compiles numba code"])
         t.link((self, "map_method"), (self.map_dd, "value"))
         self.explorer.children = (self.map_dd,) + tuple(self.explorer.children)
         steer_box = w.VBox([w.HTML("<h4>Direction</h4>"), self.picker, w.HTML("<h4>Steer</h4>"), self.panel])
