@@ -56,6 +56,8 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     # one intra-op thread: on a shared 2-core machine two threads made tiny-model generation 15-36x slower
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
     monkeypatch.setenv("HF_HUB_OFFLINE", os.environ.get("HF_HUB_OFFLINE", "1"))
+    # no progress bars: without widget state a saved bar is its first frame ("0/24"), which the docs site would show
+    monkeypatch.setenv("TQDM_DISABLE", "1")
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=TIMEOUTS_S.get(path.stem, 300), kernel_name="python3",
                             store_widget_state=False, resources={"metadata": {"path": str(path.parent)}})
