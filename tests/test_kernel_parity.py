@@ -63,6 +63,11 @@ def test_teaching_model_same_codes(teaching, one_torch_thread, sampling, steered
     assert_same_clips(*both(teaching, PROMPTS, steering, duration_s=1.0, **SAMPLING[sampling]))
 
 
+def test_teaching_model_in_bfloat16_same_codes(one_torch_thread):
+    handle = wb.load_model(dtype="bfloat16")
+    assert_same_clips(*both(handle, PROMPTS, add_steering(handle, 3, 6.0), duration_s=0.5, **SAMPLING["seeded"]))
+
+
 def test_steering_moves_the_codes_the_parity_tests_compare(tiny, teaching, one_torch_thread):
     for handle, layer, strength in ((tiny, 1, 4.0), (teaching, 3, 6.0)):
         args = generation_args(handle, PROMPTS, duration_s=1.0 if handle is teaching else 0.3, seeds=[1, 2, 3],
@@ -131,6 +136,18 @@ def test_static_cache_allocates_what_it_states(tiny, teaching):
                             d.hidden_size // d.num_attention_heads, dtype=torch.float32, device="cpu")
         assert cache.nbytes == static_cache_bytes(d, batch=8, frames=frames)
     assert static_cache_bytes(teaching.config.decoder, batch=8, frames=teaching.max_frames) == 75_423_744
+
+
+def test_other_attention_implementations_are_refused(tiny):
+    config = tiny.model.decoder.model.decoder.config
+    before = config._attn_implementation
+    config._attn_implementation = "eager"
+    try:
+        args = generation_args(tiny, "rock", duration_s=0.2, seeds=1, guidance_scale=3.0, temperature=1.0, top_k=250)
+        with pytest.raises(BadInputError, match="attn_implementation='sdpa'"):
+            kernel_generate(tiny, args)
+    finally:
+        config._attn_implementation = before
 
 
 def test_audio_prompts_are_refused_with_the_way_out(tiny):
