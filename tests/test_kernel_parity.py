@@ -150,9 +150,15 @@ def test_other_attention_implementations_are_refused(tiny):
         config._attn_implementation = before
 
 
-def test_audio_prompts_are_refused_with_the_way_out(tiny):
-    audio = np.zeros(int(0.2 * tiny.sample_rate_hz), np.float32)
-    args = generation_args(tiny, "rock", duration_s=0.2, seeds=1, guidance_scale=3.0, temperature=1.0, top_k=250,
-                           audio_prompt=audio, audio_prompt_sample_rate_hz=tiny.sample_rate_hz)
-    with pytest.raises(BadInputError, match="wb.generate"):
-        kernel_generate(tiny, args)
+@pytest.mark.parametrize("steered", [False, True])
+def test_audio_prompt_continuation_same_codes(tiny, teaching, one_torch_thread, steered):
+    """One audio prompt for all, and prompts of different lengths in one batch (padded as generate pads them)."""
+    noise = (0.1 * np.random.RandomState(0).randn(int(0.25 * 32000))).astype(np.float32)
+    for handle in (tiny, teaching):
+        clip = wb.generate(handle, "rock", duration_s=0.4, seeds=1).clips[0].mono
+        steering = add_steering(handle, 1, 4.0) if steered else None
+        for audio in (clip, [clip, noise]):
+            reference, kernel = both(handle, PROMPTS[:2], steering, duration_s=0.3, audio_prompt=audio,
+                                     audio_prompt_sample_rate_hz=handle.sample_rate_hz, **SAMPLING["seeded"])
+            assert reference.clips[0].codes.shape[-1] == 20 + 15  # the prompt's frames, then the new ones
+            assert_same_clips(reference, kernel)

@@ -27,13 +27,13 @@ import torch
 from workbench.errors import DurationError
 
 
-def cache_positions(decoder_config, frames: int) -> int:
-    """Positions a clip of ``frames`` frames feeds the decoder: the start token, then every sampled token but
-    the last (frames + delay steps in all)."""
+def cache_positions(decoder_config, frames: int, prompt_frames: int = 0) -> int:
+    """Positions a clip of ``frames`` new frames feeds the decoder: the start token, an audio prompt's
+    ``prompt_frames``, then every sampled token but the last (prompt + frames + delay steps in all)."""
     delay_steps = decoder_config.num_codebooks // decoder_config.audio_channels - 1
-    positions = frames + delay_steps
+    positions = prompt_frames + frames + delay_steps
     if positions >= decoder_config.max_position_embeddings:
-        longest = decoder_config.max_position_embeddings - 1 - delay_steps
+        longest = decoder_config.max_position_embeddings - 1 - delay_steps - prompt_frames
         raise DurationError(f"{frames} frames need {positions} decoder positions but the decoder has "
                             f"{decoder_config.max_position_embeddings}: generate at most {longest} frames")
     return positions
