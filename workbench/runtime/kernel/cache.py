@@ -59,15 +59,18 @@ class StaticCache:
                  dtype: torch.dtype, device):
         shape = (n_layers, 2, rows, heads, positions, head_dim)
         self.buffer = torch.empty(shape, dtype=dtype, device=device)
+        self.keys = list(self.buffer[:, 0].unbind(0))  # per-layer views, so a step indexes no Python slices
+        self.values = list(self.buffer[:, 1].unbind(0))
         self.length = 0
 
     def write(self, layer: int, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store (rows, heads, q, head_dim) at the current length; views of (rows, heads, length + q, head_dim)."""
-        end = self.length + keys.shape[2]
-        slot = self.buffer[layer]
-        slot[0, :, :, self.length:end] = keys
-        slot[1, :, :, self.length:end] = values
-        return slot[0, :, :, :end], slot[1, :, :, :end]
+        q = keys.shape[2]
+        layer_keys, layer_values = self.keys[layer], self.values[layer]
+        layer_keys.narrow(2, self.length, q).copy_(keys)
+        layer_values.narrow(2, self.length, q).copy_(values)
+        end = self.length + q
+        return layer_keys.narrow(2, 0, end), layer_values.narrow(2, 0, end)
 
     def advance(self, q: int) -> None:
         """Mark ``q`` more positions as filled (after every layer wrote them)."""
