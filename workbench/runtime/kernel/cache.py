@@ -5,7 +5,7 @@ delay pattern's extra steps) for every decoder row (2B under guidance), per laye
 ``2 x layers x rows x positions x hidden`` elements. Computed from the configs (float32, guidance on, batch 8,
 a 30 s clip = 1500 frames + 3 delay steps = 1503 positions; `static_cache_bytes`):
 
-- musicgen-small (24 x 1024):            4.73 GB (4,728,029,184 bytes)
+- musicgen-small / stereo-small (24 x 1024): 4.73 GB (4,728,029,184 bytes)
 - musicgen-medium / stereo-medium (48 x 1536): 14.18 GB
 - musicgen-large / stereo-large (48 x 2048):   18.91 GB
 
