@@ -83,8 +83,8 @@ def browser_redraw(n_points: int, repeats: int = 7) -> dict:
     import tempfile
     from pathlib import Path
 
-    from plotly.offline import get_plotlyjs
     from playwright.sync_api import sync_playwright
+    from plotly.offline import get_plotlyjs
 
     from widgets.static import PALETTE
 

@@ -47,7 +47,8 @@ def test_the_tradeoff_plot_fits_its_axes_to_points_below_a_tenth():
     curve = tradeoff(Result.table, "judge", "mel")
     fig = tradeoff_figure(curve)
     y_lo, y_hi = fig.layout.yaxis.range
-    assert y_lo <= curve["alignment"].min() and y_hi < 0.2  # alignments 0.02-0.08 fill the plot instead of its bottom tenth
+    # alignments 0.02-0.08 fill the plot instead of its bottom tenth
+    assert y_lo <= curve["alignment"].min() and y_hi < 0.2
     assert curve["alignment"].max() / y_hi > 0.8
     assert "strength %{customdata[0]:g}: alignment" in fig.data[0].hovertemplate
     assert fitted_range([]) == [0.0, 1.0] and fitted_range([0.5, 0.5]) == [0.49, 0.51]
@@ -72,7 +73,7 @@ class EmbeddingResult:
         self.emb[self.table["strength"] == 2.0] += 3.0  # the strongest cell moves far away
 
     def embeddings(self, which):
-        index = np.flatnonzero(np.asarray(which)) if getattr(which, "dtype", None) == bool else list(which)
+        index = np.flatnonzero(np.asarray(which)) if getattr(which, "dtype", None) is np.dtype(bool) else list(which)
         return self.emb[index].reshape(-1, 4)
 
 

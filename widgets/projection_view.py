@@ -559,7 +559,7 @@ class ProjectionExplorer(View):
         fields = [c for c in frame.columns if c not in hidden]
         head = "".join(f"<th style='padding:2px 8px;text-align:left'>{html.escape(c)}</th>" for c in fields)
         body = []
-        for point, row in frame.iterrows():
+        for _, row in frame.iterrows():
             style = " style='background:#fde9c4;font-weight:bold'" if row["playing"] else ""
             cells = "".join(f"<td style='padding:2px 8px'>{'▶ ' if row['playing'] and j == 0 else ''}"
                             f"{html.escape(_shown(row[c]) if row[c] is not None else '')}</td>"
