@@ -209,7 +209,10 @@ def test_evaluation_view_draws_the_random_band():
         return band_summary()
     view = EvaluationView(fake_result(), band_fn=band_fn)
     assert len(view.band_plot.data) == 0 and view.bands == []
+    assert view.band_plot_box.layout.display == "none" and view.band_row.layout.display is None  # button, no axes
+    assert EvaluationView(fake_result()).band_row.layout.display == "none"  # no band_fn, no band: nothing to show
     rows = view.compute_band()
+    assert view.band_plot_box.layout.display is None
     assert calls == [("m", 1)] and len(rows) == 2 and rows[0]["method"] == "m" and rows[0]["layer"] == 1
     names = [trace.name for trace in view.band_plot.data]
     assert names == ["m L1 → rock: random, 95%", "m L1 → rock"] and view.band_plot.data[0].fill == "tozeroy"

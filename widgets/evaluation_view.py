@@ -199,8 +199,10 @@ class EvaluationView(View):
         self.readout.add_class("wb-eval-readout")
         self.columns = {role: w.VBox(layout=w.Layout(width="50%")) for role in ("twin", "steered")}
         self.scores = w.HTML()
-        self.children = [w.HBox([self.figure, self.strength_plot]), self.auc_html,
-                         w.HBox([self.band_plot, w.VBox([self.band_button, self.band_summary])]),
+        # the band plot is hidden until there is a band to draw (no empty axes); the row too without a band_fn
+        self.band_plot_box = w.Box([self.band_plot], layout=w.Layout(display="none"))
+        self.band_row = w.HBox([self.band_plot_box, w.VBox([self.band_button, self.band_summary])])
+        self.children = [w.HBox([self.figure, self.strength_plot]), self.auc_html, self.band_row,
                          self.item_dd, self.readout, w.HBox(list(self.columns.values())), self.scores, self.errors]
         self.add_class("wb-evaluation")
         self._cell: tuple | None = None
@@ -280,6 +282,8 @@ class EvaluationView(View):
             self.band_plot.layout = fig.layout
             for trace in fig.data:
                 self.band_plot.add_trace(trace)
+        self.band_plot_box.layout.display = None if self.bands else "none"
+        self.band_row.layout.display = None if self.bands or self.band_fn is not None else "none"
         self.band_button.disabled = self.band_fn is None or self.band_running
         self.band_button.description = ("measuring…" if self.band_running else "Measure against random directions")
         self.band_summary.value = "".join(f"<div>{html.escape(line)}</div>" for line in self.band_lines())
