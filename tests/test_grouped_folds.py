@@ -114,7 +114,7 @@ def test_margin_is_over_the_stronger_of_chance_and_the_control_with_the_input_be
 
 
 def test_the_depth_bar_needs_a_margin_over_chance_and_the_control():
-    from workbench.toy.concepts import concept_bars
+    from workbench.analysis.teaching.concepts import concept_bars
     deep = dict(best=0.95, input_baseline=0.5, chance=0.5, margin=0.45)
     lopsided = dict(best=0.9, input_baseline=0.6, chance=0.88, margin=0.02)  # 0.9 where the majority class is 0.88
     older = dict(best=0.95, input_baseline=0.5, chance=0.5)  # a profile from before the margin: over chance

@@ -34,6 +34,9 @@ MOVED = {
     "workbench.scores": "workbench.analysis.scores",
     "workbench.recipes": "workbench.analysis.evaluation.presets",
     "workbench.analysis.evaluation.recipes": "workbench.analysis.evaluation.presets",
+    # wave three: the teaching model's evaluation protocol moved beside the analysis it uses
+    "workbench.toy.evaluate": "workbench.analysis.teaching.evaluate",
+    "workbench.toy.concepts": "workbench.analysis.teaching.concepts",
 }
 # packages that are commands only (`python -m ...`): importable, with nothing in them to import
 COMMANDS = {"workbench.evaluation": "workbench.analysis.evaluation",
@@ -48,6 +51,8 @@ OLD_PATH_PATTERNS = [
     re.compile(rf"(?<![\w.])workbench\.(?:{_COMMAND})\.[A-Za-z_]"),              # workbench.evaluation.run_grid
     re.compile(rf"`workbench\.(?:{_COMMAND})`"),                                  # prose: `workbench.features`
     re.compile(r"\banalysis\.evaluation\.recipes\b"),
+    re.compile(r"\bworkbench\.toy\.(?:evaluate|concepts)\b"),
+    re.compile(r"\bfrom workbench\.toy import [^\n]*\b(?:evaluate|concepts)\b"),
 ]
 SCANNED_SUFFIXES = {".py", ".ipynb", ".md", ".toml", ".cfg", ".yml", ".yaml", ".sh"}
 SKIPPED_DIRS = {".venv", ".git", "node_modules", "build", "dist", "site", "test-artifacts", ".pytest_cache",

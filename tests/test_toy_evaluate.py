@@ -28,8 +28,8 @@ def _check_steer(m):
 
 @pytest.mark.slow
 def test_the_reduced_protocol_reports_every_verdict(tmp_path, capsys):
+    from workbench.analysis.teaching.evaluate import weights_sha256
     from workbench.toy.__main__ import main
-    from workbench.toy.evaluate import weights_sha256
 
     out = tmp_path / "metrics.json"
     assert main(["evaluate", "--quick", "--json", str(out), "--device", "cpu"]) == 0
@@ -43,8 +43,8 @@ def test_the_reduced_protocol_reports_every_verdict(tmp_path, capsys):
 
 
 def test_the_committed_evaluation_was_made_from_the_shipped_weights():
+    from workbench.analysis.teaching.evaluate import weights_sha256
     from workbench.toy import WEIGHTS_DIR
-    from workbench.toy.evaluate import weights_sha256
 
     m = json.loads((WEIGHTS_DIR / "evaluation.json").read_text())
     assert m["weights_sha256"] == weights_sha256(), (

@@ -16,10 +16,14 @@ from __future__ import annotations
 import ipywidgets as w
 import traitlets as t
 
+import workbench
+from workbench.toy.prompts import EVAL_PROMPTS
+
 from ._base import View
 from .backend import Backend, Collection
 from .clip_compare import ClipComparer, TwinClips, band_fn_of
 from .direction_picker import DirectionPicker
+from .feature_dashboard import FeatureDashboard
 from .patching_view import PatchingView
 from .projection_view import ProjectionExplorer, axis_titles
 from .requests import SteerRequest
@@ -34,7 +38,6 @@ GENERIC_PROMPTS = {"calm": ["calm ambient music", "slow gentle piano"],
 def default_prompts(handle) -> dict:
     """Prompts per label: the teaching model's genres, or two moods for other models."""
     if "teaching" in str(handle.model_id):
-        from workbench.toy.prompts import EVAL_PROMPTS
         return {genre: list(prompts) for genre, prompts in EVAL_PROMPTS.items()}
     return GENERIC_PROMPTS
 
@@ -71,7 +74,6 @@ class Workbench(View):
         if backend is not None:  # a ready backend (or a test fake) brings its handle, collection and sweep
             handle, collection, sweep = backend.handle, backend.collection, backend.sweep
         if handle is None:
-            import workbench
             handle = workbench.load_model()
         if collection is not None and hasattr(collection, "arrays"):  # an ActivationStore from workbench.data.collect
             prompt = prompt or next((r.get("prompt") for r in collection.table if r.get("prompt")), None)
@@ -200,7 +202,6 @@ class Workbench(View):
         """Add a `widgets.feature_dashboard.FeatureDashboard` on `labels` (a
         `workbench.analysis.features.FeatureLabels`) below the other views, linked: "steer with this feature" sets
         the panel's direction and layer."""
-        from .feature_dashboard import FeatureDashboard
         dash = labels if isinstance(labels, FeatureDashboard) else FeatureDashboard(
             labels, model_id=self.handle.model_id, **kwargs)
         self.features = dash.link(self)

@@ -28,7 +28,14 @@ from collections.abc import Callable
 
 import numpy as np
 
+import workbench as wb
+from workbench.analysis import directions as d
+from workbench.analysis import scores
 from workbench.analysis import strength as unit
+from workbench.analysis.evaluation.collapse import MIN_TWIN_REPEAT, code_stats, is_collapsed
+from workbench.analysis.projections import project
+from workbench.analysis.teaching.evaluate import verdict_readers
+from workbench.toy.prompts import EVAL_PROMPTS
 
 from .requests import DirectionRequest, SteerRequest
 
@@ -51,7 +58,6 @@ class Collection:
                  seed: int = 0, guidance_scale: float = 3.0, sites=("resid",), batch_size: int = 8,
                  progress: bool = False) -> Collection:
         """Generate `n_per_label` clips per label (prompts cycled, seeds seed, seed+1, ...) and capture them."""
-        import workbench as wb
         prompts, labels = [], []
         for label, options in prompts_by_label.items():
             options = [options] if isinstance(options, str) else list(options)
@@ -140,7 +146,6 @@ class Backend:
 
         The direction is scaled to unit length; in mode ``add`` each layer gets strength x its unit.
         """
-        import workbench as wb
         request = SteerRequest.of(request)
         if not request.steered:
             return None
@@ -170,7 +175,6 @@ class Backend:
     def generate(self, request: SteerRequest, on_progress: Callable | None = None,
                  should_stop: Callable | None = None):
         """One clip for a SteeringPanel request; polls `should_stop` and reports progress each step."""
-        import workbench as wb
         request = SteerRequest.of(request)
         h = self.handle
         total = h.frames_for(request.duration_s) + h.delay_steps  # stop() is polled once a step
@@ -188,7 +192,6 @@ class Backend:
     # -- directions ----------------------------------------------------------------------------
     def make_direction(self, request: DirectionRequest):
         """A `workbench.analysis.directions.Direction` at the request's (site, layer), by its method."""
-        from workbench.analysis import directions as d
         if not isinstance(request, DirectionRequest):
             raise TypeError(f"make_direction takes a widgets.requests.DirectionRequest, not {type(request).__name__}")
         site, layer, method = request.site, request.layer, request.method
@@ -221,7 +224,6 @@ class Backend:
     def project(self, site: str, layer: int) -> np.ndarray:
         """2-D coordinates of the collected clips at (site, layer) (`projection_method`: "pca" or
         "umap", by `workbench.analysis.projections`); the map is remembered so `place` can add new clips."""
-        from workbench.analysis.projections import project
         self._projection = project(self.collection.acts[(site, layer)], self.projection_method, site=site,
                                    layer=layer)
         return self._projection.embedding
@@ -244,7 +246,6 @@ class Backend:
 
     @_holds_model
     def read(self, clip, site: str, layer: int) -> np.ndarray:
-        import workbench as wb
         acts = wb.teacher_force(self.handle, [clip.mono], clip.sample_rate_hz, prompts=[clip.prompt or ""],
                                 capture=wb.CaptureSpec(layers=(layer,), sites=(site,), pooling="mean"))
         return acts[(site, layer)]
@@ -253,7 +254,6 @@ class Backend:
     def scores(self, clip) -> dict:
         """Judge probabilities (teaching model only: it knows the four synthetic genres) and the probe's
         reading at `probe_key` (the clip teacher-forced through the unsteered model, null text)."""
-        from workbench.analysis import scores
         out = {}
         if "teaching" in str(self.handle.model_id):
             judged = scores.judge_reading([clip])
@@ -273,7 +273,6 @@ class Backend:
         model (target: the direction's class), else a plain-DSP brightness reader (target "brighter")."""
         if reader is None:
             if "teaching" in str(getattr(self.handle, "model_id", "")):
-                from workbench.toy.evaluate import verdict_readers
                 reader = verdict_readers()["genre"]
             else:
                 reader = centroid_reader()
@@ -363,7 +362,6 @@ class Backend:
         swept layer x window (log-probability of the source's codes), and ``clip_fn(row)`` generates
         that cell's patched clip with its source and target. on_progress: ``fn(done, total)`` after
         each cell (0 once the two clips are made and measured)."""
-        import workbench as wb
         from workbench.analysis import patching as P
         h = self.handle
         source, target = wb.generate(h, [source_prompt, target_prompt], duration_s=duration_s, seeds=[seed, seed],
@@ -449,7 +447,6 @@ def _unit_pinned(handle, plan, layer: int, norm: float):
 def collapse_note(clip, twin) -> dict:
     """Code statistics of a clip next to its twin's (`workbench.analysis.evaluation.collapse`): distinct
     codes and repeat rates, their ratios, and ``collapsed``; {} when either has no codes."""
-    from workbench.analysis.evaluation.collapse import MIN_TWIN_REPEAT, code_stats, is_collapsed
     codes, twin_codes = getattr(clip, "codes", None), getattr(twin, "codes", None)
     if codes is None or twin_codes is None or clip is twin:
         return {}
@@ -476,8 +473,6 @@ def grid_band_fn(handle, methods: dict, *, reader=None, prompts=None, seeds=(0, 
     teaching = "teaching" in str(getattr(handle, "model_id", ""))
     own_prompt = {}
     if reader is None and teaching:
-        from workbench.toy.evaluate import verdict_readers
-        from workbench.toy.prompts import EVAL_PROMPTS
         reader = verdict_readers()["genre"]
         own_prompt = {genre: texts[0] for genre, texts in EVAL_PROMPTS.items()}
         prompts = prompts or tuple(own_prompt.values())

@@ -26,14 +26,14 @@ import numpy as np
 import torch
 
 from workbench.errors import BadInputError, EmptyInputError
+from workbench.runtime.clip import Clip
+from workbench.runtime.teacher_forcing import delayed_decoder_inputs, encode_audio
 
 __all__ = ["input_embeddings", "prompt_embeddings"]
 
 
 def _codes_of(handle, item, sample_rate_hz) -> torch.Tensor:
     """(n_codebooks, frames) codes of a Clip made by this model, a code array, or raw audio."""
-    from workbench.runtime.clip import Clip
-    from workbench.runtime.teacher_forcing import encode_audio
 
     if isinstance(item, Clip) and item.codes is not None and item.model_id == handle.model_id:
         return torch.as_tensor(item.codes, device=handle.device)
@@ -52,7 +52,6 @@ def input_embeddings(handle, clips, sample_rate_hz: int | None = None) -> np.nda
     clips: Clips, (n_codebooks, frames) integer code arrays, or 1-D audio arrays at `sample_rate_hz`.
     The frames fed are exactly those teacher forcing feeds (start token and delay pattern included).
     """
-    from workbench.runtime.teacher_forcing import delayed_decoder_inputs
 
     clips = [clips] if isinstance(clips, np.ndarray) and clips.ndim == 1 else list(clips)
     if not clips:

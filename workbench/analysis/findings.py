@@ -44,13 +44,13 @@ from workbench.analysis.evaluation.verdicts import (
     VERDICT_KEYS,
     verdict_sentence,
 )
+from workbench.analysis.teaching.concepts import PROFILE_BARS
 from workbench.errors import BadInputError
-from workbench.toy.concepts import PROFILE_BARS
 
 __all__ = ["DEPTH_BAR", "MARGIN_BAR", "MIME", "PREFIX", "Finding", "check", "check_notebook", "depth_finding",
            "depth_sentence", "findings_in", "layers_finding", "verdict_finding"]
 
-# the depth bars of teaching model v2's probe profile (`workbench.toy.concepts.PROFILE_BARS`): a layer
+# the depth bars of teaching model v2's probe profile (`workbench.analysis.teaching.concepts.PROFILE_BARS`): a layer
 # must read a concept 0.20 above the baseline, and 0.20 above the stronger of chance and the control
 DEPTH_BAR = PROFILE_BARS["depth"]
 MARGIN_BAR = PROFILE_BARS["margin"]
@@ -174,7 +174,7 @@ def depth_sentence(concept: str, numbers: dict) -> str:
 def depth_finding(concept: str, source, baseline: str = "input", site: str | None = None) -> Finding:
     """Is `concept` read deeper than a baseline? source: a `SweepResult` fitted with ``baselines=``
     (its `baseline` row is the comparison; site: which site's layers, when it swept several), or a
-    `workbench.toy.concepts.probe_profile` row."""
+    `workbench.analysis.teaching.concepts.probe_profile` row."""
     numbers = _depth_numbers(source, baseline, site)
     return Finding("depth", concept, depth_claim(numbers), depth_sentence(concept, numbers), numbers)
 

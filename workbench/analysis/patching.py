@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from workbench import validation
+from workbench.analysis.scores import probe_reading
 from workbench.errors import (
     BadInputError,
     DirectionMismatchError,
@@ -57,7 +58,9 @@ from workbench.errors import (
 )
 from workbench.runtime.inputs import checked_prompts
 from workbench.runtime.steering import MAX_ADDED_NORM
+from workbench.runtime.teacher_forcing import codes_for, delayed_decoder_inputs, text_states
 from workbench.runtime.tracing import ForwardTrace, Intervention, generate_traced, traced_forward
+from workbench.toy.judge import load_judge
 
 __all__ = ["ForcedInput", "ProbeMetric", "windows", "forward", "code_logprob", "record_forward", "patch_forward",
            "ablate_forward", "generate_patched", "generate_ablated", "patching_sweep", "ablation_sweep", "ROWS"]
@@ -83,7 +86,6 @@ class ForcedInput:
     def of(cls, handle, item, prompt: str | None = "from clip", label: str | None = None) -> ForcedInput:
         """From a `Clip` of this model (its codes; its prompt unless ``prompt`` is given), a code
         array, or mono audio at the model's rate (encoded by its codec)."""
-        from workbench.runtime.teacher_forcing import codes_for
         validation.model_handle(handle)
         if isinstance(prompt, str) and prompt == "from clip":
             prompt = getattr(item, "prompt", None)
@@ -382,7 +384,6 @@ def _same_length(*inputs: ForcedInput) -> None:
 def _text_states_cached(handle, prompts: tuple) -> tuple:
     """Encoder states and mask for these prompts (None: null text), kept on the handle: a sweep runs
     the same target prompt once per cell, and the text encoder would cost as much as the patch."""
-    from workbench.runtime.teacher_forcing import text_states
     cache = handle.__dict__.setdefault("_patching_text_states", {})
     if prompts not in cache:
         if all(p is None for p in prompts):
@@ -398,7 +399,6 @@ def _text_states_cached(handle, prompts: tuple) -> tuple:
 
 
 def _forward_args(handle, inputs: list[ForcedInput], guidance_scale):
-    from workbench.runtime.teacher_forcing import delayed_decoder_inputs
     n = len(inputs)
     states, mask = _text_states_cached(handle, tuple(i.prompt for i in inputs))
     ids = delayed_decoder_inputs(handle, torch.stack([i.codes for i in inputs]).to(handle.device))
@@ -447,7 +447,6 @@ def code_logprob(handle, logits: torch.Tensor, inp: ForcedInput) -> float:
 
 
 def _code_logprob(handle, logits: torch.Tensor, inp: ForcedInput) -> float:
-    from workbench.runtime.teacher_forcing import delayed_decoder_inputs
     ids = delayed_decoder_inputs(handle, inp.codes[None].to(handle.device))  # (K, T)
     bos = handle.model.generation_config.decoder_start_token_id
     nxt = ids[:, 1:]
@@ -656,7 +655,6 @@ def _clip_metric(handle, metric, label) -> Callable:
     if callable(metric) and not isinstance(metric, ProbeMetric):
         return metric
     if isinstance(metric, ProbeMetric):
-        from workbench.analysis.scores import probe_reading
         col = _checked_probe_metric(handle, metric)
         return lambda clip: float(probe_reading(handle, [clip], metric.probe, layer=metric.layer,
                                                 site=metric.site)[0, col])
@@ -664,7 +662,6 @@ def _clip_metric(handle, metric, label) -> Callable:
         if label is None:
             raise BadInputError("metric 'judge' needs the source's label (label='jazz'): the judge's probability "
                                 "of it is the metric")
-        from workbench.toy.judge import load_judge
         judge = load_judge()
         classes = [str(c) for c in judge.classes]
         if str(label) not in classes:

@@ -25,6 +25,8 @@ import warnings
 
 import numpy as np
 
+import workbench as wb
+from workbench.data.datasets import resample
 from workbench.errors import BadInputError, ModelNotAvailableError
 
 __all__ = ["probe_reading", "judge_reading", "clap_reading", "steering_success", "summarize", "CLAP_ENV"]
@@ -57,8 +59,6 @@ def probe_reading(handle, clips, probe, *, layer: int, site: str = "resid", pool
 
     prompts: None reads with null text (the reading reflects the audio, not the prompt). Clips this
     model generated are read from their own codes; other audio is encoded (resampled if needed)."""
-    import workbench as wb
-    from workbench.data.datasets import resample
     clips = list(clips)
     waves, rate = _waves(clips)
     items = []
@@ -108,7 +108,6 @@ def clap_reading(clips, labels, *, template: str = "{label} music", model_path=N
         return None
     import torch
 
-    from workbench.data.datasets import resample
     waves, rate = _waves(clips)
     target = processor.feature_extractor.sampling_rate
     waves = [resample(w, rate, target) for w in waves]

@@ -25,10 +25,13 @@ import json
 import numpy as np
 import torch
 
+import workbench as wb
 from workbench.data.store import ActivationStore, array_hash, store_lock
 from workbench.errors import BadInputError, EmptyInputError
 from workbench.runtime.capture import PooledAccumulator
+from workbench.runtime.generation import generate
 from workbench.runtime.threads import intra_op_threads, resolve_threads
+from workbench.validation import positive_int
 
 __all__ = ["collect", "as_inputs", "pool_steps", "plan_collect", "CollectPlan", "CaptureJob"]
 
@@ -112,7 +115,6 @@ def generation_settings(mode: str, gen_kwargs: dict, default_temperature: float 
     """
     if mode == "audio":
         return {}
-    from workbench.runtime.generation import generate
     params = inspect.signature(generate).parameters
     settings = {}
     for name, p in params.items():
@@ -207,9 +209,7 @@ def plan_collect(handle, inputs, capture_spec, batch_size: int = 8, *, per_step_
         >>> plan.job.keys, plan.spec["generation"]["duration_s"]
         ((('resid', 1),), 0.2)
     """
-    from workbench.validation import positive_int
     batch_size = positive_int(batch_size, "batch_size")  # a batch size < 1 would silently collect nothing
-    import workbench as wb
     items = as_inputs(inputs, mode)
     if capture_spec.pooling == "none":
         raise BadInputError("collect stores pooled rows: use pooling='mean' (or last/max/mean_std) and "
@@ -240,7 +240,6 @@ def _collect_batches(handle, plan: CollectPlan, batches, store, bar) -> None:
 
 def _run_batch(handle, inputs: _Inputs, indices, run_spec, gen_kwargs):
     """Capture one batch. Returns (activations dict, list of (channels, samples) audio)."""
-    import workbench as wb
     rows = [inputs.rows[i] for i in indices]
     if inputs.mode == "text":
         res = wb.generate(handle, [r.get("prompt") or "" for r in rows], seeds=[int(r.get("seed") or 0) for r in rows],
@@ -277,7 +276,9 @@ def collect(handle, inputs, capture_spec, store_dir, batch_size: int = 8, *, per
     Ray worker, the same store; needs ``pip install -e ".[ray]"``).
     """
     if not (isinstance(engine, str) and engine == "local"):
+        # the circle collect <-> distributed is still to break (tests/test_structure.py CYCLE_TO_BREAK)
         from workbench.data.distributed import collect as distributed_collect
+
         return distributed_collect(handle, inputs, capture_spec, store_dir, batch_size, per_step_layers=per_step_layers,
                                    mode=mode, keep_audio=keep_audio, progress=progress, compact=compact,
                                    threads=threads, lock_timeout_s=lock_timeout_s, engine=engine, **gen_kwargs)

@@ -20,6 +20,7 @@ import numpy as np
 
 from workbench import validation
 from workbench.errors import BadInputError, EmptyInputError, WrongTypeError
+from workbench.toy import synth, synth_v2, synth_version
 
 __all__ = ["PromptSet", "AudioSet", "SynthSet", "resample", "AUDIO_EXTENSIONS"]
 
@@ -169,31 +170,28 @@ class SynthSet(_Rows):
     def __init__(self, genres=None, n_per_genre: int = 10, duration_s: float = 4.0,
                  sample_rate_hz: int = 32000, seed: int = 0, version: int | None = None):
         if version is None:
-            from workbench.toy import synth_version
-
             version = synth_version()
         if version not in (1, 2) or isinstance(version, bool):
             raise BadInputError(f"version={version!r}: use 1 (teaching model v1's synthesiser), 2 (seven "
                                 "factors) or None (the shipped model's)")
-        if version == 1:  # the teaching model's package; imported only when used
-            from workbench.toy import synth
-        else:
-            from workbench.toy import synth_v2 as synth
-        self._synth, self.version = synth, version
-        genres = ([genres] if isinstance(genres, str) else list(genres)) if genres is not None else list(synth.GENRES)
+        synth_module = synth if version == 1 else synth_v2
+        self._synth, self.version = synth_module, version
+        if genres is None:
+            genres = list(synth_module.GENRES)
+        genres = [genres] if isinstance(genres, str) else list(genres)
         if not genres:
-            raise EmptyInputError(f"genres is empty: pass some of {synth.GENRES}, or None for all")
+            raise EmptyInputError(f"genres is empty: pass some of {synth_module.GENRES}, or None for all")
         n_per_genre = validation.positive_int(n_per_genre, "n_per_genre")
         duration_s = validation.finite_float(duration_s, "duration_s", low=0.0, low_inclusive=False)
         sample_rate_hz = validation.positive_int(sample_rate_hz, "sample_rate_hz")
         seed = validation.integer(seed, "seed")
-        unknown = set(genres) - set(synth.GENRES)
+        unknown = set(genres) - set(synth_module.GENRES)
         if unknown:
-            raise BadInputError(f"unknown genres {sorted(unknown)}: the synthesiser makes {synth.GENRES}")
+            raise BadInputError(f"unknown genres {sorted(unknown)}: the synthesiser makes {synth_module.GENRES}")
         self.duration_s, self.sample_rate_hz = duration_s, int(sample_rate_hz)
         prefix = "synth" if version == 1 else "synth-v2"
         self.rows = [dict(id=f"{prefix}/{g}/{seed + k}", label=g, seed=seed + k,
-                          **(synth.clip_factors(g, seed + k) if version == 2 else {}))
+                          **(synth_module.clip_factors(g, seed + k) if version == 2 else {}))
                      for g in genres for k in range(n_per_genre)]
 
     def audio(self, i: int) -> np.ndarray:

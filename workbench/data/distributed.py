@@ -36,6 +36,11 @@ from workbench.data.ray_pool import (
 )
 from workbench.data.store import ActivationStore, store_lock
 from workbench.errors import BadInputError
+from workbench.runtime.generation import GenerationResult
+from workbench.runtime.generation import generate as local_generate
+from workbench.runtime.inputs import generation_args
+from workbench.runtime.threads import intra_op_threads, resolve_threads
+from workbench.validation import positive_int
 
 __all__ = ["collect", "generate", "RayEngine", "RunReport", "MissingExtraError", "DistributedRunError",
            "store_bytes"]
@@ -55,8 +60,6 @@ def _check_generation(handle, plan) -> None:
         return
     import inspect
 
-    from workbench.runtime.generation import generate as local_generate
-    from workbench.runtime.inputs import generation_args
     settings = generation_settings(plan.items.mode, plan.job.gen_kwargs, handle.default_temperature)
     unknown = sorted(set(settings) - set(inspect.signature(local_generate).parameters))
     if unknown:
@@ -69,7 +72,6 @@ def _check_generation(handle, plan) -> None:
 
 def _capture(handle, payload):
     """Runs on a worker: one batch of a collection, with the run's thread policy."""
-    from workbench.runtime.threads import intra_op_threads, resolve_threads
     job, rows, waves, threads = payload
     with intra_op_threads(resolve_threads(handle, threads)):
         return job.run(handle, rows, waves)
@@ -121,7 +123,6 @@ def collect(handle, inputs, capture_spec, store_dir, batch_size: int = 8, *, per
 
 def _generate(handle, payload):
     """Runs on a worker: one batch of generations."""
-    from workbench.runtime.generation import generate as local_generate
     prompts, seeds, kwargs = payload
     return local_generate(handle, prompts, seeds=seeds, batch_size=len(prompts), **kwargs)
 
@@ -147,9 +148,6 @@ def generate(handle, prompts, *, seeds=0, batch_size: int = 8, engine="ray", pro
     thousands of clips use `collect(..., engine="ray")`, which keeps their audio in a store. The result carries
     `run_report`.
     """
-    from workbench.runtime.generation import GenerationResult
-    from workbench.runtime.inputs import generation_args
-    from workbench.validation import positive_int
     engine = as_engine(engine)
     require_ray()
     if gen_kwargs.get("audio_prompt") is not None:

@@ -94,6 +94,7 @@ from workbench.data.store_repair import (
     _status_report,
 )
 from workbench.errors import BadInputError, CorruptFileError, EmptyInputError
+from workbench.runtime.clip import Clip
 
 __all__ = ["ActivationStore", "StoreError", "StoreLockedError", "StoreMismatchError", "StoreReport",
            "array_hash", "store_lock"]
@@ -604,7 +605,6 @@ class ActivationStore:
 
     def clip(self, row: int):
         """The row as a `workbench.Clip` (to listen: `store.clip(i).audio()`)."""
-        from workbench.runtime.clip import Clip
         r = self.table[self._row_index(row)]
         return Clip(self.audio(row), self.sample_rate_hz, prompt=r.get("prompt"), seed=r.get("seed"),
                     model_id=self.model_id, label=r.get("label"))

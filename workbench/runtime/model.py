@@ -18,6 +18,8 @@ import torch
 
 from workbench import validation
 from workbench.errors import DurationError, ModelNotAvailableError, NotAMusicGenError
+from workbench.runtime.configs import musicgen_config, random_processor
+from workbench.toy import WEIGHTS_DIR
 
 TEACHING_MODEL_ID = "workbench/teaching-model"
 LAYERS_PATH = "decoder.model.decoder.layers"
@@ -148,7 +150,6 @@ def _finish(model, processor, model_id: str, device, dtype) -> MusicGenHandle:
 
 
 def _teaching_model_dir() -> Path:
-    from workbench.toy import WEIGHTS_DIR
     return Path(WEIGHTS_DIR)
 
 
@@ -236,7 +237,6 @@ def random_model(name: str = "tiny", seed: int = 0, device=None, dtype=None) -> 
     """
     from transformers import MusicgenForConditionalGeneration
 
-    from workbench.runtime.configs import musicgen_config, random_processor
 
     config = musicgen_config(name)
     torch.manual_seed(validation.integer(seed, "seed"))

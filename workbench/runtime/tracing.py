@@ -31,6 +31,7 @@ from collections.abc import Callable
 
 import torch
 
+from workbench import validation
 from workbench.runtime.capture import CaptureSpec, PooledAccumulator
 from workbench.runtime.clip import clips_from
 from workbench.runtime.generation import GenerationResult
@@ -86,7 +87,6 @@ class Intervention:
     read: Callable | None = None
 
     def __post_init__(self):
-        from workbench import validation
         validation.site(self.site)
         object.__setattr__(self, "layer", validation.integer(self.layer, "layer", low=0))
 

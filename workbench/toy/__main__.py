@@ -11,9 +11,13 @@ import argparse
 import json
 import sys
 
+from workbench.analysis.teaching.evaluate import evaluate, format_table
+from workbench.toy import WEIGHTS_DIR, synth_version
+from workbench.toy.judge import JUDGE_V1_PATH, JUDGE_V2_PATH, fit_judge
+from workbench.toy.training.recipe import Recipe, recipe_with, train_teaching_model
+
 
 def main(argv: list[str] | None = None) -> int:
-    from workbench.toy import WEIGHTS_DIR
 
     parser = argparse.ArgumentParser(prog="python -m workbench.toy", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -71,7 +75,6 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "train":
-        from workbench.toy.training.recipe import Recipe, recipe_with, train_teaching_model
 
         base = Recipe.tiny() if args.tiny else (Recipe.v1() if args.synth_version == 1 else Recipe.v2())
         if args.codec_v3:  # with --tiny: tiny sizes, codec v3's losses and residual units
@@ -88,7 +91,6 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(info["timings_s"], indent=1))
         return 0
     if args.command == "evaluate":
-        from workbench.toy.evaluate import evaluate, format_table
 
         metrics = evaluate(args.weights, quick=args.quick, seed=args.seed, direction_source=args.direction_source,
                            device=args.device, synth_version=args.synth_version, concepts=not args.no_concepts)
@@ -98,8 +100,6 @@ def main(argv: list[str] | None = None) -> int:
                 json.dump(metrics, f, indent=1)
         return 0
     if args.command == "judge":
-        from workbench.toy import synth_version
-        from workbench.toy.judge import JUDGE_V1_PATH, JUDGE_V2_PATH, fit_judge
 
         version = args.synth_version or synth_version()
         judge = fit_judge(n_per_genre=args.clips_per_genre, version=version)

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.errors import BadInputError, CorruptFileError
-from workbench.toy.judge import FEATURE_NAMES, GenreJudge, random_eq
+from workbench.toy.judge import FEATURE_NAMES, GenreJudge, audio_features, random_eq
 from workbench.toy.readers import (
     _BPM_GRID,
     LEAD_FEATURE_NAMES,
@@ -55,7 +55,16 @@ from workbench.toy.readers import (
     fit_scorers,
     level_slope,
 )
-from workbench.toy.synth_v2 import FACTORS, GENRES, SAMPLE_RATE_HZ, TEMPO_BINS_BPM
+from workbench.toy.synth_v2 import (
+    FACTORS,
+    GENRES,
+    SAMPLE_RATE_HZ,
+    TEMPO_BINS_BPM,
+    clip_factors,
+    synth_clip,
+    synth_dataset,
+    tempo_bin,
+)
 
 CLEAN_PARAMS_PATH = Path(__file__).with_name("readers_fitted_on_clean_synth_v2.json")
 CONCEPTS: tuple[str, ...] = tuple(FACTORS)
@@ -218,7 +227,6 @@ def predict(concept: str, values: np.ndarray) -> list[str]:
     if v.ndim == 2:
         return [classes[i] for i in v.argmax(1)]
     if concept == "tempo":
-        from workbench.toy.synth_v2 import tempo_bin
 
         return [tempo_bin(b) for b in v]
     return [classes[0] if x > 0 else classes[1] for x in v]
@@ -240,8 +248,6 @@ def fit_clean_readers(n_per_genre: int = 100, seed: int = 8642, progress: bool =
     from sklearn.linear_model import LogisticRegression
     from tqdm.auto import tqdm
 
-    from workbench.toy.judge import audio_features
-    from workbench.toy.synth_v2 import clip_factors, synth_clip
 
     rng = np.random.default_rng(seed)
     jobs = [(g, seed * 7_000_003 + i) for i in range(n_per_genre) for g in GENRES]
@@ -269,7 +275,6 @@ def fit_clean_readers(n_per_genre: int = 100, seed: int = 8642, progress: bool =
 
 def check_clean_readers(n_per_genre: int = 25, seed: int = 3030) -> dict:
     """Each verdict reader's accuracy on fresh clean synth_v2 clips (seeds unused by any fitting)."""
-    from workbench.toy.synth_v2 import synth_dataset
 
     audio, _, factors = synth_dataset(n_per_genre, seed=seed, with_factors=True)
     clips = analyse_clean(list(audio))

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import lfilter
 
+from workbench.toy import WEIGHTS_DIR, synth_v2, synth_version
 from workbench.toy.synth import GENRES, SAMPLE_RATE_HZ, synth_clip
 
 # teaching model v1's judge: `workbench.toy.synth` clips, half of them through `degrade`
@@ -49,16 +50,12 @@ MODEL_JUDGE_FILE = "judge_fitted_on_own_codec.json"
 def v2_judge_path(weights=None) -> Path:
     """The v2 judge of a model folder (default: the shipped weights): the one its training fitted on
     its codec's round trips when there is one, else the reference-codec judge `JUDGE_V2_PATH`."""
-    from workbench.toy import WEIGHTS_DIR
-
     own = Path(weights if weights is not None else WEIGHTS_DIR) / MODEL_JUDGE_FILE
     return own if own.exists() else JUDGE_V2_PATH
 
 
 def default_judge_path() -> Path:
     """The judge of the shipped teaching model's synthesiser (`workbench.toy.synth_version`)."""
-    from workbench.toy import synth_version
-
     return v2_judge_path() if synth_version() == 2 else JUDGE_V1_PATH
 _N_FFT = 1024
 _HOP = 512
@@ -289,10 +286,7 @@ def fit_judge(n_per_genre: int = 300, seed: int = 1234, degrade_fraction: float 
     from sklearn.linear_model import LogisticRegression
     from tqdm.auto import tqdm
 
-    if version == 1:
-        make_clip = synth_clip
-    else:
-        from workbench.toy.synth_v2 import synth_clip as make_clip
+    make_clip = synth_clip if version == 1 else synth_v2.synth_clip
     if codec is not None and version != 2:
         raise ValueError("fit_judge(codec=...) is for version 2 (synth_v2) judges")
     C = (1.0 if version == 1 or codec is not None else 0.01) if C is None else C

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from workbench.toy.synth_v2 import clip_factors
+
 GENRE_WORDS = {
     "classical": ["classical", "orchestral", "baroque", "symphonic", "chamber music", "romantic classical"],
     "electronic": ["electronic", "techno", "house", "edm", "electro", "synth dance"],
@@ -139,8 +141,6 @@ def prompt_corpus(n_per_genre: int = 400, seed: int = 0, factors: bool = False) 
     words = [w for ws in (*GENRE_WORDS.values(), *INSTRUMENT_WORDS.values(), MOOD_WORDS, TEMPO_WORDS)
              for w in ws]
     if factors:
-        from workbench.toy.synth_v2 import clip_factors
-
         corpus += [factor_prompt(clip_factors(g, i), rng) for i in range(n_per_genre) for g in GENRE_WORDS]
         words += NEUTRAL_MOOD_WORDS + SCENE_MOODS
         words += [w for values in FACTOR_WORDS.values() for ws in values.values() for w in ws]

@@ -64,7 +64,7 @@ import numpy as np
 
 # the genre judge fitted on synth_v2 clips and reference-codec round trips: the tempo and lead readers
 # were fitted with its probabilities, so the readers keep it whatever judge a model ships with
-from workbench.toy.judge import JUDGE_V2_PATH
+from workbench.toy.judge import JUDGE_V2_PATH, audio_features, degrade, load_judge
 from workbench.toy.synth_v2 import (
     BRIGHTNESS,
     CONTOURS,
@@ -74,6 +74,7 @@ from workbench.toy.synth_v2 import (
     MODES,
     SAMPLE_RATE_HZ,
     TEMPOS,
+    clip_factors,
     synth_clip,
     synth_dataset,
     tempo_bin,
@@ -143,8 +144,6 @@ class ClipAnalysis:
 
     @cached_property
     def judge_features(self) -> np.ndarray:
-        from workbench.toy.judge import audio_features
-
         return audio_features(self.audio, SAMPLE_RATE_HZ)
 
     def genre_proba(self) -> np.ndarray:
@@ -267,8 +266,6 @@ def smear_frames(audio: np.ndarray, rng: np.random.Generator, sr: int = SAMPLE_R
 
 def codec_degrade(audio: np.ndarray, rng: np.random.Generator, sr: int = SAMPLE_RATE_HZ) -> np.ndarray:
     """The judge's `degrade` (phase, low-pass, noise, smoothing), then `smear_frames` at 50 Hz."""
-    from workbench.toy.judge import degrade
-
     return smear_frames(degrade(audio, rng, sr), rng, sr)
 
 
@@ -663,8 +660,6 @@ def _params() -> ReaderParams:
 def _judge_proba(features: np.ndarray) -> np.ndarray:
     """The shipped judge's probabilities from its features (its regression, without recomputing them)."""
     if "judge" not in _CACHE:
-        from workbench.toy.judge import load_judge
-
         _CACHE["judge"] = load_judge(JUDGE_V2_PATH)
     judge = _CACHE["judge"]
     z = (features - judge.feature_mean) / judge.feature_scale
@@ -724,7 +719,6 @@ def fit_readers(n_per_genre: int = 100, seed: int = 4321, progress: bool = True)
     """
     from tqdm.auto import tqdm
 
-    from workbench.toy.synth_v2 import clip_factors
 
     rng = np.random.default_rng(seed)
     jobs = [(g, seed * 7_000_003 + i) for i in range(n_per_genre) for g in GENRES]

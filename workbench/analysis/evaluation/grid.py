@@ -34,7 +34,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+import workbench as wb
 from workbench import validation
+from workbench.analysis import scores
 from workbench.analysis.evaluation import metrics
 from workbench.analysis.evaluation.collapse import clip_quality, code_stats, is_collapsed
 from workbench.analysis.evaluation.methods import Method, strength_list
@@ -48,6 +50,7 @@ from workbench.analysis.evaluation.results import (
 from workbench.data.store_io import store_lock
 from workbench.enums import POOLINGS
 from workbench.errors import BadInputError, EmptyInputError, StoppedError, WrongTypeError
+from workbench.toy.judge import load_judge
 from workbench.validation import (
     finite_float,
     int_sequence,
@@ -204,10 +207,8 @@ class _Readers:
     """The alignment readers of one run: judge, probe re-read, CLAP (each optional); checked before any work."""
 
     def __init__(self, handle, judge, probe, probe_layer, probe_pooling, clap, clap_labels):
-        from workbench.analysis import scores
         self.handle, self.scores = handle, scores
         if judge is True:
-            from workbench.toy.judge import load_judge
             try:
                 judge = load_judge()
             except (OSError, ValueError, KeyError) as error:
@@ -284,7 +285,6 @@ class _Readers:
 
 def _generate(handle, plan: GridPlan, kind, method, layer, strength, stop):
     """The clips of one cell: each item steered toward its own target, batch by batch (`row_steering`)."""
-    import workbench as wb
     from workbench.analysis.evaluation.rowsteer import row_steering
     from workbench.runtime.steering import Schedule
     items = plan.items

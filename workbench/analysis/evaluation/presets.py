@@ -7,7 +7,7 @@
   ``(h + a|h|v) / (1 + a)`` (mode ``norm_relative``) on the conditional CFG rows every 25th decoder
   step (``Schedule("pulse", every=25, width=1)``); the layer is the one where that probe reads genre
   best in a cross-validated sweep (`paper_layer_sweep`). Strengths are the paper's alpha.
-- `workbench_default`: what the teaching model's steering bars measure (`workbench.toy.evaluate`): the
+- `workbench_default`: what the teaching model's steering bars measure (`workbench.analysis.teaching.evaluate`): the
   unit difference of class means (target minus the other genres) of mean-pooled conditional residuals,
   added at every step (mode ``add``) with strength s x the layer's mean residual norm (the workbench's
   one unit, `workbench.analysis.strength`: pass ``handle=`` so it is measured on the model).
@@ -31,6 +31,7 @@ import warnings
 
 import numpy as np
 
+from workbench.analysis.directions import from_probe
 from workbench.analysis.evaluation.methods import Method
 from workbench.analysis.strength import mean_residual_norm
 from workbench.errors import BadInputError, UnknownOptionError
@@ -186,7 +187,6 @@ def workbench_default(mean_by_layer: dict, labels, *, layers, targets=None, name
 def logistic_probe(mean_by_layer: dict, labels, *, layers, targets=None, name: str = "logistic_probe",
                    strengths=DEFAULT_STRENGTHS, handle=None, **probe_kwargs) -> Method:
     """Directions from a logistic `LinearProbe` (class minus the classes' mean weight), steered like the default."""
-    from workbench.analysis.directions import from_probe
     from workbench.analysis.probes import LinearProbe
     targets = _targets(labels, targets)
     directions = {}

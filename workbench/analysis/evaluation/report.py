@@ -33,14 +33,22 @@ from pathlib import Path
 
 import numpy as np
 
+import workbench as wb
+from workbench.analysis.evaluation import presets, summaries
+from workbench.analysis.evaluation.grid import GridPlan, Item, run_grid
+from workbench.analysis.evaluation.methods import random_like
+from workbench.analysis.evaluation.presets import paper_layer_sweep
+from workbench.analysis.teaching.evaluate import verdict_readers
+from workbench.toy.judge import load_judge
+from workbench.toy.prompts import EVAL_PROMPTS
+from workbench.toy.synth_v2 import GENRES
+
 __all__ = ["direction_data", "method_verdicts", "report_items", "report_methods", "report_summary", "run_report",
            "build_parser", "main"]
 
 
 def direction_data(handle, *, seeds, duration_s: float, progress: bool = False) -> dict:
     """Mean and last-step conditional residuals per layer of clips generated from each genre's EVAL_PROMPTS."""
-    import workbench as wb
-    from workbench.toy.prompts import EVAL_PROMPTS
     prompts, labels, seed_list = [], [], []
     for genre, texts in EVAL_PROMPTS.items():
         for text in texts:
@@ -59,7 +67,6 @@ def direction_data(handle, *, seeds, duration_s: float, progress: bool = False) 
 
 def reading_probe(handle, clips, labels) -> tuple[int, object, dict]:
     """(best layer, its logistic probe, {layer: CV accuracy}) on the clips teacher-forced with null text."""
-    import workbench as wb
     from workbench.analysis.probes import sweep
     acts = wb.teacher_force(handle, clips, handle.sample_rate_hz, prompts=None,
                             capture=wb.CaptureSpec(layers=None, sites=("resid",), pooling="mean"))
@@ -71,8 +78,6 @@ def reading_probe(handle, clips, labels) -> tuple[int, object, dict]:
 
 def report_items(n_per_target: int, seed: int = 1000):
     """n_per_target items per genre, each from another genre's prompt (cycling genres and prompts)."""
-    from workbench.analysis.evaluation.grid import Item
-    from workbench.toy.prompts import EVAL_PROMPTS
     genres = list(EVAL_PROMPTS)
     items = []
     for target in genres:
@@ -90,8 +95,6 @@ def report_methods(data: dict, layers, strengths_fast: bool = False, handle=None
     handle: the model, so the class-means and probe methods steer in multiples of the layer's mean residual
     norm (`workbench.analysis.strength`); without it the pooled activations' norm stands in (with a warning).
     """
-    from workbench.analysis.evaluation import presets
-    from workbench.analysis.evaluation.methods import random_like
     default_s = (0.0, 0.25, 1.0) if strengths_fast else presets.DEFAULT_STRENGTHS
     paper_s = (0.0, 1.0, 4.0) if strengths_fast else presets.PAPER_STRENGTHS
     labels = data["labels"]
@@ -108,10 +111,6 @@ def report_methods(data: dict, layers, strengths_fast: bool = False, handle=None
 def run_report(*, fast: bool = False, folder=None, all_layers: bool = False, duration_s: float | None = None,
                items_per_target: int | None = None, progress: bool = True) -> dict:
     """Run the protocol (module docstring) and return the report as a JSON-friendly dict."""
-    import workbench as wb
-    from workbench.analysis.evaluation.grid import GridPlan, run_grid
-    from workbench.analysis.evaluation.presets import paper_layer_sweep
-    from workbench.toy.judge import load_judge
 
     t0 = time.perf_counter()
     duration_s = duration_s or (1.0 if fast else 2.0)
@@ -163,9 +162,6 @@ def method_verdicts(handle, methods: dict, layer: int, *, fast: bool = False, se
     reader fitted on clean synthesiser audio only (`workbench.toy.clean_readers`), never the judge.
     """
     from workbench.analysis.evaluation.verdicts import SteeringBench, VerdictPlan
-    from workbench.toy.evaluate import verdict_readers
-    from workbench.toy.prompts import EVAL_PROMPTS
-    from workbench.toy.synth_v2 import GENRES
 
     prompts = tuple(EVAL_PROMPTS[g][0] for g in GENRES)
     plan = VerdictPlan(prompts=prompts, seeds=tuple(seed + 500 + i for i in range(2 if fast else 4)),
@@ -190,7 +186,6 @@ def report_summary(result, methods: dict, layer: int,
                    compared=("class_means", "logistic_probe", "paper_2506_10225"), bootstrap: int = 200) -> dict:
     """The report's figures from a grid holding `report_methods`: AUCs at `layer` (with bootstrap
     intervals over the items, and paired comparisons), FADs, tables, bars."""
-    from workbench.analysis.evaluation import summaries
     table = result.table
     aucs = summaries.auc_table(table)
     draws = summaries.bootstrap_aucs(table, n=bootstrap) if bootstrap else None

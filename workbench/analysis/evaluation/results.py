@@ -40,6 +40,7 @@ import numpy as np
 
 from workbench.data.store_io import store_lock
 from workbench.errors import BadInputError, CorruptFileError, EmptyInputError, WorkbenchError, WrongTypeError
+from workbench.runtime.clip import Clip
 from workbench.validation import integer
 
 __all__ = ["ResultsLog", "EvaluationResult", "GridMismatchError", "GridReport", "FORMAT"]
@@ -544,7 +545,6 @@ class EvaluationResult:
         """Row `index` as a `Clip` (decoded from its stored codes through the handle's codec)."""
         import torch
 
-        from workbench.runtime.clip import Clip
         if self.handle is None:
             raise BadInputError("decoding a clip needs the model: EvaluationResult(folder, handle=wb.load_model())")
         row = self._row(index)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from workbench import validation
+from workbench.analysis.directions import Direction
 from workbench.analysis.features.sae import check_matches, require_sae
 from workbench.data.frames import FrameStream
 from workbench.errors import BadInputError, NotFiniteError, OutOfRangeError, WrongTypeError
@@ -271,7 +272,6 @@ class FeatureLabels:
 
     def direction(self, feature: int, model_id: str):
         """The feature's decoder row as a unit `workbench.analysis.directions.Direction` (for steering)."""
-        from workbench.analysis.directions import Direction
         feature = self.check_feature(feature)
         model_id = validation.text(model_id, "model_id")
         check_matches(self.sae.meta, "this SAE", model_id=model_id)

@@ -23,6 +23,8 @@ import torch
 from workbench import validation
 from workbench.analysis.features.sae import check_matches, require_sae
 from workbench.errors import BadInputError, EmptyInputError, OutOfRangeError, WrongTypeError
+from workbench.runtime.teacher_forcing import delayed_decoder_inputs, encode_audio, text_states
+from workbench.runtime.tracing import Intervention, traced_forward
 
 __all__ = ["sae_metrics", "spliced_loss", "codes_of_rows", "DENSE_THRESHOLD"]
 
@@ -68,7 +70,6 @@ def sae_metrics(sae, chunks, dense_threshold: float = DENSE_THRESHOLD) -> dict:
 
 def codes_of_rows(handle, store, rows, batch_size: int = 8) -> torch.Tensor:
     """(N, K, frames) EnCodec codes of store rows (their stored audio re-encoded)."""
-    from workbench.runtime.teacher_forcing import encode_audio
     validation.model_handle(handle)
     if not hasattr(store, "audio") or not hasattr(store, "sample_rate_hz"):
         raise WrongTypeError(f"store is a {type(store).__name__}: pass an ActivationStore collected with audio")
@@ -103,8 +104,6 @@ def spliced_loss(handle, sae, codes: torch.Tensor, site: str = "resid", layer: i
     The SAE replaces (site, layer)'s output at every position of every row (null-text conditioning, as the
     store's teacher-forced clips were read). An SAE trained on another model, layer, site or width is refused
     (DirectionMismatchError)."""
-    from workbench.runtime.teacher_forcing import delayed_decoder_inputs, text_states
-    from workbench.runtime.tracing import Intervention, traced_forward
 
     validation.model_handle(handle)
     sae = require_sae(sae)

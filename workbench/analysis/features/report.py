@@ -29,10 +29,18 @@ from pathlib import Path
 
 import numpy as np
 
+import workbench as wb
 from workbench import validation
-from workbench.analysis.features.sae import ARCHITECTURES
-from workbench.analysis.features.steering import STRENGTHS
+from workbench.analysis.features.labelling import label_features
+from workbench.analysis.features.metrics import codes_of_rows, sae_metrics, spliced_loss
+from workbench.analysis.features.sae import ARCHITECTURES, default_d_sae
+from workbench.analysis.features.steering import STRENGTHS, feature_steering, steer_summary
+from workbench.analysis.features.training import TrainConfig, train_sae
+from workbench.data.collect import collect
+from workbench.data.datasets import SynthSet
+from workbench.data.frames import FrameStream
 from workbench.errors import BadInputError, OutOfRangeError, WorkbenchError, WrongTypeError
+from workbench.toy import GENRES
 
 __all__ = ["ReportPlan", "run_report", "format_report", "BARS", "LABELLED_SCORE"]
 
@@ -107,13 +115,6 @@ def _split(n: int, held_out: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def _layer_report(handle, store, layer, plan, train_rows, test_rows, device, progress, save_dir) -> tuple:
     import torch
 
-    from workbench.analysis.features.labelling import label_features
-    from workbench.analysis.features.metrics import codes_of_rows, sae_metrics, spliced_loss
-    from workbench.analysis.features.sae import default_d_sae
-    from workbench.analysis.features.steering import feature_steering, steer_summary
-    from workbench.analysis.features.training import TrainConfig, train_sae
-    from workbench.data.frames import FrameStream
-    from workbench.toy import GENRES
 
     stream = FrameStream(store, "resid", layer, batch_size=1024, seed=plan.seed, rows=train_rows)
     cfg = TrainConfig(architecture=plan.architecture, d_sae=default_d_sae(stream.hidden_size, plan.expansion),
@@ -162,9 +163,6 @@ def _layer_report(handle, store, layer, plan, train_rows, test_rows, device, pro
 def run_report(plan: ReportPlan | None = None, *, store_dir=None, save_dir=None, device=None,
                progress: bool = True) -> dict:
     """Run the protocol; the first layer's figures at the top level (the bars), every layer under "layers"."""
-    import workbench as wb
-    from workbench.data.collect import collect
-    from workbench.data.datasets import SynthSet
 
     plan = ReportPlan() if plan is None else plan
     if not isinstance(plan, ReportPlan):

@@ -21,7 +21,10 @@ from workbench import validation
 from workbench.analysis.evaluation.verdicts import VERDICT_KEYS, Reader, SteeringBench, VerdictPlan
 from workbench.analysis.features.labelling import FeatureLabels
 from workbench.analysis.features.sae import check_matches, require_sae
+from workbench.analysis.teaching.evaluate import verdict_readers
 from workbench.errors import BadInputError, DirectionMismatchError, OutOfRangeError, WrongTypeError
+from workbench.toy import GENRES
+from workbench.toy.prompts import EVAL_PROMPTS
 
 __all__ = ["STRENGTHS", "feature_steering", "parse_genre", "steer_summary"]
 
@@ -44,8 +47,6 @@ def feature_steering(handle, labels, features, strengths=STRENGTHS, seeds=(100, 
     layer's ``mean_residual_norm`` and the per-strength ``summary``. labels: a `FeatureLabels`; features: the
     feature ids to try; reader: a verdict `Reader` of genre (default: the clean-audio genre reader). An SAE
     trained on another model than `handle` is refused (DirectionMismatchError)."""
-    from workbench.toy import GENRES
-    from workbench.toy.prompts import EVAL_PROMPTS
 
     validation.model_handle(handle)
     if not isinstance(labels, FeatureLabels):
@@ -71,7 +72,8 @@ def feature_steering(handle, labels, features, strengths=STRENGTHS, seeds=(100, 
     guidance_scale = validation.guidance_scale(guidance_scale)
     if reader is not None and not isinstance(reader, Reader):
         raise WrongTypeError(f"reader is a {type(reader).__name__}: pass a workbench.analysis.evaluation.verdicts"
-                             ".Reader of genre (workbench.toy.evaluate.verdict_readers()['genre']) or None")
+                             ".Reader of genre (workbench.analysis.teaching.evaluate.verdict_readers()['genre'])"
+                             " or None")
     tried = []
     for feature in features:
         target = parse_genre(labels.table.rows[feature].get("label"))
@@ -80,7 +82,6 @@ def feature_steering(handle, labels, features, strengths=STRENGTHS, seeds=(100, 
     if not tried:
         return []
     if reader is None:
-        from workbench.toy.evaluate import verdict_readers
 
         reader = verdict_readers()["genre"]
     plan = VerdictPlan(prompts=tuple(EVAL_PROMPTS[g][0] for g in GENRES), seeds=tuple(seeds),

@@ -12,18 +12,20 @@ tempo, mode, lead, contour, dynamics, brightness), with the workbench's own tool
   (no seed in both a training and a test fold) and accuracy is also given as a margin over the
   stronger of chance and the control.
 
-Whether pushing on a concept changes what readers hear is `workbench.toy.evaluate.steering_verdicts`
+Whether pushing on a concept changes what readers hear is `workbench.analysis.teaching.evaluate.steering_verdicts`
 (against random directions of equal norm, +v against -v, and collapse).
 
 Example (a rough check in a few minutes; `python -m workbench.toy evaluate` runs the full protocol):
     >>> import workbench as wb
-    >>> from workbench.toy.concepts import probe_profile
+    >>> from workbench.analysis.teaching.concepts import probe_profile
     >>> profile, store = probe_profile(wb.load_model(), n_per_genre=4)  # doctest: +SKIP
 """
 from __future__ import annotations
 
 import tempfile
 
+import workbench as wb
+from workbench.data.datasets import SynthSet
 from workbench.toy.synth_v2 import FACTORS
 
 CONCEPTS: tuple[str, ...] = tuple(FACTORS)
@@ -45,11 +47,9 @@ def probe_profile(handle, n_per_genre: int = 40, seed: int = 20_011, folds: int 
     the shuffled-label control), "control" (the best layer's control), "input_margin" (the input
     baseline's margin), "grouping" and "folds" (what ran).
     """
-    import workbench as wb
     from workbench.analysis.baselines import input_embeddings
     from workbench.analysis.probes import sweep
     from workbench.data.collect import collect
-    from workbench.data.datasets import SynthSet
 
     synth_set = SynthSet(n_per_genre=n_per_genre, seed=seed, version=2)
     store_dir = store_dir or tempfile.mkdtemp(prefix="toy-concepts-")

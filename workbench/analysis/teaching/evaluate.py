@@ -17,7 +17,7 @@ Protocol:
   (null text: the genre must come from the music); best layer = highest held-out accuracy.
 
 A model trained on `workbench.toy.synth_v2` (teaching model v2: ``synth_version`` 2 in its
-training_info.json) is also measured concept by concept: ``probe_profile`` (`workbench.toy.concepts`:
+training_info.json) is also measured concept by concept: ``probe_profile`` (`workbench.analysis.teaching.concepts`:
 teacher-forced probe accuracy by layer with null text, the input baseline, chance; ``deep_concepts``,
 ``depth_bar_met``) and ``steer`` (`steering_verdicts`): for every concept, genre included, unit
 class-mean directions at its best probe layer, each target measured by
@@ -28,7 +28,7 @@ strength; ``steer[c]["beyond_random_all"]`` is true when every target is. ``weig
 weights measured. ``--quick`` runs the same code on fewer seeds and one strength.
 
 Example:
-    >>> from workbench.toy.evaluate import evaluate, format_table
+    >>> from workbench.analysis.teaching.evaluate import evaluate, format_table
     >>> print(format_table(evaluate(quick=True)))  # doctest: +SKIP
 """
 
@@ -38,8 +38,19 @@ import time
 
 import numpy as np
 
+import workbench as wb
+from workbench.analysis.directions import from_class_means
+from workbench.analysis.evaluation.collapse import code_stats, comb_share
+from workbench.analysis.teaching.concepts import CONCEPTS, concept_bars, probe_profile
+from workbench.toy import WEIGHTS_DIR, clean_readers, synth, synth_v2
+from workbench.toy import synth_version as trained_on
+from workbench.toy.clean_readers import predict, read_values
+from workbench.toy.judge import JUDGE_V1_PATH, load_judge, v2_judge_path
 from workbench.toy.prompts import EVAL_PROMPTS
+from workbench.toy.readers import CONCEPTS as READ_CONCEPTS
+from workbench.toy.readers import read_all
 from workbench.toy.synth import GENRES, SAMPLE_RATE_HZ
+from workbench.toy.synth_v2 import FACTORS
 
 CONCEPT_PROBE_CLIPS_PER_GENRE = 80  # teacher-forced clips per genre for every concept's probe profile
 
@@ -74,10 +85,7 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     """
     if direction_source not in ("teacher_forced", "generated"):
         raise ValueError(f"direction_source={direction_source!r}: use 'teacher_forced' or 'generated'")
-    import workbench as wb
     from workbench.analysis.probes import sweep
-    from workbench.toy import synth_version as trained_on
-    from workbench.toy.judge import JUDGE_V1_PATH, load_judge, v2_judge_path
 
     t0 = time.time()
     n_synth = 10 if quick else 40
@@ -85,10 +93,8 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     gen_seeds = [seed] if quick else [seed, seed + 1, seed + 2, seed + 3]
     version = trained_on(weights) if synth_version is None else int(synth_version)
     if version == 2:
-        from workbench.toy.synth_v2 import synth_dataset
         judge = load_judge(v2_judge_path(weights))  # the model's own when its training fitted one
     elif version == 1:
-        from workbench.toy.synth import synth_dataset
         judge = load_judge(JUDGE_V1_PATH)
     else:
         raise ValueError(f"synth_version={synth_version!r}: use 1 or 2")
@@ -98,16 +104,14 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
 
     # 1-2. The judge on fresh synthetic clips and on their codec round trips.
     if version == 2:
-        audio, labels, factors = synth_dataset(n_synth, seed=10_007 + seed, with_factors=True)
+        audio, labels, factors = synth_v2.synth_dataset(n_synth, seed=10_007 + seed, with_factors=True)
     else:
-        audio, labels = synth_dataset(n_synth, seed=10_007 + seed)
+        audio, labels = synth.synth_dataset(n_synth, seed=10_007 + seed)
     m["judge_accuracy_synthetic"] = _accuracy(judge.predict(audio, SAMPLE_RATE_HZ), labels)
     n_r = n_recon * len(GENRES)
     recon = _round_trip(handle.model, audio[:n_r])
     m["judge_accuracy_reconstructed"] = _accuracy(judge.predict(recon, SAMPLE_RATE_HZ), labels[:n_r])
     if version == 2:  # what the codec carries: every reader on the round trips
-        from workbench.toy.readers import CONCEPTS as READ_CONCEPTS
-        from workbench.toy.readers import read_all
 
         read = read_all(list(recon), SAMPLE_RATE_HZ)
         m["reader_accuracy_reconstructed"] = {
@@ -146,7 +150,6 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
 
     # 6. Teaching model v2: where each concept lives, and whether steering it beats a random push.
     if version == 2 and concepts:
-        from workbench.toy.concepts import CONCEPTS, concept_bars, probe_profile
 
         profile, store = probe_profile(handle, n_per_genre=10 if quick else CONCEPT_PROBE_CLIPS_PER_GENRE,
                                        seed=20_011 + seed, progress=progress)
@@ -172,7 +175,6 @@ def weights_sha256(weights=None) -> str:
     import hashlib
     from pathlib import Path
 
-    from workbench.toy import WEIGHTS_DIR
 
     path = Path(weights if weights is not None else WEIGHTS_DIR) / "model.safetensors"
     digest = hashlib.sha256()
@@ -184,8 +186,6 @@ def weights_sha256(weights=None) -> str:
 
 def _generation_quality(handle, clips, prompt_genres, recon) -> dict:
     """Comb share of generations and round trips, and the clean-audio genre reader on generations."""
-    from workbench.analysis.evaluation.collapse import code_stats, comb_share
-    from workbench.toy.clean_readers import predict, read_values
 
     period = int(round(handle.samples_per_frame))
     sr = clips[0].sample_rate_hz
@@ -205,8 +205,6 @@ def _generation_quality(handle, clips, prompt_genres, recon) -> dict:
 def verdict_readers() -> dict:
     """{concept: `Reader`} for steering verdicts: `workbench.toy.clean_readers` (clean synth audio or DSP)."""
     from workbench.analysis.evaluation.verdicts import Reader
-    from workbench.toy import clean_readers
-    from workbench.toy.synth_v2 import FACTORS
 
     def make(concept):
         return Reader(concept, clean_readers.READER_NAMES[concept], FACTORS[concept],
@@ -227,9 +225,7 @@ def steering_verdicts(handle, store, profile: dict, *, quick: bool = False, seed
     concept) x seeds, twins, ±v and random clips shared across concepts; readers from `verdict_readers`.
     Genre targets leave out the pairs whose prompt names that genre.
     """
-    from workbench.analysis.directions import from_class_means
     from workbench.analysis.evaluation.verdicts import SteeringBench, VerdictPlan
-    from workbench.toy.synth_v2 import FACTORS
 
     n_seeds = QUICK_VERDICT_SEEDS if quick else VERDICT_SEEDS
     prompts = tuple(EVAL_PROMPTS[g][0] for g in GENRES)
