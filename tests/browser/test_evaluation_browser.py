@@ -26,7 +26,7 @@ def test_evaluation_notebook_in_chromium(need_chromium, tmp_path, artifacts_dir)
         try:
             lab_page.open(NOTEBOOK.name)
             lab_page.run_all(timeout_s=600)
-            plots = lab_page.assert_plots_filled(at_least=3)
+            plots = lab_page.assert_plots_filled(at_least=2)  # trade-off, alignment by strength (band: on request)
             view = page.locator(".js-plotly-plot").first
             view.scroll_into_view_if_needed()
             lab_page.shot("01-ran-all")
