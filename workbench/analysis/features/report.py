@@ -34,7 +34,7 @@ from workbench import validation
 from workbench.analysis.features.labelling import label_features
 from workbench.analysis.features.metrics import codes_of_rows, sae_metrics, spliced_loss
 from workbench.analysis.features.sae import ARCHITECTURES, default_d_sae
-from workbench.analysis.features.steering import STRENGTHS, feature_steering, steer_summary
+from workbench.analysis.features.steering import GENRE_COLUMNS, STRENGTHS, feature_steering, parse_genre, steer_summary
 from workbench.analysis.features.training import TrainConfig, train_sae
 from workbench.data.collect import collect
 from workbench.data.datasets import SynthSet
@@ -128,12 +128,17 @@ def _layer_report(handle, store, layer, plan, train_rows, test_rows, device, pro
     labels = label_features(sae, FrameStream(store, "resid", layer))
     table = labels.table
     genre_auroc, genre_feature, tried = {}, {}, []
+    # the store's genre column: "genre" (labelling keeps one of two columns that group the clips alike) or "label"
+    genre_column = next((c for c in GENRE_COLUMNS if f"auroc:{c}={GENRES[0]}" in table.columns), None)
+    if genre_column is None:
+        raise BadInputError(f"no genre association in the feature table (columns {table.columns[:12]}...): the store "
+                            f"needs a genre label column, one of {GENRE_COLUMNS}")
     for g in GENRES:
-        column = f"auroc:label={g}"
+        column = f"auroc:{genre_column}={g}"
         ranked = sorted((r for r in table if r["frequency"] > 0), key=lambda r: -r.get(column, 0))
         genre_auroc[g], genre_feature[g] = float(ranked[0][column]), int(ranked[0]["feature"])
         tried += [int(r["feature"]) for r in ranked[:plan.steer_per_genre]
-                  if r.get("label") == f"label={g}" and r["label_score"] >= LABELLED_SCORE]
+                  if parse_genre(r.get("label")) == g and r["label_score"] >= LABELLED_SCORE]
     t0 = time.perf_counter()
     steer = feature_steering(handle, labels, tried, strengths=plan.strengths, seeds=plan.steer_seeds,
                              duration_s=plan.steer_duration_s, progress=False)
