@@ -10,9 +10,10 @@ the original as the ceiling and another clip as the floor:
 
 Prints the mean per-frame chroma correlation (librosa chroma_cqt, 32 ms hops) and the share of
 frames whose strongest lead-band (MIDI 64-100) CQT bin matches. On v2 clips it first prints the
-pitch bar of issue 27: a DSP tonic-and-mode reader (`workbench.toy.readers`' key profiles) on the
-clean clips against the synthesiser's truth, and how often it reads the round trip as the clean
-clip (25 clips per genre, seed 2025; `workbench.toy.audio_checks.codec_figures`).
+pitch bar of issue 27: a DSP tonic-and-mode reader (`workbench.toy.readers`' key profiles, and
+`workbench.toy.clean_readers`' profiles fitted on clean audio only) on the clean clips against
+the synthesiser's truth, and how often it reads the round trip as the clean clip (25 clips per
+genre, seed 2025; `workbench.toy.audio_checks.codec_figures`).
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     source, version = (argv + ["shipped", "v1"])[:2]
     n_per_genre = int(argv[2]) if len(argv) > 2 else 25
-    from workbench.toy.audio_checks import codec_round_trip, load_codec, read_keys
+    from workbench.toy.audio_checks import codec_round_trip, load_codec, read_keys, read_keys_clean
 
     torch.set_num_threads(1)
     codec = load_codec(source)
@@ -52,12 +53,13 @@ def main(argv=None) -> int:
         clips, _, factors = synth_v2(n_per_genre, seed=2025, with_factors=True)
         trips = codec_round_trip(codec, clips)[0]
         truth = [(f["tonic"], f["mode"]) for f in factors]
-        clean, tripped = read_keys(clips), read_keys(trips)
-        accuracy = np.mean([k == t for k, t in zip(clean, truth)])
-        agreement = np.mean([c == r for c, r in zip(clean, tripped)])
-        print(f"tonic and mode, {len(clips)} clips: reader on clean {accuracy:.3f} (bar >= 0.9), "
-              f"round trip = clean {agreement:.3f} (bar >= 0.8), round trip = truth "
-              f"{np.mean([k == t for k, t in zip(tripped, truth)]):.3f}")
+        for name, read in (("project's key reader", read_keys), ("clean-fitted key profiles", read_keys_clean)):
+            clean, tripped = read(clips), read(trips)
+            accuracy = np.mean([k == t for k, t in zip(clean, truth)])
+            agreement = np.mean([c == r for c, r in zip(clean, tripped)])
+            print(f"tonic and mode, {len(clips)} clips, {name}: reader on clean {accuracy:.3f} (bar >= 0.9), "
+                  f"round trip = clean {agreement:.3f} (bar >= 0.8), round trip = truth "
+                  f"{np.mean([k == t for k, t in zip(tripped, truth)]):.3f}")
     if version == "v1":
         from workbench.toy.synth import synth_dataset
     else:

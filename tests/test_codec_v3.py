@@ -52,15 +52,57 @@ def test_frame_comb_loss_penalises_a_frame_periodic_error_only():
         spectral_loss(pred, target).item() + 2.0 * with_hum, rel=1e-5)
 
 
+def test_pitch_loss_is_zero_for_a_perfect_reconstruction_and_grows_with_a_pitch_shift():
+    from workbench.toy.training.codec_training import pitch_loss
+
+    def tone(freq_hz: float) -> torch.Tensor:  # a note with its octave harmonic
+        return torch.from_numpy(_sine(freq_hz, 10240) + 0.5 * _sine(2 * freq_hz, 10240)).float()[None, None]
+
+    target = tone(440.0)
+    assert pitch_loss(target, target).item() == pytest.approx(0.0, abs=1e-5)
+    level = pitch_loss(0.8 * target, target).item()  # the same notes, quieter
+    semitone = pitch_loss(tone(440.0 * 2 ** (1 / 12)), target).item()
+    fifth = pitch_loss(tone(660.0), target).item()
+    assert semitone > 3 * level and fifth > 3 * level, (level, semitone, fifth)
+
+
+def test_pitch_weight_zero_keeps_the_losses_and_the_training_bit_identical():
+    from workbench.toy.architecture import build_codec
+    from workbench.toy.synth_v2 import synth_dataset
+    from workbench.toy.training.codec_training import codec_loss, pitch_loss, train_codec
+    from workbench.toy.training.recipe import Recipe
+
+    assert Recipe.v2().codec_pitch_weight == 0
+    target = torch.from_numpy(_sine(441, 10240)).float()[None, None]
+    pred = 0.7 * target + 0.1 * torch.from_numpy(_sine(1234, 10240)).float()[None, None]
+    assert torch.equal(codec_loss(pred, target, 5.0), codec_loss(pred, target, 5.0, pitch_weight=0.0))
+    assert codec_loss(pred, target, 5.0, pitch_weight=2.0).item() == pytest.approx(
+        codec_loss(pred, target, 5.0).item() + 2.0 * pitch_loss(pred, target).item(), rel=1e-5)
+    torch.set_num_threads(1)
+    audio, _ = synth_dataset(1, seed=0, duration_s=0.5)
+    sizes = _tiny_v3().sizes
+    kwargs = dict(ae_steps=3, vq_steps=2, batch_size=2, crop_s=0.16, kmeans_clips=4, progress=False,
+                  comb_weight=5.0)
+    weights = []
+    for extra in ({}, {"pitch_weight": 0.0}, {"pitch_weight": 2.0}):
+        codec = build_codec(sizes)
+        train_codec(codec, audio, **kwargs, **extra)
+        weights.append(codec.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(weights[0].values(), weights[1].values()))
+    assert not all(torch.equal(a, b) for a, b in zip(weights[0].values(), weights[2].values()))
+
+
 def test_v3_sizes_build_an_encodec_and_v2_sizes_build_v2s():
     from workbench.toy.architecture import ToySizes, build_codec
     from workbench.toy.training.recipe import Recipe
 
     v2, v3 = Recipe.v2(), Recipe.codec_v3()
     assert v2.codec_comb_weight == 0 and v3.codec_comb_weight > 0
+    assert v2.codec_pitch_weight == 0 and v3.codec_pitch_weight > 0
     assert v3.sizes.codec_lstm_layers == 0 and v3.sizes.codec_residual_layers > v2.sizes.codec_residual_layers
     # only codec fields differ: the decoder, data and tokenizer settings are v2's
-    assert {k for k, v in v3.to_dict().items() if v != v2.to_dict()[k]} == {"codec_comb_weight", "sizes"}
+    assert {k for k, v in v3.to_dict().items() if v != v2.to_dict()[k]} == {
+        "codec_comb_weight", "codec_pitch_weight", "sizes"}
     assert {k for k, v in v3.sizes.to_dict().items() if v != v2.sizes.to_dict()[k]} <= {
         "codec_residual_layers", "codec_kernel_size", "codec_filters", "codebook_size", "codec_hidden"}
     assert Recipe.from_dict(v3.to_dict()) == v3
@@ -149,7 +191,7 @@ def test_a_tiny_v3_codec_round_trip_has_less_comb_than_v2s():
     audio, _ = synth_dataset(2, seed=0, duration_s=1.0)
     held_out = np.stack([synth_clip(g, seed=99, duration_s=1.0) for g in ("jazz", "rock")])
     v3 = _tiny_v3()
-    v2 = replace(v3, codec_comb_weight=0.0, sizes=replace(v3.sizes, codec_residual_layers=1))
+    v2 = replace(v3, codec_comb_weight=0.0, codec_pitch_weight=0.0, sizes=replace(v3.sizes, codec_residual_layers=1))
     medians = {}
     for name, recipe in (("v2", v2), ("v3", v3)):
         codec = build_codec(recipe.sizes)

@@ -84,11 +84,57 @@ def frame_comb_loss(pred: torch.Tensor, target: torch.Tensor, period: int = 640)
     return (periods * template.pow(2).sum(-1) / (target.pow(2).sum(-1) + 1e-6)).mean()
 
 
-def codec_loss(pred: torch.Tensor, target: torch.Tensor, comb_weight: float = 0.0) -> torch.Tensor:
-    """`spectral_loss`, plus `comb_weight` x `frame_comb_loss` when it is above 0 (codec v3)."""
+PITCH_FFT = 4096  # 7.8 Hz bins at 32 kHz: a semitone apart from MIDI 36 (65 Hz) up
+PITCH_BAND_HZ = (55.0, 4200.0)  # the synthesiser's bass (G2) to its lead's upper harmonics
+
+
+def _chroma_filters(n_fft: int = PITCH_FFT, band_hz: tuple[float, float] = PITCH_BAND_HZ,
+                    sample_rate_hz: int = 32000) -> tuple[torch.Tensor, torch.Tensor]:
+    """(band bin mask (n_fft // 2 + 1,), chroma map (12, bins in band)): each bin to the pitch classes
+    within half a semitone of it (a triangle in semitones, so a bin between two notes shares)."""
+    freqs = np.linspace(0, sample_rate_hz / 2, n_fft // 2 + 1)
+    band = (freqs >= band_hz[0]) & (freqs <= band_hz[1])
+    midi = 69 + 12 * np.log2(freqs[band] / 440.0)
+    dist = (midi[None, :] - np.arange(12)[:, None]) % 12  # semitones above each pitch class
+    dist = np.minimum(dist, 12 - dist)
+    return torch.from_numpy(band), torch.from_numpy(np.maximum(0.0, 1.0 - dist)).float()
+
+
+_PITCH_BAND, _CHROMA = _chroma_filters()
+
+
+def pitch_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """What the other terms cannot resolve: pitch. On a 4096-point STFT (7.8 Hz bins), restricted to
+    55 Hz - 4.2 kHz: the log-magnitude L1 (floor 60 dB under the target crop's peak, so the
+    harmonics weigh more than the empty bins between them) + the chroma distance (1 - cosine of the
+    12 pitch-class energies, per frame, weighted by the target frame's share of energy).
+
+    Zero for a perfect reconstruction; a transposed one (other pitch classes) pays both parts.
+    """
+    pred, target = pred.reshape(-1, pred.shape[-1]), target.reshape(-1, target.shape[-1])
+    window = torch.hann_window(PITCH_FFT, device=pred.device)
+    band = _PITCH_BAND.to(pred.device)
+    p = torch.stft(pred, PITCH_FFT, PITCH_FFT // 4, window=window, return_complex=True).abs()[:, band]
+    t = torch.stft(target, PITCH_FFT, PITCH_FFT // 4, window=window, return_complex=True).abs()[:, band]
+    floor = 1e-3 * t.amax(dim=(1, 2), keepdim=True) + 1e-7
+    log_l1 = (torch.log(p + floor) - torch.log(t + floor)).abs().mean()
+    chroma = _CHROMA.to(pred.device)
+    cp, ct = chroma @ p.pow(2), chroma @ t.pow(2)  # (B, 12, frames)
+    cos = (cp * ct).sum(1) / (cp.norm(dim=1) * ct.norm(dim=1) + 1e-12)
+    energy = ct.sum(1)
+    weight = energy / (energy.sum(-1, keepdim=True) + 1e-12)
+    return log_l1 + ((1 - cos) * weight).sum(-1).mean()
+
+
+def codec_loss(pred: torch.Tensor, target: torch.Tensor, comb_weight: float = 0.0,
+               pitch_weight: float = 0.0) -> torch.Tensor:
+    """`spectral_loss`, plus `comb_weight` x `frame_comb_loss` and `pitch_weight` x `pitch_loss`
+    when they are above 0 (codec v3); at 0 the term is not computed (v2's losses exactly)."""
     loss = spectral_loss(pred, target)
     if comb_weight > 0:
         loss = loss + comb_weight * frame_comb_loss(pred, target)
+    if pitch_weight > 0:
+        loss = loss + pitch_weight * pitch_loss(pred, target)
     return loss
 
 
@@ -195,10 +241,11 @@ def _quantise(codec, latents: torch.Tensor) -> torch.Tensor:
 def train_codec(codec, audio: np.ndarray, ae_steps: int = 3000, vq_steps: int = 1000,
                 batch_size: int = 8, crop_s: float = 0.5, lr: float = 1e-3, kmeans_clips: int = 300,
                 seed: int = 0, progress: bool = True, log=None, comb_weight: float = 0.0,
-                checkpoint_path=None, checkpoint_every: int = 250):
+                pitch_weight: float = 0.0, checkpoint_path=None, checkpoint_every: int = 250):
     """Train `codec` (an EncodecModel from `build_codec`) on `audio` (N, samples) float32, in place.
 
     comb_weight: weight of `frame_comb_loss` in both stages (0: the v1/v2 losses exactly).
+    pitch_weight: weight of `pitch_loss` in both stages (0: not computed, so no change).
     checkpoint_path: where the stage saves its whole state every `checkpoint_every` steps and between
     phases; if the file exists, training continues from it (same seeds, same result as one run).
     Returns the codec (eval mode); `log(dict)` receives progress metrics if given.
@@ -247,8 +294,8 @@ def train_codec(codec, audio: np.ndarray, ae_steps: int = 3000, vq_steps: int = 
     # Stage 1: plain autoencoder.
     if phase == "ae":
         params = [p for p in (*codec.encoder.parameters(), *codec.decoder.parameters()) if p.requires_grad]
-        run("ae", ae_steps, params, lr, lambda x: codec_loss(codec.decoder(codec.encoder(x)), x, comb_weight),
-            start)
+        run("ae", ae_steps, params, lr,
+            lambda x: codec_loss(codec.decoder(codec.encoder(x)), x, comb_weight, pitch_weight), start)
         phase, start = "kmeans", 0
         save("kmeans", 0)
 
@@ -275,7 +322,7 @@ def train_codec(codec, audio: np.ndarray, ae_steps: int = 3000, vq_steps: int = 
     def vq_loss(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             zq = _quantise(codec, codec.encoder(x))
-        return codec_loss(codec.decoder(zq), x, comb_weight)
+        return codec_loss(codec.decoder(zq), x, comb_weight, pitch_weight)
 
     run("vq", vq_steps, [p for p in codec.decoder.parameters() if p.requires_grad], lr * 0.5, vq_loss, start)
     codec.eval()

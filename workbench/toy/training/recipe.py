@@ -20,6 +20,7 @@ from workbench.toy.architecture import ToySizes
 
 # The codec v3 settings over v2's (the model card's "Teaching codec v3" has the trials).
 CODEC_V3_COMB_WEIGHT = 5.0
+CODEC_V3_PITCH_WEIGHT = 2.0  # `codec_training.pitch_loss` (4096-point log-STFT + chroma distance)
 CODEC_V3_SIZES = dict(codec_residual_layers=2, codec_lstm_layers=0)
 STAGES = ("codec", "all")
 CODEC_CHECKPOINT = "codec_checkpoint.pt"
@@ -43,6 +44,7 @@ class Recipe:
     codec_crop_s: float = 0.32
     codec_lr: float = 1.5e-3
     codec_comb_weight: float = 0.0  # > 0: penalise the error's frame-rate comb (codec v3)
+    codec_pitch_weight: float = 0.0  # > 0: add `pitch_loss`, a pitch-resolving term (codec v3)
     decoder_steps: int = 3000
     decoder_batch_size: int = 16
     decoder_lr: float = 2e-3
@@ -80,14 +82,15 @@ class Recipe:
     def codec_v3(cls) -> Recipe:
         """Teaching codec v3 (issue 27), the codec stage only so far (``--codec-v3 --stage codec``):
         v2's data and steps, a codec whose losses penalise the frame-rate comb of the error
-        (`frame_comb_loss`) and whose decoder has more context (dilated residual units), still without
-        LSTM. Not yet shipped: it ships with a decoder retrained on its codes.
+        (`frame_comb_loss`) and ask for pitch (`pitch_loss`: a 4096-point log-STFT of the musical
+        range and a chroma distance), and whose decoder has more context (dilated residual units),
+        still without LSTM. Not yet shipped: it ships with a decoder retrained on its codes.
         """
         return cls.v2().with_codec_v3()
 
     def with_codec_v3(self) -> Recipe:
         """This recipe with teaching codec v3's codec settings (sizes other than the codec's kept)."""
-        return replace(self, codec_comb_weight=CODEC_V3_COMB_WEIGHT,
+        return replace(self, codec_comb_weight=CODEC_V3_COMB_WEIGHT, codec_pitch_weight=CODEC_V3_PITCH_WEIGHT,
                        sizes=replace(self.sizes, **CODEC_V3_SIZES))
 
     @classmethod
@@ -219,7 +222,7 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
         train_codec(codec, codec_audio, ae_steps=recipe.codec_ae_steps, vq_steps=recipe.codec_vq_steps,
                     batch_size=recipe.codec_batch_size, crop_s=recipe.codec_crop_s, lr=recipe.codec_lr,
                     seed=recipe.seed, progress=progress, log=log, comb_weight=recipe.codec_comb_weight,
-                    checkpoint_path=work_dir / CODEC_CHECKPOINT)
+                    pitch_weight=recipe.codec_pitch_weight, checkpoint_path=work_dir / CODEC_CHECKPOINT)
         codec.cpu().save_pretrained(codec_dir)
         codec.to(device)
         (work_dir / CODEC_CHECKPOINT).unlink(missing_ok=True)

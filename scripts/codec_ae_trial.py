@@ -1,0 +1,131 @@
+"""One autoencoder-only trial of teaching codec v3 (issue 27): does a setting keep pitch?
+
+Trains codec v3's encoder and decoder (no quantiser: the model card found pitch lost there) on the
+first N clips per genre of the recipe's data, then measures their output on 40 held-out clips
+(synth_v2, 10 per genre, seed 2025): chroma frame correlation with the clean clip (as
+`scripts/codec_pitch_check.py`), tonic-and-mode agreement with the clean clip (the project's key
+reader and the clean-fitted one, each with its accuracy on the clean clips), comb share, a genre
+reader fitted on clean clips only, and seconds per step next to v2's codec step timed in the same
+run (same batch, same crops, same thread count).
+
+    nice -n 10 python scripts/codec_ae_trial.py --steps 400 --filters 32 --pitch-weight 1 \\
+        --json /tmp/trial.json [--save DIR]
+
+One thread (`torch.set_num_threads(1)`); the data is cached in --cache-dir.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _data(n_per_genre: int, cache_dir: Path) -> np.ndarray:
+    from workbench.toy.synth_v2 import synth_dataset
+
+    path = cache_dir / f"synth_v2_{n_per_genre}_seed0.npy"
+    if not path.exists():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        np.save(path, synth_dataset(n_per_genre, seed=0)[0])
+    return np.load(path)
+
+
+def _seconds_per_step(sizes, audio, comb_weight: float, pitch_weight: float, steps: int, crop: int) -> float:
+    """Wall seconds of one training step (batch 8 of `crop` samples), median of `steps` after one warm-up."""
+    from workbench.toy.architecture import build_codec
+    from workbench.toy.training.codec_training import _crops, codec_loss
+
+    codec = build_codec(sizes)
+    params = [p for p in codec.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=1e-4)
+    rng = np.random.default_rng(1)
+    times = []
+    for _ in range(steps + 1):
+        x = _crops(audio, 8, crop, rng)
+        t = time.perf_counter()
+        loss = codec_loss(codec.decoder(codec.encoder(x)), x, comb_weight, pitch_weight)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times[1:]))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--filters", type=int, default=None, help="codec_filters (v3: 16)")
+    ap.add_argument("--pitch-weight", type=float, default=None, help="codec_pitch_weight (v3's if omitted)")
+    ap.add_argument("--clips-per-genre", type=int, default=100)
+    ap.add_argument("--timing-steps", type=int, default=8)
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--save", default=None, help="save the codec (k-means on 16 clips) for the check scripts")
+    ap.add_argument("--cache-dir", default="/tmp/codec-trials")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from codec_pitch_check import _chroma_corr
+
+    from workbench.toy.architecture import build_codec
+    from workbench.toy.audio_checks import comb_shares, fit_clean_genre_reader, read_keys, read_keys_clean
+    from workbench.toy.synth_v2 import synth_dataset
+    from workbench.toy.training.codec_training import train_codec
+    from workbench.toy.training.recipe import Recipe
+
+    recipe = Recipe.codec_v3()
+    if args.filters is not None:
+        recipe = replace(recipe, sizes=replace(recipe.sizes, codec_filters=args.filters))
+    if args.pitch_weight is not None:
+        recipe = replace(recipe, codec_pitch_weight=args.pitch_weight)
+    audio = _data(args.clips_per_genre, Path(args.cache_dir))
+    hop = 640
+    crop = int(recipe.codec_crop_s * 32000) // hop * hop
+
+    v2 = Recipe.v2()
+    step_v2 = _seconds_per_step(v2.sizes, audio, 0.0, 0.0, args.timing_steps, crop)
+    step_trial = _seconds_per_step(recipe.sizes, audio, recipe.codec_comb_weight, recipe.codec_pitch_weight,
+                                   args.timing_steps, crop)
+
+    codec = build_codec(recipe.sizes, seed=recipe.seed)
+    t = time.time()
+    train_codec(codec, audio, ae_steps=args.steps, vq_steps=0, batch_size=recipe.codec_batch_size,
+                crop_s=recipe.codec_crop_s, lr=recipe.codec_lr, kmeans_clips=16, seed=recipe.seed, progress=False,
+                comb_weight=recipe.codec_comb_weight, pitch_weight=recipe.codec_pitch_weight)
+    train_s = time.time() - t
+    if args.save:
+        codec.save_pretrained(args.save)
+
+    clips, genres, factors = synth_dataset(10, seed=2025, with_factors=True)
+    with torch.no_grad():
+        out = np.concatenate([codec.decoder(codec.encoder(torch.from_numpy(clips[i:i + 8])[:, None]))[:, 0].numpy()
+                              for i in range(0, len(clips), 8)])[:, :clips.shape[1]]
+    truth = [(f["tonic"], f["mode"]) for f in factors]
+    figures = dict(filters=recipe.sizes.codec_filters, pitch_weight=recipe.codec_pitch_weight,
+                   comb_weight=recipe.codec_comb_weight, steps=args.steps, clips=len(clips),
+                   train_s=round(train_s, 1), step_s_v2=step_v2, step_s=step_trial, step_ratio=step_trial / step_v2,
+                   output_rms_ratio=float(np.median(out.std(1) / clips.std(1))),
+                   comb_share=float(np.median(comb_shares(out))),
+                   chroma_corr=float(np.mean([_chroma_corr(a, b) for a, b in zip(clips, out)])))
+    reader = fit_clean_genre_reader()
+    figures["genre_clean"] = reader.score(list(clips), genres)
+    figures["genre_out"] = reader.score(list(out), genres)
+    for name, read in (("keys", read_keys), ("keys_clean_fitted", read_keys_clean)):
+        clean, back = read(clips), read(out)
+        figures[f"{name}_reader_on_clean"] = float(np.mean([k == t for k, t in zip(clean, truth)]))
+        figures[f"{name}_agreement"] = float(np.mean([c == r for c, r in zip(clean, back)]))
+        figures[f"{name}_tonic_agreement"] = float(np.mean([c[0] == r[0] for c, r in zip(clean, back)]))
+    print(json.dumps(figures, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
