@@ -66,6 +66,10 @@ def fitted_range(values, low: float = 0.0, high: float = 1.0) -> list[float]:
     return [round(max(low, lo - pad), 4), round(min(high, hi + pad), 4)]
 
 
+# the lines' names carry their strength unit: a legend beside the plot took most of its width
+LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.18, x=0, xanchor="left")
+
+
 def strength_units(table) -> dict:
     """{(method, layer): what a strength of 1 means} from a grid table's steered rows (mode and strength_abs):
     mode add with a measured unit -> "x mean residual norm (= 5.63)"; with none -> absolute; norm_relative ->
@@ -102,7 +106,8 @@ def tradeoff_figure(curve, reader: str = "judge", preservation: str = "mel", uni
         title="Alignment vs preservation (click a point to hear it)",
         xaxis=dict(title=f"preservation ({preservation}, 1 = the twin)", range=fitted_range(curve["preservation"])),
         yaxis=dict(title=f"alignment ({reader} p(target))", range=fitted_range(curve["alignment"])),
-        width=560, height=400, margin=dict(l=65, r=10, t=50, b=55), clickmode="event", font=dict(size=14),
+        width=560, height=560, margin=dict(l=65, r=10, t=50, b=55), clickmode="event", font=dict(size=14),
+        legend=LEGEND_BELOW,
         hoverlabel=dict(font=dict(size=14))))
     for i, ((method, layer), g) in enumerate(curve.groupby(["method", "layer"], sort=False)):
         g = g.sort_values("strength")
@@ -120,8 +125,8 @@ def strength_figure(by_strength, units: dict | None = None) -> go.Figure:
     its strength unit (`strength_units`)."""
     fig = go.Figure(layout=go.Layout(title="Alignment vs strength",
                                      xaxis_title="strength (its unit is in each line's name)",
-                                     yaxis=dict(title="alignment", range=[0, 1]), width=480, height=380,
-                                     margin=dict(l=55, r=10, t=40, b=50)))
+                                     yaxis=dict(title="alignment", range=[0, 1]), width=480, height=540,
+                                     margin=dict(l=55, r=10, t=40, b=50), legend=LEGEND_BELOW))
     for i, ((method, layer), g) in enumerate(by_strength.groupby(["method", "layer"], sort=False)):
         fig.add_scatter(x=g["strength"], y=g["alignment"], error_y=dict(array=g["alignment_sem"].fillna(0)),
                         mode="lines+markers", name=_series_name(method, layer, units),
