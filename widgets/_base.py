@@ -50,8 +50,11 @@ class StatefulFigureWidget(go.FigureWidget):
 
     def get_state(self, key=None, drop_defaults=False):
         # Written without notifications: get_state runs while a state message is being built (also from
-        # the widget's constructor, before plotly has set up `_data`).
-        if hasattr(self, "_data") and hasattr(self, "_layout_obj"):
+        # the widget's constructor, before plotly has set up `_data`). Only when the state asked for holds them:
+        # every edit message (a restyle of a 5 000-point map) reads the state of its own key.
+        keys = {key} if isinstance(key, str) else set(key) if key is not None else None
+        wanted = keys is None or bool(keys & {"_widget_data", "_widget_layout"})
+        if wanted and hasattr(self, "_data") and hasattr(self, "_layout_obj"):
             self._trait_values["_widget_data"] = deepcopy(self._data)
             self._trait_values["_widget_layout"] = deepcopy(self._layout_obj._props)
         return super().get_state(key=key, drop_defaults=drop_defaults)
