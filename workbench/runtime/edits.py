@@ -1,0 +1,248 @@
+"""One `Edit` type for every change to (or read of) a decoder hidden state, and `EditRun`, the one place its
+arithmetic lives.
+
+Steering, per-row steering, patching, ablation, capture, step traces and SAE splicing are lists of edits. Three
+runners execute a list, each calling `EditRun.apply` at every (site, layer) an edit names, at every step:
+
+- the kernel's decode loop (`workbench.runtime.kernel`), on its own fresh tensors (``owned=True``: in place);
+- the hook runner (`workbench.runtime.hooks.edit_hooks`), forward hooks around transformers' ``generate`` or
+  a teacher-forced forward;
+- the nnsight runner (`workbench.runtime.tracing`), inside a trace.
+
+Because all three call the same function, they give bit-identical codes and reads (tests/test_edit_runners.py).
+
+Operations (``h`` is a hidden state (rows, T, H) at one site; ``s`` the strength at this step):
+
+- ``add``:           h + s * v             (the paper's steering; ``v`` one (H,) vector or one (B, H) row per clip)
+- ``norm_relative``: (h + s * |h| * v/|v|) / (1 + s)   (|h| per position)
+- ``replace``:       the source's states (patching); with a ``vector`` (a unit direction) only the component
+                     along it: h + ((src - h) . u) u
+- ``project_out``:   h - (h . u) u                   (ablation)
+- ``clamp``:         h - (h . u) u + value * u       (ablation to a fixed value)
+- ``read``:          keep ``fn(h, step)`` (or a copy of h) for every step (capture, step traces, SAE inputs)
+- ``splice``:        ``fn(h)`` in place of h (an SAE's reconstruction)
+- ``call``:          ``fn(h, step)`` -> the new state, or None to keep it (anything else, for researchers)
+
+Rows: under classifier-free guidance the decoder runs 2B rows, the B conditional rows first; ``rows`` picks
+``cond`` ([:B]), ``uncond`` ([B:2B]) or ``both``. Without guidance there are only conditional rows: ``cond``
+and ``both`` mean all of them and ``uncond`` is refused. Window: ``[start, stop)`` generation steps (step 0 is
+the prefill), or positions in a teacher-forced forward (where ``step`` is None); None = everywhere.
+
+Example:
+    >>> import torch
+    >>> run = EditRun([Edit("add", layer=1, vector=torch.ones(4), strength=2.0, rows="cond"),
+    ...                Edit("read", layer=1, name="after")], n_cond=1, guided=True)
+    >>> run.apply("resid", 1, torch.zeros(2, 1, 4), step=0)[:, 0, 0].tolist()
+    [2.0, 0.0]
+    >>> run.reads["after"][0][:, 0, 0].tolist()
+    [2.0, 0.0]
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import torch
+
+from workbench import validation
+from workbench.errors import BadInputError, WrongTypeError
+from workbench.runtime.steering import Schedule, steer_tensor
+
+OPS = ("add", "norm_relative", "replace", "project_out", "clamp", "read", "splice", "call")
+EDIT_ROWS = ("cond", "uncond", "both")
+SITE_ORDER = {"attn": 0, "mlp": 1, "resid": 2}  # execution order within a layer (nnsight needs it)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Edit:
+    """One operation on the hidden state at (site, layer); see the module's docstring for the formulas.
+
+    vector: ``add``/``norm_relative``: (H,) or (B, H), one row per clip; ``replace``: None (the whole state) or
+    a unit (H,) direction; ``project_out``/``clamp``: a unit (H,) direction. strength, schedule: ``add`` and
+    ``norm_relative`` (a `Schedule` varies it over steps). value: ``clamp``'s value along the direction.
+    source: ``replace``'s states: a list of per-step (rows, 1, H) tensors in a generation, or one (rows, T, H)
+    tensor in a teacher-forced forward (rows: the decoder rows ``rows`` selects). fn: ``read``'s reducer
+    ``fn(h, step)`` (default: a copy), ``splice``'s ``fn(h)``, ``call``'s ``fn(h, step)``. name: the key of a
+    ``read``'s values in `EditRun.reads` (default: its index in the list).
+    """
+
+    op: str
+    site: str = "resid"
+    layer: int = 0
+    rows: str = "both"
+    window: tuple[int, int] | None = None
+    vector: torch.Tensor | None = None
+    strength: float = 1.0
+    schedule: Schedule | None = None
+    value: float | None = None
+    source: object = None
+    fn: Callable | None = None
+    name: str | None = None
+
+    def __post_init__(self):
+        validation.choice(self.op, "edit op", OPS)
+        validation.site(self.site)
+        object.__setattr__(self, "layer", validation.integer(self.layer, "layer", low=0))
+        validation.choice(self.rows, "edit rows", EDIT_ROWS)
+        if self.window is not None:
+            start, stop = (validation.integer(v, "window", low=0) for v in self.window)
+            if stop <= start:
+                raise BadInputError(f"window={self.window!r} is empty: pass (start, stop) with stop > start")
+            object.__setattr__(self, "window", (start, stop))
+        needs_vector = self.op in ("add", "norm_relative", "project_out", "clamp")
+        if needs_vector and self.vector is None:
+            raise BadInputError(f"Edit({self.op!r}) needs a vector: pass vector=<(hidden,) tensor>")
+        if self.vector is not None and not isinstance(self.vector, torch.Tensor):
+            raise WrongTypeError(f"vector is a {type(self.vector).__name__}: pass a torch tensor")
+        if self.op in ("splice", "call") and not callable(self.fn):
+            raise BadInputError(f"Edit({self.op!r}) needs fn: a callable on the hidden state")
+        if self.op == "replace" and self.source is None:
+            raise BadInputError("Edit('replace') needs source: the states to patch in")
+        if self.op == "clamp" and self.value is None:
+            raise BadInputError("Edit('clamp') needs value: the value along the direction (project_out for 0)")
+        if self.op in ("add", "norm_relative"):
+            object.__setattr__(self, "strength", validation.finite_float(self.strength, "strength"))
+
+    def strength_at(self, step: int | None) -> float:
+        """The strength at a generation step (the schedule's; the whole strength in a forward, step None)."""
+        if step is None or self.schedule is None:
+            return self.strength
+        return self.schedule.strength_at(self.strength, step)
+
+    def active_at(self, step: int | None) -> bool:
+        return step is None or self.window is None or self.window[0] <= step < self.window[1]
+
+
+def edit_row_slice(rows: str, n_cond: int, guided: bool) -> slice:
+    """The decoder rows ``rows`` names when the batch holds ``n_cond`` clips (2 * n_cond rows under guidance)."""
+    if not guided:
+        if rows == "uncond":
+            raise BadInputError("rows='uncond' needs classifier-free guidance (guidance_scale > 1): without it "
+                                "the decoder has conditional rows only; use rows='cond'")
+        return slice(0, n_cond)
+    return {"cond": slice(0, n_cond), "uncond": slice(n_cond, 2 * n_cond), "both": slice(0, 2 * n_cond)}[rows]
+
+
+def _along(x: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
+    return (x @ unit)[..., None] * unit
+
+
+class EditRun:
+    """A list of edits ready for one batch of ``n_cond`` clips: grouped by (site, layer), with their reads.
+
+    ``apply(site, layer, hidden, step)`` runs the edits at that site in list order and returns the new state
+    (``hidden`` itself, edited in place, when ``owned``; otherwise a new tensor when anything changed).
+    reads: ``{name: {step: value}}`` per ``read`` edit; a step offered again (transformers runs its prefill
+    twice) replaces the earlier value. `read_list` gives them in step order.
+    """
+
+    def __init__(self, edits: Sequence[Edit], n_cond: int, guided: bool):
+        self.edits = list(edits)
+        for index, edit in enumerate(self.edits):
+            if not isinstance(edit, Edit):
+                raise WrongTypeError(f"edits[{index}] is a {type(edit).__name__}: pass Edit(op, site, layer, ...)")
+        self.n_cond, self.guided = n_cond, guided
+        self.sites: dict[tuple[str, int], list[int]] = {}
+        self.slices: list[slice] = []
+        self.names: list = []
+        for index, edit in enumerate(self.edits):
+            self.sites.setdefault((edit.site, edit.layer), []).append(index)
+            self.slices.append(edit_row_slice(edit.rows, n_cond, guided))
+            self.names.append(edit.name if edit.name is not None else index)
+        self.reads: dict = {name: {} for edit, name in zip(self.edits, self.names) if edit.op == "read"}
+        self._deltas: dict = {}
+
+    def check_for(self, handle) -> None:
+        """Every edit's layer and vector fit the model (layer range, hidden size, per-clip rows)."""
+        for edit in self.edits:
+            handle.check_layer(edit.layer)
+            vector = edit.vector
+            if vector is not None and vector.shape[-1] != handle.hidden_size:
+                raise BadInputError(f"an Edit({edit.op!r}) vector has {vector.shape[-1]} dims but the model's hidden "
+                                    f"size is {handle.hidden_size}: use a direction made on this model")
+            if vector is not None and vector.dim() == 2 and vector.shape[0] != self.n_cond:
+                raise BadInputError(f"an Edit({edit.op!r}) holds {vector.shape[0]} per-clip vectors for a batch of "
+                                    f"{self.n_cond} clips: pass one row per prompt, in one batch")
+
+    def plan(self) -> list[tuple[str, int]]:
+        """The (site, layer) pairs the edits touch, in execution order (layer, then attn -> mlp -> resid)."""
+        return sorted(self.sites, key=lambda key: (key[1], SITE_ORDER[key[0]]))
+
+    def touches(self, site: str, layer: int) -> bool:
+        return (site, layer) in self.sites
+
+    def read_list(self, name) -> list:
+        """A read edit's values in step order (one value for a teacher-forced forward)."""
+        values = self.reads[name]
+        return [values[step] for step in sorted(values, key=lambda s: -1 if s is None else s)]
+
+    def _delta(self, index: int, edit: Edit, step, strength: float) -> torch.Tensor:
+        """``strength * vector`` for this step, formed once and shared (the product `steer_tensor` forms)."""
+        key = (id(edit.vector), step, strength)
+        delta = self._deltas.get(key)
+        if delta is None:
+            vector = edit.vector if edit.vector.dim() == 1 else edit.vector[:, None, :]
+            self._deltas = {k: v for k, v in self._deltas.items() if k[1] == step}  # keep only this step's
+            delta = self._deltas[key] = strength * vector
+        return delta
+
+    def apply(self, site: str, layer: int, hidden: torch.Tensor, step: int | None, owned: bool = False) -> torch.Tensor:
+        """The state after the edits at (site, layer); ``step`` None in a teacher-forced forward."""
+        out = hidden
+        for index in self.sites.get((site, layer), ()):
+            edit = self.edits[index]
+            if not edit.active_at(step):
+                continue
+            rows = self.slices[index]
+            if step is None and edit.window is not None:  # a forward: the window is positions
+                rows = (rows, slice(*edit.window))
+            if edit.op == "read":
+                value = out[rows]
+                kept = edit.fn(value, step) if edit.fn is not None else value.detach().clone()
+                self.reads[self.names[index]][step] = kept
+                continue
+            new = self._edited(index, edit, out[rows], step)
+            if new is None:
+                continue
+            if not owned and out is hidden:
+                out = hidden.clone()
+            if edit.op == "add":
+                out[rows].add_(new)  # ``new`` is the delta: in place, as the steering hook always added
+            else:
+                out[rows] = new
+        return out
+
+    def _edited(self, index: int, edit: Edit, h: torch.Tensor, step):
+        """The new rows (or, for ``add``, the delta to add in place); None when nothing changes."""
+        op = edit.op
+        if op in ("add", "norm_relative"):
+            strength = edit.strength_at(step)
+            if strength == 0.0:
+                return None  # strength 0 is bit-identical to no edit
+            if op == "add":
+                delta = self._delta(index, edit, step, strength)
+                if edit.vector.dim() == 2 and h.shape[0] != delta.shape[0]:
+                    delta = delta.repeat(h.shape[0] // delta.shape[0], 1, 1)  # cond and uncond rows alike
+                return delta
+            vector = edit.vector
+            if vector.dim() == 2:
+                unit = torch.stack([v / v.norm().clamp_min(1e-12) for v in vector])  # as steer_tensor forms it
+                unit = unit[:, None, :].repeat(h.shape[0] // unit.shape[0], 1, 1)
+                return (h + strength * h.norm(dim=-1, keepdim=True) * unit) / (1.0 + strength)
+            return steer_tensor(h, vector, strength, op)
+        if op == "replace":
+            source = edit.source
+            if step is None:
+                src = source if edit.window is None else source[:, edit.window[0]:edit.window[1]]
+            else:
+                if step >= len(source):
+                    return None
+                src = source[step]
+            return src if edit.vector is None else h + _along(src - h, edit.vector)
+        if op == "project_out":
+            return h - _along(h, edit.vector)
+        if op == "clamp":
+            return h - _along(h, edit.vector) + edit.value * edit.vector
+        if op == "splice":
+            return edit.fn(h)
+        return edit.fn(h, step)  # call
