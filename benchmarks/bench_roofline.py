@@ -1,0 +1,279 @@
+"""`python -m benchmarks roofline [--threads N] [--position P] [--repeats N] [--no-bf16] [--profile] [--json PATH]`:
+a musicgen-small-shaped decoder step against the machine's memory roofline (issue 32, item 5).
+
+A decoder step at batch 1 with guidance multiplies 2 rows by every weight matrix, so it is bound by reading the
+weights: its floor is ``bytes / read bandwidth``. ``roofline_fraction`` is that floor over the measured step
+(1.0: the step runs at the speed of memory; target >= 0.85).
+
+- The model: `workbench.random_model("musicgen-small")` (the official config, random weights: the same bytes and
+  shapes), float32, then the same weights cast to bfloat16 where the CPU has native bf16 (``avx512_bf16`` or
+  ``amx_bf16`` in its flags; ``bf16_native`` says which, and the bf16 figures are skipped where it has none).
+- ``read_bandwidth_gbs``: a single-pass ``sum`` over a 1 GiB float32 tensor with the step's thread count
+  (median of the repeats, min/max in the spread).
+- The step: one new token per codebook (2 rows: the prompt's and guidance's null row) at ``--position`` (default
+  100: two seconds into a clip) with a warm cache, timed ``--repeats`` times in a row: the kernel's
+  `workbench.runtime.kernel.forward.decoder_logits` on its static cache, and transformers' full
+  ``MusicgenForConditionalGeneration`` forward as ``generate`` calls it (encoder outputs given, an
+  ``EncoderDecoderCache``). No text encoding, no sampling, no audio decoding.
+- Bytes: ``decoder_param_bytes`` counts every decoder parameter (``model.decoder``: layers, embeddings, heads;
+  the issue's measure). Both paths compute cross-attention keys and values once, and a step gathers 2 x
+  codebooks rows of the embedding tables, so a step reads fewer bytes: ``step_weight_bytes`` (the weights a step
+  multiplies by; transformers also re-applies its 768 -> 1024 text projection every step, 3 MB, not counted).
+  ``*_fraction`` uses the first, ``*_fraction_touched`` the second; ``kv_cache_read_bytes`` is what attention
+  reads from the caches on top.
+- ``--profile``: the share of one kernel step spent in matrix products (``aten::addmm``/``mm``/``linear``'s
+  kernels) against everything else, from torch.profiler.
+
+The model is 2.4 GB in float32 (decoder 1.68 GB) plus the 1 GiB bandwidth tensor: run it on its own.
+
+    >>> out = run_all(threads=1, repeats=1, bf16=False, shape="tiny", bandwidth_gib=0.01)
+    >>> sorted(k for k in out if k.endswith("roofline_fraction"))
+    ['hf_roofline_fraction', 'kernel_roofline_fraction']
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import time
+
+import torch
+from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
+from benchmarks import bench
+from benchmarks.bench import _load_average, format_table, spread
+from workbench.runtime.kernel.cache import StaticCache
+from workbench.runtime.kernel.forward import CrossAttention, DecoderWeights, decoder_logits
+from workbench.runtime.model import random_model
+from workbench.runtime.threads import intra_op_threads
+
+TARGETS = {"roofline_fraction": (">=", 0.85), "kernel_roofline_fraction": (">=", 0.85)}
+TEXT_TOKENS = 12  # a sentence-long prompt
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (from /proc/cpuinfo; empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def bf16_native() -> list[str]:
+    """The native bfloat16 instruction sets this CPU has (an empty list: none, bf16 is emulated)."""
+    flags = cpu_flags()
+    return [flag for flag in BF16_FLAGS if flag in flags]
+
+
+def read_bandwidth_gbs(threads: int, gib: float = 1.0, repeats: int = 5) -> dict:
+    """GB/s of a single-pass sum over a ``gib`` GiB float32 tensor (spread of the repeats; one warm-up pass)."""
+    data = torch.ones(int(gib * 2**30) // 4, dtype=torch.float32)
+    rates = []
+    with intra_op_threads(threads):
+        data.sum()
+        for _ in range(repeats):
+            start = time.perf_counter()
+            data.sum()
+            rates.append(data.numel() * 4 / (time.perf_counter() - start) / 1e9)
+    del data
+    gc.collect()
+    return spread(rates)
+
+
+def decoder_param_bytes(handle) -> int:
+    """Bytes of every decoder parameter (``model.decoder``: layers, embedding tables, codebook heads)."""
+    return sum(p.numel() * p.element_size() for p in handle.model.decoder.parameters())
+
+
+def step_weight_bytes(handle, rows: int) -> int:
+    """Bytes of the weights one decoder step multiplies by: all decoder parameters but the cross-attention key
+    and value projections (applied once per clip) and the embedding tables, of which ``rows`` x codebooks rows
+    are read."""
+    total = decoder_param_bytes(handle)
+    decoder = handle.model.decoder.model.decoder
+    for layer in decoder.layers:
+        for proj in (layer.encoder_attn.k_proj, layer.encoder_attn.v_proj):
+            total -= sum(p.numel() * p.element_size() for p in proj.parameters())
+    for table in decoder.embed_tokens:
+        total -= table.weight.numel() * table.weight.element_size()
+        total += rows * table.weight.shape[1] * table.weight.element_size()
+    return total
+
+
+def kv_cache_read_bytes(handle, rows: int, position: int, text_tokens: int = TEXT_TOKENS) -> int:
+    """Bytes attention reads from the caches in one step: keys and values of ``position`` + 1 positions (self)
+    and of ``text_tokens`` (cross), per layer and row."""
+    element = torch.empty((), dtype=handle.dtype).element_size()
+    return 2 * handle.n_layers * rows * (position + 1 + text_tokens) * handle.hidden_size * element
+
+
+def _text_states(handle, rows: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Text-encoder-shaped states and mask: the prompt's rows, then guidance's null rows (zero states and mask)."""
+    width = handle.model.text_encoder.config.hidden_size
+    cond = torch.randn(rows // 2, TEXT_TOKENS, width, generator=generator).to(handle.device, handle.dtype)
+    states = torch.cat([cond, torch.zeros_like(cond)])
+    mask = torch.cat([torch.ones(rows // 2, TEXT_TOKENS, dtype=torch.long),
+                      torch.zeros(rows // 2, TEXT_TOKENS, dtype=torch.long)]).to(handle.device)
+    return states, mask
+
+
+def _tokens(handle, rows: int, length: int, generator: torch.Generator) -> torch.Tensor:
+    vocab = handle.config.decoder.vocab_size
+    return torch.randint(0, vocab, (rows, handle.n_codebooks, length), generator=generator).to(handle.device)
+
+
+def kernel_step_seconds(handle, position: int, repeats: int, rows: int = 2) -> tuple[list[float], object]:
+    """Seconds of ``repeats`` consecutive kernel steps after a prefill of ``position`` positions, and a function
+    that runs one more step (for the profiler)."""
+    generator = torch.Generator().manual_seed(0)
+    weights = DecoderWeights.of(handle)
+    states, mask = _text_states(handle, rows, generator)
+    cross = CrossAttention.of(weights, states, mask)
+    cache = StaticCache(weights.n_layers, rows, weights.heads, position + repeats + 8, weights.head_dim,
+                        dtype=handle.dtype, device=handle.device)
+    decoder_logits(weights, _tokens(handle, rows, position, generator), cache, cross)
+    step_tokens = [_tokens(handle, rows, 1, generator) for _ in range(repeats + 2)]
+
+    def step(tokens):
+        decoder_logits(weights, tokens, cache, cross)
+
+    step(step_tokens[0])  # warm-up: the one-token path's first call
+    seconds = []
+    for tokens in step_tokens[1:repeats + 1]:
+        start = time.perf_counter()
+        step(tokens)
+        seconds.append(time.perf_counter() - start)
+    return seconds, lambda: step(step_tokens[-1])
+
+
+def hf_step_seconds(handle, position: int, repeats: int, rows: int = 2) -> list[float]:
+    """Seconds of ``repeats`` consecutive steps of transformers' forward as ``generate`` runs it (encoder outputs
+    given, a dynamic ``EncoderDecoderCache``) after a prefill of ``position`` positions."""
+    generator = torch.Generator().manual_seed(0)
+    model = handle.model
+    states, mask = _text_states(handle, rows, generator)
+    cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+
+    def forward(tokens):
+        model(encoder_outputs=(states,), attention_mask=mask, decoder_input_ids=tokens.reshape(-1, tokens.shape[-1]),
+              cache=cache, use_cache=True)
+
+    forward(_tokens(handle, rows, position, generator))
+    forward(_tokens(handle, rows, 1, generator))  # warm-up
+    seconds = []
+    for _ in range(repeats):
+        tokens = _tokens(handle, rows, 1, generator)
+        start = time.perf_counter()
+        forward(tokens)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::_linear")
+
+
+def profile_step(step, threads: int) -> dict:
+    """Milliseconds of one step in matrix products (self CPU time of the matmul ops and the BLAS calls below
+    them) and in all other operators, and the ten most expensive operators."""
+    from torch.profiler import ProfilerActivity, profile  # the profiler only where asked for
+
+    with intra_op_threads(threads), profile(activities=[ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        step()
+        wall = time.perf_counter() - start
+    events = prof.key_averages()
+    self_ms = {e.key: e.self_cpu_time_total / 1e3 for e in events}
+    total_ms = sum(self_ms.values())
+    matmul_ms = sum(ms for key, ms in self_ms.items() if key in MATMUL_OPS or "mkl" in key.lower()
+                    or "gemm" in key.lower())
+    top = sorted(self_ms.items(), key=lambda kv: -kv[1])[:10]
+    calls = sum(e.count for e in events)
+    return {"wall_ms": 1e3 * wall, "ops_self_ms": total_ms, "matmul_ms": matmul_ms,
+            "other_ms": total_ms - matmul_ms, "op_calls": calls,
+            "top_ops": {key: round(ms, 3) for key, ms in top}}
+
+
+def _paths(handle, position: int, repeats: int, bandwidth: float, threads: int, prefix: str,
+           profile: bool) -> dict:
+    rows = 2
+    out: dict = {}
+    all_bytes, touched = decoder_param_bytes(handle), step_weight_bytes(handle, rows)
+    out[f"{prefix}decoder_param_bytes"] = all_bytes
+    out[f"{prefix}step_weight_bytes"] = touched
+    out[f"{prefix}kv_cache_read_bytes"] = kv_cache_read_bytes(handle, rows, position)
+    out[f"{prefix}roofline_ms"] = 1e3 * all_bytes / (bandwidth * 1e9)
+    out[f"{prefix}roofline_touched_ms"] = 1e3 * touched / (bandwidth * 1e9)
+    with intra_op_threads(threads), torch.inference_mode():
+        kernel_s, one_step = kernel_step_seconds(handle, position, repeats, rows)
+        gc.collect()
+        hf_s = hf_step_seconds(handle, position, repeats, rows)
+        gc.collect()
+        if profile:
+            out[f"{prefix}kernel_profile"] = profile_step(one_step, threads)
+    for name, seconds in (("kernel", kernel_s), ("hf", hf_s)):
+        step_ms = [1e3 * s for s in seconds]
+        out[f"{prefix}{name}_step_ms"] = statistics.median(step_ms)
+        out[f"{prefix}{name}_step_ms_spread"] = spread(step_ms)
+        fractions = [out[f"{prefix}roofline_ms"] / ms for ms in step_ms]
+        out[f"{prefix}{name}_roofline_fraction"] = statistics.median(fractions)
+        out[f"{prefix}{name}_roofline_fraction_spread"] = spread(fractions)
+        out[f"{prefix}{name}_roofline_fraction_touched"] = out[f"{prefix}roofline_touched_ms"] / statistics.median(
+            step_ms)
+    return out
+
+
+def run_all(threads: int | None = None, position: int = 100, repeats: int = 5, bf16: bool = True,
+            profile: bool = False, shape: str = "musicgen-small", bandwidth_gib: float = 1.0) -> dict:
+    """roofline_fraction of the kernel's and transformers' float32 decoder step (and bfloat16 where native)."""
+    threads = threads or os.cpu_count() or 1
+    out: dict = {"roofline_model": f"random/{shape}", "roofline_threads": threads, "roofline_position": position,
+                 "roofline_repeats": repeats, "bf16_native": ",".join(bf16_native()) or "none"}
+    bandwidth = read_bandwidth_gbs(threads, bandwidth_gib, max(3, repeats))
+    out["read_bandwidth_gbs"] = bandwidth["median"]
+    out["read_bandwidth_gbs_spread"] = bandwidth
+    handle = random_model(shape, seed=0)
+    out.update(_paths(handle, position, repeats, bandwidth["median"], threads, "", profile))
+    out["roofline_fraction"] = out["kernel_roofline_fraction"]  # the issue's headline: the kernel, float32
+    out["roofline_fraction_spread"] = out["kernel_roofline_fraction_spread"]
+    if bf16 and bf16_native():
+        handle.model.to(torch.bfloat16)
+        gc.collect()
+        out.update(_paths(handle, position, repeats, bandwidth["median"], threads, "bf16_", profile))
+    elif bf16:
+        out["bf16_skipped"] = "this CPU has no native bfloat16 (no avx512_bf16 / amx_bf16): bf16 is emulated"
+    del handle
+    gc.collect()
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks roofline", description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument("--position", type=int, default=100, help="positions already in the cache")
+    parser.add_argument("--repeats", type=int, default=5, help="steps timed per path (median, min-max)")
+    parser.add_argument("--no-bf16", action="store_true", help="float32 only")
+    parser.add_argument("--profile", action="store_true", help="profile one kernel step (matmul vs the rest)")
+    parser.add_argument("--json", help="write the results to this JSON file")
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.position < 1:
+        parser.error("--repeats and --position must be >= 1")
+    results = {"load_average_start": _load_average()}
+    results.update(run_all(args.threads, args.position, args.repeats, not args.no_bf16, args.profile))
+    results["load_average_end"] = _load_average()
+    profiles = {key: results.pop(key) for key in list(results) if key.endswith("kernel_profile")}
+    bench.TARGETS.update(TARGETS)
+    print(format_table(results))
+    for key, value in profiles.items():
+        print(f"{key}: {json.dumps(value, indent=1)}")
+    results.update(profiles)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
