@@ -12,6 +12,7 @@ import pytest
 
 import workbench as wb
 from workbench.data import collect as collect_mod
+from workbench.data import collect_plan
 from workbench.data.collect import collect
 from workbench.data.datasets import PromptSet
 from workbench.data.store import ActivationStore, StoreMismatchError
@@ -31,13 +32,13 @@ def prompts(n_seeds=4):
 def counted(monkeypatch):
     """Record the ids of every row that is actually computed."""
     calls = []
-    original = collect_mod._run_batch
+    original = collect_plan._run_batch
 
     def run(handle, inputs, indices, run_spec, gen_kwargs):
         calls.extend(inputs.rows[i]["id"] for i in indices)
         return original(handle, inputs, indices, run_spec, gen_kwargs)
 
-    monkeypatch.setattr(collect_mod, "_run_batch", run)
+    monkeypatch.setattr(collect_plan, "_run_batch", run)
     return calls
 
 
@@ -100,10 +101,10 @@ CHILD = textwrap.dedent("""
     import torch
     torch.set_num_threads(1)
     import workbench as wb
-    from workbench.data import collect as cm, store as sm
+    from workbench.data import collect as cm, collect_plan as cp, store as sm
     from workbench.data.datasets import PromptSet
     log = open(sys.argv[2], "a")
-    original_run, original_save = cm._run_batch, sm._save_npy
+    original_run, original_save = cp._run_batch, sm._save_npy
     def run(handle, inputs, indices, spec, kw):
         out = original_run(handle, inputs, indices, spec, kw)
         log.write("".join(inputs.rows[i]["id"] + "\\n" for i in indices)); log.flush(); os.fsync(log.fileno())
@@ -111,7 +112,7 @@ CHILD = textwrap.dedent("""
     def slow_save(*a):
         time.sleep(0.03)  # widen the window in which a kill lands mid-shard
         return original_save(*a)
-    cm._run_batch, sm._save_npy = run, slow_save
+    cp._run_batch, sm._save_npy = run, slow_save
     h = wb.random_model("tiny", seed=0)
     ps = PromptSet(["jazz", "rock"], templates=["{label}", "some {label}"], seeds=range(4))
     cm.collect(h, ps, wb.CaptureSpec(layers=(0, 2), pooling="mean"), sys.argv[1], batch_size=2,
@@ -188,7 +189,7 @@ def test_a_run_that_failed_before_its_first_row_leaves_no_spec_behind(tiny, tmp_
 
 def test_a_store_keyed_the_earlier_way_resumes(tiny, tmp_path, counted):
     store = collect(tiny, prompts(1), wb.CaptureSpec(**SPEC), tmp_path / "s", progress=False, **GEN)
-    _, key, legacy = collect_mod._store_spec(wb.CaptureSpec(**SPEC), "text", [], GEN)
+    _, key, legacy = collect_plan._store_spec(wb.CaptureSpec(**SPEC), "text", [], GEN)
     manifest = json.loads((tmp_path / "s/manifest.json").read_text())
     (tmp_path / "s/manifest.json").write_text(json.dumps(dict(manifest, spec_key=legacy)))
     again = collect(tiny, prompts(1), wb.CaptureSpec(**SPEC), tmp_path / "s", progress=False, **GEN)
@@ -253,3 +254,4 @@ def test_two_collections_at_once_one_is_refused(tiny, tmp_path, counted):
 def test_docstring_example():
     import doctest
     assert doctest.testmod(collect_mod).failed == 0
+    assert doctest.testmod(collect_plan).failed == 0

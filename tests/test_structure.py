@@ -68,9 +68,6 @@ LAZY = {
     )},
     # the teaching model's genre judge is optional to a score (absent weights or an old judge: no reading)
     ("workbench.analysis.scores", "workbench.toy.judge"): "optional: inside try/except, a missing judge is None",
-    # still to fix: `collect(engine="ray")` hands over to `distributed.collect`, which plans with `collect`'s
-    # `plan_collect`; the plan (CollectPlan, CaptureJob, the batch runner) belongs in a module of its own
-    ("workbench.data.collect", "workbench.data.distributed"): "the circle still to break (CYCLE_TO_BREAK)",
     # the files below are being edited for codec v3 by another change
     **{("workbench.toy.audio_checks", target): CODEC_V3 for target in (
         "workbench.toy", "workbench.toy.clean_readers", "workbench.toy.judge", "workbench.toy.readers",
@@ -80,8 +77,8 @@ LAZY = {
         "workbench.toy.tokenizer", "workbench.toy.training.codec_training",
         "workbench.toy.training.decoder_training")},
 }
-# edges left out of the cycle check, each a known circle still to break (see LAZY)
-CYCLE_TO_BREAK = {("workbench.data.collect", "workbench.data.distributed")}
+# edges left out of the cycle check, each a known circle still to break (see LAZY); none is left
+CYCLE_TO_BREAK: set[tuple[str, str]] = set()
 # (`workbench/__init__.py`'s `__getattr__` imports its names by string through importlib: no edge here.)
 
 

@@ -1,6 +1,7 @@
 """Beyond one machine: `collect` and `generate` over many inputs on Ray, one model replica per worker.
 
-Same signatures as `workbench.data.collect.collect` and `workbench.generate`, plus ``engine="ray"`` or a
+Same signatures as `workbench.data.collect.collect` (which hands `engine="ray"` over to
+the one here) and `workbench.generate`, plus ``engine="ray"`` or a
 `RayEngine` (workers, address, GPUs per worker, retries). The driver cuts the work into the same batches a
 local run makes and hands them to Ray actors (`workbench.data.ray_pool`); each worker runs the batch exactly as
 the local code does (`CaptureJob.run`, per-clip seeds), so the rows equal a local run's. The driver is the
@@ -22,9 +23,11 @@ The size arithmetic of a store (what decides where it can live), in bytes:
 """
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
-from workbench.data.collect import generation_settings, plan_collect
+from workbench.data.collect_plan import generation_settings, plan_collect
 from workbench.data.ray_pool import (
     DistributedRunError,
     MissingExtraError,
@@ -58,8 +61,6 @@ def _check_generation(handle, plan) -> None:
     """Check the generation settings on the driver: a bad duration fails here, not once per worker."""
     if plan.items.mode == "audio":
         return
-    import inspect
-
     settings = generation_settings(plan.items.mode, plan.job.gen_kwargs, handle.default_temperature)
     unknown = sorted(set(settings) - set(inspect.signature(local_generate).parameters))
     if unknown:
