@@ -32,10 +32,13 @@ The model is 2.4 GB in float32 (decoder 1.68 GB) plus the 1 GiB bandwidth tensor
 """
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as benchmarks.bench, before torch loads OpenMP
+
 import argparse
 import gc
 import json
-import os
 import statistics
 import time
 
@@ -129,9 +132,9 @@ def _tokens(handle, rows: int, length: int, generator: torch.Generator) -> torch
     return torch.randint(0, vocab, (rows, handle.n_codebooks, length), generator=generator).to(handle.device)
 
 
-def kernel_step_seconds(handle, position: int, repeats: int, rows: int = 2) -> tuple[list[float], object]:
-    """Seconds of ``repeats`` consecutive kernel steps after a prefill of ``position`` positions, and a function
-    that runs one more step (for the profiler)."""
+def kernel_step_seconds(handle, position: int, repeats: int, rows: int = 2) -> tuple[tuple[list, list], object]:
+    """(Wall, CPU) seconds of ``repeats`` consecutive kernel steps after a prefill of ``position`` positions,
+    and a function that runs one more step (for the profiler)."""
     generator = torch.Generator().manual_seed(0)
     weights = DecoderWeights.of(handle)
     states, mask = _text_states(handle, rows, generator)
@@ -145,17 +148,18 @@ def kernel_step_seconds(handle, position: int, repeats: int, rows: int = 2) -> t
         decoder_logits(weights, tokens, cache, cross)
 
     step(step_tokens[0])  # warm-up: the one-token path's first call
-    seconds = []
+    seconds, cpu = [], []
     for tokens in step_tokens[1:repeats + 1]:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         step(tokens)
         seconds.append(time.perf_counter() - start)
-    return seconds, lambda: step(step_tokens[-1])
+        cpu.append(time.process_time() - start_cpu)
+    return (seconds, cpu), lambda: step(step_tokens[-1])
 
 
-def hf_step_seconds(handle, position: int, repeats: int, rows: int = 2) -> list[float]:
-    """Seconds of ``repeats`` consecutive steps of transformers' forward as ``generate`` runs it (encoder outputs
-    given, a dynamic ``EncoderDecoderCache``) after a prefill of ``position`` positions."""
+def hf_step_seconds(handle, position: int, repeats: int, rows: int = 2) -> tuple[list, list]:
+    """(Wall, CPU) seconds of ``repeats`` consecutive steps of transformers' forward as ``generate`` runs it
+    (encoder outputs given, a dynamic ``EncoderDecoderCache``) after a prefill of ``position`` positions."""
     generator = torch.Generator().manual_seed(0)
     model = handle.model
     states, mask = _text_states(handle, rows, generator)
@@ -167,13 +171,14 @@ def hf_step_seconds(handle, position: int, repeats: int, rows: int = 2) -> list[
 
     forward(_tokens(handle, rows, position, generator))
     forward(_tokens(handle, rows, 1, generator))  # warm-up
-    seconds = []
+    seconds, cpu = [], []
     for _ in range(repeats):
         tokens = _tokens(handle, rows, 1, generator)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         forward(tokens)
         seconds.append(time.perf_counter() - start)
-    return seconds
+        cpu.append(time.process_time() - start_cpu)
+    return seconds, cpu
 
 
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::_linear")
@@ -217,8 +222,10 @@ def _paths(handle, position: int, repeats: int, bandwidth: float, threads: int, 
         gc.collect()
         if profile:
             out[f"{prefix}kernel_profile"] = profile_step(one_step, threads)
-    for name, seconds in (("kernel", kernel_s), ("hf", hf_s)):
+    for name, (seconds, cpu_seconds) in (("kernel", kernel_s), ("hf", hf_s)):
         step_ms = [1e3 * s for s in seconds]
+        # CPU ms of this process per step: ~threads x wall on an idle machine; far less when others hold the cores
+        out[f"{prefix}{name}_step_cpu_ms"] = 1e3 * statistics.median(cpu_seconds)
         out[f"{prefix}{name}_step_ms"] = statistics.median(step_ms)
         out[f"{prefix}{name}_step_ms_spread"] = spread(step_ms)
         fractions = [out[f"{prefix}roofline_ms"] / ms for ms in step_ms]
@@ -233,7 +240,8 @@ def run_all(threads: int | None = None, position: int = 100, repeats: int = 5, b
             profile: bool = False, shape: str = "musicgen-small", bandwidth_gib: float = 1.0) -> dict:
     """roofline_fraction of the kernel's and transformers' float32 decoder step (and bfloat16 where native)."""
     threads = threads or os.cpu_count() or 1
-    out: dict = {"roofline_model": f"random/{shape}", "roofline_threads": threads, "roofline_position": position,
+    out: dict = {"roofline_model": f"random/{shape}", "roofline_threads": threads,
+                 "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"), "roofline_position": position,
                  "roofline_repeats": repeats, "bf16_native": ",".join(bf16_native()) or "none"}
     bandwidth = read_bandwidth_gbs(threads, bandwidth_gib, max(3, repeats))
     out["read_bandwidth_gbs"] = bandwidth["median"]
