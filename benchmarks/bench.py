@@ -120,15 +120,18 @@ def decoder_step_ms(handle, duration_s: float) -> float:
 
 
 def steer_hook_us(handle, steer, rows: int = 2, min_run_time: float = 0.5) -> float:
-    """Median microseconds of one call of the steering hook alone on (rows, 1, hidden): CFG doubles batch 1."""
+    """Median microseconds of one steering edit alone on (rows, 1, hidden), as a hook applies it: CFG doubles
+    batch 1."""
     from torch.utils import benchmark
 
-    from workbench.runtime.hooks import StepTracker, _steer_hook
-    term = steer.terms[0]
-    vector = term.vector.to(handle.device, handle.dtype)
-    hook = _steer_hook(StepTracker(step=1), term, vector, steer.mode, steer.rows, rows // 2)
+    from workbench.runtime.edits import EditRun, batch_edits, steering_edits
+    edits = batch_edits(steering_edits(steer)[:1], 0, rows // 2, handle.device, handle.dtype)
+    run = EditRun(edits, rows // 2, guided=rows > 1)
+    site, layer = run.plan()[0]
     hidden = torch.randn(rows, 1, handle.hidden_size, device=handle.device, dtype=handle.dtype)
-    timer = benchmark.Timer(stmt="hook(None, None, hidden)", globals={"hook": hook, "hidden": hidden},
+    # what the hook runner's hook does per call (EditRun.apply on a state it does not own)
+    timer = benchmark.Timer(stmt="run.apply(site, layer, hidden, 1)",
+                            globals={"run": run, "site": site, "layer": layer, "hidden": hidden},
                             num_threads=torch.get_num_threads())
     return 1e6 * timer.blocked_autorange(min_run_time=min_run_time).median
 

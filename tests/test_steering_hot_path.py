@@ -1,44 +1,65 @@
-"""The steering hook's formulation is an implementation detail: it must give bit-identical results.
+"""How steering is executed is an implementation detail: it must give bit-identical results.
 
-`reference_steer_hook` is the straightforward formulation (steer the rows with `steer_tensor` and
-`torch.cat` the untouched uncond half back on) that `workbench.runtime.hooks._steer_hook` replaced
-with a cheaper one (one delta per term per step, clone + in-place add on the cond slice); codes and
-every captured activation must match it exactly, and strength 0 must match no steering exactly.
+`reference_steer_hook` is the straightforward formulation (steer the rows with `steer_tensor` and `torch.cat`
+the untouched uncond half back on), registered by hand as bare forward hooks; `workbench.runtime.edits.EditRun`
+executes steering as edits (one delta per term per step, in place on the steered rows). Codes and every
+captured activation must match the reference exactly, and strength 0 must match no steering exactly.
 """
+import contextlib
+
 import numpy as np
 import pytest
 import torch
 
 import workbench as wb
-from workbench.runtime import hooks
+from workbench.runtime.hooks import StepTracker
 from workbench.runtime.steering import steer_tensor
 
 PROMPTS = ["rock guitar", "smooth jazz"]
 
 
-def reference_steer_hook(tracker, term, vector, mode, rows, n_cond, *_):
+def reference_steer_hook(tracker, term, vector, mode, rows, n_cond):
     def hook(module, args, output):
         strength = term.strength_at(tracker.step)
         if strength == 0.0:
             return None
-        hidden = hooks._main_output(output)
+        hidden = output[0] if isinstance(output, tuple) else output
         if rows == "cond" and hidden.shape[0] > n_cond:
             steered = torch.cat([steer_tensor(hidden[:n_cond], vector, strength, mode), hidden[n_cond:]], dim=0)
         else:
             steered = steer_tensor(hidden, vector, strength, mode)
-        return hooks._with_main_output(output, steered)
+        return (steered,) + tuple(output[1:]) if isinstance(output, tuple) else steered
     return hook
+
+
+@contextlib.contextmanager
+def reference_steering(handle, spec, n_cond):
+    """``spec`` as bare hooks (one per term and layer, in the spec's order), a step tracker on the decoder."""
+    tracker = StepTracker()
+    handles = [handle.model.decoder.model.decoder.register_forward_pre_hook(tracker.pre_hook, with_kwargs=True)]
+    for term in spec.terms:
+        vector = term.vector.to(handle.device, handle.dtype)
+        for layer in term.layers:
+            hook = reference_steer_hook(tracker, term, vector, spec.mode, spec.rows, n_cond)
+            handles.append(handle.module(term.site, layer).register_forward_hook(hook))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def vec(h, seed):
     return np.random.RandomState(seed).randn(h.hidden_size).astype(np.float32)
 
 
-def run(tiny, spec, guidance, monkeypatch=None):
+def run(tiny, spec, guidance, reference=False):
+    """(codes, activations); ``reference``: ``spec`` by the reference hooks, not by generate's edits."""
     cap = wb.CaptureSpec(sites=("resid", "attn", "mlp"), layers=None, pooling="none",
                          rows="both" if guidance > 1 else "cond")
-    res = wb.generate(tiny, PROMPTS, duration_s=0.3, seeds=[3, 4], guidance_scale=guidance, steering=spec,
-                      capture=cap)
+    with reference_steering(tiny, spec, len(PROMPTS)) if reference else contextlib.nullcontext():
+        res = wb.generate(tiny, PROMPTS, duration_s=0.3, seeds=[3, 4], guidance_scale=guidance,
+                          steering=None if reference else spec, capture=cap)
     return [c.codes for c in res.clips], res.activations
 
 
@@ -68,13 +89,11 @@ SPECS = {
 
 @pytest.mark.parametrize("guidance", [3.0, 1.0])
 @pytest.mark.parametrize("name", sorted(SPECS))
-def test_steered_generation_matches_reference_formulation(tiny, monkeypatch, name, guidance):
+def test_steered_generation_matches_reference_formulation(tiny, name, guidance):
     spec = SPECS[name](tiny)
     ours = run(tiny, spec, guidance)
     plain = run(tiny, None, guidance)
-    with monkeypatch.context() as m:
-        m.setattr(hooks, "_steer_hook", reference_steer_hook)
-        reference = run(tiny, spec, guidance)
+    reference = run(tiny, spec, guidance, reference=True)
     assert_identical(ours, reference)
     assert not all(np.array_equal(x, y) for x, y in zip(ours[0], plain[0]))  # the spec does steer
 
@@ -86,10 +105,10 @@ def test_strength_zero_matches_no_steering_bit_for_bit(tiny, mode, rows):
     assert_identical(run(tiny, spec, 3.0), run(tiny, None, 3.0))
 
 
-def test_bf16_steering_matches_reference(monkeypatch):
+def test_bf16_steering_matches_reference():
     h = wb.random_model("tiny", seed=0, dtype=torch.bfloat16)
     spec = wb.SteeringSpec.single(vec(h, 0), (0, 2), 6.0)
     ours = wb.generate(h, PROMPTS, duration_s=0.2, seeds=[3, 4], steering=spec)
-    monkeypatch.setattr(hooks, "_steer_hook", reference_steer_hook)
-    ref = wb.generate(h, PROMPTS, duration_s=0.2, seeds=[3, 4], steering=spec)
+    with reference_steering(h, spec, len(PROMPTS)):
+        ref = wb.generate(h, PROMPTS, duration_s=0.2, seeds=[3, 4])
     assert all(np.array_equal(x.codes, y.codes) for x, y in zip(ours.clips, ref.clips))

@@ -10,6 +10,9 @@ runners execute a list, each calling `EditRun.apply` at every (site, layer) an e
 - the nnsight runner (`workbench.runtime.tracing`), inside a trace.
 
 Because all three call the same function, they give bit-identical codes and reads (tests/test_edit_runners.py).
+Every runner builds its lists with the helpers below: `steering_edits` (a `SteeringSpec` as edits), `capture_edits`
+(a `CaptureSpec` as ``read`` edits pooling into `PooledAccumulator`s), `named_edits` (a caller's reads keyed by
+their index) and `batch_edits` (one batch's rows of per-clip vectors, on the model's device and dtype).
 
 Operations (``h`` is a hidden state (rows, T, H) at one site; ``s`` the strength at this step):
 
@@ -46,7 +49,8 @@ import torch
 
 from workbench import validation
 from workbench.errors import BadInputError, WrongTypeError
-from workbench.runtime.steering import Schedule, steer_tensor
+from workbench.runtime.capture import CaptureSpec, PooledAccumulator
+from workbench.runtime.steering import Schedule, SteeringSpec, steer_tensor
 
 OPS = ("add", "norm_relative", "replace", "project_out", "clamp", "read", "splice", "call")
 EDIT_ROWS = ("cond", "uncond", "both")
@@ -77,7 +81,7 @@ class Edit:
     value: float | None = None
     source: object = None
     fn: Callable | None = None
-    name: str | None = None
+    name: object = None  # any hashable key (a str, an int, a tuple)
 
     def __post_init__(self):
         validation.choice(self.op, "edit op", OPS)
@@ -246,3 +250,99 @@ class EditRun:
         if op == "splice":
             return edit.fn(h)
         return edit.fn(h, step)  # call
+
+
+def edit_list(edits) -> tuple[Edit, ...]:
+    """``edits`` as a tuple: one `Edit`, a list of them, or None / () for none; anything else is refused."""
+    if edits is None:
+        return ()
+    if isinstance(edits, Edit):
+        return (edits,)
+    if isinstance(edits, (str, bytes, dict)) or not hasattr(edits, "__iter__"):
+        raise WrongTypeError(f"edits={edits!r:.60}: pass a list of Edit(op, site=..., layer=...) "
+                             "(workbench.runtime.edits), or ()")
+    items = tuple(edits)
+    for index, edit in enumerate(items):
+        if not isinstance(edit, Edit):
+            raise WrongTypeError(f"edits[{index}] is a {type(edit).__name__}: pass Edit(op, site=..., layer=...) "
+                                 "objects (workbench.runtime.edits)")
+    return items
+
+
+def named_edits(edits) -> list[Edit]:
+    """A caller's edits with each unnamed ``read`` named by its index in the caller's list (so its key in the
+    result does not move when steering edits go first and capture reads last)."""
+    return [edit if edit.name is not None or edit.op != "read" else dataclasses.replace(edit, name=index)
+            for index, edit in enumerate(edit_list(edits))]
+
+
+def steering_edits(spec: SteeringSpec | None) -> list[Edit]:
+    """A `SteeringSpec` as edits: one ``add``/``norm_relative`` per term and layer, terms in order.
+
+    A term's layers share its vector tensor, so `EditRun` forms ``strength * vector`` once a step for all of them
+    (the product `steer_tensor` forms: the codes are the steering hook's, bit for bit).
+    """
+    if spec is None:
+        return []
+    return [Edit(spec.mode, site=term.site, layer=layer, rows=spec.rows, vector=term.vector,
+                 strength=term.strength, schedule=term.schedule)
+            for term in spec.terms for layer in term.layers]
+
+
+class PooledRead:
+    """A ``read`` edit's ``fn`` that pools each step's rows into a `PooledAccumulator` (O(rows x H) for pooled
+    modes): a step offered again (transformers' duplicate prefill) replaces the earlier one.
+
+    No copy is made: capture reads come last at their site and no runner writes a site's output after its edits
+    (the kernel's residual, attention and MLP outputs feed new tensors; the hook and nnsight runners edit clones).
+    """
+
+    def __init__(self, pooling: str):
+        self.accumulator = PooledAccumulator(pooling)
+        self.last_step = None
+        self.offered = False
+
+    def __call__(self, hidden: torch.Tensor, step) -> None:
+        self.accumulator.offer(hidden, replace=self.offered and step == self.last_step)
+        self.last_step, self.offered = step, True
+
+
+def capture_edits(spec: CaptureSpec | None, n_layers: int, guided: bool) -> dict[tuple[str, int], Edit]:
+    """A `CaptureSpec` as ``read`` edits, one per (site, layer), each pooling through a `PooledRead`.
+
+    ``edit.fn.accumulator.result()`` is then (rows, H) (rows, 2H for ``mean_std``; (rows, T, H) for ``none``),
+    rows as ``spec.rows`` names them; make them once per batch (an accumulator holds one batch).
+    """
+    if spec is None:
+        return {}
+    if spec.rows != "cond" and not guided:
+        raise BadInputError(f"capture rows={spec.rows!r} needs classifier-free guidance: pass guidance_scale > 1 "
+                            "(without guidance the decoder has conditional rows only)")
+    return {(site, layer): Edit("read", site=site, layer=layer, rows=spec.rows, fn=PooledRead(spec.pooling),
+                                name=("capture", site, layer))
+            for site in spec.sites for layer in spec.resolved_layers(n_layers)}
+
+
+def pooled_activations(captured: dict[tuple[str, int], Edit]) -> dict:
+    """{(site, layer): float32 CPU tensor} of `capture_edits`' reads after a batch ran."""
+    return {key: edit.fn.accumulator.result().cpu() for key, edit in captured.items()}
+
+
+def batch_edits(edits: Sequence[Edit], start: int, n_cond: int, device, dtype: torch.dtype) -> list[Edit]:
+    """The edits for clips ``[start, start + n_cond)`` of a generation: per-clip (N, H) vectors cut to the
+    batch's rows, every vector on the model's device and dtype. A vector shared by several edits (a steering
+    term's layers) stays one tensor, so its ``strength * vector`` is still formed once a step.
+    """
+    converted: dict[int, torch.Tensor] = {}
+    out = []
+    for edit in edits:
+        vector = edit.vector
+        if vector is None:
+            out.append(edit)
+            continue
+        if id(vector) not in converted:
+            rows = vector[start:start + n_cond] if vector.dim() == 2 else vector
+            converted[id(vector)] = rows.to(device, dtype)
+        new = converted[id(vector)]
+        out.append(edit if new is vector else dataclasses.replace(edit, vector=new))
+    return out

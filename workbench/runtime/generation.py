@@ -20,7 +20,8 @@ import torch
 
 from workbench.runtime.capture import CaptureSpec
 from workbench.runtime.clip import Clip, clips_from
-from workbench.runtime.hooks import instrument
+from workbench.runtime.edits import EditRun, batch_edits, capture_edits, pooled_activations, steering_edits
+from workbench.runtime.hooks import edit_hooks
 from workbench.runtime.inputs import generation_args, merge_batches, processor_inputs
 from workbench.runtime.sampling import SeededSampler, codes_from, record_codes
 from workbench.runtime.steering import SteeringSpec
@@ -103,16 +104,14 @@ def _generate_batch(handle, prompts, seeds, frames, guidance_scale, guided, stee
     inputs = processor_inputs(handle, prompts, audio, audio_sr)
     sampler = SeededSampler(seeds, handle.n_codebooks, guidance_scale if guided else None, temperature, top_k)
     codes_sink: list = []
-    with instrument(handle, len(prompts), guided, capture, steering) as inst:
-        if stop is not None:  # polled once a decoder step; the tracker raises StoppedError on the next forward
-            inst.tracker.on_step = lambda step: setattr(inst.tracker, "stop_requested", bool(stop()))
-        with record_codes(model, codes_sink), torch.no_grad():
-            waves = model.generate(**inputs, max_new_tokens=frames + handle.delay_steps, do_sample=False,
-                                   guidance_scale=guidance_scale if guided else None, top_k=None,
-                                   temperature=None, logits_processor=LogitsProcessorList([sampler]))
-        acts = inst.activations() if capture is not None else None
+    captured = capture_edits(capture, handle.n_layers, guided)
+    edits = batch_edits(steering_edits(steering), 0, len(prompts), handle.device, handle.dtype)
+    run = EditRun([*edits, *captured.values()], len(prompts), guided)
+    with edit_hooks(handle, run, stop=stop), record_codes(model, codes_sink), torch.no_grad():
+        waves = model.generate(**inputs, max_new_tokens=frames + handle.delay_steps, do_sample=False,
+                               guidance_scale=guidance_scale if guided else None, top_k=None,
+                               temperature=None, logits_processor=LogitsProcessorList([sampler]))
+    acts = pooled_activations(captured) if capture is not None else None
     clips = clips_from(handle, waves, codes_from(codes_sink, handle.audio_channels), prompts, seeds, steering,
                        guidance_scale)
     return clips, acts
-
-

@@ -23,7 +23,8 @@ from workbench import validation
 from workbench.errors import BadInputError, DurationError, EmptyInputError
 from workbench.runtime.capture import CaptureSpec
 from workbench.runtime.clip import Clip
-from workbench.runtime.hooks import instrument
+from workbench.runtime.edits import EditRun, capture_edits, pooled_activations
+from workbench.runtime.hooks import edit_hooks
 from workbench.runtime.inputs import check_audio_length, check_sample_rate, check_spec, checked_prompts, merge_batches
 from workbench.runtime.threads import intra_op_threads, resolve_threads
 
@@ -177,7 +178,8 @@ def _forward(handle, codes: torch.Tensor, prompts, capture: CaptureSpec, guided:
         mask = torch.cat([mask, torch.zeros_like(mask)])
         width = decoder_ids.shape[-1]
         decoder_ids = torch.cat([decoder_ids.reshape(n, -1, width)] * 2).reshape(-1, width)
-    with instrument(handle, n, guided, capture) as inst, torch.no_grad():
+    captured = capture_edits(capture, handle.n_layers, guided)
+    with edit_hooks(handle, EditRun(list(captured.values()), n, guided), steps=False), torch.no_grad():
         handle.model(encoder_outputs=(states.to(handle.dtype),), attention_mask=mask,
                      decoder_input_ids=decoder_ids, use_cache=False)
-        return inst.activations()
+    return pooled_activations(captured)
