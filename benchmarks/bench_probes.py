@@ -36,11 +36,11 @@ def probe_sweep_seconds(n_layers: int = 24, n_clips: int = 2000, hidden: int = 1
     """Wall seconds of `probes.sweep` (logistic, `folds`-fold, with control) on synthetic activations.
 
     threads: torch threads for the fit (None: torch's default, i.e. all cores)."""
-    from workbench.analysis.probes import sweep
+    from workbench.analysis.probes import SweepConfig, sweep
     acts, labels = _activations(n_layers, n_clips, hidden)
     gc.collect()
     start, cpu = time.perf_counter(), time.process_time()
-    result = sweep(acts, labels, folds=folds, control=True, kind="logistic", threads=threads)
+    result = sweep(acts, labels, config=SweepConfig(folds=folds, control=True, threads=threads), kind="logistic")
     seconds = time.perf_counter() - start
     return {"probe_sweep_s": seconds, "probe_sweep_cpu_s": time.process_time() - cpu,
             "probe_sweep_best_accuracy": result.best()["accuracy_mean"]}

@@ -19,7 +19,7 @@ import torch
 import workbench as wb
 from workbench.analysis import patching as P
 from workbench.analysis.directions import from_class_means
-from workbench.analysis.probes import sweep
+from workbench.analysis.probes import SweepConfig, sweep
 from workbench.toy import GENRES
 
 PAIRS = [("jazz", "rock"), ("classical", "electronic"), ("rock", "classical"), ("electronic", "jazz")]
@@ -33,7 +33,7 @@ def main(path: str, duration_s: float = 2.0, seeds=(0, 1)) -> dict:
     labels = np.array([p.split()[0] for p in prompts])
     res = wb.generate(h, prompts, duration_s=duration_s, seeds=list(range(len(prompts))),
                       capture=wb.CaptureSpec(pooling="mean"))
-    probe = sweep(res.activations, list(labels), folds=4, seed=0)
+    probe = sweep(res.activations, list(labels), config=SweepConfig(folds=4, seed=0))
     out: dict = {"probe": {int(r["layer"]): float(r["accuracy_mean"]) for r in probe.rows if r.get("site") == "resid"}}
     forced, generated = [], []
     for src, tgt in PAIRS:

@@ -16,7 +16,7 @@ from workbench.analysis.findings import (
     layers_finding,
     verdict_finding,
 )
-from workbench.analysis.probes import sweep
+from workbench.analysis.probes import SweepConfig, sweep
 
 BACKED = dict(effect=0.41, effect_ci=[0.2, 0.6], random_p95=0.1, p_value=0.001, order_rate=0.9, collapsed_share=0.0,
               off_target={}, beyond_random=True, strength=0.5)
@@ -30,7 +30,7 @@ def deep_sweep():
     y = np.repeat(["crescendo", "diminuendo"], 30)
     groups = np.tile(np.arange(30), 2)
     signal = rng.normal(size=(60, 6)) + 2.0 * (y == "crescendo")[:, None]
-    return sweep({("resid", 0): rng.normal(size=(60, 6)), ("resid", 1): signal}, y, groups=groups, folds=5,
+    return sweep({("resid", 0): rng.normal(size=(60, 6)), ("resid", 1): signal}, y, SweepConfig(folds=5), groups=groups,
                  baselines={"input": rng.normal(size=(60, 6))})
 
 

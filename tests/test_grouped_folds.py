@@ -3,7 +3,7 @@ folds rule `min(folds, groups in the smallest class)`, and accuracy as a margin 
 import numpy as np
 import pytest
 
-from workbench.analysis.probes import LabelMismatchError, TooFewGroupsError, TooFewSamplesError, sweep
+from workbench.analysis.probes import LabelMismatchError, SweepConfig, TooFewGroupsError, TooFewSamplesError, sweep
 from workbench.analysis.solvers import FoldPlan, fold_count, grouped_fold_ids, table_groups
 from workbench.data.datasets import PromptSet, SynthSet
 
@@ -68,7 +68,7 @@ def test_folds_are_min_of_five_and_the_groups_in_the_smallest_class():
     assert fold_count(codes, np.r_[np.arange(12) // 6, 10 + np.arange(6)]) == 2
     X, y, clip = windows(n_clips=8, per_clip=4, d=8)
     assert sweep({("resid", 0): X}, y, groups=clip).folds == 4  # 4 clips of each label
-    assert sweep({("resid", 0): X}, y, groups=clip, folds=3).folds == 3
+    assert sweep({("resid", 0): X}, y, groups=clip, config=SweepConfig(folds=3)).folds == 3
 
 
 def test_too_few_groups_are_refused_with_the_fix(tmp_path):
@@ -109,7 +109,7 @@ def test_margin_is_over_the_stronger_of_chance_and_the_control_with_the_input_be
     for row in result.layer_rows:
         assert row["over_input"] == pytest.approx(row["accuracy_mean"] - result.baseline("input")["accuracy_mean"])
     assert "over_input" not in result.baseline("input")
-    no_control = sweep({("resid", 0): X}, y, control=False).rows[0]
+    no_control = sweep({("resid", 0): X}, y, config=SweepConfig(control=False)).rows[0]
     assert no_control["margin"] == pytest.approx(no_control["accuracy_mean"] - no_control["chance"])
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from widgets import LayerSweepView
-from workbench.analysis.probes import LabelMismatchError, ProbeInputError, SweepResult, sweep
+from workbench.analysis.probes import LabelMismatchError, ProbeInputError, SweepConfig, SweepResult, sweep
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -29,7 +29,8 @@ def labelled(n=90, seed=0):
 def test_a_baseline_that_holds_the_label_reads_it_one_that_does_not_reads_chance():
     genre, _, holding, noise = labelled()
     layers = {("resid", 0): noise(), ("resid", 1): holding(genre, shift=3.0)}
-    result = sweep(layers, genre, folds=3, baselines={"input": holding(genre, shift=3.0), "prompt": noise(16)})
+    result = sweep(layers, genre, SweepConfig(folds=3),
+                   baselines={"input": holding(genre, shift=3.0), "prompt": noise(16)})
     assert isinstance(result, SweepResult)
     assert result.baseline("input")["accuracy_mean"] > 0.85
     prompt = result.baseline("prompt")
@@ -53,19 +54,20 @@ def test_a_baseline_that_holds_the_label_reads_it_one_that_does_not_reads_chance
 def test_a_baseline_is_fitted_like_a_layer_same_folds_seed_and_control():
     genre, _, holding, noise = labelled()
     X_input = holding(genre, shift=0.8)
-    with_baseline = sweep({("resid", 0): noise()}, genre, folds=3, seed=4, baselines={"input": X_input})
-    as_a_layer = sweep({("input", 7): X_input}, genre, folds=3, seed=4)
+    with_baseline = sweep({("resid", 0): noise()}, genre, SweepConfig(folds=3, seed=4), baselines={"input": X_input})
+    as_a_layer = sweep({("input", 7): X_input}, genre, config=SweepConfig(folds=3, seed=4))
     base, layer = with_baseline.baseline("input"), as_a_layer.rows[0]
     for key in ("accuracy_mean", "accuracy_std", "macro_f1", "control_accuracy_mean", "chance"):
         assert base[key] == pytest.approx(layer[key]), key
     np.testing.assert_array_equal(with_baseline.confusion[("input", None)], as_a_layer.confusion[("input", 7)])
-    no_control = sweep({("resid", 0): noise()}, genre, folds=3, control=False, baselines={"input": X_input})
+    no_control = sweep({("resid", 0): noise()}, genre, SweepConfig(folds=3, control=False),
+                       baselines={"input": X_input})
     assert "control_accuracy_mean" not in no_control.baseline("input")
 
 
 def test_baselines_are_never_the_best_layer():
     genre, _, holding, noise = labelled()
-    result = sweep({("resid", 0): noise(), ("resid", 1): noise()}, genre, folds=3,
+    result = sweep({("resid", 0): noise(), ("resid", 1): noise()}, genre, config=SweepConfig(folds=3),
                    baselines={"input": holding(genre, shift=5.0)})
     assert result.baseline("input")["accuracy_mean"] > max(r["accuracy_mean"] for r in result.layer_rows)
     assert not result.best()["baseline"] and result.best()["site"] == "resid"
@@ -102,27 +104,27 @@ def make_store(tmp_path):
     return store, genre, mode
 
 
-def test_label_is_an_alias_of_label_column_on_a_store(tmp_path):
+def test_label_names_a_column_of_a_store(tmp_path):
     store, genre, mode = make_store(tmp_path)
-    by_mode = sweep(store, label="mode", folds=3)
+    by_mode = sweep(store, label="mode", config=SweepConfig(folds=3))
     assert by_mode.best()["layer"] == 1 and list(by_mode.classes) == list(MODES) and by_mode.label_column == "mode"
-    assert sweep(store, label_column="mode", folds=3).rows == by_mode.rows
-    by_genre = sweep(store, label="genre", folds=3)
+    by_genre = sweep(store, label="genre", config=SweepConfig(folds=3))
     assert by_genre.best()["layer"] == 0 and list(by_genre.classes) == sorted(GENRES)
-    assert sweep(store, folds=3).rows == by_genre.rows  # the default column, "label", is the genre here
+    # the default column, "label", is the genre here
+    assert sweep(store, config=SweepConfig(folds=3)).rows == by_genre.rows
     with pytest.raises(LabelMismatchError, match="no row has a 'moode' label.*'genre', 'label', 'mode'"):
-        sweep(store, label="moode", folds=3)
+        sweep(store, label="moode", config=SweepConfig(folds=3))
     with pytest.raises(LabelMismatchError, match="not both"):
-        sweep(store, labels=mode, label="mode", folds=3)
-    with pytest.raises(LabelMismatchError, match="disagree"):
-        sweep(store, label="mode", label_column="genre", folds=3)
+        sweep(store, labels=mode, label="mode", config=SweepConfig(folds=3))
+    with pytest.raises(ProbeInputError, match=r"unknown argument\(s\) \['label_column'\].*kind.*SweepConfig"):
+        sweep(store, label_column="mode")
     with pytest.raises(LabelMismatchError, match="dict of arrays"):
         sweep({("resid", 0): store.array("resid", 0)}, label="mode")
 
 
 def test_the_view_draws_baselines_and_chance_beside_the_control():
     genre, _, holding, noise = labelled()
-    result = sweep({("resid", 0): noise(), ("resid", 1): holding(genre)}, genre, folds=3,
+    result = sweep({("resid", 0): noise(), ("resid", 1): holding(genre)}, genre, config=SweepConfig(folds=3),
                    baselines={"input": holding(genre, shift=1.0), "prompt": noise(16)})
     view = LayerSweepView(result)
     names = [t.name for t in view.figure.data]
@@ -151,7 +153,7 @@ def test_the_concept_picker_sweeps_each_label_column_of_a_store(tmp_path):
     rng = np.random.default_rng(5)
     baselines = {"prompt": rng.normal(size=(len(genre), 4)).astype(np.float32)}
     view = LayerSweepView(store=store, label_columns=["genre", "mode", "id"],
-                          sweep_kwargs=dict(folds=3, baselines=baselines))
+                          sweep_kwargs=dict(config=SweepConfig(folds=3), baselines=baselines))
     assert view.children[0] is view.concept_dd and view.concept_dd.options == ("genre", "mode", "id")
     assert view.concept == "genre" and view.best_layer == 0 and view.layer == 0
     assert "genre: resid layer 0" in view.readout.value and "prompt baseline (text only)" in view.readout.value
@@ -174,7 +176,8 @@ def test_the_concept_picker_sweeps_each_label_column_of_a_store(tmp_path):
 def test_a_dict_of_sweeps_and_single_sweeps_keep_working():
     genre, mode, holding, noise = labelled()
     X = holding(genre)
-    by_column = {"genre": sweep({("resid", 0): X}, genre, folds=3), "mode": sweep({("resid", 0): X}, mode, folds=3)}
+    by_column = {"genre": sweep({("resid", 0): X}, genre, SweepConfig(folds=3)),
+                 "mode": sweep({("resid", 0): X}, mode, SweepConfig(folds=3))}
     view = LayerSweepView(by_column, title="t")
     assert view.concept == "genre" and len(view.children) == 4
     view.concept = "mode"
@@ -195,7 +198,7 @@ def test_input_and_prompt_baselines_of_a_tiny_model(tiny):
     X_input = input_embeddings(tiny, codes)
     X_prompt = prompt_embeddings(tiny, ["music"] * len(labels))  # the same prompt for every clip
     with pytest.warns(UserWarning, match="baseline 'prompt' features are the same for every row"):
-        result = sweep({("resid", 0): rng.normal(size=(len(labels), 8))}, labels, folds=3,
+        result = sweep({("resid", 0): rng.normal(size=(len(labels), 8))}, labels, config=SweepConfig(folds=3),
                        baselines={"input": X_input, "prompt": X_prompt})
     assert result.baseline("input")["accuracy_mean"] > 0.9
     assert result.baseline("prompt")["accuracy_mean"] == pytest.approx(0.5)

@@ -7,7 +7,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from workbench.analysis.probes import LinearProbe, ProbeInputError, ProbeNotFittedError, sweep
+from workbench.analysis.probes import LinearProbe, ProbeInputError, ProbeNotFittedError, SweepConfig, sweep
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -74,7 +74,7 @@ def test_works_inside_sklearn_tools():
 
 def test_sweep_probes_match_a_probe_fitted_alone():
     X, y = blobs(n=90)
-    result = sweep({("resid", 1): X}, y, folds=3)
+    result = sweep({("resid", 1): X}, y, config=SweepConfig(folds=3))
     alone = LinearProbe().fit(X, y)
     swept = result.probes[("resid", 1)]
     assert swept.get_params() == alone.get_params() and swept.n_features_in_ == 5

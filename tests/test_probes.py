@@ -6,6 +6,8 @@ from workbench.analysis.probes import (
     LinearProbe,
     NonFiniteActivationsError,
     OneClassError,
+    ProbeInputError,
+    SweepConfig,
     TooFewSamplesError,
     sweep,
 )
@@ -55,11 +57,23 @@ def test_estimator_contract():
     np.testing.assert_allclose(z, probe.decision_function(X), rtol=1e-5, atol=1e-5)
 
 
+def test_fitting_settings_go_in_a_sweep_config():
+    X, y = np.random.default_rng(0).normal(size=(20, 3)), np.repeat([0, 1], 10)
+    with pytest.raises(ProbeInputError, match=r"folds, seed belong to the sweep's config: pass "
+                                              r"config=SweepConfig\(folds=3, seed=1\)"):
+        sweep({("resid", 0): X}, y, folds=3, seed=1)
+    with pytest.raises(ProbeInputError, match="folds=1: cross-validation needs folds >= 2"):
+        SweepConfig(folds=1)
+    with pytest.raises(ProbeInputError, match="not a SweepConfig"):
+        sweep({("resid", 0): X}, y, {"folds": 3})
+    assert sweep({("resid", 0): X}, y, SweepConfig(folds=3, seed=1)).folds == 3
+
+
 def test_sweep_table_control_and_confusion():
     X, y = blobs(n=150)
     rng = np.random.default_rng(1)
     acts = {("resid", 0): rng.normal(size=X.shape).astype(np.float32), ("resid", 1): X}
-    result = sweep(acts, y, folds=5, seed=0)
+    result = sweep(acts, y, config=SweepConfig(folds=5, seed=0))
     rows = {r["layer"]: r for r in result.rows}
     assert set(rows[1]) >= {"layer", "site", "accuracy_mean", "accuracy_std", "macro_f1",
                             "control_accuracy_mean"}
@@ -69,13 +83,13 @@ def test_sweep_table_control_and_confusion():
     assert result.best()["layer"] == 1
     assert result.probes[("resid", 1)].score(X, y) > 0.9
     assert "ctrl" in repr(result)
-    again = sweep(acts, y, folds=5, seed=0)
+    again = sweep(acts, y, config=SweepConfig(folds=5, seed=0))
     assert again.rows == result.rows  # seeded
 
 
 def test_sweep_ridge_and_stratified_folds():
     X, y = blobs(n=60)
-    result = sweep({("mlp", 2): X}, y, kind="ridge", folds=3, control=False)
+    result = sweep({("mlp", 2): X}, y, kind="ridge", config=SweepConfig(folds=3, control=False))
     assert result.rows[0]["accuracy_mean"] > 0.9 and "control_accuracy_mean" not in result.rows[0]
     from workbench.analysis.probes import _fold_ids
     codes = np.unique(y, return_inverse=True)[1]
@@ -94,9 +108,10 @@ def test_bad_inputs_name_the_fix():
     bad[3, 2] = np.nan
     with pytest.raises(NonFiniteActivationsError, match="1 of"):
         LinearProbe().fit(bad, y)
-    assert sweep({("resid", 0): X[:9]}, y[:9], folds=5).folds == 3  # min(folds, rows of the smallest class)
+    # min(folds, rows of the smallest class)
+    assert sweep({("resid", 0): X[:9]}, y[:9], SweepConfig(folds=5)).folds == 3
     with pytest.raises(TooFewSamplesError, match="single row.*Collect more clips"):
-        sweep({("resid", 0): X[:4]}, y[:4], folds=5)  # class "a" twice, "b" and "c" once
+        sweep({("resid", 0): X[:4]}, y[:4], config=SweepConfig(folds=5))  # class "a" twice, "b" and "c" once
     assert issubclass(OneClassError, ValueError)
 
 
@@ -107,13 +122,13 @@ def test_sweep_reads_an_activation_store(tmp_path):
                                    keys=[("resid", 0), ("resid", 1)])
     rows = [dict(id=str(i), label=str(lab)) for i, lab in enumerate(y)]
     store.append({("resid", 0): X, ("resid", 1): X[:, ::-1]}, rows[:], None, None)
-    result = sweep(store, folds=3, layers=[1])
+    result = sweep(store, config=SweepConfig(folds=3), layers=[1])
     assert [r["layer"] for r in result.rows] == [1] and result.rows[0]["accuracy_mean"] > 0.9
     with pytest.raises(LabelMismatchError, match="one label per row"):
-        sweep(store, labels=y[:10], folds=3)
+        sweep(store, labels=y[:10], config=SweepConfig(folds=3))
     both = np.stack([X, X], axis=1)
     with pytest.raises(ValueError, match="cfg_row='cond'"):
-        sweep({("resid", 0): both}, y, folds=3)
+        sweep({("resid", 0): both}, y, config=SweepConfig(folds=3))
 
 
 def test_large_activation_offsets_keep_float32_precision():
@@ -139,5 +154,5 @@ def test_probe_save_load_round_trip(tmp_path):
 def test_identical_rows_warn_that_the_probe_can_only_guess():
     X = np.ones((30, 4), np.float32)
     with pytest.warns(UserWarning, match="same for every row"):
-        result = sweep({("resid", 0): X}, np.arange(30) % 2, folds=3)
+        result = sweep({("resid", 0): X}, np.arange(30) % 2, config=SweepConfig(folds=3))
     assert result.rows[0]["accuracy_mean"] == pytest.approx(0.5)

@@ -55,7 +55,7 @@ def test_clap_skips_cleanly_without_local_weights(tmp_path, monkeypatch):
 def test_end_to_end_collect_sweep_direction_steer_score(tiny, tmp_path):
     """The paper's loop on the tiny model: labelled prompts -> store -> probes -> direction -> steer -> score."""
     from workbench.analysis.directions import Direction, from_probe
-    from workbench.analysis.probes import sweep
+    from workbench.analysis.probes import SweepConfig, sweep
     from workbench.data.collect import collect
     from workbench.data.datasets import PromptSet
     genres = ("classical", "rock")
@@ -63,7 +63,7 @@ def test_end_to_end_collect_sweep_direction_steer_score(tiny, tmp_path):
     store = collect(tiny, data, wb.CaptureSpec(pooling="mean"), tmp_path / "store", batch_size=6, progress=False,
                     duration_s=0.3)
     assert store.labels() == [g for g in genres for _ in range(6)]
-    result = sweep(store, folds=3)
+    result = sweep(store, config=SweepConfig(folds=3))
     assert len(result.rows) == tiny.n_layers and all("control_accuracy_mean" in r for r in result.rows)
     best = result.best()
     probe = result.probes[("resid", best["layer"])]

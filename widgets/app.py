@@ -84,9 +84,10 @@ class Workbench(View):
                                              n_per_label=n_per_label, duration_s=duration_s, seed=seed,
                                              progress=True)
         if sweep is None:
+            from workbench.analysis.probes import SweepConfig
             from workbench.analysis.probes import sweep as run_sweep
             folds = max(2, min(5, min(collection.labels.count(c) for c in collection.classes)))
-            sweep = run_sweep(collection.acts, collection.labels, folds=folds)
+            sweep = run_sweep(collection.acts, collection.labels, config=SweepConfig(folds=folds))
         self.handle, self.collection = handle, collection
         self.backend = backend or Backend(handle, collection, sweep=sweep, projection_method=map_method)
         self.set_trait("map_method", map_method)

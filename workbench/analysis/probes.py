@@ -8,13 +8,13 @@ rows that share a prompt, a synthesiser seed or a source clip never sit on both 
 each row's `margin` is its accuracy over the stronger of chance and the shuffled-label control.
 
     >>> import numpy as np
-    >>> from workbench.analysis.probes import LinearProbe, sweep
+    >>> from workbench.analysis.probes import LinearProbe, SweepConfig, sweep
     >>> rng = np.random.default_rng(0)
     >>> y = np.repeat(["jazz", "rock"], 50)
     >>> X = rng.normal(size=(100, 16)).astype(np.float32) + (y == "rock")[:, None]
     >>> LinearProbe().fit(X, y).score(X, y) > 0.9
     True
-    >>> result = sweep({("resid", 0): X}, y, folds=5)
+    >>> result = sweep({("resid", 0): X}, y, SweepConfig(folds=5))
     >>> sorted(result.rows[0])[:4]
     ['accuracy_mean', 'accuracy_std', 'baseline', 'chance']
     >>> result.grouping, result.folds  # a dict of arrays: each row its own group
@@ -35,6 +35,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d, validate_data
 
+from workbench import validation
 from workbench.analysis.saving import read_saved, save_paths
 from workbench.analysis.solvers import (  # the input errors live with the checks that raise them
     FoldPlan,
@@ -53,7 +54,7 @@ from workbench.analysis.solvers import (  # the input errors live with the check
 )
 from workbench.errors import CorruptFileError
 
-__all__ = ["LinearProbe", "SweepResult", "sweep", "KINDS", "ProbeInputError", "OneClassError",
+__all__ = ["LinearProbe", "SweepConfig", "SweepResult", "sweep", "KINDS", "ProbeInputError", "OneClassError",
            "TooFewSamplesError", "TooFewGroupsError", "NonFiniteActivationsError", "LabelMismatchError",
            "ProbeNotFittedError"]
 
@@ -293,11 +294,27 @@ def _iter_sources(source, layers, sites):
             yield (site, layer), get((site, layer))
 
 
-def _store_labels(source, column: str | None, label: str | None) -> tuple[list, str]:
-    """The labels of an ActivationStore's table column (`label=` is an alias of `label_column=`)."""
-    if label is not None and column is not None and label != column:
-        raise LabelMismatchError(f"label={label!r} and label_column={column!r} disagree: pass one of them")
-    column = label or column or "label"
+def _sweep_config(config, probe_kwargs: dict) -> SweepConfig:
+    """`sweep`'s config (default `SweepConfig()`); a fitting setting passed as a probe setting is refused."""
+    misplaced = sorted(set(probe_kwargs) & set(_SWEEP_CONFIG_FIELDS))
+    if misplaced:
+        shown = ", ".join(f"{name}={probe_kwargs[name]!r}" for name in misplaced)
+        raise ProbeInputError(f"{', '.join(misplaced)} belong to the sweep's config: pass config=SweepConfig({shown})")
+    unknown = sorted(set(probe_kwargs) - set(LinearProbe().get_params()))
+    if unknown:
+        raise ProbeInputError(f"sweep got unknown argument(s) {unknown}: pass the probe's settings "
+                              f"({', '.join(sorted(LinearProbe().get_params()))}) or config=SweepConfig(...)")
+    if config is None:
+        return SweepConfig()
+    if not isinstance(config, SweepConfig):
+        raise ProbeInputError(f"config is a {type(config).__name__}, not a SweepConfig: pass e.g. "
+                              "config=SweepConfig(folds=5, seed=0), or None")
+    return config
+
+
+def _store_labels(source, label: str | None) -> tuple[list, str]:
+    """The labels of an ActivationStore's table column `label` (default "label")."""
+    column = label or "label"
     if isinstance(source, dict):
         raise LabelMismatchError(f"pass labels=... (one per row) when sweeping a dict of arrays; label={column!r} "
                                  "names a column of an ActivationStore's table")
@@ -345,19 +362,56 @@ def _groups_of(source, groups, n: int) -> tuple[list | None, str]:
     return list(groups), "given"
 
 
-def sweep(source, labels=None, *, layers=None, sites=None, folds: int = 5, control: bool = True,
-          kind: str = "logistic", seed: int = 0, label_column: str | None = None, label: str | None = None,
-          baselines: dict | None = None, groups="auto", group_bytes: int = 512 * 2**20, threads: int | None = None,
-          **probe_kwargs) -> SweepResult:
+@dataclass(frozen=True)
+class SweepConfig:
+    """How `sweep` fits: folds, seed, the shuffled-label control, memory per fitted group, threads.
+
+    folds: the most folds (the sweep runs `min(folds, groups in the smallest class)`). control: refit on the
+    same folds with labels permuted once (the selectivity baseline). group_bytes: layers are fitted together in
+    groups of about this many bytes. threads: torch intra-op threads for the fit (None: unchanged; on a CPU
+    shared with other busy processes 1 thread was 3x faster than 2, which spin-wait).
+
+        >>> SweepConfig(folds=3, seed=1).folds
+        3
+        >>> SweepConfig(folds=1)
+        Traceback (most recent call last):
+        ...
+        workbench.analysis.solvers.ProbeInputError: folds=1: cross-validation needs folds >= 2 (e.g. folds=5)
+    """
+
+    folds: int = 5
+    seed: int = 0
+    control: bool = True
+    group_bytes: int = 512 * 2**20
+    threads: int | None = None
+
+    def __post_init__(self):
+        if isinstance(self.folds, bool) or not isinstance(self.folds, numbers.Integral) or self.folds < 2:
+            raise ProbeInputError(f"folds={self.folds!r}: cross-validation needs folds >= 2 (e.g. folds=5)")
+        object.__setattr__(self, "folds", int(self.folds))
+        object.__setattr__(self, "seed", validation.integer(self.seed, "seed"))
+        object.__setattr__(self, "control", validation.flag(self.control, "control"))
+        object.__setattr__(self, "group_bytes", validation.positive_int(self.group_bytes, "group_bytes"))
+        if self.threads is not None:
+            object.__setattr__(self, "threads", validation.positive_int(self.threads, "threads"))
+
+
+_SWEEP_CONFIG_FIELDS = ("folds", "seed", "control", "group_bytes", "threads")
+
+
+def sweep(source, labels=None, config: SweepConfig | None = None, *, label: str | None = None, layers=None,
+          sites=None, groups="auto", baselines: dict | None = None, **probe_kwargs) -> SweepResult:
     """Cross-validated probe accuracy per (site, layer), with a shuffled-label control and baselines.
 
     source: dict[(site, layer)] -> (N, H) array, or an ActivationStore (labels then default to its
-    table's `label_column`, default "label"; `label=` is an alias: `sweep(store, label="mode")`).
+    table's column `label`, default "label": `sweep(store, label="mode")`). config: a `SweepConfig` (folds,
+    seed, control, group_bytes, threads; default `SweepConfig()`). probe_kwargs: the probe's settings
+    (`LinearProbe`'s kind, C, alpha, standardize, max_iter), e.g. ``kind="ridge"``.
     groups: what rows share, kept on one side of every split: "auto" (default; for a store the first of
     its table's "source" (windows of one clip), "prompt", "seed" columns that groups rows, see
     `solvers.table_groups`; for a dict of arrays each row its own group), a column name of the store's
     table, one key per row, or None (each row its own group: row-wise folds).
-    folds: the most folds; the sweep runs `min(folds, groups in the smallest class)` and refuses
+    config.folds: the most folds; the sweep runs `min(folds, groups in the smallest class)` and refuses
     (TooFewGroupsError, naming the fix) when that is under 2. Folds are stratified where the groups
     allow and seeded; the control refits on the same folds with labels permuted once over the rows.
     `result.grouping` and `result.folds` say what ran. Each row's `margin` is accuracy_mean minus the
@@ -365,9 +419,7 @@ def sweep(source, labels=None, *, layers=None, sites=None, folds: int = 5, contr
     baselines: {name: (N, W) array}, e.g. `{"input": input_embeddings(...), "prompt": prompt_embeddings(...)}`
     (`workbench.analysis.baselines`), fitted with the same probe, folds, seed and control; their rows
     come after the layers' (site = name, layer None, baseline True) and `best()` leaves them out.
-    Layers are fitted together in groups of about `group_bytes`. threads: torch intra-op threads
-    for the fit (None: unchanged; on a CPU shared with other busy processes 1 thread was 3x faster
-    than 2, which spin-wait). Returns a SweepResult; `print(result)` shows the table.
+    Returns a SweepResult; `print(result)` shows the table.
 
         >>> import numpy as np
         >>> y = np.repeat([0, 1], 20); X = np.random.default_rng(1).normal(size=(40, 8)) + y[:, None]
@@ -380,24 +432,25 @@ def sweep(source, labels=None, *, layers=None, sites=None, folds: int = 5, contr
         >>> grouped.grouping, grouped.folds, "margin" in grouped.rows[0]
         ('given', 5, True)
     """
+    config = _sweep_config(config, probe_kwargs)
+    label_column = None
     if labels is None:
-        labels, label_column = _store_labels(source, label_column, label)
-    elif label is not None or label_column is not None:
+        labels, label_column = _store_labels(source, label)
+    elif label is not None:
         raise LabelMismatchError("pass labels=... or label=... (a column of the store's table), not both")
     labels = np.asarray(labels)
-    probe = LinearProbe(kind=kind, **probe_kwargs)
+    probe = LinearProbe(**probe_kwargs)
     _check_params(probe)
-    if isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or folds < 2:
-        raise ProbeInputError(f"folds={folds!r}: cross-validation needs folds >= 2 (e.g. folds=5)")
     _, labels = check_inputs(np.zeros((len(labels), 1)), labels)
     baselines = _checked_baselines(baselines, labels, source)
     classes, codes = np.unique(labels, return_inverse=True)
     group_keys, grouping = _groups_of(source, groups, len(labels))
-    plan = FoldPlan.make(codes, int(folds), seed, control, groups=group_keys, grouping=grouping)
+    plan = FoldPlan.make(codes, config.folds, config.seed, config.control, groups=group_keys, grouping=grouping)
+    group_bytes = config.group_bytes
 
     threads_before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(int(threads))
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     try:
         result = _sweep_groups(_iter_sources(source, layers, sites), labels, probe, plan, group_bytes,
                                SweepResult(rows=[], classes=classes, grouping=plan.grouping, folds=plan.folds,

@@ -67,10 +67,10 @@ def direction_data(handle, *, seeds, duration_s: float, progress: bool = False) 
 
 def reading_probe(handle, clips, labels) -> tuple[int, object, dict]:
     """(best layer, its logistic probe, {layer: CV accuracy}) on the clips teacher-forced with null text."""
-    from workbench.analysis.probes import sweep
+    from workbench.analysis.probes import SweepConfig, sweep
     acts = wb.teacher_force(handle, clips, handle.sample_rate_hz, prompts=None,
                             capture=wb.CaptureSpec(layers=None, sites=("resid",), pooling="mean"))
-    result = sweep(acts, labels, folds=4, seed=0)
+    result = sweep(acts, labels, config=SweepConfig(folds=4, seed=0))
     by_layer = {int(r["layer"]): float(r["accuracy_mean"]) for r in result.layer_rows}
     best = max(by_layer, key=lambda layer: (by_layer[layer], -abs(layer - handle.n_layers / 2)))
     return best, result.probes[("resid", best)], by_layer

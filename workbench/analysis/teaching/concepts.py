@@ -48,7 +48,7 @@ def probe_profile(handle, n_per_genre: int = 40, seed: int = 20_011, folds: int 
     baseline's margin), "grouping" and "folds" (what ran).
     """
     from workbench.analysis.baselines import input_embeddings
-    from workbench.analysis.probes import sweep
+    from workbench.analysis.probes import SweepConfig, sweep
     from workbench.data.collect import collect
 
     synth_set = SynthSet(n_per_genre=n_per_genre, seed=seed, version=2)
@@ -60,7 +60,8 @@ def probe_profile(handle, n_per_genre: int = 40, seed: int = 20_011, folds: int 
     baseline_X = input_embeddings(handle, [synth_set.audio(i) for i in order], synth_set.sample_rate_hz)
     profile = {}
     for concept in concepts:
-        result = sweep(store, label=concept, folds=folds, seed=0, groups=groups, baselines={"input": baseline_X})
+        result = sweep(store, config=SweepConfig(folds=folds, seed=0), label=concept, groups=groups,
+                       baselines={"input": baseline_X})
         by_layer = {int(r["layer"]): float(r["accuracy_mean"]) for r in result.layer_rows}
         margins = {int(r["layer"]): float(r["margin"]) for r in result.layer_rows}
         control = {int(r["layer"]): float(r["control_accuracy_mean"]) for r in result.layer_rows}

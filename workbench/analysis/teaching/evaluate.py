@@ -85,7 +85,7 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     """
     if direction_source not in ("teacher_forced", "generated"):
         raise ValueError(f"direction_source={direction_source!r}: use 'teacher_forced' or 'generated'")
-    from workbench.analysis.probes import sweep
+    from workbench.analysis.probes import SweepConfig, sweep
 
     t0 = time.time()
     n_synth = 10 if quick else 40
@@ -138,7 +138,7 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
 
     # 4. Probes per layer on teacher-forced synthetic clips (null text).
     acts = wb.teacher_force(handle, list(audio), SAMPLE_RATE_HZ, prompts=None, capture=spec)
-    result = sweep(acts, np.asarray(labels), folds=5, seed=seed)
+    result = sweep(acts, np.asarray(labels), config=SweepConfig(folds=5, seed=seed))
     by_layer = {int(r["layer"]): float(r["accuracy_mean"]) for r in result.rows}
     best_layer = max(by_layer, key=lambda layer: (by_layer[layer], -abs(layer - handle.n_layers / 2)))
     m["probe_accuracy_by_layer"] = by_layer
