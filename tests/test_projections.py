@@ -49,6 +49,10 @@ def test_project_layers_and_bad_input():
         P.project(bad, "pca")
     with pytest.raises(BadInputError, match="fitted on 24"):
         P.project(X, "pca").transform(X[:, :5])
+    with pytest.raises(BadInputError, match="n_neighbors=1 is out of range: pass an int >= 2"):
+        P.UmapConfig(n_neighbors=1)
+    with pytest.raises(BadInputError, match="not a UmapConfig: pass e.g. umap=UmapConfig"):
+        P.project(X, "umap", umap={"n_neighbors": 10})
 
 
 @pytest.mark.slow
@@ -57,15 +61,16 @@ def test_umap_seeded_with_background_warm_up(tmp_path):
     thread = P.warm_up_umap(background=True)
     X, y = clusters(n=90)
     P.clear_cache()
-    a = P.project(X, "umap", seed=3, n_neighbors=10, cache_dir=tmp_path)  # waits for the warm-up
+    # waits for the warm-up
+    a = P.project(X, "umap", seed=3, umap=P.UmapConfig(n_neighbors=10), cache_dir=tmp_path)
     assert P.umap_ready() and (thread is None or not thread.is_alive())
     P.clear_cache()
-    b = P.project(X, "umap", seed=3, n_neighbors=10)
+    b = P.project(X, "umap", seed=3, umap=P.UmapConfig(n_neighbors=10))
     np.testing.assert_allclose(a.embedding, b.embedding, atol=1e-4)  # seeded
     placed = b.transform(X[y == 0][:5])
     centre0 = b.embedding[y == 0].mean(0)
     others = [b.embedding[y == k].mean(0) for k in (1, 2)]
     assert all(np.linalg.norm(placed.mean(0) - centre0) < np.linalg.norm(placed.mean(0) - o) for o in others)
     P.clear_cache()
-    from_disk = P.project(X, "umap", seed=3, n_neighbors=10, cache_dir=tmp_path)
+    from_disk = P.project(X, "umap", seed=3, umap=P.UmapConfig(n_neighbors=10), cache_dir=tmp_path)
     assert from_disk.transform(X[:2]).shape == (2, 2)  # refits the seeded map on demand

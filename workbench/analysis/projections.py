@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench import validation
 from workbench.analysis.umap_cache import import_umap
 from workbench.data.store import array_hash
-from workbench.errors import BadInputError, NotFiniteError
+from workbench.errors import BadInputError, NotFiniteError, WrongTypeError
 
-__all__ = ["Projection", "project", "project_layers", "warm_up_umap", "umap_ready", "clear_cache"]
+__all__ = ["Projection", "UmapConfig", "project", "project_layers", "warm_up_umap", "umap_ready", "clear_cache"]
 
 METHODS = ("pca", "umap")
 _CACHE: dict = {}
@@ -101,19 +102,52 @@ def _fit_umap(Z: np.ndarray, params: dict):
     return np.asarray(reducer.fit_transform(Z), dtype=np.float32), reducer
 
 
-def project(X, method: str = "umap", *, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1,
-            pca_dims: int | None = 50, n_epochs: int | None = 200, cache_dir=None, site: str | None = None,
-            layer: int | None = None) -> Projection:
+@dataclasses.dataclass(frozen=True)
+class UmapConfig:
+    """A UMAP map's settings: neighbours, minimum distance, the PCA it runs on, epochs.
+
+    pca_dims: UMAP runs on the top `pca_dims` principal components (None: on the raw activations). n_epochs:
+    umap's own default (None: 500 below 10k points) took twice as long for the same picture as 200.
+
+        >>> UmapConfig(n_neighbors=10).n_neighbors
+        10
+        >>> UmapConfig(min_dist=-1)
+        Traceback (most recent call last):
+        ...
+        workbench.errors.OutOfRangeError: min_dist=-1 is out of range: pass a number >= 0
+    """
+
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+    pca_dims: int | None = 50
+    n_epochs: int | None = 200
+
+    def __post_init__(self):
+        n_neighbors = validation.integer(self.n_neighbors, "n_neighbors", low=2)
+        min_dist = validation.finite_float(self.min_dist, "min_dist", low=0.0)
+        for name in ("pca_dims", "n_epochs"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, validation.positive_int(getattr(self, name), name))
+        object.__setattr__(self, "n_neighbors", n_neighbors)
+        object.__setattr__(self, "min_dist", min_dist)
+
+
+def project(X, method: str = "umap", *, seed: int = 0, umap: UmapConfig | None = None, cache_dir=None,
+            site: str | None = None, layer: int | None = None) -> Projection:
     """Fit a 2-D map of X (N, H). Results are cached in memory (and in `cache_dir` if given) by a hash
-    of the data and parameters. UMAP runs on the top `pca_dims` principal components (None: raw),
-    for `n_epochs` (umap's own default, 500 below 10k points, took twice as long for the same picture)."""
+    of the data and parameters. umap: the UMAP settings (default `UmapConfig()`; unused by "pca")."""
     if method not in METHODS:
         raise BadInputError(f"method={method!r}: use one of {METHODS}")
+    if umap is None:
+        umap = UmapConfig()
+    elif not isinstance(umap, UmapConfig):
+        raise WrongTypeError(f"umap is a {type(umap).__name__}, not a UmapConfig: pass e.g. "
+                             "umap=UmapConfig(n_neighbors=10), or None")
     X = _checked(X)
     if len(X) < 3:
         raise BadInputError(f"a map needs at least 3 points; got {len(X)}")
-    params = dict(method=method, seed=int(seed), n_neighbors=int(n_neighbors), min_dist=float(min_dist),
-                  pca_dims=pca_dims if method == "umap" else 2, n_epochs=n_epochs)
+    params = dict(method=method, seed=validation.integer(seed, "seed"), n_neighbors=umap.n_neighbors,
+                  min_dist=umap.min_dist, pca_dims=umap.pca_dims if method == "umap" else 2, n_epochs=umap.n_epochs)
     key = array_hash(X, extra=params)
     with _CACHE_LOCK:
         if key in _CACHE:
