@@ -38,11 +38,13 @@ from sklearn.utils.validation import check_array, column_or_1d, validate_data
 from workbench import validation
 from workbench.analysis.saving import read_saved, save_paths
 from workbench.analysis.solvers import (  # the input errors live with the checks that raise them
+    KINDS,
     FoldPlan,
     LabelMismatchError,
     NonFiniteActivationsError,
     OneClassError,
     ProbeInputError,
+    ProbeParams,
     TooFewGroupsError,
     TooFewSamplesError,
     check_inputs,
@@ -59,7 +61,6 @@ __all__ = ["LinearProbe", "SweepConfig", "SweepResult", "sweep", "KINDS", "Probe
            "ProbeNotFittedError"]
 
 
-KINDS = ("logistic", "ridge")
 _fold_ids = fold_ids  # its old address (tests import it from here)
 
 
@@ -67,20 +68,9 @@ class ProbeNotFittedError(ProbeInputError, NotFittedError):
     """predict / score / save on a probe that was never fitted."""
 
 
-def _check_params(probe) -> None:
+def _check_params(probe) -> ProbeParams:
     """Validate the hyper-parameters (scikit-learn's rule: stored by __init__, checked by fit)."""
-    if probe.kind not in KINDS:
-        raise ProbeInputError(f"kind={probe.kind!r}: use 'logistic' or 'ridge'")
-    for name, low, low_ok in (("C", 0.0, False), ("alpha", 0.0, True)):
-        value = getattr(probe, name)
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) \
-                or value < low or (value == low and not low_ok):
-            bound = ">= 0" if low_ok else "> 0"
-            raise ProbeInputError(f"{name}={value!r}: pass a finite number {bound} (e.g. {name}=1.0)")
-    if isinstance(probe.max_iter, bool) or not isinstance(probe.max_iter, numbers.Integral) or probe.max_iter < 1:
-        raise ProbeInputError(f"max_iter={probe.max_iter!r}: pass a whole number >= 1 (e.g. max_iter=100)")
-    if not isinstance(probe.standardize, (bool, np.bool_)):
-        raise ProbeInputError(f"standardize={probe.standardize!r}: pass True or False")
+    return ProbeParams(probe.kind, probe.C, probe.alpha, probe.standardize, probe.max_iter)
 
 
 class LinearProbe(ClassifierMixin, BaseEstimator):
@@ -137,8 +127,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         Xt = torch.from_numpy(np.array(X, dtype=np.float32))
         Y = torch.nn.functional.one_hot(torch.as_tensor(codes), len(self.classes_)).float()
         info: dict = {}
-        coef, intercept, mean, scale = fit_batch(self.kind, Xt, Y[:, None], torch.ones(1, len(Xt)),
-                                                  self.C, self.alpha, self.standardize, self.max_iter, info)
+        coef, intercept, mean, scale = fit_batch(_check_params(self), Xt, Y[:, None], torch.ones(1, len(Xt)), info)
         self._set_state(coef[0], intercept[0], mean[0], scale[0])
         self.n_iter_ = int(info.get("n_iter", 1))  # ridge: one closed-form solve
         return self
@@ -493,8 +482,7 @@ def _sweep_group(group, probe, plan: FoldPlan, result: SweepResult, baseline: bo
     buf = np.empty((len(group), *group[0][1].shape), dtype=np.float32)  # one copy, also of read-only memmaps
     for i, (_, x) in enumerate(group):
         buf[i] = x
-    coef, intercept, mean, scale, pred = fit_layers(torch.from_numpy(buf), plan.Y, plan.M, probe.kind, probe.C,
-                                                    probe.alpha, probe.standardize, probe.max_iter)
+    coef, intercept, mean, scale, pred = fit_layers(torch.from_numpy(buf), plan.Y, plan.M, _check_params(probe))
     for i, ((site, layer), _) in enumerate(group):
         accs, ctrl, conf = plan.scores(pred[i])
         layer = None if baseline else int(layer)

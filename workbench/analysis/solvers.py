@@ -18,12 +18,13 @@ over the rows (its training rows) and one-hot targets, so folds differ only in w
     >>> X = torch.as_tensor(np.random.default_rng(0).normal(size=(1, 20, 3)) + codes[:, None], dtype=torch.float32)
     >>> masks = torch.as_tensor(np.stack([fold_of != 0, fold_of != 1]), dtype=torch.float32)
     >>> Y = torch.nn.functional.one_hot(torch.as_tensor(codes), 2).float()[:, None].expand(20, 2, 2)
-    >>> coef, intercept, mean, scale, pred = fit_layers(X, Y, masks, "logistic", C=1.0, alpha=1.0)
+    >>> coef, intercept, mean, scale, pred = fit_layers(X, Y, masks, ProbeParams("logistic", C=1.0))
     >>> coef.shape, pred.shape  # (layers, fits, features, classes), (layers, rows, fits)
     (torch.Size([1, 2, 3, 2]), (1, 20, 2))
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +32,8 @@ import torch
 
 from workbench.errors import BadInputError, NotFiniteError
 
-__all__ = ["standardize_stats", "fit_logistic", "fit_ridge", "fit_batch", "fit_layers", "fold_ids",
+__all__ = ["KINDS", "ProbeParams", "standardize_stats", "fit_logistic", "fit_ridge", "fit_batch", "fit_layers",
+           "fold_ids",
            "grouped_fold_ids", "fold_count", "table_groups", "GROUP_COLUMNS", "macro_f1", "FoldPlan", "check_inputs",
            "ProbeInputError", "OneClassError", "TooFewSamplesError", "TooFewGroupsError", "NonFiniteActivationsError",
            "LabelMismatchError"]
@@ -97,6 +99,45 @@ def check_inputs(X, y=None, *, folds: int | None = None, what: str = "activation
         raise TooFewSamplesError(f"{folds}-fold cross-validation needs at least {folds} clips per class; "
                                  f"have {low}. Collect more clips of those labels{fewer}.")
     return X, y
+
+
+KINDS = ("logistic", "ridge")
+
+
+@dataclass(frozen=True)
+class ProbeParams:
+    """A linear probe's hyper-parameters, checked when made (what every solver here reads).
+
+    kind: "logistic" (multinomial, L-BFGS) or "ridge" (one-hot targets). C: inverse L2 strength for logistic
+    (scikit-learn's convention); alpha: ridge strength on standardised features; max_iter: L-BFGS steps.
+
+        >>> ProbeParams("ridge", alpha=0.5).alpha
+        0.5
+        >>> ProbeParams("lasso")
+        Traceback (most recent call last):
+        ...
+        workbench.analysis.solvers.ProbeInputError: kind='lasso': use 'logistic' or 'ridge'
+    """
+
+    kind: str = "logistic"
+    C: float = 1.0
+    alpha: float = 1.0
+    standardize: bool = True
+    max_iter: int = 100
+
+    def __post_init__(self):
+        if not isinstance(self.kind, str) or self.kind not in KINDS:
+            raise ProbeInputError(f"kind={self.kind!r}: use 'logistic' or 'ridge'")
+        for name, low, low_ok in (("C", 0.0, False), ("alpha", 0.0, True)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) \
+                    or value < low or (value == low and not low_ok):
+                bound = ">= 0" if low_ok else "> 0"
+                raise ProbeInputError(f"{name}={value!r}: pass a finite number {bound} (e.g. {name}=1.0)")
+        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1:
+            raise ProbeInputError(f"max_iter={self.max_iter!r}: pass a whole number >= 1 (e.g. max_iter=100)")
+        if not isinstance(self.standardize, (bool, np.bool_)):
+            raise ProbeInputError(f"standardize={self.standardize!r}: pass True or False")
 
 
 def standardize_stats(X: torch.Tensor, masks: torch.Tensor, standardize: bool):
@@ -180,24 +221,26 @@ def fit_ridge(X, Y, masks, alpha, standardize):
     return torch.stack(coefs), torch.stack(intercepts), mean, scale
 
 
-def fit_batch(kind, X, Y, masks, C, alpha, standardize, max_iter, info=None):
+def fit_batch(params: ProbeParams, X, Y, masks, info=None):
     """F fits of one layer X (n, d); Y: one-hot targets (n, F, K), masks: training rows (F, n)."""
-    if kind == "logistic":
+    if params.kind == "logistic":
         with torch.enable_grad():
-            return [t[0] for t in fit_logistic(X[None], Y, masks, C, standardize, max_iter=max_iter, info=info)]
+            return [t[0] for t in fit_logistic(X[None], Y, masks, params.C, params.standardize,
+                                               max_iter=params.max_iter, info=info)]
     with torch.no_grad():
-        return fit_ridge(X, Y, masks, alpha, standardize)
+        return fit_ridge(X, Y, masks, params.alpha, params.standardize)
 
 
-def fit_layers(X, Y, masks, kind, C, alpha, standardize=True, max_iter=100):
+def fit_layers(X, Y, masks, params: ProbeParams):
     """F fits of each of L same-shaped layers X (L, n, d): (coef, intercept, mean, scale, predicted class
     (L, n, F) as a numpy array), every row predicted by every fit (out-of-fold where its mask is 0)."""
-    if kind == "logistic":
+    if params.kind == "logistic":
         with torch.enable_grad():
-            coef, intercept, mean, scale = fit_logistic(X, Y, masks, C, standardize, max_iter=max_iter)
+            coef, intercept, mean, scale = fit_logistic(X, Y, masks, params.C, params.standardize,
+                                                        max_iter=params.max_iter)
     else:
         with torch.no_grad():
-            fits = [fit_ridge(x, Y, masks, alpha, standardize) for x in X]
+            fits = [fit_ridge(x, Y, masks, params.alpha, params.standardize) for x in X]
             coef, intercept, mean, scale = (torch.stack(t) for t in zip(*fits))
     with torch.no_grad():
         pred = (torch.einsum("lnd,lfdk->lnfk", X, coef) + intercept[:, None]).argmax(-1).numpy()
