@@ -1,7 +1,7 @@
 """`python -m benchmarks kernel [--repeats N] [--duration S] [--json PATH]`: the runtime kernel's decode loop
 against ``wb.generate`` (transformers' generate), side by side (also part of `python -m benchmarks`).
 
-- ``kernel_over_hf``: ``wb.generate``'s wall time over `workbench.runtime.kernel.kernel_generate`'s for one
+- ``kernel_over_hf``: ``wb.generate``'s wall time in transformers' loop over its time in the kernel for one
   clip of the teaching model (4 s, guidance 3, its own temperature and top-k 250, one torch thread); target
   >= 1.6. Rounds interleave the two (see `benchmarks.bench.interleaved`); the median ratio is reported with
   its spread, and the same from this process's CPU time (``kernel_over_hf_cpu``), steadier on a loaded machine.
@@ -27,20 +27,21 @@ def run_all(repeats: int = 7, duration_s: float = 4.0) -> dict:
     """kernel_over_hf on the teaching model with one torch thread; raises if any run's codes differ."""
     import workbench as wb
     from benchmarks.bench import interleaved, ratio, spread
-    from workbench.runtime.inputs import generation_args
-    from workbench.runtime.kernel import kernel_generate
+    from workbench.runtime.settings import GenerationSettings
     from workbench.runtime.threads import intra_op_threads
 
     handle = wb.load_model()
-    args = generation_args(handle, PROMPT, duration_s=duration_s, seeds=1, guidance_scale=3.0, temperature=None,
-                           top_k=250)
+    settings = GenerationSettings(duration_s=duration_s, seeds=1, guidance_scale=3.0, top_k=250, threads=1)
     codes: dict[str, list] = {"hf": [], "kernel": []}
 
     def hf():
-        codes["hf"].append(wb.generate(handle, PROMPT, duration_s=duration_s, seeds=1, threads=1).clips[0].codes)
+        result = wb.generate(handle, PROMPT, settings.replace(decoder_loop="transformers"))
+        codes["hf"].append(result.clips[0].codes)
 
     def kernel():
-        codes["kernel"].append(kernel_generate(handle, args, threads=1).clips[0].codes)
+        result = wb.generate(handle, PROMPT, settings)
+        assert result.decoder_loop == "kernel", result.fallback_reason
+        codes["kernel"].append(result.clips[0].codes)
 
     with intra_op_threads(1):
         times = interleaved({"hf": hf, "kernel": kernel}, repeats)

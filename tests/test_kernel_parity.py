@@ -1,7 +1,8 @@
-"""The runtime kernel's own decode loop (workbench.runtime.kernel) against ``wb.generate`` (transformers' generate):
-identical codes and waveforms, greedy and seeded sampling, with and without steering, on the tiny random model,
-the teaching model and (slow) random models of the official mono and stereo shapes; prompts of different
-lengths share a batch, padded as generate pads them. Also the static cache's size and limits."""
+"""The runtime kernel's own decode loop (workbench.runtime.kernel, ``wb.generate``'s default) against transformers'
+generate with the hook runner (``decoder_loop="transformers"``): identical codes and waveforms, greedy and seeded
+sampling, with and without steering, on the tiny random model, the teaching model and (slow) random models of
+the official mono and stereo shapes; prompts of different lengths share a batch, padded as generate pads them.
+Also the static cache's size and limits, and where the kernel refuses (and generate falls back)."""
 import numpy as np
 import pytest
 import torch
@@ -9,8 +10,9 @@ import torch
 import workbench as wb
 from workbench.errors import BadInputError, DurationError
 from workbench.runtime.configs import OFFICIAL_NAMES, musicgen_config
-from workbench.runtime.inputs import generation_args
-from workbench.runtime.kernel import StaticCache, cache_positions, kernel_generate, static_cache_bytes
+from workbench.runtime.generation import KernelFallbackWarning
+from workbench.runtime.kernel import DecoderWeights, StaticCache, cache_positions, static_cache_bytes
+from workbench.runtime.settings import GenerationSettings
 
 PROMPTS = ["rock", "a slow jazz ballad with brushed drums and a walking bass", "ambient pads"]
 SAMPLING = {"greedy": dict(temperature=0.0, top_k=None), "seeded": dict(temperature=1.0, top_k=250)}
@@ -21,12 +23,21 @@ def teaching():
     return wb.load_model()
 
 
+TRANSFORMERS = GenerationSettings(decoder_loop="transformers")
+
+
+def kernel(handle, prompts, steering=None, **settings):
+    result = wb.generate(handle, prompts, steering=steering, **settings)
+    assert result.decoder_loop == "kernel" and result.fallback_reason is None
+    return result
+
+
 def both(handle, prompts, steering=None, **settings):
-    """(wb.generate's result, the kernel's) for the same settings."""
+    """(transformers' result, the kernel's) for the same settings."""
     settings = dict(dict(seeds=list(range(1, len(prompts) + 1)), guidance_scale=3.0, batch_size=8), **settings)
-    reference = wb.generate(handle, prompts, steering=steering, **settings)
-    args = generation_args(handle, prompts, steering=steering, **settings)
-    return reference, kernel_generate(handle, args, steering=steering)
+    reference = wb.generate(handle, prompts, TRANSFORMERS, steering=steering, **settings)
+    assert reference.decoder_loop == "transformers"
+    return reference, kernel(handle, prompts, steering, **settings)
 
 
 def assert_same_clips(reference, kernel):
@@ -70,10 +81,9 @@ def test_teaching_model_in_bfloat16_same_codes(one_torch_thread):
 
 def test_steering_moves_the_codes_the_parity_tests_compare(tiny, teaching, one_torch_thread):
     for handle, layer, strength in ((tiny, 1, 4.0), (teaching, 3, 6.0)):
-        args = generation_args(handle, PROMPTS, duration_s=1.0 if handle is teaching else 0.3, seeds=[1, 2, 3],
-                               guidance_scale=3.0, batch_size=8, **SAMPLING["greedy"])
-        plain = kernel_generate(handle, args)
-        steered = kernel_generate(handle, args, steering=add_steering(handle, layer, strength))
+        settings = dict(duration_s=1.0 if handle is teaching else 0.3, seeds=[1, 2, 3], **SAMPLING["greedy"])
+        plain = kernel(handle, PROMPTS, **settings)
+        steered = kernel(handle, PROMPTS, add_steering(handle, layer, strength), **settings)
         assert not all(np.array_equal(a.codes, b.codes) for a, b in zip(plain.clips, steered.clips))
 
 
@@ -138,16 +148,31 @@ def test_static_cache_allocates_what_it_states(tiny, teaching):
     assert static_cache_bytes(teaching.config.decoder, batch=8, frames=teaching.max_frames) == 75_423_744
 
 
-def test_other_attention_implementations_are_refused(tiny):
+def test_other_attention_implementations_are_refused_and_generate_falls_back(tiny):
     config = tiny.model.decoder.model.decoder.config
     before = config._attn_implementation
     config._attn_implementation = "eager"
     try:
-        args = generation_args(tiny, "rock", duration_s=0.2, seeds=1, guidance_scale=3.0, temperature=1.0, top_k=250)
         with pytest.raises(BadInputError, match="attn_implementation='sdpa'"):
-            kernel_generate(tiny, args)
+            DecoderWeights.of(tiny)
+        with pytest.warns(KernelFallbackWarning, match="attn_implementation='sdpa'"):
+            result = wb.generate(tiny, "rock", duration_s=0.2, seeds=1)
+        assert result.decoder_loop == "transformers" and "sdpa" in result.fallback_reason
     finally:
         config._attn_implementation = before
+
+
+def test_hooks_on_the_decoder_make_generate_fall_back(tiny):
+    """Someone's hook on a decoder module (a measurement) still sees every step: the kernel would skip it."""
+    calls = []
+    handle = tiny.module("resid", 1).register_forward_hook(lambda module, args, output: calls.append(1))
+    try:
+        with pytest.warns(KernelFallbackWarning, match="forward hooks"):
+            result = wb.generate(tiny, "rock", duration_s=0.2, seeds=1)
+    finally:
+        handle.remove()
+    assert result.decoder_loop == "transformers" and len(calls) == 10 + 3 + 1  # the prefill runs twice there
+    assert wb.generate(tiny, "rock", duration_s=0.2, seeds=1).decoder_loop == "kernel"
 
 
 @pytest.mark.parametrize("steered", [False, True])

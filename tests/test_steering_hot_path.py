@@ -2,8 +2,9 @@
 
 `reference_steer_hook` is the straightforward formulation (steer the rows with `steer_tensor` and `torch.cat`
 the untouched uncond half back on), registered by hand as bare forward hooks; `workbench.runtime.edits.EditRun`
-executes steering as edits (one delta per term per step, in place on the steered rows). Codes and every
-captured activation must match the reference exactly, and strength 0 must match no steering exactly.
+executes steering as edits (one delta per term per step, in place on the steered rows), in the kernel and in the
+hook runner. Codes and every captured activation must match the reference exactly, and strength 0 must match no
+steering exactly.
 """
 import contextlib
 
@@ -13,6 +14,7 @@ import torch
 
 import workbench as wb
 from workbench.runtime.hooks import StepTracker
+from workbench.runtime.settings import GenerationSettings
 from workbench.runtime.steering import steer_tensor
 
 PROMPTS = ["rock guitar", "smooth jazz"]
@@ -53,13 +55,15 @@ def vec(h, seed):
     return np.random.RandomState(seed).randn(h.hidden_size).astype(np.float32)
 
 
-def run(tiny, spec, guidance, reference=False):
-    """(codes, activations); ``reference``: ``spec`` by the reference hooks, not by generate's edits."""
+def run(tiny, spec, guidance, loop="kernel", reference=False):
+    """(codes, activations) from ``loop``; ``reference``: ``spec`` by the reference hooks (transformers' loop)."""
     cap = wb.CaptureSpec(sites=("resid", "attn", "mlp"), layers=None, pooling="none",
                          rows="both" if guidance > 1 else "cond")
+    settings = GenerationSettings(decoder_loop="transformers" if reference else loop)
     with reference_steering(tiny, spec, len(PROMPTS)) if reference else contextlib.nullcontext():
-        res = wb.generate(tiny, PROMPTS, duration_s=0.3, seeds=[3, 4], guidance_scale=guidance,
+        res = wb.generate(tiny, PROMPTS, settings, duration_s=0.3, seeds=[3, 4], guidance_scale=guidance,
                           steering=None if reference else spec, capture=cap)
+    assert res.decoder_loop == settings.decoder_loop
     return [c.codes for c in res.clips], res.activations
 
 
@@ -87,28 +91,31 @@ SPECS = {
 }
 
 
+@pytest.mark.parametrize("loop", ["kernel", "transformers"])
 @pytest.mark.parametrize("guidance", [3.0, 1.0])
 @pytest.mark.parametrize("name", sorted(SPECS))
-def test_steered_generation_matches_reference_formulation(tiny, name, guidance):
+def test_steered_generation_matches_reference_formulation(tiny, name, guidance, loop):
     spec = SPECS[name](tiny)
-    ours = run(tiny, spec, guidance)
-    plain = run(tiny, None, guidance)
+    ours = run(tiny, spec, guidance, loop)
+    plain = run(tiny, None, guidance, loop)
     reference = run(tiny, spec, guidance, reference=True)
     assert_identical(ours, reference)
     assert not all(np.array_equal(x, y) for x, y in zip(ours[0], plain[0]))  # the spec does steer
 
 
+@pytest.mark.parametrize("loop", ["kernel", "transformers"])
 @pytest.mark.parametrize("rows", ["cond", "both"])
 @pytest.mark.parametrize("mode", ["add", "norm_relative"])
-def test_strength_zero_matches_no_steering_bit_for_bit(tiny, mode, rows):
+def test_strength_zero_matches_no_steering_bit_for_bit(tiny, mode, rows, loop):
     spec = wb.SteeringSpec.single(vec(tiny, 0), (0, 1, 2), 0.0, mode=mode, rows=rows)
-    assert_identical(run(tiny, spec, 3.0), run(tiny, None, 3.0))
+    assert_identical(run(tiny, spec, 3.0, loop), run(tiny, None, 3.0, loop))
 
 
 def test_bf16_steering_matches_reference():
     h = wb.random_model("tiny", seed=0, dtype=torch.bfloat16)
     spec = wb.SteeringSpec.single(vec(h, 0), (0, 2), 6.0)
     ours = wb.generate(h, PROMPTS, duration_s=0.2, seeds=[3, 4], steering=spec)
+    assert ours.decoder_loop == "kernel"
     with reference_steering(h, spec, len(PROMPTS)):
-        ref = wb.generate(h, PROMPTS, duration_s=0.2, seeds=[3, 4])
+        ref = wb.generate(h, PROMPTS, GenerationSettings(decoder_loop="transformers"), duration_s=0.2, seeds=[3, 4])
     assert all(np.array_equal(x.codes, y.codes) for x, y in zip(ours.clips, ref.clips))

@@ -1,6 +1,7 @@
-"""Input preparation shared by every path that runs the decoder (hooks, nnsight, teacher forcing):
-the checks that need the model (prompt token counts, clip lengths, `generation_args`, built on the
-torch-free `workbench.validation`), processor tensors on the model's device, and merging of batches.
+"""Input preparation shared by every path that runs the decoder (the kernel, hooks, nnsight, teacher forcing):
+the checks that need the model (prompt token counts, clip lengths, `generation_args` and the `GenerationArgs`
+every runner takes whole, built on the torch-free `workbench.validation`), processor tensors on the model's
+device, and merging of batches.
 
 Example:
     >>> prompt_list("jazz"), seeds_for(3, 2)
@@ -16,6 +17,10 @@ import torch
 
 from workbench import validation
 from workbench.errors import BadInputError, DurationError, PromptTooLongError, WrongTypeError
+from workbench.runtime.capture import CaptureSpec
+from workbench.runtime.edits import Edit, EditRun, capture_edits, named_edits, steering_edits
+from workbench.runtime.settings import GenerationSettings, settings_of
+from workbench.runtime.steering import SteeringSpec
 from workbench.validation import prompt_list  # noqa: F401  (re-exported: the nnsight path uses it)
 
 FALLBACK_MAX_TOKENS = 512  # T5's positions; its relative attention runs longer, at O(tokens^2) memory
@@ -81,50 +86,132 @@ def check_audio_length(handle, n_samples: int, name: str) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class GenerationArgs:
-    """`generate`'s arguments once checked: the one place they are validated (hooks and nnsight paths)."""
+class Batch:
+    """One decoder batch of a generation: clips ``[start, start + len(prompts))``."""
 
+    start: int
     prompts: list[str]
     seeds: list[int]
-    frames: int
-    guidance_scale: float | None
-    guided: bool
-    temperature: float
-    top_k: int | None
-    batch_size: int
     audio: list[np.ndarray] | None
 
 
-def generation_args(handle, prompts, *, duration_s, seeds, guidance_scale, temperature, top_k, batch_size=1,
-                    steering=None, capture=None, audio_prompt=None, audio_prompt_sample_rate_hz=None,
-                    stop=None, threads="auto") -> GenerationArgs:
-    """Check every argument of a generation once, before any work; raise the specific error naming the fix."""
+@dataclasses.dataclass(frozen=True)
+class GenerationArgs:
+    """A generation's arguments once checked (`generation_args`), handed whole to every runner.
+
+    settings: the `GenerationSettings` they came from; the other fields are resolved from it for this model
+    (seeds one per prompt, ``frames`` from the duration, the model's own temperature where None). edits: the
+    steering's edits, then the caller's (their unnamed reads named by their index in the caller's list); capture
+    reads are made per batch. steering: kept for the clips' metadata.
+    """
+
+    settings: GenerationSettings
+    prompts: list[str]
+    seeds: list[int]
+    frames: int
+    temperature: float
+    audio: list[np.ndarray] | None = None
+    audio_sample_rate_hz: int | None = None
+    steering: SteeringSpec | None = None
+    capture: CaptureSpec | None = None
+    edits: tuple[Edit, ...] = ()
+
+    @property
+    def guidance_scale(self) -> float | None:
+        return self.settings.guidance_scale
+
+    @property
+    def guided(self) -> bool:
+        return self.settings.guided
+
+    @property
+    def top_k(self) -> int | None:
+        return self.settings.top_k
+
+    @property
+    def batch_size(self) -> int:
+        return self.settings.batch_size
+
+    @property
+    def read_names(self) -> list:
+        """The keys of the caller's ``read`` edits (their values come back in ``GenerationResult.reads``)."""
+        return [edit.name for edit in self.edits if edit.op == "read"]
+
+    def batches(self) -> list[Batch]:
+        """The prompts cut into decoder batches of ``settings.batch_size``."""
+        size = self.settings.batch_size
+        return [Batch(start, self.prompts[start:start + size], self.seeds[start:start + size],
+                      self.audio[start:start + size] if self.audio is not None else None)
+                for start in range(0, len(self.prompts), size)]
+
+
+def generation_args(handle, prompts, settings: GenerationSettings | None = None, *,
+                    steering: SteeringSpec | None = None, capture: CaptureSpec | None = None, edits=(),
+                    audio_prompt=None, audio_prompt_sample_rate_hz: int | None = None,
+                    **shortcuts) -> GenerationArgs:
+    """Check every argument of a generation once, before any work; raise the specific error naming the fix.
+
+    settings: a `GenerationSettings` (default: its defaults). shortcuts: its field names as keywords
+    (``duration_s=2.0``), applied over it as `generate` applies them. edits: `Edit`s run at every step after
+    the steering; a per-clip (N, H) vector holds one row per prompt (each batch gets its rows).
+    """
+    settings = settings_of(settings, **shortcuts)
+    check_device(handle, settings.device)
     prompts = checked_prompts(handle, prompts)
-    seeds = seeds_for(seeds, len(prompts))
-    frames = handle.frames_for(duration_s)
-    guidance = validation.guidance_scale(guidance_scale)
-    temp = validation.temperature(handle.default_temperature if temperature is None else temperature)
-    k = validation.top_k(top_k)
-    batch_size = validation.positive_int(batch_size, "batch_size")
-    validation.threads(threads)
+    seeds = seeds_for(settings.seeds, len(prompts))
+    frames = handle.frames_for(settings.duration_s)
+    temperature = validation.temperature(handle.default_temperature if settings.temperature is None
+                                         else settings.temperature)
     if steering is not None:
         check_spec(steering, "steering", "SteeringSpec", "SteeringSpec.single(direction, layers=(6,), strength=4.0)")
         steering.validate_for(handle.n_layers, handle.hidden_size, handle.model_id)
     if capture is not None:
         check_spec(capture, "capture", "CaptureSpec", "CaptureSpec(layers=(6,), pooling='mean')")
-        capture.resolved_layers(handle.n_layers)
-    if stop is not None and not callable(stop):
-        raise WrongTypeError(f"stop={stop!r} is not callable: pass a function returning True to stop, or None")
+        capture_edits(capture, handle.n_layers, settings.guided)  # layers in range; rows need guidance
+    all_edits = (*steering_edits(steering), *_checked_edits(handle, edits, len(prompts), settings))
     audio = audio_prompts(handle, audio_prompt, len(prompts), audio_prompt_sample_rate_hz)
     if audio is not None:
         longest = max(math.ceil(len(a) / handle.samples_per_frame) for a in audio)
         if longest + frames > handle.max_frames:
+            duration_s = settings.duration_s
             raise DurationError(
                 f"the audio prompt ({longest / handle.frame_rate_hz:.2f} s) plus duration_s ({duration_s} s) is "
                 f"beyond this model's {handle.max_duration_s:.2f} s: continue from the prompt's last "
                 f"{max(handle.max_duration_s - frames / handle.frame_rate_hz, 0):.2f} s at most, or generate less")
-    return GenerationArgs(prompts, seeds, frames, guidance, guidance is not None and guidance > 1, temp, k,
-                          batch_size, audio)
+    return GenerationArgs(settings, prompts, seeds, frames, temperature, audio,
+                          audio_prompt_sample_rate_hz if audio is not None else None, steering, capture, all_edits)
+
+
+def _checked_edits(handle, edits, n_prompts: int, settings: GenerationSettings) -> list[Edit]:
+    """The caller's edits, named, checked against the model and the prompts (one batch for reads and sources)."""
+    edits = named_edits(edits)
+    EditRun(edits, n_prompts, settings.guided).check_for(handle)  # rows, layers, sizes, per-clip vectors
+    held = sorted({edit.op for edit in edits if edit.op in ("read", "replace")})
+    if held and n_prompts > settings.batch_size:
+        raise BadInputError(f"Edit({held[0]!r}) holds one batch's states, but {n_prompts} prompts make "
+                            f"{math.ceil(n_prompts / settings.batch_size)} batches of {settings.batch_size}: pass "
+                            f"batch_size >= {n_prompts}, or capture= for activations pooled over many batches")
+    return edits
+
+
+def check_device(handle, device) -> None:
+    """``device`` (a `GenerationSettings` field) must be None or where the model is: a check, never a move."""
+    if device is None:
+        return
+    try:
+        wanted = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise BadInputError(f"device={device!r} is not a torch device: pass e.g. 'cpu' or 'cuda', or None") from None
+    actual = handle.device
+    if wanted.type != actual.type or (wanted.index is not None and wanted.index != actual.index):
+        raise BadInputError(f"device={device!r} but the model is on {actual}: load it there "
+                            f"(load_model(..., device={device!r})), or pass device=None to generate where it is")
+
+
+def check_stop(stop) -> None:
+    """``stop`` is None or a callable returning True to stop."""
+    if stop is not None and not callable(stop):
+        raise WrongTypeError(f"stop={stop!r} is not callable: pass a function returning True to stop, or None")
 
 
 def check_spec(value, name: str, kind: str, example: str) -> None:

@@ -1,11 +1,14 @@
 """The kernel's decoder forward: MusicGen's decoder layers run on their own weights with a `StaticCache`,
-a cross-attention cache computed once, and steering edits applied in the loop.
+a cross-attention cache computed once, and edits (`workbench.runtime.edits.EditRun`) applied in place at the
+sites they touch: a layer's self-attention output (``attn``), its ``fc2`` output (``mlp``) and its output
+(``resid``), the sites the hook runner's hooks see.
 
 Every operation is transformers' own, in the same order on tensors of the same shapes (embeddings summed
 codebook by codebook, layer norms, projections without bias, SDPA with the module's scaling and the
 bidirectional mask transformers builds, per-codebook heads), so the logits are bit-identical to
 ``MusicgenForConditionalGeneration``'s; what is gone is the Python around them (cache objects, mask
-factories, output recorders, kwargs plumbing and module hooks at every call).
+factories, output recorders, kwargs plumbing and module hooks at every call). Because module hooks are not
+called, `kernel_refusal` names a model with hooks on its decoder (``generate`` then runs transformers' loop).
 
 Example:
     >>> import torch
@@ -24,6 +27,7 @@ import torch.nn.functional as F
 from transformers.masking_utils import create_bidirectional_mask
 
 from workbench.errors import BadInputError
+from workbench.runtime.edits import EditRun
 from workbench.runtime.kernel.cache import StaticCache
 
 
@@ -77,16 +81,13 @@ class DecoderWeights:
     @classmethod
     def of(cls, handle) -> DecoderWeights:
         """Read a handle's MusicGen decoder (its modules keep their weights; nothing is copied)."""
+        reason = _structural_refusal(handle)
+        if reason is not None:
+            raise BadInputError(reason)
         decoder = handle.model.decoder.model.decoder
-        if decoder.config._attn_implementation != "sdpa":
-            raise BadInputError(f"the kernel computes attention as transformers' 'sdpa' does, but this model uses "
-                                f"{decoder.config._attn_implementation!r}: load it with attn_implementation='sdpa'")
         layers = []
         for layer in decoder.layers:
             attn, cross = layer.self_attn, layer.encoder_attn
-            if any(p.bias is not None for p in (attn.q_proj, attn.k_proj, attn.v_proj, attn.out_proj, cross.q_proj,
-                                                cross.k_proj, cross.v_proj, cross.out_proj, layer.fc1, layer.fc2)):
-                raise BadInputError("the kernel expects MusicGen's decoder projections without bias")
             layers.append(LayerWeights(
                 _norm(layer.self_attn_layer_norm), attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight,
                 attn.out_proj.weight, _norm(layer.encoder_attn_layer_norm), cross.q_proj.weight, cross.k_proj.weight,
@@ -99,6 +100,43 @@ class DecoderWeights:
         return cls(tuple(layers), tuple(e.weight for e in decoder.embed_tokens), decoder.embed_positions.weights,
                    _norm(decoder.layer_norm), tuple(head.weight for head in model.decoder.lm_heads), first.num_heads,
                    first.head_dim, first.scaling, decoder.config, model.enc_to_dec_proj if project else None)
+
+
+def _structural_refusal(handle) -> str | None:
+    decoder = handle.model.decoder.model.decoder
+    if decoder.config._attn_implementation != "sdpa":
+        return (f"the kernel computes attention as transformers' 'sdpa' does, but this model uses "
+                f"{decoder.config._attn_implementation!r}: load it with attn_implementation='sdpa'")
+    for layer in decoder.layers:
+        attn, cross = layer.self_attn, layer.encoder_attn
+        if any(p.bias is not None for p in (attn.q_proj, attn.k_proj, attn.v_proj, attn.out_proj, cross.q_proj,
+                                            cross.k_proj, cross.v_proj, cross.out_proj, layer.fc1, layer.fc2)):
+            return "the kernel expects MusicGen's decoder projections without bias"
+    return None
+
+
+def kernel_refusal(handle) -> str | None:
+    """Why the kernel cannot give what transformers' ``generate`` gives for this model now; None when it can.
+
+    Refused: attention other than ``sdpa``, projections with bias, and forward hooks on the decoder's modules
+    (someone else's measurement or edit: the kernel calls no module hooks, so it would silently skip them).
+    """
+    reason = _structural_refusal(handle)
+    if reason is not None:
+        return reason
+    if _global_forward_hooks():
+        return ("global module forward hooks are registered (torch.nn.modules.module.register_module_forward_hook) "
+                "and the kernel calls no module hooks")
+    for name, module in handle.model.decoder.named_modules():
+        if module._forward_hooks or module._forward_pre_hooks:
+            return (f"the decoder module {name or 'decoder'!r} has forward hooks, which the kernel does not call: "
+                    "pass their work as edits (workbench.runtime.edits), or remove them")
+    return None
+
+
+def _global_forward_hooks() -> bool:
+    hooks = torch.nn.modules.module
+    return bool(getattr(hooks, "_global_forward_hooks", None) or getattr(hooks, "_global_forward_pre_hooks", None))
 
 
 @dataclasses.dataclass
@@ -143,11 +181,11 @@ def _attend(query, keys, values, mask, scaling: float, causal: bool, rows: int, 
 
 
 def decoder_logits(weights: DecoderWeights, tokens: torch.Tensor, cache: StaticCache, cross: CrossAttention,
-                   edits=None) -> torch.Tensor:
+                   run: EditRun | None = None, step: int | None = None) -> torch.Tensor:
     """float32 logits (rows x codebooks, vocab) of the last position for tokens (rows, codebooks, q).
 
-    Writes the q new positions into ``cache``; ``edits`` (a `SteeringEdits`, already at this step) edits
-    the sites it touches.
+    Writes the q new positions into ``cache``; ``run`` edits the sites it touches at generation ``step``, in
+    place (``owned=True``: every state it sees is the kernel's own fresh tensor).
     """
     rows, n_codebooks, q = tokens.shape
     hidden = sum(F.embedding(tokens[:, k], weights.embeddings[k]) for k in range(n_codebooks))
@@ -161,8 +199,8 @@ def decoder_logits(weights: DecoderWeights, tokens: torch.Tensor, cache: StaticC
         keys, values = cache.write(index, F.linear(x, w.k).view(shape).transpose(1, 2),
                                    F.linear(x, w.v).view(shape).transpose(1, 2))
         attended = F.linear(_attend(query, keys, values, None, weights.scaling, True, rows, q), w.out)
-        if edits is not None and edits.touches("attn", index):
-            attended = edits.apply("attn", index, attended)
+        if run is not None and run.touches("attn", index):
+            attended = run.apply("attn", index, attended, step, owned=True)
         hidden = residual + attended
         residual = hidden
         x = F.layer_norm(hidden, *w.cross_norm)
@@ -173,11 +211,11 @@ def decoder_logits(weights: DecoderWeights, tokens: torch.Tensor, cache: StaticC
         residual = hidden
         x = w.activation(F.linear(F.layer_norm(hidden, *w.final_norm), w.fc1))
         x = F.linear(x, w.fc2)
-        if edits is not None and edits.touches("mlp", index):
-            x = edits.apply("mlp", index, x)
+        if run is not None and run.touches("mlp", index):
+            x = run.apply("mlp", index, x, step, owned=True)
         hidden = residual + x
-        if edits is not None and edits.touches("resid", index):
-            hidden = edits.apply("resid", index, hidden)
+        if run is not None and run.touches("resid", index):
+            hidden = run.apply("resid", index, hidden, step, owned=True)
     cache.advance(q)
     hidden = F.layer_norm(hidden, *weights.final_norm)
     logits = torch.stack([F.linear(hidden, head) for head in weights.heads_out], dim=1)

@@ -1,60 +1,47 @@
-"""The kernel's decode loop: text prompts to clips, with codes identical to `workbench.runtime.generation.generate`.
+"""The kernel's decode loop: one batch of text prompts to clips, with codes identical to transformers' ``generate``.
 
 One batch: the text encoder runs once (guidance appends its null rows: zero states, zero mask, as transformers
 does), the cross-attention keys and values are computed once, a `StaticCache` is allocated for every position,
 and each step feeds one delayed token per codebook (MusicGen's delay pattern, built by transformers' own
-``build_delay_pattern_mask``), then samples with the same per-clip `SeededSampler` as ``wb.generate``.
-Inputs are checked and prepared by the runtime's own `generation_args` and `processor_inputs`; an audio
-prompt is encoded by transformers' own preparation (``_prepare_audio_encoder_kwargs_for_generation``) and fed
-whole at step 0, as ``generate`` feeds it.
+``build_delay_pattern_mask``), applies the batch's edits (`workbench.runtime.edits.EditRun`: steering, per-clip
+vectors, patching, capture reads...) in place, then samples with the same per-clip `SeededSampler` as the
+transformers loop. ``stop`` is polled before every step. An audio prompt is encoded by transformers' own
+preparation (``_prepare_audio_encoder_kwargs_for_generation``) and fed whole at step 0, as ``generate`` feeds it.
+`workbench.generate` runs its batches here (``GenerationSettings.decoder_loop="kernel"``, the default).
 
 Example:
     >>> from workbench.runtime.model import random_model
     >>> from workbench.runtime.inputs import generation_args
     >>> h = random_model("tiny")
-    >>> args = generation_args(h, ["rock", "jazz"], duration_s=0.2, seeds=[1, 2], guidance_scale=3.0,
-    ...                        temperature=1.0, top_k=250)
-    >>> result = kernel_generate(h, args)
-    >>> [clip.codes.shape for clip in result.clips]
+    >>> args = generation_args(h, ["rock", "jazz"], duration_s=0.2, seeds=[1, 2])
+    >>> [clip.codes.shape for clip in kernel_batch(h, DecoderWeights.of(h), args, args.batches()[0])]
     [(4, 10), (4, 10)]
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
-from workbench.runtime.clip import clips_from
-from workbench.runtime.generation import GenerationResult
-from workbench.runtime.inputs import GenerationArgs, processor_inputs
+from workbench.errors import StoppedError
+from workbench.runtime.clip import Clip, clips_from
+from workbench.runtime.edits import EditRun
+from workbench.runtime.inputs import Batch, GenerationArgs, processor_inputs
 from workbench.runtime.kernel.cache import StaticCache, cache_positions
-from workbench.runtime.kernel.edits import SteeringEdits
 from workbench.runtime.kernel.forward import CrossAttention, DecoderWeights, decoder_logits
 from workbench.runtime.sampling import SeededSampler
-from workbench.runtime.steering import SteeringSpec
-from workbench.runtime.threads import intra_op_threads, resolve_threads
 
 
-def kernel_generate(handle, args: GenerationArgs, steering: SteeringSpec | None = None,
-                    threads: int | str | None = "auto") -> GenerationResult:
-    """One clip per prompt of ``args`` (from `workbench.runtime.inputs.generation_args`), optionally steered.
-
-    The same clips as ``wb.generate`` given the same arguments (codes and waveforms, audio prompts
-    continued), through the kernel's own loop.
-    """
-    if steering is not None:
-        steering.validate_for(handle.n_layers, handle.hidden_size, handle.model_id)
-    weights = DecoderWeights.of(handle)
-    clips = []
-    with intra_op_threads(resolve_threads(handle, threads)), torch.inference_mode():
-        for start in range(0, len(args.prompts), args.batch_size):
-            prompts = args.prompts[start:start + args.batch_size]
-            seeds = args.seeds[start:start + args.batch_size]
-            audio = args.audio[start:start + args.batch_size] if args.audio is not None else None
-            codes, scales = decode_codes(handle, weights, prompts, seeds, args, steering, audio)
-            waves = audio_from_codes(handle, codes, scales)
-            clips.extend(clips_from(handle, waves, codes.cpu().numpy().astype(np.int64), prompts, seeds, steering,
-                                    args.guidance_scale))
-    return GenerationResult(clips)
+def kernel_batch(handle, weights: DecoderWeights, args: GenerationArgs, batch: Batch, run: EditRun | None = None,
+                 stop: Callable[[], bool] | None = None) -> list[Clip]:
+    """The clips of one batch of ``args`` (from `workbench.runtime.inputs.generation_args`), ``run`` applied at
+    every step (made for this batch: ``EditRun(edits, len(batch.prompts), args.guided)``)."""
+    with torch.inference_mode():
+        codes, scales = decode_codes(handle, weights, args, batch, run, stop)
+        waves = audio_from_codes(handle, codes, scales)
+    return clips_from(handle, waves, codes.cpu().numpy().astype(np.int64), batch.prompts, batch.seeds,
+                      args.steering, args.guidance_scale)
 
 
 def text_cross_attention(handle, weights: DecoderWeights, inputs: dict, guided: bool) -> CrossAttention:
@@ -83,14 +70,15 @@ def prompt_ids(handle, inputs: dict) -> tuple[torch.Tensor, list]:
     return torch.cat([first, encoded["decoder_input_ids"]], dim=-1), scales if scales is not None else [None] * n_clips
 
 
-def decode_codes(handle, weights: DecoderWeights, prompts: list[str], seeds: list[int], args: GenerationArgs,
-                 steering: SteeringSpec | None = None, audio: list | None = None) -> tuple[torch.Tensor, list]:
+def decode_codes(handle, weights: DecoderWeights, args: GenerationArgs, batch: Batch, run: EditRun | None = None,
+                 stop: Callable[[], bool] | None = None) -> tuple[torch.Tensor, list]:
     """Codes (B, n_codebooks, prompt frames + frames) of one batch, sampled step by step (step 0 is the
     prefill: the start token and the whole audio prompt), and the codec scales to decode them with."""
     model = handle.model
-    n_clips, n_codebooks, guided = len(prompts), handle.n_codebooks, args.guided
+    n_clips, n_codebooks, guided = len(batch.prompts), handle.n_codebooks, args.guided
     rows = n_clips * (2 if guided else 1)
-    inputs = processor_inputs(handle, prompts, audio, handle.sample_rate_hz if audio is not None else None)
+    inputs = processor_inputs(handle, batch.prompts, batch.audio,
+                              handle.sample_rate_hz if batch.audio is not None else None)
     cross = text_cross_attention(handle, weights, inputs, guided)
     start_ids, scales = prompt_ids(handle, inputs)
     steps = args.frames + handle.delay_steps
@@ -103,19 +91,19 @@ def decode_codes(handle, weights: DecoderWeights, prompts: list[str], seeds: lis
     cache = StaticCache(weights.n_layers, rows, weights.heads,
                         cache_positions(weights.config, args.frames, start_ids.shape[-1] - 1),
                         weights.head_dim, dtype=handle.dtype, device=handle.device)
-    sampler = SeededSampler(seeds, n_codebooks, args.guidance_scale if guided else None, args.temperature,
+    sampler = SeededSampler(batch.seeds, n_codebooks, args.guidance_scale if guided else None, args.temperature,
                             args.top_k)
-    edits = None if steering is None else SteeringEdits(steering, n_clips, guided, device=handle.device,
-                                                        dtype=handle.dtype)
+    if run is not None and not run.sites:
+        run = None  # nothing to apply: skip the per-site checks
     sampled_rows = n_clips * n_codebooks
     for step in range(steps):
+        if stop is not None and stop():
+            raise StoppedError("generation stopped by request")
         column = prefix + step  # the position this step samples
         tokens = ids[:, cache.length:column]
         if guided:
             tokens = tokens.repeat((2, 1))
-        if edits is not None:
-            edits.begin_step(step)
-        logits = decoder_logits(weights, tokens.reshape(rows, n_codebooks, -1), cache, cross, edits)
+        logits = decoder_logits(weights, tokens.reshape(rows, n_codebooks, -1), cache, cross, run, step)
         choice = sampler(None, logits)[:sampled_rows].argmax(dim=-1)
         ids[:, column] = torch.where(forced[:, column], pattern[:, column], choice)
     pad = model.generation_config.pad_token_id
