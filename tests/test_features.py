@@ -23,7 +23,7 @@ from workbench.analysis.features import (
     train_sae,
 )
 from workbench.analysis.features.training import CHECKPOINT_FILENAME
-from workbench.data.store import ActivationStore
+from workbench.data.store import ActivationStore, StoreIdentity
 from workbench.errors import BadInputError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -32,8 +32,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def make_store(path, n_rows=8, hidden=8, frames=(20, 30), dtype="float32", shards=2, seed=0, labels=("a", "b")):
     """A store with per-step frames: row i's frames are noise + 4 x (label index) on dim 0, tempo on dim 1."""
     rng = np.random.default_rng(seed)
-    s = ActivationStore.create(path, model_id="m", spec={}, spec_key="k", keys=[("resid", 1)],
-                               per_step_keys=[("resid", 1)])
+    s = ActivationStore.create(path, StoreIdentity("m", "k", keys=[("resid", 1)], per_step_keys=[("resid", 1)]))
     per = n_rows // shards
     for sh in range(shards):
         rows, steps = [], []
@@ -214,8 +213,8 @@ def test_relu_sae_l1_buys_sparsity():
 
     def fit(l1):
         import tempfile
-        s = ActivationStore.create(tempfile.mkdtemp(), model_id="m", spec={}, spec_key="k", keys=[("resid", 0)],
-                                   per_step_keys=[("resid", 0)])
+        s = ActivationStore.create(tempfile.mkdtemp(), StoreIdentity("m", "k", keys=[("resid", 0)],
+                                                                     per_step_keys=[("resid", 0)]))
         s.append({("resid", 0): np.zeros((1, 8))}, [{"id": "x"}], steps={("resid", 0): [x]})
         sae = train_sae(FrameStream(s, "resid", 0, batch_size=128), TrainConfig("standard", d_sae=48,
                         l1_coefficient=l1, epochs=20, lr=1e-2), progress=False).sae

@@ -32,9 +32,9 @@ def test_windows_of_one_clip_leak_through_row_wise_folds_and_not_through_grouped
 
 
 def test_a_store_groups_by_the_source_clip_of_its_windows(tmp_path):
-    from workbench.data.store import ActivationStore
+    from workbench.data.store import ActivationStore, StoreIdentity
     X, y, clip = windows(n_clips=30, d=48)
-    store = ActivationStore.create(tmp_path / "s", model_id="m", spec={}, spec_key="k", keys=[("resid", 0)])
+    store = ActivationStore.create(tmp_path / "s", StoreIdentity("m", spec_key="k", keys=[("resid", 0)]))
     rows = [dict(id=f"clip{c}/w{i}", label=str(lab), source=f"clip{c}", seed=0)  # every row seed 0: shares nothing
             for i, (c, lab) in enumerate(zip(clip, y))]
     store.append({("resid", 0): X}, rows, None, None)
@@ -72,13 +72,13 @@ def test_folds_are_min_of_five_and_the_groups_in_the_smallest_class():
 
 
 def test_too_few_groups_are_refused_with_the_fix(tmp_path):
-    from workbench.data.store import ActivationStore
+    from workbench.data.store import ActivationStore, StoreIdentity
     codes = np.array([0] * 6 + [1] * 6)
     with pytest.raises(TooFewGroupsError, match="single group.*at least 2 groups per class.*groups=None"):
         fold_count(codes, np.r_[np.zeros(6), 1 + np.arange(6)], grouping="given")
     prompts = PromptSet(["jazz", "rock"], templates=["{label} music"], seeds=range(4))  # one prompt per label
     X = np.random.default_rng(0).normal(size=(len(prompts), 4)).astype(np.float32)
-    store = ActivationStore.create(tmp_path / "s", model_id="m", spec={}, spec_key="k", keys=[("resid", 0)])
+    store = ActivationStore.create(tmp_path / "s", StoreIdentity("m", spec_key="k", keys=[("resid", 0)]))
     store.append({("resid", 0): X}, prompts.rows, None, None)
     with pytest.raises(TooFewGroupsError, match="single prompt.*templates=.*or pass groups=None"):
         sweep(store)

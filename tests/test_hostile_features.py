@@ -33,7 +33,7 @@ from workbench.analysis.features import (
 from workbench.analysis.features.report import ReportPlan, bars, format_report, main
 from workbench.analysis.features.sae import default_d_sae, read_sparsity
 from workbench.analysis.features.training import CHECKPOINT_FILENAME
-from workbench.data.store import ActivationStore
+from workbench.data.store import ActivationStore, StoreIdentity
 from workbench.errors import (
     BadInputError,
     CorruptFileError,
@@ -53,7 +53,7 @@ def make_store(path, n_rows=6, hidden=8, length=30, layers=(1,), model_id="m", p
     """A store of per-step frames; poison: {(row, step): value} written into layer layers[0]'s frames."""
     rng = np.random.default_rng(seed)
     keys = [("resid", layer) for layer in layers]
-    s = ActivationStore.create(path, model_id=model_id, spec={}, spec_key="k", keys=keys, per_step_keys=keys)
+    s = ActivationStore.create(path, StoreIdentity(model_id, spec_key="k", keys=keys, per_step_keys=keys))
     steps = {k: [] for k in keys}
     for i in range(n_rows):
         for k in keys:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from workbench.data.frames import FrameBatch, FrameStream
-from workbench.data.store import ActivationStore
+from workbench.data.store import ActivationStore, StoreIdentity
 from workbench.errors import (
     CorruptFileError,
     EmptyInputError,
@@ -25,8 +25,8 @@ HIDDEN, LENGTHS = 4, (3, 5, 2, 4)  # rows 0-1 in shard 0, rows 2-3 in shard 1: 1
 
 def make_store(path, per_step=True):
     """Two shards of two rows; per-step frames of resid 1 (row i's frames hold i + 1); resid 2 pooled only."""
-    s = ActivationStore.create(path, model_id="m", spec={}, spec_key="k", keys=[("resid", 1), ("resid", 2)],
-                               per_step_keys=[("resid", 1)] if per_step else [])
+    s = ActivationStore.create(path, StoreIdentity("m", "k", keys=[("resid", 1), ("resid", 2)],
+                                                    per_step_keys=[("resid", 1)] if per_step else []))
     for shard in range(2):
         rows = range(2 * shard, 2 * shard + 2)
         steps = {("resid", 1): [np.full((LENGTHS[i], HIDDEN), i + 1, np.float32) for i in rows]} if per_step else None
@@ -123,8 +123,8 @@ def test_a_store_without_per_step_frames_or_rows(tmp_path):
     pooled_only = make_store(tmp_path / "pooled", per_step=False)
     refuses(WorkbenchError, r"no per-step frames of \('resid', 1\) \(it has none\).*per_step_layers=\(1,\)",
             lambda: FrameStream(pooled_only, "resid", 1))
-    empty = ActivationStore.create(tmp_path / "empty", model_id="m", spec={}, spec_key="k", keys=[("resid", 1)],
-                                   per_step_keys=[("resid", 1)])
+    empty = ActivationStore.create(tmp_path / "empty", StoreIdentity("m", "k", keys=[("resid", 1)],
+                                                                     per_step_keys=[("resid", 1)]))
     refuses(EmptyInputError, "the store has no rows yet: collect into it first", lambda: FrameStream(empty, "resid", 1))
 
 

@@ -95,10 +95,9 @@ def plotly_event(fig, event, point_indexes, trace_indexes):
 
 def make_store(tmp_path):
     """Layer 0 holds the genre, layer 1 the mode; the table has both columns (and label = genre)."""
-    from workbench.data.store import ActivationStore
+    from workbench.data.store import ActivationStore, StoreIdentity
     genre, mode, holding, _ = labelled()
-    store = ActivationStore.create(tmp_path / "s", model_id="m", spec={}, spec_key="k",
-                                   keys=[("resid", 0), ("resid", 1)])
+    store = ActivationStore.create(tmp_path / "s", StoreIdentity("m", "k", keys=[("resid", 0), ("resid", 1)]))
     rows = [dict(id=str(i), label=str(g), genre=str(g), mode=str(m)) for i, (g, m) in enumerate(zip(genre, mode))]
     store.append({("resid", 0): holding(genre, shift=3.0), ("resid", 1): holding(mode, shift=3.0)}, rows, None, None)
     return store, genre, mode

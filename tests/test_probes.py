@@ -116,10 +116,9 @@ def test_bad_inputs_name_the_fix():
 
 
 def test_sweep_reads_an_activation_store(tmp_path):
-    from workbench.data.store import ActivationStore
+    from workbench.data.store import ActivationStore, StoreIdentity
     X, y = blobs(n=60)
-    store = ActivationStore.create(tmp_path / "s", model_id="m", spec={}, spec_key="k",
-                                   keys=[("resid", 0), ("resid", 1)])
+    store = ActivationStore.create(tmp_path / "s", StoreIdentity("m", "k", keys=[("resid", 0), ("resid", 1)]))
     rows = [dict(id=str(i), label=str(lab)) for i, lab in enumerate(y)]
     store.append({("resid", 0): X, ("resid", 1): X[:, ::-1]}, rows[:], None, None)
     result = sweep(store, config=SweepConfig(folds=3), layers=[1])

@@ -4,14 +4,15 @@ import numpy as np
 import pytest
 from store_helpers import KEYS, shard
 
-from workbench.data.store import ActivationStore, StoreError, StoreMismatchError, array_hash
+from workbench.data.store import ActivationStore, StoreError, StoreIdentity, StoreMismatchError, array_hash
+from workbench.errors import BadInputError
 
 
 def make(tmp_path, **kw):
     args = dict(model_id="random/tiny@seed0", spec={"pooling": "mean"}, spec_key="k1", keys=KEYS,
                 per_step_keys=[("resid", 2)], sample_rate_hz=8000)
     args.update(kw)
-    return ActivationStore.create(tmp_path / "s", **args)
+    return ActivationStore.create(tmp_path / "s", StoreIdentity(**args))
 
 
 def test_append_read_and_compact(tmp_path):
@@ -59,6 +60,12 @@ def test_mismatch_and_bad_use(tmp_path):
         make(tmp_path, model_id="facebook/musicgen-small")
     with pytest.raises(StoreMismatchError, match="capture spec"):
         make(tmp_path, spec_key="other")
+    with pytest.raises(BadInputError, match="not a StoreIdentity: pass e.g. StoreIdentity"):
+        ActivationStore.create(tmp_path / "t", {"model_id": "m", "spec_key": "k", "keys": KEYS})
+    with pytest.raises(BadInputError, match="site 'resid/x' cannot name a file"):
+        StoreIdentity("m", "k", keys=[("resid/x", 0)])
+    with pytest.raises(BadInputError, match=r"keys holds 'resid': pass \(site, layer\) pairs"):
+        StoreIdentity("m", "k", keys=["resid"])
     with pytest.raises(StoreError, match="already in the store"):
         store.append(*shard(1, 2))
     with pytest.raises(StoreError, match="no activation store"):

@@ -15,7 +15,7 @@ import pytest
 from store_helpers import KEYS, shard
 
 import workbench
-from workbench.data.store import ActivationStore, StoreError, StoreLockedError, store_lock
+from workbench.data.store import ActivationStore, StoreError, StoreIdentity, StoreLockedError, store_lock
 from workbench.errors import CorruptFileError
 
 ROOT = str(Path(workbench.__file__).parent.parent)
@@ -24,7 +24,7 @@ IDENTITY = dict(model_id="random/tiny@seed0", spec={"pooling": "mean"}, spec_key
 
 
 def make(path, **kw):
-    return ActivationStore.create(path, **dict(IDENTITY, **kw))
+    return ActivationStore.create(path, StoreIdentity(**dict(IDENTITY, **kw)))
 
 
 def two_shards(path):
@@ -138,7 +138,7 @@ APPENDER = """
 
 
 def test_two_processes_appending_at_once_lose_no_rows(tmp_path):
-    store = ActivationStore.create(tmp_path / "s", **dict(IDENTITY, per_step_keys=()))
+    store = ActivationStore.create(tmp_path / "s", StoreIdentity(**dict(IDENTITY, per_step_keys=())))
     go = tmp_path / "go"
     writers = [spawn(APPENDER, store.path, tag, go) for tag in "xy"]
     time.sleep(0.5)
@@ -370,7 +370,7 @@ COMPACT_PEAK = """
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="measures peak memory with Linux's /proc")
 def test_compaction_memory_stays_flat_whatever_the_store_size(tmp_path):
     keys = [("resid", layer) for layer in range(4)]
-    store = ActivationStore.create(tmp_path / "big", model_id="m", spec={}, spec_key="k", keys=keys)
+    store = ActivationStore.create(tmp_path / "big", StoreIdentity("m", spec_key="k", keys=keys))
     n_rows, width = 400, 4096
     for s in range(8):  # 8 shards x 4 layers x 6.5 MB = 210 MB
         rows = [dict(id=f"{s}-{i}") for i in range(n_rows)]

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 import workbench as wb
-from workbench.data.store import ActivationStore, array_hash
+from workbench.data.store import ActivationStore, StoreIdentity, array_hash
 from workbench.errors import BadInputError, EmptyInputError
 from workbench.runtime.capture import PooledAccumulator
 from workbench.runtime.generation import generate
@@ -174,9 +174,9 @@ class CollectPlan:
 
     def open_store(self, handle, store_dir, lock_timeout_s: float = 0.0) -> ActivationStore:
         """Create or reopen the store for this plan and sweep a killed writer's leftovers (hold its lock)."""
-        store = ActivationStore.create(store_dir, model_id=handle.model_id, spec=self.spec, spec_key=self.spec_key,
-                                       keys=list(self.job.keys), per_step_keys=list(self.job.step_keys),
-                                       sample_rate_hz=handle.sample_rate_hz, accept_spec_keys=(self.legacy_key,),
+        identity = StoreIdentity(handle.model_id, self.spec_key, self.job.keys, spec=self.spec,
+                                 per_step_keys=self.job.step_keys, sample_rate_hz=handle.sample_rate_hz)
+        store = ActivationStore.create(store_dir, identity, accept_spec_keys=(self.legacy_key,),
                                        lock_timeout_s=lock_timeout_s)
         store.sweep_leftovers()
         return store

@@ -14,9 +14,9 @@ the delay pattern's 3 (4 codebooks) = 203 decoder steps. The teaching model (hid
 Shards written with ``store.append(..., steps_dtype="float16")`` halve that; batches are float32 either way.
 
     >>> import numpy as np, tempfile
-    >>> from workbench.data.store import ActivationStore
-    >>> s = ActivationStore.create(tempfile.mkdtemp(), model_id="m", spec={}, spec_key="k", keys=[("resid", 0)],
-    ...                            per_step_keys=[("resid", 0)])
+    >>> from workbench.data.store import ActivationStore, StoreIdentity
+    >>> identity = StoreIdentity("m", "k", [("resid", 0)], per_step_keys=[("resid", 0)])
+    >>> s = ActivationStore.create(tempfile.mkdtemp(), identity)
     >>> steps = [np.full((3, 4), 1, np.float16), np.full((5, 4), 2, np.float16)]
     >>> s.append({("resid", 0): np.zeros((2, 4))}, [{"id": "a"}, {"id": "b"}], steps={("resid", 0): steps},
     ...          steps_dtype="float16")

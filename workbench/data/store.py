@@ -27,8 +27,8 @@ A lost manifest is rebuilt from the shards' shard.json. Format-1 stores (no chec
 `repair()` records their checksums.
 
     >>> import numpy as np, tempfile
-    >>> s = ActivationStore.create(tempfile.mkdtemp(), model_id="random/tiny@seed0", spec={"pooling": "mean"},
-    ...                            spec_key="abc", keys=[("resid", 0)])
+    >>> identity = StoreIdentity("random/tiny@seed0", spec_key="abc", keys=[("resid", 0)], spec={"pooling": "mean"})
+    >>> s = ActivationStore.create(tempfile.mkdtemp(), identity)
     >>> s.append({("resid", 0): np.ones((2, 4), np.float32)}, [{"id": "a", "label": "x"}, {"id": "b", "label": "y"}])
     >>> s.append({("resid", 0): np.zeros((1, 4), np.float32)}, [{"id": "c", "label": "x"}])
     >>> s.array("resid", 0).shape, s.labels(), s.verify().sound
@@ -49,6 +49,7 @@ importable from here.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -96,8 +97,63 @@ from workbench.data.store_repair import (
 from workbench.errors import BadInputError, CorruptFileError, EmptyInputError
 from workbench.runtime.clip import Clip
 
-__all__ = ["ActivationStore", "StoreError", "StoreLockedError", "StoreMismatchError", "StoreReport",
+__all__ = ["ActivationStore", "StoreIdentity", "StoreError", "StoreLockedError", "StoreMismatchError", "StoreReport",
            "array_hash", "store_lock"]
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreIdentity:
+    """What a store holds: the model, the settings it was collected with (`spec`, keyed by `spec_key`), the
+    pooled (site, layer) keys and the per-step ones, the audio's sample rate, and free-form `extra`.
+
+    A store reopened with another model_id or spec_key is refused (StoreMismatchError); checked when made.
+
+        >>> StoreIdentity("m", spec_key="k", keys=[("resid", 0)]).keys
+        (('resid', 0),)
+        >>> StoreIdentity("m", spec_key="k", keys=[("resid/x", 0)])
+        Traceback (most recent call last):
+        ...
+        workbench.errors.BadInputError: site 'resid/x' cannot name a file: use letters, digits and '_'
+    """
+
+    model_id: str
+    spec_key: str
+    keys: tuple
+    spec: dict = dataclasses.field(default_factory=dict)
+    per_step_keys: tuple = ()
+    sample_rate_hz: int | None = None
+    extra: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        validation.text(self.model_id, "model_id", example="'random/tiny@seed0'")
+        validation.text(self.spec_key, "spec_key", example="'k'")
+        for name in ("keys", "per_step_keys"):
+            keys = getattr(self, name)
+            if isinstance(keys, (str, bytes)) or not hasattr(keys, "__iter__"):
+                raise BadInputError(f"{name}={keys!r:.60}: pass (site, layer) pairs, e.g. [('resid', 0)]")
+            pairs = []
+            for key in keys:
+                if isinstance(key, (str, bytes)) or not hasattr(key, "__len__") or len(key) != 2:
+                    raise BadInputError(f"{name} holds {key!r:.60}: pass (site, layer) pairs, e.g. [('resid', 0)]")
+                site, layer = key
+                if not SITE_NAME.fullmatch(str(site)):
+                    raise BadInputError(f"site {site!r} cannot name a file: use letters, digits and '_'")
+                pairs.append((str(site), validation.non_negative_int(layer, f"{name} layer")))
+            object.__setattr__(self, name, tuple(pairs))
+        for name in ("spec", "extra"):
+            value = getattr(self, name)
+            if value is None:
+                object.__setattr__(self, name, {})
+            elif not isinstance(value, dict):
+                raise BadInputError(f"{name}={value!r:.60} is not a dict: pass a JSON-ready dict, or leave it out")
+        if self.sample_rate_hz is not None:
+            object.__setattr__(self, "sample_rate_hz", validation.positive_int(self.sample_rate_hz, "sample_rate_hz"))
+
+    def to_manifest(self) -> dict:
+        """The identity as the manifest stores it (keys as [site, layer] lists)."""
+        return dict(model_id=self.model_id, spec_key=self.spec_key, spec=self.spec,
+                    keys=[[s, n] for s, n in self.keys], per_step_keys=[[s, n] for s, n in self.per_step_keys],
+                    sample_rate_hz=self.sample_rate_hz, extra=self.extra)
 
 
 class ActivationStore:
@@ -149,21 +205,19 @@ class ActivationStore:
 
     # ----- creation and identity -------------------------------------------------------------
     @classmethod
-    def create(cls, path, *, model_id: str, spec: dict, spec_key: str, keys, per_step_keys=(),
-               sample_rate_hz: int | None = None, extra: dict | None = None, accept_spec_keys=(),
+    def create(cls, path, identity: StoreIdentity, *, accept_spec_keys=(),
                lock_timeout_s: float = 10.0) -> ActivationStore:
-        """Open the store at `path` if it matches (model_id, spec_key), else make a new one there.
+        """Open the store at `path` if it matches `identity` (model_id, spec_key), else make a new one there.
 
         A store without rows takes the new identity (a run that failed before its first row leaves nothing to
         keep); a lost manifest is rebuilt from the shards' shard.json. accept_spec_keys: older keys of the
         same settings (such a store is relabelled with spec_key)."""
+        if not isinstance(identity, StoreIdentity):
+            raise BadInputError(f"identity is a {type(identity).__name__}, not a StoreIdentity: pass e.g. "
+                                "StoreIdentity('random/tiny@seed0', spec_key='k', keys=[('resid', 0)])")
         path = Path(path)
-        for site, _ in [*keys, *per_step_keys]:
-            if not SITE_NAME.fullmatch(str(site)):
-                raise BadInputError(f"site {site!r} cannot name a file: use letters, digits and '_'")
-        identity = dict(model_id=model_id, spec_key=spec_key, spec=spec, keys=[[s, int(n)] for s, n in keys],
-                        per_step_keys=[[s, int(n)] for s, n in per_step_keys], sample_rate_hz=sample_rate_hz,
-                        extra=extra or {})
+        model_id, spec_key, spec = identity.model_id, identity.spec_key, identity.spec
+        identity = identity.to_manifest()
         with store_lock(path, lock_timeout_s):
             manifest = _read_manifest(path) or _rebuild_manifest(path)
             if manifest is None or (not manifest["shards"] and (manifest["model_id"], manifest["spec_key"]) != (

@@ -11,10 +11,10 @@
 Example (a tiny store, a tiny SAE):
 
     >>> import numpy as np, tempfile
-    >>> from workbench.data.store import ActivationStore
+    >>> from workbench.data.store import ActivationStore, StoreIdentity
     >>> from workbench.analysis.features import FrameStream, TrainConfig, train_sae, label_features
-    >>> s = ActivationStore.create(tempfile.mkdtemp(), model_id="m", spec={}, spec_key="k", keys=[("resid", 0)],
-    ...                            per_step_keys=[("resid", 0)])
+    >>> identity = StoreIdentity("m", "k", [("resid", 0)], per_step_keys=[("resid", 0)])
+    >>> s = ActivationStore.create(tempfile.mkdtemp(), identity)
     >>> rng = np.random.default_rng(0)
     >>> s.append({("resid", 0): np.zeros((6, 8))}, [{"id": str(i), "label": "ab"[i % 2]} for i in range(6)],
     ...          steps={("resid", 0): [rng.normal(size=(20, 8)) + 3 * (i % 2) for i in range(6)]})

@@ -14,10 +14,10 @@ state stays in ``checkpoint_dir`` (the weights at the failing step when they are
 previous checkpoint, never NaN weights), and no result with ``completed=True`` holds NaN weights.
 
     >>> import numpy as np, tempfile
-    >>> from workbench.data.store import ActivationStore
+    >>> from workbench.data.store import ActivationStore, StoreIdentity
     >>> from workbench.data.frames import FrameStream
-    >>> s = ActivationStore.create(tempfile.mkdtemp(), model_id="m", spec={}, spec_key="k", keys=[("resid", 0)],
-    ...                            per_step_keys=[("resid", 0)])
+    >>> identity = StoreIdentity("m", "k", [("resid", 0)], per_step_keys=[("resid", 0)])
+    >>> s = ActivationStore.create(tempfile.mkdtemp(), identity)
     >>> rng = np.random.default_rng(0)
     >>> s.append({("resid", 0): np.zeros((4, 8))}, [{"id": str(i)} for i in range(4)],
     ...          steps={("resid", 0): [rng.normal(size=(50, 8)) for _ in range(4)]})
