@@ -139,16 +139,17 @@ def steer_hook_us(handle, steer, rows: int = 2, min_run_time: float = 0.5) -> fl
 def core_ratios(handle, duration_s: float, repeats: int) -> dict:
     """Steering, capture, nnsight and batching costs on one model; each ratio with its spread."""
     import workbench as wb
+    from workbench.runtime.settings import GenerationSettings
     from workbench.runtime.tracing import generate_traced
 
     rng = np.random.RandomState(0)
     steer = wb.SteeringSpec.single(rng.randn(handle.hidden_size), (handle.n_layers // 2,), 2.0)
     capture_all = wb.CaptureSpec(layers=None, pooling="mean")
     run = lambda **kw: (lambda: wb.generate(handle, PROMPT, duration_s=duration_s, seeds=1, **kw))
+    traced = GenerationSettings(duration_s=duration_s, seeds=1)
     out: dict = {"decoder_step_ms": decoder_step_ms(handle, duration_s)}
     times = interleaved({"plain": run(), "steer": run(steering=steer), "capture": run(capture=capture_all),
-                         "nnsight_steer": lambda: generate_traced(handle, PROMPT, duration_s=duration_s, seeds=1,
-                                                                  steering=steer)}, repeats)
+                         "nnsight_steer": lambda: generate_traced(handle, PROMPT, traced, steering=steer)}, repeats)
     out["plain_s"] = statistics.median(times["plain"])
     out["plain_s_spread"] = spread(times["plain"])
     ratio(times, "steer", "plain", "steer_over_plain", out)

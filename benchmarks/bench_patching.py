@@ -37,11 +37,13 @@ def trace_cost(shape: str = "musicgen-small", duration_s: float = 0.5, repeats: 
     import workbench as wb
     from benchmarks.bench import interleaved, ratio
     from workbench.analysis.step_traces import trace_steps
+    from workbench.runtime.settings import GenerationSettings
     handle = wb.random_model(shape, seed=0)
     direction = np.random.default_rng(0).normal(size=handle.hidden_size).astype(np.float32)
     times = interleaved({
         "plain": lambda: wb.generate(handle, "calm piano", duration_s=duration_s, seeds=1),
-        "traced": lambda: trace_steps(handle, ["calm piano"], direction, duration_s=duration_s, seeds=1)},
+        "traced": lambda: trace_steps(handle, ["calm piano"], direction,
+                                      GenerationSettings(duration_s=duration_s, seeds=1))},
         repeats)
     out: dict = {"trace_shape": shape}
     ratio(times, "traced", "plain", "trace_over_generate", out)
@@ -62,11 +64,11 @@ def run_all(repeats: int = 5, duration_s: float = 4.0, windows: int = 8,
     with intra_op_threads(1):
         handle = wb.load_model()
         source, target = _inputs(handle, duration_s)
-        P.patching_sweep(handle, source, target, windows=2, layers=[0])  # warm-up (nnsight twin, caches)
+        P.patching_sweep(handle, source, target, P.PatchSweep(windows=2, layers=[0]))  # warm-up (nnsight twin)
         seconds = []
         for _ in range(repeats):
             began = time.perf_counter()
-            df = P.patching_sweep(handle, source, target, windows=windows)
+            df = P.patching_sweep(handle, source, target, P.PatchSweep(windows=windows))
             seconds.append(time.perf_counter() - began)
         s = spread(seconds)
         out.update(patching_sweep_s=s["median"], patching_sweep_s_spread=s, patching_sweep_cells=len(df))
@@ -81,7 +83,8 @@ def run_all(repeats: int = 5, duration_s: float = 4.0, windows: int = 8,
                 handle.model(encoder_outputs=(states,), attention_mask=mask, decoder_input_ids=ids, use_cache=False)
 
         def patched():
-            P.patch_forward(handle, source, target, layer=layer, window=(0, ids.shape[-1] // 2), source_acts=acts)
+            P.patch_forward(handle, source, target, P.PatchSpec(layer, window=(0, ids.shape[-1] // 2)),
+                            source_acts=acts)
         times = interleaved({"plain": plain, "patched": patched}, max(repeats, 3) * 4)
         ratio(times, "patched", "plain", "patch_over_plain", out)
     if trace_shape is not None:

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import workbench as wb
+from workbench.runtime.settings import GenerationSettings
 from workbench.runtime.tracing import bos_ids, envoy, generate_traced, traced_model
 
 PROMPTS = ["rock guitar", "smooth jazz"]
@@ -18,8 +19,8 @@ def test_nnsight_and_hooks_identical(tiny, guidance, rows, mode, strength):
     cap = wb.CaptureSpec(pooling="mean_std", rows="both" if guidance > 1 else "cond", sites=("resid", "mlp", "attn"))
     hooks = wb.generate(tiny, PROMPTS, duration_s=0.3, seeds=[3, 4], guidance_scale=guidance, steering=steer,
                         capture=cap)
-    nns = generate_traced(tiny, PROMPTS, duration_s=0.3, seeds=[3, 4], guidance_scale=guidance, steering=steer,
-                          capture=cap)
+    nns = generate_traced(tiny, PROMPTS, GenerationSettings(duration_s=0.3, seeds=(3, 4), guidance_scale=guidance),
+                          steering=steer, capture=cap)
     for a, b in zip(hooks.clips, nns.clips):
         assert np.array_equal(a.codes, b.codes)
     for key in hooks.activations:

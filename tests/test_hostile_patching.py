@@ -2,6 +2,8 @@
 with a workbench error that names the fix, before any forward or generation runs."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -24,7 +26,8 @@ from workbench.errors import (
     WrongTypeError,
     ZeroNormError,
 )
-from workbench.runtime.tracing import Intervention
+from workbench.runtime.edits import Edit
+from workbench.runtime.settings import GenerationSettings
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -65,47 +68,76 @@ def no_work(monkeypatch):
                 monkeypatch.setattr(module, name, ran)
 
 
+SETTINGS = {field.name for field in dataclasses.fields(GenerationSettings)}
+PATCH = ("layer", "site", "window", "direction", "rows")                       # PatchSpec's fields
+ABLATE = ("layers", "site", "window", "value", "rows")                         # AblationSpec's, but its direction
+PATCH_SWEEP = ("mode", "sites", "layers", "windows", "direction", "rows", "metric", "label")
+ABLATION_SWEEP = ("mode", "site", "layers", "windows", "value", "rows", "metric", "label")
+
+
+def _split(kw, names) -> dict:
+    """The keywords among ``names``, taken out of ``kw``."""
+    return {k: kw.pop(k) for k in list(kw) if k in names}
+
+
+def _settings(kw):
+    """The generation keywords of ``kw`` (``seed`` for ``seeds``) as one GenerationSettings, taken out of it."""
+    fields = {("seeds" if k == "seed" else k): kw.pop(k) for k in list(kw) if k in SETTINGS or k == "seed"}
+    return GenerationSettings(**fields) if fields else None
+
+
 def pf(c, **kw):
-    return P.patch_forward(c.h, c.src, c.tgt, **{"layer": 1, **kw})
+    kw = {"layer": 1, **kw}
+    return P.patch_forward(c.h, c.src, c.tgt, P.PatchSpec(**_split(kw, PATCH)), **kw)
 
 
 def af(c, direction="v", **kw):
-    return P.ablate_forward(c.h, c.tgt, _direction(c, direction),
-                            **{"layers": [1], **kw})
+    kw = {"layers": [1], **kw}
+    return P.ablate_forward(c.h, c.tgt, P.AblationSpec(_direction(c, direction), **_split(kw, ABLATE)), **kw)
 
 
 def gp(c, **kw):
-    return P.generate_patched(c.h, "calm jazz", "loud rock", **{"layer": 1, **GEN, **kw})
+    kw = {"layer": 1, **GEN, **kw}
+    spec = P.PatchSpec(**_split(kw, PATCH))
+    return P.generate_patched(c.h, "calm jazz", "loud rock", spec, _settings(kw), **kw)
 
 
 def ga(c, direction="v", **kw):
-    return P.generate_ablated(c.h, "loud rock", _direction(c, direction),
-                              **{"layers": [1], **GEN, **kw})
+    kw = {"layers": [1], **GEN, **kw}
+    spec = P.AblationSpec(_direction(c, direction), **_split(kw, ABLATE))
+    return P.generate_ablated(c.h, "loud rock", spec, _settings(kw), **kw)
 
 
 def sweep(c, **kw):
-    return P.patching_sweep(c.h, c.src, c.tgt, **{"layers": [0], "windows": 1, **kw})
+    kw = {"layers": [0], "windows": 1, **kw}
+    config = P.PatchSweep(**_split(kw, PATCH_SWEEP))
+    return P.patching_sweep(c.h, c.src, c.tgt, config, _settings(kw), **kw)
 
 
 def gsweep(c, **kw):
-    return P.patching_sweep(c.h, "calm jazz", "loud rock", mode="generate", **{
-        "layers": [0], "windows": 1, "metric": lambda clip: 0.5, "duration_s": 0.2, **kw})
+    kw = {"mode": "generate", "layers": [0], "windows": 1, "metric": lambda clip: 0.5, "duration_s": 0.2, **kw}
+    config = P.PatchSweep(**_split(kw, PATCH_SWEEP))
+    return P.patching_sweep(c.h, "calm jazz", "loud rock", config, _settings(kw), **kw)
 
 
 def asweep(c, direction="v", **kw):
-    return P.ablation_sweep(c.h, c.tgt, _direction(c, direction),
-                            **{"layers": [0], "windows": 1, **kw})
+    kw = {"layers": [0], "windows": 1, **kw}
+    config = P.AblationSweep(**_split(kw, ABLATION_SWEEP))
+    return P.ablation_sweep(c.h, c.tgt, _direction(c, direction), config, _settings(kw), **kw)
 
 
 def gasweep(c, direction="v", **kw):
-    return P.ablation_sweep(c.h, "loud rock", _direction(c, direction),
-                            mode="generate", **{"layers": [0], "windows": 1, "metric": lambda clip: 0.5,
-                                                "duration_s": 0.2, **kw})
+    kw = {"mode": "generate", "layers": [0], "windows": 1, "metric": lambda clip: 0.5, "duration_s": 0.2, **kw}
+    config = P.AblationSweep(**_split(kw, ABLATION_SWEEP))
+    return P.ablation_sweep(c.h, "loud rock", _direction(c, direction), config, _settings(kw), **kw)
 
 
 def trace(c, direction="v", **kw):
-    return S.trace_steps(c.h, ["jazz"], _direction(c, direction),
-                         **{"duration_s": 0.2, **kw})
+    kw = {"duration_s": 0.2, **kw}
+    return S.trace_steps(c.h, ["jazz"], _direction(c, direction), _settings(kw), **kw)
+
+
+SHORT = GenerationSettings(duration_s=0.2)
 
 
 def trace_of(**kw):
@@ -200,7 +232,7 @@ DIRECTION_CALLS = {
     "ablation_sweep_generate": lambda c, d: gasweep(c, d),
     "trace_steps": lambda c, d: trace(c, d),
     "trace_steered": lambda c, d: S.trace_steered(c.h, ["jazz"], d, wb.SteeringSpec.single(c.v, (1,), 1.0),
-                                                  duration_s=0.2),
+                                                  settings=SHORT),
 }
 
 
@@ -226,12 +258,25 @@ def test_no_direction_where_one_is_needed(c, no_work, call):
 
 
 BAD_ARGS = [  # (id, call, error, message)
-    ("patch_forward handle None", lambda c: P.patch_forward(None, c.src, c.tgt, layer=1), WrongTypeError,
+    ("patch_forward handle None", lambda c: P.patch_forward(None, c.src, c.tgt, P.PatchSpec(1)), WrongTypeError,
      "not a loaded model"),
-    ("patch_forward source None", lambda c: P.patch_forward(c.h, None, c.tgt, layer=1), WrongTypeError,
+    ("patch_forward source None", lambda c: P.patch_forward(c.h, None, c.tgt, P.PatchSpec(1)), WrongTypeError,
      r"ForcedInput.of\(handle, clip\)"),
-    ("patch_forward source prompt", lambda c: P.patch_forward(c.h, "jazz", c.tgt, layer=1), WrongTypeError,
+    ("patch_forward source prompt", lambda c: P.patch_forward(c.h, "jazz", c.tgt, P.PatchSpec(1)), WrongTypeError,
      "mode='generate'"),
+    ("patch_forward spec int", lambda c: P.patch_forward(c.h, c.src, c.tgt, 1), WrongTypeError,
+     r"spec is a int, not a PatchSpec: pass e.g. PatchSpec\(layer=1"),
+    ("patch_forward spec of ablation", lambda c: P.patch_forward(c.h, c.src, c.tgt, P.AblationSpec(c.v, [1])),
+     WrongTypeError, "not a PatchSpec"),
+    ("ablate_forward spec None", lambda c: P.ablate_forward(c.h, c.tgt, None), WrongTypeError,
+     "spec is a NoneType, not an AblationSpec: pass e.g. AblationSpec"),
+    ("generate_patched settings dict",
+     lambda c: P.generate_patched(c.h, "calm jazz", "loud rock", P.PatchSpec(1), {"duration_s": 0.2}),
+     WrongTypeError, "not a GenerationSettings"),
+    ("patching_sweep sweep dict", lambda c: P.patching_sweep(c.h, c.src, c.tgt, {"windows": 2}), WrongTypeError,
+     "not a PatchSweep"),
+    ("ablation_sweep sweep of patching", lambda c: P.ablation_sweep(c.h, c.tgt, c.v, P.PatchSweep()),
+     WrongTypeError, "sweep is a PatchSweep, not an AblationSweep"),
     ("patch_forward layer str", lambda c: pf(c, layer="1"), WrongTypeError, "layer='1'"),
     ("patch_forward layer 99", lambda c: pf(c, layer=99), LayerOutOfRangeError, "0-2"),
     ("patch_forward site", lambda c: pf(c, site="residual"), UnknownSiteError, "resid"),
@@ -245,15 +290,15 @@ BAD_ARGS = [  # (id, call, error, message)
     ("patch_forward source_acts list", lambda c: pf(c, source_acts=[1]), BadInputError, "record_forward"),
     ("patch_forward source_acts shape", lambda c: pf(c, source_acts={("resid", 1): torch.zeros(1, 3, 32)}),
      BadInputError, "shape"),
-    ("patch_forward interventions", lambda c: pf(c, interventions=[1]), WrongTypeError, "Intervention"),
-    ("patch_forward interventions int", lambda c: pf(c, interventions=5), WrongTypeError, "Intervention"),
-    ("patch_forward interventions str", lambda c: pf(c, interventions="read"), WrongTypeError, "Intervention"),
-    ("patch_forward intervention layer 99", lambda c: pf(c, interventions=[Intervention("resid", 99)]),
-     LayerOutOfRangeError, "0-2"),
-    ("patch_forward lengths", lambda c: P.patch_forward(c.h, P.ForcedInput(c.src.codes[:, :10]), c.tgt, layer=1),
-     BadInputError, "crop"),
-    ("ablate_forward inp prompt", lambda c: P.ablate_forward(c.h, "jazz", c.v, layers=[1]), WrongTypeError,
-     "ForcedInput"),
+    ("patch_forward edits", lambda c: pf(c, edits=[1]), WrongTypeError, r"edits\[0\] is a int: pass Edit"),
+    ("patch_forward edits int", lambda c: pf(c, edits=5), WrongTypeError, "Edit"),
+    ("patch_forward edits str", lambda c: pf(c, edits="read"), WrongTypeError, "Edit"),
+    ("patch_forward edit layer 99", lambda c: pf(c, edits=[Edit("read", layer=99)]), LayerOutOfRangeError, "0-2"),
+    ("patch_forward lengths",
+     lambda c: P.patch_forward(c.h, P.ForcedInput(c.src.codes[:, :10]), c.tgt, P.PatchSpec(1)), BadInputError,
+     "crop"),
+    ("ablate_forward inp prompt", lambda c: P.ablate_forward(c.h, "jazz", P.AblationSpec(c.v, layers=[1])),
+     WrongTypeError, "ForcedInput"),
     ("ablate_forward value nan", lambda c: af(c, value=float("nan")), NotFiniteError, "value"),
     ("ablate_forward value inf", lambda c: af(c, value=float("-inf")), NotFiniteError, "value"),
     ("ablate_forward value str", lambda c: af(c, value="2"), WrongTypeError, "value"),
@@ -305,7 +350,7 @@ BAD_ARGS = [  # (id, call, error, message)
     ("windows count str", lambda c: P.windows(10, "3"), WrongTypeError, "windows='3'"),
     ("sweep same input", lambda c: P.patching_sweep(c.h, c.src, P.ForcedInput(c.src.codes.clone(), c.src.prompt)),
      BadInputError, "same input"),
-    ("gsweep same prompt", lambda c: P.patching_sweep(c.h, "jazz", "jazz", mode="generate"), BadInputError,
+    ("gsweep same prompt", lambda c: P.patching_sweep(c.h, "jazz", "jazz", P.PatchSweep("generate")), BadInputError,
      "same input"),
     ("sweep layers str", lambda c: sweep(c, layers="12"), WrongTypeError, "layers='12' is a string"),
     ("sweep layers empty", lambda c: sweep(c, layers=[]), EmptyInputError, "layers is empty"),
@@ -326,26 +371,27 @@ BAD_ARGS = [  # (id, call, error, message)
      "fitted probe"),
     ("probe metric layer str", lambda c: P.ProbeMetric(None, "1", "a"), WrongTypeError, "layer"),
     ("probe metric site", lambda c: P.ProbeMetric(None, 1, "a", site="x"), UnknownSiteError, "resid"),
-    ("gsweep prompts list", lambda c: P.patching_sweep(c.h, ["a"], ["b"], mode="generate"), WrongTypeError,
+    ("gsweep prompts list", lambda c: P.patching_sweep(c.h, ["a"], ["b"], P.PatchSweep("generate")), WrongTypeError,
      "prompt string"),
-    ("gsweep forced inputs", lambda c: P.patching_sweep(c.h, c.src, c.tgt, mode="generate"), WrongTypeError,
-     "prompt string"),
-    ("gsweep seed str", lambda c: gsweep(c, seed="1"), WrongTypeError, "seed='1'"),
-    ("gsweep seed list", lambda c: gsweep(c, seed=[1, 2]), WrongTypeError, "seed="),
+    ("gsweep forced inputs", lambda c: P.patching_sweep(c.h, c.src, c.tgt, P.PatchSweep("generate")),
+     WrongTypeError, "prompt string"),
+    ("gsweep seed str", lambda c: gsweep(c, seed="1"), WrongTypeError, "seeds='1'"),
+    ("gsweep seed list", lambda c: gsweep(c, seed=[1, 2]), BadInputError, r"seeds=\(1, 2\): .*pass one int"),
     ("gsweep seed huge", lambda c: gsweep(c, seed=2 ** 70), OutOfRangeError, "seed"),
     ("gsweep duration nan", lambda c: gsweep(c, duration_s=float("nan")), NotFiniteError, "duration_s"),
     ("gsweep duration str", lambda c: gsweep(c, duration_s="2"), WrongTypeError, "duration_s"),
-    ("gsweep duration 0", lambda c: gsweep(c, duration_s=0), DurationError, "too short"),
+    ("gsweep duration 0", lambda c: gsweep(c, duration_s=0), BadInputError, "duration_s=0 must be positive"),
+    ("gsweep duration too short", lambda c: gsweep(c, duration_s=0.001), DurationError, "too short"),
     ("gsweep duration huge", lambda c: gsweep(c, duration_s=1e6), DurationError, "beyond"),
     ("gsweep guidance str", lambda c: gsweep(c, guidance_scale="3"), WrongTypeError, "guidance_scale"),
     ("gsweep metric str", lambda c: gsweep(c, metric="logprob"), BadInputError, "judge"),
     ("gsweep judge without label", lambda c: gsweep(c, metric="judge"), BadInputError, "label"),
-    ("gsweep prompt too long", lambda c: P.patching_sweep(c.h, "x" * 50_000, "b", mode="generate"), BadInputError,
-     "characters"),
-    ("generate_patched prompt None", lambda c: P.generate_patched(c.h, None, "b", layer=1, **GEN), WrongTypeError,
-     "source_prompt=None"),
-    ("generate_patched prompt list", lambda c: P.generate_patched(c.h, "a", ["b"], layer=1, **GEN), WrongTypeError,
-     "target_prompt"),
+    ("gsweep prompt too long", lambda c: P.patching_sweep(c.h, "x" * 50_000, "b", P.PatchSweep("generate")),
+     BadInputError, "characters"),
+    ("generate_patched prompt None", lambda c: P.generate_patched(c.h, None, "b", P.PatchSpec(1), SHORT),
+     WrongTypeError, "source_prompt=None"),
+    ("generate_patched prompt list", lambda c: P.generate_patched(c.h, "a", ["b"], P.PatchSpec(1), SHORT),
+     WrongTypeError, "target_prompt"),
     ("generate_patched guidance str", lambda c: gp(c, guidance_scale="3"), WrongTypeError, "guidance_scale"),
     ("generate_patched temperature nan", lambda c: gp(c, temperature=float("nan")), NotFiniteError, "temperature"),
     ("generate_patched top_k 0", lambda c: gp(c, top_k=0), OutOfRangeError, "top_k"),
@@ -367,20 +413,20 @@ BAD_ARGS = [  # (id, call, error, message)
     ("trace_steps guidance str", lambda c: trace(c, guidance_scale="3"), WrongTypeError, "guidance_scale"),
     ("trace_steps guidance inf", lambda c: trace(c, guidance_scale=float("inf")), NotFiniteError, "guidance"),
     ("trace_steps rows", lambda c: trace(c, rows="both"), UnknownOptionError, "rows"),
-    ("trace_steps prompts empty", lambda c: S.trace_steps(c.h, [], c.v, duration_s=0.2), EmptyInputError,
-     "prompts"),
-    ("trace_steps prompts None", lambda c: S.trace_steps(c.h, None, c.v, duration_s=0.2), WrongTypeError,
-     "prompts"),
+    ("trace_steps prompts empty", lambda c: S.trace_steps(c.h, [], c.v, SHORT), EmptyInputError, "prompts"),
+    ("trace_steps prompts None", lambda c: S.trace_steps(c.h, None, c.v, SHORT), WrongTypeError, "prompts"),
+    ("trace_steps settings str", lambda c: S.trace_steps(c.h, ["jazz"], c.v, "fast"), WrongTypeError,
+     "not a GenerationSettings"),
     ("trace_steps seeds str", lambda c: trace(c, seeds="12"), WrongTypeError, "seeds='12'"),
     ("trace_steps batch_size 0", lambda c: trace(c, batch_size=0), OutOfRangeError, "batch_size"),
     ("trace_steps steering str", lambda c: trace(c, steering="x"), WrongTypeError, "SteeringSpec"),
-    ("trace_steered steering str", lambda c: S.trace_steered(c.h, ["jazz"], c.v, "x", duration_s=0.2),
+    ("trace_steered steering str", lambda c: S.trace_steered(c.h, ["jazz"], c.v, "x", settings=SHORT),
      WrongTypeError, "SteeringSpec"),
     ("trace_steered steering of another model",
-     lambda c: S.trace_steered(c.h, ["jazz"], c.v, wb.SteeringSpec.single(c.other, (1,), 1.0), duration_s=0.2),
+     lambda c: S.trace_steered(c.h, ["jazz"], c.v, wb.SteeringSpec.single(c.other, (1,), 1.0), settings=SHORT),
      DirectionMismatchError, "made on model"),
     ("trace_steered steering layer 99",
-     lambda c: S.trace_steered(c.h, ["jazz"], c.v, wb.SteeringSpec.single(c.v, (99,), 1.0), duration_s=0.2),
+     lambda c: S.trace_steered(c.h, ["jazz"], c.v, wb.SteeringSpec.single(c.v, (99,), 1.0), settings=SHORT),
      LayerOutOfRangeError, "0-2"),
     ("StepTrace projection str", lambda c: trace_of(projection="x"), WrongTypeError, "projection"),
     ("StepTrace projection 2-D", lambda c: trace_of(projection=np.zeros((3, 4))), WrongTypeError, "projection"),
@@ -425,7 +471,7 @@ def test_valid_edge_inputs_still_work(c):
     pf(c, window=(np.int64(0), 2.0), direction=torch.as_tensor(c.v))         # numpy ints, whole floats, tensors
     pf(c, direction=c.mine)                                                   # a Direction of this model
     pf(c, direction=c.other.vector)                                           # a raw vector transfers on purpose
-    pf(c, direction=c.v[None, :], interventions=None)                         # (1, hidden) and no interventions
+    pf(c, direction=c.v[None, :], edits=None)                                 # (1, hidden) and no edits
     for scale in (1e300, 1e-320):                                             # normalised without overflow
         pf(c, direction=np.full(c.h.hidden_size, scale))
     af(c, layers=np.int64(1), value=np.float32(2.0))
@@ -444,39 +490,63 @@ JUNK = [None, True, False, "x", "12", "", b"ab", -1, 0, 10 ** 30, 2.5, float("na
 
 
 def _fuzzed(c):
-    """(name, function, valid keyword arguments, further arguments to try junk in)."""
+    """(name, function, valid keyword arguments, further arguments to try junk in). The spec, sweep and
+    settings fields are tried through the helpers above, which build the config objects from keywords."""
     v, spec = c.v, wb.SteeringSpec.single(c.v, (1,), 1.0)
     gen = {"metric": lambda clip: 0.5, "layers": [0], "windows": 1, "duration_s": 0.2}
+    settings_fields = ["seed", "guidance_scale", "temperature", "top_k", "duration_s"]
     return [
-        ("forward", P.forward, dict(handle=c.h, inputs=c.src, interventions=(), guidance_scale=None), []),
+        ("forward", P.forward, dict(handle=c.h, inputs=c.src, edits=(), guidance_scale=None), []),
         ("code_logprob", P.code_logprob, dict(handle=c.h, logits=torch.zeros(4, c.n, 64), inp=c.src), []),
         ("record_forward", P.record_forward, dict(handle=c.h, inp=c.src, keys=[("resid", 0)], guidance_scale=None),
          []),
-        ("patch_forward", P.patch_forward, dict(handle=c.h, source=c.src, target=c.tgt, layer=1),
-         ["window", "direction", "rows", "guidance_scale", "site", "interventions", "source_acts"]),
-        ("ablate_forward", P.ablate_forward, dict(handle=c.h, inp=c.tgt, direction=v, layers=[1]),
-         ["window", "value", "rows", "guidance_scale", "site", "interventions"]),
-        ("generate_patched", P.generate_patched, dict(handle=c.h, source_prompt="a", target_prompt="b", layer=1,
-                                                      duration_s=0.2),
-         ["window", "direction", "rows", "seed", "guidance_scale", "temperature", "top_k", "site"]),
-        ("generate_ablated", P.generate_ablated, dict(handle=c.h, prompt="a", direction=v, layers=[1], duration_s=0.2),
-         ["window", "value", "rows", "seed", "guidance_scale", "temperature", "top_k", "site"]),
-        ("patching_sweep", P.patching_sweep, dict(handle=c.h, source=c.src, target=c.tgt, layers=[0], windows=1),
-         ["sites", "direction", "metric", "rows", "label", "guidance_scale", "mode", "stop", "progress"]),
-        ("patching_sweep generate", P.patching_sweep, dict(handle=c.h, source="a", target="b", mode="generate", **gen),
-         ["sites", "direction", "rows", "label", "guidance_scale", "seed", "stop"]),
-        ("ablation_sweep", P.ablation_sweep, dict(handle=c.h, inp=c.tgt, direction=v, layers=[0], windows=1),
+        ("patch_forward", P.patch_forward, dict(handle=c.h, source=c.src, target=c.tgt, spec=P.PatchSpec(1)),
+         ["guidance_scale", "edits", "source_acts"]),
+        ("PatchSpec in patch_forward", lambda **kw: pf(c, **kw), dict(layer=1),
+         ["window", "direction", "rows", "site"]),
+        ("ablate_forward", P.ablate_forward, dict(handle=c.h, inp=c.tgt, spec=P.AblationSpec(v, [1])),
+         ["guidance_scale", "edits"]),
+        ("AblationSpec in ablate_forward", lambda **kw: af(c, **kw), dict(direction=v, layers=[1]),
+         ["window", "value", "rows", "site"]),
+        ("generate_patched", P.generate_patched, dict(handle=c.h, source_prompt="a", target_prompt="b",
+                                                      spec=P.PatchSpec(1), settings=SHORT), []),
+        ("PatchSpec and settings in generate_patched", lambda **kw: gp(c, **kw), dict(layer=1),
+         ["window", "direction", "rows", "site", *settings_fields]),
+        ("generate_ablated", P.generate_ablated, dict(handle=c.h, prompt="a", spec=P.AblationSpec(v, [1]),
+                                                      settings=SHORT), []),
+        ("AblationSpec and settings in generate_ablated", lambda **kw: ga(c, **kw), dict(direction=v, layers=[1]),
+         ["window", "value", "rows", "site", *settings_fields]),
+        ("patching_sweep", P.patching_sweep, dict(handle=c.h, source=c.src, target=c.tgt,
+                                                  sweep=P.PatchSweep(layers=[0], windows=1)),
+         ["settings", "stop", "progress"]),
+        ("PatchSweep in patching_sweep", lambda **kw: sweep(c, **kw), dict(layers=[0], windows=1),
+         ["sites", "direction", "metric", "rows", "label", "guidance_scale", "mode"]),
+        ("PatchSweep generate", lambda **kw: gsweep(c, **kw), dict(gen),
+         ["sites", "direction", "rows", "label", *settings_fields, "stop"]),
+        ("ablation_sweep", P.ablation_sweep, dict(handle=c.h, inp=c.tgt, direction=v,
+                                                  sweep=P.AblationSweep(layers=[0], windows=1)),
+         ["settings", "progress"]),
+        ("AblationSweep in ablation_sweep", lambda **kw: asweep(c, **kw), dict(direction=v, layers=[0], windows=1),
          ["site", "value", "metric", "rows", "label", "guidance_scale", "mode"]),
-        ("ablation_sweep generate", P.ablation_sweep, dict(handle=c.h, inp="a", direction=v, mode="generate", **gen),
-         ["site", "value", "rows", "label", "guidance_scale", "seed"]),
+        ("AblationSweep generate", lambda **kw: gasweep(c, **kw), dict(gen, direction=v),
+         ["site", "value", "rows", "label", *settings_fields]),
+        ("PatchSpec", P.PatchSpec, dict(layer=1, site="resid", window=None, direction=None, rows=None), []),
+        ("AblationSpec", P.AblationSpec, dict(direction=v, layers=[1], site="resid", window=None, value=None,
+                                              rows=None), []),
+        ("PatchSweep", P.PatchSweep, dict(mode="forward", sites=("resid",), layers=None, windows=8, direction=None,
+                                          rows=None, metric="logprob", label=None), []),
+        ("AblationSweep", P.AblationSweep, dict(mode="forward", site="resid", layers=None, windows=8, value=None,
+                                                rows=None, metric="logprob", label=None), []),
         ("windows", P.windows, dict(n=10, n_windows=2), []),
         ("ForcedInput", P.ForcedInput, dict(codes=c.src.codes, prompt="x", label=None), []),
         ("ForcedInput.of", P.ForcedInput.of, dict(handle=c.h, item=c.src.codes, prompt="from clip", label=None), []),
         ("ProbeMetric", P.ProbeMetric, dict(probe=None, layer=1, label="a", site="resid"), []),
-        ("trace_steps", S.trace_steps, dict(handle=c.h, prompts=["a"], direction=v, duration_s=0.2),
-         ["site", "layers", "steering", "seeds", "guidance_scale", "rows", "batch_size", "temperature", "top_k"]),
-        ("trace_steered", S.trace_steered, dict(handle=c.h, prompts=["a"], direction=v, steering=spec, duration_s=0.2),
-         ["layers", "seeds", "rows"]),
+        ("trace_steps", S.trace_steps, dict(handle=c.h, prompts=["a"], direction=v, settings=SHORT),
+         ["site", "layers", "steering", "rows"]),
+        ("settings in trace_steps", lambda **kw: trace(c, **kw), dict(direction=v),
+         ["seeds", "guidance_scale", "batch_size", "temperature", "top_k", "duration_s"]),
+        ("trace_steered", S.trace_steered, dict(handle=c.h, prompts=["a"], direction=v, steering=spec,
+                                                settings=SHORT), ["layers", "rows"]),
         ("StepTrace", S.StepTrace, dict(projection=np.zeros((3, 4, 1)), norm=np.ones((3, 4, 1)), clips=[None],
                                         layers=(0, 1, 2), site="resid", frame_rate_hz=50.0, rows="cond"), []),
     ]

@@ -144,11 +144,16 @@ def test_thread_counts_are_checked(tiny, threads):
 
 
 def test_the_nnsight_path_runs_the_same_checks(tiny):
+    from workbench.runtime.settings import GenerationSettings
     from workbench.runtime.tracing import generate_traced
-    with pytest.raises(WrongTypeError, match="seeds='12'"):
-        generate_traced(tiny, ["a", "b"], duration_s=0.2, seeds="12")
-    with pytest.raises(NotFiniteError, match="guidance_scale"):
-        generate_traced(tiny, "x", duration_s=0.2, guidance_scale=float("inf"))
+    with pytest.raises(OutOfRangeError, match="got 3 seeds for 2 prompts"):
+        generate_traced(tiny, ["a", "b"], GenerationSettings(duration_s=0.2, seeds=(1, 2, 3)))
+    with pytest.raises(DurationError, match="beyond this model"):
+        generate_traced(tiny, "x", GenerationSettings(duration_s=1e6))
+    with pytest.raises(WrongTypeError, match="not a GenerationSettings"):
+        generate_traced(tiny, "x", {"duration_s": 0.2})
+    with pytest.raises(WrongTypeError, match="not a SteeringSpec"):
+        generate_traced(tiny, "x", GenerationSettings(duration_s=0.2), steering={"layers": (0,)})
 
 
 def test_an_audio_prompt_is_mixed_down_and_must_fit_with_the_continuation(tiny):

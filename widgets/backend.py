@@ -35,6 +35,7 @@ from workbench.analysis import strength as unit
 from workbench.analysis.evaluation.collapse import MIN_TWIN_REPEAT, code_stats, is_collapsed
 from workbench.analysis.projections import project
 from workbench.analysis.teaching.evaluate import verdict_readers
+from workbench.runtime.settings import GenerationSettings
 from workbench.toy.prompts import EVAL_PROMPTS
 
 from .requests import DirectionRequest, SteerRequest
@@ -348,11 +349,12 @@ class Backend:
         at every step (steered is None when the request does not steer)."""
         from workbench.analysis.step_traces import trace_steps
         request = SteerRequest.of(request)
-        kwargs = dict(duration_s=request.duration_s, seeds=[request.seed], guidance_scale=request.guidance_scale)
+        settings = GenerationSettings(duration_s=request.duration_s, seeds=request.seed,
+                                      guidance_scale=request.guidance_scale)
         prompt = [request.prompt or "music"]
-        original = trace_steps(self.handle, prompt, direction, **kwargs)
+        original = trace_steps(self.handle, prompt, direction, settings)
         spec = self.steering_spec(request)
-        steered = trace_steps(self.handle, prompt, direction, steering=spec, **kwargs) if spec is not None else None
+        steered = trace_steps(self.handle, prompt, direction, settings, steering=spec) if spec is not None else None
         return original, steered
 
     @_holds_model
@@ -366,13 +368,13 @@ class Backend:
         h = self.handle
         source, target = wb.generate(h, [source_prompt, target_prompt], duration_s=duration_s, seeds=[seed, seed],
                                      guidance_scale=guidance_scale).clips
-        sweep = P.patching_sweep(h, P.ForcedInput.of(h, source), P.ForcedInput.of(h, target), windows=windows,
-                                 progress=on_progress or False)
+        sweep = P.patching_sweep(h, P.ForcedInput.of(h, source), P.ForcedInput.of(h, target),
+                                 P.PatchSweep(windows=windows), progress=on_progress or False)
+        settings = GenerationSettings(duration_s=duration_s, seeds=seed, guidance_scale=guidance_scale)
 
         def clip_fn(row) -> dict:
-            _, patched = P.generate_patched(h, source_prompt, target_prompt, site=row["site"], layer=int(row["layer"]),
-                                            window=(int(row["start"]), int(row["stop"])), seed=seed,
-                                            duration_s=duration_s, guidance_scale=guidance_scale)
+            spec = P.PatchSpec(int(row["layer"]), site=row["site"], window=(int(row["start"]), int(row["stop"])))
+            _, patched = P.generate_patched(h, source_prompt, target_prompt, spec, settings)
             return {"source": source, "target": target, "patched": patched}
         return sweep, clip_fn
 

@@ -1,4 +1,4 @@
-"""Where does the model *use* a concept? Activation patching and directional ablation through nnsight.
+"""Where does the model *use* a concept? Activation patching and directional ablation, as lists of edits.
 
 A probe says a layer *holds* a concept; patching says whether the model *uses* it there. Run a
 source input and a target input; at chosen (site, layer, window of steps, CFG rows) put the source's
@@ -6,7 +6,11 @@ activations into the target's run (the whole vector, or only its component along
 measure how far the target moves towards the source. Directional ablation projects a direction out
 of the residual (or clamps the projection to a chosen value) and measures what is lost.
 
-Two ways to run a cell, both nnsight traces (`workbench.runtime.tracing`; the hot path keeps hooks):
+Each cell is a list of `workbench.runtime.edits.Edit`s run by the nnsight runner
+(`workbench.runtime.tracing`): ``replace`` (with an optional unit direction) patches, ``project_out`` /
+``clamp`` ablate, ``read`` records. What to patch is a `PatchSpec`, what to ablate an `AblationSpec`,
+what a sweep varies and measures a `PatchSweep` / `AblationSweep`; generation settings travel as one
+`workbench.runtime.settings.GenerationSettings`. Two ways to run a cell:
 
 - ``forward``: teacher forcing, one decoder forward per cell, no sampling. Inputs are code
   sequences (a `Clip`, an (n_codebooks, frames) code array, or audio) with a prompt; windows are
@@ -29,7 +33,7 @@ shows in the third decimal and differs between CPUs; on the teaching model use c
     >>> import workbench as wb
     >>> h = wb.random_model("tiny")
     >>> a, b = wb.generate(h, ["jazz", "rock"], duration_s=0.3, seeds=[1, 2]).clips
-    >>> df = patching_sweep(h, ForcedInput.of(h, a), ForcedInput.of(h, b), windows=2)
+    >>> df = patching_sweep(h, ForcedInput.of(h, a), ForcedInput.of(h, b), PatchSweep(windows=2))
     >>> df[["layer", "start", "stop"]].values.tolist()[:2], len(df) == 2 * h.n_layers
     ([[0, 0, 9], [0, 9, 18]], True)
     >>> last = df[df.layer == h.n_layers - 1]   # the last layer, window by window: the source's logits
@@ -43,6 +47,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 import torch
 
 from workbench import validation
@@ -56,16 +61,20 @@ from workbench.errors import (
     OutOfRangeError,
     WrongTypeError,
 )
+from workbench.runtime.edits import Edit, edit_list, edit_row_slice, named_edits
 from workbench.runtime.inputs import checked_prompts
+from workbench.runtime.settings import GenerationSettings, settings_of
 from workbench.runtime.steering import MAX_ADDED_NORM
 from workbench.runtime.teacher_forcing import codes_for, delayed_decoder_inputs, text_states
-from workbench.runtime.tracing import ForwardTrace, Intervention, generate_traced, traced_forward
+from workbench.runtime.tracing import ForwardTrace, generate_traced, traced_forward
 from workbench.toy.judge import load_judge
 
-__all__ = ["ForcedInput", "ProbeMetric", "windows", "forward", "code_logprob", "record_forward", "patch_forward",
-           "ablate_forward", "generate_patched", "generate_ablated", "patching_sweep", "ablation_sweep", "ROWS"]
+__all__ = ["ForcedInput", "ProbeMetric", "PatchSpec", "AblationSpec", "PatchSweep", "AblationSweep", "windows",
+           "forward", "code_logprob", "record_forward", "patch_forward", "ablate_forward", "generate_patched",
+           "generate_ablated", "patching_sweep", "ablation_sweep", "ROWS", "MODES"]
 
 ROWS = ("cond", "uncond", "both")
+MODES = ("forward", "generate")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # compared by identity: == on its codes tensor has no single truth
@@ -122,6 +131,135 @@ class ProbeMetric:
         return classes.index(str(self.label))
 
 
+def _optional_rows(rows) -> str | None:
+    return None if rows is None else validation.choice(rows, "rows", ROWS)
+
+
+def _optional_layers(layers) -> tuple[int, ...] | None:
+    return None if layers is None else validation.int_sequence(layers, "layers", example="[0, 1]")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)  # by identity: a direction array has no single ==
+class PatchSpec:
+    """One patch: the source's states put into the target's run at (site, layer).
+
+    window: (start, stop) positions of a teacher-forced run (frames + the delay pattern's steps) or decoder
+    steps of a generation; None = the whole run. direction: patch only the component along it (a `Direction`
+    or a (hidden,) vector; None: the whole vector). rows: the CFG rows patched; None = ``cond`` in a forward,
+    ``both`` in a generation (patching only the conditional rows leaves guidance pulling back). The layer's
+    range, the window and the direction are checked against the model and the run when the patch runs.
+
+    >>> PatchSpec(layer=3, window=(0, 8)).rows is None
+    True
+    """
+
+    layer: int
+    site: str = "resid"
+    window: tuple[int, int] | None = None
+    direction: object = None
+    rows: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "layer", validation.integer(self.layer, "layer"))
+        object.__setattr__(self, "site", validation.site(self.site))
+        object.__setattr__(self, "rows", _optional_rows(self.rows))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class AblationSpec:
+    """One ablation: ``direction`` projected out at every layer of ``layers`` (or its projection set to ``value``).
+
+    window and rows as in `PatchSpec`. value: None projects the direction out; a finite number clamps the
+    projection to it (a distance along the unit direction).
+
+    >>> AblationSpec([1.0, 0.0], layers=[2], value=0.5).layers
+    (2,)
+    """
+
+    direction: object
+    layers: tuple[int, ...]
+    site: str = "resid"
+    window: tuple[int, int] | None = None
+    value: float | None = None
+    rows: str | None = None
+
+    def __post_init__(self):
+        if self.direction is None:
+            raise WrongTypeError("direction=None: ablation needs a direction to project out, a Direction or a "
+                                 "(hidden,) array")
+        object.__setattr__(self, "layers", validation.int_sequence(self.layers, "layers", example="[0, 1]"))
+        object.__setattr__(self, "site", validation.site(self.site))
+        object.__setattr__(self, "value", _checked_value(self.value))
+        object.__setattr__(self, "rows", _optional_rows(self.rows))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PatchSweep:
+    """What `patching_sweep` varies and how it measures a cell.
+
+    mode: ``forward`` (teacher forcing; windows are positions; metric ``logprob`` or a `ProbeMetric`) or
+    ``generate`` (prompts; windows are decoder steps; metric ``judge`` with ``label``, the source's genre, a
+    `ProbeMetric` or ``fn(clip)``). layers: None = every layer. windows: how many equal windows, or a list of
+    (start, stop) within the run. direction, rows: as in `PatchSpec`.
+
+    >>> PatchSweep(layers=[0, 1], windows=4).sites
+    ('resid',)
+    """
+
+    mode: str = "forward"
+    sites: tuple[str, ...] = ("resid",)
+    layers: tuple[int, ...] | None = None
+    windows: int | list = 8
+    direction: object = None
+    rows: str | None = None
+    metric: object = "logprob"
+    label: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "mode", validation.choice(self.mode, "mode", MODES))
+        object.__setattr__(self, "sites", validation.sites(self.sites))
+        object.__setattr__(self, "layers", _optional_layers(self.layers))
+        object.__setattr__(self, "rows", _optional_rows(self.rows))
+        object.__setattr__(self, "label", _checked_label(self.label))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class AblationSweep:
+    """What `ablation_sweep` varies (one cell per layer x window) and how it measures a cell.
+
+    mode, layers, windows, rows, metric and label as in `PatchSweep`; site and value as in `AblationSpec`.
+
+    >>> AblationSweep(layers=[1], windows=2, value=0.0).value
+    0.0
+    """
+
+    mode: str = "forward"
+    site: str = "resid"
+    layers: tuple[int, ...] | None = None
+    windows: int | list = 8
+    value: float | None = None
+    rows: str | None = None
+    metric: object = "logprob"
+    label: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "mode", validation.choice(self.mode, "mode", MODES))
+        object.__setattr__(self, "site", validation.site(self.site))
+        object.__setattr__(self, "layers", _optional_layers(self.layers))
+        object.__setattr__(self, "value", _checked_value(self.value))
+        object.__setattr__(self, "rows", _optional_rows(self.rows))
+        object.__setattr__(self, "label", _checked_label(self.label))
+
+
+def _checked_spec(value, name: str, kind: type, example: str):
+    """``value`` must be a ``kind`` (a PatchSpec, an AblationSweep...); by class name, so a spec made before a
+    module reload (autoreload in notebooks) still passes."""
+    if kind.__name__ not in {cls.__name__ for cls in type(value).__mro__}:
+        article = "an" if kind.__name__[0] in "AEIOU" else "a"
+        raise WrongTypeError(f"{name} is a {type(value).__name__}, not {article} {kind.__name__}: pass e.g. {example}")
+    return value
+
+
 def windows(n: int, n_windows: int) -> list[tuple[int, int]]:
     """``n_windows`` contiguous half-open windows covering 0..n (as equal as integers allow).
 
@@ -136,12 +274,13 @@ def windows(n: int, n_windows: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
-def _row_slice(rows: str, n: int, guided: bool) -> slice:
-    rows = validation.choice(rows, "rows", ROWS)
+def _checked_rows(rows: str | None, default: str, guided: bool) -> str:
+    """The CFG rows an edit names (``default`` for None); other than ``cond`` needs guidance."""
+    rows = default if rows is None else rows
     if rows != "cond" and not guided:
         raise BadInputError(f"rows={rows!r} needs classifier-free guidance (guidance_scale > 1): without it "
                             "there are only conditional rows; use rows='cond'")
-    return {"cond": slice(0, n), "uncond": slice(n, 2 * n), "both": slice(0, 2 * n)}[rows]
+    return rows
 
 
 def _unit(handle, direction, zero_hint: str) -> torch.Tensor:
@@ -166,17 +305,26 @@ def _ablate_unit(handle, direction) -> torch.Tensor:
     return _unit(handle, direction, ABLATE_ZERO_HINT)
 
 
-def _along(x: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
-    return (x @ unit)[..., None] * unit
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Cell:
+    """A patch or an ablation checked against the model and the run: what its edits are made of."""
 
+    site: str
+    layers: tuple[int, ...]
+    rows: str
+    window: tuple[int, int] | None
+    unit: torch.Tensor | None
+    value: float | None = None
 
-def _replaced(hidden, source, unit):
-    """hidden with the source's values: all of it, or only its component along ``unit``."""
-    return source if unit is None else hidden + _along(source - hidden, unit)
+    def patch(self, source) -> list[Edit]:
+        """``replace`` with the source's states (per step in a generation, one tensor in a forward)."""
+        return [Edit("replace", site=self.site, layer=self.layers[0], rows=self.rows, window=self.window,
+                     vector=self.unit, source=source)]
 
-
-def _ablated(hidden, unit, value):
-    return hidden - _along(hidden, unit) + (0.0 if value is None else value) * unit
+    def ablation(self) -> list[Edit]:
+        op = "project_out" if self.value is None else "clamp"
+        return [Edit(op, site=self.site, layer=layer, rows=self.rows, window=self.window, vector=self.unit,
+                     value=self.value) for layer in self.layers]
 
 
 # ----- argument checks: every public entry point runs them once, before any work ------------------
@@ -262,27 +410,6 @@ def _checked_layers(handle, layers, *, default_all: bool) -> tuple[int, ...]:
     return validation.layers_in_range(layers, handle.n_layers)
 
 
-def _checked_interventions(handle, interventions) -> tuple:
-    if interventions is None:
-        return ()
-    if isinstance(interventions, Intervention):
-        return (interventions,)
-    if isinstance(interventions, (str, bytes, dict)):
-        raise WrongTypeError(f"interventions={interventions!r:.60}: pass a list of Intervention(site, layer, "
-                             "edit=..., read=...)")
-    try:
-        items = tuple(interventions)
-    except TypeError:
-        raise WrongTypeError(f"interventions is a {type(interventions).__name__}: pass a list of "
-                             "Intervention(site, layer, edit=..., read=...)") from None
-    for i, iv in enumerate(items):
-        if not isinstance(iv, Intervention):
-            raise WrongTypeError(f"interventions[{i}] is a {type(iv).__name__}: pass Intervention(site, layer, "
-                                 "edit=..., read=...) objects")
-        validation.layer_index(iv.layer, handle.n_layers)
-    return items
-
-
 def _checked_value(value) -> float | None:
     """None (project the direction out) or the finite value to clamp its projection to."""
     if value is None:
@@ -290,11 +417,6 @@ def _checked_value(value) -> float | None:
     return validation.finite_float(value, "value", low=-MAX_ADDED_NORM, high=MAX_ADDED_NORM,
                                    hint="the clamped projection is a distance along a unit direction, comparable to "
                                         "the residual's norm (a few to a few hundred); None projects it out")
-
-
-def _checked_seed(seed) -> int:
-    low, high = validation.SEED_RANGE
-    return validation.integer(seed, "seed", low=low, high=high - 1)
 
 
 def _scalar_of(value):
@@ -372,6 +494,29 @@ def _checked_keys(handle, keys) -> list[tuple[str, int]]:
     return checked
 
 
+def _checked_edits(handle, edits) -> tuple[Edit, ...]:
+    """Extra edits run alongside a cell (e.g. a read): `Edit`s whose layers this model has; their reads
+    named by their index in ``edits`` unless named."""
+    items = edit_list(edits)
+    for edit in items:
+        validation.layer_index(edit.layer, handle.n_layers)
+    return tuple(named_edits(items))
+
+
+def _one_seed_settings(handle, settings) -> tuple[GenerationSettings, int]:
+    """(settings, decoder steps) of a one-prompt generation, every setting checked before any generation runs."""
+    settings = settings_of(settings)
+    if isinstance(settings.seeds, tuple) and len(settings.seeds) != 1:
+        raise BadInputError(f"seeds={settings.seeds}: a cell generates one clip, with the seed its source and "
+                            "target share; pass one int, e.g. GenerationSettings(seeds=3)")
+    return settings, _n_steps(handle, settings.duration_s)
+
+
+def _forward_guidance(settings) -> float | None:
+    """A teacher-forced run reads only the guidance scale of ``settings`` (None: a plain, unguided forward)."""
+    return None if settings is None else settings_of(settings).guidance_scale
+
+
 # ----- teacher forcing: one forward per cell -------------------------------------------------------
 
 def _same_length(*inputs: ForcedInput) -> None:
@@ -409,21 +554,22 @@ def _forward_args(handle, inputs: list[ForcedInput], guidance_scale):
     return ids, states, mask, guided
 
 
-def forward(handle, inputs, interventions=(), guidance_scale: float | None = None) -> ForwardTrace:
-    """Teacher-force `ForcedInput`s (one or a list of equal length) through nnsight, with interventions.
+def forward(handle, inputs, edits=(), guidance_scale: float | None = None) -> ForwardTrace:
+    """Teacher-force `ForcedInput`s (one or a list of equal length) through nnsight, with ``edits`` applied.
 
     Under guidance (``guidance_scale > 1``) the null-text rows follow the conditional ones and the
-    logits are combined as generation does: ``uncond + guidance_scale * (cond - uncond)``.
+    logits are combined as generation does: ``uncond + guidance_scale * (cond - uncond)``. The result's
+    ``reads`` holds each ``read`` edit's value by its name (default: its index in ``edits``).
     """
     validation.model_handle(handle)
     inputs = _checked_inputs(handle, inputs)
-    interventions = _checked_interventions(handle, interventions)
-    return _forward(handle, inputs, interventions, validation.guidance_scale(guidance_scale))
+    edits = _checked_edits(handle, edits)
+    return _forward(handle, inputs, edits, validation.guidance_scale(guidance_scale))
 
 
-def _forward(handle, inputs: list[ForcedInput], interventions, guidance_scale) -> ForwardTrace:
+def _forward(handle, inputs: list[ForcedInput], edits, guidance_scale) -> ForwardTrace:
     ids, states, mask, guided = _forward_args(handle, inputs, guidance_scale)
-    out = traced_forward(handle, ids, states, mask, interventions)
+    out = traced_forward(handle, ids, states, mask, edits, guided=guided)
     if guided:
         cond, uncond = out.logits.chunk(2)
         out = ForwardTrace(uncond + guidance_scale * (cond - uncond), out.reads)
@@ -457,8 +603,8 @@ def _code_logprob(handle, logits: torch.Tensor, inp: ForcedInput) -> float:
 
 
 def record_forward(handle, inp: ForcedInput, keys, guidance_scale=None) -> dict:
-    """(site, layer) -> the full activation tensor of one forward of ``inp`` (what `patch_forward`'s
-    ``source_acts`` takes, so many cells share one source forward)."""
+    """(site, layer) -> the full activation tensor (rows, positions, hidden) of one forward of ``inp`` (what
+    `patch_forward`'s ``source_acts`` takes, so many cells share one source forward)."""
     validation.model_handle(handle)
     inp = _checked_input(handle, inp, "inp")
     keys = _checked_keys(handle, keys)
@@ -466,175 +612,115 @@ def record_forward(handle, inp: ForcedInput, keys, guidance_scale=None) -> dict:
 
 
 def _record_forward(handle, inp: ForcedInput, keys, guidance_scale) -> dict:
-    ivs = [Intervention(site, layer, read=lambda x, step: x) for site, layer in keys]
-    out = _forward(handle, [inp], ivs, guidance_scale)
-    return dict(zip(keys, out.reads))
+    reads = [Edit("read", site=site, layer=layer, name=(site, layer)) for site, layer in keys]
+    return _forward(handle, [inp], reads, guidance_scale).reads
 
 
-def _forward_edit(source, rs, start, stop, unit):
-    def edit(hidden, step):
-        new = hidden.clone()
-        new[rs, start:stop] = _replaced(hidden[rs, start:stop], source[rs, start:stop], unit)
-        return new
-    return edit
+def _patch_cell(handle, spec, n: int, guided: bool, unit: str) -> _Cell:
+    """A `PatchSpec` checked against the model and a run of ``n`` positions / decoder steps."""
+    layer = validation.layer_index(spec.layer, handle.n_layers)
+    rows = _checked_rows(spec.rows, "cond" if unit == "positions" else "both", guided)
+    window = None if spec.window is None else validation.window(spec.window, n, unit=unit)
+    return _Cell(spec.site, (layer,), rows, window, _patch_unit(handle, spec.direction))
 
 
-def patch_forward(handle, source: ForcedInput, target: ForcedInput, *, site: str = "resid", layer: int,
-                  window: tuple[int, int] | None = None, direction=None, rows: str = "cond",
-                  guidance_scale: float | None = None, interventions=(), source_acts=None) -> ForwardTrace:
-    """The target's forward with the source's activations at (site, layer) over positions ``window``.
+def _ablation_cell(handle, spec, n: int, guided: bool, unit: str) -> _Cell:
+    """An `AblationSpec` checked against the model and a run of ``n`` positions / decoder steps."""
+    direction = _ablate_unit(handle, spec.direction)
+    layers = validation.layers_in_range(spec.layers, handle.n_layers)
+    rows = _checked_rows(spec.rows, "cond" if unit == "positions" else "both", guided)
+    window = None if spec.window is None else validation.window(spec.window, n, unit=unit)
+    return _Cell(spec.site, layers, rows, window, direction, spec.value)
 
-    direction: patch only the component along it (None: the whole vector). window: (start, stop)
-    positions within the run (frames + the delay pattern's steps), None = all. Extra
-    ``interventions`` (e.g. a read for a metric) run alongside. source_acts: `record_forward` of the
+
+def patch_forward(handle, source: ForcedInput, target: ForcedInput, spec: PatchSpec, *,
+                  guidance_scale: float | None = None, edits=(), source_acts=None) -> ForwardTrace:
+    """The target's forward with the source's activations patched in as ``spec`` says (window: positions
+    within the run, frames + the delay pattern's steps; rows default ``cond``).
+
+    edits: extra edits (e.g. a named read for a metric) run after the patch; their reads are in the
+    result's ``reads`` by name (default: their index in ``edits``). source_acts: `record_forward` of the
     source at this (site, layer), if already at hand.
     """
     validation.model_handle(handle)
     source, target = _checked_input(handle, source, "source"), _checked_input(handle, target, "target")
     _same_length(source, target)
-    site, layer = validation.site(site), validation.layer_index(layer, handle.n_layers)
+    spec = _checked_spec(spec, "spec", PatchSpec, "PatchSpec(layer=1, window=(0, 8))")
     guidance_scale = validation.guidance_scale(guidance_scale)
-    guided = _guided(guidance_scale)
-    rs = _row_slice(rows, 1, guided)
     n = source.frames + handle.delay_steps
-    span = (0, n) if window is None else validation.window(window, n, unit="positions")
-    unit = _patch_unit(handle, direction)
-    interventions = _checked_interventions(handle, interventions)
+    cell = _patch_cell(handle, spec, n, _guided(guidance_scale), "positions")
+    edits = _checked_edits(handle, edits)
     if source_acts is not None:
-        _checked_source_acts(source_acts, (site, layer), 2 if guided else 1, n, handle.hidden_size)
-    return _patch_forward(handle, source, target, site, layer, span, unit, rs, guidance_scale, interventions,
-                          source_acts)
+        _checked_source_acts(source_acts, (cell.site, cell.layers[0]), 2 if _guided(guidance_scale) else 1, n,
+                             handle.hidden_size)
+    return _patch_forward(handle, source, target, cell, guidance_scale, edits, source_acts)
 
 
-def _patch_forward(handle, source, target, site, layer, span, unit, rs, guidance_scale, interventions, acts):
+def _patch_forward(handle, source, target, cell: _Cell, guidance_scale, edits, acts) -> ForwardTrace:
+    key = (cell.site, cell.layers[0])
     if acts is None:
-        acts = _record_forward(handle, source, [(site, layer)], guidance_scale)
-    edit = _forward_edit(acts[(site, layer)], rs, *span, unit)
-    return _forward(handle, [target], [Intervention(site, layer, edit=edit), *interventions], guidance_scale)
+        acts = _record_forward(handle, source, [key], guidance_scale)
+    rows = edit_row_slice(cell.rows, 1, _guided(guidance_scale))
+    return _forward(handle, [target], [*cell.patch(acts[key][rows]), *edits], guidance_scale)
 
 
-def _ablate_edit(rs, start, stop, unit, value):
-    def edit(hidden, step):
-        new = hidden.clone()
-        new[rs, start:stop] = _ablated(hidden[rs, start:stop], unit, value)
-        return new
-    return edit
-
-
-def ablate_forward(handle, inp: ForcedInput, direction, *, layers, site: str = "resid",
-                   window: tuple[int, int] | None = None, value: float | None = None, rows: str = "cond",
-                   guidance_scale: float | None = None, interventions=()) -> ForwardTrace:
-    """``inp``'s forward with ``direction`` projected out at ``layers`` (or its projection set to ``value``)."""
+def ablate_forward(handle, inp: ForcedInput, spec: AblationSpec, *, guidance_scale: float | None = None,
+                   edits=()) -> ForwardTrace:
+    """``inp``'s forward with ``spec``'s direction projected out at its layers (or its projection set to
+    its value); window: positions, rows default ``cond``. edits: as in `patch_forward`."""
     validation.model_handle(handle)
     inp = _checked_input(handle, inp, "inp")
-    unit = _ablate_unit(handle, direction)
-    layers = _checked_layers(handle, layers, default_all=False)
-    site = validation.site(site)
-    value = _checked_value(value)
+    spec = _checked_spec(spec, "spec", AblationSpec, "AblationSpec(direction, layers=[1])")
     guidance_scale = validation.guidance_scale(guidance_scale)
-    rs = _row_slice(rows, 1, _guided(guidance_scale))
-    n = inp.frames + handle.delay_steps
-    span = (0, n) if window is None else validation.window(window, n, unit="positions")
-    interventions = _checked_interventions(handle, interventions)
-    return _ablate_forward(handle, inp, unit, layers, site, span, value, rs, guidance_scale, interventions)
-
-
-def _ablate_forward(handle, inp, unit, layers, site, span, value, rs, guidance_scale, interventions):
-    edit = _ablate_edit(rs, *span, unit, value)
-    return _forward(handle, [inp], [*(Intervention(site, layer, edit=edit) for layer in layers), *interventions],
-                    guidance_scale)
+    cell = _ablation_cell(handle, spec, inp.frames + handle.delay_steps, _guided(guidance_scale), "positions")
+    edits = _checked_edits(handle, edits)
+    return _forward(handle, [inp], [*cell.ablation(), *edits], guidance_scale)
 
 
 # ----- generation: one clip per cell ---------------------------------------------------------------
 
-def _generation_kwargs(duration_s, seed, guidance_scale, temperature, top_k) -> dict:
-    return {"duration_s": duration_s, "seeds": [seed], "guidance_scale": guidance_scale, "temperature": temperature,
-            "top_k": top_k}
+def _record_generation(handle, prompt, keys, rows: str, settings) -> tuple:
+    """(clip, {(site, layer): per-step states of ``rows``}) of one generation."""
+    reads = [Edit("read", site=site, layer=layer, rows=rows, name=(site, layer)) for site, layer in keys]
+    res = generate_traced(handle, [prompt], settings, edits=reads)
+    return res.clips[0], res.reads
 
 
-def _checked_generation(handle, duration_s, seed, guidance_scale, temperature, top_k) -> tuple[dict, int]:
-    """(generation kwargs, decoder steps), every setting checked before any generation runs."""
-    n = _n_steps(handle, duration_s)
-    temperature = None if temperature is None else validation.temperature(temperature)
-    gen = _generation_kwargs(float(duration_s), _checked_seed(seed), validation.guidance_scale(guidance_scale),
-                             temperature, validation.top_k(top_k))
-    return gen, n
-
-
-def _step_edit(per_step, rs, start, stop, unit):
-    def edit(hidden, step):
-        if not start <= step < stop or step >= len(per_step):
-            return None
-        new = hidden.clone()
-        new[rs] = _replaced(hidden[rs], per_step[step][rs], unit)
-        return new
-    return edit
-
-
-def _record_generation(handle, prompt, keys, gen) -> tuple:
-    ivs = [Intervention(site, layer, read=lambda x, step: x) for site, layer in keys]
-    res = generate_traced(handle, [prompt], interventions=ivs, **gen)
-    return res.clips[0], dict(zip(keys, res.reads))
-
-
-def generate_patched(handle, source_prompt: str, target_prompt: str, *, site: str = "resid", layer: int,
-                     window: tuple[int, int] | None = None, direction=None, rows: str = "both",
-                     duration_s: float = 4.0, seed: int = 0, guidance_scale: float = 3.0,
-                     temperature: float | None = None, top_k: int | None = 250, _source=None):
-    """(source clip, patched clip): the target prompt's generation with the source's activations at
-    (site, layer) over decoder steps ``window`` (same seed for both). rows: which CFG rows get patched
-    (``both`` by default: patching only the conditional rows leaves guidance pulling back). window:
-    (start, stop) decoder steps within the run (its frames + the delay pattern's steps), None = all."""
+def generate_patched(handle, source_prompt: str, target_prompt: str, spec: PatchSpec,
+                     settings: GenerationSettings | None = None, *, _source=None):
+    """(source clip, patched clip): the target prompt's generation with the source's activations patched in
+    as ``spec`` says (window: decoder steps within the run, its frames + the delay pattern's steps; rows
+    default ``both``), source and target with the same settings (one seed)."""
     validation.model_handle(handle)
     source_prompt = _checked_prompt(handle, source_prompt, "source_prompt")
     target_prompt = _checked_prompt(handle, target_prompt, "target_prompt")
-    site, layer = validation.site(site), validation.layer_index(layer, handle.n_layers)
-    gen, n = _checked_generation(handle, duration_s, seed, guidance_scale, temperature, top_k)
-    rs = _row_slice(rows, 1, _guided(gen["guidance_scale"]))
-    span = (0, n) if window is None else validation.window(window, n, unit="decoder steps")
-    unit = _patch_unit(handle, direction)
-    return _generate_patched(handle, source_prompt, target_prompt, site, layer, span, unit, rs, gen, _source)
+    spec = _checked_spec(spec, "spec", PatchSpec, "PatchSpec(layer=1, window=(0, 8))")
+    settings, n = _one_seed_settings(handle, settings)
+    cell = _patch_cell(handle, spec, n, settings.guided, "decoder steps")
+    return _generate_patched(handle, source_prompt, target_prompt, cell, settings, _source)
 
 
-def _generate_patched(handle, source_prompt, target_prompt, site, layer, span, unit, rs, gen, source=None):
-    source_clip, acts = source if source is not None else _record_generation(handle, source_prompt,
-                                                                             [(site, layer)], gen)
-    edit = _step_edit(acts[(site, layer)], rs, *span, unit)
-    patched = generate_traced(handle, [target_prompt], interventions=[Intervention(site, layer, edit=edit)], **gen)
+def _generate_patched(handle, source_prompt, target_prompt, cell: _Cell, settings, source=None):
+    key = (cell.site, cell.layers[0])
+    source_clip, acts = source if source is not None else _record_generation(handle, source_prompt, [key],
+                                                                             cell.rows, settings)
+    patched = generate_traced(handle, [target_prompt], settings, edits=cell.patch(acts[key]))
     return source_clip, patched.clips[0]
 
 
-def _ablate_step_edit(rs, start, stop, unit, value):
-    def edit(hidden, step):
-        if not start <= step < stop:
-            return None
-        new = hidden.clone()
-        new[rs] = _ablated(hidden[rs], unit, value)
-        return new
-    return edit
-
-
-def generate_ablated(handle, prompt: str, direction, *, layers, site: str = "resid",
-                     window: tuple[int, int] | None = None, value: float | None = None, rows: str = "both",
-                     duration_s: float = 4.0, seed: int = 0, guidance_scale: float = 3.0,
-                     temperature: float | None = None, top_k: int | None = 250):
-    """The prompt's clip generated with ``direction`` projected out (or clamped to ``value``) at ``layers``."""
+def generate_ablated(handle, prompt: str, spec: AblationSpec, settings: GenerationSettings | None = None):
+    """The prompt's clip generated with ``spec``'s direction projected out (or clamped to its value) at its
+    layers; window: decoder steps, rows default ``both``."""
     validation.model_handle(handle)
     prompt = _checked_prompt(handle, prompt, "prompt")
-    unit = _ablate_unit(handle, direction)
-    layers = _checked_layers(handle, layers, default_all=False)
-    site = validation.site(site)
-    value = _checked_value(value)
-    gen, n = _checked_generation(handle, duration_s, seed, guidance_scale, temperature, top_k)
-    rs = _row_slice(rows, 1, _guided(gen["guidance_scale"]))
-    span = (0, n) if window is None else validation.window(window, n, unit="decoder steps")
-    return _generate_ablated(handle, prompt, unit, layers, site, span, value, rs, gen)
+    spec = _checked_spec(spec, "spec", AblationSpec, "AblationSpec(direction, layers=[1])")
+    settings, n = _one_seed_settings(handle, settings)
+    cell = _ablation_cell(handle, spec, n, settings.guided, "decoder steps")
+    return _generate_ablated(handle, prompt, cell, settings)
 
 
-def _generate_ablated(handle, prompt, unit, layers, site, span, value, rs, gen):
-    edit = _ablate_step_edit(rs, *span, unit, value)
-    ivs = [Intervention(site, layer, edit=edit) for layer in layers]
-    return generate_traced(handle, [prompt], interventions=ivs, **gen).clips[0]
+def _generate_ablated(handle, prompt, cell: _Cell, settings):
+    return generate_traced(handle, [prompt], settings, edits=cell.ablation()).clips[0]
 
 
 # ----- metrics and sweeps --------------------------------------------------------------------------
@@ -673,13 +759,15 @@ def _clip_metric(handle, metric, label) -> Callable:
 
 
 def _forward_metric(handle, metric, source: ForcedInput):
-    """(extra interventions, fn(ForwardTrace) -> float) for forward-mode sweeps."""
+    """(extra edits, fn(ForwardTrace) -> float) for forward-mode sweeps."""
     if isinstance(metric, str) and metric == "logprob":
         return [], lambda out: _code_logprob(handle, out.logits, source)
     if isinstance(metric, ProbeMetric):
         col = _checked_probe_metric(handle, metric)
-        read = Intervention(metric.site, metric.layer, read=lambda x, step: x[:1].float().mean(dim=1))
-        return [read], lambda out: float(metric.probe.predict_proba(out.reads[-1].cpu().numpy())[0, col])
+        name = ("metric", metric.site, metric.layer)
+        read = Edit("read", site=metric.site, layer=metric.layer, fn=lambda x, step: x[:1].float().mean(dim=1),
+                    name=name)
+        return [read], lambda out: float(metric.probe.predict_proba(out.reads[name].cpu().numpy())[0, col])
     raise BadInputError(f"metric {metric!r:.60} does not apply to teacher forcing: use 'logprob' or a ProbeMetric")
 
 
@@ -720,58 +808,50 @@ def _checked_label(label):
     return label
 
 
-def patching_sweep(handle, source, target, *, mode: str = "forward", sites=("resid",), layers=None,
-                   windows: int | list = 8, direction=None, metric="logprob", rows: str | None = None,
-                   label: str | None = None, guidance_scale: float | None = None, duration_s: float = 4.0,
-                   seed: int = 0, progress: bool | Callable[[int, int], None] = False,
-                   stop: Callable[[], bool] | None = None):
-    """Patch the source into the target at every (site, layer, window); one DataFrame row per cell.
+def patching_sweep(handle, source, target, sweep: PatchSweep | None = None,
+                   settings: GenerationSettings | None = None, *,
+                   progress: bool | Callable[[int, int], None] = False, stop: Callable[[], bool] | None = None):
+    """Patch the source into the target at every (site, layer, window) of ``sweep``; one DataFrame row per cell.
 
-    mode ``forward``: source/target are `ForcedInput`s, windows are positions, metric ``logprob`` or
-    a `ProbeMetric`. mode ``generate``: prompts, windows are decoder steps, metric ``judge`` (with
-    ``label``, the source's genre), a `ProbeMetric` or ``fn(clip)``; ``guidance_scale`` defaults to 3.
-    windows: how many equal windows, or a list of (start, stop) within the run (reversed, empty or
-    out-of-run windows are refused). stop: polled between cells (the table so far is returned).
-    progress: True for a bar over the cells (tqdm.auto: a widget bar in a notebook), or ``fn(done, total)``
-    called with 0 once the source and target are measured and after each cell (what a view's readout shows).
+    sweep: a `PatchSweep` (default: teacher forcing, every layer, 8 windows, metric ``logprob``). In mode
+    ``forward`` source/target are `ForcedInput`s; in mode ``generate`` prompts. settings: mode ``generate``:
+    the `GenerationSettings` of every clip (one seed; default `GenerationSettings()`); mode ``forward`` reads
+    only its ``guidance_scale`` (default None: an unguided forward). stop: polled between cells (the table
+    so far is returned). progress: True for a bar over the cells (tqdm.auto: a widget bar in a notebook), or
+    ``fn(done, total)`` called with 0 once the source and target are measured and after each cell (what a
+    view's readout shows).
     Columns: mode, site, layer, window, start, stop, patch, rows, metric, value, source_value,
     target_value, recovered, seconds (and ``clip`` in generate mode).
     """
-    import pandas as pd
     validation.model_handle(handle)
-    mode, source, target = _check_mode(handle, mode, source, target)
+    sweep = _checked_spec(PatchSweep() if sweep is None else sweep, "sweep", PatchSweep,
+                          "PatchSweep(layers=[0, 1], windows=4)")
+    mode, source, target = _check_mode(handle, sweep.mode, source, target)
     if (source == target if mode == "generate" else
             source.prompt == target.prompt and torch.equal(source.codes, target.codes)):
         raise BadInputError("source and target are the same input: every cell would equal both, and 'recovered' "
                             "divides by their difference; pass two different inputs (e.g. clips of two genres)")
-    sites = validation.sites(sites)
-    layers = _checked_layers(handle, layers, default_all=True)
-    keys = [(s, layer) for s in sites for layer in layers]
-    unit = _patch_unit(handle, direction)
-    label = _checked_label(label)
+    layers = _checked_layers(handle, sweep.layers, default_all=True)
+    keys = [(s, layer) for s in sweep.sites for layer in layers]
+    unit = _patch_unit(handle, sweep.direction)
+    metric = sweep.metric
     stop = _checked_stop(stop)
     progress = _checked_progress(progress)
     if mode == "forward":
-        rows = "cond" if rows is None else rows
-        guidance_scale = validation.guidance_scale(guidance_scale)
-        n = source.frames + handle.delay_steps
-        spans = _spans(windows, n, "positions")
-        rs = _row_slice(rows, 1, _guided(guidance_scale))
+        guidance_scale = _forward_guidance(settings)
+        rows = _checked_rows(sweep.rows, "cond", _guided(guidance_scale))
+        spans = _spans(sweep.windows, source.frames + handle.delay_steps, "positions")
         extra, measure = _forward_metric(handle, metric, source)
         acts = _record_forward(handle, source, keys, guidance_scale)
-        source_value = _measured(measure(_forward(handle, [source], extra, guidance_scale)), metric,
-                                 "the source")
-        target_value = _measured(measure(_forward(handle, [target], extra, guidance_scale)), metric,
-                                 "the target")
+        source_value = _measured(measure(_forward(handle, [source], extra, guidance_scale)), metric, "the source")
+        target_value = _measured(measure(_forward(handle, [target], extra, guidance_scale)), metric, "the target")
     else:
-        rows = "both" if rows is None else rows
-        gen, n = _checked_generation(handle, duration_s, seed, 3.0 if guidance_scale is None else guidance_scale,
-                                     1.0, 250)
-        spans = _spans(windows, n, "decoder steps")
-        rs = _row_slice(rows, 1, _guided(gen["guidance_scale"]))
-        measure = _clip_metric(handle, metric, label)
-        source_clip, acts = _record_generation(handle, source, keys, gen)
-        target_clip = generate_traced(handle, [target], **gen).clips[0]
+        settings, n = _one_seed_settings(handle, settings)
+        rows = _checked_rows(sweep.rows, "both", settings.guided)
+        spans = _spans(sweep.windows, n, "decoder steps")
+        measure = _clip_metric(handle, metric, sweep.label)
+        source_clip, acts = _record_generation(handle, source, keys, rows, settings)
+        target_clip = generate_traced(handle, [target], settings).clips[0]
         source_value = _measured(measure(source_clip), metric, "the source")
         target_value = _measured(measure(target_clip), metric, "the target")
     cells = []
@@ -782,15 +862,14 @@ def patching_sweep(handle, source, target, *, mode: str = "forward", sites=("res
                 break
             began = time.perf_counter()
             row = {"mode": mode, "site": site, "layer": layer, "window": index, "start": span[0], "stop": span[1],
-                   "patch": "full" if unit is None else "direction", "rows": rows,
-                   "metric": _metric_name(metric)}
+                   "patch": "full" if unit is None else "direction", "rows": rows, "metric": _metric_name(metric)}
             what = f"the cell at {site} layer {layer}, window {span}"
+            cell = _Cell(site, (layer,), rows, span, unit)
             if mode == "forward":
-                out = _patch_forward(handle, source, target, site, layer, span, unit, rs, guidance_scale, extra, acts)
+                out = _patch_forward(handle, source, target, cell, guidance_scale, extra, acts)
                 row["value"] = _measured(measure(out), metric, what)
             else:
-                _, clip = _generate_patched(handle, source, target, site, layer, span, unit, rs, gen,
-                                            (source_clip, acts))
+                _, clip = _generate_patched(handle, source, target, cell, settings, (source_clip, acts))
                 row["value"], row["clip"] = _measured(measure(clip), metric, what), clip
             row["seconds"] = time.perf_counter() - began
             cells.append(row)
@@ -806,51 +885,46 @@ def patching_sweep(handle, source, target, *, mode: str = "forward", sites=("res
     return df
 
 
-def ablation_sweep(handle, inp, direction, *, mode: str = "forward", site: str = "resid", layers=None,
-                   windows: int | list = 8, value: float | None = None, metric="logprob", label: str | None = None,
-                   guidance_scale: float | None = None, duration_s: float = 4.0, seed: int = 0,
-                   rows: str | None = None, progress: bool | Callable[[int, int], None] = False):
-    """Ablate ``direction`` at one layer and window per cell; DataFrame with ``value`` and ``change``
-    (cell - unablated). inp: a `ForcedInput` (forward; metric ``logprob`` of its own codes) or a prompt
-    (generate; metric ``judge`` with ``label``, a `ProbeMetric` or ``fn(clip)``). progress: as in
-    `patching_sweep` (True: a bar over the cells; ``fn(done, total)``: called after each cell)."""
-    import pandas as pd
+def ablation_sweep(handle, inp, direction, sweep: AblationSweep | None = None,
+                   settings: GenerationSettings | None = None, *,
+                   progress: bool | Callable[[int, int], None] = False):
+    """Ablate ``direction`` at one layer and window per cell of ``sweep``; DataFrame with ``value`` and
+    ``change`` (cell - unablated). inp: a `ForcedInput` (mode ``forward``; metric ``logprob`` of its own
+    codes) or a prompt (mode ``generate``; metric ``judge`` with ``label``, a `ProbeMetric` or ``fn(clip)``).
+    settings and progress: as in `patching_sweep`."""
     validation.model_handle(handle)
-    mode, inp, _ = _check_mode(handle, mode, inp, inp)
+    sweep = _checked_spec(AblationSweep() if sweep is None else sweep, "sweep", AblationSweep,
+                          "AblationSweep(layers=[0, 1], windows=4)")
+    mode, inp, _ = _check_mode(handle, sweep.mode, inp, inp)
     unit = _ablate_unit(handle, direction)
-    site = validation.site(site)
-    layers = _checked_layers(handle, layers, default_all=True)
-    value = _checked_value(value)
-    label = _checked_label(label)
+    layers = _checked_layers(handle, sweep.layers, default_all=True)
+    metric = sweep.metric
     progress = _checked_progress(progress)
     cells = []
     if mode == "forward":
-        rows = "cond" if rows is None else rows
-        guidance_scale = validation.guidance_scale(guidance_scale)
-        spans = _spans(windows, inp.frames + handle.delay_steps, "positions")
-        rs = _row_slice(rows, 1, _guided(guidance_scale))
+        guidance_scale = _forward_guidance(settings)
+        rows = _checked_rows(sweep.rows, "cond", _guided(guidance_scale))
+        spans = _spans(sweep.windows, inp.frames + handle.delay_steps, "positions")
         extra, measure = _forward_metric(handle, metric, inp)
         base = _measured(measure(_forward(handle, [inp], extra, guidance_scale)), metric, "the input")
     else:
-        rows = "both" if rows is None else rows
-        gen, n = _checked_generation(handle, duration_s, seed, 3.0 if guidance_scale is None else guidance_scale,
-                                     1.0, 250)
-        spans = _spans(windows, n, "decoder steps")
-        rs = _row_slice(rows, 1, _guided(gen["guidance_scale"]))
-        measure = _clip_metric(handle, metric, label)
-        base_clip = generate_traced(handle, [inp], **gen).clips[0]
-        base = _measured(measure(base_clip), metric, "the unablated clip")
+        settings, n = _one_seed_settings(handle, settings)
+        rows = _checked_rows(sweep.rows, "both", settings.guided)
+        spans = _spans(sweep.windows, n, "decoder steps")
+        measure = _clip_metric(handle, metric, sweep.label)
+        base = _measured(measure(generate_traced(handle, [inp], settings).clips[0]), metric, "the unablated clip")
     bar = _CellProgress(progress, len(layers) * len(spans), "ablation")
     for layer in layers:
         for index, span in enumerate(spans):
-            row = {"mode": mode, "site": site, "layer": layer, "window": index, "start": span[0], "stop": span[1],
-                   "rows": rows, "metric": _metric_name(metric), "clamp": value}
-            what = f"the cell at {site} layer {layer}, window {span}"
+            row = {"mode": mode, "site": sweep.site, "layer": layer, "window": index, "start": span[0],
+                   "stop": span[1], "rows": rows, "metric": _metric_name(metric), "clamp": sweep.value}
+            what = f"the cell at {sweep.site} layer {layer}, window {span}"
+            cell = _Cell(sweep.site, (layer,), rows, span, unit, sweep.value)
             if mode == "forward":
-                out = _ablate_forward(handle, inp, unit, (layer,), site, span, value, rs, guidance_scale, extra)
+                out = _forward(handle, [inp], [*cell.ablation(), *extra], guidance_scale)
                 row["value"] = _measured(measure(out), metric, what)
             else:
-                clip = _generate_ablated(handle, inp, unit, (layer,), site, span, value, rs, gen)
+                clip = _generate_ablated(handle, inp, cell, settings)
                 row["value"], row["clip"] = _measured(measure(clip), metric, what), clip
             cells.append(row)
             bar.update()

@@ -1,7 +1,8 @@
 """When during generation does a direction take hold? Per-step projections through an nnsight trace.
 
 `trace_steps` generates clips through `workbench.runtime.tracing` and records, at every decoder step
-and every layer, the projection of the residual onto a unit direction and the residual's norm.
+and every layer, the projection of the residual onto a unit direction and the residual's norm (one
+``read`` edit per layer, `workbench.runtime.edits`).
 Only those two numbers per (layer, step, clip) are kept, never the activations: for a 30 s clip of
 musicgen-small that is 24 x 1503 x 2 floats a clip.
 
@@ -11,7 +12,8 @@ delay pattern), so ``time_s = s / frame_rate_hz`` is where the step lands in the
 Example:
     >>> import numpy as np, workbench as wb
     >>> h = wb.random_model("tiny")
-    >>> tr = trace_steps(h, ["jazz", "rock"], np.ones(h.hidden_size), duration_s=0.2, seeds=[1, 2])
+    >>> from workbench.runtime.settings import GenerationSettings
+    >>> tr = trace_steps(h, ["jazz", "rock"], np.ones(h.hidden_size), GenerationSettings(duration_s=0.2, seeds=(1, 2)))
     >>> tr.projection.shape, len(tr.clips)          # (layers, steps, clips)
     ((3, 13, 2), 2)
     >>> sorted(tr.to_frame().columns)
@@ -27,8 +29,10 @@ import torch
 
 from workbench import validation
 from workbench.errors import BadInputError, WrongTypeError
+from workbench.runtime.edits import Edit
 from workbench.runtime.inputs import check_spec
-from workbench.runtime.tracing import Intervention, generate_traced
+from workbench.runtime.settings import GenerationSettings, settings_of
+from workbench.runtime.tracing import generate_traced
 
 __all__ = ["StepTrace", "trace_steps", "trace_steered"]
 
@@ -104,44 +108,38 @@ def _unit(handle, direction) -> torch.Tensor:
     return torch.as_tensor(unit, device=handle.device, dtype=handle.dtype)
 
 
-def trace_steps(handle, prompts, direction, *, site: str = "resid", layers=None, steering=None,
-                duration_s: float = 4.0, seeds=0, guidance_scale: float = 3.0, rows: str = "cond",
-                batch_size: int = 8, temperature: float | None = None, top_k: int | None = 250) -> StepTrace:
+def trace_steps(handle, prompts, direction, settings: GenerationSettings | None = None, *, site: str = "resid",
+                layers=None, steering=None, rows: str = "cond") -> StepTrace:
     """Generate ``prompts`` (optionally steered) and record every layer's projection on ``direction``.
 
-    direction: a `Direction` or a (hidden,) vector (made unit here). rows: ``cond`` or ``uncond``
-    (the null-text rows, under guidance). Steering is applied before the reading at each layer, so
-    a steered layer shows the push it gets.
+    direction: a `Direction` or a (hidden,) vector (made unit here). settings: the `GenerationSettings` of
+    the clips (its batch size batches the prompts). rows: ``cond`` or ``uncond`` (the null-text rows, under
+    guidance). Steering is applied before the reading at each layer, so a steered layer shows the push it gets.
     """
     validation.model_handle(handle)
+    settings = settings_of(settings)
     validation.site(site)
     rows = validation.choice(rows, "rows", ("cond", "uncond"))
-    guidance_scale = validation.guidance_scale(guidance_scale)
-    guided = guidance_scale is not None and guidance_scale > 1
-    if rows == "uncond" and not guided:
+    if rows == "uncond" and not settings.guided:
         raise BadInputError("rows='uncond' needs guidance_scale > 1 (without it there are no null-text rows)")
     unit = _unit(handle, direction)
     layers = tuple(range(handle.n_layers)) if layers is None else validation.layers_in_range(
         validation.int_sequence(layers, "layers", example="[0, 1]"), handle.n_layers)
     prompts = validation.prompt_list(prompts)
-    seeds = validation.seed_list(seeds, len(prompts))
-    batch_size = validation.positive_int(batch_size, "batch_size")
+    seeds = validation.seed_list(settings.seeds, len(prompts))
     if steering is not None:
         check_spec(steering, "steering", "SteeringSpec", "SteeringSpec.single(direction, layers=(6,), strength=4.0)")
-    projections, norms, clips = [], [], []
-    for start in range(0, len(prompts), batch_size):
-        batch = prompts[start:start + batch_size]
-        n = len(batch)
-        lo, hi = (n, 2 * n) if rows == "uncond" else (0, n)
 
-        def read(hidden, step, lo=lo, hi=hi):
-            part = hidden[lo:hi, -1].float()  # (n, H): the step's newest position
-            return torch.stack([part @ unit.float(), part.norm(dim=-1)], dim=-1)
-        ivs = [Intervention(site, layer, read=read) for layer in layers]
-        res = generate_traced(handle, batch, duration_s=duration_s, seeds=seeds[start:start + batch_size],
-                              guidance_scale=guidance_scale, steering=steering, temperature=temperature,
-                              top_k=top_k, interventions=ivs)
-        per_layer = np.stack([torch.stack(r).cpu().numpy() for r in res.reads])  # (layers, steps, n, 2)
+    def read(hidden, step):
+        part = hidden[:, -1].float()  # (n, H): the step's newest position of the rows read
+        return torch.stack([part @ unit.float(), part.norm(dim=-1)], dim=-1)
+    reads = [Edit("read", site=site, layer=layer, rows=rows, fn=read, name=layer) for layer in layers]
+    projections, norms, clips = [], [], []
+    for start in range(0, len(prompts), settings.batch_size):
+        batch = slice(start, start + settings.batch_size)
+        res = generate_traced(handle, prompts[batch], settings.replace(seeds=tuple(seeds[batch])), steering=steering,
+                              edits=reads)
+        per_layer = np.stack([torch.stack(res.reads[layer]).cpu().numpy() for layer in layers])  # (layers, steps, n, 2)
         projections.append(per_layer[..., 0])
         norms.append(per_layer[..., 1])
         clips.extend(res.clips)

@@ -1,19 +1,17 @@
-"""The one module that talks to nnsight: inspection traces and an nnsight generation path.
+"""The nnsight runner: the one module that talks to nnsight, and the third runner of `workbench.runtime.edits`.
 
-The workbench's hot path is plain hooks (`workbench.runtime.hooks`), picked by `python -m benchmarks`
-(nnsight_over_hooks); this module gives the same generation through nnsight, so researchers can
-address any site by its module path, reach `.source` internals, and check parity (tests compare
-activations and codes of both paths). nnsight quirks handled here:
+`generate_traced` and `traced_forward` execute a list of `Edit`s inside an nnsight trace: at every step, at each
+(site, layer) of `EditRun.plan`, ``EditRun.apply`` gives the new state and it is written back in place. The
+arithmetic is `EditRun`'s, shared with the kernel and the hook runner, so codes and reads are bit-identical to
+`workbench.generate`'s (tests/test_edit_runners_nnsight.py, tests/test_core_tracing.py). Steering and capture
+are lists of edits too. Researchers reach here for what hooks do not give: any module by its path
+(`traced_model`, `envoy`), ``.source`` internals, and (later) remote execution. nnsight quirks handled here:
 
-- `generate` runs the prefill forward twice in transformers 5.x, so a trace sees N + 1 steps for
-  N new tokens; iteration 0 is dropped from captures (the hook path replaces it the same way).
-- Trace bodies must live in a source file; saved lists go through `nnsight.save`.
-- Under guidance each invoke sees all 2B decoder rows: rows are sliced here.
-
-`Intervention` is the general tool: at one (site, layer) it may edit the output and/or read from it,
-at every step of a generation (`generate_traced(..., interventions=...)`) or in one teacher-forced
-forward (`traced_forward`). Patching, ablation and per-step traces (`workbench.analysis.patching`,
-`workbench.analysis.step_traces`) and the SAE splice are written with it.
+- `generate` runs the prefill forward twice in transformers 5.x, so a trace sees N + 1 iterations for N new
+  tokens; iterations 0 and 1 are both step 0: edited alike, and a read of the repeat replaces the earlier one
+  (`EditRun.reads` is keyed by step), as the hook runner does.
+- Trace bodies must live in a source file; the `EditRun` is made outside the trace and filled inside.
+- Under guidance the trace sees all 2B decoder rows: `Edit.rows` picks them (`workbench.runtime.edits`).
 
 Example:
     >>> from workbench import random_model
@@ -26,18 +24,21 @@ Example:
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
-from collections.abc import Callable
 
+import nnsight
 import torch
+from transformers import LogitsProcessorList
 
-from workbench import validation
-from workbench.runtime.capture import CaptureSpec, PooledAccumulator
+from workbench.runtime.capture import CaptureSpec
 from workbench.runtime.clip import clips_from
+from workbench.runtime.edits import EditRun, batch_edits, capture_edits, named_edits, pooled_activations
 from workbench.runtime.generation import GenerationResult
-from workbench.runtime.inputs import generation_args, merge_batches, processor_inputs, prompt_list, seeds_for
+from workbench.runtime.inputs import GenerationArgs, generation_args, merge_batches, processor_inputs, prompt_list
 from workbench.runtime.sampling import SeededSampler, codes_from, record_codes
-from workbench.runtime.steering import SteeringSpec, steer_tensor
+from workbench.runtime.settings import GenerationSettings
+from workbench.runtime.steering import SteeringSpec
 from workbench.runtime.threads import intra_op_threads, resolve_threads
 
 
@@ -47,9 +48,6 @@ def traced_model(handle):
     nnsight patches the forward of every module it wraps (a few % slower even outside traces), so
     it wraps a twin module tree that shares the weights: the hot path keeps the untouched model.
     """
-    import copy
-
-    import nnsight
     if getattr(handle, "_nnsight", None) is None:
         shared = {id(t): t for t in list(handle.model.parameters()) + list(handle.model.buffers())}
         twin = copy.deepcopy(handle.model, memo=shared)
@@ -71,176 +69,104 @@ def bos_ids(handle, batch: int) -> torch.Tensor:
     return torch.full((batch * handle.n_codebooks, 1), bos, dtype=torch.long, device=handle.device)
 
 
-@dataclasses.dataclass(frozen=True)
-class Intervention:
-    """Edit and/or read the output of one (site, layer) inside an nnsight trace.
-
-    edit: ``fn(hidden, step) -> tensor | None``, the new output (same shape; None keeps it). read:
-    ``fn(hidden, step) -> tensor``, kept for every step (after this module's edits). ``hidden`` holds
-    every decoder row: (2B, T, H) under guidance, conditional rows first. ``step`` is the generation
-    step (0 = prefill), or None in a teacher-forced forward (T = every position at once).
-    """
-
-    site: str
-    layer: int
-    edit: Callable | None = None
-    read: Callable | None = None
-
-    def __post_init__(self):
-        validation.site(self.site)
-        object.__setattr__(self, "layer", validation.integer(self.layer, "layer", low=0))
-
-
 @dataclasses.dataclass
 class ForwardTrace:
-    """What `traced_forward` gives: logits (B * K, T, V) and one read per intervention (None: no read)."""
+    """What `traced_forward` gives: logits (rows * K, T, V) and ``reads``: {name: value} per ``read`` edit
+    (its ``fn(h, None)``, or a copy of the rows it names: (rows, T, H), or its window's positions)."""
 
     logits: torch.Tensor
-    reads: list
-
-
-_ORDER = {"attn": 0, "mlp": 1, "resid": 2}  # nnsight needs accesses in execution order
-
-
-def _grouped(handle, nm, interventions) -> list:
-    """[(envoy, [(index, intervention)...])] sorted by execution order, one entry per module."""
-    groups: dict = {}
-    for index, iv in enumerate(interventions):
-        handle.check_layer(iv.layer)
-        groups.setdefault((iv.layer, _ORDER[iv.site], iv.site), []).append((index, iv))
-    return [(envoy(nm, handle.site_path(site, layer)), items) for (layer, _, site), items in sorted(groups.items())]
-
-
-def _apply(hidden, items, step, reads) -> None:
-    for index, iv in items:
-        if iv.edit is not None:
-            new = iv.edit(hidden, step)
-            if new is not None:
-                hidden[:] = new
-        if iv.read is not None and reads is not None:
-            reads[index].append(iv.read(hidden, step).detach().clone())
-
-
-def traced_forward(handle, decoder_input_ids, encoder_states, attention_mask, interventions=()) -> ForwardTrace:
-    """One teacher-forced decoder forward through nnsight with ``interventions`` applied.
-
-    decoder_input_ids (B * K, T) as from `workbench.runtime.teacher_forcing.delayed_decoder_inputs`;
-    encoder_states / attention_mask for every decoder row (2B rows under guidance).
-
-    >>> from workbench import random_model
-    >>> h = random_model("tiny")
-    >>> ids = bos_ids(h, 1).repeat(1, 5)
-    >>> states = torch.zeros(1, 2, h.config.text_encoder.d_model)
-    >>> zero_l0 = Intervention("resid", 0, edit=lambda x, step: torch.zeros_like(x), read=lambda x, step: x.abs().sum())
-    >>> out = traced_forward(h, ids, states, torch.ones(1, 2, dtype=torch.long), [zero_l0])
-    >>> tuple(out.logits.shape), float(out.reads[0])
-    ((4, 5, 64), 0.0)
-    """
-    import nnsight
-
-    nm = traced_model(handle)
-    plan = _grouped(handle, nm, interventions)
-    with torch.no_grad():
-        with nm.trace(encoder_outputs=(encoder_states.to(handle.dtype),), attention_mask=attention_mask,
-                      decoder_input_ids=decoder_input_ids, use_cache=False):
-            reads = nnsight.save([[] for _ in interventions])
-            for module, items in plan:
-                _apply(_main(module.output), items, None, reads)
-            logits = nm.output.logits.save()
-    return ForwardTrace(logits, [r[0] if r else None for r in reads])
+    reads: dict
 
 
 def _main(output):
     return output[0] if isinstance(output, tuple) else output
 
 
-def generate_traced(handle, prompts, *, duration_s: float = 4.0, seeds=0, guidance_scale: float = 3.0,
-                    steering: SteeringSpec | None = None, capture: CaptureSpec | None = None,
-                    temperature: float | None = None, top_k: int | None = 250, threads="auto",
-                    interventions=()) -> GenerationResult:
-    """`workbench.generate` through an nnsight trace (one batch; same sampling, steering and capture).
+def _plan(handle, nm, run: EditRun) -> list:
+    """[(envoy, site, layer)] in execution order (nnsight needs a step's accesses in that order)."""
+    return [(envoy(nm, handle.site_path(site, layer)), site, layer) for site, layer in run.plan()]
 
-    interventions: `Intervention`s applied at every step after the steering; the result's ``reads``
-    holds, per intervention with a ``read``, the list of its per-step values (step 0 = prefill).
+
+def _run_step(plan, run: EditRun, step) -> None:
+    for module, site, layer in plan:
+        hidden = _main(module.output)
+        new = run.apply(site, layer, hidden, step)
+        if new is not hidden:
+            hidden[:] = new
+
+
+def traced_forward(handle, decoder_input_ids, encoder_states, attention_mask, edits=(),
+                   guided: bool = False) -> ForwardTrace:
+    """One teacher-forced decoder forward through nnsight with ``edits`` applied (their window: positions).
+
+    decoder_input_ids (rows * K, T) as from `workbench.runtime.teacher_forcing.delayed_decoder_inputs`;
+    encoder_states / attention_mask for every decoder row. guided: the rows are B conditional rows followed
+    by B null-text rows (what `Edit.rows` ``cond``/``uncond`` name); otherwise every row is conditional.
+
+    >>> from workbench import random_model
+    >>> from workbench.runtime.edits import Edit
+    >>> h = random_model("tiny")
+    >>> ids = bos_ids(h, 1).repeat(1, 5)
+    >>> states = torch.zeros(1, 2, h.config.text_encoder.d_model)
+    >>> zero_l0 = [Edit("splice", layer=0, fn=torch.zeros_like), Edit("read", layer=0, fn=lambda x, s: x.abs().sum())]
+    >>> out = traced_forward(h, ids, states, torch.ones(1, 2, dtype=torch.long), zero_l0)
+    >>> tuple(out.logits.shape), float(out.reads[1])
+    ((4, 5, 64), 0.0)
     """
-    args = generation_args(handle, prompts, duration_s=duration_s, seeds=seeds, guidance_scale=guidance_scale,
-                           temperature=temperature, top_k=top_k, steering=steering, capture=capture,
-                           threads=threads)  # the same checks
-    with intra_op_threads(resolve_threads(handle, threads)):
-        return _generate_traced(handle, prompts, duration_s, seeds, guidance_scale, steering, capture, args.temperature,
-                                top_k, tuple(interventions))
-
-
-def _generate_traced(handle, prompts, duration_s, seeds, guidance_scale, steering, capture, temperature, top_k,
-                     interventions=()):
-    import nnsight
-    from transformers import LogitsProcessorList
-
-    prompts = prompt_list(prompts)
-    seeds = seeds_for(seeds, len(prompts))
-    n = len(prompts)
-    n_new = handle.frames_for(duration_s) + handle.delay_steps
-    guided = guidance_scale is not None and guidance_scale > 1
-    if steering is not None:
-        steering.validate_for(handle.n_layers, handle.hidden_size, handle.model_id)
-    keys = ([(site, layer) for site in capture.sites for layer in capture.resolved_layers(handle.n_layers)]
-            if capture else [])
-    steer_rows = n if (steering is not None and guided and steering.rows == "cond") else None
+    rows = decoder_input_ids.shape[0] // handle.n_codebooks
+    n_cond = rows // 2 if guided else rows
+    edits = named_edits(edits)
+    EditRun(edits, n_cond, guided).check_for(handle)
+    run = EditRun(batch_edits(edits, 0, n_cond, handle.device, handle.dtype), n_cond, guided)
     nm = traced_model(handle)
-    inputs = processor_inputs(handle, prompts)
-    sampler = SeededSampler(seeds, handle.n_codebooks, guidance_scale if guided else None, temperature, top_k)
+    plan = _plan(handle, nm, run)
+    with torch.no_grad():
+        with nm.trace(encoder_outputs=(encoder_states.to(handle.dtype),), attention_mask=attention_mask,
+                      decoder_input_ids=decoder_input_ids, use_cache=False):
+            _run_step(plan, run, None)
+            logits = nm.output.logits.save()
+    return ForwardTrace(logits, {name: run.reads[name][None] for name in run.reads})
+
+
+def generate_traced(handle, prompts, settings: GenerationSettings | None = None, *,
+                    steering: SteeringSpec | None = None, capture: CaptureSpec | None = None,
+                    edits=()) -> GenerationResult:
+    """`workbench.generate` through an nnsight trace: one batch of ``prompts``, the same checks, sampling and
+    list of edits (the steering's, then ``edits``, then the capture's reads).
+
+    settings: a `GenerationSettings` (default: its defaults); its batch size and decoder loop do not apply
+    (one batch, transformers' ``generate`` inside the trace). The result's ``reads`` holds, per ``read`` edit
+    of ``edits`` (by ``Edit.name``, else its index in ``edits``), its per-step values in step order (step 0 =
+    the prefill); ``activations`` the capture, pooled as `workbench.generate` pools it.
+    """
+    one_batch = len(prompt_list(prompts))  # the batch is every prompt (checked again, with the rest, below)
+    args = generation_args(handle, prompts, settings, steering=steering, capture=capture, edits=edits,
+                           batch_size=max(one_batch, 1))
+    with intra_op_threads(resolve_threads(handle, args.settings.threads)):
+        return _generate_traced(handle, args)
+
+
+def _generate_traced(handle, args: GenerationArgs) -> GenerationResult:
+    n_new, n = args.frames + handle.delay_steps, len(args.prompts)
+    captured = capture_edits(args.capture, handle.n_layers, args.guided)
+    run = EditRun([*batch_edits(args.edits, 0, n, handle.device, handle.dtype), *captured.values()], n, args.guided)
+    nm = traced_model(handle)
+    plan = _plan(handle, nm, run)
+    inputs = processor_inputs(handle, args.prompts)
+    sampler = SeededSampler(args.seeds, handle.n_codebooks, args.guidance_scale if args.guided else None,
+                            args.temperature, args.top_k)
     codes_sink: list = []
-    # nnsight needs each iteration's accesses in execution order: by layer, then attn -> mlp -> resid
-    points: dict = {}
-    for term in (steering.terms if steering is not None else ()):
-        vector = term.vector.to(handle.device, handle.dtype)
-        for layer in term.layers:
-            points.setdefault((layer, _ORDER[term.site], term.site), [[], False, []])[0].append((term, vector))
-    for site, layer in keys:
-        points.setdefault((layer, _ORDER[site], site), [[], False, []])[1] = True
-    for index, iv in enumerate(interventions):
-        handle.check_layer(iv.layer)
-        points.setdefault((iv.layer, _ORDER[iv.site], iv.site), [[], False, []])[2].append((index, iv))
-    plan = [(envoy(nm, handle.site_path(site, layer)), (site, layer), steer_terms, captured, items)
-            for (layer, _, site), (steer_terms, captured, items) in sorted(points.items())]
-    rows = capture.rows if capture else "cond"
-    lo, hi = (n, 2 * n) if rows == "uncond" else (0, 2 * n if rows == "both" else n)
     with torch.no_grad(), record_codes(nm._module, codes_sink):
         with nm.trace(**inputs, fn="generate", max_new_tokens=n_new, do_sample=False,
-                      guidance_scale=guidance_scale if guided else None, top_k=None, temperature=None,
+                      guidance_scale=args.guidance_scale if args.guided else None, top_k=None, temperature=None,
                       logits_processor=LogitsProcessorList([sampler])) as tracer:
-            saved = nnsight.save([])
-            reads = nnsight.save([[] for _ in interventions])
             for i in tracer.iter[: n_new + 1]:
-                step = max(i - 1, 0)  # iterations 0 and 1 are the same prefill step
-                step_outputs = {}
-                for module, key, steer_terms, captured, items in plan:
-                    hidden = _main(module.output)
-                    for term, vector in steer_terms:
-                        strength = term.strength_at(step)
-                        if strength == 0.0:
-                            continue
-                        if steer_rows is None:
-                            hidden[:] = steer_tensor(hidden, vector, strength, steering.mode)
-                        else:
-                            hidden[:steer_rows] = steer_tensor(hidden[:steer_rows], vector, strength, steering.mode)
-                    if items:  # iteration 0 (the discarded prefill) is edited alike but not read
-                        _apply(hidden, items, step, reads if i > 0 else None)
-                    if captured and i > 0:
-                        step_outputs[key] = hidden[lo:hi].clone()
-                if i > 0:
-                    saved.append(step_outputs)
+                _run_step(plan, run, max(i - 1, 0))  # iterations 0 and 1 are the same prefill step
             waves = tracer.result.save()
     activations = None
-    if capture is not None:
-        pooled = {}
-        for key in keys:
-            acc = PooledAccumulator(capture.pooling)
-            for step_outputs in saved:
-                acc.offer(step_outputs[key], replace=False)
-            pooled[key] = acc.result().cpu()
-        activations = merge_batches([pooled], capture.pooling, capture.rows)
-    clips = clips_from(handle, waves, codes_from(codes_sink, handle.audio_channels), prompts, seeds, steering,
-                       guidance_scale)
-    return GenerationResult(clips, activations, reads=[r if interventions[k].read else None
-                                                       for k, r in enumerate(reads)] if interventions else None)
+    if args.capture is not None:
+        activations = merge_batches([pooled_activations(captured)], args.capture.pooling, args.capture.rows)
+    clips = clips_from(handle, waves, codes_from(codes_sink, handle.audio_channels), args.prompts, args.seeds,
+                       args.steering, args.guidance_scale)
+    reads = {name: run.read_list(name) for name in args.read_names}
+    return GenerationResult(clips, activations, reads or None)

@@ -1,8 +1,9 @@
 """How good an SAE is: explained variance, L0, dead and dense features, and the spliced loss.
 
 The spliced loss is the teacher-forced code log-likelihood (mean cross-entropy over every codebook's next
-code, null text) with the layer's output replaced by the SAE's reconstruction inside an nnsight trace
-(`workbench.runtime.tracing.traced_forward`), next to the clean loss and the loss with that output zeroed.
+code, null text) with the layer's output replaced by the SAE's reconstruction (a ``splice`` edit run by the
+nnsight runner, `workbench.runtime.tracing.traced_forward`), next to the clean loss and the loss with that
+output zeroed (a ``splice`` to zeros).
 ``recovery = (zero - spliced) / (zero - clean)``: 1 when the splice costs nothing, 0 when it is as bad as
 deleting the layer's output. Logits at position t predict the input id at t + 1; positions whose next id is
 the delay pattern's pad/start token are not targets.
@@ -23,8 +24,9 @@ import torch
 from workbench import validation
 from workbench.analysis.features.sae import check_matches, require_sae
 from workbench.errors import BadInputError, EmptyInputError, OutOfRangeError, WrongTypeError
+from workbench.runtime.edits import Edit
 from workbench.runtime.teacher_forcing import delayed_decoder_inputs, encode_audio, text_states
-from workbench.runtime.tracing import Intervention, traced_forward
+from workbench.runtime.tracing import traced_forward
 
 __all__ = ["sae_metrics", "spliced_loss", "codes_of_rows", "DENSE_THRESHOLD"]
 
@@ -114,15 +116,15 @@ def spliced_loss(handle, sae, codes: torch.Tensor, site: str = "resid", layer: i
                   sae_d_in=sae.d_in)
     codes = _codes(handle, codes)
     sums = dict(clean=[0.0, 0], spliced=[0.0, 0], zero=[0.0, 0])
-    edits = dict(clean=None, spliced=lambda x, step: sae(x), zero=lambda x, step: torch.zeros_like(x))
     sae = sae.to(handle.device)
+    edits = dict(clean=[], spliced=[Edit("splice", site=site, layer=layer, fn=sae)],
+                 zero=[Edit("splice", site=site, layer=layer, fn=torch.zeros_like)])
     for start in range(0, len(codes), batch_size):
         part = codes[start:start + batch_size].to(handle.device)
         ids = delayed_decoder_inputs(handle, part)
         states, mask = text_states(handle, None, len(part))
-        for name, edit in edits.items():
-            ivs = [] if edit is None else [Intervention(site, int(layer), edit=edit)]
-            out = traced_forward(handle, ids, states, mask, ivs)
+        for name, splice in edits.items():
+            out = traced_forward(handle, ids, states, mask, splice)
             ce, count = _loss(handle, out.logits, ids)
             sums[name][0] += ce
             sums[name][1] += count

@@ -40,6 +40,7 @@ from workbench.data.collect import collect
 from workbench.data.datasets import SynthSet
 from workbench.data.frames import FrameStream
 from workbench.errors import BadInputError, OutOfRangeError, WorkbenchError, WrongTypeError
+from workbench.runtime.settings import GenerationSettings
 from workbench.toy import GENRES
 
 __all__ = ["ReportPlan", "run_report", "format_report", "BARS", "LABELLED_SCORE"]
@@ -141,7 +142,7 @@ def _layer_report(handle, store, layer, plan, train_rows, test_rows, device, pro
                   if parse_genre(r.get("label")) == g and r["label_score"] >= LABELLED_SCORE]
     t0 = time.perf_counter()
     steer = feature_steering(handle, labels, tried, strengths=plan.strengths, seeds=plan.steer_seeds,
-                             duration_s=plan.steer_duration_s, progress=False)
+                             settings=GenerationSettings(duration_s=plan.steer_duration_s), progress=False)
     labelled = table.filter(min_score=LABELLED_SCORE).sort("label_score")
     out = dict(layer=int(layer), train_s=result.seconds, train_cpu_s=result.cpu_seconds, train_steps=result.steps,
                train_threads=torch.get_num_threads(), n_train_frames=stream.n_frames,

@@ -23,6 +23,7 @@ from workbench.analysis.features.labelling import FeatureLabels
 from workbench.analysis.features.sae import check_matches, require_sae
 from workbench.analysis.teaching.evaluate import verdict_readers
 from workbench.errors import BadInputError, DirectionMismatchError, OutOfRangeError, WrongTypeError
+from workbench.runtime.settings import GenerationSettings, settings_of
 from workbench.toy import GENRES
 from workbench.toy.prompts import EVAL_PROMPTS
 
@@ -40,13 +41,15 @@ def parse_genre(label: str | None) -> str | None:
     return value if column in GENRE_COLUMNS else None
 
 
-def feature_steering(handle, labels, features, strengths=STRENGTHS, seeds=(100, 101), duration_s: float = 4.0,
-                     guidance_scale: float = 3.0, reader=None, progress: bool = False) -> list[dict]:
+def feature_steering(handle, labels, features, strengths=STRENGTHS, seeds=(100, 101),
+                     settings: GenerationSettings | None = None, reader=None, progress: bool = False) -> list[dict]:
     """One dict per genre-labelled feature: ``target``, ``verdict`` (effect, effect_ci, random_p95, p_value,
     order_rate, collapsed_share, off_target, beyond_random, strength), ``steers`` (= beyond random), the
     layer's ``mean_residual_norm`` and the per-strength ``summary``. labels: a `FeatureLabels`; features: the
     feature ids to try; reader: a verdict `Reader` of genre (default: the clean-audio genre reader). An SAE
-    trained on another model than `handle` is refused (DirectionMismatchError)."""
+    trained on another model than `handle` is refused (DirectionMismatchError). seeds: each prompt runs with
+    each of them; settings: its ``duration_s`` and ``guidance_scale`` (default `GenerationSettings()`: 4 s, 3.0)
+    are the clips'; the bench samples as `SteeringBench` does."""
 
     validation.model_handle(handle)
     if not isinstance(labels, FeatureLabels):
@@ -67,9 +70,8 @@ def feature_steering(handle, labels, features, strengths=STRENGTHS, seeds=(100, 
     seeds = validation.seeds(seeds)
     if not seeds:
         raise BadInputError("seeds is empty: pass at least one seed per prompt, e.g. (100, 101)")
-    duration_s = validation.finite_float(duration_s, "duration_s", low=0.0, low_inclusive=False)
+    settings = settings_of(settings)
     progress = validation.flag(progress, "progress")
-    guidance_scale = validation.guidance_scale(guidance_scale)
     if reader is not None and not isinstance(reader, Reader):
         raise WrongTypeError(f"reader is a {type(reader).__name__}: pass a workbench.analysis.evaluation.verdicts"
                              ".Reader of genre (workbench.analysis.teaching.evaluate.verdict_readers()['genre'])"
@@ -85,7 +87,8 @@ def feature_steering(handle, labels, features, strengths=STRENGTHS, seeds=(100, 
 
         reader = verdict_readers()["genre"]
     plan = VerdictPlan(prompts=tuple(EVAL_PROMPTS[g][0] for g in GENRES), seeds=tuple(seeds),
-                       strengths=tuple(strengths), duration_s=duration_s, guidance_scale=guidance_scale)
+                       strengths=tuple(strengths), duration_s=settings.duration_s,
+                       guidance_scale=settings.guidance_scale)
     bench = SteeringBench(handle, plan, progress=progress)
     results = []
     for feature, target in tried:
