@@ -43,6 +43,7 @@ from workbench.errors import (
     WorkbenchError,
     WrongTypeError,
 )
+from workbench.runtime.settings import GenerationSettings
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 ROOT = Path(__file__).resolve().parents[1]
@@ -527,8 +528,8 @@ def test_feature_steering_checks_everything_before_generating(tmp_path, monkeypa
     labels = label_features(sae, FrameStream(s, "resid", 1))
     for kwargs in (dict(features="12"), dict(features=[99]), dict(features=["a"]), dict(strengths=()),
                    dict(strengths=(0.0,)), dict(strengths="1"), dict(strengths=[float("nan")]), dict(strengths=[-1]),
-                   dict(seeds="12"), dict(seeds=[]), dict(duration_s=0), dict(duration_s="4"),
-                   dict(guidance_scale=float("inf")), dict(strengths=(0.0, 1.0)), dict(reader="reader"),
+                   dict(seeds="12"), dict(seeds=[]), dict(settings={"duration_s": 4.0}), dict(settings="4"),
+                   dict(strengths=(0.0, 1.0)), dict(reader="reader"),
                    dict(progress="yes")):
         with pytest.raises(BadInputError):
             feature_steering(h, labels, **dict(dict(features=[0]), **kwargs))
@@ -619,8 +620,8 @@ def test_junk_in_any_argument_is_a_workbench_error_or_accepted(tmp_path, monkeyp
         (labels.histogram, dict(feature=0)), (labels.trace, dict(row=0, feature=0)),
         (labels.top_clips, dict(feature=0, n=2, span_fraction=0.5)), (labels.associations, dict(feature=0)),
         (labels.direction, dict(feature=0, model_id=h.model_id)), (parse_genre, dict(label="label=rock")),
-        (feature_steering, dict(handle=h, labels=labels, features=[], strengths=(1.0,), seeds=(1,), duration_s=1.0,
-                                guidance_scale=3.0, reader=None, progress=False)),
+        (feature_steering, dict(handle=h, labels=labels, features=[], strengths=(1.0,), seeds=(1,),
+                                settings=GenerationSettings(duration_s=1.0), reader=None, progress=False)),
         (steer_summary, dict(results=[])), (ReportPlan, dict(layers=(1,), n_per_genre=2)), (bars, dict(report={})),
         (format_report, dict(report={})),
     ]
