@@ -28,8 +28,8 @@ from workbench.analysis.evaluation import (
     run_grid,
     tradeoff,
 )
-from workbench.analysis.evaluation.rowsteer import row_steering
 from workbench.errors import BadInputError, StoppedError, UnknownOptionError
+from workbench.runtime.edits import Edit
 
 SR = 32000
 
@@ -136,21 +136,22 @@ def test_paper_preset_is_the_published_method(tiny):
 
 
 @pytest.mark.parametrize("mode,strength", [("add", 6.0), ("norm_relative", 0.8)])
-def test_row_steering_equals_steering_spec_bit_for_bit(tiny, mode, strength):
+def test_per_row_steering_equals_steering_spec_bit_for_bit(tiny, mode, strength):
+    """Per-row steering (an Edit with one vector per prompt) toward one target is that target's SteeringSpec."""
     prompts, seeds = ["jazz", "rock", "calm piano"], [3, 4, 5]
     v = np.random.default_rng(0).normal(size=tiny.hidden_size).astype(np.float32)
     sched = wb.Schedule("pulse", every=3, width=1)
     spec = wb.SteeringSpec.single(v, layers=(1,), strength=strength, mode=mode, schedule=sched)
     ours_spec = wb.generate(tiny, prompts, duration_s=0.4, seeds=seeds, steering=spec).clips
-    with row_steering(tiny, np.stack([v] * 3), layer=1, strength=strength, mode=mode, n_rows=3, schedule=sched):
-        ours_rows = wb.generate(tiny, prompts, duration_s=0.4, seeds=seeds).clips
+    per_row = Edit(mode, layer=1, vector=np.stack([v] * 3), strength=strength, schedule=sched, rows="cond")
+    ours_rows = wb.generate(tiny, prompts, duration_s=0.4, seeds=seeds, edits=[per_row]).clips
     for a, b in zip(ours_spec, ours_rows):
         assert np.array_equal(a.codes, b.codes)
     plain = wb.generate(tiny, prompts, duration_s=0.4, seeds=seeds).clips
     assert any(not np.array_equal(a.codes, b.codes) for a, b in zip(plain, ours_rows))
-    with pytest.raises(BadInputError, match="one direction per prompt"):
-        with row_steering(tiny, np.stack([v] * 2), layer=1, strength=1.0, mode=mode, n_rows=3):
-            pass
+    with pytest.raises(BadInputError, match="one row per prompt"):
+        wb.generate(tiny, prompts, duration_s=0.4, seeds=seeds,
+                    edits=[Edit(mode, layer=1, vector=np.stack([v] * 2), strength=1.0)])
 
 
 # -- the grid ----------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ LAZY = {
         ("widgets.backend", "workbench.analysis.patching"),
         ("widgets.backend", "workbench.analysis.step_traces"),
         ("widgets.sweep_view", "workbench.analysis.probes"),
-        ("workbench.analysis.evaluation.grid", "workbench.analysis.evaluation.rowsteer"),
+        ("workbench.analysis.evaluation.grid", "workbench.runtime.edits"),
         ("workbench.analysis.evaluation.grid", "workbench.runtime.inputs"),
         ("workbench.analysis.evaluation.grid", "workbench.runtime.steering"),
         ("workbench.analysis.evaluation.methods", "workbench.runtime.steering"),

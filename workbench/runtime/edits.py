@@ -45,10 +45,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 
 from workbench import validation
-from workbench.errors import BadInputError, WrongTypeError
+from workbench.errors import BadInputError, NotFiniteError, WrongTypeError
 from workbench.runtime.capture import CaptureSpec, PooledAccumulator
 from workbench.runtime.steering import Schedule, SteeringSpec, steer_tensor
 
@@ -61,8 +62,10 @@ SITE_ORDER = {"attn": 0, "mlp": 1, "resid": 2}  # execution order within a layer
 class Edit:
     """One operation on the hidden state at (site, layer); see the module's docstring for the formulas.
 
-    vector: ``add``/``norm_relative``: (H,) or (B, H), one row per clip; ``replace``: None (the whole state) or
-    a unit (H,) direction; ``project_out``/``clamp``: a unit (H,) direction. strength, schedule: ``add`` and
+    vector: ``add``/``norm_relative``: (H,) or (N, H), one row per prompt (a generation cuts each batch's rows);
+    ``replace``: None (the whole state) or a unit (H,) direction; ``project_out``/``clamp``: a unit (H,) direction.
+    A tensor is kept as it is; an array-like becomes a float32 tensor (runners move it to the model's device
+    and dtype). strength, schedule: ``add`` and
     ``norm_relative`` (a `Schedule` varies it over steps). value: ``clamp``'s value along the direction.
     source: ``replace``'s states: a list of per-step (rows, 1, H) tensors in a generation, or one (rows, T, H)
     tensor in a teacher-forced forward (rows: the decoder rows ``rows`` selects). fn: ``read``'s reducer
@@ -96,8 +99,8 @@ class Edit:
         needs_vector = self.op in ("add", "norm_relative", "project_out", "clamp")
         if needs_vector and self.vector is None:
             raise BadInputError(f"Edit({self.op!r}) needs a vector: pass vector=<(hidden,) tensor>")
-        if self.vector is not None and not isinstance(self.vector, torch.Tensor):
-            raise WrongTypeError(f"vector is a {type(self.vector).__name__}: pass a torch tensor")
+        if self.vector is not None:
+            object.__setattr__(self, "vector", _as_vector(self.vector, self.op))
         if self.op in ("splice", "call") and not callable(self.fn):
             raise BadInputError(f"Edit({self.op!r}) needs fn: a callable on the hidden state")
         if self.op == "replace" and self.source is None:
@@ -115,6 +118,23 @@ class Edit:
 
     def active_at(self, step: int | None) -> bool:
         return step is None or self.window is None or self.window[0] <= step < self.window[1]
+
+
+def _as_vector(vector, op: str) -> torch.Tensor:
+    """A tensor as given, or an array-like as a float32 tensor; (H,), or (N, H) per clip for add/norm_relative."""
+    if not isinstance(vector, torch.Tensor):
+        try:
+            vector = torch.as_tensor(np.asarray(vector, dtype=np.float32))
+        except (TypeError, ValueError):
+            raise WrongTypeError(f"vector is a {type(vector).__name__}: pass a torch tensor or an array of numbers, "
+                                 "(hidden,) or (clips, hidden)") from None
+    per_clip = op in ("add", "norm_relative")
+    if vector.dim() not in ((1, 2) if per_clip else (1,)):
+        shapes = "(hidden,) or (clips, hidden), one row per prompt" if per_clip else "(hidden,): one direction"
+        raise BadInputError(f"an Edit({op!r}) vector of shape {tuple(vector.shape)}: pass {shapes}")
+    if vector.is_floating_point() and not bool(torch.isfinite(vector).all()):
+        raise NotFiniteError(f"an Edit({op!r}) vector holds NaN or inf: recompute it from finite activations")
+    return vector
 
 
 def edit_row_slice(rows: str, n_cond: int, guided: bool) -> slice:

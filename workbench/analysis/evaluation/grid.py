@@ -284,8 +284,8 @@ class _Readers:
 
 
 def _generate(handle, plan: GridPlan, kind, method, layer, strength, stop):
-    """The clips of one cell: each item steered toward its own target, batch by batch (`row_steering`)."""
-    from workbench.analysis.evaluation.rowsteer import row_steering
+    """The clips of one cell: each item steered toward its own target, batch by batch (a per-clip `Edit`)."""
+    from workbench.runtime.edits import Edit
     from workbench.runtime.steering import Schedule
     items = plan.items
     seeds = [i.seed + (plan.reference_seed_offset if kind == "reference" else 0) for i in items]
@@ -299,10 +299,9 @@ def _generate(handle, plan: GridPlan, kind, method, layer, strength, stop):
             continue
         method.spec(chunk[0].target, layer, strength)  # the checks a SteeringSpec makes (bounds, mode)
         vectors = np.stack([method.direction(i.target, layer) for i in chunk])
-        with row_steering(handle, vectors, layer=layer, strength=method.absolute_strength(layer, strength),
-                          mode=method.mode, n_rows=len(chunk), schedule=Schedule(**method.schedule),
-                          rows=method.rows):
-            clips += wb.generate(handle, [i.prompt for i in chunk], **args).clips
+        push = Edit(method.mode, layer=layer, vector=vectors, strength=method.absolute_strength(layer, strength),
+                    schedule=Schedule(**method.schedule), rows=method.rows)
+        clips += wb.generate(handle, [i.prompt for i in chunk], edits=[push], **args).clips
     return clips
 
 

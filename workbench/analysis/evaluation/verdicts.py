@@ -56,10 +56,10 @@ from workbench.analysis.evaluation.collapse import (
     is_collapsed,
     logmel_profile,
 )
-from workbench.analysis.evaluation.rowsteer import row_steering
 from workbench.analysis.strength import measure_unsteered
 from workbench.analysis.strength import record as record_norms
 from workbench.errors import BadInputError, DirectionMismatchError
+from workbench.runtime.edits import Edit
 from workbench.runtime.generation import generate
 
 __all__ = ["ALPHA", "MAX_COLLAPSED_SHARE", "MIN_ORDER_RATE", "MIN_RANDOM_POOL", "ModelClips", "Reader", "SteeringBench",
@@ -198,11 +198,11 @@ class ModelClips:
         clips = []
         for start in range(0, len(pairs), self.plan.batch_size):
             chunk = pairs[start:start + self.plan.batch_size]
-            with row_steering(self.handle, units[start:start + len(chunk)], layer=layer, strength=absolute_strength,
-                              mode="add", n_rows=len(chunk)):
-                clips += generate(self.handle, [p for p, _ in chunk], seeds=[s for _, s in chunk],
-                                     duration_s=self.plan.duration_s, guidance_scale=self.plan.guidance_scale,
-                                     batch_size=len(chunk)).clips
+            push = Edit("add", layer=layer, vector=units[start:start + len(chunk)], strength=absolute_strength,
+                        rows="cond")  # each clip along its own unit
+            clips += generate(self.handle, [p for p, _ in chunk], seeds=[s for _, s in chunk],
+                              duration_s=self.plan.duration_s, guidance_scale=self.plan.guidance_scale,
+                              batch_size=len(chunk), edits=[push]).clips
             self._tick(len(chunk))
         return clips
 
