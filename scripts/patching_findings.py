@@ -20,6 +20,7 @@ import workbench as wb
 from workbench.analysis import patching as P
 from workbench.analysis.directions import from_class_means
 from workbench.analysis.probes import SweepConfig, sweep
+from workbench.runtime.settings import GenerationSettings
 from workbench.toy import GENRES
 
 PAIRS = [("jazz", "rock"), ("classical", "electronic"), ("rock", "classical"), ("electronic", "jazz")]
@@ -28,6 +29,9 @@ PAIRS = [("jazz", "rock"), ("classical", "electronic"), ("rock", "classical"), (
 def main(path: str, duration_s: float = 2.0, seeds=(0, 1)) -> dict:
     torch.set_num_threads(1)
     h = wb.load_model()
+
+    def settings(seed: int) -> GenerationSettings:  # the findings were measured at temperature 1
+        return GenerationSettings(duration_s=duration_s, seeds=seed, temperature=1.0)
     began = time.perf_counter()
     prompts = [f"{g} music" for g in GENRES for _ in range(12)]
     labels = np.array([p.split()[0] for p in prompts])
@@ -39,10 +43,10 @@ def main(path: str, duration_s: float = 2.0, seeds=(0, 1)) -> dict:
     for src, tgt in PAIRS:
         for seed in seeds:
             a, b = wb.generate(h, [f"{src} music", f"{tgt} music"], duration_s=duration_s, seeds=[seed, seed]).clips
-            df = P.patching_sweep(h, P.ForcedInput.of(h, a), P.ForcedInput.of(h, b), windows=8)
+            df = P.patching_sweep(h, P.ForcedInput.of(h, a), P.ForcedInput.of(h, b), P.PatchSweep(windows=8))
             forced.append(df.pivot(index="layer", columns="window", values="recovered").values)
-            g = P.patching_sweep(h, f"{src} music", f"{tgt} music", mode="generate", metric="judge", label=src,
-                                 windows=4, duration_s=duration_s, seed=seed)
+            g = P.patching_sweep(h, f"{src} music", f"{tgt} music",
+                                 P.PatchSweep("generate", windows=4, metric="judge", label=src), settings(seed))
             generated.append(dict(pair=f"{src}->{tgt}", seed=seed, source=float(g.source_value[0]),
                                   target=float(g.target_value[0]),
                                   grid=g.pivot(index="layer", columns="window", values="value").values.tolist()))
@@ -53,8 +57,9 @@ def main(path: str, duration_s: float = 2.0, seeds=(0, 1)) -> dict:
             d = from_class_means(X, labels, genre, model_id=h.model_id, layer=layer)
             rest = float((X[labels != genre] @ d.vector).mean())
             for seed in seeds:
-                a = P.ablation_sweep(h, f"{genre} music", d, mode="generate", metric="judge", label=genre,
-                                     layers=[layer], windows=1, value=rest, duration_s=duration_s, seed=seed)
+                a = P.ablation_sweep(h, f"{genre} music", d, P.AblationSweep("generate", layers=[layer], windows=1,
+                                                                             value=rest, metric="judge", label=genre),
+                                     settings(seed))
                 ablation[genre].append(dict(layer=layer, seed=seed, base=float(a.base_value[0]),
                                             value=float(a.value[0])))
     out["forward_recovered_mean"] = np.mean(forced, axis=0).round(3).tolist()  # layers x windows
