@@ -12,6 +12,8 @@ from workbench.errors import (
     StoppedError,
     UnknownSiteError,
 )
+from workbench.runtime.inputs import generation_args
+from workbench.runtime.settings import GenerationSettings
 
 PROMPTS = ["rock guitar", "smooth jazz"]
 
@@ -193,6 +195,7 @@ def test_no_temperature_means_the_models_own(tmp_path):
     """temperature=None (the default) samples at the model's generation-config temperature, so a
     model whose config says 0.8 (the v2 recipe) generates and collects at 0.8 unless told otherwise."""
     from workbench.data.collect import collect
+    from workbench.runtime.settings import GenerationSettings
 
     h = wb.random_model("tiny", seed=0)
     assert h.default_temperature == 1.0  # MusicGen's
@@ -204,5 +207,26 @@ def test_no_temperature_means_the_models_own(tmp_path):
     assert codes_equal(own, wb.generate(h, PROMPTS, duration_s=0.2, seeds=[1, 2], temperature=0.3))
     assert not codes_equal(own, at_one)
     spec = wb.CaptureSpec(layers=(1,), pooling="mean")
-    store = collect(h, [{"prompt": "rock", "label": "rock"}], spec, tmp_path / "s", progress=False, duration_s=0.2)
+    store = collect(h, [{"prompt": "rock", "label": "rock"}], spec, tmp_path / "s", GenerationSettings(duration_s=0.2),
+                    progress=False)
     assert store.spec["generation"]["temperature"] == 0.3  # the store records what ran
+
+
+def test_settings_object_and_keyword_shortcuts(tiny):
+    """generate takes a GenerationSettings whole; a keyword shortcut overrides its field (the README's one-liners)."""
+    settings = GenerationSettings(duration_s=0.2, seeds=(1, 2), guidance_scale=3.0)
+    whole = wb.generate(tiny, PROMPTS, settings)
+    assert [c.seed for c in whole.clips] == [1, 2] and whole.clips[0].codes.shape == (4, 10)
+    assert codes_equal(whole, wb.generate(tiny, PROMPTS, duration_s=0.2, seeds=[1, 2]))
+    shorter = wb.generate(tiny, PROMPTS, settings, duration_s=0.1)
+    assert shorter.clips[0].codes.shape == (4, 5) and [c.seed for c in shorter.clips] == [1, 2]
+    with pytest.raises(ValueError, match="GenerationSettings has no stop_after"):  # the keyword-compatible path
+        generation_args(tiny, PROMPTS, settings, stop_after=3)
+    with pytest.raises(TypeError, match="not a GenerationSettings"):
+        wb.generate(tiny, PROMPTS, {"duration_s": 0.2})
+
+
+def test_device_is_checked_not_moved(tiny):
+    assert wb.generate(tiny, "x", GenerationSettings(duration_s=0.1, device="cpu")).clips
+    with pytest.raises(ValueError, match=r"device='cuda' but the model is on cpu: load it there"):
+        wb.generate(tiny, "x", GenerationSettings(duration_s=0.1, device="cuda"))
