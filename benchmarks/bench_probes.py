@@ -70,6 +70,7 @@ def collect_batch_gain(n_clips: int = 8, duration_s: float = 1.0, repeats: int =
     import workbench as wb
     from workbench.data.collect import collect
     from workbench.data.datasets import PromptSet
+    from workbench.runtime.settings import GenerationSettings
     handle = wb.random_model(shape, seed=0)
     inputs = PromptSet(["jazz", "rock"], templates=["{label}", "calm {label}"], seeds=range(n_clips // 4 or 1))
     spec = wb.CaptureSpec(pooling="mean")
@@ -77,8 +78,8 @@ def collect_batch_gain(n_clips: int = 8, duration_s: float = 1.0, repeats: int =
     def run(batch_size):
         with tempfile.TemporaryDirectory() as folder:
             start = time.perf_counter()
-            collect(handle, inputs, spec, folder, batch_size=batch_size, progress=False, duration_s=duration_s,
-                    threads=threads)
+            collect(handle, inputs, spec, folder,
+                    GenerationSettings(batch_size=batch_size, duration_s=duration_s, threads=threads), progress=False)
             return time.perf_counter() - start
 
     run(len(inputs)), run(1)  # warm-up

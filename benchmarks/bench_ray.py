@@ -37,8 +37,10 @@ def ray_collect_ratios(n_clips: int = 64, duration_s: float = 4.0, batch_size: i
     import workbench as wb
     from benchmarks.bench import spread
     from workbench.data.collect import collect
+    from workbench.data.collect_plan import CollectOptions
     from workbench.data.distributed import RayEngine
     from workbench.data.ray_pool import init_ray
+    from workbench.runtime.settings import GenerationSettings
 
     started_here = not ray.is_initialized()
     start = time.perf_counter()
@@ -52,8 +54,9 @@ def ray_collect_ratios(n_clips: int = 64, duration_s: float = 4.0, batch_size: i
     def run(engine, n=n_clips):
         with tempfile.TemporaryDirectory() as folder:
             t = time.perf_counter()
-            store = collect(handle, clips_prompts(n), spec, folder, batch_size=batch_size, progress=False,
-                            duration_s=duration_s, engine=engine)
+            store = collect(handle, clips_prompts(n), spec, folder,
+                            GenerationSettings(batch_size=batch_size, duration_s=duration_s), progress=False,
+                            options=CollectOptions(engine=engine))
             seconds = time.perf_counter() - t
             assert len(store) == n
             return seconds, getattr(store, "run_report", None)

@@ -19,14 +19,17 @@ import pytest
 
 import workbench as wb
 from workbench.data.collect import collect
+from workbench.data.collect_plan import CollectOptions
 from workbench.data.datasets import PromptSet
 from workbench.data.store import ActivationStore, StoreLockedError
 from workbench.errors import BadInputError
+from workbench.runtime.settings import GenerationSettings
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SPEC = dict(layers=(1, 3), pooling="mean")
-SETTINGS = dict(batch_size=2, duration_s=0.5, per_step_layers=(2,))
+SETTINGS = GenerationSettings(batch_size=2, duration_s=0.5)
+PER_STEP = (2,)
 PROMPTS = dict(labels=["jazz", "rock"], templates=["{label} music", "a {label} song"], seeds=range(4))  # 16 clips
 
 
@@ -52,8 +55,8 @@ def teacher():
 
 @pytest.fixture(scope="module")
 def local_store(teacher, tmp_path_factory):
-    return collect(teacher, prompts(), wb.CaptureSpec(**SPEC), tmp_path_factory.mktemp("local"), progress=False,
-                   **SETTINGS)
+    return collect(teacher, prompts(), wb.CaptureSpec(**SPEC), tmp_path_factory.mktemp("local"), SETTINGS,
+                   per_step_layers=PER_STEP, progress=False)
 
 
 def rows_by_id(store):
@@ -76,8 +79,9 @@ def assert_same_rows(store, reference):
 
 def ray_collect(handle, store_dir, **kw):
     from workbench.data.distributed import RayEngine
-    return collect(handle, prompts(), wb.CaptureSpec(**SPEC), store_dir,
-                   engine=RayEngine(workers=2, max_retries=kw.pop("max_retries", 2)), **dict(SETTINGS, **kw))
+    engine = RayEngine(workers=2, max_retries=kw.pop("max_retries", 2))
+    return collect(handle, prompts(), wb.CaptureSpec(**SPEC), store_dir, SETTINGS, per_step_layers=PER_STEP,
+                   options=CollectOptions(engine=engine), **kw)
 
 
 def replica_pids():
@@ -131,16 +135,19 @@ DRIVER = textwrap.dedent("""
     import sys, time
     import workbench as wb
     from workbench.data.collect import collect
+    from workbench.data.collect_plan import CollectOptions
     from workbench.data.datasets import PromptSet
     from workbench.data.distributed import RayEngine
     from workbench.data.store import ActivationStore
+    from workbench.runtime.settings import GenerationSettings
     append = ActivationStore.append
     def slow_append(self, *a, **kw):
         time.sleep(0.3)  # the driver's commits: a window to kill it in, however fast the machine
         return append(self, *a, **kw)
     ActivationStore.append = slow_append
     collect(wb.load_model(), PromptSet(**{prompts}), wb.CaptureSpec(**{spec}), sys.argv[1],
-            engine=RayEngine(workers=2, address=sys.argv[2]), progress=False, **{settings})
+            GenerationSettings(**{settings}), per_step_layers={per_step}, progress=False,
+            options=CollectOptions(engine=RayEngine(workers=2, address=sys.argv[2])))
 """)
 
 
@@ -148,7 +155,9 @@ DRIVER = textwrap.dedent("""
 @pytest.mark.timeout(400)
 def test_a_killed_driver_resumes_and_a_second_run_meanwhile_is_refused(ray_cluster, teacher, local_store, tmp_path):
     store_dir = tmp_path / "s"
-    code = DRIVER.format(prompts=dict(PROMPTS, seeds=list(PROMPTS["seeds"])), spec=SPEC, settings=SETTINGS)
+    code = DRIVER.format(prompts=dict(PROMPTS, seeds=list(PROMPTS["seeds"])), spec=SPEC,
+                         settings=dict(batch_size=SETTINGS.batch_size, duration_s=SETTINGS.duration_s),
+                         per_step=PER_STEP)
     env = dict(os.environ, PYTHONPATH=str(Path(wb.__file__).parent.parent), OMP_NUM_THREADS="1")
     address = ray_cluster.get_runtime_context().gcs_address
     driver = subprocess.Popen([sys.executable, "-c", code, str(store_dir), address], env=env)
@@ -156,7 +165,8 @@ def test_a_killed_driver_resumes_and_a_second_run_meanwhile_is_refused(ray_clust
         wait_for(lambda: committed(store_dir) or driver.poll() is not None, timeout_s=300, what="the first shard")
         assert driver.poll() is None, "the driver finished or failed before it could be killed"
         with pytest.raises(StoreLockedError, match=f"pid {driver.pid}"):  # the Ray run holds the store's lock
-            collect(teacher, prompts(), wb.CaptureSpec(**SPEC), store_dir, progress=False, **SETTINGS)
+            collect(teacher, prompts(), wb.CaptureSpec(**SPEC), store_dir, SETTINGS, per_step_layers=PER_STEP,
+                    progress=False)
         driver.send_signal(signal.SIGKILL)
         driver.wait()
     finally:
@@ -193,10 +203,11 @@ def test_steered_generation_on_ray_equals_local(ray_cluster, teacher):
     from workbench.data import distributed
     steer = wb.SteeringSpec.single(np.random.default_rng(0).normal(size=teacher.hidden_size), (2,), 4.0)
     spec = wb.CaptureSpec(layers=(3,), pooling="mean", rows="both")
-    kw = dict(seeds=[1, 2, 3, 4, 5], steering=steer, capture=spec, duration_s=0.5, batch_size=2)
-    remote = distributed.generate(teacher, ["jazz", "rock", "jazz", "rock", "calm jazz"], progress=False,
-                                  engine=distributed.RayEngine(workers=2), **kw)
-    local = wb.generate(teacher, ["jazz", "rock", "jazz", "rock", "calm jazz"], **kw)
+    settings = GenerationSettings(seeds=(1, 2, 3, 4, 5), duration_s=0.5, batch_size=2)
+    prompts_ = ["jazz", "rock", "jazz", "rock", "calm jazz"]
+    remote = distributed.generate(teacher, prompts_, settings, steering=steer, capture=spec, progress=False,
+                                  engine=distributed.RayEngine(workers=2))
+    local = wb.generate(teacher, prompts_, settings, steering=steer, capture=spec)
     assert [c.prompt for c in remote.clips] == [c.prompt for c in local.clips]
     for a, b in zip(remote.clips, local.clips):
         np.testing.assert_array_equal(a.waveform, b.waveform)
@@ -207,10 +218,11 @@ def test_without_ray_the_error_says_how_to_install_it(tiny, tmp_path, monkeypatc
     from workbench.data.distributed import MissingExtraError
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     with pytest.raises(MissingExtraError, match=r'pip install -e "\.\[ray\]"'):
-        collect(tiny, ["jazz"], wb.CaptureSpec(layers=(1,)), tmp_path / "s", engine="ray", duration_s=0.2)
+        collect(tiny, ["jazz"], wb.CaptureSpec(layers=(1,)), tmp_path / "s", GenerationSettings(duration_s=0.2),
+                options=CollectOptions(engine="ray"))
     assert not (tmp_path / "s").exists()  # refused before any work
     with pytest.raises(BadInputError, match="use 'local', 'ray'"):
-        collect(tiny, ["jazz"], wb.CaptureSpec(layers=(1,)), tmp_path / "s", engine="spark", duration_s=0.2)
+        CollectOptions(engine="spark")
 
 
 def test_workers_follow_the_cluster_and_an_ask_it_cannot_place_is_refused():

@@ -58,10 +58,11 @@ def test_end_to_end_collect_sweep_direction_steer_score(tiny, tmp_path):
     from workbench.analysis.probes import SweepConfig, sweep
     from workbench.data.collect import collect
     from workbench.data.datasets import PromptSet
+    from workbench.runtime.settings import GenerationSettings
     genres = ("classical", "rock")
     data = PromptSet(genres, templates=["{label}", "some {label}"], seeds=range(3))
-    store = collect(tiny, data, wb.CaptureSpec(pooling="mean"), tmp_path / "store", batch_size=6, progress=False,
-                    duration_s=0.3)
+    store = collect(tiny, data, wb.CaptureSpec(pooling="mean"), tmp_path / "store",
+                    GenerationSettings(batch_size=6, duration_s=0.3), progress=False)
     assert store.labels() == [g for g in genres for _ in range(6)]
     result = sweep(store, config=SweepConfig(folds=3))
     assert len(result.rows) == tiny.n_layers and all("control_accuracy_mean" in r for r in result.rows)

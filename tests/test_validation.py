@@ -48,8 +48,10 @@ def test_teacher_force_and_collect_refuse_a_batch_size_below_one(tiny, tmp_path)
     with pytest.raises(OutOfRangeError, match="batch_size=-1"):
         forced(tiny, [noise(3200)], batch_size=-1)
     from workbench.data.collect import collect
+    from workbench.runtime.settings import GenerationSettings
     with pytest.raises(OutOfRangeError, match="batch_size=-1"):
-        collect(tiny, ["jazz"], SPEC, tmp_path / "store", batch_size=-1, duration_s=0.2, progress=False)
+        collect(tiny, ["jazz"], SPEC, tmp_path / "store", GenerationSettings(batch_size=-1, duration_s=0.2),
+                progress=False)
     assert not (tmp_path / "store").exists()
 
 

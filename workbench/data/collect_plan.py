@@ -5,31 +5,71 @@ run runs).
 
     >>> import workbench as wb
     >>> plan = plan_collect(wb.random_model("tiny"), ["jazz", "rock", "pop"], wb.CaptureSpec(layers=(1,)),
-    ...                     batch_size=2, duration_s=0.2)
-    >>> plan.job.keys, plan.spec["generation"]["duration_s"], len(plan.items.rows)
-    ((('resid', 1),), 0.2, 3)
+    ...                     GenerationSettings(duration_s=0.2, seeds=(4, 5, 6)))
+    >>> plan.job.keys, plan.spec["generation"]["duration_s"], [r["seed"] for r in plan.items.rows]
+    ((('resid', 1),), 0.2, [4, 5, 6])
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import json
 
 import numpy as np
 import torch
 
-import workbench as wb
+from workbench import validation
+from workbench.data.ray_pool import RayEngine
 from workbench.data.store import ActivationStore, StoreIdentity, array_hash
 from workbench.errors import BadInputError, EmptyInputError
-from workbench.runtime.capture import PooledAccumulator
+from workbench.runtime.capture import CaptureSpec, PooledAccumulator
 from workbench.runtime.generation import generate
-from workbench.validation import positive_int
+from workbench.runtime.inputs import generation_args, seeds_for
+from workbench.runtime.settings import GenerationSettings, settings_of
+from workbench.runtime.teacher_forcing import teacher_force
 
-__all__ = ["as_inputs", "pool_steps", "generation_settings", "plan_collect", "CollectPlan", "CaptureJob",
-           "CollectInputs"]
+__all__ = ["as_inputs", "pool_steps", "generation_settings", "plan_collect", "options_of", "CollectOptions",
+           "CollectPlan", "CaptureJob", "CollectInputs"]
 
 MODES = ("text", "audio", "continuation")
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectOptions:
+    """How a collection runs and what its store keeps, beyond the generation settings.
+
+    mode: "text" (generate from the prompts), "audio" (teacher-force the inputs' audio) or "continuation"
+    (continue each input's audio with its prompt); None: what the inputs hold. keep_audio: store each clip's
+    audio. compact: merge the shards at the end (each layer one memory-mapped file). lock_timeout_s: how long to
+    wait for another run writing into the store before StoreLockedError (0: refuse at once). engine: "local"
+    (this process), "ray" or a `workbench.data.distributed.RayEngine` (one model replica per Ray worker); None:
+    the function's own (`workbench.data.collect.collect`: local, `workbench.data.distributed.collect`: ray).
+
+        >>> CollectOptions(keep_audio=False).compact
+        True
+        >>> CollectOptions(mode="video")
+        Traceback (most recent call last):
+        ...
+        workbench.errors.BadInputError: mode='video': use one of ('text', 'audio', 'continuation')
+    """
+
+    mode: str | None = None
+    keep_audio: bool = True
+    compact: bool = True
+    lock_timeout_s: float = 0.0
+    engine: object = None
+
+    def __post_init__(self):
+        if self.mode is not None and self.mode not in MODES:
+            raise BadInputError(f"mode={self.mode!r}: use one of {MODES}")
+        object.__setattr__(self, "keep_audio", validation.flag(self.keep_audio, "keep_audio"))
+        object.__setattr__(self, "compact", validation.flag(self.compact, "compact"))
+        object.__setattr__(self, "lock_timeout_s", validation.finite_float(self.lock_timeout_s, "lock_timeout_s",
+                                                                           low=0.0))
+        if not (self.engine is None or isinstance(self.engine, RayEngine)
+                or (isinstance(self.engine, str) and self.engine in ("local", "ray"))):
+            raise BadInputError(f"engine={self.engine!r}: use 'local', 'ray' or "
+                                "workbench.data.distributed.RayEngine(...)")
 
 
 class CollectInputs:
@@ -49,9 +89,16 @@ def _content_id(row: dict) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
-def as_inputs(inputs, mode: str | None = None) -> CollectInputs:
+def as_inputs(inputs, mode: str | None = None, seeds=0) -> CollectInputs:
     """Normalise a PromptSet/AudioSet/SynthSet, a list of prompt strings, or a list of dicts
-    (keys: prompt, seed, label, id, audio + sample_rate_hz) into rows + audio loader."""
+    (keys: prompt, seed, label, id, audio + sample_rate_hz) into rows + audio loader.
+
+    seeds: for a plain list, the rows' seeds (one int for all, or one per row: `GenerationSettings.seeds`); an
+    input set or a dict that names its seed keeps its own, and other seeds than the default 0 are refused there.
+    """
+    if seeds not in (0, None) and hasattr(inputs, "rows"):
+        raise BadInputError(f"seeds={seeds!r}: these inputs carry their own seeds (e.g. PromptSet(..., seeds=...)): "
+                            "leave settings.seeds at 0, or pass the prompts as a list")
     if hasattr(inputs, "rows"):
         rows = [dict(r) for r in inputs.rows]
         audio = getattr(inputs, "audio", None)
@@ -70,8 +117,11 @@ def as_inputs(inputs, mode: str | None = None) -> CollectInputs:
         has_audio = any(w is not None for w in waves)
         audio = (lambda i: np.asarray(waves[i], dtype=np.float32)) if has_audio else None
         found_mode = "audio" if has_audio else "text"
-        for r in rows:
-            r.setdefault("seed", 0)
+        per_row = seeds_for(0 if seeds is None else seeds, len(rows))
+        if seeds not in (0, None) and any("seed" in r for r in rows):
+            raise BadInputError(f"seeds={seeds!r} but some inputs name their own 'seed': pass seeds in one place")
+        for r, seed in zip(rows, per_row):
+            r.setdefault("seed", seed)
             r.setdefault("label", None)
             r.setdefault("id", _content_id(r))
     if not rows:
@@ -94,35 +144,25 @@ def pool_steps(steps: np.ndarray, pooling: str) -> np.ndarray:
     return acc.result()[0].numpy()
 
 
-# generate() arguments that collect sets itself per batch: not settings of the store
-_SET_PER_BATCH = {"handle", "prompts", "seeds", "capture", "batch_size", "audio_prompt",
-                  "audio_prompt_sample_rate_hz", "progress", "stop", "threads"}
+# the settings fields a store is keyed by (the clips depend on them); seeds come from the rows, batch size,
+# threads, device and the decoder loop change how the clips are made, never what they are
+KEYED = ("duration_s", "guidance_scale", "temperature", "top_k")
 
 
-def generation_settings(mode: str, gen_kwargs: dict, default_temperature: float = 1.0) -> dict:
-    """The settings generation runs with: `workbench.generate`'s defaults filled in, so passing a default
-    (guidance_scale=3.0) equals leaving it out; temperature=None is the model's own
-    (`MusicGenHandle.default_temperature`). Teacher forcing (mode="audio") uses none of them.
+def generation_settings(settings: GenerationSettings, mode: str, default_temperature: float = 1.0) -> dict:
+    """The settings a store's clips depend on, as its key records them: temperature=None is the model's own
+    (`MusicGenHandle.default_temperature`); ``steering`` is None (a collection does not steer). Teacher forcing
+    (mode="audio") uses none of them.
 
-        >>> generation_settings("text", {"duration_s": 0.2, "guidance_scale": 3})["guidance_scale"]
+        >>> generation_settings(GenerationSettings(duration_s=0.2, guidance_scale=3), "text")["guidance_scale"]
         3.0
     """
     if mode == "audio":
         return {}
-    params = inspect.signature(generate).parameters
-    settings = {}
-    for name, p in params.items():
-        if name in _SET_PER_BATCH or p.default is inspect.Parameter.empty:
-            continue
-        value = gen_kwargs.get(name, p.default)
-        floats = isinstance(p.default, float) or name == "temperature"  # temperature's default is None
-        if floats and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)  # 3 and 3.0 generate the same
-        settings[name] = value
-    if "temperature" in settings and settings["temperature"] is None:  # None: the model's own
-        settings["temperature"] = float(default_temperature)
-    settings.update({k: v for k, v in gen_kwargs.items() if k not in params})  # generate() will name these
-    return settings
+    out = {name: getattr(settings, name) for name in KEYED}
+    if out["temperature"] is None:
+        out["temperature"] = float(default_temperature)
+    return dict(out, steering=None)
 
 
 def _spec_key(capture_key: str, described: dict) -> str:
@@ -130,11 +170,15 @@ def _spec_key(capture_key: str, described: dict) -> str:
     return capture_key + "-" + hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
-def _store_spec(spec, mode, per_step_keys, gen_kwargs, default_temperature=1.0) -> tuple[dict, str, str]:
-    """(spec dict, key of the effective settings, key the earlier workbench gave the same arguments)."""
+def _store_spec(spec, mode, per_step_keys, settings: GenerationSettings,
+                default_temperature=1.0) -> tuple[dict, str, str]:
+    """(spec dict, key of the effective settings, key the earlier workbench gave the same settings passed as
+    keywords: the fields that differ from the defaults)."""
     described = dict(capture=spec.to_dict(), capture_key=spec.key, mode=mode, per_step=[list(k) for k in per_step_keys],
-                     generation=generation_settings(mode, gen_kwargs, default_temperature))
-    legacy = _spec_key(spec.key, dict(described, generation=gen_kwargs))
+                     generation=generation_settings(settings, mode, default_temperature))
+    defaults = GenerationSettings()
+    given = {name: getattr(settings, name) for name in KEYED if getattr(settings, name) != getattr(defaults, name)}
+    legacy = _spec_key(spec.key, dict(described, generation=given))
     return described, _spec_key(spec.key, described), legacy
 
 
@@ -146,7 +190,7 @@ class CaptureJob:
     run_spec: object
     keys: tuple
     step_keys: tuple
-    gen_kwargs: dict
+    settings: GenerationSettings
     mode: str
     sample_rate_hz: int | None
     keep_audio: bool
@@ -155,7 +199,7 @@ class CaptureJob:
         """Capture one batch of rows (waves: their audio, for audio modes); returns `ActivationStore.append`'s
         arguments (pooled, rows, steps, audio)."""
         inputs = CollectInputs(rows, None if waves is None else waves.__getitem__, self.mode, self.sample_rate_hz)
-        acts, audio = _run_batch(handle, inputs, list(range(len(rows))), self.run_spec, self.gen_kwargs)
+        acts, audio = _run_batch(handle, inputs, list(range(len(rows))), self.run_spec, self.settings)
         pooled, steps = _split(acts, self.keys, self.step_keys, self.capture_spec, len(rows))
         return dict(pooled=pooled, rows=[_metadata(r) for r in rows], steps=steps,
                     audio=audio if self.keep_audio else None)
@@ -167,7 +211,6 @@ class CollectPlan:
 
     items: CollectInputs
     job: CaptureJob
-    batch_size: int
     spec: dict
     spec_key: str
     legacy_key: str
@@ -185,7 +228,8 @@ class CollectPlan:
         """Row indices still missing from the store, in input order, cut into batches."""
         done = store.ids()
         todo = [i for i, r in enumerate(self.items.rows) if str(r["id"]) not in done]
-        return [todo[s:s + self.batch_size] for s in range(0, len(todo), self.batch_size)]
+        size = self.job.settings.batch_size
+        return [todo[s:s + size] for s in range(0, len(todo), size)]
 
     def batch_inputs(self, indices) -> tuple[list[dict], list | None]:
         """(rows, waves) of a batch; waves is None for text inputs."""
@@ -193,18 +237,31 @@ class CollectPlan:
         return rows, (None if self.items.mode == "text" else [self.items.audio(i) for i in indices])
 
 
-def plan_collect(handle, inputs, capture_spec, batch_size: int = 8, *, per_step_layers=(), mode: str | None = None,
-                 keep_audio: bool = True, **gen_kwargs) -> CollectPlan:
+def options_of(options: CollectOptions | None) -> CollectOptions:
+    """``options`` (default `CollectOptions()`); anything else is refused naming the fix."""
+    if options is None:
+        return CollectOptions()
+    if not isinstance(options, CollectOptions):
+        raise BadInputError(f"options is a {type(options).__name__}, not a CollectOptions: pass e.g. "
+                            "options=CollectOptions(keep_audio=False), or None")
+    return options
+
+
+def plan_collect(handle, inputs, capture_spec, settings: GenerationSettings | None = None, *, per_step_layers=(),
+                 mode: str | None = None, keep_audio: bool = True) -> CollectPlan:
     """Check `collect`'s arguments and work out its batches' job and store identity, before any work.
+
+    settings: how the clips are generated (`GenerationSettings`; default its defaults); its batch_size is the rows
+    per shard, its seeds apply to inputs given as a plain list (a `PromptSet` carries its own seeds).
 
         >>> import workbench as wb
         >>> plan = plan_collect(wb.random_model("tiny"), ["jazz", "rock", "pop"], wb.CaptureSpec(layers=(1,)),
-        ...                     batch_size=2, duration_s=0.2)
-        >>> plan.job.keys, plan.spec["generation"]["duration_s"]
-        ((('resid', 1),), 0.2)
+        ...                     GenerationSettings(duration_s=0.2, batch_size=2))
+        >>> plan.job.keys, plan.spec["generation"]["duration_s"], plan.job.settings.batch_size
+        ((('resid', 1),), 0.2, 2)
     """
-    batch_size = positive_int(batch_size, "batch_size")  # a batch size < 1 would silently collect nothing
-    items = as_inputs(inputs, mode)
+    settings = settings_of(settings)
+    items = as_inputs(inputs, mode, settings.seeds)
     if capture_spec.pooling == "none":
         raise BadInputError("collect stores pooled rows: use pooling='mean' (or last/max/mean_std) and "
                             "per_step_layers=(...) for the layers whose per-step activations you want")
@@ -214,33 +271,36 @@ def plan_collect(handle, inputs, capture_spec, batch_size: int = 8, *, per_step_
         handle.check_layer(layer)
     keys = tuple((site, layer) for site in capture_spec.sites for layer in layers)
     step_keys = tuple((site, layer) for site in capture_spec.sites for layer in per_step)
-    run_spec = capture_spec if not per_step else wb.CaptureSpec(
+    run_spec = capture_spec if not per_step else CaptureSpec(
         layers=tuple(sorted(set(layers) | set(per_step))), sites=capture_spec.sites, pooling="none",
         rows=capture_spec.rows)
-    spec_dict, spec_key, legacy_key = _store_spec(capture_spec, items.mode, list(step_keys), gen_kwargs,
+    spec_dict, spec_key, legacy_key = _store_spec(capture_spec, items.mode, list(step_keys), settings,
                                                   handle.default_temperature)
-    job = CaptureJob(capture_spec, run_spec, keys, step_keys, dict(gen_kwargs), items.mode, items.sample_rate_hz,
-                     keep_audio)
-    return CollectPlan(items, job, batch_size, spec_dict, spec_key, legacy_key)
+    if items.mode != "audio":  # duration against the model, capture layers and rows, device: before any work
+        row = items.rows[0]
+        generation_args(handle, [row.get("prompt") or ""], settings.replace(seeds=int(row.get("seed") or 0)),
+                        capture=run_spec)
+    job = CaptureJob(capture_spec, run_spec, keys, step_keys, settings.replace(seeds=0), items.mode,
+                     items.sample_rate_hz, keep_audio)
+    return CollectPlan(items, job, spec_dict, spec_key, legacy_key)
 
 
-def _run_batch(handle, inputs: CollectInputs, indices, run_spec, gen_kwargs):
+def _run_batch(handle, inputs: CollectInputs, indices, run_spec, settings: GenerationSettings):
     """Capture one batch. Returns (activations dict, list of (channels, samples) audio)."""
     rows = [inputs.rows[i] for i in indices]
+    # one batch, its rows' own seeds; threads unchanged (the run set them for all its batches)
+    batch = settings.replace(seeds=tuple(int(r.get("seed") or 0) for r in rows), batch_size=len(rows), threads=None)
+    prompts = [r.get("prompt") or "" for r in rows]
     if inputs.mode == "text":
-        res = wb.generate(handle, [r.get("prompt") or "" for r in rows], seeds=[int(r.get("seed") or 0) for r in rows],
-                          capture=run_spec, batch_size=len(rows), threads=None, **gen_kwargs)
+        res = generate(handle, prompts, batch, capture=run_spec)
         return res.activations, [c.waveform for c in res.clips]
     waves = [inputs.audio(i) for i in indices]
     sr = inputs.sample_rate_hz or handle.sample_rate_hz
     if inputs.mode == "continuation":
-        res = wb.generate(handle, [r.get("prompt") or "" for r in rows], seeds=[int(r.get("seed") or 0) for r in rows],
-                          capture=run_spec, batch_size=len(rows), audio_prompt=waves,
-                          audio_prompt_sample_rate_hz=sr, threads=None, **gen_kwargs)
+        res = generate(handle, prompts, batch, capture=run_spec, audio_prompt=waves, audio_prompt_sample_rate_hz=sr)
         return res.activations, [c.waveform for c in res.clips]
     prompts = [r["prompt"] for r in rows] if all(r.get("prompt") for r in rows) else None
-    acts = wb.teacher_force(handle, waves, sr, prompts=prompts, capture=run_spec, batch_size=len(rows),
-                             threads=None)
+    acts = teacher_force(handle, waves, sr, prompts=prompts, capture=run_spec, batch_size=len(rows), threads=None)
     return acts, [w[None] for w in waves]
 
 

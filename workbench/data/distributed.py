@@ -1,8 +1,8 @@
 """Beyond one machine: `collect` and `generate` over many inputs on Ray, one model replica per worker.
 
-Same signatures as `workbench.data.collect.collect` (which hands `engine="ray"` over to
-the one here) and `workbench.generate`, plus ``engine="ray"`` or a
-`RayEngine` (workers, address, GPUs per worker, retries). The driver cuts the work into the same batches a
+Same signatures as `workbench.data.collect.collect` (which hands ``CollectOptions(engine="ray")`` over to
+the one here) and `workbench.generate`, with ``engine="ray"`` or a `RayEngine` (workers, address, GPUs per
+worker, retries). The driver cuts the work into the same batches a
 local run makes and hands them to Ray actors (`workbench.data.ray_pool`); each worker runs the batch exactly as
 the local code does (`CaptureJob.run`, per-clip seeds), so the rows equal a local run's. The driver is the
 store's one committer: it holds the store's write lock for the whole run, as a local collect does (a second
@@ -23,11 +23,9 @@ The size arithmetic of a store (what decides where it can live), in bytes:
 """
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 
-from workbench.data.collect_plan import generation_settings, plan_collect
+from workbench.data.collect_plan import CollectOptions, options_of, plan_collect
 from workbench.data.ray_pool import (
     DistributedRunError,
     MissingExtraError,
@@ -38,14 +36,16 @@ from workbench.data.ray_pool import (
     run_batches,
 )
 from workbench.data.store import ActivationStore, store_lock
-from workbench.errors import BadInputError
+from workbench.runtime.capture import CaptureSpec
 from workbench.runtime.generation import GenerationResult
 from workbench.runtime.generation import generate as local_generate
 from workbench.runtime.inputs import generation_args
+from workbench.runtime.settings import GenerationSettings
+from workbench.runtime.steering import SteeringSpec
 from workbench.runtime.threads import intra_op_threads, resolve_threads
-from workbench.validation import positive_int
 
-__all__ = ["collect", "generate", "RayEngine", "RunReport", "MissingExtraError", "DistributedRunError",
+__all__ = ["collect", "generate", "CollectOptions", "RayEngine", "RunReport", "MissingExtraError",
+           "DistributedRunError",
            "store_bytes"]
 
 
@@ -57,20 +57,6 @@ def store_bytes(clips: int, layers: int, hidden: int, steps: int = 1, sites: int
     return int(clips) * int(steps) * int(sites) * int(layers) * int(hidden) * int(bytes_per_value) * int(cfg_rows)
 
 
-def _check_generation(handle, plan) -> None:
-    """Check the generation settings on the driver: a bad duration fails here, not once per worker."""
-    if plan.items.mode == "audio":
-        return
-    settings = generation_settings(plan.items.mode, plan.job.gen_kwargs, handle.default_temperature)
-    unknown = sorted(set(settings) - set(inspect.signature(local_generate).parameters))
-    if unknown:
-        raise BadInputError(f"collect got unknown generation settings {unknown}: see workbench.generate's arguments")
-    checked = set(inspect.signature(generation_args).parameters) - {"handle", "prompts", "seeds"}
-    row = plan.items.rows[0]
-    generation_args(handle, [row.get("prompt") or ""], seeds=[int(row.get("seed") or 0)], capture=plan.job.run_spec,
-                    **{k: v for k, v in settings.items() if k in checked and k != "capture"})
-
-
 def _capture(handle, payload):
     """Runs on a worker: one batch of a collection, with the run's thread policy."""
     job, rows, waves, threads = payload
@@ -78,23 +64,23 @@ def _capture(handle, payload):
         return job.run(handle, rows, waves)
 
 
-def collect(handle, inputs, capture_spec, store_dir, batch_size: int = 8, *, per_step_layers=(),
-            mode: str | None = None, keep_audio: bool = True, progress: bool = True, compact: bool = True,
-            threads: int | str | None = "auto", lock_timeout_s: float = 0.0, engine="ray",
-            **gen_kwargs) -> ActivationStore:
+def collect(handle, inputs, capture_spec, store_dir, settings: GenerationSettings | None = None, *,
+            per_step_layers=(), progress: bool = True, options: CollectOptions | None = None) -> ActivationStore:
     """`workbench.data.collect.collect` on Ray workers: the same store, rows equal to a local run's.
 
-    engine: "ray" (a local cluster, or the one ray.init already joined) or RayEngine(workers=, address=, ...).
-    The returned store carries `run_report` (a RunReport: workers, retries, rows dispatched). Batches that still
-    fail after engine.max_retries raise DistributedRunError naming their rows; the rest is committed.
+    options.engine: "ray" (the default here: a local cluster, or the one ray.init already joined) or
+    RayEngine(workers=, address=, ...). The returned store carries `run_report` (a RunReport: workers, retries,
+    rows dispatched). Batches that still fail after engine.max_retries raise DistributedRunError naming their
+    rows; the rest is committed.
     """
-    engine = as_engine(engine)
+    options = options_of(options)
+    engine = as_engine("ray" if options.engine is None else options.engine)
     require_ray()
-    plan = plan_collect(handle, inputs, capture_spec, batch_size, per_step_layers=per_step_layers, mode=mode,
-                        keep_audio=keep_audio, **gen_kwargs)
-    _check_generation(handle, plan)
-    with store_lock(store_dir, lock_timeout_s):
-        store = plan.open_store(handle, store_dir, lock_timeout_s)
+    plan = plan_collect(handle, inputs, capture_spec, settings, per_step_layers=per_step_layers, mode=options.mode,
+                        keep_audio=options.keep_audio)  # checks the generation on the driver, not once per worker
+    threads = plan.job.settings.threads
+    with store_lock(store_dir, options.lock_timeout_s):
+        store = plan.open_store(handle, store_dir, options.lock_timeout_s)
         batches = plan.batches(store)
         report, bar = RunReport(), None
         if batches:
@@ -116,7 +102,7 @@ def collect(handle, inputs, capture_spec, store_dir, batch_size: int = 8, *, per
             finally:
                 if bar is not None:
                     bar.close()
-        if compact:
+        if options.compact:
             store.compact()
     store.run_report = report
     return store
@@ -124,8 +110,8 @@ def collect(handle, inputs, capture_spec, store_dir, batch_size: int = 8, *, per
 
 def _generate(handle, payload):
     """Runs on a worker: one batch of generations."""
-    prompts, seeds, kwargs = payload
-    return local_generate(handle, prompts, seeds=seeds, batch_size=len(prompts), **kwargs)
+    prompts, settings, steering, capture = payload
+    return local_generate(handle, prompts, settings, steering=steering, capture=capture)
 
 
 def _merge(parts: list, pooling: str, rows: str):
@@ -141,27 +127,21 @@ def _merge(parts: list, pooling: str, rows: str):
     return merged
 
 
-def generate(handle, prompts, *, seeds=0, batch_size: int = 8, engine="ray", progress: bool = True,
-             threads: int | str | None = "auto", **gen_kwargs):
+def generate(handle, prompts, settings: GenerationSettings | None = None, *, steering: SteeringSpec | None = None,
+             capture: CaptureSpec | None = None, engine="ray", progress: bool = True) -> GenerationResult:
     """`workbench.generate` over many prompts on Ray workers (steered or captured too); clips in input order.
 
-    Each clip equals the local one (per-clip seeds). Not resumable (the clips are returned, not stored): for
-    thousands of clips use `collect(..., engine="ray")`, which keeps their audio in a store. The result carries
-    `run_report`.
+    settings: as `workbench.generate` takes them; each worker generates batches of ``settings.batch_size``. Each
+    clip equals the local one (per-clip seeds). Not resumable (the clips are returned, not stored): for thousands
+    of clips use `collect(..., options=CollectOptions(engine="ray"))`, which keeps their audio in a store. The
+    result carries `run_report`.
     """
     engine = as_engine(engine)
     require_ray()
-    if gen_kwargs.get("audio_prompt") is not None:
-        raise BadInputError("distributed generate takes text prompts: continue audio with "
-                            "collect(..., mode='continuation', engine='ray')")
-    batch_size = positive_int(batch_size, "batch_size")
-    settings = generation_settings("text", dict(gen_kwargs, threads=threads), handle.default_temperature)
-    args = generation_args(handle, prompts, seeds=seeds, batch_size=batch_size, threads=threads,
-                           capture=gen_kwargs.get("capture"),
-                           **{k: settings[k] for k in ("duration_s", "guidance_scale", "temperature", "top_k",
-                                                       "steering")})
+    args = generation_args(handle, prompts, settings, steering=steering, capture=capture)  # checked on the driver
+    size = args.settings.batch_size
     plist, slist = list(args.prompts), [int(s) for s in args.seeds]
-    starts = list(range(0, len(plist), batch_size))
+    starts = list(range(0, len(plist), size))
     results: dict = {}
     bar = None
     if progress:
@@ -173,17 +153,18 @@ def generate(handle, prompts, *, seeds=0, batch_size: int = 8, engine="ray", pro
         if bar is not None:
             bar.update(len(result.clips))
 
-    kwargs = dict(gen_kwargs, threads=threads)
+    def payload(i: int):
+        cut = slice(starts[i], starts[i] + size)
+        batch = args.settings.replace(seeds=tuple(slist[cut]), batch_size=len(plist[cut]))
+        return plist[cut], batch, steering, capture
+
     try:
-        batch_rows = [[f"prompt {j}" for j in range(s, min(s + batch_size, len(plist)))] for s in starts]
-        cut = lambda i: slice(starts[i], starts[i] + batch_size)
-        report = run_batches(handle, batch_rows, lambda i: (plist[cut(i)], slist[cut(i)], kwargs), _generate, keep,
-                             engine)
+        batch_rows = [[f"prompt {j}" for j in range(s, min(s + size, len(plist)))] for s in starts]
+        report = run_batches(handle, batch_rows, payload, _generate, keep, engine)
     finally:
         if bar is not None:
             bar.close()
     ordered = [results[i] for i in range(len(starts))]
-    capture = gen_kwargs.get("capture")
     out = GenerationResult([c for r in ordered for c in r.clips],
                            _merge([r.activations for r in ordered], capture.pooling, capture.rows) if capture else None)
     out.run_report = report

@@ -54,7 +54,7 @@ def probe_profile(handle, n_per_genre: int = 40, seed: int = 20_011, folds: int 
     synth_set = SynthSet(n_per_genre=n_per_genre, seed=seed, version=2)
     store_dir = store_dir or tempfile.mkdtemp(prefix="toy-concepts-")
     spec = wb.CaptureSpec(layers=None, sites=("resid",), pooling="mean", rows="cond")
-    store = collect(handle, synth_set, spec, store_dir, batch_size=8, progress=progress)
+    store = collect(handle, synth_set, spec, store_dir, progress=progress)
     by_id = {r["id"]: i for i, r in enumerate(synth_set.rows)}
     order = [by_id[r["id"]] for r in store.table]
     baseline_X = input_embeddings(handle, [synth_set.audio(i) for i in order], synth_set.sample_rate_hz)
