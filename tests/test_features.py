@@ -16,6 +16,7 @@ from workbench.analysis.features import (
     FrameStream,
     SparseAutoencoder,
     TrainConfig,
+    TrainRun,
     auroc,
     label_features,
     sae_metrics,
@@ -190,7 +191,7 @@ def test_training_learns_and_resumes_to_the_same_weights(tmp_path):
     cfg = TrainConfig(d_sae=32, k=4, epochs=3, lr=3e-3)
     straight = train_sae(FrameStream(s, "resid", 1, batch_size=32), cfg, progress=False)
     stopped = train_sae(FrameStream(s, "resid", 1, batch_size=32), cfg, progress=False,
-                        checkpoint_dir=tmp_path / "ckpt", checkpoint_every=4, max_steps=7)
+                        checkpoint_dir=tmp_path / "ckpt", run=TrainRun(checkpoint_every=4, max_steps=7))
     assert not stopped.completed and stopped.steps == 7 and (tmp_path / "ckpt" / CHECKPOINT_FILENAME).is_file()
     resumed = train_sae(FrameStream(s, "resid", 1, batch_size=32), cfg, progress=False,
                         checkpoint_dir=tmp_path / "ckpt")

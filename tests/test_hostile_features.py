@@ -23,6 +23,7 @@ from workbench.analysis.features import (
     FrameStream,
     SparseAutoencoder,
     TrainConfig,
+    TrainRun,
     auroc,
     label_columns,
     label_features,
@@ -176,7 +177,7 @@ def test_a_non_finite_frame_mid_run_keeps_the_last_good_checkpoint(tmp_path):
     position = int(np.flatnonzero(stream.order(0) == bad)[0]) // 1024 + 1  # the step whose batch holds it
     with pytest.raises(NotFiniteError, match=rf"step {position} .*store row {row} .*decoder step {step}\b"):
         train_sae(stream, TrainConfig(d_sae=8, k=2, epochs=1), progress=False, checkpoint_dir=tmp_path / "ckpt",
-                  checkpoint_every=1000)
+                  run=TrainRun(checkpoint_every=1000))
     assert position > 1  # (batch 2 here) the state before the bad batch was checkpointed, and it is finite
     assert checkpoint_step(tmp_path / "ckpt") == position - 1
     assert all(bool(torch.isfinite(t).all()) for t in checkpoint_tensors(tmp_path / "ckpt").values())
@@ -191,7 +192,7 @@ def test_a_loss_that_overflows_stops_naming_the_step_and_never_completes(tmp_pat
     where = rf"store row {row} \(id 'r{row}'\), decoder step {step}\b"
     with pytest.raises(NotFiniteError, match=rf"loss became .* at step \d+.*{where}"):
         train_sae(FrameStream(s, "resid", 1, batch_size=1024), TrainConfig(d_sae=8, k=2, epochs=1), progress=False,
-                  checkpoint_dir=tmp_path / "ckpt", checkpoint_every=1)
+                  checkpoint_dir=tmp_path / "ckpt", run=TrainRun(checkpoint_every=1))
     assert all(bool(torch.isfinite(t).all()) for t in checkpoint_tensors(tmp_path / "ckpt").values())
 
 
@@ -211,7 +212,7 @@ def test_weights_that_diverge_are_never_returned_or_checkpointed(tmp_path, monke
     monkeypatch.setattr(torch.optim.Adam, "step", poisoned_step)
     with pytest.raises(NotFiniteError):
         train_sae(FrameStream(s, "resid", 1, batch_size=32), TrainConfig(d_sae=16, k=4, epochs=3), progress=False,
-                  checkpoint_dir=tmp_path / "ckpt", checkpoint_every=2)
+                  checkpoint_dir=tmp_path / "ckpt", run=TrainRun(checkpoint_every=2))
     assert checkpoint_step(tmp_path / "ckpt") == 4
     assert all(bool(torch.isfinite(t).all()) for t in checkpoint_tensors(tmp_path / "ckpt").values())
     calls.clear()
@@ -229,18 +230,21 @@ def test_flipped_bytes_in_streamed_frames_are_found_before_training(tmp_path):
     with pytest.raises(CorruptFileError, match=r"steps\.resid\.1\.npy.*sha256.*repair") as e:
         train_sae(FrameStream(s, "resid", 1), TrainConfig(d_sae=16, k=4, epochs=1), progress=False)
     assert e.value.path == str(frames)
-    train_sae(FrameStream(s, "resid", 1), TrainConfig(d_sae=16, k=4, epochs=1), progress=False, verify=False)
+    train_sae(FrameStream(s, "resid", 1), TrainConfig(d_sae=16, k=4, epochs=1), TrainRun(verify=False), progress=False)
 
 
 @pytest.mark.parametrize("kwargs", [
-    dict(checkpoint_every=0), dict(log_every="5"), dict(max_steps=-1), dict(stop="no"), dict(device="banana"),
-    dict(device=3), dict(checkpoint_dir=5), dict(config=dict(k=4)), dict(config="topk"),
+    dict(checkpoint_every=0), dict(log_every="5"), dict(max_steps=-1), dict(verify="yes"), dict(stop="no"),
+    dict(device="banana"), dict(device=3), dict(checkpoint_dir=5), dict(config=dict(k=4)), dict(config="topk"),
+    dict(run=dict(max_steps=3)), dict(run=TrainConfig()),
 ])
 def test_train_sae_refuses_bad_arguments(tmp_path, kwargs):
     s = make_store(tmp_path / "store")
     kwargs = dict(dict(config=TrainConfig(d_sae=16, k=4, epochs=1)), **kwargs)
     with pytest.raises(BadInputError):
-        train_sae(FrameStream(s, "resid", 1), progress=False, **kwargs)
+        run = {name: kwargs.pop(name) for name in list(kwargs) if name in ("checkpoint_every", "log_every",
+                                                                           "max_steps", "verify")}
+        train_sae(FrameStream(s, "resid", 1), progress=False, **(dict(run=TrainRun(**run)) if run else {}), **kwargs)
 
 
 def test_train_sae_refuses_what_is_not_a_frame_stream_and_a_checkpoint_dir_that_is_a_file(tmp_path):
@@ -266,7 +270,8 @@ def test_a_damaged_checkpoint_is_a_corrupt_file_error_naming_it(tmp_path, damage
     s = make_store(tmp_path / "store")
     cfg = TrainConfig(d_sae=16, k=4, epochs=3)
     ckpt = tmp_path / "ckpt"
-    train_sae(FrameStream(s, "resid", 1, batch_size=32), cfg, progress=False, checkpoint_dir=ckpt, max_steps=3)
+    train_sae(FrameStream(s, "resid", 1, batch_size=32), cfg, TrainRun(max_steps=3), progress=False,
+              checkpoint_dir=ckpt)
     path = ckpt / CHECKPOINT_FILENAME
     if damage == "truncate":
         path.write_bytes(path.read_bytes()[:-100])
@@ -293,7 +298,7 @@ KILLED_RUN = textwrap.dedent("""
     import torch
     torch.set_num_threads(1)
     import workbench.analysis.features.training as training
-    from workbench.analysis.features import FrameStream, TrainConfig, train_sae
+    from workbench.analysis.features import FrameStream, TrainConfig, TrainRun, train_sae
     from workbench.data.store import ActivationStore
     mode, kill_at = sys.argv[3], int(sys.argv[4])
     real_save, saves = training.save_file, []
@@ -317,8 +322,8 @@ KILLED_RUN = textwrap.dedent("""
             os.kill(os.getpid(), signal.SIGKILL)
         return False
     stream = FrameStream(ActivationStore(sys.argv[1]), "resid", 1, batch_size=32)
-    train_sae(stream, TrainConfig(d_sae=16, k=4, epochs=3, lr=3e-3), progress=False, checkpoint_dir=sys.argv[2],
-              checkpoint_every=2, stop=stop)
+    train_sae(stream, TrainConfig(d_sae=16, k=4, epochs=3, lr=3e-3), TrainRun(checkpoint_every=2), progress=False,
+              checkpoint_dir=sys.argv[2], stop=stop)
 """)
 
 

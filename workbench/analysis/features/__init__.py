@@ -28,9 +28,9 @@ from workbench.analysis.features.labelling import FeatureLabels, FeatureTable, a
 from workbench.analysis.features.metrics import codes_of_rows, sae_metrics, spliced_loss
 from workbench.analysis.features.sae import SparseAutoencoder, read_sparsity
 from workbench.analysis.features.steering import feature_steering, steer_summary
-from workbench.analysis.features.training import TrainConfig, TrainResult, train_sae
+from workbench.analysis.features.training import TrainConfig, TrainResult, TrainRun, train_sae
 from workbench.data.frames import FrameBatch, FrameStream
 
 __all__ = ["FeatureLabels", "FeatureTable", "FrameBatch", "FrameStream", "SparseAutoencoder", "TrainConfig",
-           "TrainResult", "auroc", "codes_of_rows", "feature_steering", "label_columns", "label_features",
+           "TrainResult", "TrainRun", "auroc", "codes_of_rows", "feature_steering", "label_columns", "label_features",
            "read_sparsity", "sae_metrics", "spliced_loss", "steer_summary", "train_sae"]

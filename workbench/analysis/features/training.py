@@ -3,12 +3,12 @@
 The loss is scale-free: the reconstruction error as a fraction of the frames' variance (FVU), plus for
 ReLU SAEs ``l1_coefficient`` x the decoder-norm-weighted L1 of the activations over the data's scale.
 Decoder rows are kept at unit norm; ``b_dec`` starts at the data mean. A run with ``checkpoint_dir``
-writes one file there every ``checkpoint_every`` steps (weights, Adam state and step, replaced
+writes one file there every ``TrainRun.checkpoint_every`` steps (weights, Adam state and step, replaced
 atomically), and the same call resumes from it: the batches of each epoch depend only on the stream's
 seed, so a resumed run trains on exactly the batches the uninterrupted one would have.
 
 Nothing non-finite is trained on or kept: the streamed frame files are checked against the store's sha256
-first (``verify=True``), every batch is checked for NaN / inf (a `NotFiniteError` naming the store row and
+first (``TrainRun(verify=True)``), every batch is checked for NaN / inf (a `NotFiniteError` naming the store row and
 decoder step), and a NaN or inf loss stops the run with an error naming the step. In each case the last good
 state stays in ``checkpoint_dir`` (the weights at the failing step when they are still finite, else the
 previous checkpoint, never NaN weights), and no result with ``completed=True`` holds NaN weights.
@@ -47,7 +47,8 @@ from workbench.analysis.features.sae import ARCHITECTURES, MAX_D_SAE, SparseAuto
 from workbench.data.frames import FrameStream
 from workbench.errors import BadInputError, CorruptFileError, NotFiniteError, OutOfRangeError, WrongTypeError
 
-__all__ = ["TrainConfig", "TrainResult", "train_sae", "verify_frames", "CHECKPOINT_FILENAME", "MAX_EPOCHS", "MAX_LR"]
+__all__ = ["TrainConfig", "TrainRun", "TrainResult", "train_sae", "verify_frames", "CHECKPOINT_FILENAME", "MAX_EPOCHS",
+           "MAX_LR"]
 
 CHECKPOINT_FILENAME = "train_state.safetensors"
 MAX_EPOCHS = 100_000
@@ -95,6 +96,35 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainRun:
+    """How a training run goes (what is trained is `TrainConfig`): a checkpoint every `checkpoint_every` steps
+    (with a checkpoint_dir), a log line every `log_every` steps, an end after `max_steps` steps in total (checkpointed,
+    as a stop would; the learning-rate schedule still spans the whole run; None: no cap), and `verify`: first check
+    the streamed frame files against the store's sha256 (reads them once; False skips it).
+
+        >>> TrainRun(max_steps=3).checkpoint_every
+        200
+        >>> TrainRun(checkpoint_every=0)
+        Traceback (most recent call last):
+        ...
+        workbench.errors.OutOfRangeError: checkpoint_every=0 must be at least 1: pass a positive int
+    """
+
+    checkpoint_every: int = 200
+    log_every: int = 25
+    max_steps: int | None = None
+    verify: bool = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "checkpoint_every", validation.positive_int(self.checkpoint_every,
+                                                                             "checkpoint_every"))
+        object.__setattr__(self, "log_every", validation.positive_int(self.log_every, "log_every"))
+        if self.max_steps is not None:
+            object.__setattr__(self, "max_steps", validation.non_negative_int(self.max_steps, "max_steps"))
+        object.__setattr__(self, "verify", validation.flag(self.verify, "verify"))
 
 
 @dataclasses.dataclass
@@ -260,16 +290,14 @@ def _checkpoint_folder(checkpoint_dir) -> Path | None:
     return folder
 
 
-def train_sae(stream, config: TrainConfig | None = None, *, device=None, checkpoint_dir=None,
-              checkpoint_every: int = 200, progress: bool = True, stop: Callable | None = None,
-              log_every: int = 25, max_steps: int | None = None, verify: bool = True) -> TrainResult:
+def train_sae(stream, config: TrainConfig | None = None, run: TrainRun | None = None, *, device=None,
+              checkpoint_dir=None, progress: bool = True, stop: Callable | None = None) -> TrainResult:
     """Train an SAE on every frame of `stream`, `config.epochs` times (shuffled anew each epoch).
 
-    device: "cpu", "cuda", ... (default: a GPU when torch sees one). checkpoint_dir: resume from / save to
-    this folder. stop: polled each step; when it returns True the run checkpoints and returns with
-    completed=False (call again to go on). max_steps: end (and checkpoint) after this many steps in total,
-    as a stop would (the learning-rate schedule still spans the whole run). verify: first check the streamed
-    frame files against the store's sha256 (reads them once; False skips it).
+    run: how the run goes (`TrainRun`: checkpoint and log cadence, a step cap, the frame check; default
+    `TrainRun()`). device: "cpu", "cuda", ... (default: a GPU when torch sees one). checkpoint_dir: resume from /
+    save to this folder. stop: polled each step; when it returns True the run checkpoints and returns with
+    completed=False (call again to go on).
     Raises NotFiniteError on a NaN / inf frame (naming its store row) or loss (naming the step).
     """
     if not isinstance(stream, FrameStream):
@@ -278,11 +306,14 @@ def train_sae(stream, config: TrainConfig | None = None, *, device=None, checkpo
         config = TrainConfig()
     if not isinstance(config, TrainConfig):
         raise WrongTypeError(f"config is a {type(config).__name__}: pass TrainConfig(d_sae=..., k=...) or None")
+    if run is None:
+        run = TrainRun()
+    if not isinstance(run, TrainRun):
+        raise WrongTypeError(f"run is a {type(run).__name__}: pass TrainRun(checkpoint_every=..., max_steps=...) "
+                             "or None")
     cfg = config
-    checkpoint_every = validation.positive_int(checkpoint_every, "checkpoint_every")
-    progress, verify = validation.flag(progress, "progress"), validation.flag(verify, "verify")
-    log_every = validation.positive_int(log_every, "log_every")
-    max_steps = None if max_steps is None else validation.non_negative_int(max_steps, "max_steps")
+    checkpoint_every, log_every, max_steps, verify = run.checkpoint_every, run.log_every, run.max_steps, run.verify
+    progress = validation.flag(progress, "progress")
     if stop is not None and not callable(stop):
         raise WrongTypeError(f"stop={stop!r}: pass a function returning True to stop, or None")
     dev = _device(device)
