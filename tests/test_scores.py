@@ -17,15 +17,18 @@ def test_probe_reading_matches_teacher_forcing(tiny):
     probs = scores.probe_reading(tiny, clips, probe, layer=2)
     np.testing.assert_allclose(probs, probe.predict_proba(acts), atol=1e-4)
     expected = list(probe.predict(acts))
-    rows = scores.steering_success(tiny, clips, "b", probe=probe, layer=2, judge=False, clap=False)
+    readers = scores.Readers(judge=False, probe=probe, probe_layer=2, clap=False)
+    rows = scores.steering_success(tiny, clips, "b", readers)
     assert [r["probe_pred"] for r in rows] == expected and rows[1]["target"] == "b"
     summary = scores.summarize(rows)
     assert abs(summary["probe_hit_rate"] - expected.count("b") / 3) < 1e-9
     assert abs(summary["probe_p_target_mean"] - probs[:, 1].mean()) < 1e-6
     with pytest.raises(BadInputError, match="not one of the probe's classes"):
-        scores.steering_success(tiny, clips, "polka", probe=probe, layer=2, judge=False, clap=False)
-    with pytest.raises(BadInputError, match="layer="):
-        scores.steering_success(tiny, clips, "a", probe=probe, judge=False, clap=False)
+        scores.steering_success(tiny, clips, "polka", readers)
+    with pytest.raises(BadInputError, match="needs probe_layer="):
+        scores.Readers(judge=False, probe=probe, clap=False)
+    with pytest.raises(BadInputError, match="not a Readers: pass e.g. Readers"):
+        scores.steering_success(tiny, clips, "a", dict(probe=probe, probe_layer=2))
 
 
 def test_judge_reading_on_synthetic_genres():
@@ -39,7 +42,7 @@ def test_judge_reading_on_synthetic_genres():
     clip = wb.Clip(synth.synth_clip(genre, 7, 2.0, 32000), 32000)
     classes, probs = scores.judge_reading([clip])
     assert probs.shape == (1, len(classes)) and abs(probs.sum() - 1) < 1e-6
-    rows = scores.steering_success(None, [clip], genre, clap=False)
+    rows = scores.steering_success(None, [clip], genre, scores.Readers(clap=False))
     assert rows[0]["judge_pred"] == genre and rows[0]["judge_p_target"] > 0.5
 
 
@@ -49,7 +52,7 @@ def test_clap_skips_cleanly_without_local_weights(tmp_path, monkeypatch):
     assert scores.clap_reading([clip], ["jazz"]) is None
     with pytest.raises(ModelNotAvailableError, match=scores.CLAP_ENV):
         scores.clap_reading([clip], ["jazz"], strict=True)
-    assert scores.steering_success(None, [clip], "jazz", judge=False) == [dict(clip=0, target="jazz")]
+    assert scores.steering_success(None, [clip], "jazz", scores.Readers(judge=False)) == [dict(clip=0, target="jazz")]
 
 
 def test_end_to_end_collect_sweep_direction_steer_score(tiny, tmp_path):
@@ -74,6 +77,7 @@ def test_end_to_end_collect_sweep_direction_steer_score(tiny, tmp_path):
     direction = Direction.load(path, expect_model_id=tiny.model_id, expect_hidden_size=tiny.hidden_size)
     steer = wb.SteeringSpec.single(direction, layers=(best["layer"],), strength=4.0)
     clips = wb.generate(tiny, ["classical"] * 2, duration_s=0.3, seeds=[0, 1], steering=steer).clips
-    rows = scores.steering_success(tiny, clips, "rock", probe=probe, layer=best["layer"], judge=False, clap=False)
+    readers = scores.Readers(judge=False, probe=probe, probe_layer=best["layer"], clap=False)
+    rows = scores.steering_success(tiny, clips, "rock", readers)
     assert len(rows) == 2 and 0 <= rows[0]["probe_p_target"] <= 1
     assert store.clip(0).duration_s == pytest.approx(0.3, abs=0.01)  # a point can be listened to

@@ -14,22 +14,26 @@
     >>> h = wb.random_model("tiny")
     >>> clips = wb.generate(h, ["jazz", "rock"], duration_s=0.2, seeds=[0, 1]).clips
     >>> X = np.random.default_rng(0).normal(size=(8, h.hidden_size)); probe = LinearProbe().fit(X, ["jazz", "rock"] * 4)
-    >>> rows = steering_success(h, clips, "rock", probe=probe, layer=1, judge=False, clap=False)
+    >>> rows = steering_success(h, clips, "rock", Readers(judge=False, probe=probe, probe_layer=1, clap=False))
     >>> sorted(rows[0]), 0 <= rows[0]["probe_p_target"] <= 1
     (['clip', 'probe_p_target', 'probe_pred', 'target'], True)
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 
 import numpy as np
 
 import workbench as wb
+from workbench import validation
 from workbench.data.datasets import resample
-from workbench.errors import BadInputError, ModelNotAvailableError
+from workbench.enums import POOLINGS
+from workbench.errors import BadInputError, ModelNotAvailableError, WrongTypeError
 
-__all__ = ["probe_reading", "judge_reading", "clap_reading", "steering_success", "summarize", "CLAP_ENV"]
+__all__ = ["Readers", "probe_reading", "judge_reading", "clap_reading", "readers_of", "steering_success", "summarize",
+           "CLAP_ENV"]
 
 CLAP_ENV = "WORKBENCH_CLAP"  # a local folder with a transformers CLAP checkpoint
 CLAP_DEFAULT = "laion/clap-htsat-unfused"
@@ -118,12 +122,77 @@ def clap_reading(clips, labels, *, template: str = "{label} music", model_path=N
     return logits.softmax(-1).numpy()
 
 
-def steering_success(handle, clips, target, *, probe=None, layer: int | None = None, site: str = "resid",
-                     pooling: str = "mean", judge=True, clap=True, clap_labels=None) -> list[dict]:
+@dataclasses.dataclass(frozen=True, eq=False)
+class Readers:
+    """Which readers score a clip's label, checked when made (the model-dependent checks come at use).
+
+    judge: True (the teaching model's genre judge), False, or an object with ``classes`` and
+    ``predict_proba(waves, sr=...)``. probe: a fitted probe re-read on the clips teacher-forced through the
+    unsteered model at ``probe_layer`` (and ``probe_site``, ``probe_pooling``: as it was fitted). clap: read with
+    CLAP when its weights are local (skipped silently otherwise), against ``clap_labels`` (default: the probe's
+    classes, else the targets).
+
+        >>> Readers(judge=False, clap=False).probe is None
+        True
+        >>> Readers(probe=object())  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        workbench.errors.WrongTypeError: probe=<object ...>: pass a fitted probe (with .classes_ and ...), or None
+    """
+
+    judge: object = True
+    probe: object = None
+    probe_layer: int | None = None
+    probe_site: str = "resid"
+    probe_pooling: str = "mean"
+    clap: bool = True
+    clap_labels: tuple | None = None
+
+    def __post_init__(self):
+        judge = self.judge
+        if judge is not True and judge is not None and judge is not False and (
+                isinstance(judge, (str, bytes, int, float)) or not (
+                    hasattr(judge, "classes") and callable(getattr(judge, "predict_proba", None)))):
+            raise WrongTypeError(f"judge={judge!r:.60}: pass True (the teaching model's judge), False, or an object "
+                                 "with .classes and .predict_proba(waves, sr=...)")
+        if judge is None:
+            object.__setattr__(self, "judge", False)
+        probe = self.probe
+        if probe is not None and not (hasattr(probe, "classes_") and callable(getattr(probe, "predict_proba", None))):
+            raise WrongTypeError(f"probe={probe!r:.60}: pass a fitted probe (with .classes_ and .predict_proba), or "
+                                 "None")
+        if probe is not None and self.probe_layer is None:
+            raise BadInputError("a probe re-read needs probe_layer=... (the layer the probe was fitted on)")
+        if self.probe_layer is not None:
+            object.__setattr__(self, "probe_layer", validation.non_negative_int(self.probe_layer, "probe_layer"))
+        object.__setattr__(self, "probe_site", validation.site(self.probe_site))
+        validation.choice(self.probe_pooling, "probe_pooling", POOLINGS[1:])
+        if not isinstance(self.clap, (bool, np.bool_)):
+            raise WrongTypeError(f"clap={self.clap!r:.60}: pass True (read with CLAP when its weights are local) or "
+                                 "False")
+        object.__setattr__(self, "clap", bool(self.clap))
+        if self.clap_labels is not None:
+            object.__setattr__(self, "clap_labels", tuple(validation.str_list(self.clap_labels, "clap_labels",
+                                                                             example="['rock', 'jazz']")))
+
+
+def readers_of(readers: Readers | None) -> Readers:
+    """``readers`` (default `Readers()`); anything else is refused naming the fix."""
+    if readers is None:
+        return Readers()
+    if not isinstance(readers, Readers):
+        raise WrongTypeError(f"readers is a {type(readers).__name__}, not a Readers: pass e.g. "
+                             "Readers(judge=False, probe=probe, probe_layer=6), or None")
+    return readers
+
+
+def steering_success(handle, clips, target, readers: Readers | None = None) -> list[dict]:
     """One row per clip: the probability each available reader gives `target`, and its top label.
 
-    Columns: clip, probe_p_target/probe_pred (if probe), judge_p_target/judge_pred (if the judge is
+    readers: which readers score the clips (`Readers`; default the judge and CLAP, each when available).
+    Columns: clip, probe_p_target/probe_pred (if a probe), judge_p_target/judge_pred (if the judge is
     available), clap_p_target/clap_pred (if CLAP weights are local)."""
+    readers = readers_of(readers)
     clips = list(clips)
     rows = [dict(clip=i, target=target) for i in range(len(clips))]
 
@@ -135,20 +204,20 @@ def steering_success(handle, clips, target, *, probe=None, layer: int | None = N
             row[f"{prefix}_p_target"] = float(p[classes.index(target)])
             row[f"{prefix}_pred"] = classes[int(np.argmax(p))]
 
+    probe = readers.probe
     if probe is not None:
-        if layer is None:
-            raise BadInputError("probe reading needs layer=... (the layer the probe was fitted on)")
-        fill("probe", probe.classes_, probe_reading(handle, clips, probe, layer=layer, site=site, pooling=pooling))
-    if judge:
+        fill("probe", probe.classes_, probe_reading(handle, clips, probe, layer=readers.probe_layer,
+                                                    site=readers.probe_site, pooling=readers.probe_pooling))
+    if readers.judge is not False:
         try:
-            reading = judge_reading(clips, None if judge is True else judge)
+            reading = judge_reading(clips, None if readers.judge is True else readers.judge)
         except ValueError as error:  # e.g. clips shorter than the judge's window: keep the other readings
             warnings.warn(f"genre judge skipped: {error}", stacklevel=2)
             reading = None
         if reading is not None:
             fill("judge", *reading)
-    if clap:
-        labels = list(clap_labels) if clap_labels is not None else (
+    if readers.clap:
+        labels = list(readers.clap_labels) if readers.clap_labels is not None else (
             [c.item() if hasattr(c, "item") else c for c in probe.classes_] if probe is not None else [target])
         probs = clap_reading(clips, labels)
         if probs is not None:
