@@ -28,10 +28,14 @@ from workbench.analysis.evaluation import (
     run_grid,
     tradeoff,
 )
+from workbench.analysis.scores import Readers
 from workbench.errors import BadInputError, StoppedError, UnknownOptionError
 from workbench.runtime.edits import Edit
+from workbench.runtime.settings import GenerationSettings
 
 SR = 32000
+SETTINGS = GenerationSettings(duration_s=0.4)  # every grid here: 0.4 s clips
+NO_JUDGE = Readers(judge=False)
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +165,7 @@ def _plan(tiny, **kw):
     m = Method("m", {(t, 1): rng.normal(size=tiny.hidden_size) for t in ("rock", "jazz")},
                strengths=(0.0, 12.0), strength_unit={1: 1.0})
     items = items_for(["jazz", "rock"], seeds=[0, 1], targets=["rock", "jazz"], sources=["jazz", "rock"])
-    return GridPlan((m, random_like(m, seed=1)), layers=(1,), items=items, duration_s=0.4, **kw)
+    return GridPlan((m, random_like(m, seed=1)), layers=(1,), items=items, **kw)
 
 
 class _Judge:
@@ -175,7 +179,7 @@ class _Judge:
 
 def test_grid_rows_twins_and_strength_zero(tiny, tmp_path):
     plan = _plan(tiny)
-    res = run_grid(tiny, plan, tmp_path / "g", judge=_Judge(), clap=True)
+    res = run_grid(tiny, plan, tmp_path / "g", SETTINGS, readers=Readers(judge=_Judge(), clap=True))
     table = res.table
     assert sorted(table["kind"].value_counts().items()) == [("reference", 4), ("steered", 16), ("twin", 4)]
     twins = table[table["kind"] == "twin"]
@@ -216,41 +220,42 @@ def test_grid_resumes_and_refuses_another_grid(tiny, tmp_path, monkeypatch):
 
     monkeypatch.setattr(grid, "_generate", counting)
     with pytest.raises(StoppedError, match="run the same call again"):
-        run_grid(tiny, _plan(tiny), folder, judge=False, stop=stop)
+        run_grid(tiny, _plan(tiny), folder, SETTINGS, readers=NO_JUDGE, stop=stop)
     assert calls["n"] == 3
     assert len(wb_result(folder)) == 4 + 4 + 8  # twins, reference, m at 0 (the twins' rows) and at 12
     with open(folder / "results.jsonl", "a") as f:
         f.write('{"cell": "torn')  # a crash mid-line: ignored
     calls["n"] = 0
-    res = run_grid(tiny, _plan(tiny), folder, judge=False)
+    res = run_grid(tiny, _plan(tiny), folder, SETTINGS, readers=NO_JUDGE)
     assert calls["n"] == 1  # only the missing cell (random at 12); strength 0 cells are never generated
     assert len(res.table) == 24 and res.table["cell"].nunique() == 6
     calls["n"] = 0
-    run_grid(tiny, _plan(tiny), folder, judge=False)
+    run_grid(tiny, _plan(tiny), folder, SETTINGS, readers=NO_JUDGE)
     assert calls["n"] == 0
     plan = _plan(tiny)
     changed = GridPlan((dataclasses.replace(plan.methods[0], strength_unit={1: 2.0}),), layers=(1,),
-                       items=plan.items, duration_s=0.4)
+                       items=plan.items)
     with pytest.raises(GridMismatchError, match="other directions or settings"):
-        run_grid(tiny, changed, folder, judge=False)
+        run_grid(tiny, changed, folder, SETTINGS, readers=NO_JUDGE)
     with pytest.raises(GridMismatchError, match="duration_s"):
-        run_grid(tiny, GridPlan(plan.methods, layers=(1,), items=plan.items, duration_s=0.6), folder, judge=False)
+        run_grid(tiny, GridPlan(plan.methods, layers=(1,), items=plan.items), folder, SETTINGS.replace(duration_s=0.6),
+                 readers=NO_JUDGE)
 
 
 KILL_SCRIPT = """
 import sys, workbench as wb
 sys.path.insert(0, {tests!r})
-from test_evaluation import _kill_plan
+from test_evaluation import NO_JUDGE, SETTINGS, _kill_plan
 from workbench.analysis.evaluation import run_grid
 h = wb.random_model("tiny")
-run_grid(h, _kill_plan(h), sys.argv[1], judge=False)
+run_grid(h, _kill_plan(h), sys.argv[1], SETTINGS, readers=NO_JUDGE)
 """
 
 
 def _kill_plan(h):
     rng = np.random.default_rng(5)
     m = Method("m", {("rock", 1): rng.normal(size=h.hidden_size)}, strengths=tuple(float(s) for s in range(8)))
-    return GridPlan((m,), layers=(1,), items=items_for(["jazz", "rock"], seeds=[0, 1], targets="rock"), duration_s=0.4)
+    return GridPlan((m,), layers=(1,), items=items_for(["jazz", "rock"], seeds=[0, 1], targets="rock"))
 
 
 @pytest.mark.slow
@@ -274,7 +279,7 @@ def test_a_killed_grid_resumes(tiny, tmp_path):
     assert log.exists() and len(log.read_text().splitlines()) >= 5, "the grid did not commit 4 cells before the kill"
     done_before = set(wb_result(folder)["cell"])
     assert 4 <= len(done_before) < 10, done_before
-    run_grid(tiny, _kill_plan(tiny), folder, judge=False)  # the same call, here: resumes
+    run_grid(tiny, _kill_plan(tiny), folder, SETTINGS, readers=NO_JUDGE)  # the same call, here: resumes
     table = wb_result(folder)
     assert table["cell"].nunique() == 10 and len(table) == 40  # twin, reference, 8 strengths, 4 clips each
     assert not table.duplicated(["cell", "item"]).any()
@@ -295,7 +300,7 @@ def test_stop_inside_a_cell_keeps_committed_cells(tiny, tmp_path):
         return calls["after"] > 1
 
     with pytest.raises(StoppedError, match="run the same call again") as info:
-        run_grid(tiny, _plan(tiny), tmp_path / "g", judge=False, stop=stop)
+        run_grid(tiny, _plan(tiny), tmp_path / "g", SETTINGS, readers=NO_JUDGE, stop=stop)
     assert isinstance(info.value.__cause__, StoppedError)
     assert sorted(set(wb_result(tmp_path / "g")["kind"])) == ["reference", "steered", "twin"]
 
@@ -308,8 +313,8 @@ def test_bad_cells_are_refused_before_any_work(tiny, tmp_path):
            (Method("small", {("rock", 1): np.ones(8)}), 1, "hidden size")]
     for method, layer, message in bad:
         with pytest.raises(BadInputError, match=message):
-            run_grid(tiny, GridPlan((method,), layers=(layer,), items=items, duration_s=0.3), tmp_path / method.name,
-                     judge=False)
+            run_grid(tiny, GridPlan((method,), layers=(layer,), items=items), tmp_path / method.name,
+                     SETTINGS.replace(duration_s=0.3), readers=NO_JUDGE)
         assert not (tmp_path / method.name / "results.jsonl").exists()
 
 
@@ -334,7 +339,7 @@ def test_frontier_auc():
 
 
 def test_summaries_on_a_grid(tiny, tmp_path):
-    res = run_grid(tiny, _plan(tiny), tmp_path / "g", judge=_Judge())
+    res = run_grid(tiny, _plan(tiny), tmp_path / "g", SETTINGS, readers=Readers(judge=_Judge()))
     curve = tradeoff(res.table)
     assert set(curve["method"]) == {"m", "random"} and curve["preservation"].between(0, 1).all()
     aucs = auc_table(res.table)

@@ -14,10 +14,14 @@ import pytest
 from workbench.analysis.evaluation import EvaluationResult, GridMismatchError, GridPlan, Method, items_for, run_grid
 from workbench.analysis.evaluation.grid import Item
 from workbench.analysis.evaluation.results import PLAN, RESULTS, ResultsLog, cell_file
+from workbench.analysis.scores import Readers
 from workbench.errors import BadInputError, CorruptFileError, WorkbenchError, WrongTypeError
+from workbench.runtime.settings import GenerationSettings
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 V1_GRID = Path(__file__).parent / "data" / "evaluation_grid_v1"
+SETTINGS = GenerationSettings(duration_s=0.3)  # every grid here: 0.3 s clips
+NO_JUDGE, QUIET = Readers(judge=False), Readers(judge=False, clap=False)
 
 
 def _method(tiny, name="m", strengths=(0.0, 8.0)):
@@ -25,9 +29,9 @@ def _method(tiny, name="m", strengths=(0.0, 8.0)):
     return Method(name, {(t, 1): rng.normal(size=tiny.hidden_size) for t in ("rock", "jazz")}, strengths=strengths)
 
 
-def _plan(tiny, prompts=("jazz",), duration_s=0.3, **kw):
+def _plan(tiny, prompts=("jazz",), **kw):
     return GridPlan((_method(tiny),), layers=(1,), items=items_for(list(prompts), seeds=[0, 1], targets="rock"),
-                    duration_s=duration_s, **kw)
+                    **kw)
 
 
 class _Judge:
@@ -53,11 +57,14 @@ class _Judge:
     (lambda t: items_for(["a"], seeds=[0], targets=None), "targets=None"),
     (lambda t: Item("jazz", "12", "rock"), "is a string"),
     (lambda t: Item("jazz", 0, 5), "pass a label as text"),
-    (lambda t: _plan(t, batch_size=0), "batch_size=0"),
-    (lambda t: _plan(t, batch_size="8"), "batch_size"),
-    (lambda t: _plan(t, duration_s=float("nan")), "not finite"),
-    (lambda t: _plan(t, duration_s=0.1), "at least 0.25 s"),
-    (lambda t: _plan(t, guidance_scale=0.5), "guidance_scale"),
+    (lambda t: GenerationSettings(batch_size=0), "batch_size=0"),
+    (lambda t: GenerationSettings(batch_size="8"), "batch_size"),
+    (lambda t: GenerationSettings(duration_s=float("nan")), "not finite"),
+    (lambda t: run_grid(t, _plan(t), "never-made", GenerationSettings(duration_s=0.1)), "at least 0.25 s"),
+    (lambda t: run_grid(t, _plan(t), "never-made", SETTINGS.replace(seeds=3)), "a grid's seeds are its items'"),
+    (lambda t: run_grid(t, _plan(t), "never-made", {"duration_s": 0.3}), "not a GenerationSettings"),
+    (lambda t: run_grid(t, _plan(t), "never-made", SETTINGS, readers={"judge": False}), "not a Readers"),
+    (lambda t: GenerationSettings(guidance_scale=0.5), "guidance_scale"),
     (lambda t: _plan(t, reference_seed_offset="7"), "reference_seed_offset"),
     (lambda t: _plan(t, strengths="0.5"), "list of numbers"),
     (lambda t: _plan(t, strengths=[0.1, 0.1000001]), "same grid cell"),
@@ -98,22 +105,25 @@ def test_string_seeds_are_not_split_into_digits():
                               "not among the judge's classes"),
 ])
 def test_run_grid_refuses_bad_settings_before_any_work(tiny, tmp_path, kwargs, match):
+    reading = {name: kwargs.pop(name) for name in list(kwargs) if name in ("judge", "probe", "probe_layer", "clap",
+                                                                           "clap_labels")}
     with pytest.raises(BadInputError, match=match):
-        run_grid(tiny, _plan(tiny), tmp_path / "g", **{"judge": False, **kwargs})
+        run_grid(tiny, _plan(tiny), tmp_path / "g", SETTINGS, readers=Readers(**{"judge": False, **reading}),
+                 **kwargs)
     assert not (tmp_path / "g" / RESULTS).exists()
 
 
 def test_run_grid_refuses_wrong_objects(tiny, tmp_path):
     with pytest.raises(WrongTypeError, match="not a loaded model"):
-        run_grid("model", _plan(tiny), tmp_path / "g", judge=False)
+        run_grid("model", _plan(tiny), tmp_path / "g", SETTINGS, readers=NO_JUDGE)
     with pytest.raises(WrongTypeError, match="GridPlan"):
-        run_grid(tiny, {"methods": []}, tmp_path / "g", judge=False)
+        run_grid(tiny, {"methods": []}, tmp_path / "g", SETTINGS, readers=NO_JUDGE)
     with pytest.raises(WrongTypeError, match="folder"):
-        run_grid(tiny, _plan(tiny), None, judge=False)
+        run_grid(tiny, _plan(tiny), None, SETTINGS, readers=NO_JUDGE)
     (tmp_path / "file").write_text("not a folder")
     for folder in (tmp_path / "file", tmp_path / "file" / "g", "a\0b"):
         with pytest.raises(BadInputError, match="folder"):
-            run_grid(tiny, _plan(tiny), folder, judge=False)
+            run_grid(tiny, _plan(tiny), folder, SETTINGS, readers=NO_JUDGE)
     with pytest.raises(BadInputError, match="no evaluation grid in"):
         EvaluationResult(tmp_path / "typo")
     assert not (tmp_path / "typo").exists()
@@ -130,7 +140,7 @@ def test_run_grid_refuses_wrong_objects(tiny, tmp_path):
 @pytest.fixture
 def grid(tiny, tmp_path):
     folder = tmp_path / "g"
-    run_grid(tiny, _plan(tiny), folder, judge=False, clap=False)
+    run_grid(tiny, _plan(tiny), folder, SETTINGS, readers=QUIET)
     return folder
 
 
@@ -163,7 +173,7 @@ def test_a_damaged_cell_is_never_kept_as_done(tiny, grid, damage):
     with pytest.warns(UserWarning, match="left out"):
         assert "m|L1|s8" not in _cells(grid)  # the grid still reads, without the damaged cell
     with pytest.warns(UserWarning, match="quarantine"):
-        run_grid(tiny, _plan(tiny), grid, judge=False, clap=False)  # made again
+        run_grid(tiny, _plan(tiny), grid, SETTINGS, readers=QUIET)  # made again
     assert _cells(grid) == before and ResultsLog(grid).verify(full=True).sound
     if damage != "deleted":  # nothing deleted: the damaged file is kept aside
         kept = [p.read_bytes() for p in (grid / "quarantine").rglob(path.name)]
@@ -181,18 +191,18 @@ def test_garbage_lines_and_a_torn_line_in_results(tiny, grid):
     assert ResultsLog(grid).verify().sound and any("rewrote" in a for a in repaired.actions)
     assert (next((grid / "quarantine").rglob(RESULTS))).read_text().startswith(text[:50])  # the old log kept
     assert _cells(grid) == before
-    run_grid(tiny, _plan(tiny), grid, judge=False, clap=False)
+    run_grid(tiny, _plan(tiny), grid, SETTINGS, readers=QUIET)
     assert _cells(grid) == before
 
 
 def test_a_corrupt_plan_json_names_the_file_and_the_fix(tiny, grid):
     (grid / PLAN).write_text("{ this is not json")
     with pytest.raises(CorruptFileError, match=r"plan\.json.*repair\(\)"):
-        run_grid(tiny, _plan(tiny), grid, judge=False, clap=False)
+        run_grid(tiny, _plan(tiny), grid, SETTINGS, readers=QUIET)
     report = ResultsLog(grid).repair()
     assert any("restored plan.json" in a for a in report.actions)
     assert json.loads((grid / PLAN).read_text())["format"] == "workbench.evaluation/2"
-    run_grid(tiny, _plan(tiny), grid, judge=False, clap=False)
+    run_grid(tiny, _plan(tiny), grid, SETTINGS, readers=QUIET)
     (grid / PLAN).write_text("[1, 2]")
     with pytest.raises(CorruptFileError, match="not the grid's settings"):
         EvaluationResult(grid, handle=tiny) and ResultsLog(grid).read_plan()
@@ -201,30 +211,31 @@ def test_a_corrupt_plan_json_names_the_file_and_the_fix(tiny, grid):
 def test_losing_plan_json_cannot_let_another_plan_in(tiny, grid):
     (grid / PLAN).unlink()
     with pytest.raises(GridMismatchError, match=r"items differ; item 0: prompt 'jazz'.* prompt 'rock'"):
-        run_grid(tiny, _plan(tiny, prompts=("rock",)), grid, judge=False, clap=False)
+        run_grid(tiny, _plan(tiny, prompts=("rock",)), grid, SETTINGS, readers=QUIET)
     with pytest.raises(GridMismatchError, match="duration_s"):
-        run_grid(tiny, _plan(tiny, duration_s=0.4), grid, judge=False, clap=False)
+        run_grid(tiny, _plan(tiny), grid, SETTINGS.replace(duration_s=0.4), readers=QUIET)
     with pytest.warns(UserWarning, match="restored"):
-        run_grid(tiny, _plan(tiny), grid, judge=False, clap=False)  # the same plan resumes, plan.json restored
+        run_grid(tiny, _plan(tiny), grid, SETTINGS, readers=QUIET)  # the same plan resumes, plan.json restored
     assert (grid / PLAN).exists()
     # a plan.json copied in from another grid: the copy in results.jsonl disagrees
     other = grid.parent / "other"
-    run_grid(tiny, _plan(tiny, prompts=("rock",)), other, judge=False, clap=False)
+    run_grid(tiny, _plan(tiny, prompts=("rock",)), other, SETTINGS, readers=QUIET)
     shutil.copy(other / PLAN, grid / PLAN)
     with pytest.raises(GridMismatchError, match="replaced or edited"):
-        run_grid(tiny, _plan(tiny, prompts=("rock",)), grid, judge=False, clap=False)
+        run_grid(tiny, _plan(tiny, prompts=("rock",)), grid, SETTINGS, readers=QUIET)
 
 
 def test_other_readers_are_refused_naming_the_difference(tiny, tmp_path):
     folder = tmp_path / "g"
-    run_grid(tiny, _plan(tiny), folder, judge=_Judge(), clap=False)
+    run_grid(tiny, _plan(tiny), folder, SETTINGS, readers=Readers(judge=_Judge(), clap=False))
     with pytest.raises(GridMismatchError, match=r"judge: _Judge in the grid, none here"):
-        run_grid(tiny, _plan(tiny), folder, judge=False, clap=False)
+        run_grid(tiny, _plan(tiny), folder, SETTINGS, readers=QUIET)
     with pytest.raises(GridMismatchError, match="judge"):
-        run_grid(tiny, _plan(tiny), folder, judge=_Judge(bias=1.0), clap=False)  # another judge of the same class
+        # another judge of the same class
+        run_grid(tiny, _plan(tiny), folder, SETTINGS, readers=Readers(judge=_Judge(bias=1.0), clap=False))
     with pytest.raises(GridMismatchError, match="clap: none in the grid, clap here"):
-        run_grid(tiny, _plan(tiny), folder, judge=_Judge(), clap=True)
-    run_grid(tiny, _plan(tiny), folder, judge=_Judge(), clap=False)  # the same readers resume
+        run_grid(tiny, _plan(tiny), folder, SETTINGS, readers=Readers(judge=_Judge(), clap=True))
+    run_grid(tiny, _plan(tiny), folder, SETTINGS, readers=Readers(judge=_Judge(), clap=False))  # the same readers
 
 
 # -- format versions -----------------------------------------------------------------------------------
@@ -236,16 +247,16 @@ def test_a_format_1_grid_still_opens_and_resumes(tiny, tmp_path):
     table = EvaluationResult(folder).table
     assert len(table) == 8 and table["cell"].nunique() == 4 and ResultsLog(folder).verify(full=True).sound
     m = Method("m", {("rock", 1): np.random.default_rng(0).normal(size=tiny.hidden_size)}, strengths=(0.0, 8.0, 16.0))
-    plan = GridPlan((m,), layers=(1,), items=items_for(["jazz"], seeds=[0, 1], targets="rock"), duration_s=0.3)
+    plan = GridPlan((m,), layers=(1,), items=items_for(["jazz"], seeds=[0, 1], targets="rock"))
     with pytest.raises(GridMismatchError, match="without a judge"):
-        run_grid(tiny, plan, folder, judge=_Judge(), clap=False)
+        run_grid(tiny, plan, folder, SETTINGS, readers=Readers(judge=_Judge(), clap=False))
     with pytest.warns(UserWarning, match="upgraded"):
-        res = run_grid(tiny, plan, folder, judge=False, clap=False)  # one more strength: only it runs
+        res = run_grid(tiny, plan, folder, SETTINGS, readers=QUIET)  # one more strength: only it runs
     assert res.table["cell"].nunique() == 5 and json.loads((folder / PLAN).read_text())["format"].endswith("/2")
     (folder / PLAN).write_text(json.dumps(dict(json.loads((folder / PLAN).read_text()),
                                                format="workbench.evaluation/9")))
     with pytest.raises(GridMismatchError, match="newer workbench"):
-        run_grid(tiny, plan, folder, judge=False, clap=False)
+        run_grid(tiny, plan, folder, SETTINGS, readers=QUIET)
 
 
 def test_a_format_1_grid_that_lost_plan_json_checks_items_against_its_twins(tiny, tmp_path):
@@ -253,9 +264,9 @@ def test_a_format_1_grid_that_lost_plan_json_checks_items_against_its_twins(tiny
     shutil.copytree(V1_GRID, folder)
     (folder / PLAN).unlink()
     m = Method("m", {("rock", 1): np.random.default_rng(0).normal(size=tiny.hidden_size)}, strengths=(0.0, 8.0))
-    other = GridPlan((m,), layers=(1,), items=items_for(["rock"], seeds=[0, 1], targets="rock"), duration_s=0.3)
+    other = GridPlan((m,), layers=(1,), items=items_for(["rock"], seeds=[0, 1], targets="rock"))
     with pytest.raises(GridMismatchError, match="twin clips were made for other items"):
-        run_grid(tiny, other, folder, judge=False, clap=False)
+        run_grid(tiny, other, folder, SETTINGS, readers=QUIET)
 
 
 def test_a_second_writer_is_refused_while_a_grid_runs(tiny, grid):
@@ -274,7 +285,7 @@ def test_a_second_writer_is_refused_while_a_grid_runs(tiny, grid):
     try:
         held.wait(30)
         with pytest.raises(StoreLockedError):
-            run_grid(tiny, _plan(tiny), grid, judge=False, clap=False)
+            run_grid(tiny, _plan(tiny), grid, SETTINGS, readers=QUIET)
         with pytest.raises(StoreLockedError):
             ResultsLog(grid).repair()
     finally:
@@ -290,16 +301,18 @@ def test_an_uncommitted_arrays_file_is_made_again(tiny, grid):
     (grid / "cells" / cell_file("m|L1|s8")).write_bytes(b"half written")
     assert "m|L1|s8" not in ResultsLog(grid).done()
     assert ResultsLog(grid).verify().uncommitted == [cell_file("m|L1|s8")]
-    run_grid(tiny, _plan(tiny), grid, judge=False, clap=False)
+    run_grid(tiny, _plan(tiny), grid, SETTINGS, readers=QUIET)
     assert _cells(grid) == before and ResultsLog(grid).verify(full=True).sound
 
 
 KILL_AGAIN = """
 import sys, workbench as wb
 sys.path.insert(0, {tests!r})
-from test_evaluation import _kill_plan
+from test_evaluation import SETTINGS, _kill_plan
 from workbench.analysis.evaluation import run_grid
-run_grid(wb.random_model("tiny"), _kill_plan(wb.random_model("tiny")), sys.argv[1], judge=False, clap=False)
+from workbench.analysis.scores import Readers
+run_grid(wb.random_model("tiny"), _kill_plan(wb.random_model("tiny")), sys.argv[1], SETTINGS,
+         readers=Readers(judge=False, clap=False))
 """
 
 
@@ -312,6 +325,7 @@ def test_a_grid_killed_again_and_again_loses_nothing(tiny, tmp_path):
     import sys
     import time
 
+    from test_evaluation import SETTINGS as KILL_SETTINGS
     from test_evaluation import _kill_plan
     folder, script = tmp_path / "g", tmp_path / "grid.py"
     script.write_text(KILL_AGAIN.format(tests=str(Path(__file__).parent)))
@@ -326,7 +340,7 @@ def test_a_grid_killed_again_and_again_loses_nothing(tiny, tmp_path):
         time.sleep(float(rng.uniform(0, 0.3)))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    run_grid(tiny, _kill_plan(tiny), folder, judge=False, clap=False)
+    run_grid(tiny, _kill_plan(tiny), folder, KILL_SETTINGS, readers=QUIET)
     table = EvaluationResult(folder).table
     assert table["cell"].nunique() == 10 and len(table) == 40 and not table.duplicated(["cell", "item"]).any()
     assert ResultsLog(folder).verify(full=True).sound
@@ -354,6 +368,6 @@ def test_a_flipped_digit_in_a_cells_line_is_caught(tiny, grid):
     assert f"{RESULTS} line {k + 1}" in ResultsLog(grid).verify().corrupt
     assert "m|L1|s8" not in ResultsLog(grid).done()
     with pytest.warns(UserWarning, match="quarantine"):
-        run_grid(tiny, _plan(tiny), grid, judge=False, clap=False)
+        run_grid(tiny, _plan(tiny), grid, SETTINGS, readers=QUIET)
     after = EvaluationResult(grid).table.sort_values(["cell", "item"]).reset_index(drop=True)
     assert after["code_edit_rate"].tolist() == before["code_edit_rate"].tolist()

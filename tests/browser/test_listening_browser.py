@@ -27,6 +27,8 @@ import numpy as np
 import workbench as wb
 from workbench.analysis.evaluation import GridPlan, Method, items_for, run_grid
 from workbench.analysis.evaluation.listening import trials_from_result
+from workbench.analysis.scores import Readers
+from workbench.runtime.settings import GenerationSettings
 from widgets import ListeningTest
 
 handle = wb.load_model()
@@ -34,8 +36,9 @@ rng = np.random.default_rng(0)
 method = Method("secret_method_name", {("rock", 3): rng.normal(size=handle.hidden_size)},
                 strengths=(0.0, 0.5), strength_unit={3: 4.5})
 plan = GridPlan((method,), layers=(3,), items=items_for(["jazz music"], seeds=[1, 2, 3], targets="rock"),
-                duration_s=1.0, reference_seed_offset=None)
-result = run_grid(handle, plan, os.environ["WB_GRID"], judge=False, clap=False)
+                reference_seed_offset=None)
+result = run_grid(handle, plan, os.environ["WB_GRID"], GenerationSettings(duration_s=1.0),
+                  readers=Readers(judge=False, clap=False))
 trials = trials_from_result(result, method="secret_method_name", strength=0.5, kind="abx", seed=4)
 test = ListeningTest(trials, path=os.environ["WB_ANSWERS"], participant="browser")
 test

@@ -19,8 +19,10 @@ does not decide whether steering works (`workbench.analysis.evaluation.verdicts`
     >>> from workbench.analysis.evaluation import GridPlan, Method, items_for, run_grid
     >>> h = wb.random_model("tiny")
     >>> m = Method("m", {("rock", 1): np.ones(h.hidden_size)}, strengths=(0.0, 8.0))
-    >>> plan = GridPlan((m,), layers=(1,), items=items_for(["jazz"], seeds=[0, 1], targets="rock"), duration_s=0.3)
-    >>> res = run_grid(h, plan, tempfile.mkdtemp(), judge=False)
+    >>> from workbench.analysis.scores import Readers
+    >>> from workbench.runtime.settings import GenerationSettings
+    >>> plan = GridPlan((m,), layers=(1,), items=items_for(["jazz"], seeds=[0, 1], targets="rock"))
+    >>> res = run_grid(h, plan, tempfile.mkdtemp(), GenerationSettings(duration_s=0.3), readers=Readers(judge=False))
     >>> sorted(res.table["kind"].value_counts().items())
     [('reference', 2), ('steered', 4), ('twin', 2)]
 """
@@ -47,9 +49,10 @@ from workbench.analysis.evaluation.results import (
     ResultsLog,
     plan_hash,
 )
+from workbench.analysis.scores import Readers, readers_of
 from workbench.data.store_io import store_lock
-from workbench.enums import POOLINGS
 from workbench.errors import BadInputError, EmptyInputError, StoppedError, WrongTypeError
+from workbench.runtime.settings import GenerationSettings, settings_of
 from workbench.toy.judge import load_judge
 from workbench.validation import (
     finite_float,
@@ -57,14 +60,14 @@ from workbench.validation import (
     integer,
     layer_index,
     model_handle,
-    positive_int,
     prompt_list,
     str_list,
 )
 
-__all__ = ["Item", "GridPlan", "items_for", "run_grid"]
+__all__ = ["Item", "GridPlan", "GRID_SETTINGS", "items_for", "run_grid"]
 
 MIN_DURATION_S = 0.25  # the shortest clip `metrics.descriptors` reads (tempo, key)
+GRID_SETTINGS = GenerationSettings(duration_s=2.0, batch_size=16)  # run_grid's default settings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,17 +112,15 @@ def items_for(prompts, *, seeds, targets, sources=None) -> tuple[Item, ...]:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class GridPlan:
-    """What to generate. strengths: None = each method's own sweep; reference_seed_offset: the reference
-    set's seeds are the items' seeds plus this (None: no reference set)."""
+    """What to generate: methods x layers x strengths x items. strengths: None = each method's own sweep;
+    reference_seed_offset: the reference set's seeds are the items' seeds plus this (None: no reference set).
+    How the clips are generated (duration, guidance, batch size, ...) is `run_grid`'s settings."""
 
     methods: tuple
     layers: tuple
     items: tuple
     strengths: tuple | None = None
-    duration_s: float = 2.0
-    guidance_scale: float = 3.0
     reference_seed_offset: int | None = 10_000
-    batch_size: int = 16
 
     def __post_init__(self):
         methods = (self.methods,) if isinstance(self.methods, Method) else self.methods
@@ -150,15 +151,10 @@ class GridPlan:
         object.__setattr__(self, "items", items)
         if self.strengths is not None:
             object.__setattr__(self, "strengths", strength_list(self.strengths, "strengths"))
-        object.__setattr__(self, "duration_s", finite_float(
-            self.duration_s, "duration_s", low=MIN_DURATION_S,
-            hint=f"descriptors (tempo, key) need at least {MIN_DURATION_S} s of audio"))
-        object.__setattr__(self, "guidance_scale", validation.guidance_scale(self.guidance_scale))
         if self.reference_seed_offset is not None:
             object.__setattr__(self, "reference_seed_offset", integer(self.reference_seed_offset,
                                                                       "reference_seed_offset"))
             validation.seeds([i.seed + self.reference_seed_offset for i in items], "reference seeds (seed + offset)")
-        object.__setattr__(self, "batch_size", positive_int(self.batch_size, "batch_size"))
 
     def strengths_of(self, method: Method) -> tuple:
         return self.strengths if self.strengths is not None else method.strengths
@@ -171,12 +167,17 @@ class GridPlan:
         out += [("steered", m, layer, s) for m in self.methods for layer in self.layers for s in self.strengths_of(m)]
         return out
 
-    def shared(self, handle) -> dict:
-        """The settings every cell depends on (checked when a folder is resumed)."""
-        guidance = None if self.guidance_scale is None else float(self.guidance_scale)
-        return dict(model_id=handle.model_id, duration_s=float(self.duration_s), guidance_scale=guidance,
-                    reference_seed_offset=self.reference_seed_offset,
-                    items=[dataclasses.asdict(i) for i in self.items], format=FORMAT)
+    def shared(self, handle, settings: GenerationSettings) -> dict:
+        """What every cell depends on (checked when a folder is resumed): the model, the items, and the
+        settings that change the clips (temperature and top-k only where they are not the defaults, so a
+        folder made before they could be set resumes)."""
+        out = dict(model_id=handle.model_id, duration_s=float(settings.duration_s),
+                   guidance_scale=settings.guidance_scale, reference_seed_offset=self.reference_seed_offset,
+                   items=[dataclasses.asdict(i) for i in self.items], format=FORMAT)
+        defaults = GenerationSettings()
+        out.update({name: getattr(settings, name) for name in ("temperature", "top_k")
+                    if getattr(settings, name) != getattr(defaults, name)})
+        return out
 
 
 def cell_id(kind: str, method: Method | None, layer, strength: float) -> str:
@@ -204,37 +205,22 @@ def _object_id(obj) -> dict:
 
 
 class _Readers:
-    """The alignment readers of one run: judge, probe re-read, CLAP (each optional); checked before any work."""
+    """The alignment readers of one run (`scores.Readers`, the judge loaded, the probe's layer checked against
+    the model) before any work."""
 
-    def __init__(self, handle, judge, probe, probe_layer, probe_pooling, clap, clap_labels):
+    def __init__(self, handle, readers: Readers):
         self.handle, self.scores = handle, scores
+        judge = readers.judge
         if judge is True:
             try:
                 judge = load_judge()
             except (OSError, ValueError, KeyError) as error:
                 raise BadInputError(f"judge=True needs the teaching model's genre judge, which cannot be loaded "
-                                    f"({error}): pass judge=False, or a judge object") from None
-        elif judge is None or judge is False:
-            judge = None
-        elif isinstance(judge, (str, bytes, int, float)) or not (hasattr(judge, "classes")
-                                                                and callable(getattr(judge, "predict_proba", None))):
-            raise WrongTypeError(f"judge={judge!r:.60}: pass True (the teaching model's judge), False, or an object "
-                                 "with .classes and .predict_proba(waves, sr=...)")
-        self.judge = judge
-        if probe is not None and not (hasattr(probe, "classes_") and callable(getattr(probe, "predict_proba", None))):
-            raise WrongTypeError(f"probe={probe!r:.60}: pass a fitted probe (with .classes_ and .predict_proba), or "
-                                 "None")
-        if probe is not None and probe_layer is None:
-            raise BadInputError("a probe re-read needs probe_layer=... (the layer the probe was fitted on)")
-        if probe is not None:
-            probe_layer = layer_index(probe_layer, handle.n_layers)
-            validation.choice(probe_pooling, "probe_pooling", POOLINGS[1:])
-        if not isinstance(clap, (bool, np.bool_)):
-            raise WrongTypeError(f"clap={clap!r:.60}: pass True (read with CLAP when its weights are local) or False")
-        if clap_labels is not None:
-            clap_labels = str_list(clap_labels, "clap_labels", example="['rock', 'jazz']")
-        self.probe, self.probe_layer, self.probe_pooling = probe, probe_layer, probe_pooling
-        self.clap, self.clap_labels, self.clap_available = bool(clap), clap_labels, None
+                                    f"({error}): pass Readers(judge=False), or a judge object") from None
+        self.judge = judge if judge is not False else None
+        self.probe, self.probe_site, self.probe_pooling = readers.probe, readers.probe_site, readers.probe_pooling
+        self.probe_layer = None if readers.probe is None else layer_index(readers.probe_layer, handle.n_layers)
+        self.clap, self.clap_labels, self.clap_available = readers.clap, readers.clap_labels, None
 
     def check_targets(self, targets) -> None:
         """Every target must be one of each reader's classes (checked before any clip is made)."""
@@ -252,9 +238,12 @@ class _Readers:
         out = dict(judge=None if self.judge is None else _object_id(self.judge), probe=None, clap=None)
         if self.probe is not None:
             out["probe"] = dict(_object_id(self.probe), layer=self.probe_layer, pooling=self.probe_pooling)
+            if self.probe_site != "resid":  # recorded where it is not the default: older folders resume
+                out["probe"]["site"] = self.probe_site
         if self.clap:
             source = os.environ.get(self.scores.CLAP_ENV) or self.scores.CLAP_DEFAULT
-            out["clap"] = dict(name="clap", labels=self.clap_labels, source=source)
+            labels = None if self.clap_labels is None else list(self.clap_labels)
+            out["clap"] = dict(name="clap", labels=labels, source=source)
         return out
 
     def read(self, clips, targets) -> dict:
@@ -273,7 +262,8 @@ class _Readers:
             fill("judge", self.judge.classes, self.judge.predict_proba(waves, sr=clips[0].sample_rate_hz))
         if self.probe is not None:
             fill("probe", self.probe.classes_, self.scores.probe_reading(
-                self.handle, clips, self.probe, layer=self.probe_layer, pooling=self.probe_pooling))
+                self.handle, clips, self.probe, layer=self.probe_layer, site=self.probe_site,
+                pooling=self.probe_pooling))
         if self.clap and self.clap_available is not False:
             labels = list(self.clap_labels or sorted(set(targets)))
             probs = self.scores.clap_reading(clips, labels)
@@ -283,25 +273,25 @@ class _Readers:
         return out
 
 
-def _generate(handle, plan: GridPlan, kind, method, layer, strength, stop):
+def _generate(handle, plan: GridPlan, settings: GenerationSettings, cell: tuple, stop):
     """The clips of one cell: each item steered toward its own target, batch by batch (a per-clip `Edit`)."""
     from workbench.runtime.edits import Edit
     from workbench.runtime.steering import Schedule
+    kind, method, layer, strength = cell
     items = plan.items
     seeds = [i.seed + (plan.reference_seed_offset if kind == "reference" else 0) for i in items]
     clips = []
-    for start in range(0, len(items), plan.batch_size):
-        chunk = items[start:start + plan.batch_size]
-        args = dict(duration_s=plan.duration_s, seeds=seeds[start:start + len(chunk)],
-                    guidance_scale=plan.guidance_scale, batch_size=len(chunk), stop=stop)
+    for start in range(0, len(items), settings.batch_size):
+        chunk = items[start:start + settings.batch_size]
+        batch = settings.replace(seeds=tuple(seeds[start:start + len(chunk)]), batch_size=len(chunk))
         if kind != "steered":
-            clips += wb.generate(handle, [i.prompt for i in chunk], **args).clips
+            clips += wb.generate(handle, [i.prompt for i in chunk], batch, stop=stop).clips
             continue
         method.spec(chunk[0].target, layer, strength)  # the checks a SteeringSpec makes (bounds, mode)
         vectors = np.stack([method.direction(i.target, layer) for i in chunk])
         push = Edit(method.mode, layer=layer, vector=vectors, strength=method.absolute_strength(layer, strength),
                     schedule=Schedule(**method.schedule), rows=method.rows)
-        clips += wb.generate(handle, [i.prompt for i in chunk], edits=[push], **args).clips
+        clips += wb.generate(handle, [i.prompt for i in chunk], batch, edits=[push], stop=stop).clips
     return clips
 
 
@@ -331,26 +321,33 @@ def _rows(plan, kind, method, layer, strength, clips, embeddings, readings, twin
     return rows
 
 
-def run_grid(handle, plan: GridPlan, folder, *, judge=True, probe=None, probe_layer: int | None = None,
-             probe_pooling: str = "mean", clap: bool = True, clap_labels=None, progress: bool = False,
+def run_grid(handle, plan: GridPlan, folder, settings: GenerationSettings | None = None, *,
+             readers: Readers | None = None, progress: bool = False,
              stop: Callable[[], bool] | None = None) -> EvaluationResult:
     """Generate and score every cell of `plan` not yet committed in `folder`; returns the whole result.
 
-    judge: True (the teaching model's genre judge), False, or an object with classes / predict_proba.
-    probe: a fitted probe read on clips teacher-forced through the unsteered model at probe_layer.
-    clap: read with CLAP when its weights are local (skipped silently otherwise). stop: polled every
-    decoder step and between cells (True raises `StoppedError`; committed cells stay on disk).
+    settings: how every clip is generated (`GenerationSettings`; default `GRID_SETTINGS`: 2 s clips in batches
+    of 16, guidance 3); its seeds are the items' (leave them at 0). readers: which readers score the clips
+    (`workbench.analysis.scores.Readers`: the genre judge, a probe re-read through the unsteered model, CLAP when
+    its weights are local; default all three where available, the judge required). stop: polled every decoder
+    step and between cells (True raises `StoppedError`; committed cells stay on disk).
     """
     handle = model_handle(handle)
     if not isinstance(plan, GridPlan):
         raise WrongTypeError(f"plan is a {type(plan).__name__}: pass a GridPlan(methods, layers=..., items=...)")
+    settings = settings_of(GRID_SETTINGS if settings is None else settings)
+    if settings.seeds not in (0, None):
+        raise BadInputError(f"settings.seeds={settings.seeds!r}: a grid's seeds are its items' "
+                            "(items_for(..., seeds=...)): leave settings.seeds at 0")
+    finite_float(settings.duration_s, "duration_s", low=MIN_DURATION_S,
+                 hint=f"descriptors (tempo, key) need at least {MIN_DURATION_S} s of audio")
     for name, flag in (("progress", progress),):
         if not isinstance(flag, (bool, np.bool_)):
             raise WrongTypeError(f"{name}={flag!r:.60}: pass True or False")
     if stop is not None and not callable(stop):
         raise WrongTypeError(f"stop={stop!r:.60}: pass a function returning True to stop, or None")
     log = ResultsLog(folder)
-    readers = _Readers(handle, judge, probe, probe_layer, probe_pooling, clap, clap_labels)
+    readers = _Readers(handle, readers_of(readers))
     for kind, method, layer, strength in plan.cells():  # every cell's settings checked before any work
         if kind == "steered":
             for target in dict.fromkeys(i.target for i in plan.items):
@@ -359,10 +356,9 @@ def run_grid(handle, plan: GridPlan, folder, *, judge=True, probe=None, probe_la
     readers.check_targets([i.target for i in plan.items])
     from workbench.runtime.inputs import generation_args  # torch: the widgets import this module torch-free
 
-    generation_args(handle, [i.prompt for i in plan.items], duration_s=plan.duration_s,
-                    seeds=[i.seed for i in plan.items], guidance_scale=plan.guidance_scale, temperature=None,
-                    top_k=None, batch_size=plan.batch_size)  # prompt length, duration vs the model's positions
-    shared = plan.shared(handle)
+    # prompt length, duration vs the model's positions, the device
+    generation_args(handle, [i.prompt for i in plan.items], settings.replace(seeds=tuple(i.seed for i in plan.items)))
+    shared = plan.shared(handle, settings)
     with store_lock(log.folder):
         log.check_plan(shared, readers.describe())
         damaged = log.verify()
@@ -401,7 +397,7 @@ def run_grid(handle, plan: GridPlan, folder, *, judge=True, probe=None, probe_la
                     log.commit(cell, method.fingerprint(layer), rows, codes=twins[3], embeddings=twins[1], plan=key)
                     continue
                 try:
-                    clips = _generate(handle, plan, kind, method, layer, strength, stop)
+                    clips = _generate(handle, plan, settings, (kind, method, layer, strength), stop)
                 except StoppedError as error:
                     raise StoppedError(f"evaluation stopped in cell {cell!r}; committed cells are in {log.folder}: "
                                        "run the same call again to resume") from error

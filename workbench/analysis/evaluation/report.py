@@ -35,9 +35,10 @@ import numpy as np
 
 import workbench as wb
 from workbench.analysis.evaluation import presets, summaries
-from workbench.analysis.evaluation.grid import GridPlan, Item, run_grid
+from workbench.analysis.evaluation.grid import GRID_SETTINGS, GridPlan, Item, run_grid
 from workbench.analysis.evaluation.methods import random_like
 from workbench.analysis.evaluation.presets import paper_layer_sweep
+from workbench.analysis.scores import Readers
 from workbench.analysis.teaching.evaluate import verdict_readers
 from workbench.toy.judge import load_judge
 from workbench.toy.prompts import EVAL_PROMPTS
@@ -125,13 +126,14 @@ def run_report(*, fast: bool = False, folder=None, all_layers: bool = False, dur
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="wb-evaluation-"))
     setup_s = time.perf_counter() - t0
 
-    common = dict(layers=layers, items=items, duration_s=duration_s)
-    readers = dict(judge=judge, probe=probe, probe_layer=best, progress=progress)
+    common = dict(layers=layers, items=items)
+    settings = GRID_SETTINGS.replace(duration_s=duration_s)
+    run = dict(readers=Readers(judge=judge, probe=probe, probe_layer=best), progress=progress)
     compared = ("class_means", "logistic_probe", "paper_2506_10225")
     t1 = time.perf_counter()
-    run_grid(handle, GridPlan(tuple(methods[m] for m in compared), **common), folder, **readers)
+    run_grid(handle, GridPlan(tuple(methods[m] for m in compared), **common), folder, settings, **run)
     grid_s = time.perf_counter() - t1
-    result = run_grid(handle, GridPlan(tuple(methods.values()), **common), folder, **readers)
+    result = run_grid(handle, GridPlan(tuple(methods.values()), **common), folder, settings, **run)
     controls_s = time.perf_counter() - t1 - grid_s
 
     report = dict(
