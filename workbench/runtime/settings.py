@@ -52,13 +52,12 @@ class GenerationSettings:
         if duration <= 0:
             raise BadInputError(f"duration_s={self.duration_s!r} must be positive: pass seconds of audio, e.g. 4.0")
         seeds = self.seeds
-        if seeds is not None and not isinstance(seeds, int):
+        if seeds is not None:
             if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
-                raise WrongTypeError(f"seeds={seeds!r:.60} is not an int or a list of ints: pass e.g. 0 or (1, 2, 3)")
-            seeds = tuple(seeds)
-            validation.seed_list(list(seeds), len(seeds))
-        elif isinstance(seeds, int):
-            validation.seed_list(seeds, 1)
+                validation.seed_list(seeds, 1)  # one seed: raises the specific error (a string, a bool, 1.5...)
+                seeds = int(seeds)
+            else:
+                seeds = tuple(validation.seed_list(list(seeds), len(seeds)))
         guidance = validation.guidance_scale(self.guidance_scale)
         temperature = None if self.temperature is None else validation.temperature(self.temperature)
         top_k = validation.top_k(self.top_k)
