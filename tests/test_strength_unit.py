@@ -14,8 +14,10 @@ from workbench.analysis.directions import from_class_means, from_pca
 from workbench.analysis.evaluation.presets import logistic_probe, workbench_default
 from workbench.analysis.evaluation.verdicts import SteeringBench, VerdictPlan
 from workbench.errors import BadInputError
+from workbench.runtime.settings import GenerationSettings
 
-PLAN = VerdictPlan(prompts=("jazz music", "rock music"), seeds=(0, 1), duration_s=0.5, strengths=(1.0,))
+PLAN = VerdictPlan(prompts=("jazz music", "rock music"), seeds=(0, 1), settings=GenerationSettings(duration_s=0.5),
+                   strengths=(1.0,))
 
 
 @pytest.fixture

@@ -327,9 +327,10 @@ class Backend:
             return self._bands[key]
         layer, site = request.layers[0], getattr(request.direction, "site", "resid")
         norm = self.strength_unit(layer, site)
+        settings = GenerationSettings(duration_s=request.duration_s, guidance_scale=request.guidance_scale,
+                                      batch_size=len(seeds))
         plan = VerdictPlan(prompts=(request.prompt or "music",), seeds=seeds, strengths=(abs(request.strength),),
-                           duration_s=request.duration_s, guidance_scale=request.guidance_scale, site=site,
-                           batch_size=len(seeds))
+                           settings=settings, site=site)
         if (plan, layer, norm) not in self._benches:  # twins and random clips shared by every direction here
             self._benches[(plan, layer, norm)] = SteeringBench(self.handle, plan, progress=progress,
                                                                source=_unit_pinned(self.handle, plan, layer, norm))
@@ -471,7 +472,7 @@ def grid_band_fn(handle, methods: dict, *, reader=None, prompts=None, seeds=(0, 
     "brighter"/"darker", or pass a reader of your concept). Results are cached per method direction
     (`Method.fingerprint`) and layer.
     """
-    from workbench.analysis.evaluation.verdicts import SteeringBench, VerdictPlan
+    from workbench.analysis.evaluation.verdicts import VERDICT_SETTINGS, SteeringBench, VerdictPlan
     teaching = "teaching" in str(getattr(handle, "model_id", ""))
     own_prompt = {}
     if reader is None and teaching:
@@ -500,8 +501,8 @@ def grid_band_fn(handle, methods: dict, *, reader=None, prompts=None, seeds=(0, 
                              f"reader reads ({list(reader.targets)}): pass band_fn a reader of its concept")
         strengths = tuple(s for s in method.strengths if s > 0)
         norm = unit.mean_residual_norm(handle, int(layer))
-        plan = VerdictPlan(prompts=prompts, seeds=tuple(seeds), strengths=strengths, duration_s=duration_s,
-                           guidance_scale=guidance_scale)
+        plan = VerdictPlan(prompts=prompts, seeds=tuple(seeds), strengths=strengths,
+                           settings=VERDICT_SETTINGS.replace(duration_s=duration_s, guidance_scale=guidance_scale))
         if (plan, layer) not in benches:
             benches[(plan, layer)] = SteeringBench(handle, plan, progress=progress,
                                                    source=_unit_pinned(handle, plan, int(layer), norm))

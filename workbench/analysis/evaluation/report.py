@@ -163,12 +163,12 @@ def method_verdicts(handle, methods: dict, layer: int, *, fast: bool = False, se
     own genre left out), strengths in multiples of the layer's mean residual norm, read by the genre
     reader fitted on clean synthesiser audio only (`workbench.toy.clean_readers`), never the judge.
     """
-    from workbench.analysis.evaluation.verdicts import SteeringBench, VerdictPlan
+    from workbench.analysis.evaluation.verdicts import VERDICT_SETTINGS, SteeringBench, VerdictPlan
 
     prompts = tuple(EVAL_PROMPTS[g][0] for g in GENRES)
     plan = VerdictPlan(prompts=prompts, seeds=tuple(seed + 500 + i for i in range(2 if fast else 4)),
                        strengths=(0.25,) if fast else (0.125, 0.25, 0.5), random_seed=seed,
-                       duration_s=1.0 if fast else 2.0)
+                       settings=VERDICT_SETTINGS.replace(duration_s=1.0 if fast else 2.0))
     bench = SteeringBench(handle, plan, progress=progress)
     readers = verdict_readers()
     verdict, summary = {}, {}

@@ -61,14 +61,16 @@ from workbench.analysis.strength import record as record_norms
 from workbench.errors import BadInputError, DirectionMismatchError
 from workbench.runtime.edits import Edit
 from workbench.runtime.generation import generate
+from workbench.runtime.settings import GenerationSettings, settings_of
 
 __all__ = ["ALPHA", "MAX_COLLAPSED_SHARE", "MIN_ORDER_RATE", "MIN_RANDOM_POOL", "ModelClips", "Reader", "SteeringBench",
-           "SteeringEffect", "VerdictPlan", "summarise", "verdict_sentence", "verdicts"]
+           "SteeringEffect", "VERDICT_SETTINGS", "VerdictPlan", "summarise", "verdict_sentence", "verdicts"]
 
 ALPHA = 0.01               # beyond random: the +v shifts beat the random shifts at this (corrected) level,
 MIN_ORDER_RATE = 0.75      # +v reads further toward the target than -v in at least 3 pairs of 4,
 MAX_COLLAPSED_SHARE = 0.2  # and at most 1 steered clip in 5 collapsed into repeated codes
 MIN_RANDOM_POOL = 16
+VERDICT_SETTINGS = GenerationSettings(batch_size=16)  # a VerdictPlan's default: 4 s clips, guidance 3
 _POOL_STREAM = 0x7A4D0  # the random pool's own seed stream
 VERDICT_KEYS = ("effect", "effect_ci", "random_p95", "p_value", "order_rate", "collapsed_share", "off_target",
                 "beyond_random", "strength")
@@ -95,7 +97,10 @@ class Reader:
 class VerdictPlan:
     """What a verdict generates: every prompt with every seed is one pair.
 
-    strengths: multiples of the layer's mean residual norm (> 0: strength 0 is the twin itself).
+    strengths: multiples of the layer's mean residual norm (> 0: strength 0 is the twin itself). settings: how
+    every clip is generated (`GenerationSettings`; default `VERDICT_SETTINGS`: 4 s, guidance 3, batches of 16);
+    its seeds are the pairs' (leave them at 0), and the twins sample as `workbench.analysis.strength` measures the
+    unit (temperature and top-k at their defaults).
     """
 
     prompts: tuple[str, ...]
@@ -103,9 +108,7 @@ class VerdictPlan:
     strengths: tuple[float, ...] = (0.5, 1.0, 2.0)
     n_random: int = MIN_RANDOM_POOL
     random_seed: int = 0
-    duration_s: float = 4.0
-    guidance_scale: float = 3.0
-    batch_size: int = 16
+    settings: GenerationSettings = VERDICT_SETTINGS
     site: str = "resid"
     n_boot: int = 2000
 
@@ -126,8 +129,17 @@ class VerdictPlan:
                                 f"single lucky direction decides the null")
         object.__setattr__(self, "n_random", n_random)
         object.__setattr__(self, "random_seed", validation.non_negative_int(self.random_seed, "random_seed"))
-        object.__setattr__(self, "duration_s", validation.finite_float(self.duration_s, "duration_s", low=0.0))
-        object.__setattr__(self, "batch_size", validation.positive_int(self.batch_size, "batch_size"))
+        settings = settings_of(self.settings)
+        if settings.seeds not in (0, None):
+            raise BadInputError(f"settings.seeds={settings.seeds!r}: a verdict's seeds are VerdictPlan.seeds (every "
+                                "prompt with every seed): leave settings.seeds at 0")
+        defaults = GenerationSettings()
+        changed = [name for name in ("temperature", "top_k") if getattr(settings, name) != getattr(defaults, name)]
+        if changed:
+            raise BadInputError(f"settings.{changed[0]}={getattr(settings, changed[0])!r}: the twins are generated "
+                                f"where the strength unit is measured (workbench.analysis.strength), which samples "
+                                f"with the defaults: leave {' and '.join(changed)} at the defaults")
+        object.__setattr__(self, "settings", settings)
         object.__setattr__(self, "n_boot", validation.positive_int(self.n_boot, "n_boot"))
         object.__setattr__(self, "site", validation.site(self.site))
 
@@ -186,23 +198,23 @@ class ModelClips:
         Measured by `workbench.analysis.strength` (the unit's one definition), which also records it for
         this model unless something measured it first.
         """
-        clips, norms = measure_unsteered(self.handle, pairs, site=self.plan.site, duration_s=self.plan.duration_s,
-                                         guidance_scale=self.plan.guidance_scale, batch_size=self.plan.batch_size,
+        settings = self.plan.settings
+        clips, norms = measure_unsteered(self.handle, pairs, site=self.plan.site, duration_s=settings.duration_s,
+                                         guidance_scale=settings.guidance_scale, batch_size=settings.batch_size,
                                          on_batch=self._tick)
-        record_norms(self.handle, norms, site=self.plan.site, n_clips=len(clips), duration_s=self.plan.duration_s,
+        record_norms(self.handle, norms, site=self.plan.site, n_clips=len(clips), duration_s=settings.duration_s,
                      source="SteeringBench twins", prompts=tuple(p for p, _ in pairs))
         return clips, norms
 
     def steered(self, pairs, layer: int, absolute_strength: float, units: np.ndarray) -> list:
         """Pair i pushed along units[i] x absolute_strength at `layer` (conditional rows, every step)."""
-        clips = []
-        for start in range(0, len(pairs), self.plan.batch_size):
-            chunk = pairs[start:start + self.plan.batch_size]
+        clips, size = [], self.plan.settings.batch_size
+        for start in range(0, len(pairs), size):
+            chunk = pairs[start:start + size]
             push = Edit("add", layer=layer, vector=units[start:start + len(chunk)], strength=absolute_strength,
                         rows="cond")  # each clip along its own unit
-            clips += generate(self.handle, [p for p, _ in chunk], seeds=[s for _, s in chunk],
-                              duration_s=self.plan.duration_s, guidance_scale=self.plan.guidance_scale,
-                              batch_size=len(chunk), edits=[push]).clips
+            batch = self.plan.settings.replace(seeds=tuple(s for _, s in chunk), batch_size=len(chunk))
+            clips += generate(self.handle, [p for p, _ in chunk], batch, edits=[push]).clips
             self._tick(len(chunk))
         return clips
 
@@ -213,7 +225,8 @@ class SteeringBench:
     One bench per model and plan: random clips and twins are shared by every concept measured on it.
 
         >>> import workbench as wb
-        >>> bench = SteeringBench(wb.random_model("tiny"), VerdictPlan(["jazz"], [0, 1], duration_s=0.5))
+        >>> plan = VerdictPlan(["jazz"], [0, 1], settings=GenerationSettings(duration_s=0.5))
+        >>> bench = SteeringBench(wb.random_model("tiny"), plan)
         >>> bench.mean_residual_norm(0) > 0
         True
     """

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from workbench import validation
-from workbench.analysis.evaluation.verdicts import VERDICT_KEYS, Reader, SteeringBench, VerdictPlan
+from workbench.analysis.evaluation.verdicts import VERDICT_KEYS, VERDICT_SETTINGS, Reader, SteeringBench, VerdictPlan
 from workbench.analysis.features.labelling import FeatureLabels
 from workbench.analysis.features.sae import check_matches, require_sae
 from workbench.analysis.teaching.evaluate import verdict_readers
@@ -87,8 +87,8 @@ def feature_steering(handle, labels, features, strengths=STRENGTHS, seeds=(100, 
 
         reader = verdict_readers()["genre"]
     plan = VerdictPlan(prompts=tuple(EVAL_PROMPTS[g][0] for g in GENRES), seeds=tuple(seeds),
-                       strengths=tuple(strengths), duration_s=settings.duration_s,
-                       guidance_scale=settings.guidance_scale)
+                       strengths=tuple(strengths), settings=VERDICT_SETTINGS.replace(
+                           duration_s=settings.duration_s, guidance_scale=settings.guidance_scale))
     bench = SteeringBench(handle, plan, progress=progress)
     results = []
     for feature, target in tried:

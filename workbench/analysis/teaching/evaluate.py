@@ -42,6 +42,8 @@ import workbench as wb
 from workbench.analysis.directions import from_class_means
 from workbench.analysis.evaluation.collapse import code_stats, comb_share
 from workbench.analysis.teaching.concepts import CONCEPTS, concept_bars, probe_profile
+from workbench.errors import BadInputError
+from workbench.runtime.settings import GenerationSettings
 from workbench.toy import WEIGHTS_DIR, clean_readers, synth, synth_v2
 from workbench.toy import synth_version as trained_on
 from workbench.toy.clean_readers import predict, read_values
@@ -157,8 +159,7 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
         m["probe_profile"] = profile
         m.update(concept_bars(m))
         m.update(steering_verdicts(handle, store, profile, quick=quick, seed=seed, progress=progress,
-                                   genre_acts=res.activations if direction_source == "generated" else None,
-                                   genre_labels=prompt_genres))
+                                   genre=(res.activations, prompt_genres) if direction_source == "generated" else None))
 
     m["seconds"] = round(time.time() - t0, 1)
     return m
@@ -215,29 +216,35 @@ def verdict_readers() -> dict:
     return {c: make(c) for c in FACTORS}
 
 
-def steering_verdicts(handle, store, profile: dict, *, quick: bool = False, seed: int = 0, progress: bool = False,
-                      genre_acts=None, genre_labels=None, concepts=None) -> dict:
+def steering_verdicts(handle, store, profile: dict, settings: GenerationSettings | None = None, *, quick: bool = False,
+                      seed: int = 0, progress: bool = False, genre: tuple | None = None) -> dict:
     """``steer``: {concept: {"verdict": {target: ...}, "beyond_random_all", "layer", ...}} for every concept.
 
     Every concept's directions are unit class means (`from_class_means`) at its best probe layer, from the
     teacher-forced store (genre: from the conditional rows captured while generating from the genre prompts
-    when `genre_acts` is given). One `SteeringBench`: genre-only prompts ("jazz music": no word of any other
-    concept) x seeds, twins, ±v and random clips shared across concepts; readers from `verdict_readers`.
-    Genre targets leave out the pairs whose prompt names that genre.
+    when `genre` = (those activations, their genre labels) is given). One `SteeringBench`: genre-only prompts
+    ("jazz music": no word of any other concept) x seeds, twins, ±v and random clips shared across concepts;
+    readers from `verdict_readers`. Genre targets leave out the pairs whose prompt names that genre. settings:
+    how the clips are generated (default `VERDICT_SETTINGS`: 4 s, guidance 3, batches of 16; the seeds are the
+    protocol's).
     """
-    from workbench.analysis.evaluation.verdicts import SteeringBench, VerdictPlan
+    from workbench.analysis.evaluation.verdicts import VERDICT_SETTINGS, SteeringBench, VerdictPlan
 
     n_seeds = QUICK_VERDICT_SEEDS if quick else VERDICT_SEEDS
     prompts = tuple(EVAL_PROMPTS[g][0] for g in GENRES)
     plan = VerdictPlan(prompts=prompts, seeds=tuple(seed + 100 + i for i in range(n_seeds)),
-                       strengths=QUICK_VERDICT_STRENGTHS if quick else VERDICT_STRENGTHS, random_seed=seed)
+                       strengths=QUICK_VERDICT_STRENGTHS if quick else VERDICT_STRENGTHS, random_seed=seed,
+                       settings=VERDICT_SETTINGS if settings is None else settings)
+    if genre is not None and (not isinstance(genre, tuple) or len(genre) != 2):
+        raise BadInputError(f"genre is a {type(genre).__name__}: pass (activations by (site, layer), one genre label "
+                            "per row), or None")
     bench = SteeringBench(handle, plan, progress=progress)
     readers = verdict_readers()
     out: dict = {}
-    for concept in concepts or FACTORS:
+    for concept in FACTORS:
         layer = int(profile[concept]["best_layer"])
-        if concept == "genre" and genre_acts is not None:
-            X, labels = genre_acts[("resid", layer)], np.asarray(genre_labels)
+        if concept == "genre" and genre is not None:
+            X, labels = genre[0][("resid", layer)], np.asarray(genre[1])
         else:
             X, labels = store.array("resid", layer), np.asarray(store.column(concept))
         directions = {t: from_class_means(X, labels, t, model_id=handle.model_id, layer=layer, normalize="unit")
