@@ -101,7 +101,7 @@ def test_workbench_add_features_links_the_dashboard_to_its_panel(labels):
     from test_widgets import FakeBackend
 
     from widgets import Workbench
-    ui = Workbench(backend=FakeBackend(), prompts_by_label={"rock": "rock music"})
+    ui = Workbench.from_backend(FakeBackend(), prompts_by_label={"rock": "rock music"})
     dash = ui.add_features(labels, clip_fn=clip_of)
     assert dash in ui.children and ui.children[-1] is ui.errors and ui.features is dash
     dash.feature = 0

@@ -143,7 +143,7 @@ class InspectingBackend(FakeBackend):
 
 def test_workbench_feeds_the_inspection_views():
     be = InspectingBackend()
-    ui = Workbench(backend=be, prompts_by_label={"rock": "rock music", "jazz": "jazz music"})
+    ui = Workbench.from_backend(be, prompts_by_label={"rock": "rock music", "jazz": "jazz music"})
     assert ui.trace_view.direction == ui.direction == "class_pair@3"
     assert (ui.patching_view.source_prompt, ui.patching_view.target_prompt) == ("jazz music", "rock music")
     ui.panel.strength = 2.0

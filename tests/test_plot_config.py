@@ -24,11 +24,12 @@ def every_view_that_plots():
     """Each view that makes a plotly figure, on small fake data, with its plots filled."""
     trace = TraceView()
     trace.show(step_trace(), step_trace(shift=1.0))
-    workbench = Workbench(backend=InspectingBackend(), prompts_by_label={"rock": "rock music", "jazz": "jazz music"})
+    workbench = Workbench.from_backend(InspectingBackend(),
+                                       prompts_by_label={"rock": "rock music", "jazz": "jazz music"})
     return [LayerSweepView(sweep_rows(sites=("resid", "mlp"))),
             ProjectionExplorer(np.random.default_rng(0).normal(size=(6, 2)), ["a", "a", "a", "b", "b", "b"]),
             PatchingView(patch_rows()), trace, EvaluationView(fake_result()), workbench,
-            Workbench(backend=FakeBackend(), prompts_by_label={"rock": "rock music"})]
+            Workbench.from_backend(FakeBackend(), prompts_by_label={"rock": "rock music"})]
 
 
 def assert_no_cloud_sharing(config: dict, where: str):

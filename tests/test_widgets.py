@@ -226,7 +226,7 @@ class FakeBackend:
 
 def test_workbench_links_views():
     be = FakeBackend()
-    ui = Workbench(backend=be, prompts_by_label={"rock": "rock music"})
+    ui = Workbench.from_backend(be, prompts_by_label={"rock": "rock music"})
     assert ui.layer == 3 and ui.panel.layers == [3] and ui.direction == "class_pair@3"
     ui.sweep_view.layer = 1
     assert ui.picker.layer == 1 and ui.panel.layers == [1] and "layer 1" in ui.explorer.title
@@ -260,7 +260,7 @@ def test_workbench_on_a_random_tiny_model_end_to_end():
     from benchmarks.bench_ui import ui_generate_seconds
 
     handle = wb.random_model("tiny")
-    ui = Workbench(handle, n_per_label=4, duration_s=0.5)
+    ui = Workbench.from_model(handle, n_per_label=4, duration_s=0.5)
     assert ui.explorer.n_points == 8 and ui.direction is not None and ui.direction.model_id == handle.model_id
     ui.picker.method = "PCA"
     assert ui.picker.make() is not None and ui.direction.method == "pca"

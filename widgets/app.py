@@ -1,4 +1,4 @@
-"""`Workbench(...)`: the layer sweep, projection explorer, direction picker, steering panel, clip
+"""`Workbench.from_model(...)`: the layer sweep, projection explorer, direction picker, steering panel, clip
 comparer, trace view and patching view, linked in one cell.
 
 Links: clicking a layer in the sweep re-draws the map at that layer, points the picker there and sets
@@ -8,7 +8,7 @@ the trace view traces the panel's last request along its direction (original and
 layer at every step); the patching view patches group B's prompt into group A's (or any two prompts).
 
     >>> from widgets import Workbench               # doctest: +SKIP
-    >>> wb_ui = Workbench()                         # teaching model, 8 clips per genre  # doctest: +SKIP
+    >>> wb_ui = Workbench.from_model()              # teaching model, 8 clips per genre  # doctest: +SKIP
     >>> wb_ui.panel.strength = 0.5; clip = wb_ui.panel.generate()                        # doctest: +SKIP
 """
 from __future__ import annotations
@@ -17,6 +17,8 @@ import ipywidgets as w
 import traitlets as t
 
 import workbench
+from workbench import validation
+from workbench.errors import BadInputError
 from workbench.toy.prompts import EVAL_PROMPTS
 
 from ._base import View
@@ -52,55 +54,44 @@ class Workbench(View):
     """All views on one model; every part stays reachable (`.sweep_view`, `.explorer`, `.picker`,
     `.panel`, `.comparer`, `.trace_view`, `.patching_view`, `.backend`) and usable from code.
 
-    handle: a workbench model handle (default `workbench.load_model()`, the teaching model).
-    collection: a `widgets.backend.Collection` or an ActivationStore from `workbench.data.collect.collect`
-        (default: generate `n_per_label` clips per label).
-    sweep: a `workbench.analysis.probes.sweep` result on the collection (default: computed here).
-    prompt: the steering panel's starting prompt (default: the store's first prompt, or a genre prompt).
-    map_method: "pca" (instant) or "umap" (the first UMAP fit in a process compiles numba code first, which
-        `make warm-numba` caches ahead; notebook 01 prints how long its switch took); switch any time with
-        `ui.map_method`.
+    Make one with `Workbench.from_model` (load, collect, sweep, map) or `Workbench.from_backend` (a ready
+    `widgets.backend.Backend`, or a test fake: map it at the sweep's best layer); the constructor only stores
+    and lays out what it is given.
+
+    backend: a `widgets.backend.Backend` (its handle, collection, sweep and projection method).
+    xy: the collected clips' 2-D map (N, 2) at the layer the sweep view selects first (the sweep's best), as
+        ``backend.project(site, layer)`` returns it. sweep_view: that `LayerSweepView` (default: made here).
+    prompts_by_label: the labels' prompts (default: the teaching model's genres, or two moods): the patching
+        view's two prompts and the panel's first prompt. prompt: the steering panel's starting prompt.
+    steer_duration_s: the panel's starting clip length.
+    The map's method follows ``backend.projection_method`` ("pca" or "umap": the first UMAP fit in a process
+    compiles numba code first, which `make warm-numba` caches ahead); switch any time with `ui.map_method`.
     """
 
     layer = t.Int(0)
     site = t.Unicode("resid")
     map_method = t.Enum(("pca", "umap"), default_value="pca", help="how the explorer maps the clips")
 
-    def __init__(self, handle=None, collection: Collection | None = None, sweep=None, *,
-                 prompts_by_label: dict | None = None, n_per_label: int = 8, duration_s: float = 2.0,
-                 steer_duration_s: float = 4.0, seed: int = 0, map_method: str = "pca", prompt: str | None = None,
-                 backend: Backend | None = None, **kwargs):
+    def __init__(self, backend: Backend, xy, *, sweep_view: LayerSweepView | None = None,
+                 prompts_by_label: dict | None = None, prompt: str | None = None, steer_duration_s: float = 4.0,
+                 **kwargs):
         super().__init__(**kwargs)
-        if backend is not None:  # a ready backend (or a test fake) brings its handle, collection and sweep
-            handle, collection, sweep = backend.handle, backend.collection, backend.sweep
-        if handle is None:
-            handle = workbench.load_model()
-        if collection is not None and hasattr(collection, "arrays"):  # an ActivationStore from workbench.data.collect
-            prompt = prompt or next((r.get("prompt") for r in collection.table if r.get("prompt")), None)
-            collection = Collection.from_store(collection)
-        if collection is None:
-            # a bar over the clips (a widget bar above the views): 32 clips of 2 s took 6.2 s on a shared 2-core CPU
-            collection = Collection.generate(handle, prompts_by_label or default_prompts(handle),
-                                             n_per_label=n_per_label, duration_s=duration_s, seed=seed,
-                                             progress=True)
-        if sweep is None:
-            from workbench.analysis.probes import SweepConfig
-            from workbench.analysis.probes import sweep as run_sweep
-            folds = max(2, min(5, min(collection.labels.count(c) for c in collection.classes)))
-            sweep = run_sweep(collection.acts, collection.labels, config=SweepConfig(folds=folds))
-        self.handle, self.collection = handle, collection
-        self.backend = backend or Backend(handle, collection, sweep=sweep, projection_method=map_method)
-        self.set_trait("map_method", map_method)
-        self.sweep_view = LayerSweepView(sweep)
+        handle, collection = backend.handle, backend.collection
+        if len(xy) != len(collection.labels):
+            raise BadInputError(f"xy holds {len(xy)} points for {len(collection.labels)} collected clips: pass "
+                                "backend.project(site, layer) of this backend, or use Workbench.from_backend(backend)")
+        prompts_by_label = prompts_by_label or default_prompts(handle)
+        self.handle, self.collection, self.backend = handle, collection, backend
+        self.set_trait("map_method", getattr(backend, "projection_method", "pca"))
+        self.sweep_view = sweep_view or LayerSweepView(backend.sweep)
         self.site, self.layer = self.sweep_view.site, self.sweep_view.layer
         self.backend.probe_key = (self.site, self.layer)
-        self.explorer = ProjectionExplorer(self.backend.project(self.site, self.layer), collection.labels,
-                                           texts=collection.texts, clips=collection.clips,
+        self.explorer = ProjectionExplorer(xy, collection.labels, texts=collection.texts, clips=collection.clips,
                                            direction_fn=self._direction_from_groups, title=self._map_title(),
                                            columns=collection.columns, axes=self._map_axes())
         self.picker = DirectionPicker(collection.classes, make_fn=self.backend.make_direction)
         if prompt is None:
-            first_prompts = next(iter((prompts_by_label or default_prompts(handle)).values()))
+            first_prompts = next(iter(prompts_by_label.values()))
             prompt = first_prompts if isinstance(first_prompts, str) else first_prompts[0]
         self.panel = SteeringPanel(handle.n_layers, self.backend.generate, prompt=prompt,
                                    max_duration_s=min(10.0, float(handle.max_duration_s)),
@@ -111,13 +102,10 @@ class Workbench(View):
         self.twins = TwinClips(self.backend.generate)
         self.trace_view = TraceView(trace_fn=getattr(self.backend, "trace", None))
         self.patching_view = PatchingView(run_fn=getattr(self.backend, "patching", None))
-        self.patching_view.source_prompt, self.patching_view.target_prompt = _two_prompts(
-            prompts_by_label or default_prompts(handle))
+        self.patching_view.source_prompt, self.patching_view.target_prompt = _two_prompts(prompts_by_label)
         self._wire()
         self.picker.layer, self.picker.site = self.layer, self.site
         self.panel.layers = [self.layer]
-        if len(collection.classes) > 1:
-            self.picker.make()  # a default direction (class A → B) so Generate steers right away
         self.map_dd = w.ToggleButtons(options=[("PCA", "pca"), ("UMAP", "umap")], description="map",
                                       style={"button_width": "70px"}, tooltips=[
                                           "instant", "slower the first time: UMAP compiles numba code"])
@@ -130,6 +118,49 @@ class Workbench(View):
                          w.HTML("<h4>Inspect: when does steering take hold?</h4>"), self.trace_view,
                          w.HTML("<h4>Inspect: where does the model use it? (activation patching)</h4>"),
                          self.patching_view, self.errors]
+
+    @classmethod
+    def from_backend(cls, backend: Backend, **options) -> Workbench:
+        """A Workbench on a ready backend: its clips mapped at the sweep's best layer, and a default direction
+        (class A -> B, so Generate steers right away). options: the constructor's keywords."""
+        sweep_view = options.pop("sweep_view", None) or LayerSweepView(backend.sweep)
+        xy = backend.project(sweep_view.site, sweep_view.layer)
+        ui = cls(backend, xy, sweep_view=sweep_view, **options)
+        if len(ui.collection.classes) > 1:
+            ui.picker.make()
+        return ui
+
+    @classmethod
+    def from_model(cls, handle=None, collection=None, sweep=None, *, prompts_by_label: dict | None = None,
+                   n_per_label: int = 8, duration_s: float = 2.0, seed: int = 0, map_method: str = "pca",
+                   **options) -> Workbench:
+        """Load, collect, sweep and map: ``Workbench.from_model()`` is the teaching model, 8 clips per genre.
+
+        handle: a workbench model handle (default `workbench.load_model()`, the teaching model).
+        collection: a `widgets.backend.Collection` or an ActivationStore from `workbench.data.collect.collect`
+            (default: generate ``n_per_label`` clips of ``duration_s`` per label of ``prompts_by_label``, seeds
+            ``seed``, ``seed + 1``, ...). sweep: a `workbench.analysis.probes.sweep` result on the collection
+            (default: computed here). map_method: "pca" (instant) or "umap". options: the constructor's keywords
+            (``prompt``, default a store's first prompt; ``steer_duration_s``).
+        """
+        validation.choice(map_method, "map_method", ("pca", "umap"))
+        if handle is None:
+            handle = workbench.load_model()
+        if collection is not None and hasattr(collection, "arrays"):  # an ActivationStore from workbench.data.collect
+            options.setdefault("prompt", next((r.get("prompt") for r in collection.table if r.get("prompt")), None))
+            collection = Collection.from_store(collection)
+        if collection is None:
+            # a bar over the clips (a widget bar above the views): 32 clips of 2 s took 6.2 s on a shared 2-core CPU
+            collection = Collection.generate(handle, prompts_by_label or default_prompts(handle),
+                                             n_per_label=n_per_label, duration_s=duration_s, seed=seed,
+                                             progress=True)
+        if sweep is None:
+            from workbench.analysis.probes import SweepConfig  # torch-free import of widgets (see test_structure)
+            from workbench.analysis.probes import sweep as run_sweep
+            folds = max(2, min(5, min(collection.labels.count(c) for c in collection.classes)))
+            sweep = run_sweep(collection.acts, collection.labels, config=SweepConfig(folds=folds))
+        backend = Backend(handle, collection, sweep=sweep, projection_method=map_method)
+        return cls.from_backend(backend, prompts_by_label=prompts_by_label, **options)
 
     def _map_title(self) -> str:
         method = getattr(self.backend, "projection_method", "pca").upper()
