@@ -134,7 +134,7 @@ class BandBackend(FakeBackend):
 
 def test_workbench_shows_the_unit_and_the_band():
     be = BandBackend()
-    ui = Workbench(backend=be, prompts_by_label={"rock": "rock music"})
+    ui = Workbench.from_backend(be, prompts_by_label={"rock": "rock music"})
     ui.panel.strength = 1.5
     assert "+1.5 x the mean residual norm at resid L3 (5.63) = 8.45 added" in ui.panel.unit_label.value
     ui.panel.mode = "norm_relative"
@@ -148,7 +148,7 @@ def test_workbench_shows_the_unit_and_the_band():
     ui.panel.generate()  # the same request again: the cached band is shown without generating
     assert ui.comparer.band["effect"] == 0.41 and len(be.bands.computed) == 1
     # a backend without the verdict methods: no button, the comparer works as before
-    plain = Workbench(backend=FakeBackend(), prompts_by_label={"rock": "rock music"})
+    plain = Workbench.from_backend(FakeBackend(), prompts_by_label={"rock": "rock music"})
     assert plain.comparer.band_button not in plain.comparer.children and plain.panel.unit_fn is None
 
 
@@ -249,7 +249,7 @@ def test_grid_band_fn_measures_a_grid_method_at_the_workbench_unit():
 def test_comparer_headers_name_what_steered_the_clip():
     """The two columns were both headed by the clip's prompt and seed: the steered one names its direction, site,
     layer and strength in the one unit, the original says it is the unsteered twin."""
-    ui = Workbench(backend=BandBackend(), prompts_by_label={"rock": "rock music"})
+    ui = Workbench.from_backend(BandBackend(), prompts_by_label={"rock": "rock music"})
     ui.panel.strength = 0.5
     ui.panel.generate()
     original, steered = (html.unescape(col.children[0].value) for col in ui.comparer.columns)
