@@ -75,8 +75,12 @@ class StepCache:
         positions = -(-positions // POSITION_BUCKET) * POSITION_BUCKET
         positions = min(positions, weights.positions.shape[0])
         shape = (rows, weights.heads, positions, weights.head_dim)
-        return cls([torch.zeros(shape, dtype=dtype, device=device) for _ in weights.layers],
-                   [torch.zeros(shape, dtype=dtype, device=device) for _ in weights.layers])
+        cache = cls([torch.zeros(shape, dtype=dtype, device=device) for _ in weights.layers],
+                    [torch.zeros(shape, dtype=dtype, device=device) for _ in weights.layers])
+        if torch.device(device).type == "cuda":  # CUDA graphs replay writes into these very tensors
+            for tensor in (*cache.keys, *cache.values):
+                torch._dynamo.mark_static_address(tensor)
+        return cache
 
     @property
     def nbytes(self) -> int:
@@ -177,6 +181,8 @@ class CompiledDecoder:
         key = (tuple(tokens.shape), tuple(cache.keys[0].shape), cache.keys[0].dtype)
         first = key not in self._shapes
         start = time.perf_counter()
+        if self.compiled and self.mode == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()  # the previous step's logits are consumed: reuse their memory
         logits = self.fn(self.weights, tokens, position, cache.keys, cache.values, cross, deltas)
         if first:
             self._shapes.add(key)
