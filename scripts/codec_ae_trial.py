@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     from workbench.toy.architecture import build_codec
     from workbench.toy.audio_checks import comb_shares, fit_clean_genre_reader, read_keys, read_keys_clean
     from workbench.toy.synth_v2 import synth_dataset
-    from workbench.toy.training.codec_training import train_codec
+    from workbench.toy.training.codec_training import CodecTraining, train_codec
     from workbench.toy.training.recipe import Recipe
 
     recipe = Recipe.codec_v3()
@@ -95,9 +95,10 @@ def main(argv=None) -> int:
 
     codec = build_codec(recipe.sizes, seed=recipe.seed)
     t = time.time()
-    train_codec(codec, audio, ae_steps=args.steps, vq_steps=0, batch_size=recipe.codec_batch_size,
-                crop_s=recipe.codec_crop_s, lr=recipe.codec_lr, kmeans_clips=16, seed=recipe.seed, progress=False,
-                comb_weight=recipe.codec_comb_weight, pitch_weight=recipe.codec_pitch_weight)
+    config = CodecTraining(ae_steps=args.steps, vq_steps=0, batch_size=recipe.codec_batch_size,
+                           crop_s=recipe.codec_crop_s, lr=recipe.codec_lr, kmeans_clips=16, seed=recipe.seed,
+                           comb_weight=recipe.codec_comb_weight, pitch_weight=recipe.codec_pitch_weight)
+    train_codec(codec, audio, config, progress=False)
     train_s = time.time() - t
     if args.save:
         codec.save_pretrained(args.save)

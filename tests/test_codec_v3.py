@@ -69,7 +69,7 @@ def test_pitch_loss_is_zero_for_a_perfect_reconstruction_and_grows_with_a_pitch_
 def test_pitch_weight_zero_keeps_the_losses_and_the_training_bit_identical():
     from workbench.toy.architecture import build_codec
     from workbench.toy.synth_v2 import synth_dataset
-    from workbench.toy.training.codec_training import codec_loss, pitch_loss, train_codec
+    from workbench.toy.training.codec_training import CodecTraining, codec_loss, pitch_loss, train_codec
     from workbench.toy.training.recipe import Recipe
 
     assert Recipe.v2().codec_pitch_weight == 0
@@ -81,12 +81,11 @@ def test_pitch_weight_zero_keeps_the_losses_and_the_training_bit_identical():
     torch.set_num_threads(1)
     audio, _ = synth_dataset(1, seed=0, duration_s=0.5)
     sizes = _tiny_v3().sizes
-    kwargs = dict(ae_steps=3, vq_steps=2, batch_size=2, crop_s=0.16, kmeans_clips=4, progress=False,
-                  comb_weight=5.0)
+    kwargs = dict(ae_steps=3, vq_steps=2, batch_size=2, crop_s=0.16, kmeans_clips=4, comb_weight=5.0)
     weights = []
     for extra in ({}, {"pitch_weight": 0.0}, {"pitch_weight": 2.0}):
         codec = build_codec(sizes)
-        train_codec(codec, audio, **kwargs, **extra)
+        train_codec(codec, audio, CodecTraining(**kwargs, **extra), progress=False)
         weights.append(codec.state_dict())
     assert all(torch.equal(a, b) for a, b in zip(weights[0].values(), weights[1].values()))
     assert not all(torch.equal(a, b) for a, b in zip(weights[0].values(), weights[2].values()))
@@ -150,11 +149,12 @@ def test_codec_stage_resumes_to_the_same_weights(tmp_path, monkeypatch):
     torch.set_num_threads(1)
     recipe = _tiny_v3()
     audio, _ = synth_dataset(1, seed=0, duration_s=1.0)
-    kwargs = dict(ae_steps=6, vq_steps=4, batch_size=2, crop_s=0.16, kmeans_clips=4, progress=False,
-                  comb_weight=recipe.codec_comb_weight, checkpoint_every=2)
+    config = codec_training.CodecTraining(ae_steps=6, vq_steps=4, batch_size=2, crop_s=0.16, kmeans_clips=4,
+                                          comb_weight=recipe.codec_comb_weight, checkpoint_every=2)
+    kwargs = dict(progress=False)
 
     whole = build_codec(recipe.sizes)
-    codec_training.train_codec(whole, audio, checkpoint_path=tmp_path / "a.pt", **kwargs)
+    codec_training.train_codec(whole, audio, config, checkpoint_path=tmp_path / "a.pt", **kwargs)
 
     calls = {"n": 0}
     real_clip = torch.nn.utils.clip_grad_norm_
@@ -167,11 +167,12 @@ def test_codec_stage_resumes_to_the_same_weights(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", dies_at_the_fourth_step)
     with pytest.raises(KeyboardInterrupt):
-        codec_training.train_codec(build_codec(recipe.sizes), audio, checkpoint_path=tmp_path / "b.pt", **kwargs)
+        codec_training.train_codec(build_codec(recipe.sizes), audio, config, checkpoint_path=tmp_path / "b.pt",
+                                   **kwargs)
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", real_clip)
     assert torch.load(tmp_path / "b.pt", weights_only=True)["step"] == 2
     resumed = build_codec(recipe.sizes, seed=1)  # other init: everything must come from the checkpoint
-    codec_training.train_codec(resumed, audio, checkpoint_path=tmp_path / "b.pt", **kwargs)
+    codec_training.train_codec(resumed, audio, config, checkpoint_path=tmp_path / "b.pt", **kwargs)
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
 
@@ -185,7 +186,7 @@ def test_a_tiny_v3_codec_round_trip_has_less_comb_than_v2s():
     from workbench.toy.architecture import build_codec
     from workbench.toy.audio_checks import codec_round_trip, load_codec
     from workbench.toy.synth_v2 import synth_clip, synth_dataset
-    from workbench.toy.training.codec_training import train_codec
+    from workbench.toy.training.codec_training import CodecTraining, train_codec
 
     torch.set_num_threads(1)
     audio, _ = synth_dataset(2, seed=0, duration_s=1.0)
@@ -195,8 +196,8 @@ def test_a_tiny_v3_codec_round_trip_has_less_comb_than_v2s():
     medians = {}
     for name, recipe in (("v2", v2), ("v3", v3)):
         codec = build_codec(recipe.sizes)
-        train_codec(codec, audio, ae_steps=60, vq_steps=20, batch_size=4, crop_s=0.32, kmeans_clips=8,
-                    progress=False, comb_weight=recipe.codec_comb_weight)
+        train_codec(codec, audio, CodecTraining(ae_steps=60, vq_steps=20, batch_size=4, crop_s=0.32, kmeans_clips=8,
+                                                comb_weight=recipe.codec_comb_weight), progress=False)
         trips = codec_round_trip(codec, held_out)[0]
         assert trips.std() > 0.2 * held_out.std()  # not silence
         medians[name] = np.median(comb_shares(trips))

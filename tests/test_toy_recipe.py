@@ -132,7 +132,7 @@ def test_a_codec_without_lstm_has_local_codes_and_keeps_them_local_through_train
     import torch
 
     from workbench.toy.architecture import ToySizes, build_codec
-    from workbench.toy.training.codec_training import train_codec
+    from workbench.toy.training.codec_training import CodecTraining, train_codec
 
     def frames_moved(codec):
         x = torch.randn(1, 1, 32000, generator=torch.Generator().manual_seed(0)) * 0.1
@@ -145,7 +145,7 @@ def test_a_codec_without_lstm_has_local_codes_and_keeps_them_local_through_train
     sizes = ToySizes(codec_filters=4, codec_hidden=16, codebook_size=32)
     local = build_codec(ToySizes(**{**sizes.to_dict(), "codec_lstm_layers": 0}))
     train_codec(local, np.random.default_rng(0).standard_normal((4, 16000)).astype(np.float32) * 0.1,
-                ae_steps=2, vq_steps=2, batch_size=2, progress=False)
+                CodecTraining(ae_steps=2, vq_steps=2, batch_size=2), progress=False)
     assert frames_moved(local) <= 10
     assert frames_moved(build_codec(sizes).eval()) >= 30
 
@@ -177,3 +177,21 @@ def test_more_decoder_clips_leave_the_codec_as_it_was(tmp_path):
     with pytest.raises(ValueError, match="decoder_clips_per_genre=1 is below n_per_genre=2"):
         train_teaching_model(replace(recipe, decoder_clips_per_genre=1), tmp_path / "c", work_dir=tmp_path / "wc",
                              progress=False)
+
+
+def test_training_settings_are_checked_when_made():
+    """The codec and decoder stages take one checked settings object each (issue 32)."""
+    from workbench.errors import BadInputError, WrongTypeError
+    from workbench.toy.training.codec_training import CodecTraining, train_codec
+    from workbench.toy.training.decoder_training import DecoderTraining, train_decoder
+
+    with pytest.raises(BadInputError, match="crop_s=0 must be positive"):
+        CodecTraining(crop_s=0)
+    with pytest.raises(BadInputError, match="batch_size=0"):
+        CodecTraining(batch_size=0)
+    with pytest.raises(ValueError, match=r"cond_dropout must be in \[0, 1\), got 1.0"):
+        DecoderTraining(cond_dropout=1.0)
+    with pytest.raises(WrongTypeError, match="not a CodecTraining"):
+        train_codec(None, np.zeros((2, 16000), np.float32), {"ae_steps": 2})
+    with pytest.raises(WrongTypeError, match="not a DecoderTraining"):
+        train_decoder(None, None, np.zeros((2, 4, 10)), ["jazz", "rock"], {"steps": 2})

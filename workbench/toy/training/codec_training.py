@@ -12,15 +12,20 @@ Example:
     >>> from workbench.toy.synth import synth_dataset
     >>> audio, _ = synth_dataset(2, seed=0)
     >>> codec = build_codec(ToySizes(codec_filters=4, codebook_size=16))
-    >>> codec = train_codec(codec, audio, ae_steps=2, vq_steps=2, batch_size=2, progress=False)
+    >>> codec = train_codec(codec, audio, CodecTraining(ae_steps=2, vq_steps=2, batch_size=2), progress=False)
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
+
+from workbench import validation
+from workbench.errors import BadInputError, WrongTypeError
 
 _FFT_SIZES = (256, 1024, 2048)
 
@@ -238,18 +243,66 @@ def _quantise(codec, latents: torch.Tensor) -> torch.Tensor:
     return codec.quantizer.decode(codec.quantizer.encode(latents))
 
 
-def train_codec(codec, audio: np.ndarray, ae_steps: int = 3000, vq_steps: int = 1000,
-                batch_size: int = 8, crop_s: float = 0.5, lr: float = 1e-3, kmeans_clips: int = 300,
-                seed: int = 0, progress: bool = True, log=None, comb_weight: float = 0.0,
-                pitch_weight: float = 0.0, checkpoint_path=None, checkpoint_every: int = 250):
+@dataclasses.dataclass(frozen=True)
+class CodecTraining:
+    """How `train_codec` trains: steps of the autoencoder and of the decoder on codes, batch, crop and learning
+    rate, the clips k-means reads, the seed, the extra loss weights and the checkpoint cadence.
+
+    comb_weight: weight of `frame_comb_loss` in both stages (0: the v1/v2 losses exactly). pitch_weight: weight of
+    `pitch_loss` in both stages (0: not computed, so no change). checkpoint_every: steps between checkpoints when
+    `train_codec` is given a checkpoint_path (0: only between phases).
+
+        >>> CodecTraining(ae_steps=2, vq_steps=2).kmeans_clips
+        300
+        >>> CodecTraining(crop_s=0)
+        Traceback (most recent call last):
+        ...
+        workbench.errors.BadInputError: crop_s=0 must be positive: pass seconds of audio per training crop, e.g. 0.5
+    """
+
+    ae_steps: int = 3000
+    vq_steps: int = 1000
+    batch_size: int = 8
+    crop_s: float = 0.5
+    lr: float = 1e-3
+    kmeans_clips: int = 300
+    seed: int = 0
+    comb_weight: float = 0.0
+    pitch_weight: float = 0.0
+    checkpoint_every: int = 250
+
+    def __post_init__(self):
+        for name in ("ae_steps", "vq_steps", "checkpoint_every"):
+            object.__setattr__(self, name, validation.non_negative_int(getattr(self, name), name))
+        for name in ("batch_size", "kmeans_clips"):
+            object.__setattr__(self, name, validation.positive_int(getattr(self, name), name))
+        object.__setattr__(self, "seed", validation.integer(self.seed, "seed"))
+        for name, hint in (("crop_s", "seconds of audio per training crop, e.g. 0.5"), ("lr", "e.g. 1e-3")):
+            value = validation.finite_float(getattr(self, name), name)
+            if value <= 0:
+                raise BadInputError(f"{name}={getattr(self, name)!r} must be positive: pass {hint}")
+            object.__setattr__(self, name, value)
+        for name in ("comb_weight", "pitch_weight"):
+            object.__setattr__(self, name, validation.finite_float(getattr(self, name), name, low=0.0))
+
+
+def train_codec(codec, audio: np.ndarray, config: CodecTraining | None = None, *, progress: bool = True, log=None,
+                checkpoint_path=None):
     """Train `codec` (an EncodecModel from `build_codec`) on `audio` (N, samples) float32, in place.
 
-    comb_weight: weight of `frame_comb_loss` in both stages (0: the v1/v2 losses exactly).
-    pitch_weight: weight of `pitch_loss` in both stages (0: not computed, so no change).
-    checkpoint_path: where the stage saves its whole state every `checkpoint_every` steps and between
-    phases; if the file exists, training continues from it (same seeds, same result as one run).
-    Returns the codec (eval mode); `log(dict)` receives progress metrics if given.
+    config: how (`CodecTraining`; default its defaults). checkpoint_path: where the stage saves its whole state
+    every `config.checkpoint_every` steps and between phases; if the file exists, training continues from it
+    (same seeds, same result as one run). Returns the codec (eval mode); `log(dict)` receives progress metrics if
+    given.
     """
+    if config is None:
+        config = CodecTraining()
+    if not isinstance(config, CodecTraining):
+        raise WrongTypeError(f"config is a {type(config).__name__}, not a CodecTraining: pass e.g. "
+                             "CodecTraining(ae_steps=3000, vq_steps=1000), or None")
+    ae_steps, vq_steps, batch_size, crop_s = config.ae_steps, config.vq_steps, config.batch_size, config.crop_s
+    lr, kmeans_clips, seed = config.lr, config.kmeans_clips, config.seed
+    comb_weight, pitch_weight, checkpoint_every = config.comb_weight, config.pitch_weight, config.checkpoint_every
     if audio.ndim != 2:
         raise ValueError(f"audio must be (clips, samples), got shape {audio.shape}")
     hop = int(np.prod(codec.config.upsampling_ratios))

@@ -15,15 +15,19 @@ Example:
     >>> model = build_musicgen(sizes, build_codec(sizes), len(tok))
     >>> codes = np.random.default_rng(0).integers(0, 16, size=(8, 4, 20))
     >>> labels = ["jazz", "rock"] * 4
-    >>> model = train_decoder(model, tok, codes, labels, steps=2, batch_size=4, progress=False)
+    >>> model = train_decoder(model, tok, codes, labels, DecoderTraining(steps=2, batch_size=4), progress=False)
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from workbench import validation
+from workbench.errors import BadInputError, WrongTypeError
 from workbench.toy.prompts import factor_prompt, random_prompt
 from workbench.toy.training.codec_training import warmup_cosine
 
@@ -64,21 +68,57 @@ def decoder_loss(model, seq: torch.Tensor, hidden: torch.Tensor, mask: torch.Ten
     return torch.nn.functional.cross_entropy(logits[valid], targets[valid])
 
 
-def train_decoder(model, tokenizer, codes: np.ndarray, labels: list[str], steps: int = 2000,
-                  batch_size: int = 32, lr: float = 1e-3, cond_dropout: float = 0.15, seed: int = 0,
+@dataclasses.dataclass(frozen=True)
+class DecoderTraining:
+    """How `train_decoder` trains: steps, batch, learning rate, the share of rows given the null condition (what
+    classifier-free guidance needs), the seed.
+
+        >>> DecoderTraining(steps=2, batch_size=4).cond_dropout
+        0.15
+        >>> DecoderTraining(cond_dropout=1.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: cond_dropout must be in [0, 1), got 1.0
+    """
+
+    steps: int = 2000
+    batch_size: int = 32
+    lr: float = 1e-3
+    cond_dropout: float = 0.15
+    seed: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "steps", validation.non_negative_int(self.steps, "steps"))
+        object.__setattr__(self, "batch_size", validation.positive_int(self.batch_size, "batch_size"))
+        lr = validation.finite_float(self.lr, "lr")
+        if lr <= 0:
+            raise BadInputError(f"lr={self.lr!r} must be positive: pass e.g. 1e-3")
+        object.__setattr__(self, "lr", lr)
+        object.__setattr__(self, "seed", validation.integer(self.seed, "seed"))
+        if not 0.0 <= self.cond_dropout < 1.0:
+            raise ValueError(f"cond_dropout must be in [0, 1), got {self.cond_dropout}")
+
+
+def train_decoder(model, tokenizer, codes: np.ndarray, labels: list[str], config: DecoderTraining | None = None, *,
                   progress: bool = True, log=None):
     """Train `model.decoder` (+ enc_to_dec_proj) in place on codes (N, K, T).
 
     labels: one genre per clip, or one `workbench.toy.synth.clip_factors` dict per clip (prompts then
-    name a random subset of the clip's factors: `workbench.toy.prompts.factor_prompt`)."""
+    name a random subset of the clip's factors: `workbench.toy.prompts.factor_prompt`). config: how
+    (`DecoderTraining`; default its defaults)."""
+    if config is None:
+        config = DecoderTraining()
+    if not isinstance(config, DecoderTraining):
+        raise WrongTypeError(f"config is a {type(config).__name__}, not a DecoderTraining: pass e.g. "
+                             "DecoderTraining(steps=2000, batch_size=32), or None")
+    steps, batch_size, lr, cond_dropout, seed = config.steps, config.batch_size, config.lr, config.cond_dropout, \
+        config.seed
     codes = np.asarray(codes)
     if codes.ndim != 3 or codes.shape[1] != model.decoder.config.num_codebooks:
         raise ValueError(f"codes must be (clips, {model.decoder.config.num_codebooks}, frames), "
                          f"got shape {codes.shape}")
     if len(labels) != codes.shape[0]:
         raise ValueError(f"{len(labels)} labels for {codes.shape[0]} clips: pass one genre per clip")
-    if not 0.0 <= cond_dropout < 1.0:
-        raise ValueError(f"cond_dropout must be in [0, 1), got {cond_dropout}")
     special_id = model.decoder.config.pad_token_id
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)

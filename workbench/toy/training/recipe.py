@@ -151,8 +151,8 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
 
     from workbench.toy.architecture import build_codec, build_musicgen, build_processor
     from workbench.toy.tokenizer import build_tokenizer
-    from workbench.toy.training.codec_training import encode_codes, train_codec
-    from workbench.toy.training.decoder_training import train_decoder
+    from workbench.toy.training.codec_training import CodecTraining, encode_codes, train_codec
+    from workbench.toy.training.decoder_training import DecoderTraining, train_decoder
 
     if stage not in STAGES:
         raise ValueError(f"stage={stage!r}: use one of {', '.join(STAGES)}")
@@ -219,10 +219,12 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
         log(dict(stage="codec", resumed=True))
     else:
         codec = build_codec(recipe.sizes, seed=recipe.seed).to(device)
-        train_codec(codec, codec_audio, ae_steps=recipe.codec_ae_steps, vq_steps=recipe.codec_vq_steps,
-                    batch_size=recipe.codec_batch_size, crop_s=recipe.codec_crop_s, lr=recipe.codec_lr,
-                    seed=recipe.seed, progress=progress, log=log, comb_weight=recipe.codec_comb_weight,
-                    pitch_weight=recipe.codec_pitch_weight, checkpoint_path=work_dir / CODEC_CHECKPOINT)
+        config = CodecTraining(ae_steps=recipe.codec_ae_steps, vq_steps=recipe.codec_vq_steps,
+                               batch_size=recipe.codec_batch_size, crop_s=recipe.codec_crop_s, lr=recipe.codec_lr,
+                               seed=recipe.seed, comb_weight=recipe.codec_comb_weight,
+                               pitch_weight=recipe.codec_pitch_weight)
+        train_codec(codec, codec_audio, config, progress=progress, log=log,
+                    checkpoint_path=work_dir / CODEC_CHECKPOINT)
         codec.cpu().save_pretrained(codec_dir)
         codec.to(device)
         (work_dir / CODEC_CHECKPOINT).unlink(missing_ok=True)
@@ -255,9 +257,10 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
 
     t = time.time()
     model = build_musicgen(recipe.sizes, codec, len(tokenizer), seed=recipe.seed).to(device)
-    train_decoder(model, tokenizer, codes, labels, steps=recipe.decoder_steps,
-                  batch_size=recipe.decoder_batch_size, lr=recipe.decoder_lr,
-                  cond_dropout=recipe.cond_dropout, seed=recipe.seed, progress=progress, log=log)
+    train_decoder(model, tokenizer, codes, labels,
+                  DecoderTraining(steps=recipe.decoder_steps, batch_size=recipe.decoder_batch_size,
+                                  lr=recipe.decoder_lr, cond_dropout=recipe.cond_dropout, seed=recipe.seed),
+                  progress=progress, log=log)
     timings["decoder_s"] = time.time() - t
 
     model.generation_config.temperature = recipe.sample_temperature
