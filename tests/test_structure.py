@@ -6,6 +6,9 @@ model's assets, synthesiser, readers and recipe) sits beside runtime: it may imp
 data, analysis or widgets. Every module imports its own code at the top: a function-level import of the project
 is allowed only where `LAZY` below says why. The graph counts module-level and function-level imports alike,
 package `__init__` re-exports included, and must have no cycle.
+
+Signatures: no public function, method or constructor of `workbench` or `widgets` takes more than 8 parameters
+(a ninth means a config object); `WIDE` names the exceptions and why, `WIDE_TO_FIX` the ones still to fix.
 """
 from __future__ import annotations
 
@@ -293,3 +296,80 @@ def test_the_lazy_allow_list_is_current():
     needless = sorted((importer, imported) for (importer, imported), why in LAZY.items()
                       if why == TORCH_FREE and (heavy[importer] or not heavy[imported]))
     assert not needless, f"these guards keep nothing out (move the import to the top): {needless}"
+
+
+# -- signatures: a ninth parameter means a config object -----------------------------------------------------
+MAX_PARAMETERS = 8
+# public functions allowed more, each with why; a stale entry (gone, or back under the limit) fails below
+WIDE = {
+    # its keyword shortcuts (duration_s=, seeds=, ...) build its GenerationSettings: the README's one-liners
+    "workbench.runtime.generation.generate": "keyword shortcuts of GenerationSettings",
+}
+# still to fix by their owners (issue 32): remove an entry once its signature takes a config object
+WIDE_TO_FIX = {
+    # widgets/ (not assigned in issue 32's split): a figure's options, a lab field's, the explorer's, the
+    # collection's generation settings (Collection.generate takes duration_s, seed, guidance_scale, batch_size)
+    "widgets.teaching.Lab.number": "widgets (unassigned)",
+    "widgets.static.svg_lines": "widgets (unassigned)",
+    "widgets.projection_view.ProjectionExplorer.__init__": "widgets (unassigned)",
+    "widgets.backend.Collection.generate": "widgets (unassigned)",
+}
+
+
+def _parameter_counts() -> dict[str, tuple[int, str]]:
+    """{qualified name: (parameters, "path:line")} of every public function, method and constructor.
+
+    Public: a name not starting with "_" (``__init__`` counted) in a module or a public class, at any depth of
+    module- or class-level statements (not inside functions). Counted: positional, keyword and keyword-only
+    parameters; not ``self``/``cls``, ``*args`` or ``**kwargs``. A dataclass's generated ``__init__`` is not in
+    the source: a frozen dataclass is what a config object is.
+    """
+    counts = {}
+
+    def visit(node, module: str, prefix: str, in_class: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef):
+                if not child.name.startswith("_"):
+                    visit(child, module, f"{prefix}{child.name}.", True)
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if child.name.startswith("_") and child.name != "__init__":
+                    continue
+                args = child.args
+                positional = [*args.posonlyargs, *args.args]
+                n = len(positional) + len(args.kwonlyargs)
+                if in_class and positional and positional[0].arg in ("self", "cls"):
+                    n -= 1
+                path = MODULES[module][0].relative_to(ROOT)
+                counts[f"{module}.{prefix}{child.name}"] = (n, f"{path}:{child.lineno}")
+            elif not isinstance(child, ast.Lambda):
+                visit(child, module, prefix, in_class)  # if/try blocks at module or class level
+
+    for module, (path, _) in MODULES.items():
+        visit(ast.parse(path.read_text()), module, "", False)
+    return counts
+
+
+PARAMETERS = _parameter_counts()
+
+
+def test_the_parameter_count_is_read():
+    """The counter sees what it must (a broken counter would pass the test below)."""
+    assert PARAMETERS["workbench.runtime.generation.generate"][0] > MAX_PARAMETERS
+    assert PARAMETERS["workbench.runtime.settings.GenerationSettings.replace"][0] == 0  # self and **changes
+    assert "workbench.data.store.ActivationStore.create" in PARAMETERS  # a classmethod: cls not counted
+    assert not any(name.rsplit(".", 1)[-1].startswith("_") and not name.endswith("__init__") for name in PARAMETERS)
+
+
+def test_no_public_function_takes_more_than_eight_parameters():
+    wide = sorted((n, name, where) for name, (n, where) in PARAMETERS.items()
+                  if n > MAX_PARAMETERS and name not in WIDE and name not in WIDE_TO_FIX)
+    assert not wide, (f"{len(wide)} public function(s) take more than {MAX_PARAMETERS} parameters: a ninth means a "
+                      "config object (a frozen dataclass checked in __post_init__), or a GenerationSettings for "
+                      "generation:\n" + "\n".join(f"  {name}: {n} parameters ({where})" for n, name, where in wide))
+
+
+def test_the_wide_allow_lists_are_current():
+    stale = sorted(name for name in (*WIDE, *WIDE_TO_FIX)
+                   if name not in PARAMETERS or PARAMETERS[name][0] <= MAX_PARAMETERS)
+    assert not stale, (f"these are gone or now take <= {MAX_PARAMETERS} parameters: remove them from WIDE or "
+                       f"WIDE_TO_FIX: {stale}")
