@@ -8,13 +8,14 @@ weights: its floor is ``bytes / read bandwidth``. ``roofline_fraction`` is that 
 - The model: `workbench.random_model("musicgen-small")` (the official config, random weights: the same bytes and
   shapes), float32, then the same weights cast to bfloat16 where the CPU has native bf16 (``avx512_bf16`` or
   ``amx_bf16`` in its flags; ``bf16_native`` says which, and the bf16 figures are skipped where it has none).
-- ``read_bandwidth_gbs``: a single-pass ``sum`` over a 1 GiB float32 tensor with the step's thread count
-  (median of the repeats, min/max in the spread).
+- ``read_bandwidth_gbs``: a single-pass ``sum`` over a 1 GiB float32 tensor with the step's thread count.
 - The step: one new token per codebook (2 rows: the prompt's and guidance's null row) at ``--position`` (default
-  100: two seconds into a clip) with a warm cache, timed ``--repeats`` times in a row: the kernel's
-  `workbench.runtime.kernel.forward.decoder_logits` on its static cache, and transformers' full
-  ``MusicgenForConditionalGeneration`` forward as ``generate`` calls it (encoder outputs given, an
-  ``EncoderDecoderCache``). No text encoding, no sampling, no audio decoding.
+  100: two seconds into a clip) with a warm cache: the kernel's `workbench.runtime.kernel.forward.decoder_logits`
+  on its static cache, and transformers' full ``MusicgenForConditionalGeneration`` forward as ``generate``
+  calls it (encoder outputs given, an ``EncoderDecoderCache``). No text encoding, no sampling, no audio decoding.
+- Rounds: ``--repeats`` rounds each run a read pass, a kernel step and a transformers step back to back (order
+  rotating), and give one fraction per path from that round's read pass and step, so other processes' load
+  weighs on both sides alike (on a shared machine both swing by 2-3x); medians, with min-max as the spread.
 - Bytes: ``decoder_param_bytes`` counts every decoder parameter (``model.decoder``: layers, embeddings, heads;
   the issue's measure). Both paths compute cross-attention keys and values once, and a step gathers 2 x
   codebooks rows of the embedding tables, so a step reads fewer bytes: ``step_weight_bytes`` (the weights a step
@@ -75,21 +76,6 @@ def bf16_native() -> list[str]:
     return [flag for flag in BF16_FLAGS if flag in flags]
 
 
-def read_bandwidth_gbs(threads: int, gib: float = 1.0, repeats: int = 5) -> dict:
-    """GB/s of a single-pass sum over a ``gib`` GiB float32 tensor (spread of the repeats; one warm-up pass)."""
-    data = torch.ones(int(gib * 2**30) // 4, dtype=torch.float32)
-    rates = []
-    with intra_op_threads(threads):
-        data.sum()
-        for _ in range(repeats):
-            start = time.perf_counter()
-            data.sum()
-            rates.append(data.numel() * 4 / (time.perf_counter() - start) / 1e9)
-    del data
-    gc.collect()
-    return spread(rates)
-
-
 def decoder_param_bytes(handle) -> int:
     """Bytes of every decoder parameter (``model.decoder``: layers, embedding tables, codebook heads)."""
     return sum(p.numel() * p.element_size() for p in handle.model.decoder.parameters())
@@ -132,34 +118,23 @@ def _tokens(handle, rows: int, length: int, generator: torch.Generator) -> torch
     return torch.randint(0, vocab, (rows, handle.n_codebooks, length), generator=generator).to(handle.device)
 
 
-def kernel_step_seconds(handle, position: int, repeats: int, rows: int = 2) -> tuple[tuple[list, list], object]:
-    """(Wall, CPU) seconds of ``repeats`` consecutive kernel steps after a prefill of ``position`` positions,
-    and a function that runs one more step (for the profiler)."""
+def kernel_stepper(handle, position: int, steps: int, rows: int = 2):
+    """A function running one kernel step (one new token per codebook) on a static cache prefilled with
+    ``position`` positions; room for ``steps`` calls."""
     generator = torch.Generator().manual_seed(0)
     weights = DecoderWeights.of(handle)
     states, mask = _text_states(handle, rows, generator)
     cross = CrossAttention.of(weights, states, mask)
-    cache = StaticCache(weights.n_layers, rows, weights.heads, position + repeats + 8, weights.head_dim,
+    cache = StaticCache(weights.n_layers, rows, weights.heads, position + steps, weights.head_dim,
                         dtype=handle.dtype, device=handle.device)
     decoder_logits(weights, _tokens(handle, rows, position, generator), cache, cross)
-    step_tokens = [_tokens(handle, rows, 1, generator) for _ in range(repeats + 2)]
-
-    def step(tokens):
-        decoder_logits(weights, tokens, cache, cross)
-
-    step(step_tokens[0])  # warm-up: the one-token path's first call
-    seconds, cpu = [], []
-    for tokens in step_tokens[1:repeats + 1]:
-        start, start_cpu = time.perf_counter(), time.process_time()
-        step(tokens)
-        seconds.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    return (seconds, cpu), lambda: step(step_tokens[-1])
+    step_tokens = iter([_tokens(handle, rows, 1, generator) for _ in range(steps)])
+    return lambda: decoder_logits(weights, next(step_tokens), cache, cross)
 
 
-def hf_step_seconds(handle, position: int, repeats: int, rows: int = 2) -> tuple[list, list]:
-    """(Wall, CPU) seconds of ``repeats`` consecutive steps of transformers' forward as ``generate`` runs it
-    (encoder outputs given, a dynamic ``EncoderDecoderCache``) after a prefill of ``position`` positions."""
+def hf_stepper(handle, position: int, steps: int, rows: int = 2):
+    """A function running one step of transformers' forward as ``generate`` runs it (encoder outputs given, a
+    dynamic ``EncoderDecoderCache``) after a prefill of ``position`` positions."""
     generator = torch.Generator().manual_seed(0)
     model = handle.model
     states, mask = _text_states(handle, rows, generator)
@@ -170,15 +145,25 @@ def hf_step_seconds(handle, position: int, repeats: int, rows: int = 2) -> tuple
               cache=cache, use_cache=True)
 
     forward(_tokens(handle, rows, position, generator))
-    forward(_tokens(handle, rows, 1, generator))  # warm-up
-    seconds, cpu = [], []
-    for _ in range(repeats):
-        tokens = _tokens(handle, rows, 1, generator)
-        start, start_cpu = time.perf_counter(), time.process_time()
-        forward(tokens)
-        seconds.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    return seconds, cpu
+    step_tokens = iter([_tokens(handle, rows, 1, generator) for _ in range(steps)])
+    return lambda: forward(next(step_tokens))
+
+
+def timed_rounds(variants: dict, repeats: int) -> dict:
+    """name -> (wall seconds, CPU seconds) per round; one untimed call of each first, then ``repeats`` rounds
+    running every variant once back to back, the order rotating (the read pass sits beside the steps it
+    normalises, so both see the same load from other processes)."""
+    names = list(variants)
+    for fn in variants.values():
+        fn()
+    times = {name: ([], []) for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            start, start_cpu = time.perf_counter(), time.process_time()
+            variants[name]()
+            times[name][0].append(time.perf_counter() - start)
+            times[name][1].append(time.process_time() - start_cpu)
+    return times
 
 
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::_linear")
@@ -205,34 +190,41 @@ def profile_step(step, threads: int) -> dict:
             "top_ops": {key: round(ms, 3) for key, ms in top}}
 
 
-def _paths(handle, position: int, repeats: int, bandwidth: float, threads: int, prefix: str,
+def _paths(handle, data: torch.Tensor, position: int, repeats: int, threads: int, prefix: str,
            profile: bool) -> dict:
+    """Steps of both paths interleaved with read passes over ``data``; fractions per round."""
     rows = 2
     out: dict = {}
     all_bytes, touched = decoder_param_bytes(handle), step_weight_bytes(handle, rows)
     out[f"{prefix}decoder_param_bytes"] = all_bytes
     out[f"{prefix}step_weight_bytes"] = touched
     out[f"{prefix}kv_cache_read_bytes"] = kv_cache_read_bytes(handle, rows, position)
-    out[f"{prefix}roofline_ms"] = 1e3 * all_bytes / (bandwidth * 1e9)
-    out[f"{prefix}roofline_touched_ms"] = 1e3 * touched / (bandwidth * 1e9)
+    steps = repeats + 3
     with intra_op_threads(threads), torch.inference_mode():
-        kernel_s, one_step = kernel_step_seconds(handle, position, repeats, rows)
+        kernel, hf = kernel_stepper(handle, position, steps, rows), hf_stepper(handle, position, steps, rows)
         gc.collect()
-        hf_s = hf_step_seconds(handle, position, repeats, rows)
-        gc.collect()
+        times = timed_rounds({"read": data.sum, "kernel": kernel, "hf": hf}, repeats)
         if profile:
-            out[f"{prefix}kernel_profile"] = profile_step(one_step, threads)
-    for name, (seconds, cpu_seconds) in (("kernel", kernel_s), ("hf", hf_s)):
+            out[f"{prefix}kernel_profile"] = profile_step(kernel, threads)
+    bandwidths = [data.numel() * data.element_size() / s / 1e9 for s in times["read"][0]]
+    out[f"{prefix}read_bandwidth_gbs"] = statistics.median(bandwidths)
+    out[f"{prefix}read_bandwidth_gbs_spread"] = spread(bandwidths)
+    roofline_ms = 1e3 * all_bytes / (out[f"{prefix}read_bandwidth_gbs"] * 1e9)
+    out[f"{prefix}roofline_ms"] = roofline_ms
+    out[f"{prefix}roofline_touched_ms"] = roofline_ms * touched / all_bytes
+    for name in ("kernel", "hf"):
+        seconds, cpu_seconds = times[name]
         step_ms = [1e3 * s for s in seconds]
         # CPU ms of this process per step: ~threads x wall on an idle machine; far less when others hold the cores
         out[f"{prefix}{name}_step_cpu_ms"] = 1e3 * statistics.median(cpu_seconds)
         out[f"{prefix}{name}_step_ms"] = statistics.median(step_ms)
         out[f"{prefix}{name}_step_ms_spread"] = spread(step_ms)
-        fractions = [out[f"{prefix}roofline_ms"] / ms for ms in step_ms]
+        # per round: this round's read pass over this round's step
+        fractions = [(all_bytes / (b * 1e9)) / (ms / 1e3) for b, ms in zip(bandwidths, step_ms)]
         out[f"{prefix}{name}_roofline_fraction"] = statistics.median(fractions)
         out[f"{prefix}{name}_roofline_fraction_spread"] = spread(fractions)
-        out[f"{prefix}{name}_roofline_fraction_touched"] = out[f"{prefix}roofline_touched_ms"] / statistics.median(
-            step_ms)
+        out[f"{prefix}{name}_roofline_fraction_touched"] = statistics.median(
+            [(touched / (b * 1e9)) / (ms / 1e3) for b, ms in zip(bandwidths, step_ms)])
     return out
 
 
@@ -243,20 +235,18 @@ def run_all(threads: int | None = None, position: int = 100, repeats: int = 5, b
     out: dict = {"roofline_model": f"random/{shape}", "roofline_threads": threads,
                  "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"), "roofline_position": position,
                  "roofline_repeats": repeats, "bf16_native": ",".join(bf16_native()) or "none"}
-    bandwidth = read_bandwidth_gbs(threads, bandwidth_gib, max(3, repeats))
-    out["read_bandwidth_gbs"] = bandwidth["median"]
-    out["read_bandwidth_gbs_spread"] = bandwidth
+    data = torch.ones(int(bandwidth_gib * 2**30) // 4, dtype=torch.float32)
     handle = random_model(shape, seed=0)
-    out.update(_paths(handle, position, repeats, bandwidth["median"], threads, "", profile))
+    out.update(_paths(handle, data, position, repeats, threads, "", profile))
     out["roofline_fraction"] = out["kernel_roofline_fraction"]  # the issue's headline: the kernel, float32
     out["roofline_fraction_spread"] = out["kernel_roofline_fraction_spread"]
     if bf16 and bf16_native():
         handle.model.to(torch.bfloat16)
         gc.collect()
-        out.update(_paths(handle, position, repeats, bandwidth["median"], threads, "bf16_", profile))
+        out.update(_paths(handle, data, position, repeats, threads, "bf16_", profile))
     elif bf16:
         out["bf16_skipped"] = "this CPU has no native bfloat16 (no avx512_bf16 / amx_bf16): bf16 is emulated"
-    del handle
+    del handle, data
     gc.collect()
     return out
 
