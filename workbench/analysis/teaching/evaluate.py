@@ -128,8 +128,8 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
                 prompt_genres.append(g)
                 seeds.append(s)
     spec = wb.CaptureSpec(layers=None, sites=("resid",), pooling="mean", rows="cond")
-    res = wb.generate(handle, prompts, duration_s=4.0, seeds=seeds, guidance_scale=3.0, progress=progress,
-                      capture=spec)
+    res = wb.generate(handle, prompts, GenerationSettings(duration_s=4.0, seeds=tuple(seeds), guidance_scale=3.0),
+                      capture=spec, progress=progress)
     gen_audio = [c.waveform.mean(0) for c in res.clips]
     gen_pred = judge.predict(gen_audio, res.clips[0].sample_rate_hz)
     m["judge_accuracy_generated"] = _accuracy(gen_pred, prompt_genres)
