@@ -96,7 +96,8 @@ class LayerSweepView(View):
 
     sweep: a SweepResult, rows or a DataFrame (one concept), or {label column: one of those}.
     store + label_columns: sweep each column of the store's table when it is first picked (with
-    `sweep_kwargs`, e.g. dict(folds=3, baselines={...})); sweep_fn(column) does the same for any source.
+    `sweep_kwargs`, e.g. dict(config=SweepConfig(folds=3), baselines={...})); sweep_fn(column) does the same for
+    any source.
     concept: the column shown first (default: the first with a sweep).
     """
 
