@@ -40,7 +40,9 @@ TARGETS = {"steer_over_plain": ("<=", 1.03), "capture_over_plain": ("<=", 1.05),
            "batch8_throughput_gain": (">=", 3.0), "probe_sweep_s": ("<", 10.0),
            "collect_batch_gain": (">=", 3.0), "ui_generate_s": ("<", 3.0),
            "patching_sweep_s": ("<", 10.0), "patch_over_plain": ("<=", 1.3), "ray_over_local": ("<=", 1.5),
-           "kernel_over_hf": (">=", 1.6)}
+           "kernel_over_hf": (">=", 1.6), "kernel_steer_over_plain": ("<=", 1.03),
+           "kernel_capture_over_plain": ("<=", 1.05), "kernel_steer_over_plain_loop": ("<=", 1.03),
+           "kernel_capture_over_plain_loop": ("<=", 1.05)}
 HEADLINE = ("steer_over_plain", "capture_over_plain", "nnsight_over_hooks", "batch8_throughput_gain",
             "bf16_speedup")
 PROMPT = "upbeat electronic dance music"

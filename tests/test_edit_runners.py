@@ -106,6 +106,7 @@ def test_tiny_every_op_same_codes_and_reads(tiny, one_torch_thread, op, sampling
     if op == "read":
         assert edited.reads[1][0].shape == (3, 1)  # the reducer's value, rows 'cond', the prefill's one position
         assert edited.reads["attn0"][3].shape == (3, 1, tiny.hidden_size)
+        edited.reads["attn0"][3].mul_(1.0)  # an ordinary tensor, though the kernel runs under inference_mode
 
 
 def test_per_clip_vectors_are_cut_per_batch(tiny, one_torch_thread):

@@ -175,6 +175,10 @@ class EditRun:
             self.names.append(edit.name if edit.name is not None else index)
         self.reads: dict = {name: {} for edit, name in zip(self.edits, self.names) if edit.op == "read"}
         self._deltas: dict = {}
+        # per site, what `apply` needs of each edit, looked up once (it runs at every site of every step)
+        self._at = {key: [(index, self.edits[index], self.slices[index], self.edits[index].op,
+                           self.reads.get(self.names[index])) for index in indices]
+                    for key, indices in self.sites.items()}
 
     def check_for(self, handle) -> None:
         """Every edit's layer and vector fit the model (layer range, hidden size, per-clip rows)."""
@@ -213,24 +217,23 @@ class EditRun:
     def apply(self, site: str, layer: int, hidden: torch.Tensor, step: int | None, owned: bool = False) -> torch.Tensor:
         """The state after the edits at (site, layer); ``step`` None in a teacher-forced forward."""
         out = hidden
-        for index in self.sites.get((site, layer), ()):
-            edit = self.edits[index]
-            if not edit.active_at(step):
-                continue
-            rows = self.slices[index]
-            if step is None and edit.window is not None:  # a forward: the window is positions
-                rows = (rows, slice(*edit.window))
-            if edit.op == "read":
+        for index, edit, rows, op, store in self._at.get((site, layer), ()):
+            window = edit.window
+            if window is not None:
+                if step is None:  # a forward: the window is positions
+                    rows = (rows, slice(*window))
+                elif not window[0] <= step < window[1]:
+                    continue
+            if op == "read":
                 value = out[rows]
-                kept = edit.fn(value, step) if edit.fn is not None else value.detach().clone()
-                self.reads[self.names[index]][step] = kept
+                store[step] = edit.fn(value, step) if edit.fn is not None else value.detach().clone()
                 continue
             new = self._edited(index, edit, out[rows], step)
             if new is None:
                 continue
             if not owned and out is hidden:
                 out = hidden.clone()
-            if edit.op == "add":
+            if op == "add":
                 out[rows].add_(new)  # ``new`` is the delta: in place, as the steering hook always added
             else:
                 out[rows] = new

@@ -134,7 +134,7 @@ def run_generation(handle, args: GenerationArgs, *, stop: Callable[[], bool] | N
                 if reading:
                     captured.append(pooled_activations(reading))
                 if args.read_names:  # one batch: generation_args refuses reads over several
-                    reads = {name: run.read_list(name) for name in args.read_names}
+                    reads = {name: [_ordinary(value) for value in run.read_list(name)] for name in args.read_names}
                 if on_batch is not None:
                     on_batch(n)
     except BaseException as error:
@@ -156,3 +156,11 @@ def _transformers_batch(handle, args: GenerationArgs, batch: Batch, run: EditRun
                                temperature=None, logits_processor=LogitsProcessorList([sampler]))
     return clips_from(handle, waves, codes_from(codes_sink, handle.audio_channels), batch.prompts, batch.seeds,
                       args.steering, args.guidance_scale)
+
+
+def _ordinary(value):
+    """A read made under the kernel's ``torch.inference_mode`` as an ordinary tensor (a copy), so a caller may
+    edit it in place as they may the transformers loop's reads; anything else as it is."""
+    if isinstance(value, torch.Tensor) and value.is_inference():
+        return value.clone()
+    return value
