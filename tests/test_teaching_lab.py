@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from widgets.lab_questions import best_layers, gain_over_input, more_gain, most_confused
-from widgets.teaching import PICK_ONE, Lab, safe_name
-from workbench.errors import BadInputError
+from widgets.teaching import PICK_ONE, Lab, Number, safe_name
+from workbench.errors import BadInputError, WrongTypeError
 
 
 def small_lab(truth=lambda: ["rock"]) -> Lab:
     lab = Lab("demo")
     lab.choice("q1", "Which genre?", ["classical", "electronic", "rock", "jazz"], truth, hint="listen")
-    lab.number("q2", "Accuracy?", lambda: 0.8, 0.1, low=0, high=1)
+    lab.number("q2", "Accuracy?", Number(lambda: 0.8, tolerance=0.1, low=0, high=1))
     return lab
 
 
@@ -77,6 +77,18 @@ def test_widget_answers_and_the_csv_export(tmp_path, monkeypatch):
     with pytest.raises(BadInputError, match="type your name"):
         Lab("empty").export_csv(tmp_path / "x.csv")
     assert safe_name(" ../../etc ") == "etc"
+
+
+def test_a_number_question_is_checked_when_made():
+    with pytest.raises(BadInputError, match="low < high"):
+        Number(lambda: 0.5, tolerance=0.1, low=1, high=0)
+    with pytest.raises(BadInputError, match="tolerance > 0"):
+        Number(lambda: 0.5, tolerance=0, low=0, high=1)
+    with pytest.raises(WrongTypeError, match="callable"):
+        Number(0.5, tolerance=0.1, low=0, high=1)
+    with pytest.raises(WrongTypeError, match="not a Number"):
+        Lab("demo").number("q", "Accuracy?", 0.8)
+    assert Number(lambda: 0.5, tolerance=1, low=0, high=2).tolerance == 1.0
 
 
 def fake_sweep(accuracies, baseline):

@@ -19,7 +19,7 @@ import numpy as np
 
 from ._base import View, guarded
 from .clip_compare import ClipComparer
-from .teaching import Lab
+from .teaching import Lab, Number
 
 __all__ = ["TwinPlayer", "add_confusion_question", "add_reading_questions", "add_steering_questions",
            "best_layers", "gain_over_input", "minus_shift", "more_gain", "most_confused", "pair_name", "steered_pairs"]
@@ -79,11 +79,11 @@ def add_reading_questions(lab: Lab, by_concept: dict, concept: str) -> None:
                explain=lambda: (f"accepted: layer {', '.join(map(str, best_layers(result)))} "
                                 f"(within {NEAR_TIE_LAYERS} of the best)"))
     lab.number("q2", "What accuracy does the shuffled-label control reach at that layer, roughly?",
-               lambda: result.best()["control_accuracy_mean"], 0.15, low=0, high=1,
+               Number(lambda: result.best()["control_accuracy_mean"], tolerance=0.15, low=0, high=1),
                hint="with shuffled labels the probe can only guess: how many classes does the concept have?",
                explain=lambda: f"this run: {result.best()['control_accuracy_mean']:.2f} (within 0.15 counts)")
     lab.number("q3", "Best layer's accuracy minus the input baseline's (a number between -1 and 1)?",
-               lambda: gain_over_input(result), 0.1, low=-1, high=1,
+               Number(lambda: gain_over_input(result), tolerance=0.1, low=-1, high=1),
                hint="read the highest solid point and the 'input baseline (bag of codes)' line, and subtract",
                explain=lambda: f"this run: {gain_over_input(result):+.2f} (within 0.1 counts)")
     names = list(by_concept)

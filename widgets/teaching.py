@@ -12,7 +12,7 @@ answer suggested instead of an error.
 
     >>> lab = Lab("demo")
     >>> lab.choice("q1", "Which layer reads genre best?", ["0", "1", "2"], accepted=lambda: ["2"])
-    >>> lab.number("q2", "Its accuracy?", truth=lambda: 0.9, tolerance=0.05, low=0, high=1)
+    >>> lab.number("q2", "Its accuracy?", Number(truth=lambda: 0.9, tolerance=0.05, low=0, high=1))
     >>> lab.check("q1", 2, show=False), lab.check("q2", "0.88", show=False), lab.check("q2", 0.5, show=False)
     (True, True, False)
     >>> lab.check("q1", "two", show=False) is None        # not a choice: a message, no grade, no error
@@ -37,8 +37,9 @@ from pathlib import Path
 
 import ipywidgets as w
 
+from workbench import validation
 from workbench.analysis.evaluation.results import atomic_write
-from workbench.errors import BadInputError
+from workbench.errors import BadInputError, WrongTypeError
 
 __all__ = ["AnswerError", "Choice", "Lab", "Number", "Question"]
 
@@ -83,13 +84,28 @@ class Choice:
 
 @dataclass(frozen=True)
 class Number:
-    """A number between `low` and `high` (a slider); it counts within `tolerance` of `truth()`."""
+    """A number between `low` and `high` (a slider moving by `step`); it counts within `tolerance` of `truth()`.
+
+    Checked when made: low < high, tolerance > 0 and step > 0, all finite.
+    """
 
     truth: Callable[[], float]
     tolerance: float
     low: float
     high: float
     step: float = 0.01
+
+    def __post_init__(self):
+        if not callable(self.truth):
+            raise WrongTypeError(f"truth is a {type(self.truth).__name__}: pass a callable that computes the answer "
+                                 "from the run, e.g. truth=lambda: result.best()['accuracy_mean']")
+        for name in ("tolerance", "low", "high", "step"):
+            object.__setattr__(self, name, validation.finite_float(getattr(self, name), name))
+        if not self.low < self.high or self.tolerance <= 0 or self.step <= 0:
+            raise BadInputError(f"a number question needs low < high, tolerance > 0 and step > 0 (got "
+                                f"low={self.low:g}, high={self.high:g}, tolerance={self.tolerance:g}, "
+                                f"step={self.step:g}): e.g. "
+                                "Number(truth, tolerance=0.1, low=0, high=1)")
 
     def parse(self, answer) -> float:
         if isinstance(answer, bool):
@@ -156,13 +172,14 @@ class Lab:
             raise BadInputError(f"question {key!r} needs at least two options, got {options}")
         self._add(Question(key, prompt, Choice(options, accepted), hint, explain))
 
-    def number(self, key: str, prompt: str, truth: Callable[[], float], tolerance: float, *, low: float,
-               high: float, step: float = 0.01, hint: str = "", explain: Callable[[], str] | None = None) -> None:
-        """A numeric question: right within `tolerance` of `truth()` (from the run); a slider low..high."""
-        if not low < high or tolerance <= 0:
-            raise BadInputError(f"question {key!r}: need low < high and tolerance > 0 (got {low}, {high}, {tolerance})")
-        self._add(Question(key, prompt, Number(truth, float(tolerance), float(low), float(high), float(step)),
-                           hint, explain))
+    def number(self, key: str, prompt: str, answer: Number, *, hint: str = "",
+               explain: Callable[[], str] | None = None) -> None:
+        """A numeric question: `answer` (a `Number`) says what counts (within its tolerance of its `truth()`,
+        computed from the run) and the slider's range."""
+        if not isinstance(answer, Number):
+            raise WrongTypeError(f"question {key!r}: answer is a {type(answer).__name__}, not a Number: pass e.g. "
+                                 "Number(truth=lambda: 0.8, tolerance=0.1, low=0, high=1)")
+        self._add(Question(key, prompt, answer, hint, explain))
 
     def _add(self, question: Question) -> None:
         if question.key in self._questions:
