@@ -35,7 +35,7 @@ def pooled_data(handle, layer, n=8, seed=0):
 def test_the_meter_is_the_definition(tiny):
     """Golden: the mean L2 norm of every captured per-step conditional row equals the meter's value."""
     pairs = [("jazz music", 0), ("rock music", 1)]
-    _, norms = strength.measure_unsteered(tiny, pairs, duration_s=0.5)
+    _, norms = strength.measure_unsteered(tiny, pairs, GenerationSettings(duration_s=0.5))
     res = wb.generate(tiny, [p for p, _ in pairs], seeds=[s for _, s in pairs], duration_s=0.5, guidance_scale=3.0,
                       capture=wb.CaptureSpec(sites=("resid",), pooling="none", rows="cond"))
     for layer in range(tiny.n_layers):
@@ -83,7 +83,7 @@ def test_the_first_measurement_stays_the_unit(tiny):
     assert first.source == "Collection.generate" and first.n_clips == 4 and len(col.labels) == 4
     # the collection's clips are measured as any unsteered clips are
     _, norms = strength.measure_unsteered(tiny, [("jazz music", 0), ("jazz music", 1), ("rock music", 2),
-                                                 ("rock music", 3)], duration_s=0.5)
+                                                 ("rock music", 3)], GenerationSettings(duration_s=0.5))
     assert first.norms == pytest.approx(norms, rel=1e-4)
     bench = SteeringBench(tiny, PLAN)  # other prompts: the bench reports its own twins' norm ...
     bench.twins()
@@ -93,13 +93,34 @@ def test_the_first_measurement_stays_the_unit(tiny):
 
 def test_measured_once_when_nothing_measured_it(tiny):
     assert strength.known_mean_residual_norm(tiny, 0) is None
-    value = strength.mean_residual_norm(tiny, 0, prompts=("jazz music",), seeds=(0,), duration_s=0.5)
+    value = strength.mean_residual_norm(tiny, 0, settings=GenerationSettings(duration_s=0.5), prompts=("jazz music",),
+                                        seeds=(0,))
     assert value > 0 and strength.known_mean_residual_norm(tiny, 0) == value
     assert strength.recorded(tiny).source == "mean_residual_norm"
     strength.forget(tiny)
     assert strength.known_mean_residual_norm(tiny, 0) is None
     other = wb.random_model("tiny")  # another model object: another record
     assert strength.recorded(other) is None
+
+
+def test_the_unit_is_measured_with_the_settings_whole(tiny):
+    """The twins and the unit's clips once took only duration and guidance (sampling at the defaults, so a
+    verdict plan's temperature was refused): the settings now travel whole, greedy decoding included."""
+    greedy = GenerationSettings(duration_s=0.5, temperature=0.0, batch_size=1)
+    clips, _ = strength.measure_unsteered(tiny, [("jazz music", 0), ("jazz music", 1)], greedy)
+    assert len(clips) == 2 and np.array_equal(clips[0].codes, clips[1].codes)  # greedy: the seed does not matter
+    sampled, _ = strength.measure_unsteered(tiny, [("jazz music", 0), ("jazz music", 1)],
+                                            GenerationSettings(duration_s=0.5))
+    assert not np.array_equal(sampled[0].codes, sampled[1].codes)
+    plan = VerdictPlan(prompts=("jazz music",), seeds=(0, 1), settings=greedy, strengths=(1.0,))
+    twins = SteeringBench(tiny, plan).twins()
+    reference = wb.generate(tiny, ["jazz music"] * 2, greedy.replace(seeds=(0, 1), batch_size=2)).clips
+    assert all(np.array_equal(t.codes, r.codes) for t, r in zip(twins, reference))
+    assert np.array_equal(twins[0].codes, twins[1].codes)
+    with pytest.raises(BadInputError, match="leave settings.seeds at 0"):
+        strength.measure_unsteered(tiny, [("jazz music", 0)], GenerationSettings(seeds=3))
+    with pytest.raises(BadInputError, match="leave settings.seeds at 0"):
+        strength.mean_residual_norm(tiny, 0, settings=GenerationSettings(seeds=(1,)))
 
 
 def test_a_preset_without_a_model_warns(tiny):

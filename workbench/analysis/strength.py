@@ -14,15 +14,20 @@ different push from what steering adds at every step.
 **One value per model.** `mean_residual_norm(handle, layer)` returns the value measured first for
 that model object and site in this process: by a `SteeringBench`'s twins (which record theirs), by a
 `widgets.backend.Collection` generation, or else by generating `DEFAULT_PROMPTS` x `DEFAULT_SEEDS`
-unsteered (a few seconds on the teaching model). Later measurements do not replace it, so a strength
-shown in a notebook keeps meaning the same push for the whole session; a bench still reports the norm
-of its own twins (`SteeringBench.mean_residual_norm`, measured in the same run).
+unsteered with `UNIT_SETTINGS` (2 s, guidance 3: a few seconds on the teaching model). Later
+measurements do not replace it, so a strength shown in a notebook keeps meaning the same push for the
+whole session; a bench still reports the norm of its own twins (`SteeringBench.mean_residual_norm`,
+measured in the same run).
+
+Generation settings travel whole (a `GenerationSettings`: length, guidance, sampling, batch size, threads,
+device, loop); the seeds are the (prompt, seed) pairs', so ``settings.seeds`` stays 0.
 
     >>> import workbench as wb
     >>> h = wb.random_model("tiny")
     >>> known_mean_residual_norm(h, 1) is None
     True
-    >>> unit = mean_residual_norm(h, 1, prompts=("jazz music",), seeds=(0,), duration_s=0.5)  # measured once
+    >>> short = GenerationSettings(duration_s=0.5)
+    >>> unit = mean_residual_norm(h, 1, settings=short, prompts=("jazz music",), seeds=(0,))  # measured once
     >>> unit > 0 and mean_residual_norm(h, 1) == known_mean_residual_norm(h, 1) == unit     # then recorded
     True
     >>> unit_text(unit, "resid", 1).startswith("x the mean residual norm at resid L1 (")
@@ -35,17 +40,16 @@ from dataclasses import dataclass, field
 
 from workbench import validation
 from workbench.errors import BadInputError
+from workbench.runtime.settings import GenerationSettings, settings_of
 
-__all__ = ["DEFAULT_PROMPTS", "DEFAULT_SEEDS", "DEFAULT_DURATION_S", "NormRecord", "ResidualNormMeter",
-           "forget", "known_mean_residual_norm", "mean_residual_norm", "measure_unsteered", "record", "recorded",
-           "unit_text"]
+__all__ = ["DEFAULT_PROMPTS", "DEFAULT_SEEDS", "NormRecord", "ResidualNormMeter", "UNIT_SETTINGS", "forget",
+           "known_mean_residual_norm", "mean_residual_norm", "measure_unsteered", "record", "recorded", "unit_text"]
 
 # What `mean_residual_norm` generates when nothing measured the unit yet: one prompt per genre of the
 # teaching model (plain words, so any MusicGen reads them), two seeds, 2 s (a few seconds of CPU).
 DEFAULT_PROMPTS = ("classical music", "electronic music", "rock music", "jazz music")
 DEFAULT_SEEDS = (0, 1)
-DEFAULT_DURATION_S = 2.0
-DEFAULT_GUIDANCE_SCALE = 3.0
+UNIT_SETTINGS = GenerationSettings(duration_s=2.0, guidance_scale=3.0, batch_size=16)  # the unit's default settings
 
 
 class ResidualNormMeter:
@@ -106,25 +110,35 @@ class ResidualNormMeter:
         return {layer: total / count if count else float("nan") for layer, (total, count) in self._sums.items()}
 
 
-def measure_unsteered(handle, pairs, *, site: str = "resid", duration_s: float = DEFAULT_DURATION_S,
-                      guidance_scale: float = DEFAULT_GUIDANCE_SCALE, batch_size: int = 16,
+def _unit_settings(settings: GenerationSettings | None) -> GenerationSettings:
+    """`settings` (default `UNIT_SETTINGS`), checked: a unit's clips take their seeds from the (prompt, seed) pairs,
+    so ``settings.seeds`` must be left at 0."""
+    settings = settings_of(UNIT_SETTINGS if settings is None else settings)
+    if settings.seeds not in (0, None):
+        raise BadInputError(f"settings.seeds={settings.seeds!r}: the unit's clips take their seeds from the (prompt, "
+                            "seed) pairs: leave settings.seeds at 0 and pass the seeds with the prompts")
+    return settings
+
+
+def measure_unsteered(handle, pairs, settings: GenerationSettings | None = None, *, site: str = "resid",
                       on_batch=None) -> tuple[list, dict]:
     """(unsteered clips of the (prompt, seed) `pairs`, {layer: mean residual norm}) at every layer.
 
-    on_batch: called with the number of clips after each batch (a progress bar).
+    settings: how the clips are generated (default `UNIT_SETTINGS`; its batch size cuts the pairs into batches,
+    its seeds stay 0). on_batch: called with the number of clips after each batch (a progress bar).
     """
     from workbench.runtime.generation import generate  # torch: loaded only when something is measured
 
+    settings = _unit_settings(settings)
     pairs = list(pairs)
     if not pairs:
         raise BadInputError("no (prompt, seed) pairs to measure the mean residual norm on: pass at least one")
     clips = []
-    cfg = guidance_scale is not None and float(guidance_scale) > 1.0
-    with ResidualNormMeter(handle, site, cfg=cfg) as meter:
-        for start in range(0, len(pairs), batch_size):
-            chunk = pairs[start:start + batch_size]
-            clips += generate(handle, [p for p, _ in chunk], seeds=[s for _, s in chunk], duration_s=duration_s,
-                              guidance_scale=guidance_scale, batch_size=len(chunk)).clips
+    with ResidualNormMeter(handle, site, cfg=settings.guided) as meter:
+        for start in range(0, len(pairs), settings.batch_size):
+            chunk = pairs[start:start + settings.batch_size]
+            batch = settings.replace(seeds=tuple(s for _, s in chunk), batch_size=len(chunk))
+            clips += generate(handle, [p for p, _ in chunk], batch).clips
             if on_batch is not None:
                 on_batch(len(chunk))
     return clips, meter.norms()
@@ -197,15 +211,16 @@ def known_mean_residual_norm(handle, layer: int, site: str = "resid") -> float |
     return None if rec is None else rec.norms.get(int(layer))
 
 
-def mean_residual_norm(handle, layer: int, site: str = "resid", *, prompts=DEFAULT_PROMPTS, seeds=DEFAULT_SEEDS,
-                       duration_s: float = DEFAULT_DURATION_S, guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
-                       progress: bool = False) -> float:
+def mean_residual_norm(handle, layer: int, site: str = "resid", settings: GenerationSettings | None = None, *,
+                       prompts=DEFAULT_PROMPTS, seeds=DEFAULT_SEEDS, progress: bool = False) -> float:
     """The strength unit at `layer` (module doc): recorded, or measured now on `prompts` x `seeds`.
 
-    The settings only matter when nothing measured the unit for this model and site yet.
+    settings (default `UNIT_SETTINGS`), prompts and seeds only matter when nothing measured the unit for this
+    model and site yet.
     """
     layer = validation.layer_index(layer, handle.n_layers)
     site = validation.site(site)
+    settings = _unit_settings(settings)
     rec = recorded(handle, site)
     if rec is None or layer not in rec.norms:
         pairs = [(p, s) for p in validation.str_list(prompts, "prompts") for s in validation.seeds(seeds)]
@@ -213,9 +228,8 @@ def mean_residual_norm(handle, layer: int, site: str = "resid", *, prompts=DEFAU
         if progress:
             from tqdm.auto import tqdm
             bar = tqdm(total=len(pairs), desc="measuring the strength unit", unit="clip")
-        clips, norms = measure_unsteered(handle, pairs, site=site, duration_s=duration_s,
-                                         guidance_scale=guidance_scale, on_batch=bar.update if bar else None)
-        rec = record(handle, norms, site=site, n_clips=len(clips), duration_s=duration_s,
+        clips, norms = measure_unsteered(handle, pairs, settings, site=site, on_batch=bar.update if bar else None)
+        rec = record(handle, norms, site=site, n_clips=len(clips), duration_s=settings.duration_s,
                      source="mean_residual_norm", prompts=tuple(p for p, _ in pairs),
                      replace=rec is not None)  # a record that lacks this layer is completed, not kept
     return float(rec.norms[layer])

@@ -98,9 +98,9 @@ class VerdictPlan:
     """What a verdict generates: every prompt with every seed is one pair.
 
     strengths: multiples of the layer's mean residual norm (> 0: strength 0 is the twin itself). settings: how
-    every clip is generated (`GenerationSettings`; default `VERDICT_SETTINGS`: 4 s, guidance 3, batches of 16);
-    its seeds are the pairs' (leave them at 0), and the twins sample as `workbench.analysis.strength` measures the
-    unit (temperature and top-k at their defaults).
+    every clip is generated, twins included (`GenerationSettings`, whole: `workbench.analysis.strength` measures
+    the twins with it; default `VERDICT_SETTINGS`: 4 s, guidance 3, batches of 16); its seeds are the pairs'
+    (leave them at 0).
     """
 
     prompts: tuple[str, ...]
@@ -133,12 +133,6 @@ class VerdictPlan:
         if settings.seeds not in (0, None):
             raise BadInputError(f"settings.seeds={settings.seeds!r}: a verdict's seeds are VerdictPlan.seeds (every "
                                 "prompt with every seed): leave settings.seeds at 0")
-        defaults = GenerationSettings()
-        changed = [name for name in ("temperature", "top_k") if getattr(settings, name) != getattr(defaults, name)]
-        if changed:
-            raise BadInputError(f"settings.{changed[0]}={getattr(settings, changed[0])!r}: the twins are generated "
-                                f"where the strength unit is measured (workbench.analysis.strength), which samples "
-                                f"with the defaults: leave {' and '.join(changed)} at the defaults")
         object.__setattr__(self, "settings", settings)
         object.__setattr__(self, "n_boot", validation.positive_int(self.n_boot, "n_boot"))
         object.__setattr__(self, "site", validation.site(self.site))
@@ -199,9 +193,7 @@ class ModelClips:
         this model unless something measured it first.
         """
         settings = self.plan.settings
-        clips, norms = measure_unsteered(self.handle, pairs, site=self.plan.site, duration_s=settings.duration_s,
-                                         guidance_scale=settings.guidance_scale, batch_size=settings.batch_size,
-                                         on_batch=self._tick)
+        clips, norms = measure_unsteered(self.handle, pairs, settings, site=self.plan.site, on_batch=self._tick)
         record_norms(self.handle, norms, site=self.plan.site, n_clips=len(clips), duration_s=settings.duration_s,
                      source="SteeringBench twins", prompts=tuple(p for p, _ in pairs))
         return clips, norms
