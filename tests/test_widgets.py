@@ -25,7 +25,7 @@ from widgets import (
     static,
 )
 from widgets._base import RefusedValueError
-from workbench.errors import BadInputError
+from workbench.errors import BadInputError, OutOfRangeError, WrongTypeError
 
 RATE = 8000
 
@@ -74,6 +74,17 @@ def test_static_png_and_wav_are_well_formed():
     wav = static.wav_bytes(np.ones(100) * 3, RATE)  # over 1: normalised, not wrapped
     assert wav[:4] == b"RIFF" and np.frombuffer(wav[44:], "<i2").max() == 32767
     assert "data:audio/wav;base64" in static.audio_html((np.zeros(64000), 32000))
+
+
+def test_static_plots_take_their_size_as_one_pair():
+    svg = static.svg_lines({"a": ([0, 1], [0.2, 0.4], None)}, size_px=(700, 250))
+    assert svg.startswith("<svg xmlns='http://www.w3.org/2000/svg' width='700' height='250'")
+    assert "width='560' height='380'" in static.svg_scatter(np.zeros((2, 2)), ["a", "b"])
+    assert "width='300' height='200'" in static.svg_scatter(np.zeros((2, 2)), ["a", "b"], size_px=(300, 200))
+    with pytest.raises(OutOfRangeError, match="at least 200 pixels"):
+        static.svg_lines({}, size_px=(100, 300))
+    with pytest.raises(WrongTypeError, match=r"\(width, height\)"):
+        static.svg_lines({}, size_px=560)
 
 
 def test_sweep_view_click_selects_layer_and_has_static_fallback():

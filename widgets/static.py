@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from workbench.errors import OutOfRangeError, WrongTypeError
+
 # magma (matplotlib's perceptually uniform map), 9 anchors from black through purple to pale yellow
 MAGMA = np.array([[0, 0, 4], [28, 16, 68], [79, 18, 123], [129, 37, 129], [181, 54, 122], [229, 80, 100],
                   [251, 135, 97], [254, 194, 135], [252, 253, 191]], dtype=float)
@@ -30,6 +32,7 @@ _MAGMA_LUT = np.stack([np.interp(np.linspace(0, 1, 256), np.linspace(0, 1, len(M
                        for c in range(3)], axis=-1).astype(np.uint8)
 # Okabe & Ito's colour-blind-safe palette (blue, orange, bluish green, reddish purple, sky blue, vermillion,
 # yellow, black): distinct for deuteranopes and protanopes too, in an order that puts the clearest first
+MIN_SIZE_PX = 200  # a line plot or scatter smaller than this has no room for its axes and legend
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
 
 
@@ -264,6 +267,18 @@ def _scale(values, lo_px, hi_px, lo=None, hi=None):
     return lo_px + (values - lo) / span * (hi_px - lo_px), lo, hi
 
 
+def _size(size_px) -> tuple[int, int]:
+    """(width, height) in pixels from `size_px`, each a whole number of at least 200 (room for the axes)."""
+    try:
+        width, height = (int(v) for v in size_px)
+    except (TypeError, ValueError):
+        raise WrongTypeError(f"size_px={size_px!r}: pass (width, height) in pixels, e.g. (560, 300)") from None
+    if min(width, height) < MIN_SIZE_PX:
+        raise OutOfRangeError(f"size_px={size_px!r}: each side needs at least {MIN_SIZE_PX} pixels (room for the "
+                              "axes and the legend), e.g. (560, 300)")
+    return width, height
+
+
 def _frame(width, height, title, x_label, y_label) -> list[str]:
     esc = html.escape
     return [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
@@ -276,17 +291,19 @@ def _frame(width, height, title, x_label, y_label) -> list[str]:
 
 
 def svg_lines(series: dict, title: str = "", x_label: str = "layer", y_label: str = "accuracy",
-              y_range=(0.0, 1.0), width: int = 560, height: int = 300, dashed: tuple = (),
+              y_range=(0.0, 1.0), size_px: tuple[int, int] = (560, 300), dashed: tuple = (),
               hlines: dict | None = None) -> str:
     """Line plot with error bars: series name -> (xs, ys, errs or None).
 
-    hlines: label -> y, or label -> (y, colour): dashed horizontal reference lines across the plot
-    (a baseline, chance), each labelled on the line.
+    size_px: (width, height) of the picture. dashed: names of the series drawn dashed. hlines: label -> y,
+    or label -> (y, colour): dashed horizontal reference lines across the plot (a baseline, chance), each
+    labelled on the line.
 
         >>> svg = svg_lines({"probe": ([0, 1], [0.6, 0.9], None)}, hlines={"chance": (0.5, "#999")})
         >>> "stroke-dasharray" in svg and ">chance</text>" in svg
         True
     """
+    width, height = _size(size_px)
     left, right, top, bottom = 48, width - 110, 26, height - 34
     all_x = np.concatenate([np.asarray(v[0], float) for v in series.values()]) if series else np.zeros(1)
     x_lo, x_hi = float(all_x.min()), float(all_x.max())
@@ -338,9 +355,13 @@ def _hlines(hlines: dict, left, right, top, bottom, y_range, first_color: int = 
     return parts
 
 
-def svg_scatter(xy: np.ndarray, labels, title: str = "", width: int = 560, height: int = 380,
+def svg_scatter(xy: np.ndarray, labels, title: str = "", size_px: tuple[int, int] = (560, 380),
                 extra: np.ndarray | None = None) -> str:
-    """Scatter of 2-D points coloured by label; `extra` points (e.g. steered clips) drawn as stars."""
+    """Scatter of 2-D points coloured by label; `extra` points (e.g. steered clips) drawn as stars.
+
+    size_px: (width, height) of the picture.
+    """
+    width, height = _size(size_px)
     xy = np.asarray(xy, dtype=float).reshape(-1, 2)
     pts = xy if extra is None or len(extra) == 0 else np.vstack([xy, np.asarray(extra, float).reshape(-1, 2)])
     left, right, top, bottom = 20, width - 110, 26, height - 20
