@@ -43,6 +43,7 @@ CONTINUOUS_SCALE = "Viridis"  # colour-blind safe and monotone in lightness
 HIDDEN_FIELDS = ("id", "row", "template")  # store bookkeeping, not something a listener reads
 MAX_CATEGORIES = 12  # a string column with more distinct values (prompts, paths) is not offered as a colour
 POINT_SIZE, PLAYING_SIZE = 9, 16
+MAP_SIZE_PX = (640, 480)  # the map's (width, height); resize a shown map with ``explorer.figure.layout.width = ...``
 GROUP_SYMBOLS = {"A": "diamond", "B": "square"}
 SYMBOL_CODES = {"circle": 0, "square": 1, "diamond": 2}  # plotly's symbol numbers
 UNSELECTED_OPACITY = 0.3
@@ -101,6 +102,7 @@ class ProjectionExplorer(View):
     sequences or a DataFrame: seed, tempo, prompt, ...), offered in the colour-by menu, named in the
     tooltips and searched. clips: a sequence (Clip-like objects, or (samples, rate) pairs) or a callable
     index -> clip, used to play a clicked point. direction_fn(group_a, group_b) -> direction object.
+    axes: the two axis titles (`axis_titles`). The map is `MAP_SIZE_PX`; ``figure.layout.width`` resizes it.
     """
 
     selection = t.List(t.Int(), help="indices of the last box/lasso selection (or search)")
@@ -112,8 +114,8 @@ class ProjectionExplorer(View):
     color_by = t.Unicode("label", help="the column the points are coloured by")
 
     def __init__(self, xy, labels: Sequence, texts: Sequence[str] | None = None, clips=None,
-                 direction_fn: Callable | None = None, title: str = "Clips in activation space",
-                 width_px: int = 640, *, columns=None, axes: Sequence[str] = ("PC1", "PC2"), **kwargs):
+                 direction_fn: Callable | None = None, title: str = "Clips in activation space", *,
+                 columns=None, axes: Sequence[str] = ("PC1", "PC2"), **kwargs):
         super().__init__(**kwargs)
         xy = np.asarray(xy, dtype=float)
         if xy.ndim != 2 or xy.shape[1] != 2:
@@ -136,8 +138,9 @@ class ProjectionExplorer(View):
         self.classes = list(dict.fromkeys(self.labels))
         font = dict(size=FONT_PX)
         self.figure = configured(go.FigureWidget(layout=go.Layout(
-            title=dict(text=html.escape(title), font=dict(size=FONT_PX + 3)), width=width_px, height=480,
-            dragmode="lasso", hovermode="closest", clickmode="event", font=font, hoverlabel=dict(font=font),
+            title=dict(text=html.escape(title), font=dict(size=FONT_PX + 3)), width=MAP_SIZE_PX[0],
+            height=MAP_SIZE_PX[1], dragmode="lasso", hovermode="closest", clickmode="event", font=font,
+            hoverlabel=dict(font=font),
             xaxis=dict(title=axes[0], zeroline=False), yaxis=dict(title=axes[1], zeroline=False),
             margin=dict(l=60, r=20, t=50, b=55), legend=dict(itemclick=False, itemdoubleclick=False, font=font),
             plot_bgcolor="white")), "map")
