@@ -22,6 +22,8 @@ weights: its floor is ``bytes / read bandwidth``. ``roofline_fraction`` is that 
   multiplies by; transformers also re-applies its 768 -> 1024 text projection every step, 3 MB, not counted).
   ``*_fraction`` uses the first, ``*_fraction_touched`` the second; ``kv_cache_read_bytes`` is what attention
   reads from the caches on top.
+- ``--compiled``: the compiled kernel's step (`workbench.runtime.kernel.compiled`) as a third path
+  (``compiled_*``; its compile time in ``compiled_compile_s``).
 - ``--profile``: the share of one kernel step spent in matrix products (``aten::addmm``/``mm``/``linear``'s
   kernels) against everything else, from torch.profiler.
 
@@ -49,6 +51,7 @@ from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from benchmarks import bench
 from benchmarks.bench import _load_average, format_table, spread
 from workbench.runtime.kernel.cache import StaticCache
+from workbench.runtime.kernel.compiled import CompiledDecoder, CrossCache, StepCache, StepDeltas
 from workbench.runtime.kernel.forward import CrossAttention, DecoderWeights, decoder_logits
 from workbench.runtime.model import random_model
 from workbench.runtime.threads import intra_op_threads
@@ -149,6 +152,24 @@ def hf_stepper(handle, position: int, steps: int, rows: int = 2):
     return lambda: forward(next(step_tokens))
 
 
+def compiled_stepper(handle, position: int, steps: int, rows: int = 2):
+    """A function running one step of the compiled kernel (`workbench.runtime.kernel.compiled`) with
+    ``position`` positions in its cache (their values do not change the work: the cache is not prefilled), and
+    the `CompiledDecoder` (its ``compile_s``)."""
+    generator = torch.Generator().manual_seed(0)
+    decoder = CompiledDecoder(handle)
+    weights = decoder.weights
+    states, mask = _text_states(handle, rows, generator)
+    cross = CrossCache.of(CrossAttention.of(weights, states, mask), weights, rows, dtype=handle.dtype,
+                          device=handle.device)
+    cache = StepCache.empty(weights, rows, position + steps, dtype=handle.dtype, device=handle.device)
+    cache.length = position
+    deltas = StepDeltas([], weights.n_layers, handle.hidden_size, rows // 2, True, device=handle.device,
+                        dtype=handle.dtype).at(0)
+    step_tokens = iter([_tokens(handle, rows, 1, generator)[..., 0] for _ in range(steps)])
+    return (lambda: decoder.step(next(step_tokens), cache, cross, deltas)), decoder
+
+
 def timed_rounds(variants: dict, repeats: int) -> dict:
     """name -> (wall seconds, CPU seconds) per round; one untimed call of each first, then ``repeats`` rounds
     running every variant once back to back, the order rotating (the read pass sits beside the steps it
@@ -191,8 +212,9 @@ def profile_step(step, threads: int) -> dict:
 
 
 def _paths(handle, data: torch.Tensor, position: int, repeats: int, threads: int, prefix: str,
-           profile: bool) -> dict:
-    """Steps of both paths interleaved with read passes over ``data``; fractions per round."""
+           profile: bool, compiled: bool = False) -> dict:
+    """Steps of both paths (and the compiled kernel's) interleaved with read passes over ``data``; fractions
+    per round."""
     rows = 2
     out: dict = {}
     all_bytes, touched = decoder_param_bytes(handle), step_weight_bytes(handle, rows)
@@ -201,9 +223,15 @@ def _paths(handle, data: torch.Tensor, position: int, repeats: int, threads: int
     out[f"{prefix}kv_cache_read_bytes"] = kv_cache_read_bytes(handle, rows, position)
     steps = repeats + 3
     with intra_op_threads(threads), torch.inference_mode():
-        kernel, hf = kernel_stepper(handle, position, steps, rows), hf_stepper(handle, position, steps, rows)
+        variants = {"read": data.sum, "kernel": kernel_stepper(handle, position, steps, rows),
+                    "hf": hf_stepper(handle, position, steps, rows)}
+        if compiled:
+            variants["compiled"], decoder = compiled_stepper(handle, position, steps, rows)
         gc.collect()
-        times = timed_rounds({"read": data.sum, "kernel": kernel, "hf": hf}, repeats)
+        times = timed_rounds(variants, repeats)
+        kernel = variants["kernel"]
+        if compiled:
+            out[f"{prefix}compiled_compile_s"] = decoder.compile_s
         if profile:
             out[f"{prefix}kernel_profile"] = profile_step(kernel, threads)
     bandwidths = [data.numel() * data.element_size() / s / 1e9 for s in times["read"][0]]
@@ -212,7 +240,7 @@ def _paths(handle, data: torch.Tensor, position: int, repeats: int, threads: int
     roofline_ms = 1e3 * all_bytes / (out[f"{prefix}read_bandwidth_gbs"] * 1e9)
     out[f"{prefix}roofline_ms"] = roofline_ms
     out[f"{prefix}roofline_touched_ms"] = roofline_ms * touched / all_bytes
-    for name in ("kernel", "hf"):
+    for name in [name for name in variants if name != "read"]:
         seconds, cpu_seconds = times[name]
         step_ms = [1e3 * s for s in seconds]
         # CPU ms of this process per step: ~threads x wall on an idle machine; far less when others hold the cores
@@ -229,21 +257,23 @@ def _paths(handle, data: torch.Tensor, position: int, repeats: int, threads: int
 
 
 def run_all(threads: int | None = None, position: int = 100, repeats: int = 5, bf16: bool = True,
-            profile: bool = False, shape: str = "musicgen-small", bandwidth_gib: float = 1.0) -> dict:
-    """roofline_fraction of the kernel's and transformers' float32 decoder step (and bfloat16 where native)."""
+            profile: bool = False, shape: str = "musicgen-small", bandwidth_gib: float = 1.0,
+            compiled: bool = False) -> dict:
+    """roofline_fraction of the kernel's and transformers' float32 decoder step (and bfloat16 where native;
+    ``compiled``: the compiled kernel's too)."""
     threads = threads or os.cpu_count() or 1
     out: dict = {"roofline_model": f"random/{shape}", "roofline_threads": threads,
                  "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"), "roofline_position": position,
                  "roofline_repeats": repeats, "bf16_native": ",".join(bf16_native()) or "none"}
     data = torch.ones(int(bandwidth_gib * 2**30) // 4, dtype=torch.float32)
     handle = random_model(shape, seed=0)
-    out.update(_paths(handle, data, position, repeats, threads, "", profile))
+    out.update(_paths(handle, data, position, repeats, threads, "", profile, compiled))
     out["roofline_fraction"] = out["kernel_roofline_fraction"]  # the issue's headline: the kernel, float32
     out["roofline_fraction_spread"] = out["kernel_roofline_fraction_spread"]
     if bf16 and bf16_native():
         handle.model.to(torch.bfloat16)
         gc.collect()
-        out.update(_paths(handle, data, position, repeats, threads, "bf16_", profile))
+        out.update(_paths(handle, data, position, repeats, threads, "bf16_", profile, compiled))
     elif bf16:
         out["bf16_skipped"] = "this CPU has no native bfloat16 (no avx512_bf16 / amx_bf16): bf16 is emulated"
     del handle, data
@@ -258,12 +288,15 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="steps timed per path (median, min-max)")
     parser.add_argument("--no-bf16", action="store_true", help="float32 only")
     parser.add_argument("--profile", action="store_true", help="profile one kernel step (matmul vs the rest)")
+    parser.add_argument("--compiled", action="store_true",
+                        help="the compiled kernel's step too (compiles first: minutes at this size)")
     parser.add_argument("--json", help="write the results to this JSON file")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.position < 1:
         parser.error("--repeats and --position must be >= 1")
     results = {"load_average_start": _load_average()}
-    results.update(run_all(args.threads, args.position, args.repeats, not args.no_bf16, args.profile))
+    results.update(run_all(args.threads, args.position, args.repeats, not args.no_bf16, args.profile,
+                           compiled=args.compiled))
     results["load_average_end"] = _load_average()
     profiles = {key: results.pop(key) for key in list(results) if key.endswith("kernel_profile")}
     bench.TARGETS.update(TARGETS)
