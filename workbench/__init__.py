@@ -3,8 +3,8 @@
 The package face is lazy: ``import workbench`` loads no torch; each name below is imported on
 first use. The code is laid out by layer, following the data path:
 
-- ``workbench.runtime``: the model and what runs inside it (model, capture, steering, hooks,
-  generation, teacher forcing, tracing through nnsight, clips);
+- ``workbench.runtime``: the model and what runs inside it (model, generation settings, edits, capture,
+  steering, hooks, the decode kernel, generation, teacher forcing, tracing through nnsight, clips);
 - ``workbench.data``: labelled inputs and the on-disk activation store (datasets, store, collect);
 - ``workbench.analysis``: probes, directions, projections, scores;
 - ``workbench.toy``: the embedded teaching model (weights, synthesiser, judge) and, apart, its
@@ -22,6 +22,9 @@ Example:
     >>> clip = wb.generate(h, "calm jazz piano", duration_s=0.2).clips[0]
     >>> clip.codes.shape
     (4, 10)
+    >>> settings = wb.GenerationSettings(duration_s=0.2, seeds=(1, 2), temperature=0.0)  # checked, passed whole
+    >>> len(wb.generate(h, ["jazz", "rock"], settings).clips)
+    2
 """
 from __future__ import annotations
 
@@ -33,6 +36,8 @@ _NAMES = {
     "Clip": "workbench.runtime.clip",
     "GenerationResult": "workbench.runtime.generation",
     "generate": "workbench.runtime.generation",
+    "GenerationSettings": "workbench.runtime.settings",
+    "Edit": "workbench.runtime.edits",
     "MusicGenHandle": "workbench.runtime.model",
     "load_model": "workbench.runtime.model",
     "random_model": "workbench.runtime.model",
