@@ -14,7 +14,8 @@ Keys: steer_over_plain, capture_over_plain, nnsight_over_hooks, batch8_throughpu
 (per model shape, headline copies from the first shape), decoder_step_ms, steer_hook_us (the
 steering hook alone, timed with torch.utils.benchmark) and steer_hook_share_of_step, plus
 probe_sweep_s, umap_s, collect_batch_gain (benchmarks.bench_probes), patching_sweep_s and
-patch_over_plain (benchmarks.bench_patching), kernel_over_hf (benchmarks.bench_kernel),
+patch_over_plain (benchmarks.bench_patching), kernel_over_hf (benchmarks.bench_kernel), compiled_over_hf
+(benchmarks.bench_compiled), roofline_fraction (benchmarks.bench_roofline: musicgen-small's decoder, ~3.4 GB),
 ray_over_local and ray_2workers_gain
 (benchmarks.bench_ray, with the ray extra; 64 clips x 3 engines x 3 repeats: 11 minutes on 2 shared vCPUs)
 and ui_generate_s (benchmarks.bench_ui) when present. At --repeats 5 the musicgen-small shape took 11-14 minutes under
@@ -42,7 +43,8 @@ TARGETS = {"steer_over_plain": ("<=", 1.03), "capture_over_plain": ("<=", 1.05),
            "patching_sweep_s": ("<", 10.0), "patch_over_plain": ("<=", 1.3), "ray_over_local": ("<=", 1.5),
            "kernel_over_hf": (">=", 1.6), "kernel_steer_over_plain": ("<=", 1.03),
            "kernel_capture_over_plain": ("<=", 1.05), "kernel_steer_over_plain_loop": ("<=", 1.03),
-           "kernel_capture_over_plain_loop": ("<=", 1.05)}
+           "kernel_capture_over_plain_loop": ("<=", 1.05), "compiled_over_hf": (">=", 3.0),
+           "roofline_fraction": (">=", 0.85), "kernel_roofline_fraction": (">=", 0.85)}
 HEADLINE = ("steer_over_plain", "capture_over_plain", "nnsight_over_hooks", "batch8_throughput_gain",
             "bf16_speedup")
 PROMPT = "upbeat electronic dance music"
@@ -220,6 +222,8 @@ def run_bench(shapes=("musicgen-small", "tiny"), duration_s: float = 0.5, repeat
         for module, function in (("benchmarks.bench_probes", "run_all"),
                                  ("benchmarks.bench_patching", "run_all"),
                                  ("benchmarks.bench_kernel", "run_all"),
+                                 ("benchmarks.bench_compiled", "run_all"),
+                                 ("benchmarks.bench_roofline", "run_all"),
                                  ("benchmarks.bench_ray", "run_all"),
                                  ("benchmarks.bench_ui", "ui_generate_seconds")):
             extra = _optional(module, function)
