@@ -168,7 +168,8 @@ def test_backend_trace_and_patching_on_the_teaching_model():
     from widgets import Backend, Collection
     from widgets.requests import SteerRequest
     h = wb.load_model()
-    col = Collection.generate(h, {"jazz": ["jazz music"], "rock": ["rock music"]}, n_per_label=2, duration_s=0.5)
+    col = Collection.generate(h, {"jazz": ["jazz music"], "rock": ["rock music"]}, n_per_label=2,
+                              settings=wb.GenerationSettings(duration_s=0.5))
     be = Backend(h, col)
     direction = np.random.default_rng(0).normal(size=h.hidden_size).astype(np.float32)
     request = SteerRequest("jazz music", layers=[2], strength=3.0, duration_s=0.5, seed=1, direction=direction)
@@ -176,7 +177,7 @@ def test_backend_trace_and_patching_on_the_teaching_model():
     assert original.projection.shape == steered.projection.shape == (h.n_layers, 28, 1)
     assert not np.allclose(original.projection[3:], steered.projection[3:])
     counts = []
-    sweep, clip_fn = be.patching("jazz music", "rock music", duration_s=0.5, windows=2,
+    sweep, clip_fn = be.patching("jazz music", "rock music", wb.GenerationSettings(duration_s=0.5), windows=2,
                                  on_progress=lambda done, total: counts.append((done, total)))
     assert len(sweep) == 2 * h.n_layers and sweep.recovered.notna().all()
     assert counts == [(n, 2 * h.n_layers) for n in range(2 * h.n_layers + 1)]

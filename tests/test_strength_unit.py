@@ -78,7 +78,8 @@ def test_every_path_gives_the_same_unit(tiny):
 
 
 def test_the_first_measurement_stays_the_unit(tiny):
-    col = Collection.generate(tiny, {"jazz": ["jazz music"], "rock": ["rock music"]}, n_per_label=2, duration_s=0.5)
+    col = Collection.generate(tiny, {"jazz": ["jazz music"], "rock": ["rock music"]}, n_per_label=2,
+                              settings=GenerationSettings(duration_s=0.5))
     first = strength.recorded(tiny)
     assert first.source == "Collection.generate" and first.n_clips == 4 and len(col.labels) == 4
     # the collection's clips are measured as any unsteered clips are

@@ -8,7 +8,7 @@ is allowed only where `LAZY` below says why. The graph counts module-level and f
 package `__init__` re-exports included, and must have no cycle.
 
 Signatures: no public function, method or constructor of `workbench` or `widgets` takes more than 8 parameters
-(a ninth means a config object); `WIDE` names the exceptions and why, `WIDE_TO_FIX` the ones still to fix.
+(a ninth means a config object); `WIDE` names the exceptions and why; `WIDE_TO_FIX` (the ones still to fix) is empty.
 """
 from __future__ import annotations
 
@@ -305,15 +305,8 @@ WIDE = {
     # its keyword shortcuts (duration_s=, seeds=, ...) build its GenerationSettings: the README's one-liners
     "workbench.runtime.generation.generate": "keyword shortcuts of GenerationSettings",
 }
-# still to fix by their owners (issue 32): remove an entry once its signature takes a config object
-WIDE_TO_FIX = {
-    # widgets/ (not assigned in issue 32's split): a figure's options, a lab field's, the explorer's, the
-    # collection's generation settings (Collection.generate takes duration_s, seed, guidance_scale, batch_size)
-    "widgets.teaching.Lab.number": "widgets (unassigned)",
-    "widgets.static.svg_lines": "widgets (unassigned)",
-    "widgets.projection_view.ProjectionExplorer.__init__": "widgets (unassigned)",
-    "widgets.backend.Collection.generate": "widgets (unassigned)",
-}
+# still to fix (issue 32 emptied it): a new wide signature gets a config object or a GenerationSettings, not an entry
+WIDE_TO_FIX: dict[str, str] = {}
 
 
 def _parameter_counts() -> dict[str, tuple[int, str]]:

@@ -236,7 +236,8 @@ def test_grid_band_fn_measures_a_grid_method_at_the_workbench_unit():
     v = np.random.default_rng(2).normal(size=h.hidden_size)
     add = Method("m", {("brighter", 1): v, ("darker", 1): -v}, strengths=(0.0, 1.0))
     paper = Method("p", {("brighter", 1): v}, mode="norm_relative", strengths=(0.0, 1.0))
-    band_fn = grid_band_fn(h, {"m": add, "p": paper}, prompts=("jazz music",), seeds=(0, 1), duration_s=0.5)
+    band_fn = grid_band_fn(h, {"m": add, "p": paper}, wb.GenerationSettings(duration_s=0.5, batch_size=16),
+                           prompts=("jazz music",), seeds=(0, 1))
     view = EvaluationView(fake_result(), band_fn=band_fn)
     rows = view.compute_band("m", 1)
     assert sorted(r["target"] for r in rows) == ["brighter", "darker"] and all(r["strength"] == 1.0 for r in rows)

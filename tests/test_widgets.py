@@ -398,6 +398,27 @@ def test_steer_request_is_typed_frozen_and_validated():
         DirectionRequest("pca", site="decoder")
 
 
+def test_backend_generation_takes_settings_whole():
+    """Collection.generate, Backend.patching and grid_band_fn took duration, seed, guidance and batch size one by
+    one (temperature and top-k not at all): they take one GenerationSettings, checked before anything runs."""
+    import workbench as wb
+    from widgets.backend import grid_band_fn
+
+    h = wb.random_model("tiny")
+    greedy = wb.GenerationSettings(duration_s=0.25, temperature=0.0)
+    col = Collection.generate(h, {"jazz": "jazz music"}, n_per_label=2, settings=greedy, seed=5)
+    assert col.columns["seed"] == [5, 6] and [c.seed for c in col.clips] == [5, 6]
+    assert np.array_equal(col.clips[0].codes, col.clips[1].codes)  # greedy: the seed does not matter
+    sampled = Collection.generate(h, {"jazz": "jazz music"}, n_per_label=2, settings=greedy.replace(temperature=1.0))
+    assert not np.array_equal(sampled.clips[0].codes, sampled.clips[1].codes)
+    with pytest.raises(BadInputError, match="pass seed="):
+        Collection.generate(h, {"jazz": "jazz music"}, n_per_label=1, settings=wb.GenerationSettings(seeds=3))
+    with pytest.raises(BadInputError, match="share one seed"):
+        Backend(h, col).patching("jazz music", "rock music", wb.GenerationSettings(seeds=(1, 2)))
+    with pytest.raises(BadInputError, match="leave settings.seeds at 0"):
+        grid_band_fn(h, {}, wb.GenerationSettings(seeds=(1, 2)))
+
+
 def test_backend_consumes_typed_requests():
     import workbench as wb
     rng = np.random.default_rng(0)

@@ -14,7 +14,7 @@ relative to each row's own norm already.
     >>> import workbench as wb                                   # doctest: +SKIP
     >>> h = wb.random_model("tiny")                              # doctest: +SKIP
     >>> col = Collection.generate(h, {"rock": ["rock music"], "jazz": ["jazz music"]}, n_per_label=4,
-    ...                           duration_s=0.5)                # doctest: +SKIP
+    ...                           settings=wb.GenerationSettings(duration_s=0.5))  # doctest: +SKIP
     >>> be = Backend(h, col); be.project("resid", 1).shape       # doctest: +SKIP
     (8, 2)
 """
@@ -29,18 +29,22 @@ from collections.abc import Callable
 import numpy as np
 
 import workbench as wb
+from workbench import validation
 from workbench.analysis import directions as d
 from workbench.analysis import scores
 from workbench.analysis import strength as unit
 from workbench.analysis.evaluation.collapse import MIN_TWIN_REPEAT, code_stats, is_collapsed
 from workbench.analysis.projections import project
 from workbench.analysis.teaching.evaluate import verdict_readers
-from workbench.runtime.settings import GenerationSettings
+from workbench.errors import BadInputError
+from workbench.runtime.settings import GenerationSettings, settings_of
 from workbench.toy.prompts import EVAL_PROMPTS
 
 from .requests import DirectionRequest, SteerRequest
 
 BAND_SEEDS = 8  # the random band: the panel's prompt x this many seeds (x 4 clips each: twin, +v, -v, random)
+COLLECTION_SETTINGS = GenerationSettings(duration_s=2.0, guidance_scale=3.0, batch_size=8)  # Collection.generate's
+PATCHING_SETTINGS = GenerationSettings(duration_s=2.0, seeds=0, guidance_scale=3.0)  # Backend.patching's
 
 
 @dataclasses.dataclass
@@ -55,10 +59,19 @@ class Collection:
     columns: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def generate(cls, handle, prompts_by_label: dict, n_per_label: int = 8, duration_s: float = 2.0,
-                 seed: int = 0, guidance_scale: float = 3.0, sites=("resid",), batch_size: int = 8,
+    def generate(cls, handle, prompts_by_label: dict, n_per_label: int = 8,
+                 settings: GenerationSettings | None = None, *, seed: int = 0, sites=("resid",),
                  progress: bool = False) -> Collection:
-        """Generate `n_per_label` clips per label (prompts cycled, seeds seed, seed+1, ...) and capture them."""
+        """Generate `n_per_label` clips per label (prompts cycled, seeds seed, seed+1, ...) and capture them.
+
+        settings: how the clips are generated (`GenerationSettings`, whole; default `COLLECTION_SETTINGS`: 2 s,
+        guidance 3, batches of 8); the seeds are ``seed``, ``seed + 1``, ... (leave ``settings.seeds`` at 0).
+        """
+        settings = settings_of(COLLECTION_SETTINGS if settings is None else settings)
+        if settings.seeds not in (0, None):
+            raise BadInputError(f"settings.seeds={settings.seeds!r}: a collection's clips get the seeds seed, "
+                                "seed + 1, ...: leave settings.seeds at 0 and pass seed= (the first seed)")
+        seed = validation.non_negative_int(seed, "seed")
         prompts, labels = [], []
         for label, options in prompts_by_label.items():
             options = [options] if isinstance(options, str) else list(options)
@@ -66,11 +79,10 @@ class Collection:
             labels += [label] * n_per_label
         seeds = [seed + i for i in range(len(prompts))]
         # These clips are unsteered: the strength unit is measured on them at no extra cost
-        with unit.ResidualNormMeter(handle, "resid", cfg=guidance_scale > 1.0) as meter:
-            res = wb.generate(handle, prompts, duration_s=duration_s, seeds=seeds, guidance_scale=guidance_scale,
-                              capture=wb.CaptureSpec(sites=tuple(sites), pooling="mean"), batch_size=batch_size,
-                              progress=progress)  # one torch thread for small models: the core's threads="auto"
-        unit.record(handle, meter.norms(), site="resid", n_clips=len(prompts), duration_s=duration_s,
+        with unit.ResidualNormMeter(handle, "resid", cfg=settings.guided) as meter:
+            res = wb.generate(handle, prompts, settings.replace(seeds=tuple(seeds)),
+                              capture=wb.CaptureSpec(sites=tuple(sites), pooling="mean"), progress=progress)
+        unit.record(handle, meter.norms(), site="resid", n_clips=len(prompts), duration_s=settings.duration_s,
                     source="Collection.generate", prompts=tuple(prompts))
         for clip, label in zip(res.clips, labels):
             clip.label = label
@@ -359,19 +371,25 @@ class Backend:
         return original, steered
 
     @_holds_model
-    def patching(self, source_prompt: str, target_prompt: str, *, seed: int = 0, duration_s: float = 2.0,
-                 windows: int = 8, guidance_scale: float = 3.0, on_progress: Callable | None = None):
+    def patching(self, source_prompt: str, target_prompt: str, settings: GenerationSettings | None = None, *,
+                 windows: int = 8, on_progress: Callable | None = None):
         """(teacher-forced sweep, clip_fn) for a `PatchingView`: the two prompts' clips (same seed) are
-        swept layer x window (log-probability of the source's codes), and ``clip_fn(row)`` generates
-        that cell's patched clip with its source and target. on_progress: ``fn(done, total)`` after
-        each cell (0 once the two clips are made and measured)."""
+        swept layer x window (log-probability of the source's codes, an unguided forward), and
+        ``clip_fn(row)`` generates that cell's patched clip with its source and target. settings: how the
+        clips are generated (`GenerationSettings`, whole; default `PATCHING_SETTINGS`: 2 s, seed 0, guidance
+        3), one seed for both prompts. on_progress: ``fn(done, total)`` after each cell (0 once the two
+        clips are made and measured)."""
         from workbench.analysis import patching as P
+        settings = settings_of(PATCHING_SETTINGS if settings is None else settings)
+        seeds = settings.seeds if isinstance(settings.seeds, tuple) else (settings.seeds or 0,)
+        if len(seeds) != 1:
+            raise BadInputError(f"settings.seeds={settings.seeds!r}: the source and the target share one seed; "
+                                "pass one int, e.g. GenerationSettings(seeds=3)")
+        settings = settings.replace(seeds=seeds[0])
         h = self.handle
-        source, target = wb.generate(h, [source_prompt, target_prompt], duration_s=duration_s, seeds=[seed, seed],
-                                     guidance_scale=guidance_scale).clips
+        source, target = wb.generate(h, [source_prompt, target_prompt], settings.replace(seeds=seeds * 2)).clips
         sweep = P.patching_sweep(h, P.ForcedInput.of(h, source), P.ForcedInput.of(h, target),
                                  P.PatchSweep(windows=windows), progress=on_progress or False)
-        settings = GenerationSettings(duration_s=duration_s, seeds=seed, guidance_scale=guidance_scale)
 
         def clip_fn(row) -> dict:
             spec = P.PatchSpec(int(row["layer"]), site=row["site"], window=(int(row["start"]), int(row["stop"])))
@@ -461,11 +479,14 @@ def collapse_note(clip, twin) -> dict:
                 collapsed=bool(is_collapsed(stats, twin_stats)))
 
 
-def grid_band_fn(handle, methods: dict, *, reader=None, prompts=None, seeds=(0, 1, 2, 3),
-                 duration_s: float = 2.0, guidance_scale: float = 3.0, progress: bool = False) -> Callable:
+def grid_band_fn(handle, methods: dict, settings: GenerationSettings | None = None, *, reader=None, prompts=None,
+                 seeds=(0, 1, 2, 3), progress: bool = False) -> Callable:
     """``band_fn(method, layer) -> SteeringEffect`` for an `EvaluationView`: the grid's `Method`s
     ({name: Method}, mode ``add``) measured against random directions by one `SteeringBench` per layer
     (twins and random clips shared by the methods), at their strengths > 0 in the workbench's unit.
+
+    settings: how every clip is generated (`GenerationSettings`, whole, as a `VerdictPlan` takes it; default
+    `VERDICT_SETTINGS` at 2 s); the seeds are ``seeds`` (each prompt with each seed; settings.seeds stays 0).
 
     reader: default the clean genre reader on the teaching model (pairs whose prompt names the target
     genre left out), else the plain-DSP `centroid_reader` (then the methods' targets must be its
@@ -481,6 +502,8 @@ def grid_band_fn(handle, methods: dict, *, reader=None, prompts=None, seeds=(0, 
         prompts = prompts or tuple(own_prompt.values())
     reader = reader or centroid_reader()
     prompts = tuple(prompts or unit.DEFAULT_PROMPTS)
+    base = VerdictPlan(prompts=prompts, seeds=tuple(seeds),  # checked now, not at the first band
+                       settings=VERDICT_SETTINGS.replace(duration_s=2.0) if settings is None else settings)
     benches: dict = {}
     done: dict = {}
 
@@ -501,8 +524,7 @@ def grid_band_fn(handle, methods: dict, *, reader=None, prompts=None, seeds=(0, 
                              f"reader reads ({list(reader.targets)}): pass band_fn a reader of its concept")
         strengths = tuple(s for s in method.strengths if s > 0)
         norm = unit.mean_residual_norm(handle, int(layer))
-        plan = VerdictPlan(prompts=prompts, seeds=tuple(seeds), strengths=strengths,
-                           settings=VERDICT_SETTINGS.replace(duration_s=duration_s, guidance_scale=guidance_scale))
+        plan = dataclasses.replace(base, strengths=strengths)
         if (plan, layer) not in benches:
             benches[(plan, layer)] = SteeringBench(handle, plan, progress=progress,
                                                    source=_unit_pinned(handle, plan, int(layer), norm))
