@@ -235,6 +235,32 @@ class FakeBackend:
         return {"judge: rock": 0.5}
 
 
+class ComputeRefusingBackend(FakeBackend):
+    """A backend whose computing methods fail: a constructor that only stores never calls them."""
+
+    def project(self, site, layer):
+        raise AssertionError("Workbench(...) projected: the constructor must only store (use from_backend)")
+
+    def make_direction(self, request):
+        raise AssertionError("Workbench(...) made a direction: the constructor must only store")
+
+    def generate(self, request, on_progress=None, should_stop=None):
+        raise AssertionError("Workbench(...) generated: the constructor must only store")
+
+
+def test_the_workbench_constructor_stores_and_computes_nothing():
+    be = ComputeRefusingBackend()
+    xy = FakeBackend().project("resid", 3)
+    ui = Workbench(be, xy, prompts_by_label={"rock": "rock music"})
+    assert ui.backend is be and ui.explorer.n_points == 8 and be.generated == []
+
+
+def test_the_workbench_constructor_refuses_a_map_of_another_collection():
+    be = FakeBackend()
+    with pytest.raises(BadInputError, match="xy holds 3 points for 8 collected clips"):
+        Workbench(be, be.project("resid", 3)[:3])
+
+
 def test_workbench_links_views():
     be = FakeBackend()
     ui = Workbench.from_backend(be, prompts_by_label={"rock": "rock music"})

@@ -1,7 +1,7 @@
 """Notebook views on the workbench: each works alone and from code; `Workbench` links them all.
 
     >>> from widgets import Workbench
-    >>> ui = Workbench()        # the teaching model; display `ui` in a cell   # doctest: +SKIP
+    >>> ui = Workbench.from_model()   # the teaching model; display `ui` in a cell   # doctest: +SKIP
 
 Views only: the work (generation, directions, projections, scores) is done by `workbench`, through
 `widgets.backend.Backend`, which takes typed requests (`SteerRequest`, `DirectionRequest`). No torch
