@@ -377,12 +377,24 @@ def test_summaries_on_a_grid(tiny, tmp_path):
     assert "<svg" in view.static_html() and "auc" in view.static_html()
 
 
+def test_direction_data_takes_settings_whole(tiny):
+    from workbench.analysis.evaluation.report import direction_data
+    greedy = GenerationSettings(duration_s=0.25, temperature=0.0, batch_size=24)
+    data = direction_data(tiny, (0, 1), greedy)
+    assert len(data["labels"]) == 24 and data["mean"][0].shape == (24, tiny.hidden_size)
+    first, second = data["clips"][0], data["clips"][1]  # the first prompt with seeds 0 and 1
+    assert (first.prompt, first.seed, second.seed) == (second.prompt, 0, 1)
+    assert np.array_equal(first.codes, second.codes)  # greedy: the seed does not matter
+    with pytest.raises(BadInputError, match="leave settings.seeds at 0"):
+        direction_data(tiny, (0,), GenerationSettings(seeds=2))
+
+
 def test_report_cli_writes_json(tmp_path, monkeypatch):
     import workbench.analysis.evaluation.report as report
     seen = {}
 
-    def fake(**kwargs):
-        seen.update(kwargs)
+    def fake(settings=None, **kwargs):
+        seen.update(kwargs, settings=settings)
         return dict(grid_s=1.0, grid_clips=3, controls_s=0.5, total_s=2.0, best_layer=1,
                     auc={"class_means": 0.5}, auc_random=0.3, fad_unsteered_pair=1.0, fad_steered_strongest=2.0,
                     regression_vs_classification=dict(mse=0.4, logistic=0.3, mse_better=True), bars={})
@@ -390,7 +402,9 @@ def test_report_cli_writes_json(tmp_path, monkeypatch):
     monkeypatch.setattr(report, "run_report", fake)
     assert report.main(["report", "--json", str(tmp_path / "r.json"), "--fast", "--quiet"]) == 0
     assert json.loads((tmp_path / "r.json").read_text())["auc_random"] == 0.3
-    assert seen["fast"] and not seen["progress"] and not seen["all_layers"]
+    assert seen["fast"] and not seen["progress"] and not seen["all_layers"] and seen["settings"] is None
+    assert report.main(["report", "--json", str(tmp_path / "r.json"), "--duration", "3", "--quiet"]) == 0
+    assert seen["settings"].duration_s == 3.0 and seen["settings"].batch_size == 16  # the grid's, whole
 
 
 # -- listening test --------------------------------------------------------------------------------------

@@ -40,16 +40,29 @@ from workbench.analysis.evaluation.methods import random_like
 from workbench.analysis.evaluation.presets import paper_layer_sweep
 from workbench.analysis.scores import Readers
 from workbench.analysis.teaching.evaluate import verdict_readers
+from workbench.errors import BadInputError
+from workbench.runtime.settings import GenerationSettings, settings_of
 from workbench.toy.judge import load_judge
 from workbench.toy.prompts import EVAL_PROMPTS
 from workbench.toy.synth_v2 import GENRES
 
-__all__ = ["direction_data", "method_verdicts", "report_items", "report_methods", "report_summary", "run_report",
-           "build_parser", "main"]
+__all__ = ["DIRECTION_SETTINGS", "direction_data", "method_verdicts", "report_items", "report_methods",
+           "report_summary", "run_report", "build_parser", "main"]
+
+DIRECTION_SETTINGS = GenerationSettings(duration_s=2.0)  # direction_data's default: 2 s, guidance 3, batches of 8
 
 
-def direction_data(handle, *, seeds, duration_s: float, progress: bool = False) -> dict:
-    """Mean and last-step conditional residuals per layer of clips generated from each genre's EVAL_PROMPTS."""
+def direction_data(handle, seeds=(0, 1, 2, 3), settings: GenerationSettings | None = None, *,
+                   progress: bool = False) -> dict:
+    """Mean and last-step conditional residuals per layer of clips generated from each genre's EVAL_PROMPTS.
+
+    Every prompt with every seed of `seeds`, generated with `settings` (a `GenerationSettings`, whole; default
+    `DIRECTION_SETTINGS`; its seeds are `seeds`: leave settings.seeds at 0).
+    """
+    settings = settings_of(DIRECTION_SETTINGS if settings is None else settings)
+    if settings.seeds not in (0, None):
+        raise BadInputError(f"settings.seeds={settings.seeds!r}: the direction data's seeds are seeds= (every prompt "
+                            "with every seed): leave settings.seeds at 0")
     prompts, labels, seed_list = [], [], []
     for genre, texts in EVAL_PROMPTS.items():
         for text in texts:
@@ -58,7 +71,7 @@ def direction_data(handle, *, seeds, duration_s: float, progress: bool = False) 
                 labels.append(genre)
                 seed_list.append(int(s))
     spec = wb.CaptureSpec(layers=None, sites=("resid",), pooling="none", rows="cond")
-    res = wb.generate(handle, prompts, duration_s=duration_s, seeds=seed_list, capture=spec, progress=progress)
+    res = wb.generate(handle, prompts, settings.replace(seeds=tuple(seed_list)), capture=spec, progress=progress)
     mean = {layer: np.stack([np.asarray(a).mean(0) for a in res.activations[("resid", layer)]])
             for layer in range(handle.n_layers)}
     last = {layer: np.stack([np.asarray(a)[-1] for a in res.activations[("resid", layer)]])
@@ -109,15 +122,22 @@ def report_methods(data: dict, layers, strengths_fast: bool = False, handle=None
                                                                   loss="logistic", strengths=paper_s)}
 
 
-def run_report(*, fast: bool = False, folder=None, all_layers: bool = False, duration_s: float | None = None,
-               items_per_target: int | None = None, progress: bool = True) -> dict:
-    """Run the protocol (module docstring) and return the report as a JSON-friendly dict."""
+def run_report(settings: GenerationSettings | None = None, *, fast: bool = False, folder=None,
+               all_layers: bool = False, items_per_target: int | None = None, progress: bool = True) -> dict:
+    """Run the protocol (module docstring) and return the report as a JSON-friendly dict.
+
+    settings: how every clip is generated (direction data, grid, verdicts; a `GenerationSettings`, whole, seeds
+    left at 0). Default: each step's own (`DIRECTION_SETTINGS`, `GRID_SETTINGS`, the verdicts' settings), at 1 s
+    clips with ``fast``, else 2 s.
+    """
 
     t0 = time.perf_counter()
-    duration_s = duration_s or (1.0 if fast else 2.0)
+    duration_s = 1.0 if fast else 2.0
+    direction_settings = DIRECTION_SETTINGS.replace(duration_s=duration_s) if settings is None else settings
+    grid_settings = GRID_SETTINGS.replace(duration_s=duration_s) if settings is None else settings
     handle = wb.load_model()
     judge = load_judge()
-    data = direction_data(handle, seeds=(0, 1) if fast else (0, 1, 2, 3), duration_s=duration_s, progress=progress)
+    data = direction_data(handle, (0, 1) if fast else (0, 1, 2, 3), direction_settings, progress=progress)
     best, probe, probe_by_layer = reading_probe(handle, data["clips"], data["labels"])
     paper_by_layer = paper_layer_sweep(data["last"], data["labels"], folds=4)
     layers = tuple(range(handle.n_layers)) if all_layers else (best,)
@@ -127,18 +147,17 @@ def run_report(*, fast: bool = False, folder=None, all_layers: bool = False, dur
     setup_s = time.perf_counter() - t0
 
     common = dict(layers=layers, items=items)
-    settings = GRID_SETTINGS.replace(duration_s=duration_s)
     run = dict(readers=Readers(judge=judge, probe=probe, probe_layer=best), progress=progress)
     compared = ("class_means", "logistic_probe", "paper_2506_10225")
     t1 = time.perf_counter()
-    run_grid(handle, GridPlan(tuple(methods[m] for m in compared), **common), folder, settings, **run)
+    run_grid(handle, GridPlan(tuple(methods[m] for m in compared), **common), folder, grid_settings, **run)
     grid_s = time.perf_counter() - t1
-    result = run_grid(handle, GridPlan(tuple(methods.values()), **common), folder, settings, **run)
+    result = run_grid(handle, GridPlan(tuple(methods.values()), **common), folder, grid_settings, **run)
     controls_s = time.perf_counter() - t1 - grid_s
 
     report = dict(
         model_id=handle.model_id, fast=fast, folder=str(folder), best_layer=best, layers=list(layers),
-        duration_s=duration_s, n_items=len(items), n_direction_clips=len(data["labels"]),
+        duration_s=grid_settings.duration_s, n_items=len(items), n_direction_clips=len(data["labels"]),
         probe_accuracy_by_layer=probe_by_layer, paper_probe_accuracy_by_layer=paper_by_layer,
         paper_best_layer=max(paper_by_layer, key=paper_by_layer.get),
         methods={name: m.describe() for name, m in methods.items()},
@@ -147,28 +166,32 @@ def run_report(*, fast: bool = False, folder=None, all_layers: bool = False, dur
                        * len(layers) + 2 * len(items)))
     report.update(report_summary(result, methods, best))
     t2 = time.perf_counter()
-    report.update(method_verdicts(handle, {m: methods[m] for m in compared}, best, fast=fast, progress=progress))
+    report.update(method_verdicts(handle, {m: methods[m] for m in compared}, best, settings, fast=fast,
+                                  progress=progress))
     report["verdict_s"] = round(time.perf_counter() - t2, 1)
     report["bars"] = dict(grid_under_4_min=report["grid_s"] < 240, **report["bars"])
     report["total_s"] = round(time.perf_counter() - t0, 1)
     return report
 
 
-def method_verdicts(handle, methods: dict, layer: int, *, fast: bool = False, seed: int = 0,
-                    progress: bool = False) -> dict:
+def method_verdicts(handle, methods: dict, layer: int, settings: GenerationSettings | None = None, *,
+                    fast: bool = False, seed: int = 0, progress: bool = False) -> dict:
     """``verdict``: {method: {target genre: the verdict keys}} and ``beyond_random_all``: {method: bool}.
 
     Each method's unit direction per target at `layer`, measured by one `SteeringBench` (twins and random
     directions of equal norm shared by the methods) from every genre's first prompt (pairs of the target's
     own genre left out), strengths in multiples of the layer's mean residual norm, read by the genre
-    reader fitted on clean synthesiser audio only (`workbench.toy.clean_readers`), never the judge.
+    reader fitted on clean synthesiser audio only (`workbench.toy.clean_readers`), never the judge. settings:
+    how every clip is generated (a `GenerationSettings`, whole; default `VERDICT_SETTINGS` at 1 s with ``fast``,
+    else 2 s).
     """
     from workbench.analysis.evaluation.verdicts import VERDICT_SETTINGS, SteeringBench, VerdictPlan
 
     prompts = tuple(EVAL_PROMPTS[g][0] for g in GENRES)
     plan = VerdictPlan(prompts=prompts, seeds=tuple(seed + 500 + i for i in range(2 if fast else 4)),
                        strengths=(0.25,) if fast else (0.125, 0.25, 0.5), random_seed=seed,
-                       settings=VERDICT_SETTINGS.replace(duration_s=1.0 if fast else 2.0))
+                       settings=VERDICT_SETTINGS.replace(duration_s=1.0 if fast else 2.0) if settings is None
+                       else settings)
     bench = SteeringBench(handle, plan, progress=progress)
     readers = verdict_readers()
     verdict, summary = {}, {}
@@ -234,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--fast", action="store_true", help="a small grid (tests, notebooks)")
     rep.add_argument("--folder", default=None, help="grid folder (default: a new temp folder); reuse to resume")
     rep.add_argument("--layers", choices=("best", "all"), default="best", help="grid layers")
-    rep.add_argument("--duration", type=float, default=None, help="clip length in seconds (default 2, fast 1)")
+    rep.add_argument("--duration", type=float, default=None,
+                     help="every clip's length in seconds (direction data, grid, verdicts; default 2, fast 1)")
     rep.add_argument("--items-per-target", type=int, default=None, help="clips per target genre (default 4, fast 1)")
     rep.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
@@ -261,8 +285,9 @@ def _summary(report: dict) -> str:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    report = run_report(fast=args.fast, folder=args.folder, all_layers=args.layers == "all",
-                        duration_s=args.duration, items_per_target=args.items_per_target, progress=not args.quiet)
+    settings = None if args.duration is None else GRID_SETTINGS.replace(duration_s=args.duration)
+    report = run_report(settings, fast=args.fast, folder=args.folder, all_layers=args.layers == "all",
+                        items_per_target=args.items_per_target, progress=not args.quiet)
     path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=1, default=float))

@@ -179,11 +179,11 @@ class ResultsLog:
     def check_plan(self, plan: dict, readers: dict | None = None) -> None:
         """Record the plan on first use; afterwards refuse another plan or other readers, naming the difference.
 
-        plan: `GridPlan.shared(handle)`; readers: what reads the clips (`grid` describes them).
+        plan: `GridPlan.shared(handle, settings)`; readers: what reads the clips (`grid` describes them).
         """
         if not isinstance(plan, dict) or not isinstance(readers, (dict, type(None))):
-            raise WrongTypeError("check_plan takes the dicts GridPlan.shared(handle) and the readers' description: "
-                                 "run_grid makes them")
+            raise WrongTypeError("check_plan takes the dicts GridPlan.shared(handle, settings) and the readers' "
+                                 "description: run_grid makes them")
         current = dict(plan, format=FORMAT, readers=readers or {})
         scan = self._scan()
         on_disk = self.read_plan()
