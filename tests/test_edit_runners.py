@@ -10,6 +10,7 @@ import torch
 
 import workbench as wb
 from workbench.errors import BadInputError, StoppedError
+from workbench.runtime.capture import PooledAccumulator
 from workbench.runtime.edits import Edit
 from workbench.runtime.settings import GenerationSettings
 
@@ -139,6 +140,30 @@ def test_capture_in_every_pooling_and_rows_same_activations(tiny, one_torch_thre
     width = 2 * tiny.hidden_size if pooling == "mean_std" else tiny.hidden_size
     assert len(kernel.activations[("mlp", 2)]) == (6 if rows == "both" else 3)
     assert first.shape == ((15 + 3, tiny.hidden_size) if pooling == "none" else (width,))
+
+
+@pytest.mark.parametrize("loop", ["kernel", "transformers"])
+@pytest.mark.parametrize("pooling", ["none", "last", "mean", "max", "mean_std"])
+def test_capture_pools_each_layer_as_its_own_accumulator_would(tiny, one_torch_thread, pooling, loop):
+    """Capture stacks every (site, layer)'s rows into one accumulator a step: bit for bit what one
+    `PooledAccumulator` per (site, layer) gives, fed the same per-step states (an audio prompt: a long prefill)."""
+    audio = wb.generate(tiny, "rock", duration_s=0.2, seeds=1).clips[0].mono
+    keys = [(site, layer) for site in ("resid", "attn", "mlp") for layer in range(tiny.n_layers)]
+    reads = [Edit("read", site=site, layer=layer, rows="both", name=(site, layer)) for site, layer in keys]
+    capture = wb.CaptureSpec(sites=("resid", "attn", "mlp"), pooling=pooling, rows="both")
+    result = run(tiny, loop, reads, capture=capture, audio_prompt=audio,
+                 audio_prompt_sample_rate_hz=tiny.sample_rate_hz, **SAMPLING["seeded"])
+    assert result.reads[keys[0]][0].shape[1] == 1 + 10  # the prefill: the start token and the prompt's frames
+    for key in keys:
+        own = PooledAccumulator(pooling)
+        for state in result.reads[key]:
+            own.offer(state, replace=False)
+        expected = own.result().numpy()
+        got = result.activations[key]
+        if pooling == "none":
+            assert all(np.array_equal(row, state) for row, state in zip(got, expected, strict=True)), key
+        else:
+            assert np.array_equal(got, expected), key
 
 
 def test_teaching_model_add_and_read_same_codes_and_reads(teaching, one_torch_thread):

@@ -11,7 +11,7 @@ runners execute a list, each calling `EditRun.apply` at every (site, layer) an e
 
 Because all three call the same function, they give bit-identical codes and reads (tests/test_edit_runners.py).
 Every runner builds its lists with the helpers below: `steering_edits` (a `SteeringSpec` as edits), `capture_edits`
-(a `CaptureSpec` as ``read`` edits pooling into `PooledAccumulator`s), `named_edits` (a caller's reads keyed by
+(a `CaptureSpec` as ``read`` edits pooled by one `PooledAccumulator`), `named_edits` (a caller's reads keyed by
 their index) and `batch_edits` (one batch's rows of per-clip vectors, on the model's device and dtype).
 
 Operations (``h`` is a hidden state (rows, T, H) at one site; ``s`` the strength at this step):
@@ -179,6 +179,9 @@ class EditRun:
         self._at = {key: [(index, self.edits[index], self.slices[index], self.edits[index].op,
                            self.reads.get(self.names[index])) for index in indices]
                     for key, indices in self.sites.items()}
+        self.layer_sites: dict[int, frozenset] = {}  # layer -> the sites edited there (a runner's quick check)
+        for site, layer in self.sites:
+            self.layer_sites[layer] = self.layer_sites.get(layer, frozenset()) | {site}
 
     def check_for(self, handle) -> None:
         """Every edit's layer and vector fit the model (layer range, hidden size, per-clip rows)."""
@@ -204,14 +207,15 @@ class EditRun:
         values = self.reads[name]
         return [values[step] for step in sorted(values, key=lambda s: -1 if s is None else s)]
 
-    def _delta(self, index: int, edit: Edit, step, strength: float) -> torch.Tensor:
-        """``strength * vector`` for this step, formed once and shared (the product `steer_tensor` forms)."""
-        key = (id(edit.vector), step, strength)
-        delta = self._deltas.get(key)
-        if delta is None:
-            vector = edit.vector if edit.vector.dim() == 1 else edit.vector[:, None, :]
-            self._deltas = {k: v for k, v in self._deltas.items() if k[1] == step}  # keep only this step's
-            delta = self._deltas[key] = strength * vector
+    def _delta(self, edit: Edit, strength: float) -> torch.Tensor:
+        """``strength * vector`` (the product `steer_tensor` forms), formed once per vector and strength: the edits
+        of one vector (a steering term's layers) and the steps of one strength (a constant schedule) share it."""
+        held = self._deltas.get(id(edit.vector))
+        if held is not None and held[0] == strength:
+            return held[1]
+        vector = edit.vector if edit.vector.dim() == 1 else edit.vector[:, None, :]
+        delta = strength * vector
+        self._deltas[id(edit.vector)] = (strength, delta)
         return delta
 
     def apply(self, site: str, layer: int, hidden: torch.Tensor, step: int | None, owned: bool = False) -> torch.Tensor:
@@ -228,29 +232,33 @@ class EditRun:
                 value = out[rows]
                 store[step] = edit.fn(value, step) if edit.fn is not None else value.detach().clone()
                 continue
+            if op == "add":  # the hot path (steering): in place on the rows, as the steering hook always added
+                strength = edit.strength_at(step)
+                if strength == 0.0:
+                    continue  # strength 0 is bit-identical to no edit
+                delta = self._delta(edit, strength)
+                if not owned and out is hidden:
+                    out = hidden.clone()
+                view = out[rows]
+                if delta.dim() == 3 and view.shape[0] != delta.shape[0]:
+                    delta = delta.repeat(view.shape[0] // delta.shape[0], 1, 1)  # per clip: cond and uncond rows alike
+                view.add_(delta)
+                continue
             new = self._edited(index, edit, out[rows], step)
             if new is None:
                 continue
             if not owned and out is hidden:
                 out = hidden.clone()
-            if op == "add":
-                out[rows].add_(new)  # ``new`` is the delta: in place, as the steering hook always added
-            else:
-                out[rows] = new
+            out[rows] = new
         return out
 
     def _edited(self, index: int, edit: Edit, h: torch.Tensor, step):
-        """The new rows (or, for ``add``, the delta to add in place); None when nothing changes."""
+        """The new rows for every op but ``add`` and ``read``; None when nothing changes."""
         op = edit.op
-        if op in ("add", "norm_relative"):
+        if op == "norm_relative":
             strength = edit.strength_at(step)
             if strength == 0.0:
                 return None  # strength 0 is bit-identical to no edit
-            if op == "add":
-                delta = self._delta(index, edit, step, strength)
-                if edit.vector.dim() == 2 and h.shape[0] != delta.shape[0]:
-                    delta = delta.repeat(h.shape[0] // delta.shape[0], 1, 1)  # cond and uncond rows alike
-                return delta
             vector = edit.vector
             if vector.dim() == 2:
                 unit = torch.stack([v / v.norm().clamp_min(1e-12) for v in vector])  # as steer_tensor forms it
@@ -312,43 +320,79 @@ def steering_edits(spec: SteeringSpec | None) -> list[Edit]:
             for term in spec.terms for layer in term.layers]
 
 
-class PooledRead:
-    """A ``read`` edit's ``fn`` that pools each step's rows into a `PooledAccumulator` (O(rows x H) for pooled
-    modes): a step offered again (transformers' duplicate prefill) replaces the earlier one.
+class PooledReads:
+    """The reads of one capture pooled together: each step, the rows every (site, layer) read are stacked and
+    offered once to one `PooledAccumulator` (O(sites x layers x rows x H) for pooled modes), whose arithmetic is
+    row by row, so each (site, layer) gets what an accumulator of its own would give, bit for bit, for one
+    fold a step instead of one per layer (a decoder step of a small model costs little more than the reads).
 
-    No copy is made: capture reads come last at their site and no runner writes a site's output after its edits
-    (the kernel's residual, attention and MLP outputs feed new tensors; the hook and nnsight runners edit clones).
+    A step read again (transformers' duplicate prefill) replaces the earlier reads. No copy is made: capture reads
+    come last at their site and no runner writes a site's output after its edits (the kernel's residual,
+    attention and MLP outputs feed new tensors; the hook and nnsight runners edit clones).
     """
 
-    def __init__(self, pooling: str):
+    def __init__(self, keys: Sequence[tuple[str, int]], pooling: str):
+        self.keys = list(keys)
         self.accumulator = PooledAccumulator(pooling)
-        self.last_step = None
-        self.offered = False
+        self.step, self.views, self.rows, self.gathered = None, [None] * len(self.keys), None, False
+
+    def reader(self, index: int) -> _Reader:
+        """The ``read`` edit ``fn`` of the ``index``-th key."""
+        return _Reader(self, index)
+
+    def _fold(self) -> None:
+        views, self.views, self.gathered = self.views, [None] * len(self.keys), False
+        self.rows = views[0].shape[0]
+        self.accumulator.offer(torch.cat(views) if len(views) > 1 else views[0], replace=False)
+
+    def results(self) -> dict:
+        """{(site, layer): float32 CPU tensor}: (rows, H) pooled ((rows, 2H) for ``mean_std``, (rows, T, H) for
+        ``none``)."""
+        if self.gathered:
+            self._fold()
+        if self.rows is None:
+            raise RuntimeError("nothing was captured: the decoder never ran")
+        pooled = self.accumulator.result()
+        return {key: part.cpu() for key, part in zip(self.keys, pooled.split(self.rows))}
+
+
+class _Reader:
+    __slots__ = ("pool", "index")
+
+    def __init__(self, pool: PooledReads, index: int):
+        self.pool, self.index = pool, index
 
     def __call__(self, hidden: torch.Tensor, step) -> None:
-        self.accumulator.offer(hidden, replace=self.offered and step == self.last_step)
-        self.last_step, self.offered = step, True
+        pool = self.pool
+        if step != pool.step and pool.gathered:  # a new step: the finished one is folded
+            pool._fold()
+        pool.step, pool.gathered = step, True
+        pool.views[self.index] = hidden
 
 
 def capture_edits(spec: CaptureSpec | None, n_layers: int, guided: bool) -> dict[tuple[str, int], Edit]:
-    """A `CaptureSpec` as ``read`` edits, one per (site, layer), each pooling through a `PooledRead`.
+    """A `CaptureSpec` as ``read`` edits, one per (site, layer), pooled together by one `PooledReads`.
 
-    ``edit.fn.accumulator.result()`` is then (rows, H) (rows, 2H for ``mean_std``; (rows, T, H) for ``none``),
-    rows as ``spec.rows`` names them; make them once per batch (an accumulator holds one batch).
+    `pooled_activations` gives their values once the batch ran: rows as ``spec.rows`` names them. Make them once
+    per batch (the accumulator holds one batch).
     """
     if spec is None:
         return {}
     if spec.rows != "cond" and not guided:
         raise BadInputError(f"capture rows={spec.rows!r} needs classifier-free guidance: pass guidance_scale > 1 "
                             "(without guidance the decoder has conditional rows only)")
-    return {(site, layer): Edit("read", site=site, layer=layer, rows=spec.rows, fn=PooledRead(spec.pooling),
-                                name=("capture", site, layer))
-            for site in spec.sites for layer in spec.resolved_layers(n_layers)}
+    keys = [(site, layer) for site in spec.sites for layer in spec.resolved_layers(n_layers)]
+    pool = PooledReads(keys, spec.pooling)
+    return {key: Edit("read", site=key[0], layer=key[1], rows=spec.rows, fn=pool.reader(index),
+                      name=("capture", *key))
+            for index, key in enumerate(keys)}
 
 
 def pooled_activations(captured: dict[tuple[str, int], Edit]) -> dict:
     """{(site, layer): float32 CPU tensor} of `capture_edits`' reads after a batch ran."""
-    return {key: edit.fn.accumulator.result().cpu() for key, edit in captured.items()}
+    if not captured:
+        return {}
+    return next(iter(captured.values())).fn.pool.results()
 
 
 def batch_edits(edits: Sequence[Edit], start: int, n_cond: int, device, dtype: torch.dtype) -> list[Edit]:

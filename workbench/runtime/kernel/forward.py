@@ -192,14 +192,16 @@ def decoder_logits(weights: DecoderWeights, tokens: torch.Tensor, cache: StaticC
     hidden = hidden + weights.positions[cache.length:cache.length + q]
     cross_mask = cross.mask(weights, hidden)
     shape = (rows, q, -1, weights.head_dim)
+    edited = run.layer_sites if run is not None else {}
     for index, w in enumerate(weights.layers):
+        sites = edited.get(index, ())
         residual = hidden
         x = F.layer_norm(hidden, *w.self_norm)
         query = F.linear(x, w.q).view(shape).transpose(1, 2)
         keys, values = cache.write(index, F.linear(x, w.k).view(shape).transpose(1, 2),
                                    F.linear(x, w.v).view(shape).transpose(1, 2))
         attended = F.linear(_attend(query, keys, values, None, weights.scaling, True, rows, q), w.out)
-        if run is not None and run.touches("attn", index):
+        if "attn" in sites:
             attended = run.apply("attn", index, attended, step, owned=True)
         hidden = residual + attended
         residual = hidden
@@ -211,10 +213,10 @@ def decoder_logits(weights: DecoderWeights, tokens: torch.Tensor, cache: StaticC
         residual = hidden
         x = w.activation(F.linear(F.layer_norm(hidden, *w.final_norm), w.fc1))
         x = F.linear(x, w.fc2)
-        if run is not None and run.touches("mlp", index):
+        if "mlp" in sites:
             x = run.apply("mlp", index, x, step, owned=True)
         hidden = residual + x
-        if run is not None and run.touches("resid", index):
+        if "resid" in sites:
             hidden = run.apply("resid", index, hidden, step, owned=True)
     cache.advance(q)
     hidden = F.layer_norm(hidden, *weights.final_norm)
