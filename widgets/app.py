@@ -152,7 +152,8 @@ class Workbench(View):
         if collection is None:
             # a bar over the clips (a widget bar above the views): 32 clips of 2 s took 6.2 s on a shared 2-core CPU
             collection = Collection.generate(handle, prompts_by_label or default_prompts(handle),
-                                             n_per_label=n_per_label, duration_s=duration_s, seed=seed,
+                                             n_per_label=n_per_label,
+                                             settings=workbench.GenerationSettings(duration_s=duration_s), seed=seed,
                                              progress=True)
         if sweep is None:
             from workbench.analysis.probes import SweepConfig  # torch-free import of widgets (see test_structure)
