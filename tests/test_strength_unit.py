@@ -45,6 +45,22 @@ def test_the_meter_is_the_definition(tiny):
         assert float(np.linalg.norm(pooled, axis=1).mean()) < norms[layer]  # pooled is another, smaller number
 
 
+def test_the_meter_reads_the_same_in_both_loops_and_over_batches(tiny):
+    """The meter's read edits count each step once in the transformers loop too (its prefill runs twice),
+    and keep counting over several batches of one call, without pushing generate off the kernel."""
+    prompts, seeds = ["jazz music", "rock music", "jazz music"], (0, 1, 2)
+    by_loop = {}
+    for loop, batch_size in (("kernel", 1), ("kernel", 3), ("transformers", 2)):
+        meter = strength.ResidualNormMeter(tiny, "resid")
+        settings = GenerationSettings(duration_s=0.3, seeds=seeds, batch_size=batch_size, decoder_loop=loop)
+        res = wb.generate(tiny, prompts, settings, edits=meter.edits())
+        assert res.decoder_loop == loop and res.fallback_reason is None
+        by_loop[(loop, batch_size)] = meter.norms()
+    reference = by_loop[("kernel", 3)]
+    for norms in by_loop.values():
+        assert norms == pytest.approx(reference, rel=1e-5)
+
+
 def test_every_path_gives_the_same_unit(tiny):
     layer = 1
     unit = SteeringBench(tiny, PLAN).mean_residual_norm(layer)  # the bench measures first: it is recorded

@@ -58,7 +58,7 @@ LAZY = {
         ("workbench.analysis.evaluation.report", "workbench.analysis.probes"),
         ("workbench.analysis.projections", "workbench.analysis.probes"),
         ("workbench.analysis.strength", "workbench.runtime.generation"),
-        ("workbench.analysis.strength", "workbench.runtime.hooks"),
+        ("workbench.analysis.strength", "workbench.runtime.edits"),
         ("workbench.analysis.teaching.concepts", "workbench.analysis.baselines"),
         ("workbench.analysis.teaching.concepts", "workbench.analysis.probes"),
         ("workbench.analysis.teaching.concepts", "workbench.data.collect"),

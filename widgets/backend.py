@@ -79,9 +79,9 @@ class Collection:
             labels += [label] * n_per_label
         seeds = [seed + i for i in range(len(prompts))]
         # These clips are unsteered: the strength unit is measured on them at no extra cost
-        with unit.ResidualNormMeter(handle, "resid", cfg=settings.guided) as meter:
-            res = wb.generate(handle, prompts, settings.replace(seeds=tuple(seeds)),
-                              capture=wb.CaptureSpec(sites=tuple(sites), pooling="mean"), progress=progress)
+        meter = unit.ResidualNormMeter(handle, "resid")
+        res = wb.generate(handle, prompts, settings.replace(seeds=tuple(seeds)), edits=meter.edits(),
+                          capture=wb.CaptureSpec(sites=tuple(sites), pooling="mean"), progress=progress)
         unit.record(handle, meter.norms(), site="resid", n_clips=len(prompts), duration_s=settings.duration_s,
                     source="Collection.generate", prompts=tuple(prompts))
         for clip, label in zip(res.clips, labels):

@@ -1,8 +1,8 @@
 """The workbench's one strength unit: the layer's mean residual norm.
 
 **Definition.** The mean L2 norm of the hidden state at a site and layer, over every decoder step of
-the conditional CFG rows of *unsteered* generation (`ResidualNormMeter` measures it with forward
-hooks while the clips are generated). Every steering strength the workbench shows or reports for an
+the conditional CFG rows of *unsteered* generation (`ResidualNormMeter` measures it with read edits
+while the clips are generated). Every steering strength the workbench shows or reports for an
 added direction is a multiple of it: the direction is scaled to unit length and ``strength x norm``
 is added, whatever made it (lasso, class means, probe, PCA, SAE feature). Mode ``norm_relative``
 strengths are already relative to each row's own norm and carry no unit.
@@ -53,57 +53,44 @@ UNIT_SETTINGS = GenerationSettings(duration_s=2.0, guidance_scale=3.0, batch_siz
 
 
 class ResidualNormMeter:
-    """Forward hooks that add up the L2 norm of every conditional row at `site` and `layers`, once a step.
+    """Read edits that add up the L2 norm of every conditional row at `site` and `layers`, once a step.
 
-    Use it as a context manager around unsteered generation; `norms()` then gives {layer: mean norm}.
-    cfg: whether the batch holds CFG rows (conditional first, then unconditional, as `workbench.generate`
-    stacks them): only the first half is counted. A step is counted once: transformers runs the prefill
-    forward twice, and the repeat replaces the first (the step tracker of `workbench.runtime.hooks`).
-    The hooks are always removed on exit.
+    Pass ``edits=meter.edits()`` to ``workbench.generate`` (any number of calls and batches); `norms()` then
+    gives {layer: mean norm}. The reads run in whichever decoder loop generates (the kernel or transformers'),
+    so measuring never slows generation down. A step is counted once: transformers runs the prefill forward
+    twice, and the repeat replaces the first.
 
-    Warning: hooks are global state on the model: do not steer inside the block (the unit is the
-    *unsteered* norm).
+    Do not steer in the same call (the unit is the *unsteered* norm).
     """
 
-    def __init__(self, handle, site: str = "resid", layers=None, cfg: bool = True):
-        self.handle, self.site, self.cfg = handle, validation.site(site), bool(cfg)
+    def __init__(self, handle, site: str = "resid", layers=None):
+        self.handle, self.site = handle, validation.site(site)
         n_layers = handle.n_layers
         self.layers = tuple(range(n_layers)) if layers is None else tuple(
             validation.layer_index(layer, n_layers) for layer in layers)
         self._sums = {layer: [0.0, 0] for layer in self.layers}
-        self._last = {layer: (0.0, 0) for layer in self.layers}
-        self._hooks: list = []
-        self._tracker = None
+        self._last = {layer: (None, 0.0, 0) for layer in self.layers}  # (step, total, count) of the last read
 
-    def _hook(self, layer):
-        def hook(module, args, output):
-            hidden = output[0] if isinstance(output, tuple) else output
-            rows = hidden.shape[0] // 2 if self.cfg else hidden.shape[0]
-            norms = hidden[:rows].detach().float().norm(dim=-1)  # a tensor method: no torch import here
+    def _reader(self, layer):
+        def read(hidden, step):
+            norms = hidden.detach().float().norm(dim=-1)  # the conditional rows (the edit's rows="cond")
             total, count = float(norms.sum()), int(norms.numel())
-            sums = self._sums[layer]
-            if self._tracker is not None and self._tracker.repeat:  # the same step again: replace it
-                sums[0] -= self._last[layer][0]
-                sums[1] -= self._last[layer][1]
+            sums, (last_step, last_total, last_count) = self._sums[layer], self._last[layer]
+            if step is not None and step == last_step:  # the same step again (the duplicate prefill): replace it
+                sums[0] -= last_total
+                sums[1] -= last_count
             sums[0] += total
             sums[1] += count
-            self._last[layer] = (total, count)
-        return hook
+            self._last[layer] = (step, total, count)
+            return None  # kept here, not in the generation's reads
+        return read
 
-    def __enter__(self) -> ResidualNormMeter:
-        from workbench.runtime.hooks import StepTracker  # torch: only when something is measured
+    def edits(self) -> list:
+        """The read edits to pass as ``generate(..., edits=meter.edits())``."""
+        from workbench.runtime.edits import Edit  # torch: only when something is measured
 
-        self._tracker = StepTracker()
-        decoder = self.handle.model.decoder.model.decoder
-        self._hooks = [decoder.register_forward_pre_hook(self._tracker.pre_hook, with_kwargs=True)]
-        self._hooks += [self.handle.module(self.site, layer).register_forward_hook(self._hook(layer))
-                        for layer in self.layers]
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for h in self._hooks:
-            h.remove()
-        self._hooks = []
+        return [Edit("read", site=self.site, layer=layer, rows="cond", fn=self._reader(layer),
+                     name=f"residual norm {self.site} L{layer}") for layer in self.layers]
 
     def norms(self) -> dict[int, float]:
         """{layer: mean L2 norm} over every counted row and step (NaN where nothing ran)."""
@@ -134,13 +121,13 @@ def measure_unsteered(handle, pairs, settings: GenerationSettings | None = None,
     if not pairs:
         raise BadInputError("no (prompt, seed) pairs to measure the mean residual norm on: pass at least one")
     clips = []
-    with ResidualNormMeter(handle, site, cfg=settings.guided) as meter:
-        for start in range(0, len(pairs), settings.batch_size):
-            chunk = pairs[start:start + settings.batch_size]
-            batch = settings.replace(seeds=tuple(s for _, s in chunk), batch_size=len(chunk))
-            clips += generate(handle, [p for p, _ in chunk], batch).clips
-            if on_batch is not None:
-                on_batch(len(chunk))
+    meter = ResidualNormMeter(handle, site)
+    for start in range(0, len(pairs), settings.batch_size):
+        chunk = pairs[start:start + settings.batch_size]
+        batch = settings.replace(seeds=tuple(s for _, s in chunk), batch_size=len(chunk))
+        clips += generate(handle, [p for p, _ in chunk], batch, edits=meter.edits()).clips
+        if on_batch is not None:
+            on_batch(len(chunk))
     return clips, meter.norms()
 
 

@@ -125,7 +125,8 @@ def run_generation(handle, args: GenerationArgs, *, stop: Callable[[], bool] | N
 
     try:
         with intra_op_threads(resolve_threads(handle, args.settings.threads)):
-            for batch in args.batches():
+            batches = args.batches()
+            for batch in batches:
                 n = len(batch.prompts)
                 reading = capture_edits(args.capture, handle.n_layers, args.guided)
                 edits = batch_edits(args.edits, batch.start, n, handle.device, handle.dtype)
@@ -133,7 +134,7 @@ def run_generation(handle, args: GenerationArgs, *, stop: Callable[[], bool] | N
                 clips.extend(one_batch(batch, run))
                 if reading:
                     captured.append(pooled_activations(reading))
-                if args.read_names:  # one batch: generation_args refuses reads over several
+                if args.read_names and len(batches) == 1:  # over several batches only fn reads run (the caller's)
                     reads = {name: [_ordinary(value) for value in run.read_list(name)] for name in args.read_names}
                 if on_batch is not None:
                     on_batch(n)

@@ -186,11 +186,14 @@ def _checked_edits(handle, edits, n_prompts: int, settings: GenerationSettings) 
     """The caller's edits, named, checked against the model and the prompts (one batch for reads and sources)."""
     edits = named_edits(edits)
     EditRun(edits, n_prompts, settings.guided).check_for(handle)  # rows, layers, sizes, per-clip vectors
-    held = sorted({edit.op for edit in edits if edit.op in ("read", "replace")})
+    # a read with its own fn is the caller's sink (it sees every batch); one that keeps states, and a source, is
+    # one batch's
+    held = sorted({edit.op for edit in edits if edit.op == "replace" or (edit.op == "read" and edit.fn is None)})
     if held and n_prompts > settings.batch_size:
         raise BadInputError(f"Edit({held[0]!r}) holds one batch's states, but {n_prompts} prompts make "
                             f"{math.ceil(n_prompts / settings.batch_size)} batches of {settings.batch_size}: pass "
-                            f"batch_size >= {n_prompts}, or capture= for activations pooled over many batches")
+                            f"batch_size >= {n_prompts}, a read with fn= that keeps what it needs, or capture= "
+                            "for activations pooled over many batches")
     return edits
 
 
