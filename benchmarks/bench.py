@@ -109,14 +109,15 @@ def bf16_supported() -> bool:
 
 
 def decoder_step_ms(handle, duration_s: float) -> float:
-    """Median wall milliseconds of one decoder forward (after the two prefill forwards), plain generation."""
+    """Median wall milliseconds of one transformers decoder forward (after the two prefill forwards), plain
+    generation in transformers' loop (``decoder_loop="transformers"``: the kernel calls no module hooks)."""
     import workbench as wb
     decoder = handle.model.decoder.model.decoder
     starts, spans = [], []
     pre = decoder.register_forward_pre_hook(lambda m, a: starts.append(time.perf_counter()))
     post = decoder.register_forward_hook(lambda m, a, o: spans.append(time.perf_counter() - starts[-1]))
     try:
-        wb.generate(handle, PROMPT, duration_s=duration_s, seeds=1)
+        wb.generate(handle, PROMPT, wb.GenerationSettings(duration_s=duration_s, seeds=1, decoder_loop="transformers"))
     finally:
         pre.remove()
         post.remove()
