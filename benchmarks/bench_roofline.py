@@ -38,7 +38,7 @@ Compare ``OMP_WAIT_POLICY=PASSIVE python -m benchmarks roofline`` with a plain r
 
     >>> out = run_all(threads=1, repeats=1, bf16=False, shape="tiny", bandwidth_gib=0.01)
     >>> sorted(k for k in out if k.endswith("roofline_fraction"))
-    ['hf_roofline_fraction', 'kernel_roofline_fraction']
+    ['hf_roofline_fraction', 'kernel_roofline_fraction', 'roofline_fraction']
 """
 from __future__ import annotations
 
