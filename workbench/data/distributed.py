@@ -23,8 +23,6 @@ The size arithmetic of a store (what decides where it can live), in bytes:
 """
 from __future__ import annotations
 
-import numpy as np
-
 from workbench.data.collect_plan import CollectOptions, options_of, plan_collect
 from workbench.data.ray_pool import (
     DistributedRunError,
@@ -39,7 +37,7 @@ from workbench.data.store import ActivationStore, store_lock
 from workbench.runtime.capture import CaptureSpec
 from workbench.runtime.generation import GenerationResult
 from workbench.runtime.generation import generate as local_generate
-from workbench.runtime.inputs import generation_args
+from workbench.runtime.inputs import generation_args, merge_batches
 from workbench.runtime.settings import GenerationSettings
 from workbench.runtime.steering import SteeringSpec
 from workbench.runtime.threads import intra_op_threads, resolve_threads
@@ -114,19 +112,6 @@ def _generate(handle, payload):
     return local_generate(handle, prompts, settings, steering=steering, capture=capture)
 
 
-def _merge(parts: list, pooling: str, rows: str):
-    """Concatenate per-batch activations as `workbench.generate` does (rows="both": every cond row, then uncond)."""
-    if not parts or parts[0] is None:
-        return None
-    merged = {}
-    for key in parts[0]:
-        values = [p[key] for p in parts]
-        if rows == "both":
-            values = [v[:len(v) // 2] for v in values] + [v[len(v) // 2:] for v in values]
-        merged[key] = [r for v in values for r in v] if pooling == "none" else np.concatenate(values)
-    return merged
-
-
 def generate(handle, prompts, settings: GenerationSettings | None = None, *, steering: SteeringSpec | None = None,
              capture: CaptureSpec | None = None, engine="ray", progress: bool = True) -> GenerationResult:
     """`workbench.generate` over many prompts on Ray workers (steered or captured too); clips in input order.
@@ -165,7 +150,7 @@ def generate(handle, prompts, settings: GenerationSettings | None = None, *, ste
         if bar is not None:
             bar.close()
     ordered = [results[i] for i in range(len(starts))]
-    out = GenerationResult([c for r in ordered for c in r.clips],
-                           _merge([r.activations for r in ordered], capture.pooling, capture.rows) if capture else None)
+    activations = merge_batches([r.activations for r in ordered], capture.pooling, capture.rows) if capture else None
+    out = GenerationResult([c for r in ordered for c in r.clips], activations)
     out.run_report = report
     return out

@@ -236,19 +236,23 @@ def processor_inputs(handle, prompts: list[str], audio=None, audio_sample_rate_h
             for k, v in inputs.items()}
 
 
-def merge_batches(per_batch: list[dict], pooling: str, rows: str) -> dict | None:
-    """Concatenate batch results; with rows='both' keep all cond rows first, then all uncond rows."""
-    if not per_batch:
+def merge_batches(per_batch: list, pooling: str, rows: str) -> dict | None:
+    """Concatenate batch results (each {key: rows x ...}, torch CPU tensors or numpy arrays, per-clip lists for
+    pooling ``none``) into numpy; with rows='both' keep all cond rows first, then all uncond rows.
+
+    The one merge: `generate` merges its batches with it and `workbench.data.distributed` its workers' results.
+    """
+    if not per_batch or per_batch[0] is None:
         return None
     merged = {}
     for key in per_batch[0]:
         parts = [b[key] for b in per_batch]
         if rows == "both":
-            conds = [p[: p.shape[0] // 2] for p in parts]
-            unconds = [p[p.shape[0] // 2:] for p in parts]
+            conds = [p[: len(p) // 2] for p in parts]
+            unconds = [p[len(p) // 2:] for p in parts]
             parts = conds + unconds
         if pooling == "none":
-            merged[key] = [row.numpy() for p in parts for row in p]
+            merged[key] = [np.asarray(row) for p in parts for row in p]
         else:
-            merged[key] = torch.cat(parts).numpy()
+            merged[key] = np.concatenate([np.asarray(p) for p in parts])
     return merged
