@@ -36,7 +36,6 @@ COMMANDS = {
 
 # (importer, imported) -> why the import stays inside a function
 TORCH_FREE = "torch-free guard: the importer loads without torch, the imported module needs it"
-CODEC_V3 = "codec v3 work in progress: move when it lands"
 LAZY = {
     # widgets import without torch (tests/test_widgets.py::test_widgets_do_not_import_torch), and so does much of
     # the analysis they show (verdict tables, evaluation summaries, projections of stored arrays): the modules
@@ -71,14 +70,6 @@ LAZY = {
     )},
     # the teaching model's genre judge is optional to a score (absent weights or an old judge: no reading)
     ("workbench.analysis.scores", "workbench.toy.judge"): "optional: inside try/except, a missing judge is None",
-    # the files below are being edited for codec v3 by another change
-    **{("workbench.toy.audio_checks", target): CODEC_V3 for target in (
-        "workbench.toy", "workbench.toy.clean_readers", "workbench.toy.judge", "workbench.toy.readers",
-        "workbench.toy.synth_v2")},
-    **{("workbench.toy.training.recipe", target): CODEC_V3 for target in (
-        "workbench.toy.architecture", "workbench.toy.judge", "workbench.toy.synth", "workbench.toy.synth_v2",
-        "workbench.toy.tokenizer", "workbench.toy.training.codec_training",
-        "workbench.toy.training.decoder_training")},
 }
 # edges left out of the cycle check, each a known circle still to break (see LAZY); none is left
 CYCLE_TO_BREAK: set[tuple[str, str]] = set()

@@ -23,6 +23,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from workbench.toy import WEIGHTS_DIR
+from workbench.toy.clean_readers import _params, analyse_clean
+from workbench.toy.judge import audio_features
+from workbench.toy.readers import MODES, READERS, _key_features
+from workbench.toy.synth_v2 import synth_dataset
+
 SAMPLE_RATE_HZ = 32000
 FRAME_PERIOD = 640  # samples: one codec frame at 50 Hz
 BLOCK_PERIODS = 25  # 0.5 s
@@ -86,17 +92,12 @@ def si_sdr(pred: np.ndarray, target: np.ndarray) -> float:
 def read_keys(clips) -> list[tuple[int, str]]:
     """(tonic pitch class 0-11 with C = 0, "major" | "minor") per clip: the project's DSP key reader
     (`workbench.toy.readers`, chroma of three registers against fitted key profiles)."""
-    from workbench.toy.readers import READERS
-
     return [(int(t), str(m)) for t, m in READERS["mode"].predict_key(list(clips))]
 
 
 def read_keys_clean(clips) -> list[tuple[int, str]]:
     """(tonic, mode) per clip from the key profiles fitted on clean synthesiser audio only
     (`workbench.toy.clean_readers`, the steering verdicts' reader): the argmax of its 24 keys."""
-    from workbench.toy.clean_readers import _params, analyse_clean
-    from workbench.toy.readers import MODES, _key_features
-
     scorer = _params().mode
     keys = [int(np.argmax(scorer.scores(_key_features(c)))) for c in analyse_clean(list(clips))]
     return [(k % 12, str(MODES[k // 12])) for k in keys]
@@ -128,8 +129,6 @@ class CleanGenreReader:
 
 
 def _genre_features(clips) -> np.ndarray:
-    from workbench.toy.judge import audio_features
-
     return np.stack([audio_features(c) for c in clips])
 
 
@@ -173,7 +172,6 @@ def load_codec(source: str):
     from transformers import EncodecModel, MusicgenForConditionalGeneration
 
     if source == "shipped":
-        from workbench.toy import WEIGHTS_DIR
         source = str(WEIGHTS_DIR)
     config = json.loads((Path(source) / "config.json").read_text())
     if config.get("model_type") == "musicgen":
@@ -185,8 +183,6 @@ def load_codec(source: str):
 
 def fit_clean_genre_reader(n_per_genre: int = 30, seed: int = 4242) -> CleanGenreReader:
     """A `CleanGenreReader` fitted on fresh clean `synth_v2` clips (seeds apart from the check's)."""
-    from workbench.toy.synth_v2 import synth_dataset
-
     audio, genres = synth_dataset(n_per_genre, seed=seed)
     return CleanGenreReader().fit(list(audio), genres)
 
@@ -199,8 +195,6 @@ def codec_figures(codec, n_per_genre: int = 25, seed: int = 2025, genre_reader: 
 
     Medians for comb share, means elsewhere; accuracies against the synthesiser's labels.
     """
-    from workbench.toy.synth_v2 import synth_dataset
-
     audio, genres, factors = synth_dataset(n_per_genre, seed=seed, with_factors=True)
     round_trips, bags = codec_round_trip(codec, audio)
     reader = genre_reader or fit_clean_genre_reader()

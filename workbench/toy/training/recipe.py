@@ -16,7 +16,16 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from workbench.toy.architecture import ToySizes
+import torch
+from transformers import EncodecModel
+
+from workbench.toy.architecture import ToySizes, build_codec, build_musicgen, build_processor
+from workbench.toy.judge import MODEL_JUDGE_FILE, fit_judge
+from workbench.toy.synth import synth_dataset
+from workbench.toy.synth_v2 import synth_dataset as synth_v2
+from workbench.toy.tokenizer import build_tokenizer
+from workbench.toy.training.codec_training import CodecTraining, encode_codes, train_codec
+from workbench.toy.training.decoder_training import DecoderTraining, train_decoder
 
 # The codec v3 settings over v2's (the model card's "Teaching codec v3" has the trials).
 CODEC_V3_COMB_WEIGHT = 5.0
@@ -146,13 +155,7 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
     recipe and seeds, results differ by floating-point order; for a model this small a GPU is no
     faster than 2 CPU cores, but several recipes can train on it side by side).
     """
-    import torch
-    from transformers import EncodecModel
 
-    from workbench.toy.architecture import build_codec, build_musicgen, build_processor
-    from workbench.toy.tokenizer import build_tokenizer
-    from workbench.toy.training.codec_training import CodecTraining, encode_codes, train_codec
-    from workbench.toy.training.decoder_training import DecoderTraining, train_decoder
 
     if stage not in STAGES:
         raise ValueError(f"stage={stage!r}: use one of {', '.join(STAGES)}")
@@ -199,12 +202,8 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
     # n_per_genre of each genre) are the same whatever the decoder's count.
     n_clips = max(recipe.n_per_genre, recipe.decoder_clips_per_genre) if stage == "all" else recipe.n_per_genre
     if recipe.synth_version == 2:  # prompts name the clips' factors (workbench.toy.prompts.factor_prompt)
-        from workbench.toy.synth_v2 import synth_dataset as synth_v2
-
         audio, _, labels = synth_v2(n_clips, seed=recipe.data_seed, with_factors=True)
     else:
-        from workbench.toy.synth import synth_dataset
-
         audio, labels = synth_dataset(n_clips, seed=recipe.data_seed)
     n_genres = len(audio) // n_clips
     codec_audio = audio[:recipe.n_per_genre * n_genres]
@@ -245,8 +244,6 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
     del audio, codec_audio
 
     if recipe.judge_clips_per_genre > 0:  # the genre judge of this model's audio (judge.fit_judge)
-        from workbench.toy.judge import MODEL_JUDGE_FILE, fit_judge
-
         if recipe.synth_version != 2:
             raise ValueError("judge_clips_per_genre > 0 needs synth_version=2 (the v1 judge ships as is)")
         t = time.time()
