@@ -230,3 +230,26 @@ def test_device_is_checked_not_moved(tiny):
     assert wb.generate(tiny, "x", GenerationSettings(duration_s=0.1, device="cpu")).clips
     with pytest.raises(ValueError, match=r"device='cuda' but the model is on cpu: load it there"):
         wb.generate(tiny, "x", GenerationSettings(duration_s=0.1, device="cuda"))
+
+
+def test_generation_flushes_subnormals_and_restores_the_mode(tiny, monkeypatch):
+    """The codec decodes drones 20-30% faster with subnormals flushed (threads.flush_denormals); the mode is on
+    while generate runs and off again after it."""
+    import torch
+
+    from workbench.runtime import kernel
+    from workbench.runtime.threads import flush_denormals
+
+    tiny_value = torch.tensor([1e-40])  # subnormal in float32
+    assert float(tiny_value * 1.0) != 0.0
+    with flush_denormals() as supported:
+        if not supported:
+            pytest.skip("this CPU cannot flush subnormals")
+        assert float(tiny_value * 1.0) == 0.0
+    assert float(tiny_value * 1.0) != 0.0
+    seen = []
+    real = kernel.loop.audio_from_codes
+    monkeypatch.setattr(kernel.loop, "audio_from_codes",
+                        lambda *a, **k: (seen.append(float(tiny_value * 1.0)), real(*a, **k))[1])
+    wb.generate(tiny, "jazz", duration_s=0.2)
+    assert seen == [0.0] and float(tiny_value * 1.0) != 0.0

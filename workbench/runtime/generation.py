@@ -40,7 +40,7 @@ from workbench.runtime.kernel.loop import kernel_batch
 from workbench.runtime.sampling import SeededSampler, codes_from, record_codes
 from workbench.runtime.settings import UNSET, GenerationSettings
 from workbench.runtime.steering import SteeringSpec
-from workbench.runtime.threads import intra_op_threads, resolve_threads
+from workbench.runtime.threads import flush_denormals, intra_op_threads, resolve_threads
 
 
 class KernelFallbackWarning(UserWarning):
@@ -124,7 +124,7 @@ def run_generation(handle, args: GenerationArgs, *, stop: Callable[[], bool] | N
         return GenerationResult(clips, activations, reads, loop, reason)
 
     try:
-        with intra_op_threads(resolve_threads(handle, args.settings.threads)):
+        with intra_op_threads(resolve_threads(handle, args.settings.threads)), flush_denormals():
             batches = args.batches()
             for batch in batches:
                 n = len(batch.prompts)
