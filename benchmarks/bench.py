@@ -153,13 +153,15 @@ def core_ratios(handle, duration_s: float, repeats: int) -> dict:
     run = lambda **kw: (lambda: wb.generate(handle, PROMPT, duration_s=duration_s, seeds=1, **kw))
     traced = GenerationSettings(duration_s=duration_s, seeds=1)
     out: dict = {"decoder_step_ms": decoder_step_ms(handle, duration_s)}
+    hooks = traced.replace(decoder_loop="transformers")  # the hook runner: transformers' loop, as nnsight runs it
     times = interleaved({"plain": run(), "steer": run(steering=steer), "capture": run(capture=capture_all),
+                         "hooks_steer": lambda: wb.generate(handle, PROMPT, hooks, steering=steer),
                          "nnsight_steer": lambda: generate_traced(handle, PROMPT, traced, steering=steer)}, repeats)
     out["plain_s"] = statistics.median(times["plain"])
     out["plain_s_spread"] = spread(times["plain"])
     ratio(times, "steer", "plain", "steer_over_plain", out)
     ratio(times, "capture", "plain", "capture_over_plain", out)
-    ratio(times, "nnsight_steer", "steer", "nnsight_over_hooks", out)
+    ratio(times, "nnsight_steer", "hooks_steer", "nnsight_over_hooks", out)  # both in transformers' loop
     batch = interleaved({"b1": run(), "b8": lambda: wb.generate(handle, [PROMPT] * 8, duration_s=duration_s,
                                                                 seeds=list(range(8)), batch_size=8)},
                         max(1, (repeats + 1) // 2))
