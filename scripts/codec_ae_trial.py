@@ -61,6 +61,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--filters", type=int, default=None, help="codec_filters (v3: 16)")
+    ap.add_argument("--residual-layers", type=int, default=None,
+                    help="codec_residual_layers: dilated residual units per resolution (v3: 1)")
     ap.add_argument("--pitch-weight", type=float, default=None, help="codec_pitch_weight (v3's if omitted)")
     ap.add_argument("--clips-per-genre", type=int, default=100)
     ap.add_argument("--timing-steps", type=int, default=8)
@@ -82,6 +84,8 @@ def main(argv=None) -> int:
     recipe = Recipe.codec_v3()
     if args.filters is not None:
         recipe = replace(recipe, sizes=replace(recipe.sizes, codec_filters=args.filters))
+    if args.residual_layers is not None:
+        recipe = replace(recipe, sizes=replace(recipe.sizes, codec_residual_layers=args.residual_layers))
     if args.pitch_weight is not None:
         recipe = replace(recipe, codec_pitch_weight=args.pitch_weight)
     audio = _data(args.clips_per_genre, Path(args.cache_dir))
@@ -108,7 +112,8 @@ def main(argv=None) -> int:
         out = np.concatenate([codec.decoder(codec.encoder(torch.from_numpy(clips[i:i + 8])[:, None]))[:, 0].numpy()
                               for i in range(0, len(clips), 8)])[:, :clips.shape[1]]
     truth = [(f["tonic"], f["mode"]) for f in factors]
-    figures = dict(filters=recipe.sizes.codec_filters, pitch_weight=recipe.codec_pitch_weight,
+    figures = dict(filters=recipe.sizes.codec_filters, residual_layers=recipe.sizes.codec_residual_layers,
+                   pitch_weight=recipe.codec_pitch_weight,
                    comb_weight=recipe.codec_comb_weight, steps=args.steps, clips=len(clips),
                    train_s=round(train_s, 1), step_s_v2=step_v2, step_s=step_trial, step_ratio=step_trial / step_v2,
                    output_rms_ratio=float(np.median(out.std(1) / clips.std(1))),
