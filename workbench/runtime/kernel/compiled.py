@@ -46,14 +46,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from workbench.errors import BadInputError, StoppedError
+from workbench.errors import BadInputError
 from workbench.runtime.clip import Clip, clips_from
 from workbench.runtime.edits import Edit, EditRun, batch_edits, edit_row_slice
-from workbench.runtime.inputs import Batch, GenerationArgs, processor_inputs
+from workbench.runtime.inputs import Batch, GenerationArgs
 from workbench.runtime.kernel.cache import cache_positions
 from workbench.runtime.kernel.forward import CrossAttention, DecoderWeights
-from workbench.runtime.kernel.loop import audio_from_codes, prompt_ids, text_cross_attention
-from workbench.runtime.sampling import SeededSampler
+from workbench.runtime.kernel.loop import BatchDecode, audio_from_codes, text_cross_attention
 from workbench.runtime.threads import intra_op_threads, resolve_threads
 
 SITES = ("attn", "mlp", "resid")  # the delta tensor's first axis
@@ -241,45 +240,30 @@ class StepDeltas:
 
 def compiled_decode_codes(handle, decoder: CompiledDecoder, args: GenerationArgs, batch: Batch,
                           run: EditRun | None = None, stop: Callable[[], bool] | None = None):
-    """Codes (B, n_codebooks, prompt frames + frames) of one batch and their codec scales, as
-    `workbench.runtime.kernel.decode_codes` samples them, every decoder position through the compiled step."""
-    model = handle.model
+    """Codes (B, n_codebooks, prompt frames + frames) of one batch and their codec scales, sampled by the kernel's
+    one loop (`workbench.runtime.kernel.loop.BatchDecode.sample`), every decoder position through the compiled
+    step."""
     weights = decoder.weights
-    n_clips, n_codebooks, guided = len(batch.prompts), handle.n_codebooks, args.guided
-    rows = n_clips * (2 if guided else 1)
-    inputs = processor_inputs(handle, batch.prompts, batch.audio,
-                              handle.sample_rate_hz if batch.audio is not None else None)
-    cross = CrossCache.of(text_cross_attention(handle, weights, inputs, guided), weights, rows, dtype=handle.dtype,
-                          device=handle.device)
-    start_ids, scales = prompt_ids(handle, inputs)
-    steps = args.frames + handle.delay_steps
-    prefix, pattern = model.decoder.build_delay_pattern_mask(
-        start_ids, pad_token_id=model.generation_config.decoder_start_token_id,
-        max_length=start_ids.shape[-1] + steps)
-    prefix = prefix.shape[-1]
-    forced = pattern != -1
-    ids = torch.where(forced, pattern, 0)
-    cache = StepCache.empty(weights, rows, cache_positions(weights.config, args.frames, start_ids.shape[-1] - 1),
+    decode = BatchDecode.of(handle, args, batch)
+    n_clips, n_codebooks, guided, rows = decode.n_clips, handle.n_codebooks, args.guided, decode.rows
+    cross = CrossCache.of(text_cross_attention(handle, weights, decode.inputs, guided), weights, rows,
+                          dtype=handle.dtype, device=handle.device)
+    cache = StepCache.empty(weights, rows, cache_positions(weights.config, args.frames, decode.prompt_positions - 1),
                             dtype=handle.dtype, device=handle.device)
-    sampler = SeededSampler(batch.seeds, n_codebooks, args.guidance_scale if guided else None, args.temperature,
-                            args.top_k)
     deltas = StepDeltas(compiled_edits(run), weights.n_layers, handle.hidden_size, n_clips, guided,
                         device=handle.device, dtype=handle.dtype)
-    sampled_rows = n_clips * n_codebooks
-    for step in range(steps):
-        if stop is not None and stop():
-            raise StoppedError("generation stopped by request")
-        column = prefix + step
+
+    def advance(step: int, column: int) -> torch.Tensor:
         step_deltas = deltas.at(step)
+        logits = None
         while cache.length < column:  # the prefill (start token, audio prompt) one position at a time
-            tokens = ids[:, cache.length].reshape(n_clips, n_codebooks)
+            tokens = decode.ids[:, cache.length].reshape(n_clips, n_codebooks)
             if guided:
                 tokens = tokens.repeat((2, 1))
             logits = decoder.step(tokens, cache, cross, step_deltas)
-        choice = sampler(None, logits)[:sampled_rows].argmax(dim=-1)
-        ids[:, column] = torch.where(forced[:, column], pattern[:, column], choice)
-    pad = model.generation_config.pad_token_id
-    return ids[ids != pad].reshape(n_clips, n_codebooks, -1), scales
+        return logits
+
+    return decode.sample(handle, advance, stop)
 
 
 def compiled_batch(handle, decoder: CompiledDecoder, args: GenerationArgs, batch: Batch, run: EditRun | None = None,

@@ -19,6 +19,7 @@ Example:
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -70,44 +71,78 @@ def prompt_ids(handle, inputs: dict) -> tuple[torch.Tensor, list]:
     return torch.cat([first, encoded["decoder_input_ids"]], dim=-1), scales if scales is not None else [None] * n_clips
 
 
+@dataclasses.dataclass
+class BatchDecode:
+    """One batch's decoding state, shared by the eager and the compiled step: the processor's inputs, the delay
+    pattern (``ids``: every position, the forced ones filled in), the seeded sampler and the codec scales."""
+
+    inputs: dict
+    n_clips: int
+    rows: int  # decoder rows: 2 x n_clips under guidance
+    prompt_positions: int  # the start token and the audio prompt's frames
+    prefix: int  # positions the prefill feeds (the start token and the prompt, delayed)
+    steps: int
+    ids: torch.Tensor
+    pattern: torch.Tensor
+    forced: torch.Tensor
+    sampler: SeededSampler
+    scales: list
+
+    @classmethod
+    def of(cls, handle, args: GenerationArgs, batch: Batch) -> BatchDecode:
+        model = handle.model
+        n_clips = len(batch.prompts)
+        inputs = processor_inputs(handle, batch.prompts, batch.audio,
+                                  handle.sample_rate_hz if batch.audio is not None else None)
+        start_ids, scales = prompt_ids(handle, inputs)
+        steps = args.frames + handle.delay_steps
+        prefix, pattern = model.decoder.build_delay_pattern_mask(
+            start_ids, pad_token_id=model.generation_config.decoder_start_token_id,
+            max_length=start_ids.shape[-1] + steps)
+        forced = pattern != -1
+        sampler = SeededSampler(batch.seeds, handle.n_codebooks, args.guidance_scale if args.guided else None,
+                                args.temperature, args.top_k)
+        return cls(inputs, n_clips, n_clips * (2 if args.guided else 1), start_ids.shape[-1], prefix.shape[-1], steps,
+                   torch.where(forced, pattern, 0), pattern, forced, sampler, scales)
+
+    def sample(self, handle, advance: Callable[[int, int], torch.Tensor],
+               stop: Callable[[], bool] | None = None) -> tuple[torch.Tensor, list]:
+        """The one sampling loop: at each step ``advance(step, column)`` feeds the decoder up to the position it
+        samples (``column``) and returns that position's logits; a code is drawn where the pattern forces none.
+        Returns the codes (B, n_codebooks, prompt frames + frames) and the codec scales."""
+        sampled_rows = self.n_clips * handle.n_codebooks
+        ids, pattern, forced = self.ids, self.pattern, self.forced
+        for step in range(self.steps):
+            if stop is not None and stop():
+                raise StoppedError("generation stopped by request")
+            column = self.prefix + step  # the position this step samples
+            logits = advance(step, column)
+            choice = self.sampler(None, logits)[:sampled_rows].argmax(dim=-1)
+            ids[:, column] = torch.where(forced[:, column], pattern[:, column], choice)
+        pad = handle.model.generation_config.pad_token_id
+        return ids[ids != pad].reshape(self.n_clips, handle.n_codebooks, -1), self.scales
+
+
 def decode_codes(handle, weights: DecoderWeights, args: GenerationArgs, batch: Batch, run: EditRun | None = None,
                  stop: Callable[[], bool] | None = None) -> tuple[torch.Tensor, list]:
     """Codes (B, n_codebooks, prompt frames + frames) of one batch, sampled step by step (step 0 is the
     prefill: the start token and the whole audio prompt), and the codec scales to decode them with."""
-    model = handle.model
-    n_clips, n_codebooks, guided = len(batch.prompts), handle.n_codebooks, args.guided
-    rows = n_clips * (2 if guided else 1)
-    inputs = processor_inputs(handle, batch.prompts, batch.audio,
-                              handle.sample_rate_hz if batch.audio is not None else None)
-    cross = text_cross_attention(handle, weights, inputs, guided)
-    start_ids, scales = prompt_ids(handle, inputs)
-    steps = args.frames + handle.delay_steps
-    prefix, pattern = model.decoder.build_delay_pattern_mask(
-        start_ids, pad_token_id=model.generation_config.decoder_start_token_id,
-        max_length=start_ids.shape[-1] + steps)
-    prefix = prefix.shape[-1]  # positions the prefill feeds (the start token and the prompt, delayed)
-    forced = pattern != -1
-    ids = torch.where(forced, pattern, 0)
+    decode = BatchDecode.of(handle, args, batch)
+    n_codebooks, guided, rows = handle.n_codebooks, args.guided, decode.rows
+    cross = text_cross_attention(handle, weights, decode.inputs, guided)
     cache = StaticCache(weights.n_layers, rows, weights.heads,
-                        cache_positions(weights.config, args.frames, start_ids.shape[-1] - 1),
+                        cache_positions(weights.config, args.frames, decode.prompt_positions - 1),
                         weights.head_dim, dtype=handle.dtype, device=handle.device)
-    sampler = SeededSampler(batch.seeds, n_codebooks, args.guidance_scale if guided else None, args.temperature,
-                            args.top_k)
     if run is not None and not run.sites:
         run = None  # nothing to apply: skip the per-site checks
-    sampled_rows = n_clips * n_codebooks
-    for step in range(steps):
-        if stop is not None and stop():
-            raise StoppedError("generation stopped by request")
-        column = prefix + step  # the position this step samples
-        tokens = ids[:, cache.length:column]
+
+    def advance(step: int, column: int) -> torch.Tensor:
+        tokens = decode.ids[:, cache.length:column]
         if guided:
             tokens = tokens.repeat((2, 1))
-        logits = decoder_logits(weights, tokens.reshape(rows, n_codebooks, -1), cache, cross, run, step)
-        choice = sampler(None, logits)[:sampled_rows].argmax(dim=-1)
-        ids[:, column] = torch.where(forced[:, column], pattern[:, column], choice)
-    pad = model.generation_config.pad_token_id
-    return ids[ids != pad].reshape(n_clips, n_codebooks, -1), scales
+        return decoder_logits(weights, tokens.reshape(rows, n_codebooks, -1), cache, cross, run, step)
+
+    return decode.sample(handle, advance, stop)
 
 
 def audio_from_codes(handle, codes: torch.Tensor, scales: list) -> torch.Tensor:
