@@ -158,6 +158,22 @@ def int_sequence(value, name: str, *, single: bool = True, allow_empty: bool = F
     return result
 
 
+def is_a(value, kind: str) -> bool:
+    """Whether ``value``'s class or a base is named ``kind``: by name, so an object made before a module reload
+    (autoreload in notebooks) still passes."""
+    return kind in {cls.__name__ for cls in type(value).__mro__}
+
+
+def config_object(value, cls: type, name: str, example: str, *, error: type = WrongTypeError):
+    """``value`` if it is a ``cls`` (a settings or config object), ``cls()`` for None; anything else raises
+    ``error`` naming the fix (``example``)."""
+    if value is None:
+        return cls()
+    if not is_a(value, cls.__name__):
+        raise error(f"{name} is a {type(value).__name__}, not a {cls.__name__}: pass e.g. {example}, or None")
+    return value
+
+
 def choice(value, name: str, options, *, error: type = UnknownOptionError) -> str:
     """One of ``options`` (strings), else ``error`` listing them."""
     if not isinstance(value, str) or value not in options:

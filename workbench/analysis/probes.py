@@ -293,12 +293,8 @@ def _sweep_config(config, probe_kwargs: dict) -> SweepConfig:
     if unknown:
         raise ProbeInputError(f"sweep got unknown argument(s) {unknown}: pass the probe's settings "
                               f"({', '.join(sorted(LinearProbe().get_params()))}) or config=SweepConfig(...)")
-    if config is None:
-        return SweepConfig()
-    if not isinstance(config, SweepConfig):
-        raise ProbeInputError(f"config is a {type(config).__name__}, not a SweepConfig: pass e.g. "
-                              "config=SweepConfig(folds=5, seed=0), or None")
-    return config
+    return validation.config_object(config, SweepConfig, "config", "config=SweepConfig(folds=5, seed=0)",
+                                    error=ProbeInputError)
 
 
 def _store_labels(source, label: str | None) -> tuple[list, str]:

@@ -25,7 +25,7 @@ import numpy as np
 from workbench import validation
 from workbench.analysis.umap_cache import import_umap
 from workbench.data.store import array_hash
-from workbench.errors import BadInputError, NotFiniteError, WrongTypeError
+from workbench.errors import BadInputError, NotFiniteError
 
 __all__ = ["Projection", "UmapConfig", "project", "project_layers", "warm_up_umap", "umap_ready", "clear_cache"]
 
@@ -138,11 +138,7 @@ def project(X, method: str = "umap", *, seed: int = 0, umap: UmapConfig | None =
     of the data and parameters. umap: the UMAP settings (default `UmapConfig()`; unused by "pca")."""
     if method not in METHODS:
         raise BadInputError(f"method={method!r}: use one of {METHODS}")
-    if umap is None:
-        umap = UmapConfig()
-    elif not isinstance(umap, UmapConfig):
-        raise WrongTypeError(f"umap is a {type(umap).__name__}, not a UmapConfig: pass e.g. "
-                             "umap=UmapConfig(n_neighbors=10), or None")
+    umap = validation.config_object(umap, UmapConfig, "umap", "umap=UmapConfig(n_neighbors=10)")
     X = _checked(X)
     if len(X) < 3:
         raise BadInputError(f"a map needs at least 3 points; got {len(X)}")

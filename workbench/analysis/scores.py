@@ -178,12 +178,7 @@ class Readers:
 
 def readers_of(readers: Readers | None) -> Readers:
     """``readers`` (default `Readers()`); anything else is refused naming the fix."""
-    if readers is None:
-        return Readers()
-    if not isinstance(readers, Readers):
-        raise WrongTypeError(f"readers is a {type(readers).__name__}, not a Readers: pass e.g. "
-                             "Readers(judge=False, probe=probe, probe_layer=6), or None")
-    return readers
+    return validation.config_object(readers, Readers, "readers", "Readers(judge=False, probe=probe, probe_layer=6)")
 
 
 def steering_success(handle, clips, target, readers: Readers | None = None) -> list[dict]:

@@ -239,12 +239,8 @@ class CollectPlan:
 
 def options_of(options: CollectOptions | None) -> CollectOptions:
     """``options`` (default `CollectOptions()`); anything else is refused naming the fix."""
-    if options is None:
-        return CollectOptions()
-    if not isinstance(options, CollectOptions):
-        raise BadInputError(f"options is a {type(options).__name__}, not a CollectOptions: pass e.g. "
-                            "options=CollectOptions(keep_audio=False), or None")
-    return options
+    return validation.config_object(options, CollectOptions, "options", "options=CollectOptions(keep_audio=False)",
+                                    error=BadInputError)
 
 
 def plan_collect(handle, inputs, capture_spec, settings: GenerationSettings | None = None, *, per_step_layers=(),

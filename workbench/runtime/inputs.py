@@ -219,8 +219,7 @@ def check_stop(stop) -> None:
 
 def check_spec(value, name: str, kind: str, example: str) -> None:
     """``value`` must be a ``kind`` (a CaptureSpec, a SteeringSpec...)."""
-    # by class name, so a spec made before a module reload (autoreload in notebooks) still passes
-    if kind not in {cls.__name__ for cls in type(value).__mro__}:
+    if not validation.is_a(value, kind):
         raise WrongTypeError(f"{name} is a {type(value).__name__}, not a {kind}: pass e.g. {example}, or None")
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 
 from workbench import validation
-from workbench.errors import BadInputError, WrongTypeError
+from workbench.errors import BadInputError
 
 DECODER_LOOPS = ("kernel", "transformers")
 
@@ -99,12 +99,8 @@ def settings_of(settings: GenerationSettings | None, **shortcuts) -> GenerationS
     The one helper for the entry points that keep keyword shortcuts (``generate``): a shortcut wins over the
     settings object's field, and a value that is not a `GenerationSettings` is refused with the fix.
     """
-    if settings is None:
-        settings = GenerationSettings()
-    elif not isinstance(settings, GenerationSettings):
-        if "GenerationSettings" not in {cls.__name__ for cls in type(settings).__mro__}:  # survives autoreload
-            raise WrongTypeError(f"settings is a {type(settings).__name__}, not a GenerationSettings: pass e.g. "
-                                 "GenerationSettings(duration_s=4.0, seeds=0), or None")
+    settings = validation.config_object(settings, GenerationSettings, "settings",
+                                        "GenerationSettings(duration_s=4.0, seeds=0)")
     changes = {name: value for name, value in shortcuts.items() if value is not _UNSET}
     return settings.replace(**changes) if changes else settings
 

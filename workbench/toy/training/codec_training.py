@@ -25,7 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from workbench import validation
-from workbench.errors import BadInputError, WrongTypeError
+from workbench.errors import BadInputError
 
 _FFT_SIZES = (256, 1024, 2048)
 
@@ -295,11 +295,7 @@ def train_codec(codec, audio: np.ndarray, config: CodecTraining | None = None, *
     (same seeds, same result as one run). Returns the codec (eval mode); `log(dict)` receives progress metrics if
     given.
     """
-    if config is None:
-        config = CodecTraining()
-    if not isinstance(config, CodecTraining):
-        raise WrongTypeError(f"config is a {type(config).__name__}, not a CodecTraining: pass e.g. "
-                             "CodecTraining(ae_steps=3000, vq_steps=1000), or None")
+    config = validation.config_object(config, CodecTraining, "config", "CodecTraining(ae_steps=3000, vq_steps=1000)")
     ae_steps, vq_steps, batch_size, crop_s = config.ae_steps, config.vq_steps, config.batch_size, config.crop_s
     lr, kmeans_clips, seed = config.lr, config.kmeans_clips, config.seed
     comb_weight, pitch_weight, checkpoint_every = config.comb_weight, config.pitch_weight, config.checkpoint_every

@@ -27,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from workbench import validation
-from workbench.errors import BadInputError, WrongTypeError
+from workbench.errors import BadInputError
 from workbench.toy.prompts import factor_prompt, random_prompt
 from workbench.toy.training.codec_training import warmup_cosine
 
@@ -106,11 +106,7 @@ def train_decoder(model, tokenizer, codes: np.ndarray, labels: list[str], config
     labels: one genre per clip, or one `workbench.toy.synth.clip_factors` dict per clip (prompts then
     name a random subset of the clip's factors: `workbench.toy.prompts.factor_prompt`). config: how
     (`DecoderTraining`; default its defaults)."""
-    if config is None:
-        config = DecoderTraining()
-    if not isinstance(config, DecoderTraining):
-        raise WrongTypeError(f"config is a {type(config).__name__}, not a DecoderTraining: pass e.g. "
-                             "DecoderTraining(steps=2000, batch_size=32), or None")
+    config = validation.config_object(config, DecoderTraining, "config", "DecoderTraining(steps=2000, batch_size=32)")
     steps, batch_size, lr, cond_dropout, seed = config.steps, config.batch_size, config.lr, config.cond_dropout, \
         config.seed
     codes = np.asarray(codes)
