@@ -236,6 +236,26 @@ def run_bench(shapes=("musicgen-small", "tiny"), duration_s: float = 0.5, repeat
     return results
 
 
+def repeats_cli(prog: str, description: str, run_all, argv=None) -> int:
+    """The command line of a bench whose ``run_all(repeats, duration_s)`` times interleaved rounds: ``--repeats``,
+    ``--duration``, ``--json``; prints the table with the load average before and after."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds (median and min/max reported)")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds of audio per clip")
+    parser.add_argument("--json", help="write the results to this JSON file")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    results = {"load_average_start": _load_average()}
+    results.update(run_all(args.repeats, args.duration))
+    results["load_average_end"] = _load_average()
+    print(format_table(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
 def _load_average():
     try:
         return [round(x, 2) for x in os.getloadavg()]

@@ -20,14 +20,12 @@
 """
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 
 import numpy as np
 
 import workbench as wb
-from benchmarks.bench import _load_average, format_table, interleaved, ratio, spread
+from benchmarks.bench import interleaved, ratio, repeats_cli, spread
 from workbench.runtime.inputs import generation_args
 from workbench.runtime.kernel.compiled import CompiledDecoder, compiled_clips
 from workbench.runtime.settings import GenerationSettings
@@ -77,18 +75,4 @@ def run_all(repeats: int = 7, duration_s: float = 4.0, model: str = "teaching") 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks compiled", description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds (median and min/max reported)")
-    parser.add_argument("--duration", type=float, default=4.0, help="seconds of audio per clip")
-    parser.add_argument("--json", help="write the results to this JSON file")
-    args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error("--repeats must be >= 1")
-    results = {"load_average_start": _load_average()}
-    results.update(run_all(args.repeats, args.duration))
-    results["load_average_end"] = _load_average()
-    print(format_table(results))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
-    return 0
+    return repeats_cli("python -m benchmarks compiled", __doc__.splitlines()[0], run_all, argv)
