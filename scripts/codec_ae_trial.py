@@ -36,10 +36,10 @@ def _data(n_per_genre: int, cache_dir: Path) -> np.ndarray:
     return np.load(path)
 
 
-def _seconds_per_step(sizes, audio, comb_weight: float, pitch_weight: float, steps: int, crop: int) -> float:
+def _seconds_per_step(sizes, audio, training, steps: int, crop: int) -> float:
     """Wall seconds of one training step (batch 8 of `crop` samples), median of `steps` after one warm-up."""
     from workbench.toy.architecture import build_codec
-    from workbench.toy.training.codec_training import _crops, codec_loss
+    from workbench.toy.training.codec_training import _crops
 
     codec = build_codec(sizes)
     params = [p for p in codec.parameters() if p.requires_grad]
@@ -49,7 +49,7 @@ def _seconds_per_step(sizes, audio, comb_weight: float, pitch_weight: float, ste
     for _ in range(steps + 1):
         x = _crops(audio, 8, crop, rng)
         t = time.perf_counter()
-        loss = codec_loss(codec.decoder(codec.encoder(x)), x, comb_weight, pitch_weight)
+        loss = training.loss(codec.decoder(codec.encoder(x)), x)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -64,6 +64,9 @@ def main(argv=None) -> int:
     ap.add_argument("--residual-layers", type=int, default=None,
                     help="codec_residual_layers: dilated residual units per resolution (v3: 1)")
     ap.add_argument("--pitch-weight", type=float, default=None, help="codec_pitch_weight (v3's if omitted)")
+    ap.add_argument("--floor-db", type=float, default=None, help="codec_floor_db (v3's if omitted; 0: v2's floor)")
+    ap.add_argument("--balance-weight", type=float, default=None, help="codec_balance_weight (v3's if omitted)")
+    ap.add_argument("--phase-weight", type=float, default=None, help="codec_phase_weight (v3's if omitted)")
     ap.add_argument("--clips-per-genre", type=int, default=100)
     ap.add_argument("--timing-steps", type=int, default=8)
     ap.add_argument("--json", default=None)
@@ -78,7 +81,7 @@ def main(argv=None) -> int:
     from workbench.toy.architecture import build_codec
     from workbench.toy.audio_checks import comb_shares, fit_clean_genre_reader, read_keys, read_keys_clean
     from workbench.toy.synth_v2 import synth_dataset
-    from workbench.toy.training.codec_training import CodecTraining, train_codec
+    from workbench.toy.training.codec_training import train_codec
     from workbench.toy.training.recipe import Recipe
 
     recipe = Recipe.codec_v3()
@@ -86,22 +89,20 @@ def main(argv=None) -> int:
         recipe = replace(recipe, sizes=replace(recipe.sizes, codec_filters=args.filters))
     if args.residual_layers is not None:
         recipe = replace(recipe, sizes=replace(recipe.sizes, codec_residual_layers=args.residual_layers))
-    if args.pitch_weight is not None:
-        recipe = replace(recipe, codec_pitch_weight=args.pitch_weight)
+    for flag, field in (("pitch_weight", "codec_pitch_weight"), ("floor_db", "codec_floor_db"),
+                        ("balance_weight", "codec_balance_weight"), ("phase_weight", "codec_phase_weight")):
+        if getattr(args, flag) is not None:
+            recipe = replace(recipe, **{field: getattr(args, flag)})
     audio = _data(args.clips_per_genre, Path(args.cache_dir))
     hop = 640
     crop = int(recipe.codec_crop_s * 32000) // hop * hop
 
-    v2 = Recipe.v2()
-    step_v2 = _seconds_per_step(v2.sizes, audio, 0.0, 0.0, args.timing_steps, crop)
-    step_trial = _seconds_per_step(recipe.sizes, audio, recipe.codec_comb_weight, recipe.codec_pitch_weight,
-                                   args.timing_steps, crop)
+    config = recipe.codec_training(ae_steps=args.steps, vq_steps=0, kmeans_clips=16)
+    step_v2 = _seconds_per_step(Recipe.v2().sizes, audio, Recipe.v2().codec_training(), args.timing_steps, crop)
+    step_trial = _seconds_per_step(recipe.sizes, audio, config, args.timing_steps, crop)
 
     codec = build_codec(recipe.sizes, seed=recipe.seed)
     t = time.time()
-    config = CodecTraining(ae_steps=args.steps, vq_steps=0, batch_size=recipe.codec_batch_size,
-                           crop_s=recipe.codec_crop_s, lr=recipe.codec_lr, kmeans_clips=16, seed=recipe.seed,
-                           comb_weight=recipe.codec_comb_weight, pitch_weight=recipe.codec_pitch_weight)
     train_codec(codec, audio, config, progress=False)
     train_s = time.time() - t
     if args.save:
@@ -113,8 +114,9 @@ def main(argv=None) -> int:
                               for i in range(0, len(clips), 8)])[:, :clips.shape[1]]
     truth = [(f["tonic"], f["mode"]) for f in factors]
     figures = dict(filters=recipe.sizes.codec_filters, residual_layers=recipe.sizes.codec_residual_layers,
-                   pitch_weight=recipe.codec_pitch_weight,
-                   comb_weight=recipe.codec_comb_weight, steps=args.steps, clips=len(clips),
+                   pitch_weight=recipe.codec_pitch_weight, comb_weight=recipe.codec_comb_weight,
+                   floor_db=recipe.codec_floor_db, balance_weight=recipe.codec_balance_weight,
+                   phase_weight=recipe.codec_phase_weight, steps=args.steps, clips=len(clips),
                    train_s=round(train_s, 1), step_s_v2=step_v2, step_s=step_trial, step_ratio=step_trial / step_v2,
                    output_rms_ratio=float(np.median(out.std(1) / clips.std(1))),
                    comb_share=float(np.median(comb_shares(out))),

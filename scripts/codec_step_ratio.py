@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     from workbench.toy.architecture import build_codec
     from workbench.toy.synth_v2 import synth_dataset
-    from workbench.toy.training.codec_training import _crops, codec_loss
+    from workbench.toy.training.codec_training import _crops
     from workbench.toy.training.recipe import Recipe
 
     settings = {"v2": Recipe.v2()}
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
         for name, (recipe, codec, params, opt, rng) in states.items():
             x = _crops(audio, recipe.codec_batch_size, crop, rng)
             t = time.perf_counter()
-            loss = codec_loss(codec.decoder(codec.encoder(x)), x, recipe.codec_comb_weight, recipe.codec_pitch_weight)
+            loss = recipe.codec_training().loss(codec.decoder(codec.encoder(x)), x)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -91,6 +91,29 @@ def test_pitch_weight_zero_keeps_the_losses_and_the_training_bit_identical():
     assert not all(torch.equal(a, b) for a, b in zip(weights[0].values(), weights[2].values()))
 
 
+def test_v3_spectral_terms_are_off_at_zero_and_do_what_they_say():
+    from workbench.toy.training.codec_training import CodecTraining, codec_loss, phase_loss, spectral_loss
+
+    target = torch.from_numpy(_sine(441, 10240) + 0.3 * _sine(1234, 10240)).float()[None, None]
+    pred = 0.7 * target + 0.05 * torch.from_numpy(_sine(2345, 10240)).float()[None, None]
+    # zeros are v2's loss exactly, and CodecTraining.loss is codec_loss with its fields
+    assert torch.equal(spectral_loss(pred, target), spectral_loss(pred, target, 0.0, 0.0))
+    assert torch.equal(codec_loss(pred, target, 5.0), codec_loss(pred, target, 5.0, floor_db=0.0, phase_weight=0.0))
+    config = CodecTraining(comb_weight=5.0, pitch_weight=2.0, floor_db=60.0, balance_weight=1.0, phase_weight=1.0)
+    assert torch.equal(config.loss(pred, target), codec_loss(pred, target, 5.0, 2.0, floor_db=60.0,
+                                                             balance_weight=1.0, phase_weight=1.0))
+    # the relative floor: a hiss 110 dB under the music costs a lot under v2's absolute floor, ~nothing under it
+    hiss = target + 3e-6 * torch.randn(target.shape, generator=torch.Generator().manual_seed(0))
+    assert spectral_loss(hiss, target).item() > 10 * spectral_loss(hiss, target, floor_db=60.0).item()
+    # the balance term sees a band that is too quiet over the whole crop
+    dark = 0.3 * target
+    assert (spectral_loss(dark, target, 60.0, 1.0) - spectral_loss(dark, target, 60.0)).item() > 0.1
+    # the phase term: zero for the clip, large for the same magnitudes at another phase (here: sign flip)
+    assert phase_loss(target, target).item() == pytest.approx(0.0, abs=1e-6)
+    assert phase_loss(-target, target).item() > 1.0
+    assert spectral_loss(-target, target).item() < 0.02 * phase_loss(-target, target).item() + 0.1
+
+
 def test_v3_sizes_build_an_encodec_and_v2_sizes_build_v2s():
     from workbench.toy.architecture import ToySizes, build_codec
     from workbench.toy.training.recipe import Recipe
@@ -100,8 +123,10 @@ def test_v3_sizes_build_an_encodec_and_v2_sizes_build_v2s():
     assert v2.codec_pitch_weight == 0 and v3.codec_pitch_weight > 0
     assert v3.sizes.codec_lstm_layers == 0 and v3.sizes.codec_residual_layers > v2.sizes.codec_residual_layers
     # only codec fields differ: the decoder, data and tokenizer settings are v2's
-    assert {k for k, v in v3.to_dict().items() if v != v2.to_dict()[k]} == {
-        "codec_comb_weight", "codec_pitch_weight", "sizes"}
+    assert {k for k, v in v3.to_dict().items() if v != v2.to_dict()[k]} <= {
+        "codec_comb_weight", "codec_pitch_weight", "codec_floor_db", "codec_balance_weight", "codec_phase_weight",
+        "sizes"}
+    assert v2.codec_floor_db == v2.codec_balance_weight == v2.codec_phase_weight == 0
     assert {k for k, v in v3.sizes.to_dict().items() if v != v2.sizes.to_dict()[k]} <= {
         "codec_residual_layers", "codec_kernel_size", "codec_filters", "codebook_size", "codec_hidden"}
     assert Recipe.from_dict(v3.to_dict()) == v3

@@ -48,9 +48,18 @@ def _mel_filters(n_fft: int, n_mels: int, sample_rate_hz: int = 32000, fmin_hz: 
 _MEL = _mel_filters(2048, 64)
 
 
-def spectral_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def spectral_loss(pred: torch.Tensor, target: torch.Tensor, floor_db: float = 0.0,
+                  balance_weight: float = 0.0) -> torch.Tensor:
     """Multi-resolution STFT (log magnitude L1 + spectral convergence) + log-mel + loudness envelope
-    + 0.02 x waveform L1."""
+    + 0.02 x waveform L1.
+
+    floor_db: 0 = the logs' floor is an absolute 1e-5 (v1/v2 exactly). Above 0 (codec v3), the floor is
+    `floor_db` under the target crop's peak at each resolution: with an absolute floor, the near-silent
+    bins of synthesiser audio (-100 dB and under) weigh like the music, so any broadband leakage costs
+    more than a missing harmonic, and the decoder learns to play quiet. balance_weight: weight of the
+    crop's long-term mel spectrum (the log of each mel band's mean power over the crop), L1: the
+    spectral balance the ear and the genre features read (0: not computed).
+    """
     pred, target = pred.reshape(-1, pred.shape[-1]), target.reshape(-1, target.shape[-1])
     loss = 0.02 * (pred - target).abs().mean()
     # Loudness envelope on 8 ms frames: keeps transients and dynamics (what the judge hears).
@@ -58,16 +67,24 @@ def spectral_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     rms_p = pred[:, :n].reshape(pred.shape[0], -1, 256).pow(2).mean(-1).add(1e-8).sqrt()
     rms_t = target[:, :n].reshape(target.shape[0], -1, 256).pow(2).mean(-1).add(1e-8).sqrt()
     loss = loss + len(_FFT_SIZES) * (torch.log(rms_p + 1e-4) - torch.log(rms_t + 1e-4)).abs().mean()
+    relative = 10.0 ** (-floor_db / 20.0) if floor_db > 0 else 0.0
     for n_fft in _FFT_SIZES:
         window = torch.hann_window(n_fft, device=pred.device)
         p = torch.stft(pred, n_fft, n_fft // 4, window=window, return_complex=True).abs()
         t = torch.stft(target, n_fft, n_fft // 4, window=window, return_complex=True).abs()
-        loss = loss + (torch.log(p + 1e-5) - torch.log(t + 1e-5)).abs().mean()
+        floor = relative * t.amax(dim=(1, 2), keepdim=True) + 1e-7 if relative else 1e-5
+        loss = loss + (torch.log(p + floor) - torch.log(t + floor)).abs().mean()
         loss = loss + torch.linalg.norm(p - t) / (torch.linalg.norm(t) + 1e-7)
         if n_fft == 2048:  # log-mel: weights the bass (few linear bins) like the ear and the judge do
             mel = _MEL.to(p.device)
             mel_p, mel_t = mel @ p.pow(2), mel @ t.pow(2)
-            loss = loss + len(_FFT_SIZES) * (torch.log(mel_p + 1e-5) - torch.log(mel_t + 1e-5)).abs().mean()
+            mel_floor = relative ** 2 * mel_t.amax(dim=(1, 2), keepdim=True) + 1e-10 if relative else 1e-5
+            loss = loss + len(_FFT_SIZES) * (torch.log(mel_p + mel_floor) - torch.log(mel_t + mel_floor)).abs().mean()
+            if balance_weight > 0:
+                long_p, long_t = mel_p.mean(-1), mel_t.mean(-1)  # (B, bands): the crop's spectral balance
+                long_floor = (relative ** 2 if relative else 1e-6) * long_t.amax(-1, keepdim=True) + 1e-10
+                loss = loss + balance_weight * len(_FFT_SIZES) * (
+                    torch.log(long_p + long_floor) - torch.log(long_t + long_floor)).abs().mean()
     return loss / len(_FFT_SIZES)
 
 
@@ -131,15 +148,35 @@ def pitch_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return log_l1 + ((1 - cos) * weight).sum(-1).mean()
 
 
-def codec_loss(pred: torch.Tensor, target: torch.Tensor, comb_weight: float = 0.0,
-               pitch_weight: float = 0.0) -> torch.Tensor:
-    """`spectral_loss`, plus `comb_weight` x `frame_comb_loss` and `pitch_weight` x `pitch_loss`
-    when they are above 0 (codec v3); at 0 the term is not computed (v2's losses exactly)."""
-    loss = spectral_loss(pred, target)
+def phase_loss(pred: torch.Tensor, target: torch.Tensor, fft_sizes=(512, 2048)) -> torch.Tensor:
+    """Power-law compressed complex spectra (|X|^0.3 with X's phase), mean squared distance over the
+    target's: unlike every magnitude term, it asks for the phase, so a tone has to continue from one
+    codec frame to the next instead of restarting (a restart is broadband noise)."""
+    pred, target = pred.reshape(-1, pred.shape[-1]), target.reshape(-1, target.shape[-1])
+
+    def compressed(x: torch.Tensor, n_fft: int) -> torch.Tensor:
+        z = torch.stft(x, n_fft, n_fft // 4, window=torch.hann_window(n_fft, device=x.device), return_complex=True)
+        return z / (z.abs() + 1e-3) ** 0.7
+
+    total = 0.0
+    for n_fft in fft_sizes:
+        p, t = compressed(pred, n_fft), compressed(target, n_fft)
+        total = total + (p - t).abs().pow(2).mean() / (t.abs().pow(2).mean() + 1e-7)
+    return total / len(fft_sizes)
+
+
+def codec_loss(pred: torch.Tensor, target: torch.Tensor, comb_weight: float = 0.0, pitch_weight: float = 0.0, *,
+               floor_db: float = 0.0, balance_weight: float = 0.0, phase_weight: float = 0.0) -> torch.Tensor:
+    """`spectral_loss` (with `floor_db` and `balance_weight`), plus `comb_weight` x `frame_comb_loss`,
+    `pitch_weight` x `pitch_loss` and `phase_weight` x `phase_loss` when they are above 0 (codec v3);
+    at 0 a term is not computed, so all zeros are v2's losses exactly."""
+    loss = spectral_loss(pred, target, floor_db, balance_weight)
     if comb_weight > 0:
         loss = loss + comb_weight * frame_comb_loss(pred, target)
     if pitch_weight > 0:
         loss = loss + pitch_weight * pitch_loss(pred, target)
+    if phase_weight > 0:
+        loss = loss + phase_weight * phase_loss(pred, target)
     return loss
 
 
@@ -249,7 +286,9 @@ class CodecTraining:
     rate, the clips k-means reads, the seed, the extra loss weights and the checkpoint cadence.
 
     comb_weight: weight of `frame_comb_loss` in both stages (0: the v1/v2 losses exactly). pitch_weight: weight of
-    `pitch_loss` in both stages (0: not computed, so no change). checkpoint_every: steps between checkpoints when
+    `pitch_loss` in both stages (0: not computed, so no change). floor_db, balance_weight: `spectral_loss`'s relative
+    floor and long-term balance term (0: v2's). phase_weight: weight of `phase_loss` (0: not computed).
+    checkpoint_every: steps between checkpoints when
     `train_codec` is given a checkpoint_path (0: only between phases).
 
         >>> CodecTraining(ae_steps=2, vq_steps=2).kmeans_clips
@@ -270,6 +309,9 @@ class CodecTraining:
     comb_weight: float = 0.0
     pitch_weight: float = 0.0
     checkpoint_every: int = 250
+    floor_db: float = 0.0
+    balance_weight: float = 0.0
+    phase_weight: float = 0.0
 
     def __post_init__(self):
         for name in ("ae_steps", "vq_steps", "checkpoint_every"):
@@ -282,8 +324,13 @@ class CodecTraining:
             if value <= 0:
                 raise BadInputError(f"{name}={getattr(self, name)!r} must be positive: pass {hint}")
             object.__setattr__(self, name, value)
-        for name in ("comb_weight", "pitch_weight"):
+        for name in ("comb_weight", "pitch_weight", "floor_db", "balance_weight", "phase_weight"):
             object.__setattr__(self, name, validation.finite_float(getattr(self, name), name, low=0.0))
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """`codec_loss` with this training's terms."""
+        return codec_loss(pred, target, self.comb_weight, self.pitch_weight, floor_db=self.floor_db,
+                          balance_weight=self.balance_weight, phase_weight=self.phase_weight)
 
 
 def train_codec(codec, audio: np.ndarray, config: CodecTraining | None = None, *, progress: bool = True, log=None,
@@ -298,7 +345,7 @@ def train_codec(codec, audio: np.ndarray, config: CodecTraining | None = None, *
     config = validation.config_object(config, CodecTraining, "config", "CodecTraining(ae_steps=3000, vq_steps=1000)")
     ae_steps, vq_steps, batch_size, crop_s = config.ae_steps, config.vq_steps, config.batch_size, config.crop_s
     lr, kmeans_clips, seed = config.lr, config.kmeans_clips, config.seed
-    comb_weight, pitch_weight, checkpoint_every = config.comb_weight, config.pitch_weight, config.checkpoint_every
+    checkpoint_every = config.checkpoint_every
     if audio.ndim != 2:
         raise ValueError(f"audio must be (clips, samples), got shape {audio.shape}")
     hop = int(np.prod(codec.config.upsampling_ratios))
@@ -344,7 +391,7 @@ def train_codec(codec, audio: np.ndarray, config: CodecTraining | None = None, *
     if phase == "ae":
         params = [p for p in (*codec.encoder.parameters(), *codec.decoder.parameters()) if p.requires_grad]
         run("ae", ae_steps, params, lr,
-            lambda x: codec_loss(codec.decoder(codec.encoder(x)), x, comb_weight, pitch_weight), start)
+            lambda x: config.loss(codec.decoder(codec.encoder(x)), x), start)
         phase, start = "kmeans", 0
         save("kmeans", 0)
 
@@ -371,7 +418,7 @@ def train_codec(codec, audio: np.ndarray, config: CodecTraining | None = None, *
     def vq_loss(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             zq = _quantise(codec, codec.encoder(x))
-        return codec_loss(codec.decoder(zq), x, comb_weight, pitch_weight)
+        return config.loss(codec.decoder(zq), x)
 
     run("vq", vq_steps, [p for p in codec.decoder.parameters() if p.requires_grad], lr * 0.5, vq_loss, start)
     codec.eval()

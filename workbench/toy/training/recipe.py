@@ -30,6 +30,9 @@ from workbench.toy.training.decoder_training import DecoderTraining, train_decod
 # The codec v3 settings over v2's (the model card's "Teaching codec v3" has the trials).
 CODEC_V3_COMB_WEIGHT = 5.0
 CODEC_V3_PITCH_WEIGHT = 2.0  # `codec_training.pitch_loss` (4096-point log-STFT + chroma distance)
+CODEC_V3_FLOOR_DB = 60.0  # `spectral_loss`'s log floor, under each crop's peak
+CODEC_V3_BALANCE_WEIGHT = 1.0  # `spectral_loss`'s long-term mel balance
+CODEC_V3_PHASE_WEIGHT = 0.0  # `codec_training.phase_loss`
 CODEC_V3_SIZES = dict(codec_residual_layers=2, codec_lstm_layers=0)
 STAGES = ("codec", "all")
 CODEC_CHECKPOINT = "codec_checkpoint.pt"
@@ -54,6 +57,9 @@ class Recipe:
     codec_lr: float = 1.5e-3
     codec_comb_weight: float = 0.0  # > 0: penalise the error's frame-rate comb (codec v3)
     codec_pitch_weight: float = 0.0  # > 0: add `pitch_loss`, a pitch-resolving term (codec v3)
+    codec_floor_db: float = 0.0  # > 0: `spectral_loss`'s log floor relative to each crop's peak (codec v3)
+    codec_balance_weight: float = 0.0  # > 0: `spectral_loss`'s long-term mel balance term (codec v3)
+    codec_phase_weight: float = 0.0  # > 0: add `phase_loss`, compressed complex spectra (codec v3)
     decoder_steps: int = 3000
     decoder_batch_size: int = 16
     decoder_lr: float = 2e-3
@@ -100,7 +106,8 @@ class Recipe:
     def with_codec_v3(self) -> Recipe:
         """This recipe with teaching codec v3's codec settings (sizes other than the codec's kept)."""
         return replace(self, codec_comb_weight=CODEC_V3_COMB_WEIGHT, codec_pitch_weight=CODEC_V3_PITCH_WEIGHT,
-                       sizes=replace(self.sizes, **CODEC_V3_SIZES))
+                       codec_floor_db=CODEC_V3_FLOOR_DB, codec_balance_weight=CODEC_V3_BALANCE_WEIGHT,
+                       codec_phase_weight=CODEC_V3_PHASE_WEIGHT, sizes=replace(self.sizes, **CODEC_V3_SIZES))
 
     @classmethod
     def tiny(cls) -> Recipe:
@@ -109,6 +116,15 @@ class Recipe:
                    decoder_steps=2, decoder_batch_size=4,
                    sizes=ToySizes(codec_filters=4, codec_hidden=16, codebook_size=32, decoder_layers=2,
                                   decoder_hidden=32, decoder_ffn=64, text_hidden=16))
+
+    def codec_training(self, **overrides) -> CodecTraining:
+        """How this recipe trains its codec (`train_codec`'s config); `overrides` replace fields of it."""
+        config = CodecTraining(ae_steps=self.codec_ae_steps, vq_steps=self.codec_vq_steps,
+                               batch_size=self.codec_batch_size, crop_s=self.codec_crop_s, lr=self.codec_lr,
+                               seed=self.seed, comb_weight=self.codec_comb_weight, pitch_weight=self.codec_pitch_weight,
+                               floor_db=self.codec_floor_db, balance_weight=self.codec_balance_weight,
+                               phase_weight=self.codec_phase_weight)
+        return replace(config, **overrides)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -218,11 +234,7 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
         log(dict(stage="codec", resumed=True))
     else:
         codec = build_codec(recipe.sizes, seed=recipe.seed).to(device)
-        config = CodecTraining(ae_steps=recipe.codec_ae_steps, vq_steps=recipe.codec_vq_steps,
-                               batch_size=recipe.codec_batch_size, crop_s=recipe.codec_crop_s, lr=recipe.codec_lr,
-                               seed=recipe.seed, comb_weight=recipe.codec_comb_weight,
-                               pitch_weight=recipe.codec_pitch_weight)
-        train_codec(codec, codec_audio, config, progress=progress, log=log,
+        train_codec(codec, codec_audio, recipe.codec_training(), progress=progress, log=log,
                     checkpoint_path=work_dir / CODEC_CHECKPOINT)
         codec.cpu().save_pretrained(codec_dir)
         codec.to(device)
