@@ -43,7 +43,14 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     source, version = (argv + ["shipped", "v1"])[:2]
     n_per_genre = int(argv[2]) if len(argv) > 2 else 25
-    from workbench.toy.audio_checks import codec_round_trip, load_codec, read_keys, read_keys_clean
+    from workbench.toy.audio_checks import (
+        REGISTERS,
+        codec_round_trip,
+        load_codec,
+        read_keys,
+        read_keys_clean,
+        where_pitch_goes,
+    )
 
     torch.set_num_threads(1)
     codec = load_codec(source)
@@ -53,6 +60,15 @@ def main(argv=None) -> int:
         clips, _, factors = synth_v2(n_per_genre, seed=2025, with_factors=True)
         trips = codec_round_trip(codec, clips)[0]
         truth = [(f["tonic"], f["mode"]) for f in factors]
+        where = where_pitch_goes(clips, trips)
+        print("where pitch goes (round trips against the clean clips; audio_checks.where_pitch_goes):")
+        print("  register chroma correlation " + ", ".join(f"{r} {where[f'chroma_{r}']:.3f}" for r in REGISTERS))
+        print("  register energy share clean -> round trip " + ", ".join(
+            f"{r} {where[f'energy_{r}_clean']:.3f} -> {where[f'energy_{r}_out']:.3f}" for r in REGISTERS))
+        print("  level, round trip - clean (dB) " + ", ".join(
+            f"{k[9:].replace('_', '-')} Hz {v:+.1f}" for k, v in where.items() if k.startswith("level_db_")))
+        print(f"  spectrum above 400 Hz vs clean's there {where['direct_400hz']:.3f}, "
+              f"vs clean's mirrored about 400 Hz (images) {where['image_400hz']:.3f}")
         for name, read in (("project's key reader", read_keys), ("clean-fitted key profiles", read_keys_clean)):
             clean, tripped = read(clips), read(trips)
             accuracy = np.mean([k == t for k, t in zip(clean, truth)])

@@ -229,3 +229,27 @@ def test_a_tiny_v3_codec_round_trip_has_less_comb_than_v2s():
     shipped = np.median(comb_shares(codec_round_trip(load_codec("shipped"), held_out)[0]))
     assert medians["v2"] > 0.7 and shipped > 0.7  # v2's losses: the comb, at any scale
     assert medians["v3"] < 0.5 * min(medians["v2"], shipped), medians
+
+
+def test_where_pitch_goes_sees_a_lost_register_and_images():
+    from workbench.toy.audio_checks import where_pitch_goes
+    from workbench.toy.synth_v2 import synth_dataset
+
+    clips = synth_dataset(1, seed=3, duration_s=2.0)[0][:2].astype(np.float64)
+    same = where_pitch_goes(clips, clips)
+    assert same["chroma_middle"] == pytest.approx(1.0) and same["direct_400hz"] == pytest.approx(1.0)
+    assert abs(same["level_db_400_1000"]) < 1e-6
+    # a codec that drops everything above 400 Hz and plays the bass's mirror image there instead
+    spectra = np.fft.rfft(clips, axis=-1)
+    freqs = np.fft.rfftfreq(clips.shape[-1], 1 / 32000)
+    above = freqs >= 400
+    imaged = spectra.copy()
+    n_above = int(above.sum())
+    below = np.flatnonzero(freqs < 400)[::-1]  # 400 Hz + d plays what was at 400 Hz - d
+    imaged[:, above] = 0
+    imaged[:, np.flatnonzero(above)[:len(below)]] = 0.3 * spectra[:, below[:n_above]]
+    out = np.fft.irfft(imaged, n=clips.shape[-1], axis=-1)
+    lost = where_pitch_goes(clips, out)
+    assert lost["image_400hz"] > 0.5 > lost["direct_400hz"]
+    assert lost["chroma_lead"] < same["chroma_lead"] - 0.2
+    assert lost["energy_lead_out"] < lost["energy_lead_clean"]

@@ -103,6 +103,75 @@ def read_keys_clean(clips) -> list[tuple[int, str]]:
     return [(k % 12, str(MODES[k // 12])) for k in keys]
 
 
+# ---- where pitch goes: registers, bands, images --------------------------------------------------
+
+REGISTERS = ("bass", "middle", "lead")  # the key reader's registers: MIDI < 51, 51-71, >= 72
+LEVEL_BANDS_HZ = (0, 50, 150, 400, 1000, 3000, 8000, 16000)
+
+
+def _band_powers(x: np.ndarray) -> np.ndarray:
+    power = np.abs(np.fft.rfft(np.asarray(x, dtype=np.float64), axis=-1)) ** 2
+    freqs = np.fft.rfftfreq(np.shape(x)[-1], 1 / SAMPLE_RATE_HZ)
+    return np.stack([power[..., (freqs >= lo) & (freqs < hi)].sum(-1)
+                     for lo, hi in zip(LEVEL_BANDS_HZ[:-1], LEVEL_BANDS_HZ[1:])], -1)
+
+
+def _log_spectrum(x: np.ndarray) -> np.ndarray:
+    """Whole-clip log power spectrum, smoothed over 4 Hz."""
+    s = np.log(np.abs(np.fft.rfft(x)) ** 2 + 1e-3)
+    k = max(1, int(4 * len(x) / SAMPLE_RATE_HZ))
+    return np.convolve(s, np.ones(k) / k, "same")
+
+
+def _spectrum_correlation(clean: np.ndarray, out: np.ndarray, centre_hz: float, mirrored: bool,
+                          width_hz: float = 350.0) -> float:
+    """Correlation of `out`'s log spectrum from 20 to `width_hz` above `centre_hz` with `clean`'s at the
+    same frequencies, or (mirrored) at the frequencies as far below `centre_hz`: an upsampling stage's
+    images of lower notes, played at pitches the clip lacks."""
+    df = SAMPLE_RATE_HZ / len(clean)
+    c, lo, hi = int(centre_hz / df), int(20 / df), int(width_hz / df)
+    reference = _log_spectrum(clean)
+    reference = reference[c - lo:c - hi:-1] if mirrored else reference[c + lo:c + hi]
+    return float(np.corrcoef(_log_spectrum(out)[c + lo:c + hi], reference)[0, 1])
+
+
+def where_pitch_goes(clean: np.ndarray, out: np.ndarray) -> dict:
+    """Where a codec loses pitch, clip by clip against the clean clips (N, samples), means over clips:
+
+    - `chroma_<register>`: correlation of the key reader's whole-clip chroma of each register
+      (`readers.ClipAnalysis.chroma_parts`) between clean and codec clip;
+    - `energy_<register>_clean` / `_out`: each register's share of the clip's CQT energy;
+    - `level_db_<lo>_<hi>`: the codec's level minus the clean clip's in each band (median over clips);
+    - `image_400hz`: the codec's spectrum just above 400 Hz against the clean one mirrored about 400 Hz
+      (8 codec frames a period: the first upsampling stage's rate), and `direct_400hz` against the
+      clean one at the same frequencies.
+    """
+    import librosa
+
+    from workbench.toy.readers import analyse
+
+    a, b = analyse(list(clean)), analyse(list(out))
+    figures = {}
+    for r, name in enumerate(REGISTERS):
+        figures[f"chroma_{name}"] = float(np.nanmean([np.corrcoef(x.chroma_parts[2 * r], y.chroma_parts[2 * r])[0, 1]
+                                                      for x, y in zip(a, b)]))
+    for side, clips in (("clean", a), ("out", b)):
+        shares = []
+        for clip in clips:
+            C = np.abs(librosa.cqt(clip.audio, sr=SAMPLE_RATE_HZ, hop_length=512, fmin=librosa.midi_to_hz(24),
+                                   n_bins=84, bins_per_octave=12))
+            e = np.array([C[:27].sum(), C[27:48].sum(), C[48:].sum()])
+            shares.append(e / e.sum())
+        for r, name in enumerate(REGISTERS):
+            figures[f"energy_{name}_{side}"] = float(np.mean(shares, 0)[r])
+    levels = 10 * np.log10((_band_powers(out) + 1e-12) / (_band_powers(clean) + 1e-12))
+    for i, (lo, hi) in enumerate(zip(LEVEL_BANDS_HZ[:-1], LEVEL_BANDS_HZ[1:])):
+        figures[f"level_db_{lo}_{hi}"] = float(np.median(levels[:, i]))
+    for name, mirrored in (("direct_400hz", False), ("image_400hz", True)):
+        figures[name] = float(np.mean([_spectrum_correlation(x, y, 400.0, mirrored) for x, y in zip(clean, out)]))
+    return figures
+
+
 # ---- genre from DSP features, fitted on clean clips only -------------------------------------------
 
 @dataclass
