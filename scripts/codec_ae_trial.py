@@ -61,6 +61,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--filters", type=int, default=None, help="codec_filters (v3: 16)")
+    ap.add_argument("--hidden", type=int, default=None, help="codec_hidden: the latent's width (v3: 64)")
     ap.add_argument("--residual-layers", type=int, default=None,
                     help="codec_residual_layers: dilated residual units per resolution (v3: 1)")
     ap.add_argument("--pitch-weight", type=float, default=None, help="codec_pitch_weight (v3's if omitted)")
@@ -87,6 +88,8 @@ def main(argv=None) -> int:
     recipe = Recipe.codec_v3()
     if args.filters is not None:
         recipe = replace(recipe, sizes=replace(recipe.sizes, codec_filters=args.filters))
+    if args.hidden is not None:
+        recipe = replace(recipe, sizes=replace(recipe.sizes, codec_hidden=args.hidden))
     if args.residual_layers is not None:
         recipe = replace(recipe, sizes=replace(recipe.sizes, codec_residual_layers=args.residual_layers))
     for flag, field in (("pitch_weight", "codec_pitch_weight"), ("floor_db", "codec_floor_db"),
@@ -113,7 +116,7 @@ def main(argv=None) -> int:
         out = np.concatenate([codec.decoder(codec.encoder(torch.from_numpy(clips[i:i + 8])[:, None]))[:, 0].numpy()
                               for i in range(0, len(clips), 8)])[:, :clips.shape[1]]
     truth = [(f["tonic"], f["mode"]) for f in factors]
-    figures = dict(filters=recipe.sizes.codec_filters, residual_layers=recipe.sizes.codec_residual_layers,
+    figures = dict(filters=recipe.sizes.codec_filters, hidden=recipe.sizes.codec_hidden, residual_layers=recipe.sizes.codec_residual_layers,
                    pitch_weight=recipe.codec_pitch_weight, comb_weight=recipe.codec_comb_weight,
                    floor_db=recipe.codec_floor_db, balance_weight=recipe.codec_balance_weight,
                    phase_weight=recipe.codec_phase_weight, steps=args.steps, clips=len(clips),

@@ -39,6 +39,14 @@ def _pitch_match(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(A[:, :n].argmax(0) == B[:, :n].argmax(0)))
 
 
+def _band_cut(clips: np.ndarray, lo_hz: float, hi_hz: float, db: float) -> np.ndarray:
+    """The clips with one band's level changed by `db` (a zero-phase FFT gain)."""
+    spectra = np.fft.rfft(clips, axis=-1)
+    freqs = np.fft.rfftfreq(clips.shape[-1], 1 / 32000)
+    spectra[:, (freqs >= lo_hz) & (freqs < hi_hz)] *= 10 ** (db / 20)
+    return np.fft.irfft(spectra, n=clips.shape[-1], axis=-1).astype(np.float32)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     source, version = (argv + ["shipped", "v1"])[:2]
@@ -69,6 +77,11 @@ def main(argv=None) -> int:
             f"{k[9:].replace('_', '-')} Hz {v:+.1f}" for k, v in where.items() if k.startswith("level_db_")))
         print(f"  spectrum above 400 Hz vs clean's there {where['direct_400hz']:.3f}, "
               f"vs clean's mirrored about 400 Hz (images) {where['image_400hz']:.3f}")
+        for db in (-8, -12):  # control: is a darker middle band alone what moves the readers?
+            cut = _band_cut(clips, 400, 3000, db)
+            agree = [np.mean([c == r for c, r in zip(read(clips), read(cut))]) for read in (read_keys, read_keys_clean)]
+            print(f"  control: clean clips with 400-3000 Hz at {db} dB: tonic and mode = clean's {agree[0]:.3f} "
+                  f"(clean-fitted {agree[1]:.3f})")
         for name, read in (("project's key reader", read_keys), ("clean-fitted key profiles", read_keys_clean)):
             clean, tripped = read(clips), read(trips)
             accuracy = np.mean([k == t for k, t in zip(clean, truth)])
