@@ -68,6 +68,7 @@ def main(argv=None) -> int:
     ap.add_argument("--floor-db", type=float, default=None, help="codec_floor_db (v3's if omitted; 0: v2's floor)")
     ap.add_argument("--balance-weight", type=float, default=None, help="codec_balance_weight (v3's if omitted)")
     ap.add_argument("--phase-weight", type=float, default=None, help="codec_phase_weight (v3's if omitted)")
+    ap.add_argument("--seed", type=int, default=None, help="the recipe's seed (init, crops; v3: 0)")
     ap.add_argument("--clips-per-genre", type=int, default=100)
     ap.add_argument("--timing-steps", type=int, default=8)
     ap.add_argument("--json", default=None)
@@ -88,6 +89,8 @@ def main(argv=None) -> int:
     recipe = Recipe.codec_v3()
     if args.filters is not None:
         recipe = replace(recipe, sizes=replace(recipe.sizes, codec_filters=args.filters))
+    if args.seed is not None:
+        recipe = replace(recipe, seed=args.seed)
     if args.hidden is not None:
         recipe = replace(recipe, sizes=replace(recipe.sizes, codec_hidden=args.hidden))
     if args.residual_layers is not None:
@@ -116,7 +119,8 @@ def main(argv=None) -> int:
         out = np.concatenate([codec.decoder(codec.encoder(torch.from_numpy(clips[i:i + 8])[:, None]))[:, 0].numpy()
                               for i in range(0, len(clips), 8)])[:, :clips.shape[1]]
     truth = [(f["tonic"], f["mode"]) for f in factors]
-    figures = dict(filters=recipe.sizes.codec_filters, hidden=recipe.sizes.codec_hidden, residual_layers=recipe.sizes.codec_residual_layers,
+    figures = dict(seed=recipe.seed, filters=recipe.sizes.codec_filters, hidden=recipe.sizes.codec_hidden,
+                   residual_layers=recipe.sizes.codec_residual_layers,
                    pitch_weight=recipe.codec_pitch_weight, comb_weight=recipe.codec_comb_weight,
                    floor_db=recipe.codec_floor_db, balance_weight=recipe.codec_balance_weight,
                    phase_weight=recipe.codec_phase_weight, steps=args.steps, clips=len(clips),
