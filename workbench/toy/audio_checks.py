@@ -26,7 +26,7 @@ import numpy as np
 from workbench.toy import WEIGHTS_DIR
 from workbench.toy.clean_readers import _params, analyse_clean
 from workbench.toy.judge import audio_features
-from workbench.toy.readers import MODES, READERS, _key_features
+from workbench.toy.readers import MODES, READERS, _key_features, analyse
 from workbench.toy.synth_v2 import synth_dataset
 
 SAMPLE_RATE_HZ = 32000
@@ -147,8 +147,6 @@ def where_pitch_goes(clean: np.ndarray, out: np.ndarray) -> dict:
       clean one at the same frequencies.
     """
     import librosa
-
-    from workbench.toy.readers import analyse
 
     a, b = analyse(list(clean)), analyse(list(out))
     figures = {}
