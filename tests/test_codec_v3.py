@@ -148,7 +148,9 @@ def _tiny_v3():
 
     from workbench.toy.training.recipe import Recipe
 
-    return replace(Recipe.tiny(), synth_version=2, threads=1).with_codec_v3()
+    tiny = replace(Recipe.tiny(), synth_version=2, threads=1)
+    v3 = tiny.with_codec_v3()  # v3's latent width (128) is a full-scale choice: tiny keeps its own
+    return replace(v3, sizes=replace(v3.sizes, codec_hidden=tiny.sizes.codec_hidden))
 
 
 def test_codec_stage_writes_an_encodec_folder(tmp_path):
@@ -211,18 +213,19 @@ def test_a_tiny_v3_codec_round_trip_has_less_comb_than_v2s():
     from workbench.toy.architecture import build_codec
     from workbench.toy.audio_checks import codec_round_trip, load_codec
     from workbench.toy.synth_v2 import synth_clip, synth_dataset
-    from workbench.toy.training.codec_training import CodecTraining, train_codec
+    from workbench.toy.training.codec_training import train_codec
 
     torch.set_num_threads(1)
     audio, _ = synth_dataset(2, seed=0, duration_s=1.0)
     held_out = np.stack([synth_clip(g, seed=99, duration_s=1.0) for g in ("jazz", "rock")])
     v3 = _tiny_v3()
-    v2 = replace(v3, codec_comb_weight=0.0, codec_pitch_weight=0.0, sizes=replace(v3.sizes, codec_residual_layers=1))
+    v2 = replace(v3, codec_comb_weight=0.0, codec_pitch_weight=0.0, codec_floor_db=0.0, codec_balance_weight=0.0,
+                 sizes=replace(v3.sizes, codec_residual_layers=1))
     medians = {}
     for name, recipe in (("v2", v2), ("v3", v3)):
         codec = build_codec(recipe.sizes)
-        train_codec(codec, audio, CodecTraining(ae_steps=60, vq_steps=20, batch_size=4, crop_s=0.32, kmeans_clips=8,
-                                                comb_weight=recipe.codec_comb_weight), progress=False)
+        train_codec(codec, audio, recipe.codec_training(ae_steps=60, vq_steps=20, batch_size=4, kmeans_clips=8),
+                    progress=False)
         trips = codec_round_trip(codec, held_out)[0]
         assert trips.std() > 0.2 * held_out.std()  # not silence
         medians[name] = np.median(comb_shares(trips))
