@@ -33,7 +33,7 @@ CODEC_V3_PITCH_WEIGHT = 2.0  # `codec_training.pitch_loss` (4096-point log-STFT 
 CODEC_V3_FLOOR_DB = 60.0  # `spectral_loss`'s log floor, under each crop's peak
 CODEC_V3_BALANCE_WEIGHT = 1.0  # `spectral_loss`'s long-term mel balance
 CODEC_V3_PHASE_WEIGHT = 0.0  # `codec_training.phase_loss`
-CODEC_V3_SIZES = dict(codec_residual_layers=2, codec_lstm_layers=0, codec_hidden=128)
+CODEC_V3_SIZES = dict(codec_residual_layers=2, codec_lstm_layers=0)
 STAGES = ("codec", "all")
 CODEC_CHECKPOINT = "codec_checkpoint.pt"
 
