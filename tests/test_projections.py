@@ -74,3 +74,24 @@ def test_umap_seeded_with_background_warm_up(tmp_path):
     P.clear_cache()
     from_disk = P.project(X, "umap", seed=3, umap=P.UmapConfig(n_neighbors=10), cache_dir=tmp_path)
     assert from_disk.transform(X[:2]).shape == (2, 2)  # refits the seeded map on demand
+
+
+def test_a_failed_background_warm_up_is_redone_in_the_foreground(monkeypatch):
+    """numba once failed to compile in the warm-up thread (a typing race, CI): the fit that joins
+    the thread compiles in its own thread instead, with a warning, and the warm-up counts as done."""
+    calls = []
+
+    def flaky():
+        calls.append(P.threading.current_thread().name)
+        if len(calls) == 1:
+            raise RuntimeError("numba typing race")
+        P._WARM["done"] = True
+
+    monkeypatch.setattr(P, "_WARM", {"thread": None, "done": False, "error": None})
+    monkeypatch.setattr(P, "_warm_up", flaky)
+    thread = P.warm_up_umap(background=True)
+    thread.join()
+    assert not P.umap_ready() and isinstance(P._WARM["error"], RuntimeError)
+    with pytest.warns(RuntimeWarning, match="background warm-up failed"):
+        P._join_warm_up()
+    assert P.umap_ready() and calls == ["umap-warm-up", P.threading.current_thread().name]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ __all__ = ["Projection", "UmapConfig", "project", "project_layers", "warm_up_uma
 METHODS = ("pca", "umap")
 _CACHE: dict = {}
 _CACHE_LOCK = threading.Lock()
-_WARM = {"thread": None, "done": False}
+_WARM = {"thread": None, "done": False, "error": None}
 
 
 @dataclasses.dataclass(eq=False)
@@ -192,6 +193,16 @@ def _warm_up() -> None:
     _WARM["done"] = True
 
 
+def _warm_up_in_background() -> None:
+    """`_warm_up`, keeping a failure for the thread that joins it: numba can fail to compile in a
+    thread (a typing race in its parallel module, seen once in CI), and the joiner then compiles in
+    the foreground instead of losing the warm-up."""
+    try:
+        _warm_up()
+    except Exception as error:  # noqa: BLE001 - any failure: the foreground compile retries it
+        _WARM["error"] = error
+
+
 def warm_up_umap(background: bool = True):
     """Compile UMAP's numba code with a tiny fit; in a daemon thread by default (returns it)."""
     if _WARM["done"]:
@@ -201,7 +212,7 @@ def warm_up_umap(background: bool = True):
     if not background:
         _warm_up()
         return None
-    thread = threading.Thread(target=_warm_up, name="umap-warm-up", daemon=True)
+    thread = threading.Thread(target=_warm_up_in_background, name="umap-warm-up", daemon=True)
     _WARM["thread"] = thread
     thread.start()
     return thread
@@ -216,3 +227,8 @@ def _join_warm_up() -> None:
     thread = _WARM["thread"]
     if thread is not None and thread is not threading.current_thread():
         thread.join()
+        if not _WARM["done"]:  # the background compile failed: compile here (a failure now is raised)
+            warnings.warn(f"UMAP's background warm-up failed ({_WARM['error']!r}); compiling in this thread",
+                          RuntimeWarning, stacklevel=3)
+            _WARM["error"] = None
+            _warm_up()
