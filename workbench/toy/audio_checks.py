@@ -146,8 +146,6 @@ def where_pitch_goes(clean: np.ndarray, out: np.ndarray) -> dict:
       (8 codec frames a period: the first upsampling stage's rate), and `direct_400hz` against the
       clean one at the same frequencies.
     """
-    import librosa
-
     a, b = analyse(list(clean)), analyse(list(out))
     figures = {}
     for r, name in enumerate(REGISTERS):
@@ -156,8 +154,7 @@ def where_pitch_goes(clean: np.ndarray, out: np.ndarray) -> dict:
     for side, clips in (("clean", a), ("out", b)):
         shares = []
         for clip in clips:
-            C = np.abs(librosa.cqt(clip.audio, sr=SAMPLE_RATE_HZ, hop_length=512, fmin=librosa.midi_to_hz(24),
-                                   n_bins=84, bins_per_octave=12))
+            C = clip.semitone_cqt  # the CQT the chroma above came from
             e = np.array([C[:27].sum(), C[27:48].sum(), C[48:].sum()])
             shares.append(e / e.sum())
         for r, name in enumerate(REGISTERS):

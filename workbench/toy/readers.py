@@ -177,14 +177,19 @@ class ClipAnalysis:
         return np.vstack([full[None], bands])
 
     @cached_property
-    def chroma_parts(self) -> np.ndarray:
-        """(6, 12) chroma of bass (<MIDI 51), middle (51-71), lead (>=72) registers; each over the
-        whole clip and weighted to its start (the first chord is the tonic's); each sums to 1."""
+    def semitone_cqt(self) -> np.ndarray:
+        """|CQT| (rows MIDI 24..107, one a semitone; 16 ms frames), scaled to max 1."""
         import librosa
 
         C = np.abs(librosa.cqt(self.audio, sr=SAMPLE_RATE_HZ, hop_length=512, fmin=librosa.midi_to_hz(24),
                                n_bins=84, bins_per_octave=12))
-        C = C / (C.max() + 1e-9)
+        return C / (C.max() + 1e-9)
+
+    @cached_property
+    def chroma_parts(self) -> np.ndarray:
+        """(6, 12) chroma of bass (<MIDI 51), middle (51-71), lead (>=72) registers; each over the
+        whole clip and weighted to its start (the first chord is the tonic's); each sums to 1."""
+        C = self.semitone_cqt
         n = C.shape[1]
         early = np.exp(-np.arange(n) / (n / 4))[None]
         out = []
