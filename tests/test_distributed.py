@@ -198,6 +198,26 @@ def test_retries_are_bounded_and_the_failing_rows_are_named(ray_cluster, tiny):
     assert len(err.value.report.retried) == 1 and err.value.report.dispatched_rows == 2 + 2 * 2 + 1
 
 
+def speaks():
+    print("a line from a Ray worker")
+    return 1
+
+
+@pytest.mark.slow
+def test_a_worker_that_prints_leaves_the_drivers_print_alone(ray_cluster, capfd):
+    """Ray's driver used to swap builtins.print for its tqdm's Python function when a worker's line reached it,
+    and numba could then compile nothing that prints: every UMAP after a Ray run failed."""
+    import builtins, types
+    ray_cluster.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    assert ray_cluster.get(ray_cluster.remote(speaks).remote()) == 1
+    seen, deadline = "", time.monotonic() + 60
+    while "a line from a Ray worker" not in seen and time.monotonic() < deadline:  # the driver's log thread
+        time.sleep(0.2)
+        seen += capfd.readouterr().out
+    assert "a line from a Ray worker" in seen
+    assert isinstance(builtins.print, types.BuiltinFunctionType), builtins.print
+
+
 @pytest.mark.slow
 def test_steered_generation_on_ray_equals_local(ray_cluster, teacher):
     from workbench.data import distributed

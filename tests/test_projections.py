@@ -77,14 +77,14 @@ def test_umap_seeded_with_background_warm_up(tmp_path):
 
 
 def test_a_failed_background_warm_up_is_redone_in_the_foreground(monkeypatch):
-    """numba once failed to compile in the warm-up thread (a typing race, CI): the fit that joins
-    the thread compiles in its own thread instead, with a warning, and the warm-up counts as done."""
+    """A warm-up that fails in its thread is not lost: the fit that joins the thread compiles in its own
+    thread instead, with a warning that names the failure, and the warm-up counts as done."""
     calls = []
 
     def flaky():
         calls.append(P.threading.current_thread().name)
         if len(calls) == 1:
-            raise RuntimeError("numba typing race")
+            raise RuntimeError("a compile that fails once")
         P._WARM["done"] = True
 
     monkeypatch.setattr(P, "_WARM", {"thread": None, "done": False, "error": None})

@@ -194,9 +194,10 @@ def _warm_up() -> None:
 
 
 def _warm_up_in_background() -> None:
-    """`_warm_up`, keeping a failure for the thread that joins it: numba can fail to compile in a
-    thread (a typing race in its parallel module, seen once in CI), and the joiner then compiles in
-    the foreground instead of losing the warm-up."""
+    """`_warm_up`, keeping a failure for the thread that joins it, which then compiles in the foreground
+    and raises what fails there (a silent thread would leave UMAP unwarmed and the cause unsaid). The
+    failure once seen in CI was numba refusing a builtins.print that Ray's driver had replaced; that cause
+    is closed in `workbench.data.ray_pool.require_ray`."""
     try:
         _warm_up()
     except Exception as error:  # noqa: BLE001 - any failure: the foreground compile retries it

@@ -170,6 +170,12 @@ def as_engine(engine) -> RayEngine:
 
 def require_ray():
     """The ray module, or MissingExtraError saying how to install it."""
+    # Ray's driver turns on its distributed tqdm when a worker's log line first reaches it, and that replaces
+    # builtins.print with a Python function for the rest of the process; numba then cannot compile any
+    # function that prints (pynndescent's nn_descent: every UMAP after a Ray run failed with "Untyped global
+    # name 'print'"). Our progress bar is the driver's own tqdm, so Ray's patch is not needed. Set here, on
+    # every path to Ray, so it also holds when the user ran ray.init themselves (it is read at the first line).
+    os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")
     try:
         import ray
     except ImportError:
