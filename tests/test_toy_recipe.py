@@ -195,3 +195,51 @@ def test_training_settings_are_checked_when_made():
         train_codec(None, np.zeros((2, 16000), np.float32), {"ae_steps": 2})
     with pytest.raises(WrongTypeError, match="not a DecoderTraining"):
         train_decoder(None, None, np.zeros((2, 4, 10)), ["jazz", "rock"], {"steps": 2})
+
+
+def _tiny_decoder(seed=0):
+    from workbench.toy.architecture import ToySizes, build_codec, build_musicgen
+    from workbench.toy.tokenizer import build_tokenizer
+
+    sizes = ToySizes(codebook_size=16, decoder_layers=2, decoder_hidden=32, codec_filters=4)
+    tok = build_tokenizer()
+    return build_musicgen(sizes, build_codec(sizes), len(tok), seed=seed), tok
+
+
+def test_residual_pushes_change_training_are_seeded_and_leave_no_hook():
+    """decoder_resid_push: a constant random push per row at one layer per step, while training only."""
+    import torch
+    from workbench.toy.training.decoder_training import DecoderTraining, ResidualPushes, train_decoder
+
+    codes = np.random.default_rng(0).integers(0, 16, size=(8, 4, 20))
+    labels = ["jazz", "rock"] * 4
+
+    def trained(push):
+        model, tok = _tiny_decoder()
+        train_decoder(model, tok, codes, labels, DecoderTraining(steps=3, batch_size=4, resid_push=push),
+                      progress=False)
+        return torch.cat([p.detach().flatten() for p in model.decoder.parameters()]), model
+
+    plain, model = trained(0.0)
+    pushed_a, model_a = trained(0.5)
+    pushed_b, _ = trained(0.5)
+    assert not torch.equal(plain, pushed_a) and torch.equal(pushed_a, pushed_b)
+    assert all(not layer._forward_hooks for layer in model_a.decoder.model.decoder.layers)  # removed after training
+
+    # the push: constant over positions, of norm u x the layer's mean norm with u < largest, on one layer only
+    layers = model.decoder.model.decoder.layers
+    pushes = ResidualPushes(layers, 0.5, seed=0)
+    pushes.next_step()
+    layer = layers[pushes.layer]
+    layer.train()
+    hidden = torch.randn(3, 7, 32)
+    out = pushes._hook(pushes.layer)(layer, (), (hidden,))[0]
+    delta = out - hidden
+    assert torch.allclose(delta, delta[:, :1].expand_as(delta))
+    assert (delta[:, 0].norm(dim=-1) < 0.5 * hidden.norm(dim=-1).mean()).all()
+    assert pushes._hook((pushes.layer + 1) % len(layers))(layer, (), (hidden,)) is None
+    layer.eval()
+    assert pushes._hook(pushes.layer)(layer, (), (hidden,)) is None  # never at inference
+    pushes.remove()
+    with pytest.raises(Exception, match="resid_push"):
+        DecoderTraining(resid_push=-1.0)

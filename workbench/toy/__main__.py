@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="the temperature written into the generation config (what generate samples at)")
     train.add_argument("--judge-clips-per-genre", type=int,
                        help="clips per genre for the model's own genre judge (v2; 0: none)")
+    train.add_argument("--decoder-resid-push", type=float,
+                       help="train the decoder under random residual pushes up to this many x a layer's mean "
+                            "residual norm (decoder_training.ResidualPushes; 0: none)")
     train.add_argument("--seed", type=int)
     train.add_argument("--threads", type=int)
     train.add_argument("--device", default="cpu", help="cpu (the reference, 2 threads) or cuda")
@@ -85,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                              decoder_batch_size=args.decoder_batch_size, seed=args.seed, threads=args.threads,
                              judge_clips_per_genre=args.judge_clips_per_genre,
                              decoder_clips_per_genre=args.decoder_clips_per_genre,
-                             sample_temperature=args.sample_temperature)
+                             sample_temperature=args.sample_temperature,
+                             decoder_resid_push=args.decoder_resid_push)
         info = train_teaching_model(recipe, args.output_dir, work_dir=args.work_dir, resume=args.resume,
                                     progress=not args.no_progress, device=args.device, stage=args.stage)
         print(json.dumps(info["timings_s"], indent=1))

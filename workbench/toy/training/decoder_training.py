@@ -86,6 +86,7 @@ class DecoderTraining:
     lr: float = 1e-3
     cond_dropout: float = 0.15
     seed: int = 0
+    resid_push: float = 0.0  # > 0: `ResidualPushes` up to this many x a layer's mean residual norm (v3)
 
     def __post_init__(self):
         object.__setattr__(self, "steps", validation.non_negative_int(self.steps, "steps"))
@@ -97,6 +98,47 @@ class DecoderTraining:
         object.__setattr__(self, "seed", validation.integer(self.seed, "seed"))
         if not 0.0 <= self.cond_dropout < 1.0:
             raise ValueError(f"cond_dropout must be in [0, 1), got {self.cond_dropout}")
+        object.__setattr__(self, "resid_push", validation.finite_float(self.resid_push, "resid_push", low=0.0))
+
+
+class ResidualPushes:
+    """Random pushes in the residual stream while the decoder trains, so that a push of a random direction
+    does not knock generation off the music (the collapse into drones that made random directions score as
+    well as concept directions in v2's steering verdicts).
+
+    Each training step picks one decoder layer; every row of the batch gets, at that layer's output, a
+    constant vector over all positions (as steering adds one) in a random direction, of norm u x the
+    layer's mean residual norm in this batch, u uniform in [0, `largest`). Seeded by its own generator.
+    A concept direction carries what the music needs, so the model keeps reading it; a random direction
+    mostly carries nothing, and the model learns to shrug it off.
+    """
+
+    def __init__(self, decoder_layers, largest: float, seed: int):
+        self.layers, self.largest = list(decoder_layers), float(largest)
+        self.generator = torch.Generator().manual_seed(int(seed) + 7919)
+        self.layer = None
+        self.handles = [layer.register_forward_hook(self._hook(i)) for i, layer in enumerate(self.layers)]
+
+    def next_step(self) -> None:
+        self.layer = int(torch.randint(len(self.layers), (1,), generator=self.generator))
+
+    def _hook(self, index: int):
+        def hook(module, args, output):
+            if index != self.layer or not module.training:
+                return None
+            hidden = output[0] if isinstance(output, tuple) else output
+            bsz, _, width = hidden.shape
+            direction = torch.randn(bsz, 1, width, generator=self.generator)
+            direction = direction / direction.norm(dim=-1, keepdim=True)
+            size = torch.rand(bsz, 1, 1, generator=self.generator) * self.largest
+            unit = hidden.detach().norm(dim=-1).mean()
+            pushed = hidden + (size * direction).to(hidden) * unit
+            return (pushed,) + tuple(output[1:]) if isinstance(output, tuple) else pushed
+        return hook
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
 
 
 def train_decoder(model, tokenizer, codes: np.ndarray, labels: list[str], config: DecoderTraining | None = None, *,
@@ -127,8 +169,11 @@ def train_decoder(model, tokenizer, codes: np.ndarray, labels: list[str], config
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     sched = warmup_cosine(opt, steps)
     codes_t = torch.from_numpy(codes.astype(np.int64))
+    pushes = ResidualPushes(model.decoder.model.decoder.layers, config.resid_push, seed) if config.resid_push else None
     bar = tqdm(range(steps), desc="decoder", disable=not progress)
     for step in bar:
+        if pushes is not None:
+            pushes.next_step()
         idx = rng.integers(0, codes.shape[0], size=batch_size)
         prompts = [factor_prompt(labels[i], rng) if isinstance(labels[i], dict) else random_prompt(labels[i], rng)
                    for i in idx]
@@ -143,6 +188,8 @@ def train_decoder(model, tokenizer, codes: np.ndarray, labels: list[str], config
             bar.set_postfix(loss=f"{loss.item():.3f}")
             if log:
                 log(dict(stage="decoder", step=step, loss=loss.item()))
+    if pushes is not None:
+        pushes.remove()
     model.requires_grad_(True)
     model.eval()
     return model

@@ -64,6 +64,7 @@ class Recipe:
     decoder_batch_size: int = 16
     decoder_lr: float = 2e-3
     cond_dropout: float = 0.15
+    decoder_resid_push: float = 0.0  # > 0: train the decoder under random residual pushes (`ResidualPushes`)
     seed: int = 0
     threads: int = 2
     vocab_size: int = 256
@@ -268,7 +269,8 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
     model = build_musicgen(recipe.sizes, codec, len(tokenizer), seed=recipe.seed).to(device)
     train_decoder(model, tokenizer, codes, labels,
                   DecoderTraining(steps=recipe.decoder_steps, batch_size=recipe.decoder_batch_size,
-                                  lr=recipe.decoder_lr, cond_dropout=recipe.cond_dropout, seed=recipe.seed),
+                                  lr=recipe.decoder_lr, cond_dropout=recipe.cond_dropout, seed=recipe.seed,
+                                  resid_push=recipe.decoder_resid_push),
                   progress=progress, log=log)
     timings["decoder_s"] = time.time() - t
 
