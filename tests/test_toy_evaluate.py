@@ -39,6 +39,9 @@ def test_the_reduced_protocol_reports_every_verdict(tmp_path, capsys):
     assert m["quick"] and m["weights_sha256"] == weights_sha256()
     _check_steer(m)
     assert 0.0 <= m["comb_share_generated_median"] <= 1.0
+    # code diversity of generations next to the codec's round trips of clean clips (issue 30's bar)
+    assert 1.0 <= m["distinct_codes_reconstructed_median"] <= m["distinct_codes_generated_median"] * 10
+    assert 0.0 <= m["repeat_rate_reconstructed_median"] < 1.0 and "distinct_codes_reconstructed" in printed
     assert "depth_bar_met" in m and "deep_concepts" in m  # at --quick size (10 clips a genre) the bar is noise
 
 

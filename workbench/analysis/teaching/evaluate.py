@@ -61,17 +61,19 @@ def _accuracy(predicted, truth) -> float:
     return float(np.mean([p == t for p, t in zip(predicted, truth)]))
 
 
-def _round_trip(model, audio: np.ndarray, batch_size: int = 8) -> np.ndarray:
+def _round_trip(model, audio: np.ndarray, batch_size: int = 8) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(round trips (N, samples), each clip's codes (codebooks, frames)) through the model's codec."""
     import torch
 
-    out = []
+    out, codes = [], []
     with torch.no_grad():
         for i in range(0, len(audio), batch_size):
             x = torch.from_numpy(np.ascontiguousarray(audio[i:i + batch_size]))[:, None]
             enc = model.audio_encoder.encode(x)
             y = model.audio_encoder.decode(enc.audio_codes, [None]).audio_values
             out.append(y[:, 0, :audio.shape[1]].float().numpy())
-    return np.concatenate(out)
+            codes.extend(c.cpu().numpy() for c in enc.audio_codes[0])
+    return np.concatenate(out), codes
 
 
 def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = True,
@@ -111,7 +113,7 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
         audio, labels = synth.synth_dataset(n_synth, seed=10_007 + seed)
     m["judge_accuracy_synthetic"] = _accuracy(judge.predict(audio, SAMPLE_RATE_HZ), labels)
     n_r = n_recon * len(GENRES)
-    recon = _round_trip(handle.model, audio[:n_r])
+    recon, recon_codes = _round_trip(handle.model, audio[:n_r])
     m["judge_accuracy_reconstructed"] = _accuracy(judge.predict(recon, SAMPLE_RATE_HZ), labels[:n_r])
     if version == 2:  # what the codec carries: every reader on the round trips
 
@@ -148,7 +150,7 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     m["probe_best_layer_accuracy"] = by_layer[best_layer]
 
     # 5. Where the generated clips stand against clean audio: the frame-rate comb and a clean-audio ear.
-    m.update(_generation_quality(handle, res.clips, prompt_genres, recon))
+    m.update(_generation_quality(handle, res.clips, prompt_genres, recon, recon_codes))
 
     # 6. Teaching model v2: where each concept lives, and whether steering it beats a random push.
     if version == 2 and concepts:
@@ -185,13 +187,15 @@ def weights_sha256(weights=None) -> str:
     return digest.hexdigest()
 
 
-def _generation_quality(handle, clips, prompt_genres, recon) -> dict:
-    """Comb share of generations and round trips, and the clean-audio genre reader on generations."""
+def _generation_quality(handle, clips, prompt_genres, recon, recon_codes) -> dict:
+    """Comb share of generations and round trips, the clean-audio genre reader on generations, and the code
+    diversity of generations next to the codec's round trips of clean clips (what the music's codes look like)."""
 
     period = int(round(handle.samples_per_frame))
     sr = clips[0].sample_rate_hz
     pred = predict("genre", read_values("genre", [c.mono for c in clips], sr))
     stats = [code_stats(c.codes) for c in clips]
+    recon_stats = [code_stats(c) for c in recon_codes]
     return dict(
         comb_share_generated_median=float(np.median([comb_share(c.mono, sr, period) for c in clips])),
         comb_share_reconstructed_median=float(np.median([comb_share(a, SAMPLE_RATE_HZ, period) for a in recon])),
@@ -200,7 +204,9 @@ def _generation_quality(handle, clips, prompt_genres, recon) -> dict:
             g: _accuracy([p for p, t in zip(pred, prompt_genres) if t == g], [g] * prompt_genres.count(g))
             for g in GENRES},
         distinct_codes_generated_median=float(np.median([s["distinct_codes"] for s in stats])),
-        repeat_rate_generated_median=float(np.median([s["repeat_rate"] for s in stats])))
+        repeat_rate_generated_median=float(np.median([s["repeat_rate"] for s in stats])),
+        distinct_codes_reconstructed_median=float(np.median([s["distinct_codes"] for s in recon_stats])),
+        repeat_rate_reconstructed_median=float(np.median([s["repeat_rate"] for s in recon_stats])))
 
 
 def verdict_readers() -> dict:
@@ -287,7 +293,8 @@ def format_table(metrics: dict) -> str:
             ok = "ok" if metrics[key] >= target else "MISSED"
             lines.append(f"{key:34} {metrics[key]:8.3f}  >= {target:.2f} {ok}")
     for key in ("clean_reader_genre_generated", "comb_share_generated_median", "comb_share_reconstructed_median",
-                "distinct_codes_generated_median", "repeat_rate_generated_median"):
+                "distinct_codes_generated_median", "distinct_codes_reconstructed_median",
+                "repeat_rate_generated_median", "repeat_rate_reconstructed_median"):
         if key in metrics:
             lines.append(f"{key:34} {metrics[key]:8.3f}")
     for layer, acc in metrics.get("probe_accuracy_by_layer", {}).items():
