@@ -207,7 +207,8 @@ def speaks():
 def test_a_worker_that_prints_leaves_the_drivers_print_alone(ray_cluster, capfd):
     """Ray's driver used to swap builtins.print for its tqdm's Python function when a worker's line reached it,
     and numba could then compile nothing that prints: every UMAP after a Ray run failed."""
-    import builtins, types
+    import builtins
+    import types
     ray_cluster.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     assert ray_cluster.get(ray_cluster.remote(speaks).remote()) == 1
     seen, deadline = "", time.monotonic() + 60

@@ -209,6 +209,7 @@ def _tiny_decoder(seed=0):
 def test_residual_pushes_change_training_are_seeded_and_leave_no_hook():
     """decoder_resid_push: a constant random push per row at one layer per step, while training only."""
     import torch
+
     from workbench.toy.training.decoder_training import DecoderTraining, ResidualPushes, train_decoder
 
     codes = np.random.default_rng(0).integers(0, 16, size=(8, 4, 20))
