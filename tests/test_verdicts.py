@@ -207,6 +207,27 @@ def test_summarise_corrects_for_the_strengths_tried():
     assert np.allclose(two["p_value"], np.minimum(1.0, 2 * one["p_value"]))
 
 
+def test_the_summary_says_how_much_quieter_the_pushed_clips_are():
+    """Codes are not gain-invariant (quiet music uses few codes and counts as collapsed), so the summary gives
+    the median level change of the +v and the random clips against their twins."""
+    import pandas as pd
+
+    rows = [dict(target="t", strength=1.0, arm=arm, pair=i, shift=sh, reading=sh, collapsed=arm == "plus",
+                 rms=0.1 * 10 ** (db / 20), twin_rms=0.1)
+            for i in range(9)
+            for arm, sh, db in (("plus", 1.0, -12.0 + i), ("minus", -1.0, 0.0), ("random", 0.0, -2.0))]
+    row = summarise(pd.DataFrame(rows), n_strengths=1).iloc[0]
+    assert row["level_change_db_median"] == pytest.approx(-8.0)
+    assert row["random_level_change_db_median"] == pytest.approx(-2.0)
+    bare = summarise(pd.DataFrame([{k: v for k, v in r.items() if k not in ("rms", "twin_rms")} for r in rows]), 1)
+    assert "level_change_db_median" not in bare  # rows without levels (a custom source) are summarised as before
+
+    effect = _bench(np.eye(HIDDEN)[0]).measure(LOUDER, {"crescendo": np.eye(HIDDEN)[0]}, layer=0)
+    plus = effect.clips[effect.clips.arm == "plus"]
+    expected = np.median(20 * np.log10(plus.rms / plus.twin_rms))
+    assert effect.summary.iloc[0]["level_change_db_median"] == pytest.approx(expected) and expected != 0
+
+
 @pytest.mark.slow
 def test_the_evaluation_report_gives_every_method_a_verdict_per_target():
     import workbench as wb

@@ -22,6 +22,9 @@ minus its twin's. Per target and strength (`summarise`):
 - ``order_rate``: share of pairs where +v reads further toward the target than -v (ties count half);
 - ``collapsed_share``: share of +v clips whose codes collapsed against their twin's
   (`workbench.analysis.evaluation.collapse`);
+- ``level_change_db_median`` / ``random_level_change_db_median``: the median level of the +v / random clips
+  against their twins, in dB. Read the collapsed share next to it: codes are not gain-invariant, and the
+  same clean music 12 dB quieter counts as collapsed against its louder copy;
 - ``off_target``: how far every other reader's reading moved on the +v clips (mean absolute change of
   its reading: a probability's total variation for class readers, the unit's change otherwise);
 - ``beyond_random``: ``p_value < ALPHA`` and ``order_rate >= MIN_ORDER_RATE`` and
@@ -353,7 +356,7 @@ class SteeringBench:
                             twin_repeat_rate=twin_q[i].get("repeat_rate"),
                             collapsed=is_collapsed(q, twin_q[i]) if clip.codes is not None else None,
                             comb_share=q["comb_share"], twin_comb_share=twin_q[i]["comb_share"],
-                            peak=q["peak"], rms=q["rms"],
+                            peak=q["peak"], rms=q["rms"], twin_rms=twin_q[i]["rms"],
                             **{f"off_{c}": float(v[i]) for c, v in other_shift.items()}))
         frame = pd.DataFrame(rows)
         summary = summarise(frame, n_strengths=len(self.plan.strengths), n_boot=self.plan.n_boot,
@@ -454,10 +457,24 @@ def summarise(frame: pd.DataFrame, n_strengths: int | None = None, n_boot: int =
         for col in ("comb_share", "distinct_codes", "repeat_rate"):
             if col in plus:
                 row[f"{col}_median"] = float(plus[col].median())
+        if "rms" in plus and "twin_rms" in plus:  # quieter clips use fewer codes: read collapse next to this
+            row["level_change_db_median"] = _median_level_change(plus)
+            row["random_level_change_db_median"] = _median_level_change(rand)
         row["beyond_random"] = bool(p_corrected < ALPHA and order >= MIN_ORDER_RATE
                                     and collapsed <= MAX_COLLAPSED_SHARE)
         out.append(row)
     return pd.DataFrame(out)
+
+
+def _median_level_change(rows: pd.DataFrame) -> float:
+    """Median of 20 log10(rms / twin's rms) over `rows`, in dB (nan when none has both levels).
+
+    A codec's codes are not gain-invariant: the same clean music 12 dB quieter uses about a third of the
+    distinct codes and counts as collapsed against its own louder copy, so a collapsed share is read next
+    to how much quieter the pushed clips are."""
+    rms, twin = rows["rms"].to_numpy(dtype=float), rows["twin_rms"].to_numpy(dtype=float)
+    ok = np.isfinite(rms) & np.isfinite(twin) & (rms > 0) & (twin > 0)
+    return float(np.median(20 * np.log10(rms[ok] / twin[ok]))) if ok.any() else float("nan")
 
 
 def verdicts(summary: pd.DataFrame) -> dict:
