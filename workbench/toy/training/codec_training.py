@@ -195,6 +195,15 @@ def warmup_cosine(opt, total_steps: int, warmup_frac: float = 0.05, floor: float
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
+def optimizer_step(loss, opt, sched, params) -> None:
+    """One training step of both stages: backward, clip the gradient norm at 1, step, advance the schedule."""
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    sched.step()
+
+
 @torch.no_grad()
 def data_dependent_init(codec, batch: torch.Tensor) -> None:
     """Rescale every conv so its output has unit std per channel (bias -> zero mean) on `batch`.
@@ -375,11 +384,7 @@ def train_codec(codec, audio: np.ndarray, config: CodecTraining | None = None, *
         bar = tqdm(range(first, steps), desc=desc, disable=not progress, initial=first, total=steps)
         for step in bar:
             loss = batch_loss(_crops(audio, batch_size, crop, rng, device))
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
+            optimizer_step(loss, opt, sched, params)
             if step % 50 == 0:
                 bar.set_postfix(loss=f"{loss.item():.3f}")
                 if log:

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from workbench import validation
 from workbench.errors import BadInputError
 from workbench.toy.prompts import factor_prompt, random_prompt
-from workbench.toy.training.codec_training import warmup_cosine
+from workbench.toy.training.codec_training import optimizer_step, warmup_cosine
 
 
 def delay_sequences(codes: torch.Tensor, special_id: int) -> torch.Tensor:
@@ -182,11 +182,7 @@ def train_decoder(model, tokenizer, codes: np.ndarray, labels: list[str], config
                        for i in idx]
             hidden, mask = condition(model, tokenizer, prompts, rng.random(batch_size) < cond_dropout)
             loss = decoder_loss(model, delay_sequences(codes_t[idx], special_id), hidden, mask, special_id)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
+            optimizer_step(loss, opt, sched, params)
             if step % 25 == 0:
                 bar.set_postfix(loss=f"{loss.item():.3f}")
                 if log:
