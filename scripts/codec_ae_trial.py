@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     from workbench.toy.training.codec_training import train_codec
     from workbench.toy.training.recipe import Recipe
 
-    recipe = Recipe.codec_v3()
+    recipe = Recipe.v3()
     if args.filters is not None:
         recipe = replace(recipe, sizes=replace(recipe.sizes, codec_filters=args.filters))
     if args.seed is not None:

@@ -7,7 +7,7 @@ median over rounds is printed with its ratio to v2's. One thread.
     python scripts/codec_step_ratio.py [rounds] [filters:pitch_weight ...]
     python scripts/codec_step_ratio.py 9 16:0 16:2 32:0 32:2
 
-Each setting is `Recipe.codec_v3()` with those codec filters and pitch-loss weight; v2 is
+Each setting is `Recipe.v3()` with those codec filters and pitch-loss weight; v2 is
 `Recipe.v2()` (16 filters, one residual unit, v2's losses).
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     settings = {"v2": Recipe.v2()}
     for spec in specs:
         filters, weight = spec.split(":")
-        v3 = Recipe.codec_v3()
+        v3 = Recipe.v3()
         settings[f"v3 {filters} filters, pitch x {weight}"] = replace(
             v3, codec_pitch_weight=float(weight), sizes=replace(v3.sizes, codec_filters=int(filters)))
     audio = synth_dataset(2, seed=0)[0]

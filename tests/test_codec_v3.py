@@ -114,28 +114,29 @@ def test_v3_spectral_terms_are_off_at_zero_and_do_what_they_say():
     assert spectral_loss(-target, target).item() < 0.02 * phase_loss(-target, target).item() + 0.1
 
 
-def test_v3_sizes_build_an_encodec_and_v2_sizes_build_v2s():
+def test_v3_sizes_build_an_encodec_and_the_shipped_codec_is_v3s():
     from workbench.toy.architecture import ToySizes, build_codec
     from workbench.toy.training.recipe import Recipe
 
-    v2, v3 = Recipe.v2(), Recipe.codec_v3()
+    v2, v3 = Recipe.v2(), Recipe.v3()
     assert v2.codec_comb_weight == 0 and v3.codec_comb_weight > 0
     assert v2.codec_pitch_weight == 0 and v3.codec_pitch_weight > 0
     assert v3.sizes.codec_lstm_layers == 0 and v3.sizes.codec_residual_layers > v2.sizes.codec_residual_layers
-    # only codec fields differ: the decoder, data and tokenizer settings are v2's
+    # only codec fields differ (and the threads and sampling temperature): the decoder, data and tokenizer
+    # settings are v2's
     assert {k for k, v in v3.to_dict().items() if v != v2.to_dict()[k]} <= {
         "codec_comb_weight", "codec_pitch_weight", "codec_floor_db", "codec_balance_weight", "codec_phase_weight",
-        "sizes"}
+        "sizes", "threads", "sample_temperature"}
     assert v2.codec_floor_db == v2.codec_balance_weight == v2.codec_phase_weight == 0
     assert {k for k, v in v3.sizes.to_dict().items() if v != v2.sizes.to_dict()[k]} <= {
         "codec_residual_layers", "codec_kernel_size", "codec_filters", "codebook_size", "codec_hidden"}
     assert Recipe.from_dict(v3.to_dict()) == v3
-    saved_v2 = json.loads((__import__("workbench.toy", fromlist=["WEIGHTS_DIR"]).WEIGHTS_DIR
-                           / "training_info.json").read_text())["recipe"]
-    assert Recipe.from_dict(saved_v2) == v2  # saved before the v3 fields existed
+    saved_v2 = {k: v for k, v in v2.to_dict().items()
+                if k not in ("codec_floor_db", "codec_balance_weight", "codec_phase_weight", "decoder_resid_push")}
+    assert Recipe.from_dict(saved_v2) == v2  # saved before the v3 fields existed (v2's training_info.json)
     shipped = json.loads((__import__("workbench.toy", fromlist=["WEIGHTS_DIR"]).WEIGHTS_DIR
                           / "config.json").read_text())["audio_encoder"]
-    built = build_codec(v2.sizes).config
+    built = build_codec(v3.sizes).config
     for key in ("num_filters", "num_residual_layers", "kernel_size", "last_kernel_size", "codebook_size",
                 "hidden_size", "upsampling_ratios"):
         assert getattr(built, key) == shipped[key], key
@@ -206,8 +207,8 @@ def test_codec_stage_resumes_to_the_same_weights(tmp_path, monkeypatch):
 
 def test_a_tiny_v3_codec_round_trip_has_less_comb_than_v2s():
     """Trained the same few steps on the same clips, the v3 codec's losses leave a fraction of the
-    comb that v2's make (the comb appears within the first hundred steps of v2's losses), and both
-    tiny codecs are measured against the shipped v2 codec on the same held-out clips."""
+    comb that v2's make (the comb appears within the first hundred steps of v2's losses); the shipped
+    codec (teaching model v3's) is measured on the same held-out clips and has a fraction of it too."""
     from dataclasses import replace
 
     from workbench.toy.architecture import build_codec
@@ -230,8 +231,8 @@ def test_a_tiny_v3_codec_round_trip_has_less_comb_than_v2s():
         assert trips.std() > 0.2 * held_out.std()  # not silence
         medians[name] = np.median(comb_shares(trips))
     shipped = np.median(comb_shares(codec_round_trip(load_codec("shipped"), held_out)[0]))
-    assert medians["v2"] > 0.7 and shipped > 0.7  # v2's losses: the comb, at any scale
-    assert medians["v3"] < 0.5 * min(medians["v2"], shipped), medians
+    assert medians["v2"] > 0.7  # v2's losses: the comb, at any scale
+    assert medians["v3"] < 0.5 * medians["v2"] and shipped < 0.5 * medians["v2"], (medians, shipped)
 
 
 def test_where_pitch_goes_sees_a_lost_register_and_images():

@@ -64,3 +64,17 @@ def test_teaching_model_loads_without_transformers_noise(capfd):
     err = capfd.readouterr().err
     assert "pad_token_id" not in err and "Loading weights" not in err
     assert hf_logging.get_verbosity() == before  # restored for the user's own loads
+
+
+def test_a_direction_from_teaching_model_v2_does_not_load_on_v3(tmp_path):
+    """The teaching model's id names its version: a direction (or store) made on v2's weights, whose id was
+    "workbench/teaching-model", is refused on v3 instead of steering a model it was not fitted on."""
+    from workbench.analysis.directions import Direction
+    from workbench.errors import DirectionMismatchError
+
+    h = wb.load_model()
+    assert h.model_id == "workbench/teaching-model-v3"
+    path = Direction(np.ones(h.hidden_size, np.float32), model_id="workbench/teaching-model", layer=3).save(
+        tmp_path / "rock.safetensors")
+    with pytest.raises(DirectionMismatchError, match="teaching-model"):
+        Direction.load(path, expect_model_id=h.model_id)

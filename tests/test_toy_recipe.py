@@ -42,9 +42,10 @@ def test_the_default_recipe_made_the_shipped_weights(monkeypatch):
     from workbench.toy.training.recipe import Recipe
 
     shipped = Recipe.from_dict(json.loads((WEIGHTS_DIR / "training_info.json").read_text())["recipe"])
-    assert shipped == Recipe.v2() and shipped != Recipe() == Recipe.v1()
-    v2 = Recipe.v2()
-    assert v2.synth_version == 2 and v2.judge_clips_per_genre > 0 and v2.sizes.codec_lstm_layers == 0
+    assert shipped == Recipe.v3() and shipped not in (Recipe.v2(), Recipe.v1()) and Recipe() == Recipe.v1()
+    v3 = Recipe.v3()
+    assert v3.synth_version == 2 and v3.judge_clips_per_genre > 0 and v3.sizes.codec_lstm_layers == 0
+    assert v3.codec_comb_weight > 0 and v3.decoder_resid_push == 0
     seen = {}
 
     def fake_train(recipe, *args, **kwargs):

@@ -21,7 +21,7 @@ from workbench.errors import DurationError, ModelNotAvailableError, NotAMusicGen
 from workbench.runtime.configs import musicgen_config, random_processor
 from workbench.toy import WEIGHTS_DIR
 
-TEACHING_MODEL_ID = "workbench/teaching-model"
+TEACHING_MODEL_ID = "workbench/teaching-model-v3"  # the version is in the id: directions and stores of v2 do not load on v3
 LAYERS_PATH = "decoder.model.decoder.layers"
 SITE_SUFFIX = {"resid": "", "attn": ".self_attn", "mlp": ".fc2"}
 

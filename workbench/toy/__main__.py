@@ -31,10 +31,10 @@ def main(argv: list[str] | None = None) -> int:
                        help="reuse the codec in --work-dir when data and codec settings match")
     train.add_argument("--tiny", action="store_true", help="a seconds-long smoke run (tiny sizes)")
     train.add_argument("--synth-version", type=int, choices=(1, 2), default=None,
-                       help="2: the shipped teaching model v2's recipe (Recipe.v2, the default); "
-                            "1: teaching model v1's (Recipe.v1)")
+                       help="2 alone: teaching model v2's recipe (Recipe.v2); 1: teaching model v1's (Recipe.v1); "
+                            "default: the shipped teaching model v3's (Recipe.v3, synthesiser 2)")
     train.add_argument("--codec-v3", action="store_true",
-                       help="teaching codec v3's recipe (Recipe.codec_v3: no 50 Hz comb; not shipped yet)")
+                       help="teaching codec v3's codec settings over the chosen recipe (the default recipe, Recipe.v3, has them)")
     train.add_argument("--stage", choices=("codec", "all"), default="all",
                        help="codec: stop after the codec and save it (an EnCodec folder) in --output-dir")
     train.add_argument("--clips-per-genre", type=int, dest="n_per_genre")
@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "train":
 
-        base = Recipe.tiny() if args.tiny else (Recipe.v1() if args.synth_version == 1 else Recipe.v2())
+        base = (Recipe.tiny() if args.tiny else Recipe.v1() if args.synth_version == 1
+                else Recipe.v2() if args.synth_version == 2 else Recipe.v3())
         if args.codec_v3:  # with --tiny: tiny sizes, codec v3's losses and residual units
             base = base.with_codec_v3()
         recipe = recipe_with(base, synth_version=args.synth_version, n_per_genre=args.n_per_genre,
