@@ -21,7 +21,8 @@ from workbench.errors import DurationError, ModelNotAvailableError, NotAMusicGen
 from workbench.runtime.configs import musicgen_config, random_processor
 from workbench.toy import WEIGHTS_DIR
 
-TEACHING_MODEL_ID = "workbench/teaching-model-v3"  # the version is in the id: directions and stores of v2 do not load on v3
+# The version is in the id: what was made on teaching model v2 ("workbench/teaching-model") does not load on v3.
+TEACHING_MODEL_ID = "workbench/teaching-model-v3"
 LAYERS_PATH = "decoder.model.decoder.layers"
 SITE_SUFFIX = {"resid": "", "attn": ".self_attn", "mlp": ".fc2"}
 

@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="2 alone: teaching model v2's recipe (Recipe.v2); 1: teaching model v1's (Recipe.v1); "
                             "default: the shipped teaching model v3's (Recipe.v3, synthesiser 2)")
     train.add_argument("--codec-v3", action="store_true",
-                       help="teaching codec v3's codec settings over the chosen recipe (the default recipe, Recipe.v3, has them)")
+                       help="teaching codec v3's codec settings over the chosen recipe "
+                            "(the default recipe, Recipe.v3, has them)")
     train.add_argument("--stage", choices=("codec", "all"), default="all",
                        help="codec: stop after the codec and save it (an EnCodec folder) in --output-dir")
     train.add_argument("--clips-per-genre", type=int, dest="n_per_genre")

@@ -8,8 +8,9 @@ Trained on synthesised audio only (never on model activations), with degradation
 so it still judges reconstructions and generated clips fairly: for teaching model v1 random
 low-pass, noise and smearing (`degrade`); for v2, round trips through a *reference codec*
 (`reference_codec/`: teaching model v1's EnCodec in float16, a different network from the one the
-v2 model carries), whose artifacts the hand-made degradations did not imitate well enough (see the
-model card). The fitted parameters ship as JSON next to this file, each named for what it was fitted
+v2 model carries), whose artifacts the hand-made degradations did not imitate well enough (see teaching model
+v2's card, `git show c85904c:workbench/toy/MODEL_CARD.md`).
+The fitted parameters ship as JSON next to this file, each named for what it was fitted
 on (`JUDGE_V1_PATH`, `JUDGE_V2_PATH`; a model's own judge lies in its weights folder, `MODEL_JUDGE_FILE`):
 loading is instant and nothing is unpickled.
 
@@ -273,7 +274,8 @@ def fit_judge(n_per_genre: int = 300, seed: int = 1234, degrade_fraction: float 
     version 1 (`workbench.toy.synth`, the v1 judge): a fraction `degrade_fraction` of the clips
     degraded (`degrade`), C = 1. version 2 (`workbench.toy.synth_v2`, `JUDGE_V2_PATH`): every
     clip clean, through the reference codec (`reference_round_trips`), and that round trip again
-    through a `random_eq`; C = 0.01 (see the model card for how this was chosen).
+    through a `random_eq`; C = 0.01 (teaching model v2's card says how this was chosen:
+    `git show c85904c:workbench/toy/MODEL_CARD.md`).
 
     codec (version 2 only): an EnCodec model whose round trips (and their `random_eq`) join the
     training clips, C = 1 unless given: the judge a teaching model's training writes next to its

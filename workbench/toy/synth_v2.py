@@ -24,7 +24,8 @@ Why a sine period and not a ramp (``dynamics_style="ramp"``, ``brightness_style=
 the second v2 trial): a codec frame sees 160 ms, and a ramp tilts every frame the same way, so
 the frames' sum (a bag of codes) still reads a ramp's direction (0.78-0.83 for dynamics on three
 seeds, chance about 0.52). A sine period's tilts cancel: the same check reads it at 0.49-0.59
-(`scripts/codec_concept_check.py`; the model card has the table).
+(`scripts/codec_concept_check.py`; teaching model v2's card has the table:
+`git show c85904c:workbench/toy/MODEL_CARD.md`).
 
 Contour and mode need pitch; dynamics and brightness need only the loudness and spectral envelope
 that even a small codec keeps (`scripts/codec_pitch_check.py` measures what a codec keeps).

@@ -27,7 +27,8 @@ from workbench.toy.tokenizer import build_tokenizer
 from workbench.toy.training.codec_training import CodecTraining, encode_codes, train_codec
 from workbench.toy.training.decoder_training import DecoderTraining, train_decoder
 
-# The codec v3 settings over v2's (the model card's "Teaching codec v3" has the trials).
+# The codec v3 settings over v2's (the trials: teaching model v2's card,
+# `git show c85904c:workbench/toy/MODEL_CARD.md`).
 CODEC_V3_COMB_WEIGHT = 5.0
 CODEC_V3_PITCH_WEIGHT = 2.0  # `codec_training.pitch_loss` (4096-point log-STFT + chroma distance)
 CODEC_V3_FLOOR_DB = 60.0  # `spectral_loss`'s log floor, under each crop's peak
@@ -45,7 +46,8 @@ class Recipe:
     teaching model v1's (`Recipe.v1()`).
 
     synth_version 1 trains on `workbench.toy.synth` (genre prompts); 2 on `workbench.toy.synth_v2`
-    (seven factors, factor prompts; the model card has every trial).
+    (seven factors, factor prompts; teaching model v2's card has every trial:
+    `git show c85904c:workbench/toy/MODEL_CARD.md`).
     """
 
     synth_version: int = 1
@@ -87,8 +89,8 @@ class Recipe:
         round trips as well (100 clips per genre, written next to the weights as ``judge_fitted_on_own_codec.json``).
 
         The codec has no LSTM, so a code only sees 160 ms of audio; the synthesiser's dynamics and
-        brightness follow one period of a sine, so a bag of codes cannot read them (the model card
-        has what each trial measured).
+        brightness follow one period of a sine, so a bag of codes cannot read them (teaching model
+        v2's card has what each trial measured: `git show c85904c:workbench/toy/MODEL_CARD.md`).
         """
         return cls(synth_version=2, n_per_genre=600, decoder_clips_per_genre=1200, codec_ae_steps=3500,
                    codec_vq_steps=1000, decoder_steps=4600,
