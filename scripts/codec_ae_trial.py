@@ -72,7 +72,8 @@ def main(argv=None) -> int:
     ap.add_argument("--clips-per-genre", type=int, default=100)
     ap.add_argument("--timing-steps", type=int, default=8)
     ap.add_argument("--json", default=None)
-    ap.add_argument("--save", default=None, help="save the codec (k-means on 16 clips) for the check scripts")
+    ap.add_argument("--save", dest="save_dir", default=None,
+                    help="save the codec (k-means on 16 clips) for the check scripts")
     ap.add_argument("--cache-dir", default="/tmp/codec-trials")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -111,8 +112,8 @@ def main(argv=None) -> int:
     t = time.time()
     train_codec(codec, audio, config, progress=False)
     train_s = time.time() - t
-    if args.save:
-        codec.save_pretrained(args.save)
+    if args.save_dir:
+        codec.save_pretrained(args.save_dir)
 
     clips, genres, factors = synth_dataset(10, seed=2025, with_factors=True)
     with torch.no_grad():

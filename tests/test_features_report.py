@@ -63,3 +63,24 @@ def test_format_report_names_missed_bars():
                    feature_steer_share=1.0, feature_steer_n_tried=1, seconds=1.0)
     text = format_report(dict(figures, bars=bars(figures)))
     assert "explained_variance" in text and "MISSED" in text.splitlines()[1] and "ok" in text.splitlines()[2]
+
+
+def test_the_cli_leaves_the_sae_folder_unset_without_save(monkeypatch):
+    """nnsight gives every object a .save(); argparse then found Namespace.save and never set --save's default,
+    so `python -m workbench.features report --json F` passed a bound method as the SAEs' folder and crashed
+    after the whole report had been computed."""
+    import nnsight  # noqa: F401  (what mounts .save on every object)
+
+    import workbench.analysis.features.report as report_module
+
+    seen = {}
+
+    def fake_run_report(plan, **kwargs):
+        seen.update(kwargs)
+        raise report_module.WorkbenchError("stop here")
+
+    monkeypatch.setattr(report_module, "run_report", fake_run_report)
+    assert report_module.main(["report", "--quick", "--no-progress"]) == 2
+    assert seen["save_dir"] is None and seen["store_dir"] is None
+    report_module.main(["report", "--quick", "--save", "saes"])
+    assert seen["save_dir"] == Path("saes")

@@ -55,3 +55,14 @@ def test_the_committed_evaluation_was_made_from_the_shipped_weights():
         "--json workbench/toy/weights/evaluation.json`")
     assert not m["quick"]
     _check_steer(m)
+
+
+def test_the_model_card_prints_the_committed_evaluation():
+    """The card's evaluation table is `format_table` of weights/evaluation.json, not a typed copy."""
+    from workbench.analysis.teaching.evaluate import format_table
+    from workbench.toy import WEIGHTS_DIR
+
+    table = format_table(json.loads((WEIGHTS_DIR / "evaluation.json").read_text()))
+    card = (WEIGHTS_DIR.parent / "MODEL_CARD.md").read_text()
+    assert table in card, ("the model card's evaluation table is not weights/evaluation.json's: paste the table "
+                           "`python -m workbench.toy evaluate` printed (or format_table of the JSON) into it")

@@ -255,7 +255,9 @@ def main(argv=None) -> int:
     rep.add_argument("--architecture", choices=("topk", "standard"), default=None)
     rep.add_argument("--k", type=int, default=None)
     rep.add_argument("--epochs", type=int, default=None)
-    rep.add_argument("--save", type=Path, default=None, help="save each SAE here (SAELens layout)")
+    # dest is not "save": nnsight gives every object a .save(), so argparse would find a Namespace.save
+    # already there and never set the option's default (the SAEs' folder became a bound method)
+    rep.add_argument("--save", dest="save_dir", type=Path, default=None, help="save each SAE here (SAELens layout)")
     rep.add_argument("--store", type=Path, default=None, help="the activation store folder (default: a temp one)")
     rep.add_argument("--device", default=None)
     rep.add_argument("--no-progress", action="store_true")
@@ -265,7 +267,7 @@ def main(argv=None) -> int:
                  if v is not None}
     try:
         plan = ReportPlan.quick(**overrides) if args.quick else ReportPlan(**overrides)
-        report = run_report(plan, store_dir=args.store, save_dir=args.save, device=args.device,
+        report = run_report(plan, store_dir=args.store, save_dir=args.save_dir, device=args.device,
                             progress=not args.no_progress)
     except WorkbenchError as e:  # a bad setting: its message names the fix, a traceback would bury it
         print(f"error: {e}", file=sys.stderr)
