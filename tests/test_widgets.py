@@ -330,10 +330,10 @@ def test_a_strength_beyond_the_slider_is_refused_visibly():
     panel.direction = "v"
     with pytest.raises(RefusedValueError, match=r"strength=100.0 is outside .* \(-2 to 2\).*strength_max = 100"):
         panel.strength = 100
-    assert panel.strength == panel.strength_slider.value == 0.5 and "strength=100.0" in panel.last_error
+    assert panel.strength == panel.strength_slider.value == 0.25 and "strength=100.0" in panel.last_error
     assert isinstance(RefusedValueError("x"), ValueError)
     panel.generate()
-    assert seen[-1].strength == 0.5  # the value the slider shows
+    assert seen[-1].strength == 0.25  # the value the slider shows
     panel.strength_max = 100  # widening is explicit; then the slider shows the value used
     panel.strength = 100
     assert panel.strength_slider.value == 100 and panel.strength_slider.min == -100
