@@ -1,6 +1,6 @@
 """The teaching model's patching and ablation findings next to its probe sweep (issue 11's closing note).
 
-    python scripts/patching_findings.py --json docs/figures/patching-findings.json     # 162 s on teaching model v3, one thread
+    python scripts/patching_findings.py --json docs/figures/patching-findings.json   # 162 s on v3, one thread
 
 Probe sweep (48 generated clips of 2 s); teacher-forced patching (8 windows) and generated patching
 judged by the genre judge (4 windows) for four genre pairs x 2 seeds; mean ablation of each genre's
