@@ -5,11 +5,13 @@ import numpy as np
 import pytest
 
 from workbench.analysis.evaluation.collapse import (
+    LevelCurve,
     clip_quality,
     code_stats,
     comb_share,
     cross_clip_similarity,
     is_collapsed,
+    measure_level_curve,
 )
 from workbench.analysis.evaluation.verdicts import (
     Reader,
@@ -148,6 +150,125 @@ def test_a_constant_code_clip_is_collapsed_and_a_twin_against_itself_is_not():
     assert is_collapsed(code_stats(np.full((4, 200), 7)), code_stats(twin)) is True
     assert is_collapsed(code_stats(twin), code_stats(twin)) is False
     assert is_collapsed(code_stats(twin), None) is None
+
+
+CURVE = LevelCurve(gains_db=(0.0, -6.0, -12.0, -20.0), distinct_ratio=(1.0, 0.67, 0.34, 0.11),
+                   repeat_ratio=(1.0, 1.67, 3.08, 5.2), n_clips=20)
+
+
+def test_the_level_curve_excuses_what_the_level_does_and_no_more():
+    twin = dict(distinct_codes=80.0, repeat_rate=0.13)
+    quiet_music = dict(distinct_codes=27.0, repeat_rate=0.42)  # clean music 12 dB down through the codec
+    assert is_collapsed(quiet_music, twin) is True  # the plain rule's false positive
+    assert is_collapsed(quiet_music, twin, -12.0, CURVE) is False
+    assert is_collapsed(dict(distinct_codes=8.0, repeat_rate=0.7), twin, -12.0, CURVE) is True  # a quiet drone
+    assert is_collapsed(dict(distinct_codes=15.0, repeat_rate=0.6), twin, -0.2, CURVE) is True  # a drone at level
+    # louder than the twin, or an unknown level: the plain rule; below the quietest gain: the quietest's figures
+    assert CURVE.expected(3.0) == (1.0, 1.0) and CURVE.expected(None) == (1.0, 1.0)
+    assert CURVE.expected(-60.0) == CURVE.expected(-20.0) == (0.11, 5.2)
+    assert CURVE.expected(-9.0) == pytest.approx((0.505, 2.375))
+    with pytest.raises(BadInputError, match="start at 0"):
+        LevelCurve(gains_db=(-3.0, 0.0), distinct_ratio=(1, 1), repeat_ratio=(1, 1), n_clips=1)
+    with pytest.raises(BadInputError, match="one distinct and one repeat ratio"):
+        LevelCurve(gains_db=(0.0, -3.0), distinct_ratio=(1,), repeat_ratio=(1, 1), n_clips=1)
+
+
+def test_measure_level_curve_reads_a_codec_that_loses_codes_when_quiet():
+    def encode(audios):  # a "codec" that quantises in 1/64 steps: quieter audio lands on fewer codes
+        return np.stack([np.clip(np.round(np.asarray(a) * 64), -128, 127).astype(int).reshape(2, -1)
+                         for a in audios])
+
+    rng = np.random.default_rng(0)
+    curve = measure_level_curve(encode, [rng.uniform(-1, 1, size=400) for _ in range(4)])
+    assert curve.distinct_ratio[0] == 1.0 and curve.repeat_ratio[0] == 1.0 and curve.n_clips == 4
+    assert all(b < a for a, b in zip(curve.distinct_ratio, curve.distinct_ratio[1:]))
+    assert curve.repeat_ratio[-1] > 2.0
+    with pytest.raises(BadInputError, match="at least one clip"):
+        measure_level_curve(encode, [])
+
+
+class QuieterMusic(ConstructedSource):
+    """The push makes every clip 12 dB quieter and leaves it music: its codes lose what `CURVE` says the codec
+    loses at -12 dB, no more. `level_curve` is the codec's measured curve."""
+
+    def steered(self, pairs, layer, absolute_strength, units):
+        clips = super().steered(pairs, layer, absolute_strength, units)
+        for c in clips:
+            c.waveform = (c.waveform * 10 ** (-12 / 20)).astype(np.float32)
+            c.codes = c.codes % 28  # ~0.34 of the twin's distinct codes (about 83 of 100 frames)
+        return clips
+
+    def level_curve(self, twins):
+        return CURVE
+
+
+def test_a_push_that_only_makes_music_quieter_is_not_called_collapsed():
+    u = np.random.default_rng(0).normal(size=HIDDEN)
+    effect = SteeringBench(_Handle(), PLAN, source=QuieterMusic(u)).measure(LOUDER, {"crescendo": u}, layer=0)
+    row = effect.summary.iloc[0]
+    assert row["plain_collapsed_share"] == 1.0 and row["collapsed_share"] == 0.0
+    assert row["level_change_db_median"] < -9.0  # 12 dB down, give or take the slope the push adds
+    assert effect.verdict["crescendo"]["beyond_random"]  # a level slope does not move with the level
+    assert abs(effect.verdict["crescendo"]["level_only_effect"]) < 0.01
+    assert effect.to_dict()["level_curve"]["gains_db"] == list(CURVE.gains_db)
+
+
+def _mean_level(audios, sr):
+    return np.array([10 * np.log10(np.mean(np.asarray(a, np.float64) ** 2)) for a in audios])
+
+
+class LevelOnly(ConstructedSource):
+    """The push along u changes nothing but the level: 3 dB x strength x <v, u> (a level reader must notice)."""
+
+    def steered(self, pairs, layer, absolute_strength, units):
+        twins, _ = self.twins(pairs)
+        for c, v in zip(twins, units):
+            c.waveform = (c.waveform * 10 ** (3.0 * absolute_strength * float(v @ self.u) / 20)).astype(np.float32)
+        return twins
+
+
+def test_an_effect_the_level_alone_explains_is_not_beyond_random():
+    u = np.random.default_rng(0).normal(size=HIDDEN)
+    loud = Reader("loudness", "mean_level", ("loud", "soft"), _mean_level, lambda v, t: v if t == "loud" else -v,
+                  unit="dB")
+    effect = SteeringBench(_Handle(), PLAN, source=LevelOnly(u)).measure(loud, {"loud": u}, layer=0)
+    v = effect.verdict["loud"]
+    assert v["p_value"] < 0.01 and v["order_rate"] == 1.0 and v["collapsed_share"] == 0.0  # it would pass ...
+    assert v["level_only_effect"] == pytest.approx(v["effect"], rel=1e-3)  # ... but the level alone does it
+    assert not v["beyond_random"]
+    assert "level change alone" in verdict_sentence("loudness", "loud", v, "dB")
+
+
+def test_the_teaching_codec_level_curve_passes_both_controls():
+    """On the shipped teaching model: clean music 12 dB quieter is not collapsed against its louder copy, and
+    clips pushed 1x the mean residual norm along random directions (the drones; level about unchanged) are."""
+    import workbench as wb
+    from workbench.analysis.evaluation.verdicts import ModelClips
+    from workbench.runtime.teacher_forcing import encode_audio
+    from workbench.toy import synth_v2
+
+    handle = wb.load_model()
+    audio = [np.asarray(a, np.float32) for a in synth_v2.synth_dataset(2, seed=4242)[0][:6]]
+    plan = VerdictPlan(prompts=("rock music", "jazz music"), seeds=(0, 1), strengths=(1.0,),
+                       settings=GenerationSettings(duration_s=2.0, batch_size=4))
+    bench = SteeringBench(handle, plan)
+    twins = bench.twins()
+    curve = bench.level_curve()
+    assert curve == ModelClips(handle, plan).level_curve(twins) and curve.n_clips == len(twins)
+    assert curve.distinct_ratio[curve.gains_db.index(-12.0)] < 0.6  # the codec does lose codes when quiet
+
+    def stats(clips):
+        return [code_stats(c) for c in encode_audio(handle, clips, handle.sample_rate_hz).numpy()]
+
+    loud, quiet = stats(audio), stats([a * np.float32(10 ** (-12 / 20)) for a in audio])
+    assert sum(is_collapsed(q, t) for q, t in zip(quiet, loud)) >= 4  # the plain rule calls quiet music a drone
+    assert not any(is_collapsed(q, t, -12.0, curve) for q, t in zip(quiet, loud))
+    pushed = bench.random(0, 1.0)
+    flags = []
+    for clip, twin in zip(pushed, twins):
+        q, t = bench.quality(clip), bench.quality(twin)
+        flags.append(is_collapsed(q, t, 20 * np.log10(q["rms"] / t["rms"]), curve))
+    assert sum(flags) >= 3, flags
 
 
 def test_comb_share_separates_a_frame_rate_buzz_from_music():

@@ -26,12 +26,29 @@ both ratios separate them with room on either side, and twins of one prompt diff
 (seed to seed, distinct codes vary by about 10%). A repeat rate of zero in the twin is floored at
 `MIN_TWIN_REPEAT` so one repeat does not count as "doubled". Clips without a twin get no flag.
 
+**Level.** Codes are not gain-invariant: the same clean music 12 dB quieter uses about a third of the
+distinct codes and three times the repeats through the teaching codec, so the plain rule calls quiet
+music a drone. A `LevelCurve` measures that on the model's own codec (`measure_level_curve`: clips
+encoded at lower gains against themselves at 0 dB, median ratios), and `is_collapsed` given the clip's
+level change against its twin and the curve scales the twin's figures by what the level alone does
+before applying the ratios: quiet music is not collapsed, a drone at any level still is. Clips louder
+than their twin are judged by the plain rule, and clips quieter than the curve's quietest gain by the
+quietest gain's figures (both err toward "collapsed"). A quieter clip can still move a reader by its
+level alone: `workbench.analysis.evaluation.verdicts` measures that too (``level_only_effect``).
+
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> twin = rng.integers(0, 256, size=(4, 200))
     >>> drone = np.zeros((4, 200), np.int64)
     >>> is_collapsed(code_stats(drone), code_stats(twin)), is_collapsed(code_stats(twin), code_stats(twin))
     (True, False)
+    >>> curve = LevelCurve(gains_db=(0.0, -12.0), distinct_ratio=(1.0, 0.34), repeat_ratio=(1.0, 3.1), n_clips=20)
+    >>> quiet = dict(distinct_codes=27.0, repeat_rate=0.4)  # the music 12 dB down, against its 0 dB copy
+    >>> loud = dict(distinct_codes=80.0, repeat_rate=0.13)
+    >>> is_collapsed(quiet, loud), is_collapsed(quiet, loud, level_change_db=-12.0, curve=curve)
+    (True, False)
+    >>> is_collapsed(dict(distinct_codes=8.0, repeat_rate=0.7), loud, level_change_db=-12.0, curve=curve)
+    True
     >>> t = np.arange(32000) / 32000
     >>> round(comb_share(np.sin(2 * np.pi * 50 * t), 32000, 640), 2)  # a 50 Hz tone is all comb
     1.0
@@ -41,18 +58,23 @@ both ratios separate them with room on either side, and twins of one prompt diff
 from __future__ import annotations
 
 import functools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from workbench.errors import BadInputError
 
-__all__ = ["COLLAPSE_DISTINCT_RATIO", "COLLAPSE_REPEAT_RATIO", "MIN_TWIN_REPEAT", "clip_quality", "code_stats",
-           "comb_share", "cross_clip_similarity", "is_collapsed", "logmel_profile"]
+__all__ = ["COLLAPSE_DISTINCT_RATIO", "COLLAPSE_REPEAT_RATIO", "LEVEL_CURVE_GAINS_DB", "LevelCurve", "MIN_TWIN_REPEAT",
+           "clip_quality", "code_stats", "comb_share", "cross_clip_similarity", "is_collapsed", "level_change_db",
+           "logmel_profile", "measure_level_curve"]
 
 COLLAPSE_DISTINCT_RATIO = 0.5  # collapsed: fewer than half the twin's distinct codes per codebook ...
 COLLAPSE_REPEAT_RATIO = 2.0    # ... or at least twice the twin's frame-to-frame repeat rate
 MIN_TWIN_REPEAT = 0.05         # a twin that (almost) never repeats counts as repeating 5% of frames
 COMB_BLOCK_S = 0.5             # the comb's period-synchronous average is taken over blocks this long
+LEVEL_CURVE_GAINS_DB = (0.0, -3.0, -6.0, -9.0, -12.0, -15.0, -20.0, -30.0)  # where `measure_level_curve` encodes
 
 
 def _codes(codes) -> np.ndarray:
@@ -71,12 +93,79 @@ def code_stats(codes) -> dict:
     return dict(distinct_codes=distinct, repeat_rate=repeat)
 
 
-def is_collapsed(stats: dict, twin_stats: dict | None) -> bool | None:
-    """True when a clip's codes collapsed against its twin's (see the module doc); None without a twin."""
+@dataclass(frozen=True)
+class LevelCurve:
+    """What the level alone does to a codec's code statistics: at each gain (dB, 0 first, then lower),
+    the median over clips of a clip's distinct codes and repeat rate there over its own at 0 dB."""
+
+    gains_db: tuple
+    distinct_ratio: tuple
+    repeat_ratio: tuple
+    n_clips: int
+
+    def __post_init__(self):
+        g = [float(x) for x in self.gains_db]
+        if len(g) < 2 or len(self.distinct_ratio) != len(g) or len(self.repeat_ratio) != len(g):
+            raise BadInputError(f"a LevelCurve needs two or more gains with one distinct and one repeat ratio each, "
+                                f"got {len(g)} gains, {len(self.distinct_ratio)} and {len(self.repeat_ratio)} ratios")
+        if g[0] != 0.0 or any(b >= a for a, b in zip(g, g[1:])):
+            raise BadInputError(f"gains_db must start at 0 and fall, got {self.gains_db!r}")
+
+    def expected(self, level_change_db: float | None) -> tuple[float, float]:
+        """(distinct factor <= 1, repeat factor >= 1) the level alone predicts for a clip `level_change_db`
+        against its twin; (1, 1) for a clip as loud or louder, or an unknown level."""
+        if level_change_db is None or not math.isfinite(level_change_db) or level_change_db >= 0:
+            return 1.0, 1.0
+        gains = np.asarray(self.gains_db, np.float64)[::-1]  # rising, for np.interp
+        g = max(float(level_change_db), float(gains[0]))
+        distinct = float(np.interp(g, gains, np.asarray(self.distinct_ratio, np.float64)[::-1]))
+        repeat = float(np.interp(g, gains, np.asarray(self.repeat_ratio, np.float64)[::-1]))
+        return min(distinct, 1.0), max(repeat, 1.0)
+
+    def to_dict(self) -> dict:
+        return dict(gains_db=list(self.gains_db), distinct_ratio=list(self.distinct_ratio),
+                    repeat_ratio=list(self.repeat_ratio), n_clips=self.n_clips)
+
+
+def measure_level_curve(encode: Callable[[list], np.ndarray], audios: Sequence,
+                        gains_db: Sequence[float] = LEVEL_CURVE_GAINS_DB) -> LevelCurve:
+    """Encode each clip at every gain and take, per gain, the median ratio of its code statistics to its own at
+    0 dB. encode: equal-length mono clips -> codes (n_clips, n_codebooks, frames), e.g. the model's codec."""
+    audios = [np.asarray(a, np.float64) for a in audios]
+    if not audios:
+        raise BadInputError("measure_level_curve needs at least one clip: pass the unsteered twins' audio")
+    gains = tuple(float(g) for g in gains_db)
+    stats = {}
+    for g in gains:
+        codes = np.asarray(encode([(a * 10 ** (g / 20)).astype(np.float32) for a in audios]))
+        stats[g] = [code_stats(c) for c in codes]
+    base = stats[gains[0]]
+    distinct = [float(np.median([s["distinct_codes"] / max(b["distinct_codes"], 1.0) for s, b in zip(stats[g], base)]))
+                for g in gains]
+    repeat = [float(np.median([max(s["repeat_rate"], MIN_TWIN_REPEAT) / max(b["repeat_rate"], MIN_TWIN_REPEAT)
+                               for s, b in zip(stats[g], base)])) for g in gains]
+    return LevelCurve(gains, tuple(distinct), tuple(repeat), len(audios))
+
+
+def level_change_db(rms: float, twin_rms: float) -> float | None:
+    """A clip's level against its twin's in dB (None when either is silent)."""
+    if not (rms > 0 and twin_rms > 0):
+        return None
+    return float(20 * np.log10(rms / twin_rms))
+
+
+def is_collapsed(stats: dict, twin_stats: dict | None, level_change_db: float | None = None,
+                 curve: LevelCurve | None = None) -> bool | None:
+    """True when a clip's codes collapsed against its twin's (see the module doc); None without a twin.
+
+    With the clip's level change against its twin (dB) and the codec's `LevelCurve`, the twin's figures are
+    first scaled by what that level change alone does to them."""
     if twin_stats is None:
         return None
-    fewer = stats["distinct_codes"] < COLLAPSE_DISTINCT_RATIO * twin_stats["distinct_codes"]
-    repeats = stats["repeat_rate"] >= COLLAPSE_REPEAT_RATIO * max(twin_stats["repeat_rate"], MIN_TWIN_REPEAT)
+    distinct_factor, repeat_factor = (1.0, 1.0) if curve is None else curve.expected(level_change_db)
+    fewer = stats["distinct_codes"] < COLLAPSE_DISTINCT_RATIO * distinct_factor * twin_stats["distinct_codes"]
+    repeats = stats["repeat_rate"] >= (COLLAPSE_REPEAT_RATIO * repeat_factor
+                                       * max(twin_stats["repeat_rate"], MIN_TWIN_REPEAT))
     return bool(fewer or repeats)
 
 

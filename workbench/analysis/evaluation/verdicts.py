@@ -20,15 +20,19 @@ minus its twin's. Per target and strength (`summarise`):
 - ``p_value``: one-sided Mann-Whitney test of the +v shifts against the random shifts, Bonferroni-
   corrected over the strengths tried;
 - ``order_rate``: share of pairs where +v reads further toward the target than -v (ties count half);
-- ``collapsed_share``: share of +v clips whose codes collapsed against their twin's
-  (`workbench.analysis.evaluation.collapse`);
+- ``collapsed_share``: share of +v clips whose codes collapsed against their twin's, once the twin's code
+  figures are scaled by what the clip's level change alone does to them on this model's codec
+  (`workbench.analysis.evaluation.collapse`: the same clean music 12 dB quieter is not a drone);
+  ``plain_collapsed_share`` without that scaling;
 - ``level_change_db_median`` / ``random_level_change_db_median``: the median level of the +v / random clips
-  against their twins, in dB. Read the collapsed share next to it: codes are not gain-invariant, and the
-  same clean music 12 dB quieter counts as collapsed against its louder copy;
+  against their twins, in dB;
+- ``level_only_effect``: the mean shift of each twin played at its +v clip's level (its audio scaled to
+  that RMS). A push that only made the clips quieter or louder moves the reading this much, so it must
+  explain at most `MAX_LEVEL_ONLY_FRACTION` of ``effect``;
 - ``off_target``: how far every other reader's reading moved on the +v clips (mean absolute change of
   its reading: a probability's total variation for class readers, the unit's change otherwise);
 - ``beyond_random``: ``p_value < ALPHA`` and ``order_rate >= MIN_ORDER_RATE`` and
-  ``collapsed_share <= MAX_COLLAPSED_SHARE``.
+  ``collapsed_share <= MAX_COLLAPSED_SHARE`` and ``level_only_effect <= MAX_LEVEL_ONLY_FRACTION x effect``.
 
 `verdicts` reports each target at the **lowest strength that is beyond random**, else at the strength
 with the smallest ``p_value`` (``strength`` says which). Strength 0 is not a control (it is the twin,
@@ -54,10 +58,13 @@ import pandas as pd
 
 from workbench import validation
 from workbench.analysis.evaluation.collapse import (
+    LevelCurve,
     clip_quality,
     cross_clip_similarity,
     is_collapsed,
+    level_change_db,
     logmel_profile,
+    measure_level_curve,
 )
 from workbench.analysis.strength import measure_unsteered
 from workbench.analysis.strength import record as record_norms
@@ -65,13 +72,17 @@ from workbench.errors import BadInputError, DirectionMismatchError
 from workbench.runtime.edits import Edit
 from workbench.runtime.generation import generate
 from workbench.runtime.settings import GenerationSettings, settings_of
+from workbench.runtime.teacher_forcing import encode_audio
 
-__all__ = ["ALPHA", "MAX_COLLAPSED_SHARE", "MIN_ORDER_RATE", "MIN_RANDOM_POOL", "ModelClips", "Reader", "SteeringBench",
+__all__ = ["ALPHA", "MAX_COLLAPSED_SHARE", "MAX_LEVEL_ONLY_FRACTION", "MIN_ORDER_RATE", "MIN_RANDOM_POOL", "ModelClips",
+           "Reader", "SteeringBench",
            "SteeringEffect", "VERDICT_SETTINGS", "VerdictPlan", "summarise", "verdict_sentence", "verdicts"]
 
 ALPHA = 0.01               # beyond random: the +v shifts beat the random shifts at this (corrected) level,
 MIN_ORDER_RATE = 0.75      # +v reads further toward the target than -v in at least 3 pairs of 4,
-MAX_COLLAPSED_SHARE = 0.2  # and at most 1 steered clip in 5 collapsed into repeated codes
+MAX_COLLAPSED_SHARE = 0.2  # and at most 1 steered clip in 5 collapsed into repeated codes,
+MAX_LEVEL_ONLY_FRACTION = 0.5  # and the level change alone explains at most half the effect
+LEVEL_CURVE_CLIPS = 16     # twins encoded at lower gains to measure the codec's `LevelCurve`
 MIN_RANDOM_POOL = 16
 VERDICT_SETTINGS = GenerationSettings(batch_size=16)  # a VerdictPlan's default: 4 s clips, guidance 3
 _POOL_STREAM = 0x7A4D0  # the random pool's own seed stream
@@ -161,6 +172,7 @@ class SteeringEffect:
     clips: pd.DataFrame
     summary: pd.DataFrame
     verdict: dict = field(default_factory=dict)
+    level_curve: LevelCurve | None = None
 
     @property
     def beyond_random_all(self) -> bool:
@@ -168,7 +180,8 @@ class SteeringEffect:
 
     def to_dict(self) -> dict:
         return dict(reader=self.reader, layer=self.layer, mean_residual_norm=self.mean_residual_norm,
-                    verdict=self.verdict, beyond_random_all=self.beyond_random_all)
+                    verdict=self.verdict, beyond_random_all=self.beyond_random_all,
+                    level_curve=self.level_curve.to_dict() if self.level_curve is not None else None)
 
 
 class ModelClips:
@@ -200,6 +213,21 @@ class ModelClips:
         record_norms(self.handle, norms, site=self.plan.site, n_clips=len(clips), duration_s=settings.duration_s,
                      source="SteeringBench twins", prompts=tuple(p for p, _ in pairs))
         return clips, norms
+
+    def level_curve(self, twins: list) -> LevelCurve | None:
+        """What the level alone does to this model's codes: `measure_level_curve` on up to `LEVEL_CURVE_CLIPS`
+        twins, encoded by the model's own codec. None when the clips carry no codes."""
+        if not twins or twins[0].codes is None:
+            return None
+        handle = self.handle
+        chosen = sorted(set(np.linspace(0, len(twins) - 1, min(len(twins), LEVEL_CURVE_CLIPS)).round().astype(int)))
+
+        def encode(audios):
+            if handle.audio_channels == 2:
+                audios = [np.stack([a, a]) for a in audios]
+            return encode_audio(handle, audios, twins[0].sample_rate_hz).cpu().numpy()
+
+        return measure_level_curve(encode, [twins[i].mono for i in chosen])
 
     def steered(self, pairs, layer: int, absolute_strength: float, units: np.ndarray) -> list:
         """Pair i pushed along units[i] x absolute_strength at `layer` (conditional rows, every step)."""
@@ -237,6 +265,9 @@ class SteeringBench:
         self._clips: dict[tuple, object] = {}
         self._readings: dict[tuple, object] = {}
         self._quality: dict[int, dict] = {}
+        self._level_only: dict[tuple, float] = {}
+        self._curve: LevelCurve | None = None
+        self._curve_measured = False
         self._pool = self._random_pool()
         self.n_generated = 0
 
@@ -259,6 +290,15 @@ class SteeringBench:
             self.n_generated += len(clips)
             self._twins = clips
         return self._twins
+
+    def level_curve(self) -> LevelCurve | None:
+        """The codec's `LevelCurve`, measured once on the twins (None when the source cannot measure one:
+        then collapse is judged by the plain rule)."""
+        if not self._curve_measured:
+            measure = getattr(self.source, "level_curve", None)
+            self._curve = measure(self.twins()) if measure is not None else None
+            self._curve_measured = True
+        return self._curve
 
     def mean_residual_norm(self, layer: int) -> float:
         """The strength unit: the mean L2 norm of the residual at the plan's site and `layer` over every
@@ -300,6 +340,18 @@ class SteeringBench:
             out.append(self._readings[(reader.name, id(c))][1])
         return np.stack(out)
 
+    def level_only(self, reader: Reader, pairs: list[int], gains: list[float]) -> np.ndarray:
+        """Readings of twins `pairs` with their audio scaled by `gains` (cached per reader, pair and gain)."""
+        twins = self.twins()
+        keys = [(reader.name, i, round(float(g), 6)) for i, g in zip(pairs, gains)]
+        todo = [(k, i, g) for k, i, g in zip(keys, pairs, gains) if k not in self._level_only]
+        if todo:
+            audios = [(twins[i].mono * np.float32(g)).astype(np.float32) for _, i, g in todo]
+            values = np.asarray(reader.read(audios, twins[0].sample_rate_hz))
+            for (k, _, _), v in zip(todo, values):
+                self._level_only[k] = v
+        return np.stack([self._level_only[k] for k in keys])
+
     def quality(self, clip) -> dict:
         if id(clip) not in self._quality:
             q = clip_quality(clip.mono, clip.sample_rate_hz, self.frame_period, codes=clip.codes)
@@ -324,6 +376,7 @@ class SteeringBench:
         twin_read = self.reading(reader, twins)
         other_twin = {o.concept: self.reading(o, twins) for o in others}
         center = np.mean([q["profile"] for q in twin_q], axis=0)
+        curve = self.level_curve()
         rows = []
         pairs = self.plan.pairs
         for strength in self.plan.strengths:
@@ -341,10 +394,13 @@ class SteeringBench:
                     score = reader.toward(read, target)
                     other_shift = {o.concept: self._off(self.reading(o, clips), other_twin[o.concept])
                                    for o in others} if arm == "plus" else {}
+                    level_only = self._level_only_shifts(reader, target, clips, twin_q, base, mask) \
+                        if arm == "plus" else {}
                     for i, clip in enumerate(clips):
                         if not mask[i]:
                             continue
                         q = self.quality(clip)
+                        change = level_change_db(q["rms"], twin_q[i]["rms"])
                         rows.append(dict(
                             concept=reader.concept, target=target, layer=layer, strength=strength,
                             strength_abs=strength * self.mean_residual_norm(layer), arm=arm, pair=i,
@@ -354,7 +410,9 @@ class SteeringBench:
                             distinct_codes=q.get("distinct_codes"), repeat_rate=q.get("repeat_rate"),
                             twin_distinct_codes=twin_q[i].get("distinct_codes"),
                             twin_repeat_rate=twin_q[i].get("repeat_rate"),
-                            collapsed=is_collapsed(q, twin_q[i]) if clip.codes is not None else None,
+                            collapsed=is_collapsed(q, twin_q[i], change, curve) if clip.codes is not None else None,
+                            plain_collapsed=is_collapsed(q, twin_q[i]) if clip.codes is not None else None,
+                            level_change_db=change, level_only_shift=level_only.get(i),
                             comb_share=q["comb_share"], twin_comb_share=twin_q[i]["comb_share"],
                             peak=q["peak"], rms=q["rms"], twin_rms=twin_q[i]["rms"],
                             **{f"off_{c}": float(v[i]) for c, v in other_shift.items()}))
@@ -373,7 +431,19 @@ class SteeringBench:
         summary.insert(0, "concept", reader.concept)
         summary.insert(2, "layer", layer)
         return SteeringEffect(reader.concept, reader.name, layer, self.mean_residual_norm(layer), frame, summary,
-                              verdicts(summary))
+                              verdicts(summary), level_curve=curve)
+
+    def _level_only_shifts(self, reader, target, clips, twin_q, base, mask) -> dict:
+        """{pair: shift of the twin played at the clip's level} for the pairs in `mask` with a level."""
+        pairs, gains = [], []
+        for i, clip in enumerate(clips):
+            if mask[i] and twin_q[i]["rms"] > 0 and self.quality(clip)["rms"] > 0:
+                pairs.append(i)
+                gains.append(self.quality(clip)["rms"] / twin_q[i]["rms"])
+        if not pairs:
+            return {}
+        score = reader.toward(self.level_only(reader, pairs, gains), target)
+        return {i: float(s - base[i]) for i, s in zip(pairs, score)}
 
     def _clip_of(self, layer, strength, unit, i):
         p, s = self.plan.pairs[i]
@@ -444,9 +514,10 @@ def summarise(frame: pd.DataFrame, n_strengths: int | None = None, n_boot: int =
         order = float(np.mean([1.0 if a > b else 0.5 if a == b else 0.0 for a, b in paired])) if paired else 0.0
         flags = [bool(x) for x in plus["collapsed"] if x is not None and not pd.isna(x)]
         collapsed = float(np.mean(flags)) if flags else 0.0
+        effect = float(shifts.mean()) if len(shifts) else float("nan")
         rflags = [bool(x) for x in rand["collapsed"] if x is not None and not pd.isna(x)]
         row = dict(target=target, strength=float(strength), n_pairs=int(len(plus)),
-                   effect=float(shifts.mean()) if len(shifts) else float("nan"),
+                   effect=effect,
                    effect_ci=_bootstrap_ci(shifts, n_boot, rng),
                    random_mean=float(rshifts.mean()) if len(rshifts) else float("nan"),
                    random_p95=float(np.percentile(rshifts, 95)) if len(rshifts) else float("nan"),
@@ -457,11 +528,18 @@ def summarise(frame: pd.DataFrame, n_strengths: int | None = None, n_boot: int =
         for col in ("comb_share", "distinct_codes", "repeat_rate"):
             if col in plus:
                 row[f"{col}_median"] = float(plus[col].median())
+        if "plain_collapsed" in plus:
+            plain = [bool(x) for x in plus["plain_collapsed"] if x is not None and not pd.isna(x)]
+            row["plain_collapsed_share"] = float(np.mean(plain)) if plain else 0.0
+        level_only = (plus["level_only_shift"].dropna().to_numpy(float) if "level_only_shift" in plus
+                      else np.array([]))
+        row["level_only_effect"] = float(level_only.mean()) if len(level_only) else float("nan")
+        level_ok = not len(level_only) or row["level_only_effect"] <= MAX_LEVEL_ONLY_FRACTION * effect
         if "rms" in plus and "twin_rms" in plus:  # quieter clips use fewer codes: read collapse next to this
             row["level_change_db_median"] = _median_level_change(plus)
             row["random_level_change_db_median"] = _median_level_change(rand)
         row["beyond_random"] = bool(p_corrected < ALPHA and order >= MIN_ORDER_RATE
-                                    and collapsed <= MAX_COLLAPSED_SHARE)
+                                    and collapsed <= MAX_COLLAPSED_SHARE and level_ok)
         out.append(row)
     return pd.DataFrame(out)
 
@@ -469,9 +547,9 @@ def summarise(frame: pd.DataFrame, n_strengths: int | None = None, n_boot: int =
 def _median_level_change(rows: pd.DataFrame) -> float:
     """Median of 20 log10(rms / twin's rms) over `rows`, in dB (nan when none has both levels).
 
-    A codec's codes are not gain-invariant: the same clean music 12 dB quieter uses about a third of the
-    distinct codes and counts as collapsed against its own louder copy, so a collapsed share is read next
-    to how much quieter the pushed clips are."""
+    A codec's codes are not gain-invariant (the same clean music 12 dB quieter uses about a third of the
+    distinct codes): the collapse rule allows for it (`workbench.analysis.evaluation.collapse.LevelCurve`),
+    and ``level_only_effect`` asks whether the level alone moved the reading."""
     rms, twin = rows["rms"].to_numpy(dtype=float), rows["twin_rms"].to_numpy(dtype=float)
     ok = np.isfinite(rms) & np.isfinite(twin) & (rms > 0) & (twin > 0)
     return float(np.median(20 * np.log10(rms[ok] / twin[ok]))) if ok.any() else float("nan")
@@ -489,6 +567,8 @@ def verdicts(summary: pd.DataFrame) -> dict:
             random_p95=float(row["random_p95"]), p_value=float(row["p_value"]), order_rate=float(row["order_rate"]),
             collapsed_share=float(row["collapsed_share"]), off_target=dict(row["off_target"]),
             beyond_random=bool(row["beyond_random"]), strength=float(row["strength"]))
+        if "level_only_effect" in row and np.isfinite(row["level_only_effect"]):
+            out[str(target)]["level_only_effect"] = float(row["level_only_effect"])
     return out
 
 
@@ -507,4 +587,7 @@ def verdict_sentence(concept: str, target: str, verdict: dict, unit: str = "") -
         why.append(f"+v beats -v in only {verdict['order_rate']:.0%} of pairs")
     if verdict["collapsed_share"] > MAX_COLLAPSED_SHARE:
         why.append(f"{verdict['collapsed_share']:.0%} of the steered clips collapsed")
+    level_only = verdict.get("level_only_effect")
+    if level_only is not None and level_only > MAX_LEVEL_ONLY_FRACTION * verdict["effect"]:
+        why.append(f"the level change alone moves the reading by {level_only:+.3g}{unit}")
     return head + ": not beyond random (" + "; ".join(why) + ")."
