@@ -109,7 +109,8 @@ def add_steering_questions(lab: Lab, effect, target: str, verdict_text: str = ""
     lab.choice("q6", f"Is the push toward {target} beyond random at strength {verdict['strength']:g}?",
                ["beyond random", "not beyond random"],
                lambda: ["beyond random" if verdict["beyond_random"] else "not beyond random"],
-               hint="all three rules must hold: p_value, order_rate and collapsed_share against their limits",
+               hint="all four rules must hold: p_value, order_rate, collapsed_share and level_only_effect against "
+                    "their limits",
                explain=lambda: verdict_text)
     lab.choice("q7", f"On average over the pairs, does -v (away from {target}) lower P({target}) below the twin's?",
                ["yes", "no"], lambda: ["yes" if minus_shift(effect, target) < 0 else "no"],

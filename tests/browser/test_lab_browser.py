@@ -87,7 +87,7 @@ def test_teaching_lab_in_chromium(need_chromium, tmp_path, artifacts_dir):
             q6 = answer_until_right(lab_page, "q6", ["beyond random", "not beyond random"])
             assert "Pushing toward 'rock'" in q6[-1], q6  # the right answer explains itself with the verdict's sentence
             if len(q6) == 2:
-                assert "Hint: all three rules" in q6[0], q6
+                assert "Hint: all four rules" in q6[0], q6
 
             # the steered clip plays next to its unsteered twin, labelled with direction and strength unit
             player = page.locator(".wb-twin-player").first
