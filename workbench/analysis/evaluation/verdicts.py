@@ -75,8 +75,8 @@ from workbench.runtime.settings import GenerationSettings, settings_of
 from workbench.runtime.teacher_forcing import encode_audio
 
 __all__ = ["ALPHA", "MAX_COLLAPSED_SHARE", "MAX_LEVEL_ONLY_FRACTION", "MIN_ORDER_RATE", "MIN_RANDOM_POOL", "ModelClips",
-           "Reader", "SteeringBench",
-           "SteeringEffect", "VERDICT_SETTINGS", "VerdictPlan", "summarise", "verdict_sentence", "verdicts"]
+           "Reader", "SteeringBench", "SteeringEffect", "VERDICT_SETTINGS", "VerdictPlan", "summarise",
+           "verdict_sentence", "verdicts"]
 
 ALPHA = 0.01               # beyond random: the +v shifts beat the random shifts at this (corrected) level,
 MIN_ORDER_RATE = 0.75      # +v reads further toward the target than -v in at least 3 pairs of 4,
@@ -265,7 +265,7 @@ class SteeringBench:
         self._clips: dict[tuple, object] = {}
         self._readings: dict[tuple, object] = {}
         self._quality: dict[int, dict] = {}
-        self._level_only: dict[tuple, float] = {}
+        self._level_only: dict[tuple, np.ndarray] = {}  # a reader's reading of a twin at another level
         self._curve: LevelCurve | None = None
         self._curve_measured = False
         self._pool = self._random_pool()
