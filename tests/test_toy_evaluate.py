@@ -43,6 +43,10 @@ def test_the_reduced_protocol_reports_every_verdict(tmp_path, capsys):
     assert 1.0 <= m["distinct_codes_reconstructed_median"] <= m["distinct_codes_generated_median"] * 10
     assert 0.0 <= m["repeat_rate_reconstructed_median"] < 1.0 and "distinct_codes_reconstructed" in printed
     assert "depth_bar_met" in m and "deep_concepts" in m  # at --quick size (10 clips a genre) the bar is noise
+    from workbench.toy.synth_v2 import FACTORS
+    assert set(m["prompt_following"]) == set(FACTORS) and "follows its words" in printed
+    for concept, f in m["prompt_following"].items():
+        assert set(f["by_target"]) == set(FACTORS[concept]) and -1.0 <= f["margin"] <= 1.0
 
 
 def test_the_committed_evaluation_was_made_from_the_shipped_weights():
@@ -66,3 +70,21 @@ def test_the_model_card_prints_the_committed_evaluation():
     card = (WEIGHTS_DIR.parent / "MODEL_CARD.md").read_text()
     assert table in card, ("the model card's evaluation table is not weights/evaluation.json's: paste the table "
                            "`python -m workbench.toy evaluate` printed (or format_table of the JSON) into it")
+
+
+def test_prompt_following_prompts_name_one_value_each_and_its_control_can_fail():
+    from workbench.analysis.teaching.prompt_following import factor_prompts, following
+    from workbench.errors import BadInputError
+    from workbench.toy.synth_v2 import FACTORS
+
+    for concept in FACTORS:
+        prompts, targets, seeds = factor_prompts(concept, words=2, seeds=(0, 1))
+        assert [targets.count(t) for t in FACTORS[concept]] == [16] * len(FACTORS[concept])  # the same per target
+        assert len(set(zip(prompts, seeds))) == len(prompts)  # no clip twice
+    prompts, targets, _ = factor_prompts("dynamics", words=1, seeds=(0,))
+    assert prompts[0] == "classical music, crescendo" and targets[0] == "crescendo"
+    # a reader that calls every clip one class, or a model that ignores the word, has no margin
+    assert following(["fast"] * 6, ["slow", "medium", "fast"] * 2, FACTORS["tempo"])["margin"] == 0.0
+    assert following(["slow", "medium", "fast"] * 2, ["slow", "medium", "fast"] * 2, FACTORS["tempo"])["margin"] == 1.0
+    with pytest.raises(BadInputError, match="concept"):
+        factor_prompts("loudness")

@@ -1,5 +1,6 @@
 """The teaching-model recipe runs end to end (tiny sizes, a few steps) and loads with from_pretrained."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -245,3 +246,56 @@ def test_residual_pushes_change_training_are_seeded_and_leave_no_hook():
     pushes.remove()
     with pytest.raises(Exception, match="resid_push"):
         DecoderTraining(resid_push=-1.0)
+
+
+def test_factor_keep_names_the_factors_in_more_prompts_and_reaches_the_decoder(monkeypatch, tmp_path):
+    """Recipe.factor_keep (session 21's trial): the chance a training prompt names each non-genre factor."""
+    from workbench.toy.prompts import FACTOR_KEEP, FACTOR_WORDS, factor_keep, factor_prompt
+    from workbench.toy.synth_v2 import clip_factors
+    from workbench.toy.training import recipe as recipe_module
+    from workbench.toy.training.decoder_training import DecoderTraining
+    from workbench.toy.training.recipe import Recipe, train_teaching_model
+
+    def named(keep, n=200):
+        rng, hits = np.random.default_rng(0), 0
+        for i in range(n):
+            f = clip_factors("jazz", i)
+            prompt = factor_prompt(f, rng, keep=keep)
+            hits += any(w in prompt for w in FACTOR_WORDS["dynamics"][f["dynamics"]])
+        return hits / n
+
+    assert factor_keep(None) == FACTOR_KEEP and factor_keep(1.0)["genre"] == FACTOR_KEEP["genre"]
+    assert named(factor_keep(1.0)) == 1.0 and named(None) < 0.6  # FACTOR_KEEP names dynamics 0.4 of the time
+    with pytest.raises(ValueError, match="factor_keep"):
+        DecoderTraining(factor_keep=1.5)
+    with pytest.raises(ValueError, match="factor_keep"):
+        train_teaching_model(replace(Recipe.tiny(), factor_keep=0.8), tmp_path / "v1", work_dir=tmp_path / "w1",
+                             progress=False)  # v1 data has no factors
+    seen = {}
+    real = recipe_module.train_decoder
+
+    def spy(model, tokenizer, codes, labels, config, **kw):
+        seen["config"] = config
+        return real(model, tokenizer, codes, labels, config, **kw)
+
+    monkeypatch.setattr(recipe_module, "train_decoder", spy)
+    tiny_v2 = replace(Recipe.tiny(), synth_version=2, factor_keep=0.8, vocab_size=384)
+    train_teaching_model(tiny_v2, tmp_path / "out", work_dir=tmp_path / "work", progress=False)
+    assert seen["config"].factor_keep == 0.8
+    assert Recipe.from_dict(tiny_v2.to_dict()) == tiny_v2
+    assert Recipe.v3().factor_keep is None  # the shipped recipe: FACTOR_KEEP
+
+    # the decoder trains on other prompts with it (same seed, same batches)
+    import torch
+
+    from workbench.toy.training.decoder_training import train_decoder
+    codes = np.random.default_rng(0).integers(0, 16, size=(8, 4, 20))
+    labels = [clip_factors(g, i) for i in range(2) for g in ("jazz", "rock", "classical", "electronic")]
+
+    def trained(keep):
+        model, tok = _tiny_decoder()
+        train_decoder(model, tok, codes, labels, DecoderTraining(steps=3, batch_size=4, factor_keep=keep),
+                      progress=False)
+        return torch.cat([p.detach().flatten() for p in model.decoder.parameters()])
+
+    assert not torch.equal(trained(None), trained(1.0)) and torch.equal(trained(None), trained(None))

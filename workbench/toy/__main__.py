@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--decoder-resid-push", type=float,
                        help="train the decoder under random residual pushes up to this many x a layer's mean "
                             "residual norm (decoder_training.ResidualPushes; 0: none)")
+    train.add_argument("--factor-keep", type=float,
+                       help="v2 data: the chance a training prompt names each non-genre factor (default: "
+                            "prompts.FACTOR_KEEP, 0.4-0.5)")
     train.add_argument("--seed", type=int)
     train.add_argument("--threads", type=int)
     train.add_argument("--device", default="cpu", help="cpu (the reference, 2 threads) or cuda")
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                              judge_clips_per_genre=args.judge_clips_per_genre,
                              decoder_clips_per_genre=args.decoder_clips_per_genre,
                              sample_temperature=args.sample_temperature,
-                             decoder_resid_push=args.decoder_resid_push)
+                             decoder_resid_push=args.decoder_resid_push, factor_keep=args.factor_keep)
         info = train_teaching_model(recipe, args.output_dir, work_dir=args.work_dir, resume=args.resume,
                                     progress=not args.no_progress, device=args.device, stage=args.stage)
         print(json.dumps(info["timings_s"], indent=1))

@@ -60,6 +60,40 @@ SCENE_MOODS = ["calm", "energetic", "relaxed", "intense", "dreamy", "uplifting",
 # separately, by the recipe's cond_dropout).
 FACTOR_KEEP = {"genre": 0.85, "scene": 0.35, "tempo": 0.5, "mode": 0.5, "lead": 0.5, "contour": 0.4, "dynamics": 0.4,
                "brightness": 0.4}
+# the non-genre factors a prompt can name
+NAMED_FACTORS = ("tempo", "mode", "lead", "contour", "dynamics", "brightness")
+
+
+def factor_keep(chance: float | None) -> dict:
+    """`FACTOR_KEEP` with every non-genre factor named with `chance` (None: `FACTOR_KEEP` itself).
+
+        >>> factor_keep(0.8)["dynamics"], factor_keep(0.8)["genre"]
+        (0.8, 0.85)
+    """
+    if chance is None:
+        return dict(FACTOR_KEEP)
+    chance = float(chance)
+    if not 0.0 <= chance <= 1.0:
+        raise ValueError(f"factor_keep={chance!r}: a chance of naming a factor, in [0, 1] (None: FACTOR_KEEP)")
+    return {k: (chance if k in NAMED_FACTORS else v) for k, v in FACTOR_KEEP.items()}
+
+
+def factor_phrase(concept: str, word: str, genre: str) -> str:
+    """A genre prompt that names one factor value: "fast jazz music", "jazz music with a flute lead",
+    "jazz music, crescendo" (genre: "jazz music"), the wording of `factor_prompt`'s phrases.
+
+        >>> factor_phrase("tempo", "fast", "jazz"), factor_phrase("dynamics", "crescendo", "rock")
+        ('fast jazz music', 'rock music, crescendo')
+    """
+    if concept == "genre":
+        return f"{word} music"
+    if concept in ("tempo", "mode"):
+        return f"{word} {genre} music"
+    if concept == "lead":
+        return f"{genre} music with a {word} lead"
+    return f"{genre} music, {word}"
+
+
 # the factors named after the main phrase ("jazz with a sax lead, crescendo, getting darker")
 _TAIL_FACTORS = ("contour", "dynamics", "brightness")
 _TEMPLATES = [

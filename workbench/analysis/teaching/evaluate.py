@@ -25,7 +25,9 @@ class-mean directions at its best probe layer, each target measured by
 against -v, collapse (allowing for what the level alone does to the codec's codes) and the level alone,
 read by readers fitted on clean audio only. ``steer[c]["verdict"][target]`` holds effect, effect_ci,
 random_p95, p_value, order_rate, collapsed_share, level_only_effect, off_target, beyond_random and strength;
-``steer[c]["beyond_random_all"]`` is true when every target is. ``weights_sha256`` names the weights measured.
+``steer[c]["beyond_random_all"]`` is true when every target is. ``prompt_following``
+(`workbench.analysis.teaching.prompt_following`): for every concept, how often clips prompted with a value's words
+read as that value, against clips prompted with the other values' words. ``weights_sha256`` names the weights measured.
 ``--quick`` runs the same code on fewer seeds and one strength.
 
 Example:
@@ -43,6 +45,11 @@ import workbench as wb
 from workbench.analysis.directions import from_class_means
 from workbench.analysis.evaluation.collapse import code_stats, comb_share
 from workbench.analysis.teaching.concepts import CONCEPTS, concept_bars, probe_profile
+from workbench.analysis.teaching.prompt_following import (
+    PROMPT_FOLLOWING_SEEDS,
+    PROMPT_FOLLOWING_WORDS,
+    prompt_following,
+)
 from workbench.errors import BadInputError
 from workbench.runtime.settings import GenerationSettings
 from workbench.toy import WEIGHTS_DIR, clean_readers, synth, synth_v2
@@ -161,6 +168,9 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
         m["concepts"] = list(CONCEPTS)
         m["probe_profile"] = profile
         m.update(concept_bars(m))
+        m["prompt_following"] = prompt_following(
+            handle, words=1 if quick else PROMPT_FOLLOWING_WORDS,
+            seeds=tuple(s + seed for s in PROMPT_FOLLOWING_SEEDS[:1 if quick else None]), progress=progress)
         m.update(steering_verdicts(handle, store, profile, quick=quick, seed=seed, progress=progress,
                                    genre=(res.activations, prompt_genres) if direction_source == "generated" else None))
 
@@ -313,6 +323,11 @@ def format_table(metrics: dict) -> str:
         lines.append(f"deep concepts (best >= 0.85, >= 0.20 over input, margin >= 0.20): "
                      f"{metrics.get('deep_concepts')} "
                      f"{'ok' if metrics.get('depth_bar_met') else 'MISSED'} (need 2)")
+    if "prompt_following" in metrics:
+        lines.append(f"{'concept':10} {'follows its words: hit on own prompts / on the others, per target':66} margin")
+        for c, f in metrics["prompt_following"].items():
+            hits = " ".join(f"{t} {v['hit']:.2f}/{v['hit_other_prompts']:.2f}" for t, v in f["by_target"].items())
+            lines.append(f"{c:10} {hits:66} {f['margin']:+.2f}")
     if "steer" in metrics:
         lines.append(f"{'concept':10} {'target':11} {'x norm':>6} {'effect':>8} {'random95':>8} {'p':>8} "
                      f"{'order':>5} {'collapsed':>9} {'level only':>10}  verdict")

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from workbench import validation
 from workbench.errors import BadInputError
-from workbench.toy.prompts import factor_prompt, random_prompt
+from workbench.toy.prompts import factor_keep, factor_prompt, random_prompt
 from workbench.toy.training.codec_training import optimizer_step, warmup_cosine
 
 
@@ -87,6 +87,7 @@ class DecoderTraining:
     cond_dropout: float = 0.15
     seed: int = 0
     resid_push: float = 0.0  # > 0: `ResidualPushes` up to this many x a layer's mean residual norm (v3)
+    factor_keep: float | None = None  # factor prompts: chance of naming each non-genre factor (None: FACTOR_KEEP)
 
     def __post_init__(self):
         object.__setattr__(self, "steps", validation.non_negative_int(self.steps, "steps"))
@@ -98,6 +99,8 @@ class DecoderTraining:
         object.__setattr__(self, "seed", validation.integer(self.seed, "seed"))
         if not 0.0 <= self.cond_dropout < 1.0:
             raise ValueError(f"cond_dropout must be in [0, 1), got {self.cond_dropout}")
+        if self.factor_keep is not None:
+            factor_keep(self.factor_keep)  # checks the range
         object.__setattr__(self, "resid_push", validation.finite_float(self.resid_push, "resid_push", low=0.0))
 
 
@@ -172,14 +175,15 @@ def train_decoder(model, tokenizer, codes: np.ndarray, labels: list[str], config
     sched = warmup_cosine(opt, steps)
     codes_t = torch.from_numpy(codes.astype(np.int64))
     pushes = ResidualPushes(model.decoder.model.decoder.layers, config.resid_push, seed) if config.resid_push else None
+    keep = None if config.factor_keep is None else factor_keep(config.factor_keep)
     bar = tqdm(range(steps), desc="decoder", disable=not progress)
     try:
         for step in bar:
             if pushes is not None:
                 pushes.next_step()
             idx = rng.integers(0, codes.shape[0], size=batch_size)
-            prompts = [factor_prompt(labels[i], rng) if isinstance(labels[i], dict) else random_prompt(labels[i], rng)
-                       for i in idx]
+            prompts = [factor_prompt(labels[i], rng, keep=keep) if isinstance(labels[i], dict)
+                       else random_prompt(labels[i], rng) for i in idx]
             hidden, mask = condition(model, tokenizer, prompts, rng.random(batch_size) < cond_dropout)
             loss = decoder_loss(model, delay_sequences(codes_t[idx], special_id), hidden, mask, special_id)
             optimizer_step(loss, opt, sched, params)

@@ -68,6 +68,7 @@ class Recipe:
     decoder_lr: float = 2e-3
     cond_dropout: float = 0.15
     decoder_resid_push: float = 0.0  # > 0: train the decoder under random residual pushes (`ResidualPushes`)
+    factor_keep: float | None = None  # v2 data: chance a prompt names each other factor (None: FACTOR_KEEP, 0.4-0.5)
     seed: int = 0
     threads: int = 2
     vocab_size: int = 256
@@ -183,6 +184,9 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
         raise ValueError(f"stage={stage!r}: use one of {', '.join(STAGES)}")
     if recipe.synth_version not in (1, 2):
         raise ValueError(f"synth_version={recipe.synth_version!r}: use 1 (workbench.toy.synth) or 2 (synth_v2)")
+    if recipe.factor_keep is not None and recipe.synth_version != 2:
+        raise ValueError(f"factor_keep={recipe.factor_keep!r} names synth_version 2's factors in prompts; this recipe "
+                         f"trains on synth_version {recipe.synth_version} (genre prompts): leave factor_keep at None")
     if recipe.n_per_genre < 1 or recipe.decoder_steps < 0 or recipe.codec_ae_steps < 0:
         raise ValueError("n_per_genre must be >= 1 and step counts >= 0")
     if recipe.decoder_clips_per_genre and recipe.decoder_clips_per_genre < recipe.n_per_genre:
@@ -275,7 +279,7 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
     train_decoder(model, tokenizer, codes, labels,
                   DecoderTraining(steps=recipe.decoder_steps, batch_size=recipe.decoder_batch_size,
                                   lr=recipe.decoder_lr, cond_dropout=recipe.cond_dropout, seed=recipe.seed,
-                                  resid_push=recipe.decoder_resid_push),
+                                  resid_push=recipe.decoder_resid_push, factor_keep=recipe.factor_keep),
                   progress=progress, log=log)
     timings["decoder_s"] = time.time() - t
 
