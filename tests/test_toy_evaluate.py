@@ -44,7 +44,7 @@ def test_the_reduced_protocol_reports_every_verdict(tmp_path, capsys):
     assert 0.0 <= m["repeat_rate_reconstructed_median"] < 1.0 and "distinct_codes_reconstructed" in printed
     assert "depth_bar_met" in m and "deep_concepts" in m  # at --quick size (10 clips a genre) the bar is noise
     from workbench.toy.synth_v2 import FACTORS
-    assert set(m["prompt_following"]) == set(FACTORS) and "follows its words" in printed
+    assert set(m["prompt_following"]) == set(FACTORS) and "follow each factor word" in printed
     for concept, f in m["prompt_following"].items():
         assert set(f["by_target"]) == set(FACTORS[concept]) and -1.0 <= f["margin"] <= 1.0
 
@@ -88,3 +88,16 @@ def test_prompt_following_prompts_name_one_value_each_and_its_control_can_fail()
     assert following(["slow", "medium", "fast"] * 2, ["slow", "medium", "fast"] * 2, FACTORS["tempo"])["margin"] == 1.0
     with pytest.raises(BadInputError, match="concept"):
         factor_prompts("loudness")
+
+
+@pytest.mark.slow
+def test_the_shipped_model_follows_its_genre_words_by_the_prompt_following_command(tmp_path, capsys):
+    """The command on the shipped model, reduced: genre words are followed (the clean genre reader hears them)."""
+    from workbench.analysis.teaching.prompt_following import _main
+    from workbench.toy.synth_v2 import FACTORS
+
+    out = tmp_path / "following.json"
+    assert _main(["--words", "1", "--seeds", "0", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result) == set(FACTORS) and "margin" in capsys.readouterr().out
+    assert result["genre"]["margin"] >= 0.5, result["genre"]

@@ -48,6 +48,7 @@ from workbench.analysis.teaching.concepts import CONCEPTS, concept_bars, probe_p
 from workbench.analysis.teaching.prompt_following import (
     PROMPT_FOLLOWING_SEEDS,
     PROMPT_FOLLOWING_WORDS,
+    format_following,
     prompt_following,
 )
 from workbench.errors import BadInputError
@@ -324,10 +325,8 @@ def format_table(metrics: dict) -> str:
                      f"{metrics.get('deep_concepts')} "
                      f"{'ok' if metrics.get('depth_bar_met') else 'MISSED'} (need 2)")
     if "prompt_following" in metrics:
-        lines.append(f"{'concept':10} {'follows its words: hit on own prompts / on the others, per target':66} margin")
-        for c, f in metrics["prompt_following"].items():
-            hits = " ".join(f"{t} {v['hit']:.2f}/{v['hit_other_prompts']:.2f}" for t, v in f["by_target"].items())
-            lines.append(f"{c:10} {hits:66} {f['margin']:+.2f}")
+        lines.append("does the model follow each factor word (`prompt_following`)?")
+        lines.append(format_following(metrics["prompt_following"]))
     if "steer" in metrics:
         lines.append(f"{'concept':10} {'target':11} {'x norm':>6} {'effect':>8} {'random95':>8} {'p':>8} "
                      f"{'order':>5} {'collapsed':>9} {'level only':>10}  verdict")

@@ -19,6 +19,8 @@ Example (a rough look in a minute):
     >>> from workbench.analysis.teaching.prompt_following import prompt_following
     >>> following = prompt_following(wb.load_model(), words=1, seeds=(0,))  # doctest: +SKIP
     >>> following["dynamics"]["margin"]  # doctest: +SKIP
+
+The command: ``python -m workbench.analysis.teaching.prompt_following [--weights DIR] [--json PATH]``.
 """
 from __future__ import annotations
 
@@ -99,3 +101,35 @@ def prompt_following(handle, concepts=tuple(FACTORS), words: int = PROMPT_FOLLOW
         values = clean_readers.read_values(concept, [c.mono for c in res.clips], res.clips[0].sample_rate_hz)
         out[concept] = following(clean_readers.predict(concept, values), targets, FACTORS[concept])
     return out
+
+
+def format_following(result: dict) -> str:
+    """One line per concept: each target's hit on its own prompts / on the other targets' prompts, and the margin."""
+    lines = [f"{'concept':10} {'hit on own prompts / on the others, per target':66} margin"]
+    for concept, f in result.items():
+        hits = " ".join(f"{t} {v['hit']:.2f}/{v['hit_other_prompts']:.2f}" for t, v in f["by_target"].items())
+        lines.append(f"{concept:10} {hits:66} {f['margin']:+.2f}")
+    return "\n".join(lines)
+
+
+def _main(argv=None) -> int:
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m workbench.analysis.teaching.prompt_following",
+                                     description="does the teaching model follow each factor word?")
+    parser.add_argument("--weights", default=None, help="model folder (default: the shipped teaching model)")
+    parser.add_argument("--words", type=int, default=PROMPT_FOLLOWING_WORDS)
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(PROMPT_FOLLOWING_SEEDS))
+    parser.add_argument("--json", default=None, help="write the result here")
+    args = parser.parse_args(argv)
+    result = prompt_following(wb.load_model(args.weights, device="cpu"), words=args.words, seeds=tuple(args.seeds))
+    print(format_following(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
