@@ -18,9 +18,12 @@ direction changes the level, not the order (the model card). This check pushes a
 
     python scripts/ramp_push_check.py                         # shipped model, dynamics at layer 1
     python scripts/ramp_push_check.py shipped brightness 3 0.125 0.25
+    DIRECTION=teacher_forced python scripts/ramp_push_check.py    # d from 40 clean clips per genre, teacher-forced
+                                                                   # with null text (the evaluation's kind)
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -53,18 +56,30 @@ def main(argv=None) -> int:
     handle = wb.load_model(None if weights == "shipped" else weights, device="cpu")
     settings = GenerationSettings(duration_s=4.0, guidance_scale=3.0)
 
-    prompts, labels, seeds = [], [], []
+    if os.environ.get("DIRECTION", "generated") == "teacher_forced":
+        from workbench.toy.synth_v2 import synth_dataset
+
+        audio, _, factors = synth_dataset(40, seed=20_011, with_factors=True)
+        acts = wb.teacher_force(handle, list(audio), 32000, prompts=None,
+                                capture=wb.CaptureSpec(layers=(layer,), sites=("resid",), pooling="mean"))
+        X, labels = acts[("resid", layer)], [f[concept] for f in factors]
+    else:
+        X, labels = None, None
+    prompts, seeds = [], []
+    generated_labels = []
     for value, words in FACTOR_WORDS[concept].items():
         for genre in GENRES:
             for word in words[:2]:
                 for s in range(4):
                     prompts.append(factor_phrase(concept, word, genre))
-                    labels.append(value)
+                    generated_labels.append(value)
                     seeds.append(1000 + s)
-    res = wb.generate(handle, prompts, GenerationSettings(duration_s=4.0, seeds=tuple(seeds), guidance_scale=3.0),
-                      capture=wb.CaptureSpec(layers=None, sites=("resid",), pooling="mean", rows="cond"))
-    d = np.asarray(from_class_means(res.activations[("resid", layer)], np.asarray(labels), first, second,
-                                    model_id=handle.model_id, layer=layer).vector, np.float32)
+    if X is None:
+        res = wb.generate(handle, prompts, GenerationSettings(duration_s=4.0, seeds=tuple(seeds), guidance_scale=3.0),
+                          capture=wb.CaptureSpec(layers=(layer,), sites=("resid",), pooling="mean", rows="cond"))
+        X, labels = res.activations[("resid", layer)], generated_labels
+    d = np.asarray(from_class_means(X, np.asarray(labels), first, second, model_id=handle.model_id,
+                                    layer=layer).vector, np.float32)
     d /= np.linalg.norm(d)
 
     plan = VerdictPlan(prompts=tuple(EVAL_PROMPTS[g][0] for g in GENRES), seeds=tuple(range(100, 108)),
@@ -97,7 +112,8 @@ def main(argv=None) -> int:
         return float(np.mean(flags))
 
     base = read(twins)
-    print(f"{weights} {concept} at layer {layer}: 32 pairs; shifts toward {first!r} "
+    print(f"{weights} {concept} at layer {layer}, direction from {os.environ.get('DIRECTION', 'generated')} "
+          f"activations: 32 pairs; shifts toward {first!r} "
           f"({clean_readers.READING_UNITS[concept]})", flush=True)
     for k in strengths:
         a = k * norm

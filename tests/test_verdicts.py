@@ -296,7 +296,7 @@ def test_cross_clip_similarity_is_high_for_one_drone_and_low_for_varied_clips():
 
 @pytest.mark.parametrize("bad", [dict(strengths=(0.0,)), dict(strengths="1"), dict(strengths=(float("nan"),)),
                                  dict(n_random=8), dict(prompts=[]), dict(seeds="12"), dict(settings={"batch_size": 0}),
-                                 dict(settings=GenerationSettings(seeds=3))])
+                                 dict(settings=GenerationSettings(seeds=3)), dict(push="sine")])
 def test_a_bad_plan_is_refused_with_a_workbench_error(bad):
     args = dict(prompts=("a",), seeds=(0,)) | bad
     with pytest.raises(BadInputError):
@@ -368,3 +368,40 @@ def test_the_evaluation_report_gives_every_method_a_verdict_per_target():
                     "beyond_random", "strength"} <= set(v)
     # twins and random clips are shared: 8 pairs x (twin + random + 2 methods x 4 targets x 2 signs)
     assert out["verdict_n_clips"] == 8 * (2 + 2 * 4 * 2)
+
+
+def test_a_ramp_plan_pushes_from_plus_to_minus_over_the_clip_and_ramps_the_random_clips_too(monkeypatch):
+    """VerdictPlan(push="ramp"): for order concepts (a crescendo is soft then loud), every steered and random
+    clip is pushed with a strength going from -s to +s over the clip's frames (it ends pushed along +v)."""
+    import workbench as wb
+    from workbench.analysis.evaluation import verdicts as verdicts_module
+    from workbench.analysis.evaluation.verdicts import SteeringEffect
+
+    h = wb.load_model()  # the teaching model: a tiny random model's codes do not move under any push
+    settings = GenerationSettings(duration_s=0.5)
+    ramp = SteeringBench(h, VerdictPlan(["jazz"], [0, 1], strengths=(0.5,), push="ramp", settings=settings))
+    constant = SteeringBench(h, VerdictPlan(["jazz"], [0, 1], strengths=(0.5,), settings=settings))
+    seen = []
+    real = verdicts_module.generate
+
+    def spy(handle, prompts, batch, edits=()):
+        seen.extend(edits)
+        return real(handle, prompts, batch, edits=edits)
+
+    monkeypatch.setattr(verdicts_module, "generate", spy)
+    unit = np.random.default_rng(0).normal(size=h.hidden_size).astype(np.float32)
+    unit /= np.linalg.norm(unit)
+    ramped = ramp.steered(0, 0.5, unit)
+    absolute = 0.5 * ramp.mean_residual_norm(0)
+    (push,) = seen
+    steps = round(0.5 * h.frame_rate_hz)
+    assert push.strength == pytest.approx(-absolute) and push.schedule.kind == "ramp"
+    assert push.schedule.ramp_steps == steps
+    assert push.strength_at(0) == pytest.approx(-absolute)  # what the runtime applies at each step
+    assert push.strength_at(steps - 1) == pytest.approx(absolute)
+    ramp.random(0, 0.5)
+    assert seen[-1].schedule is not None and seen[-1].schedule.ramp_to == pytest.approx(absolute)
+    flat = constant.steered(0, 0.5, unit)
+    assert seen[-1].schedule is None  # the constant plan: the paper's push
+    assert any(not np.array_equal(a.mono, b.mono) for a, b in zip(ramped, flat))
+    assert SteeringEffect("c", "r", 0, 1.0, None, None, push="ramp").to_dict()["push"] == "ramp"

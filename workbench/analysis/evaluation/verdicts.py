@@ -72,10 +72,11 @@ from workbench.errors import BadInputError, DirectionMismatchError
 from workbench.runtime.edits import Edit
 from workbench.runtime.generation import generate
 from workbench.runtime.settings import GenerationSettings, settings_of
+from workbench.runtime.steering import Schedule
 from workbench.runtime.teacher_forcing import encode_audio
 
 __all__ = ["ALPHA", "MAX_COLLAPSED_SHARE", "MAX_LEVEL_ONLY_FRACTION", "MIN_ORDER_RATE", "MIN_RANDOM_POOL", "ModelClips",
-           "Reader", "SteeringBench", "SteeringEffect", "VERDICT_SETTINGS", "VerdictPlan", "summarise",
+           "PUSHES", "Reader", "SteeringBench", "SteeringEffect", "VERDICT_SETTINGS", "VerdictPlan", "summarise",
            "verdict_sentence", "verdicts"]
 
 ALPHA = 0.01               # beyond random: the +v shifts beat the random shifts at this (corrected) level,
@@ -84,6 +85,7 @@ MAX_COLLAPSED_SHARE = 0.2  # and at most 1 steered clip in 5 collapsed into repe
 MAX_LEVEL_ONLY_FRACTION = 0.5  # and the level change alone explains at most half the effect
 LEVEL_CURVE_CLIPS = 16     # twins encoded at lower gains to measure the codec's `LevelCurve`
 MIN_RANDOM_POOL = 16
+PUSHES = ("constant", "ramp")  # VerdictPlan.push: the same strength at every step, or -s to +s over the clip
 VERDICT_SETTINGS = GenerationSettings(batch_size=16)  # a VerdictPlan's default: 4 s clips, guidance 3
 _POOL_STREAM = 0x7A4D0  # the random pool's own seed stream
 VERDICT_KEYS = ("effect", "effect_ci", "random_p95", "p_value", "order_rate", "collapsed_share", "off_target",
@@ -111,7 +113,12 @@ class Reader:
 class VerdictPlan:
     """What a verdict generates: every prompt with every seed is one pair.
 
-    strengths: multiples of the layer's mean residual norm (> 0: strength 0 is the twin itself). settings: how
+    strengths: multiples of the layer's mean residual norm (> 0: strength 0 is the twin itself). push:
+    ``"constant"`` (the paper's push: the same vector at every step) or ``"ramp"`` (the strength goes linearly
+    from -s to +s over the clip, so the clip ends pushed along +v: for a concept that is an order in time, such
+    as a crescendo, which a constant push asks for as a state; the random clips are ramped the same way). A
+    ramp's direction must point from the target's start to its end (e.g. the target clips' late frames minus
+    their early ones): a class mean over whole clips has no sign in time. settings: how
     every clip is generated, twins included (`GenerationSettings`, whole: `workbench.analysis.strength` measures
     the twins with it; default `VERDICT_SETTINGS`: 4 s, guidance 3, batches of 16); its seeds are the pairs'
     (leave them at 0).
@@ -125,6 +132,7 @@ class VerdictPlan:
     settings: GenerationSettings = VERDICT_SETTINGS
     site: str = "resid"
     n_boot: int = 2000
+    push: str = "constant"
 
     def __post_init__(self):
         object.__setattr__(self, "prompts", tuple(validation.str_list(self.prompts, "prompts")))
@@ -150,6 +158,7 @@ class VerdictPlan:
         object.__setattr__(self, "settings", settings)
         object.__setattr__(self, "n_boot", validation.positive_int(self.n_boot, "n_boot"))
         object.__setattr__(self, "site", validation.site(self.site))
+        object.__setattr__(self, "push", validation.choice(self.push, "push", PUSHES))
 
     @property
     def pairs(self) -> list[tuple[str, int]]:
@@ -173,6 +182,7 @@ class SteeringEffect:
     summary: pd.DataFrame
     verdict: dict = field(default_factory=dict)
     level_curve: LevelCurve | None = None
+    push: str = "constant"
 
     @property
     def beyond_random_all(self) -> bool:
@@ -180,7 +190,7 @@ class SteeringEffect:
 
     def to_dict(self) -> dict:
         return dict(reader=self.reader, layer=self.layer, mean_residual_norm=self.mean_residual_norm,
-                    verdict=self.verdict, beyond_random_all=self.beyond_random_all,
+                    verdict=self.verdict, beyond_random_all=self.beyond_random_all, push=self.push,
                     level_curve=self.level_curve.to_dict() if self.level_curve is not None else None)
 
 
@@ -214,6 +224,14 @@ class ModelClips:
                      source="SteeringBench twins", prompts=tuple(p for p, _ in pairs))
         return clips, norms
 
+    def schedule(self, absolute_strength: float) -> Schedule | None:
+        """The plan's push over the steps: None (constant) or a ramp from -s to +s over the clip's frames (the
+        edit's strength is -s, the schedule's ``ramp_to`` +s)."""
+        if self.plan.push == "constant":
+            return None
+        steps = max(1, int(round(self.plan.settings.duration_s * self.handle.frame_rate_hz)))
+        return Schedule(kind="ramp", ramp_to=float(absolute_strength), ramp_steps=steps)
+
     def level_curve(self, twins: list) -> LevelCurve | None:
         """What the level alone does to this model's codes: `measure_level_curve` on up to `LEVEL_CURVE_CLIPS`
         twins, encoded by the model's own codec. None when the clips carry no codes."""
@@ -230,12 +248,15 @@ class ModelClips:
         return measure_level_curve(encode, [twins[i].mono for i in chosen])
 
     def steered(self, pairs, layer: int, absolute_strength: float, units: np.ndarray) -> list:
-        """Pair i pushed along units[i] x absolute_strength at `layer` (conditional rows, every step)."""
+        """Pair i pushed along units[i] x absolute_strength at `layer` (conditional rows, every step; a
+        ``ramp`` plan goes from -absolute_strength to +absolute_strength over the clip's steps)."""
         clips, size = [], self.plan.settings.batch_size
+        schedule = self.schedule(absolute_strength)
         for start in range(0, len(pairs), size):
             chunk = pairs[start:start + size]
-            push = Edit("add", layer=layer, vector=units[start:start + len(chunk)], strength=absolute_strength,
-                        rows="cond")  # each clip along its own unit
+            strength = absolute_strength if schedule is None else -absolute_strength  # a ramp starts at -s
+            push = Edit("add", layer=layer, vector=units[start:start + len(chunk)], strength=strength,
+                        rows="cond", schedule=schedule)  # each clip along its own unit
             batch = self.plan.settings.replace(seeds=tuple(s for _, s in chunk), batch_size=len(chunk))
             clips += generate(self.handle, [p for p, _ in chunk], batch, edits=[push]).clips
             self._tick(len(chunk))
@@ -431,7 +452,7 @@ class SteeringBench:
         summary.insert(0, "concept", reader.concept)
         summary.insert(2, "layer", layer)
         return SteeringEffect(reader.concept, reader.name, layer, self.mean_residual_norm(layer), frame, summary,
-                              verdicts(summary), level_curve=curve)
+                              verdicts(summary), level_curve=curve, push=self.plan.push)
 
     def _level_only_shifts(self, reader, target, clips, twin_q, base, mask) -> dict:
         """{pair: shift of the twin played at the clip's level} for the pairs in `mask` with a level."""
