@@ -370,7 +370,7 @@ def test_the_evaluation_report_gives_every_method_a_verdict_per_target():
     assert out["verdict_n_clips"] == 8 * (2 + 2 * 4 * 2)
 
 
-def test_a_ramp_plan_pushes_from_plus_to_minus_over_the_clip_and_ramps_the_random_clips_too(monkeypatch):
+def test_a_ramp_plan_pushes_from_minus_to_plus_over_the_clip_and_ramps_the_random_clips_too(monkeypatch):
     """VerdictPlan(push="ramp"): for order concepts (a crescendo is soft then loud), every steered and random
     clip is pushed with a strength going from -s to +s over the clip's frames (it ends pushed along +v)."""
     import workbench as wb
