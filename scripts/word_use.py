@@ -19,14 +19,13 @@ def word_use(weights=None, n_per_genre: int = 24, seed: int = 31_337) -> dict:
     import numpy as np
     import torch
     from transformers import AutoProcessor, MusicgenForConditionalGeneration
-    from transformers.modeling_outputs import BaseModelOutput
 
     from workbench.toy import WEIGHTS_DIR
     from workbench.toy.prompts import FACTOR_WORDS, GENRE_WORDS, factor_phrase
     from workbench.toy.synth_v2 import FACTORS
     from workbench.toy.synth_v2 import synth_dataset as synth_v2
     from workbench.toy.training.codec_training import encode_codes
-    from workbench.toy.training.decoder_training import condition, delay_sequences
+    from workbench.toy.training.decoder_training import condition, decoder_loss, delay_sequences
 
     model = MusicgenForConditionalGeneration.from_pretrained(WEIGHTS_DIR if weights is None else weights).eval()
     tokenizer = AutoProcessor.from_pretrained(WEIGHTS_DIR if weights is None else weights).tokenizer
@@ -35,15 +34,10 @@ def word_use(weights=None, n_per_genre: int = 24, seed: int = 31_337) -> dict:
     with torch.no_grad():
         codes = encode_codes(model.audio_encoder, audio, progress=False)
 
-    def loss(i: int, prompt: str) -> float:
+    def loss(i: int, prompt: str) -> float:  # the training loss (a mean per code) x the clip's codes: nats a clip
         seq = delay_sequences(torch.from_numpy(codes[i:i + 1]), special)
         hidden, mask = condition(model, tokenizer, [prompt], np.zeros(1, bool))
-        out = model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
-                    decoder_input_ids=seq[:, :, :-1].reshape(seq.shape[1], -1))
-        logits = out.logits.reshape(1, seq.shape[1], seq.shape[2] - 1, -1)
-        targets = seq[:, :, 1:]
-        valid = targets != special
-        return float(torch.nn.functional.cross_entropy(logits[valid], targets[valid], reduction="sum"))
+        return float(decoder_loss(model, seq, hidden, mask, special)) * int((seq[:, :, 1:] != special).sum())
 
     rng = np.random.default_rng(seed)
     out = {}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from workbench.toy.synth_v2 import clip_factors
+from workbench.toy.synth_v2 import FACTORS, clip_factors
 
 GENRE_WORDS = {
     "classical": ["classical", "orchestral", "baroque", "symphonic", "chamber music", "romantic classical"],
@@ -60,8 +60,7 @@ SCENE_MOODS = ["calm", "energetic", "relaxed", "intense", "dreamy", "uplifting",
 # separately, by the recipe's cond_dropout).
 FACTOR_KEEP = {"genre": 0.85, "scene": 0.35, "tempo": 0.5, "mode": 0.5, "lead": 0.5, "contour": 0.4, "dynamics": 0.4,
                "brightness": 0.4}
-# the non-genre factors a prompt can name
-NAMED_FACTORS = ("tempo", "mode", "lead", "contour", "dynamics", "brightness")
+NAMED_FACTORS = tuple(f for f in FACTORS if f != "genre")  # the non-genre factors a prompt can name
 
 
 def factor_keep(chance: float | None) -> dict:
