@@ -1,66 +1,56 @@
-"""A steering verdict for an order concept: a push ramped over the clip along a direction with a sign in time.
+"""The order concepts' steering verdicts alone (a push ramped over the clip along each concept's course), as
+`python -m workbench.toy evaluate` measures them, at one evaluation seed: for the held-out replication of the
+committed evaluation (seed 0) without rerunning all of it.
 
-Dynamics (crescendo / diminuendo) and brightness (brightening / darkening) are orders: the same levels or spectra
-soft-then-loud or loud-then-soft. A class mean over whole clips has no sign in time (teacher-forced and generated
-class means ramp opposite ways: `scripts/ramp_push_check.py`), so here the direction toward value t is taken from
-the clips' own course: per-frame teacher-forced activations (null text) of 20 clean clips per genre at `layer`,
-the late half's mean minus the early half's for the clips of value t, minus the same for all clips (what every
-clip does over time). `VerdictPlan(push="ramp")` pushes from -s to +s along it (the clip ends at the target's late
-state), against random directions ramped alike; `SteeringBench.measure` gives the verdict with every rule of the
-evaluation (p against random, +v against -v, collapse with the codec's level curve, the level alone), on the
-evaluation's pairs (genre prompts x 8 seeds).
+Dynamics (crescendo / diminuendo), brightness (brightening / darkening) and contour (rising / falling) are orders:
+the same levels, spectra or notes in the opposite order. `workbench.analysis.teaching.evaluate.order_verdicts`
+pushes them from -s to +s along `workbench.analysis.directions.from_course` directions (late half minus early
+half of the target's clean clips, teacher-forced, minus what every clip does over time), against random
+directions ramped alike, with every rule of the evaluation. Layers: the committed evaluation's best probe layers
+(`weights/evaluation.json`) unless given.
 
-    python scripts/ramp_verdict.py dynamics 1                # the shipped model, seeds 100-107, random pool 0
-    python scripts/ramp_verdict.py brightness 3 --seed 1     # another set of seeds and random pool
+    python scripts/ramp_verdict.py --seed 1                       # all three, pairs' seeds 200-215, random pool 1
+    python scripts/ramp_verdict.py --concepts dynamics --layers 1 --strengths 0.03125 0.0625 0.125
 """
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 
 def main(argv=None) -> int:
-    import numpy as np
     import torch
 
     import workbench as wb
-    from workbench.analysis.evaluation.verdicts import SteeringBench, VerdictPlan
-    from workbench.analysis.teaching.evaluate import verdict_readers
-    from workbench.toy.prompts import EVAL_PROMPTS
-    from workbench.toy.synth_v2 import FACTORS, GENRES, synth_dataset
+    from workbench.analysis.teaching.evaluate import format_table, order_verdicts, weights_sha256
+    from workbench.toy import WEIGHTS_DIR
+    from workbench.toy.synth_v2 import ORDER_FACTORS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("concept", choices=("dynamics", "brightness", "contour"))
-    parser.add_argument("layer", type=int)
-    parser.add_argument("--strengths", type=float, nargs="+", default=[0.03125, 0.0625, 0.125])
-    parser.add_argument("--seed", type=int, default=0, help="pairs' seeds 100 + 100 x seed + i, random pool seed")
-    parser.add_argument("--weights", default=None, help="model folder (default: the shipped teaching model)")
+    parser.add_argument("--concepts", nargs="+", choices=ORDER_FACTORS, default=list(ORDER_FACTORS))
+    parser.add_argument("--layers", type=int, nargs="+", help="one per concept (default: the committed evaluation's)")
+    parser.add_argument("--strengths", type=float, nargs="+", help="x mean residual norm (default: the protocol's)")
+    parser.add_argument("--seed", type=int, default=1, help="evaluation seed: pairs' seeds 100 (seed + 1) + i")
+    parser.add_argument("--json", help="write the verdicts here")
     args = parser.parse_args(argv)
+    if args.layers is None:
+        profile = json.loads((WEIGHTS_DIR / "evaluation.json").read_text())["probe_profile"]
+        args.layers = [profile[c]["best_layer"] for c in args.concepts]
+    if len(args.layers) != len(args.concepts):
+        parser.error(f"{len(args.layers)} layers for {len(args.concepts)} concepts: give one layer per concept")
     torch.set_num_threads(1)
     t0 = time.time()
-    handle = wb.load_model(args.weights, device="cpu")
-    audio, _, factors = synth_dataset(20, seed=20_011, with_factors=True)
-    acts = wb.teacher_force(handle, list(audio), 32000, prompts=None,
-                            capture=wb.CaptureSpec(layers=(args.layer,), sites=("resid",), pooling="none"))
-    rows = [np.asarray(a) for a in acts[("resid", args.layer)]]
-
-    def course(r):  # late half minus early half
-        return r[r.shape[0] // 2:].mean(0) - r[: r.shape[0] // 2].mean(0)
-
-    drift = np.mean([course(r) for r in rows], 0)
-    directions = {t: (np.mean([course(r) for r, f in zip(rows, factors) if f[args.concept] == t], 0) - drift)
-                  .astype(np.float32) for t in FACTORS[args.concept]}
-    plan = VerdictPlan(prompts=tuple(EVAL_PROMPTS[g][0] for g in GENRES),
-                       seeds=tuple(100 + 100 * args.seed + i for i in range(8)), strengths=tuple(args.strengths),
-                       random_seed=args.seed, push="ramp")
-    effect = SteeringBench(handle, plan).measure(verdict_readers()[args.concept], directions, args.layer)
-    print(f"{args.concept} at layer {args.layer}, ramp push, seed {args.seed}: 32 pairs")
-    for _, r in effect.summary.iterrows():
-        print(f"  {r.target:11s} {r.strength:7.5f} x  effect {r.effect:+.3f}  random95 {r.random_p95:+.3f}  "
-              f"p {r.p_value:.1e}  order {r.order_rate:.2f}  collapsed {r.collapsed_share:.2f} "
-              f"(random {r.random_collapsed_share:.2f})  level {r.level_change_db_median:+.1f} dB  "
-              f"level only {r.level_only_effect:+.3f}  {'beyond random' if r.beyond_random else ''}")
-    print(f"beyond_random_all {effect.beyond_random_all} ({time.time() - t0:.0f} s)")
+    handle = wb.load_model(device="cpu")
+    out = order_verdicts(handle, dict(zip(args.concepts, args.layers)), seed=args.seed,
+                         strengths=tuple(args.strengths) if args.strengths else None)
+    metrics = dict(steer=out["steer"], seed=args.seed, order_verdict_pairs=out["pairs"], verdict_n_clips=out["n_clips"],
+                   weights_sha256=weights_sha256(), seconds=round(time.time() - t0, 1),
+                   beyond_random_concepts=[c for c, v in out["steer"].items() if v["beyond_random_all"]])
+    print(format_table(metrics))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(metrics, f, indent=1)
     return 0
 
 

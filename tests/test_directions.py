@@ -100,3 +100,34 @@ def test_plugs_into_steering(tiny):
     other = Direction(np.ones(tiny.hidden_size), "facebook/musicgen-small", 1)
     with pytest.raises(DirectionMismatchError):
         wb.generate(tiny, "jazz", duration_s=0.2, steering=wb.SteeringSpec.single(other, layers=(1,), strength=2.0))
+
+
+def test_from_course_points_from_a_class_start_to_its_end_without_what_every_clip_does():
+    from workbench.analysis.directions import from_course
+
+    rng = np.random.default_rng(3)
+    rise, drift, level = np.eye(6)[0], np.eye(6)[1], np.eye(6)[2]
+    # crescendo clips rise along axis 0, diminuendo clips fall: the same states in the opposite order, so their
+    # whole-clip means are equal (a class mean has no sign in time); every clip drifts along axis 1
+    labels = ["crescendo", "diminuendo"] * 12
+    clips = []
+    for i, s in enumerate((1, -1) * 12):
+        t = np.linspace(-1, 1, 30 + i % 3)[:, None]  # clips of different lengths
+        clips.append(rng.normal(0, 0.05, (len(t), 6)) + s * t * rise + t * drift + level)
+    up = from_course(clips, labels, "crescendo", model_id=MID, layer=2)
+    assert up.method == "course" and up.layer == 2
+    assert up.vector @ rise > 0.99  # sign in time: toward the late state, the drift removed
+    down = from_course(clips, labels, "diminuendo", "crescendo", model_id=MID, layer=2)
+    assert down.cosine(up) < -0.99
+    means = from_class_means(np.stack([c.mean(0) for c in clips]), labels, "crescendo", model_id=MID, layer=2)
+    assert abs(means.vector @ rise) < 0.5  # what the class mean makes of an order: noise
+    with pytest.raises(BadInputError, match="one label per clip"):
+        from_course(clips, labels[:-1], "crescendo", model_id=MID, layer=2)
+    with pytest.raises(BadInputError, match="frames >= 2"):
+        from_course([c[:1] for c in clips], labels, "crescendo", model_id=MID, layer=2)
+    with pytest.raises(BadInputError, match="no rows labelled 'forte'"):
+        from_course(clips, labels, "forte", model_id=MID, layer=2)
+    with pytest.raises(BadInputError, match="mean residual norm"):
+        from_course(clips, labels, "crescendo", model_id=MID, layer=2, normalize="mean_norm")
+    with pytest.raises(BadInputError, match="no course"):
+        from_course([np.ones((4, 6))] * 4, labels[:4], "crescendo", model_id=MID, layer=2)

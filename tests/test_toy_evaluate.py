@@ -9,10 +9,16 @@ VERDICT_KEYS = {"effect", "effect_ci", "random_p95", "p_value", "order_rate", "c
 
 
 def _check_steer(m):
-    from workbench.toy.synth_v2 import FACTORS
+    from workbench.toy.synth_v2 import FACTORS, ORDER_FACTORS
 
     assert set(m["steer"]) == set(FACTORS)  # genre included
-    for concept, steer in m["steer"].items():
+    # states pushed the paper's way along class means; orders ramped along their course, their constant pushes kept
+    assert {c: (s["push"], s["direction"]) for c, s in m["steer"].items()} == {
+        c: ("ramp", "course") if c in ORDER_FACTORS else ("constant", "class_means") for c in FACTORS}
+    assert set(m["steer_constant"]) == set(ORDER_FACTORS)
+    assert all(s["push"] == "constant" for s in m["steer_constant"].values())
+    assert m["beyond_random_concepts"] == [c for c in FACTORS if m["steer"][c]["beyond_random_all"]]
+    for concept, steer in [*m["steer"].items(), *m["steer_constant"].items()]:
         assert set(steer["verdict"]) == set(FACTORS[concept]), concept  # every target, both poles
         for target, verdict in steer["verdict"].items():
             assert VERDICT_KEYS <= set(verdict), (concept, target)

@@ -3,7 +3,8 @@
 A `Direction` is a frozen vector in activation space with its provenance. `SteeringSpec` takes it
 as is (it reads `.vector` and `.model_id`). Makers: `from_probe` (class vs rest, or class A minus
 class B, mapped from standardised back to activation space), `from_class_means`, `from_pca` (top
-component, sign aligned to a label) and `from_point_sets` (two selections in a plot).
+component, sign aligned to a label), `from_point_sets` (two selections in a plot) and `from_course` (how a
+class's clips move over time, for concepts that are an order of events, such as a crescendo).
 
 On disk (directions and `LinearProbe`s alike) a name is kept as given: `save("rock_s1.0")` writes
 `rock_s1.0.safetensors` (tensors, with the metadata in its header) and `rock_s1.0.safetensors.json`
@@ -32,7 +33,7 @@ from workbench.analysis.saving import read_saved, save_paths
 from workbench.data.store import array_hash
 from workbench.errors import BadInputError, CorruptFileError, DirectionMismatchError, NotFiniteError
 
-__all__ = ["Direction", "from_probe", "from_class_means", "from_pca", "from_point_sets", "normalize",
+__all__ = ["Direction", "from_probe", "from_class_means", "from_pca", "from_point_sets", "from_course", "normalize",
            "NORMALIZATIONS", "save_paths", "read_saved"]  # the last two live in workbench.analysis.saving
 
 NORMALIZATIONS = ("unit", "none", "mean_norm")
@@ -236,3 +237,58 @@ def from_point_sets(X, away, toward, *, model_id: str, layer: int, site: str = "
     prov = dict(name=f"selection ({len(away)}) → ({len(toward)})", away=away.tolist(), toward=toward.tolist(),
                 data_hash=array_hash(X.astype(np.float32)))
     return _make(vec, normalize, X, model_id, layer, site, "point_sets", prov)
+
+
+def _course(frames: np.ndarray, i: int) -> np.ndarray:
+    frames = np.asarray(frames, dtype=np.float64)
+    if frames.ndim != 2 or frames.shape[0] < 2:
+        raise BadInputError(f"clip {i}: frames have shape {frames.shape}; pass (frames >= 2, hidden) per clip "
+                            "(capture with pooling='none')")
+    if not np.isfinite(frames).all():
+        raise NotFiniteError(f"clip {i}: frames contain NaN/inf: drop that clip first")
+    half = frames.shape[0] // 2
+    return frames[half:].mean(0) - frames[:half].mean(0)
+
+
+def from_course(frames, labels, positive, negative=None, *, model_id: str, layer: int, site: str = "resid",
+                normalize: str = "unit") -> Direction:
+    """Where class `positive`'s clips go over time: the late half's mean minus the early half's, per clip
+    (`frames`: one (frames, hidden) array per clip, e.g. captured with ``pooling="none"``), averaged over the
+    `positive` clips, minus the same over the `negative` clips (None: over every clip, which removes what all
+    clips do over time).
+
+    For a concept that is an order of events (crescendo / diminuendo: the same levels in the opposite order) a
+    class mean over whole clips has no sign in time; this direction points from the class's start to its end,
+    so a push ramped from -s to +s along it (`VerdictPlan(push="ramp")`) asks for that course.
+
+        >>> rng = np.random.default_rng(0)
+        >>> t = np.linspace(-1, 1, 20)[:, None]
+        >>> rise, drift = np.eye(4)[0], np.eye(4)[1]   # "up" clips rise on axis 0, "down" fall; all drift on 1
+        >>> clips = [rng.normal(0, 0.1, (20, 4)) + t * (s * rise + drift) for s in (1, -1) * 10]
+        >>> d = from_course(clips, ["up", "down"] * 10, "up", model_id="random/tiny@seed0", layer=1)
+        >>> (np.round(d.vector, 1) + 0.0).tolist()
+        [1.0, 0.0, 0.0, 0.0]
+    """
+    if normalize == "mean_norm":
+        raise BadInputError("normalize='mean_norm' scales to the activations' norm, which a course (a difference "
+                            "over time) does not have: use 'unit' and a strength in multiples of the layer's mean "
+                            "residual norm (`workbench.analysis.strength`)")
+    if isinstance(frames, np.ndarray) and frames.ndim == 3:
+        frames = list(frames)
+    if isinstance(frames, (str, bytes)) or not hasattr(frames, "__len__"):
+        raise BadInputError(f"frames is a {type(frames).__name__}: pass one (frames, hidden) array per clip")
+    courses = np.stack([_course(f, i) for i, f in enumerate(frames)]) if len(frames) else np.zeros((0, 0))
+    labels = np.asarray(labels)
+    if len(labels) != len(courses):
+        raise BadInputError(f"got {len(labels)} labels for {len(courses)} clips: pass one label per clip")
+    pos = _mask(labels, positive, "positive")
+    neg = np.ones(len(labels), bool) if negative is None else _mask(labels, negative, "negative")
+    vec = courses[pos].mean(0) - courses[neg].mean(0)
+    if not np.any(vec):
+        other = "other" if negative is None else repr(negative)
+        raise BadInputError(f"the {positive!r} clips move over time exactly as the {other} clips: there is no "
+                            "course to push along")
+    prov = dict(name=f"course: {positive} − {'all' if negative is None else negative}", positive=positive,
+                negative=negative, n_positive=int(pos.sum()), n_negative=int(neg.sum()),
+                data_hash=array_hash(courses.astype(np.float32), extra=labels.tolist()))
+    return _make(vec, normalize, courses, model_id, layer, site, "course", prov)

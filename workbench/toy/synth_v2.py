@@ -66,6 +66,8 @@ BRIGHTNESS: tuple[str, ...] = ("brightening", "darkening")
 # label columns of every clip (SynthSet exposes each); tempo_bpm and tonic are numbers beside them
 FACTORS: dict[str, tuple[str, ...]] = {"genre": GENRES, "tempo": TEMPOS, "mode": MODES, "lead": LEADS,
                                        "contour": CONTOURS, "dynamics": DYNAMICS, "brightness": BRIGHTNESS}
+# the factors that are an order of events (the same notes, levels or spectra in the opposite order), not a state
+ORDER_FACTORS: tuple[str, ...] = ("contour", "dynamics", "brightness")
 _DRAWN = ("mode", "lead", "contour", "dynamics", "brightness")  # drawn uniformly, one stream each
 SAMPLE_RATE_HZ = 32000
 

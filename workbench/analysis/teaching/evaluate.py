@@ -19,8 +19,10 @@ Protocol:
 A model trained on `workbench.toy.synth_v2` (teaching model v2: ``synth_version`` 2 in its
 training_info.json) is also measured concept by concept: ``probe_profile`` (`workbench.analysis.teaching.concepts`:
 teacher-forced probe accuracy by layer with null text, the input baseline, chance; ``deep_concepts``,
-``depth_bar_met``) and ``steer`` (`steering_verdicts`): for every concept, genre included, unit
-class-mean directions at its best probe layer, each target measured by
+``depth_bar_met``) and ``steer`` (`steering_verdicts`): for every concept, genre included, a direction at its
+best probe layer (states: unit class means, pushed the same at every step; orders, `ORDER_FACTORS`: `from_course`
+directions pushed with a ramp from -s to +s over the clip, ``steer[c]["push"]`` says which, and the orders'
+constant-push verdicts stay in ``steer_constant``), each target measured by
 `workbench.analysis.evaluation.verdicts.SteeringBench` against random directions of equal norm, +v
 against -v, collapse (allowing for what the level alone does to the codec's codes) and the level alone,
 read by readers fitted on clean audio only. ``steer[c]["verdict"][target]`` holds effect, effect_ci,
@@ -42,7 +44,7 @@ import time
 import numpy as np
 
 import workbench as wb
-from workbench.analysis.directions import from_class_means
+from workbench.analysis.directions import from_class_means, from_course
 from workbench.analysis.evaluation.collapse import code_stats, comb_share
 from workbench.analysis.teaching.concepts import CONCEPTS, concept_bars, probe_profile
 from workbench.analysis.teaching.prompt_following import (
@@ -61,7 +63,7 @@ from workbench.toy.prompts import EVAL_PROMPTS
 from workbench.toy.readers import CONCEPTS as READ_CONCEPTS
 from workbench.toy.readers import read_all
 from workbench.toy.synth import GENRES, SAMPLE_RATE_HZ
-from workbench.toy.synth_v2 import FACTORS
+from workbench.toy.synth_v2 import FACTORS, ORDER_FACTORS
 
 CONCEPT_PROBE_CLIPS_PER_GENRE = 80  # teacher-forced clips per genre for every concept's probe profile
 
@@ -185,6 +187,14 @@ VERDICT_STRENGTHS = (0.0625, 0.125, 0.25, 0.5)
 VERDICT_SEEDS = 8  # seeds per genre prompt: 32 (prompt, seed) pairs per target and strength
 QUICK_VERDICT_STRENGTHS = (0.25,)
 QUICK_VERDICT_SEEDS = 2
+# The order concepts (`ORDER_FACTORS`: contour, dynamics, brightness) are pushed with a ramp from -s to +s along
+# `from_course` directions. Fixed before the evaluation that uses them, from the 32-pair trials of
+# `scripts/ramp_verdict.py` (0.015625-0.125 x on the shipped v3: collapse passed 0.2 from 0.0625 x for brightness
+# and from 0.03125 x for one seed's crescendo; p sat near 0.01 at the lowest strengths, hence twice the pairs).
+ORDER_VERDICT_STRENGTHS = (0.015625, 0.03125, 0.0625)
+ORDER_VERDICT_SEEDS = 16  # seeds per genre prompt: 64 pairs per target and strength
+QUICK_ORDER_VERDICT_STRENGTHS = (0.03125,)
+COURSE_CLIPS_PER_GENRE = 20  # teacher-forced clean clips per genre whose course gives an order concept's direction
 
 
 def weights_sha256(weights=None) -> str:
@@ -236,23 +246,33 @@ def verdict_readers() -> dict:
     return {c: make(c) for c in FACTORS}
 
 
+def pair_seeds(seed: int, n: int) -> tuple[int, ...]:
+    """The verdict pairs' seeds at evaluation seed `seed`: 100 (seed + 1) + i, so two evaluation seeds share no
+    pair (seed 0: 100, 101, ...; seed 1: 200, 201, ...)."""
+    return tuple(100 * (seed + 1) + i for i in range(n))
+
+
 def steering_verdicts(handle, store, profile: dict, settings: GenerationSettings | None = None, *, quick: bool = False,
                       seed: int = 0, progress: bool = False, genre: tuple | None = None) -> dict:
-    """``steer``: {concept: {"verdict": {target: ...}, "beyond_random_all", "layer", ...}} for every concept.
+    """``steer``: {concept: {"verdict": {target: ...}, "beyond_random_all", "layer", "push", ...}} for every concept.
 
-    Every concept's directions are unit class means (`from_class_means`) at its best probe layer, from the
-    teacher-forced store (genre: from the conditional rows captured while generating from the genre prompts
-    when `genre` = (those activations, their genre labels) is given). One `SteeringBench`: genre-only prompts
-    ("jazz music": no word of any other concept) x seeds, twins, ±v and random clips shared across concepts;
-    readers from `verdict_readers`. Genre targets leave out the pairs whose prompt names that genre. settings:
-    how the clips are generated (default `VERDICT_SETTINGS`: 4 s, guidance 3, batches of 16; the seeds are the
-    protocol's).
+    States (genre, tempo, mode, lead) are pushed the paper's way, the same vector at every step, along unit class
+    means (`from_class_means`) at the concept's best probe layer, from the teacher-forced store (genre: from the
+    conditional rows captured while generating from the genre prompts when `genre` = (those activations, their
+    genre labels) is given). One `SteeringBench`: genre-only prompts ("jazz music": no word of any other
+    concept) x seeds, twins, ±v and random clips shared across concepts; readers from `verdict_readers`. Genre
+    targets leave out the pairs whose prompt names that genre.
+
+    Orders (`ORDER_FACTORS`: contour, dynamics, brightness: the same states in the opposite order) are pushed
+    with a ramp along the way their clips go (`order_verdicts`); their constant-push verdicts, which ask for a
+    state and so cannot reach an order, stay beside them as ``steer_constant``. settings: how the clips are
+    generated (default `VERDICT_SETTINGS`: 4 s, guidance 3, batches of 16; the seeds are the protocol's).
     """
     from workbench.analysis.evaluation.verdicts import VERDICT_SETTINGS, SteeringBench, VerdictPlan
 
     n_seeds = QUICK_VERDICT_SEEDS if quick else VERDICT_SEEDS
     prompts = tuple(EVAL_PROMPTS[g][0] for g in GENRES)
-    plan = VerdictPlan(prompts=prompts, seeds=tuple(seed + 100 + i for i in range(n_seeds)),
+    plan = VerdictPlan(prompts=prompts, seeds=pair_seeds(seed, n_seeds),
                        strengths=QUICK_VERDICT_STRENGTHS if quick else VERDICT_STRENGTHS, random_seed=seed,
                        settings=VERDICT_SETTINGS if settings is None else settings)
     if genre is not None and (not isinstance(genre, tuple) or len(genre) != 2):
@@ -274,11 +294,58 @@ def steering_verdicts(handle, store, profile: dict, settings: GenerationSettings
             eligible = {t: [p != EVAL_PROMPTS[t][0] for p, _ in plan.pairs] for t in directions}
         others = tuple(r for c, r in readers.items() if c != concept)
         effect = bench.measure(readers[concept], directions, layer, others=others, eligible=eligible)
-        out[concept] = dict(effect.to_dict(), reading_unit=readers[concept].unit,
+        out[concept] = dict(effect.to_dict(), reading_unit=readers[concept].unit, direction="class_means",
                             strengths_x_mean_norm=list(plan.strengths),
                             summary=_jsonable(effect.summary.to_dict(orient="records")))
-    return dict(steer=out, verdict_n_clips=bench.n_generated, verdict_pairs=len(plan.pairs),
-                beyond_random_concepts=[c for c, v in out.items() if v["beyond_random_all"]])
+    orders = order_verdicts(handle, {c: int(profile[c]["best_layer"]) for c in ORDER_FACTORS}, settings,
+                            quick=quick, seed=seed, progress=progress)
+    steer = {c: orders["steer"].get(c, out[c]) for c in FACTORS}
+    return dict(steer=steer, steer_constant={c: out[c] for c in ORDER_FACTORS},
+                verdict_n_clips=bench.n_generated + orders["n_clips"], verdict_pairs=len(plan.pairs),
+                order_verdict_pairs=orders["pairs"],
+                beyond_random_concepts=[c for c, v in steer.items() if v["beyond_random_all"]])
+
+
+def order_verdicts(handle, layers: dict, settings: GenerationSettings | None = None, *, quick: bool = False,
+                   seed: int = 0, progress: bool = False, strengths: tuple | None = None) -> dict:
+    """{"steer": {concept: verdict entry}, "n_clips", "pairs"} for order concepts pushed with a ramp.
+
+    layers: {concept: layer} for concepts of `ORDER_FACTORS`. Toward value t the direction is `from_course`: the
+    late half minus the early half of per-frame teacher-forced activations (null text) of t's clean clips
+    (`COURSE_CLIPS_PER_GENRE` a genre, seed 20 011 + seed), minus the same over every clip. `VerdictPlan(
+    push="ramp")` pushes from -s to +s along it over the clip (the clip ends in t's late state), against random
+    directions ramped alike, at `ORDER_VERDICT_STRENGTHS` x the layer's mean residual norm on the genre prompts x
+    `ORDER_VERDICT_SEEDS` seeds; every rule of the evaluation (p against random, +v against -v, collapse with the
+    codec's level curve, the level alone). strengths: others than the protocol's (`scripts/ramp_verdict.py`).
+    """
+    from workbench.analysis.evaluation.verdicts import VERDICT_SETTINGS, SteeringBench, VerdictPlan
+
+    unknown = sorted(set(layers) - set(ORDER_FACTORS))
+    if unknown:
+        raise BadInputError(f"{unknown} are not order concepts: pass some of {', '.join(ORDER_FACTORS)}")
+    audio, _, factors = synth_v2.synth_dataset(4 if quick else COURSE_CLIPS_PER_GENRE, seed=20_011 + seed,
+                                               with_factors=True)
+    wanted = tuple(sorted({int(v) for v in layers.values()}))
+    acts = wb.teacher_force(handle, list(audio), SAMPLE_RATE_HZ, prompts=None,
+                            capture=wb.CaptureSpec(layers=wanted, sites=("resid",), pooling="none"))
+    plan = VerdictPlan(prompts=tuple(EVAL_PROMPTS[g][0] for g in GENRES),
+                       seeds=pair_seeds(seed, QUICK_VERDICT_SEEDS if quick else ORDER_VERDICT_SEEDS),
+                       strengths=strengths or (QUICK_ORDER_VERDICT_STRENGTHS if quick else ORDER_VERDICT_STRENGTHS),
+                       random_seed=seed, settings=VERDICT_SETTINGS if settings is None else settings, push="ramp")
+    bench = SteeringBench(handle, plan, progress=progress)
+    readers = verdict_readers()
+    out: dict = {}
+    for concept, layer in layers.items():
+        layer = int(layer)
+        labels = np.asarray([f[concept] for f in factors])
+        directions = {t: from_course(acts[("resid", layer)], labels, t, model_id=handle.model_id, layer=layer)
+                      for t in FACTORS[concept] if (labels == t).any()}
+        others = tuple(r for c, r in readers.items() if c != concept)
+        effect = bench.measure(readers[concept], directions, layer, others=others)
+        out[concept] = dict(effect.to_dict(), reading_unit=readers[concept].unit, direction="course",
+                            course_clips=len(audio), strengths_x_mean_norm=list(plan.strengths),
+                            summary=_jsonable(effect.summary.to_dict(orient="records")))
+    return dict(steer=out, n_clips=bench.n_generated, pairs=len(plan.pairs))
 
 
 def _jsonable(value):
@@ -327,15 +394,20 @@ def format_table(metrics: dict) -> str:
     if "prompt_following" in metrics:
         lines.append("does the model follow each factor word (`prompt_following`)?")
         lines.append(format_following(metrics["prompt_following"]))
-    if "steer" in metrics:
-        lines.append(f"{'concept':10} {'target':11} {'x norm':>6} {'effect':>8} {'random95':>8} {'p':>8} "
+    for key, title in (("steer", "steering verdicts (`steer`: the push each concept is asked for by)"),
+                       ("steer_constant", "order concepts pushed the paper's way, constant (`steer_constant`)")):
+        if key not in metrics:
+            continue
+        lines.append(title)
+        lines.append(f"{'concept':10} {'push':8} {'target':11} {'x norm':>8} {'effect':>8} {'random95':>8} {'p':>8} "
                      f"{'order':>5} {'collapsed':>9} {'level only':>10}  verdict")
-        for c, s in metrics["steer"].items():
+        for c, s in metrics[key].items():
             for t, v in s["verdict"].items():
-                lines.append(f"{c:10} {t:11} {v['strength']:6g} {v['effect']:8.3f} {v['random_p95']:8.3f} "
-                             f"{v['p_value']:8.2g} {v['order_rate']:5.2f} {v['collapsed_share']:9.2f} "
-                             f"{v.get('level_only_effect', float('nan')):10.3f}  "
+                lines.append(f"{c:10} {s.get('push', 'constant'):8} {t:11} {v['strength']:8g} {v['effect']:8.3f} "
+                             f"{v['random_p95']:8.3f} {v['p_value']:8.2g} {v['order_rate']:5.2f} "
+                             f"{v['collapsed_share']:9.2f} {v.get('level_only_effect', float('nan')):10.3f}  "
                              f"{'beyond random' if v['beyond_random'] else 'not beyond random'}")
+    if "steer" in metrics:
         lines.append(f"concepts beyond random on every target: {metrics.get('beyond_random_concepts')} "
                      f"({metrics.get('verdict_n_clips')} clips generated for the verdicts)")
     lines.append(f"{metrics.get('seconds')} s")
