@@ -29,7 +29,8 @@ EXPECTED_FINDINGS = {
     "01_quickstart": {("depth", "dynamics"), ("depth", "brightness"), ("depth", "genre")},
     "02_probe_inspection": {("depth", "genre (generated clips)"), ("depth", "genre"), ("depth", "dynamics"),
                             ("depth", "brightness")},
-    "03_steering_and_fusion": {("verdict", "genre -> rock")},
+    "03_steering_and_fusion": {("verdict", "genre -> rock"), ("verdict", "dynamics (constant) -> crescendo"),
+                               ("verdict", "dynamics (ramp) -> crescendo")},
     "06_causal_inspection": {("layers", "genre")},
     "08_evaluation": {("verdict", f"genre, class_means -> {g}") for g in ("classical", "electronic", "rock", "jazz")},
     # the feature's number depends on the SAE's training: a pattern (the notebook once silently steered no feature
