@@ -107,3 +107,13 @@ def test_the_shipped_model_follows_its_genre_words_by_the_prompt_following_comma
     result = json.loads(out.read_text())
     assert set(result) == set(FACTORS) and "margin" in capsys.readouterr().out
     assert result["genre"]["margin"] >= 0.5, result["genre"]
+
+
+def test_order_verdicts_refuse_a_state_and_pairs_never_repeat_across_seeds():
+    from workbench.analysis.teaching.evaluate import order_verdicts, pair_seeds
+    from workbench.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="not order concepts: pass some of contour, dynamics, brightness"):
+        order_verdicts(None, {"dynamics": 1, "tempo": 3})
+    assert pair_seeds(0, 8) == tuple(range(100, 108))  # the committed evaluation's pairs
+    assert not set(pair_seeds(0, 16)) & set(pair_seeds(1, 16))  # seed 1 is a replication on other pairs
