@@ -231,7 +231,10 @@ def test_a_tiny_v3_codec_round_trip_has_less_comb_than_v2s():
         assert trips.std() > 0.2 * held_out.std()  # not silence
         medians[name] = np.median(comb_shares(trips))
     shipped = np.median(comb_shares(codec_round_trip(load_codec("shipped"), held_out)[0]))
-    assert medians["v2"] > 0.7  # v2's losses: the comb, at any scale
+    clean = np.median(comb_shares(held_out))  # 0.02: clean synthesised music reads 0.01-0.10
+    # v2's losses: the comb, at any scale (0.69-0.75 here depending on the numeric stack; 0.84 and 0.55 per clip
+    # on 2026-12-07's fresh environment, against 0.016 and 0.022 clean)
+    assert medians["v2"] > max(0.5, 10 * clean), (medians, clean)
     assert medians["v3"] < 0.5 * medians["v2"] and shipped < 0.5 * medians["v2"], (medians, shipped)
 
 

@@ -106,7 +106,10 @@ def test_a_claim_its_numbers_do_not_back_fails_the_notebook_check():
     numbers = dict(effect=0.3, effect_ci=[0.0, 0.5], random_p95=0.38, p_value=0.2, order_rate=0.6, collapsed_share=0.5,
                    off_target={}, beyond_random=False, strength=0.25)
     honest = verdict_finding("genre", "rock", numbers, "P(target)")
-    nb = new_notebook(cells=[new_code_cell("", outputs=[new_output("display_data", data=honest._repr_mimebundle_())])])
+    others = [new_output("display_data", data=verdict_finding(f"dynamics ({push})", "crescendo", numbers, "dB")
+                         ._repr_mimebundle_()) for push in ("constant", "ramp")]  # the notebook's other findings
+    nb = new_notebook(cells=[new_code_cell("", outputs=[new_output("display_data", data=honest._repr_mimebundle_())]),
+                             new_code_cell("", outputs=others)])
     assert_findings_backed(nb, "03_steering_and_fusion")
     forged = dict(honest.record(), claim="beyond_random")
     nb.cells[0].outputs = [new_output("stream", name="stdout", text="FINDING: " + json.dumps(forged) + "\n")]
