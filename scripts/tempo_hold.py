@@ -22,8 +22,11 @@ PROMPT_S = 2.0
 CONTINUATION_S = 4.0
 
 
-def tempo_hold(weights=None, seeds=tuple(range(500, 504))) -> dict:
-    """{row name: {"bpm": per clip, "source_bpm": per clip, "genre": per clip}} (see the module docstring)."""
+def tempo_hold(weights=None, seeds=tuple(range(500, 504)), **sampling) -> dict:
+    """{row name: {"bpm": per clip, "source_bpm": per clip, "genre": per clip}} (see the module docstring).
+
+    sampling: `GenerationSettings` fields for every generation (temperature, top_k, guidance_scale).
+    """
     import numpy as np
     import torch
 
@@ -39,7 +42,8 @@ def tempo_hold(weights=None, seeds=tuple(range(500, 504))) -> dict:
     rows = [(g, s, bpm) for bpm in SOURCE_BPM for g in GENRES for s in seeds]
     clips = [synth_clip(g, s, tempo_bpm=bpm, duration_s=PROMPT_S + CONTINUATION_S) for g, s, bpm in rows]
     tail = int(CONTINUATION_S * sr)
-    settings = GenerationSettings(duration_s=CONTINUATION_S, seeds=tuple(s for _, s, _ in rows), guidance_scale=3.0)
+    settings = GenerationSettings(duration_s=CONTINUATION_S, seeds=tuple(s for _, s, _ in rows),
+                                  **{"guidance_scale": 3.0, **sampling})
     prompts = [f"{g} music" for g, _, _ in rows]
     cont = wb.generate(handle, prompts, settings, audio_prompt=[c[:int(PROMPT_S * sr)] for c in clips],
                        audio_prompt_sample_rate_hz=sr)

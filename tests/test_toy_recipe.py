@@ -181,6 +181,32 @@ def test_more_decoder_clips_leave_the_codec_as_it_was(tmp_path):
                              progress=False)
 
 
+def test_a_v3_1_recipe_trains_v3s_codec_and_its_decoder_on_clips_with_and_without_bass(tmp_path):
+    """codec_synth_version: the codec trains on synthesiser 2's clips (the same codec as a v2-data run, so a work
+    dir's codec is reused across the two), the decoder on synth_v3's (bass present or absent)."""
+    from dataclasses import replace
+
+    import torch
+    from transformers import EncodecModel
+
+    from workbench.toy import synth_version
+    from workbench.toy.training.recipe import Recipe, codec_fields, train_teaching_model
+
+    v2 = replace(Recipe.tiny(), synth_version=2)
+    v3_1 = replace(v2, synth_version=3, codec_synth_version=2)
+    assert codec_fields(v3_1) == codec_fields(v2) != codec_fields(replace(v2, synth_version=3))
+    assert Recipe.v3_1().codec_data_version() == 2 and Recipe.from_dict(Recipe.v3_1().to_dict()) == Recipe.v3_1()
+    assert codec_fields(Recipe.v3_1()) == codec_fields(Recipe.v3())
+    train_teaching_model(v2, tmp_path / "a", work_dir=tmp_path / "wa", progress=False)
+    info = train_teaching_model(v3_1, tmp_path / "b", work_dir=tmp_path / "wb", progress=False)
+    a = EncodecModel.from_pretrained(tmp_path / "wa" / "codec").state_dict()
+    b = EncodecModel.from_pretrained(tmp_path / "wb" / "codec").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert synth_version(tmp_path / "b") == 3 and info["recipe"]["codec_synth_version"] == 2
+    resumed = train_teaching_model(v3_1, tmp_path / "c", work_dir=tmp_path / "wa", resume=True, progress=False)
+    assert resumed["recipe"]["synth_version"] == 3  # v2's work dir: its codec, no codec clips synthesised
+
+
 def test_training_settings_are_checked_when_made():
     """The codec and decoder stages take one checked settings object each (issue 32)."""
     from workbench.errors import BadInputError, WrongTypeError

@@ -20,7 +20,8 @@ import numpy as np
 
 from workbench import validation
 from workbench.errors import BadInputError, EmptyInputError, WrongTypeError
-from workbench.toy import synth, synth_v2, synth_version
+from workbench.toy import SYNTH_VERSIONS, synth_version
+from workbench.toy import synth_module as toy_synth_module
 
 __all__ = ["PromptSet", "AudioSet", "SynthSet", "resample", "AUDIO_EXTENSIONS"]
 
@@ -156,7 +157,8 @@ class SynthSet(_Rows):
     whose clips vary in seven independent factors; every row then carries each factor as a label
     column: ``genre`` (= ``label``), ``tempo`` (slow/medium/fast) with ``tempo_bpm``, ``mode``,
     ``lead``, ``contour``, ``dynamics``, ``brightness`` and ``tonic``, so a store collected from it can
-    be swept on any of them (``sweep(store, label="dynamics")``).
+    be swept on any of them (``sweep(store, label="dynamics")``). version 3: `workbench.toy.synth_v3`, version 2's
+    clips and factors with ``bass`` (present / absent) beside them.
 
         >>> sorted(SynthSet(["jazz"], n_per_genre=2, version=1).rows[0])
         ['id', 'label', 'seed']
@@ -171,10 +173,10 @@ class SynthSet(_Rows):
                  sample_rate_hz: int = 32000, seed: int = 0, version: int | None = None):
         if version is None:
             version = synth_version()
-        if version not in (1, 2) or isinstance(version, bool):
+        if version not in SYNTH_VERSIONS or isinstance(version, bool):
             raise BadInputError(f"version={version!r}: use 1 (teaching model v1's synthesiser), 2 (seven "
-                                "factors) or None (the shipped model's)")
-        synth_module = synth if version == 1 else synth_v2
+                                "factors), 3 (v2's and bass) or None (the shipped model's)")
+        synth_module = toy_synth_module(version)
         self._synth, self.version = synth_module, version
         if genres is None:
             genres = list(synth_module.GENRES)
@@ -189,9 +191,9 @@ class SynthSet(_Rows):
         if unknown:
             raise BadInputError(f"unknown genres {sorted(unknown)}: the synthesiser makes {synth_module.GENRES}")
         self.duration_s, self.sample_rate_hz = duration_s, int(sample_rate_hz)
-        prefix = "synth" if version == 1 else "synth-v2"
+        prefix = "synth" if version == 1 else f"synth-v{version}"
         self.rows = [dict(id=f"{prefix}/{g}/{seed + k}", label=g, seed=seed + k,
-                          **(synth_module.clip_factors(g, seed + k) if version == 2 else {}))
+                          **(synth_module.clip_factors(g, seed + k) if version >= 2 else {}))
                      for g in genres for k in range(n_per_genre)]
 
     def audio(self, i: int) -> np.ndarray:

@@ -30,9 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--resume", action="store_true",
                        help="reuse the codec in --work-dir when data and codec settings match")
     train.add_argument("--tiny", action="store_true", help="a seconds-long smoke run (tiny sizes)")
-    train.add_argument("--synth-version", type=int, choices=(1, 2), default=None,
-                       help="2 alone: teaching model v2's recipe (Recipe.v2); 1: teaching model v1's (Recipe.v1); "
-                            "default: the shipped teaching model v3's (Recipe.v3, synthesiser 2)")
+    train.add_argument("--synth-version", type=int, choices=(1, 2, 3), default=None,
+                       help="3: the v3.1 candidate (Recipe.v3_1: synth_v3 clips, v3's codec); 2 alone: teaching model "
+                            "v2's recipe (Recipe.v2); 1: teaching model v1's (Recipe.v1); default: the shipped "
+                            "teaching model v3's (Recipe.v3, synthesiser 2)")
     train.add_argument("--codec-v3", action="store_true",
                        help="teaching codec v3's codec settings over the chosen recipe "
                             "(the default recipe, Recipe.v3, has them)")
@@ -68,14 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--device", default=None, help="cpu or cuda (default: a GPU when torch sees one)")
     ev.add_argument("--direction-source", choices=("generated", "teacher_forced"), default="generated",
                     help="activations the steering directions come from")
-    ev.add_argument("--synth-version", type=int, choices=(1, 2), default=None,
+    ev.add_argument("--synth-version", type=int, choices=(1, 2, 3), default=None,
                     help="clips to measure on (default: what the model was trained on)")
-    ev.add_argument("--no-concepts", action="store_true", help="skip the per-concept protocol (v2 models)")
+    ev.add_argument("--no-concepts", action="store_true", help="skip the per-concept protocol (v2 and v3 data)")
 
     jd = sub.add_parser("judge", help="refit the genre judge on fresh synthetic clips")
     jd.add_argument("--clips-per-genre", type=int, default=300)
     jd.add_argument("--output", default=None, help="JSON path (default: the shipped judge of that synthesiser version)")
-    jd.add_argument("--synth-version", type=int, default=None, choices=(1, 2),
+    jd.add_argument("--synth-version", type=int, default=None, choices=(1, 2, 3),
                     help="1: workbench.toy.synth (judge_fitted_on_degraded_synth_v1.json), "
                          "2: synth_v2 (judge_fitted_on_synth_v2_reference_codec.json); "
                          "default: the shipped model's")
@@ -84,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
 
         base = (Recipe.tiny() if args.tiny else Recipe.v1() if args.synth_version == 1
-                else Recipe.v2() if args.synth_version == 2 else Recipe.v3())
+                else Recipe.v2() if args.synth_version == 2 else Recipe.v3_1() if args.synth_version == 3
+                else Recipe.v3())
         if args.codec_v3:  # with --tiny: tiny sizes, codec v3's losses and residual units
             base = base.with_codec_v3()
         recipe = recipe_with(base, synth_version=args.synth_version, n_per_genre=args.n_per_genre,
@@ -112,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
 
         version = args.synth_version or synth_version()
         judge = fit_judge(n_per_genre=args.clips_per_genre, version=version)
+        if version == 3 and args.output is None:
+            parser.error("--synth-version 3: pass --output (the shipped judges are fitted on synthesisers 1 and 2)")
         output = args.output or (JUDGE_V2_PATH if version == 2 else JUDGE_V1_PATH)
         judge.to_json(output)
         print(f"wrote {output}")

@@ -55,7 +55,7 @@ from workbench.toy.readers import (
     fit_scorers,
     level_slope,
 )
-from workbench.toy.synth_v2 import (
+from workbench.toy.synth_v3 import (
     FACTORS,
     GENRES,
     SAMPLE_RATE_HZ,
@@ -70,10 +70,14 @@ CLEAN_PARAMS_PATH = Path(__file__).with_name("readers_fitted_on_clean_synth_v2.j
 CONCEPTS: tuple[str, ...] = tuple(FACTORS)
 READER_NAMES = {"genre": "clean_genre", "tempo": "clean_beat_bpm", "mode": "clean_key_profile",
                 "lead": "clean_lead", "contour": "pitch_step_balance", "dynamics": "level_slope_db",
-                "brightness": "centroid_slope_oct"}
+                "brightness": "centroid_slope_oct", "bass": "bass_band_db"}
 READING_UNITS = {"genre": "P(target)", "tempo": "BPM", "mode": "P(target)", "lead": "P(target)",
-                 "contour": "step balance", "dynamics": "dB over the clip", "brightness": "octaves over the clip"}
+                 "contour": "step balance", "dynamics": "dB over the clip", "brightness": "octaves over the clip",
+                 "bass": "dB of bass band over threshold"}
 MEDIUM_TEMPO_BPM = float(np.mean(TEMPO_BINS_BPM["medium"]))  # "toward medium" = closer to this
+# The bass reading's zero: the bass band (see `CleanClipAnalysis.bass_band_db`) of clean synth_v3 clips with and
+# without their bass line (40 seeds from 8642 x 4 genres x both values) splits best here: 0.94 of them read right.
+BASS_THRESHOLD_DB = -8.5
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,19 @@ class CleanClipAnalysis(ClipAnalysis):
         return np.log2(np.maximum(centroid, 1.0))
 
 
+    @cached_property
+    def bass_band_db(self) -> float:
+        """The bass band against the rest: the median over 128 ms frames of 10 log10(power 60-130 Hz / power
+        130-4000 Hz), minus `BASS_THRESHOLD_DB` (so a clip with a bass line reads > 0). The 60 Hz edge leaves out
+        most of a kick drum's thump; a median, not a mean, so the drum hits do not decide it."""
+        from scipy.signal import stft
+
+        f, _, Z = stft(self.audio, fs=SAMPLE_RATE_HZ, nperseg=4096, noverlap=3072, boundary=None, padded=False)
+        P = np.abs(Z) ** 2
+        low, rest = P[(f >= 60.0) & (f < 130.0)].sum(0), P[(f >= 130.0) & (f < 4000.0)].sum(0)
+        return float(np.median(10.0 * np.log10((low + 1e-12) / (rest + 1e-12)))) - BASS_THRESHOLD_DB
+
+
 def analyse_clean(clips, sr: int = SAMPLE_RATE_HZ) -> list[CleanClipAnalysis]:
     """One `CleanClipAnalysis` per clip (a 1-D array, a list of them, or already analysed clips)."""
     if isinstance(clips, np.ndarray) and clips.ndim == 1:
@@ -202,6 +219,8 @@ def read_values(concept: str, clips, sr: int = SAMPLE_RATE_HZ) -> np.ndarray:
         return np.array(out)
     if concept == "dynamics":
         return np.array([level_slope(c.window_levels[0]) for c in clips])
+    if concept == "bass":
+        return np.array([c.bass_band_db for c in clips])
     return np.array([level_slope(c.centroid_octaves) for c in clips])  # brightness
 
 
@@ -216,7 +235,7 @@ def toward(concept: str, values: np.ndarray, target: str) -> np.ndarray:
         return v[:, classes.index(target)]
     if concept == "tempo":
         return {"fast": v, "slow": -v}.get(target, -np.abs(v - MEDIUM_TEMPO_BPM))
-    return v if target == classes[0] else -v  # rising / crescendo / brightening read positive
+    return v if target == classes[0] else -v  # rising / crescendo / brightening / bass present read positive
 
 
 def predict(concept: str, values: np.ndarray) -> list[str]:

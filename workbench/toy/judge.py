@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import lfilter
 
-from workbench.toy import WEIGHTS_DIR, synth_v2, synth_version
+from workbench.toy import WEIGHTS_DIR, synth_module, synth_version
 from workbench.toy.synth import GENRES, SAMPLE_RATE_HZ, synth_clip
 
 # teaching model v1's judge: `workbench.toy.synth` clips, half of them through `degrade`
@@ -57,7 +57,7 @@ def v2_judge_path(weights=None) -> Path:
 
 def default_judge_path() -> Path:
     """The judge of the shipped teaching model's synthesiser (`workbench.toy.synth_version`)."""
-    return v2_judge_path() if synth_version() == 2 else JUDGE_V1_PATH
+    return v2_judge_path() if synth_version() >= 2 else JUDGE_V1_PATH
 _N_FFT = 1024
 _HOP = 512
 _BANDS_HZ = (0, 150, 400, 1000, 3000, 6000, 16000)
@@ -277,7 +277,9 @@ def fit_judge(n_per_genre: int = 300, seed: int = 1234, degrade_fraction: float 
     through a `random_eq`; C = 0.01 (teaching model v2's card says how this was chosen:
     `git show c85904c:workbench/toy/MODEL_CARD.md`).
 
-    codec (version 2 only): an EnCodec model whose round trips (and their `random_eq`) join the
+    version 3 (`workbench.toy.synth_v3`): as version 2, on v3 clips (half of them without their bass line).
+
+    codec (versions 2 and 3): an EnCodec model whose round trips (and their `random_eq`) join the
     training clips, C = 1 unless given: the judge a teaching model's training writes next to its
     weights, so it reads that model's audio domain. The labels still come from the synthesiser; the
     judge never sees a decoder, a generation or an activation.
@@ -288,9 +290,9 @@ def fit_judge(n_per_genre: int = 300, seed: int = 1234, degrade_fraction: float 
     from sklearn.linear_model import LogisticRegression
     from tqdm.auto import tqdm
 
-    make_clip = synth_clip if version == 1 else synth_v2.synth_clip
-    if codec is not None and version != 2:
-        raise ValueError("fit_judge(codec=...) is for version 2 (synth_v2) judges")
+    make_clip = synth_clip if version == 1 else synth_module(version).synth_clip
+    if codec is not None and version < 2:
+        raise ValueError("fit_judge(codec=...) is for version 2 and 3 (synth_v2, synth_v3) judges")
     C = (1.0 if version == 1 or codec is not None else 0.01) if C is None else C
     rng = np.random.default_rng(seed)
     X, y = [], []

@@ -333,8 +333,10 @@ def _render(f: dict, seed: int, duration_s: float, sample_rate_hz: int,
 
     if genre == "rock":  # the beat sits on top of the guitar wash
         drums = ROCK_DRUMS_GAIN * drums
-    mix = (rng.uniform(0.8, 1.2) * music + lead_buf + rng.uniform(0.7, 1.2) * bass
-           + rng.uniform(0.6, 1.1) * drums)
+    music_gain, bass_gain, drums_gain = rng.uniform(0.8, 1.2), rng.uniform(0.7, 1.2), rng.uniform(0.6, 1.1)
+    if f.get("bass") == "absent":  # synth_v3's eighth factor (v2's factors have no "bass": always played)
+        bass_gain = 0.0
+    mix = music_gain * music + lead_buf + bass_gain * bass + drums_gain * drums
     # Random tone colour: gentle one-pole low-pass, strength drawn per clip.
     a = rng.uniform(0.0, 0.3)
     mix = lfilter([1 - a], [1, -a], mix)
@@ -385,6 +387,13 @@ def synth_dataset(n_per_genre: int, seed: int = 0, duration_s: float = 4.0,
         >>> audio.shape, labels[:2], factors[0]["genre"]
         ((12, 128000), ['classical', 'electronic'], 'classical')
     """
+    return _dataset(n_per_genre, seed, duration_s, sample_rate_hz, genres, with_factors, clip_factors,
+                    dynamics_style, brightness_style)
+
+
+def _dataset(n_per_genre, seed, duration_s, sample_rate_hz, genres, with_factors, draw,
+             dynamics_style="wave", brightness_style="wave"):
+    """`synth_dataset`'s loop with the factors of each clip from ``draw(genre, clip_seed)`` (synth_v3: + bass)."""
     if n_per_genre < 1:
         raise ValueError(f"n_per_genre must be at least 1, got {n_per_genre}")
     for g in genres:
@@ -398,7 +407,7 @@ def synth_dataset(n_per_genre: int, seed: int = 0, duration_s: float = 4.0,
     for i in range(n_per_genre):
         for j, g in enumerate(genres):
             clip_seed = seed * 1_000_003 + i
-            factors.append(clip_factors(g, clip_seed))
+            factors.append(draw(g, clip_seed))
             audio[i * len(genres) + j] = _render(factors[-1], clip_seed, duration_s, sample_rate_hz, dynamics_style,
                                                  brightness_style)
             labels.append(g)

@@ -26,9 +26,10 @@ import tempfile
 
 import workbench as wb
 from workbench.data.datasets import SynthSet
+from workbench.toy import synth_module
 from workbench.toy.synth_v2 import FACTORS
 
-CONCEPTS: tuple[str, ...] = tuple(FACTORS)
+CONCEPTS: tuple[str, ...] = tuple(FACTORS)  # synth_v2's; a model trained on synth_v3 adds "bass"
 
 
 def _best_layer(by_layer: dict[int, float], n_layers: int) -> int:
@@ -36,11 +37,12 @@ def _best_layer(by_layer: dict[int, float], n_layers: int) -> int:
 
 
 def probe_profile(handle, n_per_genre: int = 40, seed: int = 20_011, folds: int = 5, store_dir=None,
-                  concepts=CONCEPTS, progress: bool = False, groups="seed"):
+                  concepts=None, progress: bool = False, groups="seed", synth_version: int = 2):
     """({concept: {"by_layer", "input_baseline", "best", "best_layer", "chance", "margin", ...}}, the store).
 
-    Clips: `SynthSet(n_per_genre=..., version=2)` with seeds from `seed` (unseen in training), teacher-forced
-    with null text into an activation store at `store_dir` (a temporary folder by default).
+    Clips: `SynthSet(n_per_genre=..., version=synth_version)` (2 or 3) with seeds from `seed` (unseen in training),
+    teacher-forced with null text into an activation store at `store_dir` (a temporary folder by default).
+    concepts: which factors to profile (None: every factor of that synthesiser).
     groups: what `sweep` keeps on one side of every split ("seed": a synthesiser seed's clips, one per
     genre, never in both training and test folds; None: row-wise folds, as before issue 26). Beside the
     accuracies: "by_layer_margin" and "margin" (the best layer's accuracy over the stronger of chance and
@@ -51,7 +53,10 @@ def probe_profile(handle, n_per_genre: int = 40, seed: int = 20_011, folds: int 
     from workbench.analysis.probes import SweepConfig, sweep
     from workbench.data.collect import collect
 
-    synth_set = SynthSet(n_per_genre=n_per_genre, seed=seed, version=2)
+    if synth_version not in (2, 3):
+        raise ValueError(f"synth_version={synth_version!r}: concept profiles need factors, use 2 or 3")
+    concepts = tuple(synth_module(synth_version).FACTORS) if concepts is None else tuple(concepts)
+    synth_set = SynthSet(n_per_genre=n_per_genre, seed=seed, version=synth_version)
     store_dir = store_dir or tempfile.mkdtemp(prefix="toy-concepts-")
     spec = wb.CaptureSpec(layers=None, sites=("resid",), pooling="mean", rows="cond")
     store = collect(handle, synth_set, spec, store_dir, progress=progress)

@@ -46,7 +46,7 @@ import numpy as np
 import workbench as wb
 from workbench.analysis.directions import from_class_means, from_course
 from workbench.analysis.evaluation.collapse import code_stats, comb_share
-from workbench.analysis.teaching.concepts import CONCEPTS, concept_bars, probe_profile
+from workbench.analysis.teaching.concepts import concept_bars, probe_profile
 from workbench.analysis.teaching.prompt_following import (
     PROMPT_FOLLOWING_SEEDS,
     PROMPT_FOLLOWING_WORDS,
@@ -55,7 +55,7 @@ from workbench.analysis.teaching.prompt_following import (
 )
 from workbench.errors import BadInputError
 from workbench.runtime.settings import GenerationSettings
-from workbench.toy import WEIGHTS_DIR, clean_readers, synth, synth_v2
+from workbench.toy import WEIGHTS_DIR, clean_readers, synth, synth_module
 from workbench.toy import synth_version as trained_on
 from workbench.toy.clean_readers import predict, read_values
 from workbench.toy.judge import JUDGE_V1_PATH, load_judge, v2_judge_path
@@ -63,7 +63,7 @@ from workbench.toy.prompts import EVAL_PROMPTS
 from workbench.toy.readers import CONCEPTS as READ_CONCEPTS
 from workbench.toy.readers import read_all
 from workbench.toy.synth import GENRES, SAMPLE_RATE_HZ
-from workbench.toy.synth_v2 import FACTORS, ORDER_FACTORS
+from workbench.toy.synth_v3 import FACTORS, ORDER_FACTORS  # v2's factors and bass
 
 CONCEPT_PROBE_CLIPS_PER_GENRE = 80  # teacher-forced clips per genre for every concept's probe profile
 
@@ -107,26 +107,26 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     n_recon = 6 if quick else 25
     gen_seeds = [seed] if quick else [seed, seed + 1, seed + 2, seed + 3]
     version = trained_on(weights) if synth_version is None else int(synth_version)
-    if version == 2:
+    if version in (2, 3):
         judge = load_judge(v2_judge_path(weights))  # the model's own when its training fitted one
     elif version == 1:
         judge = load_judge(JUDGE_V1_PATH)
     else:
-        raise ValueError(f"synth_version={synth_version!r}: use 1 or 2")
+        raise ValueError(f"synth_version={synth_version!r}: use 1, 2 or 3")
     handle = wb.load_model(weights, device=device)
     m: dict = dict(model_id=handle.model_id, quick=quick, seed=seed, synth_version=version,
                    weights_sha256=weights_sha256(weights))
 
     # 1-2. The judge on fresh synthetic clips and on their codec round trips.
-    if version == 2:
-        audio, labels, factors = synth_v2.synth_dataset(n_synth, seed=10_007 + seed, with_factors=True)
+    if version >= 2:
+        audio, labels, factors = synth_module(version).synth_dataset(n_synth, seed=10_007 + seed, with_factors=True)
     else:
         audio, labels = synth.synth_dataset(n_synth, seed=10_007 + seed)
     m["judge_accuracy_synthetic"] = _accuracy(judge.predict(audio, SAMPLE_RATE_HZ), labels)
     n_r = n_recon * len(GENRES)
     recon, recon_codes = _round_trip(handle.model, audio[:n_r])
     m["judge_accuracy_reconstructed"] = _accuracy(judge.predict(recon, SAMPLE_RATE_HZ), labels[:n_r])
-    if version == 2:  # what the codec carries: every reader on the round trips
+    if version >= 2:  # what the codec carries: every reader on the round trips
 
         read = read_all(list(recon), SAMPLE_RATE_HZ)
         m["reader_accuracy_reconstructed"] = {
@@ -164,17 +164,18 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     m.update(_generation_quality(handle, res.clips, prompt_genres, recon, recon_codes))
 
     # 6. Teaching model v2: where each concept lives, and whether steering it beats a random push.
-    if version == 2 and concepts:
+    if version >= 2 and concepts:
 
         profile, store = probe_profile(handle, n_per_genre=10 if quick else CONCEPT_PROBE_CLIPS_PER_GENRE,
-                                       seed=20_011 + seed, progress=progress)
-        m["concepts"] = list(CONCEPTS)
+                                       seed=20_011 + seed, progress=progress, synth_version=version)
+        m["concepts"] = list(profile)
         m["probe_profile"] = profile
         m.update(concept_bars(m))
         m["prompt_following"] = prompt_following(
             handle, words=1 if quick else PROMPT_FOLLOWING_WORDS,
             seeds=tuple(s + seed for s in PROMPT_FOLLOWING_SEEDS[:1 if quick else None]), progress=progress)
         m.update(steering_verdicts(handle, store, profile, quick=quick, seed=seed, progress=progress,
+                                   synth_version=version,
                                    genre=(res.activations, prompt_genres) if direction_source == "generated" else None))
 
     m["seconds"] = round(time.time() - t0, 1)
@@ -233,8 +234,9 @@ def _generation_quality(handle, clips, prompt_genres, recon, recon_codes) -> dic
         repeat_rate_reconstructed_median=float(np.median([s["repeat_rate"] for s in recon_stats])))
 
 
-def verdict_readers() -> dict:
-    """{concept: `Reader`} for steering verdicts: `workbench.toy.clean_readers` (clean synth audio or DSP)."""
+def verdict_readers(concepts=None) -> dict:
+    """{concept: `Reader`} for steering verdicts: `workbench.toy.clean_readers` (clean synth audio or DSP), for
+    `concepts` (None: every concept of synth_v3, v2's and bass)."""
     from workbench.analysis.evaluation.verdicts import Reader
 
     def make(concept):
@@ -243,7 +245,7 @@ def verdict_readers() -> dict:
                       lambda values, target: clean_readers.toward(concept, values, target),
                       unit=clean_readers.READING_UNITS[concept])
 
-    return {c: make(c) for c in FACTORS}
+    return {c: make(c) for c in (FACTORS if concepts is None else concepts)}
 
 
 def pair_seeds(seed: int, n: int) -> tuple[int, ...]:
@@ -253,8 +255,10 @@ def pair_seeds(seed: int, n: int) -> tuple[int, ...]:
 
 
 def steering_verdicts(handle, store, profile: dict, settings: GenerationSettings | None = None, *, quick: bool = False,
-                      seed: int = 0, progress: bool = False, genre: tuple | None = None) -> dict:
-    """``steer``: {concept: {"verdict": {target: ...}, "beyond_random_all", "layer", "push", ...}} for every concept.
+                      seed: int = 0, progress: bool = False, genre: tuple | None = None,
+                      synth_version: int = 2) -> dict:
+    """``steer``: {concept: {"verdict": {target: ...}, "beyond_random_all", "layer", "push", ...}} for every concept
+    of `profile` (`probe_profile`'s: synth_v2's seven, and bass for a model trained on synth_v3).
 
     States (genre, tempo, mode, lead) are pushed the paper's way, the same vector at every step, along unit class
     means (`from_class_means`) at the concept's best probe layer, from the teacher-forced store (genre: from the
@@ -279,9 +283,9 @@ def steering_verdicts(handle, store, profile: dict, settings: GenerationSettings
         raise BadInputError(f"genre is a {type(genre).__name__}: pass (activations by (site, layer), one genre label "
                             "per row), or None")
     bench = SteeringBench(handle, plan, progress=progress)
-    readers = verdict_readers()
+    readers = verdict_readers(tuple(profile))
     out: dict = {}
-    for concept in FACTORS:
+    for concept in profile:
         layer = int(profile[concept]["best_layer"])
         if concept == "genre" and genre is not None:
             X, labels = genre[0][("resid", layer)], np.asarray(genre[1])
@@ -298,8 +302,8 @@ def steering_verdicts(handle, store, profile: dict, settings: GenerationSettings
                             strengths_x_mean_norm=list(plan.strengths),
                             summary=_jsonable(effect.summary.to_dict(orient="records")))
     orders = order_verdicts(handle, {c: int(profile[c]["best_layer"]) for c in ORDER_FACTORS}, settings,
-                            quick=quick, seed=seed, progress=progress)
-    steer = {c: orders["steer"].get(c, out[c]) for c in FACTORS}
+                            quick=quick, seed=seed, progress=progress, synth_version=synth_version)
+    steer = {c: orders["steer"].get(c, out[c]) for c in profile}
     return dict(steer=steer, steer_constant={c: out[c] for c in ORDER_FACTORS},
                 verdict_n_clips=bench.n_generated + orders["n_clips"], verdict_pairs=len(plan.pairs),
                 order_verdict_pairs=orders["pairs"],
@@ -307,7 +311,8 @@ def steering_verdicts(handle, store, profile: dict, settings: GenerationSettings
 
 
 def order_verdicts(handle, layers: dict, settings: GenerationSettings | None = None, *, quick: bool = False,
-                   seed: int = 0, progress: bool = False, strengths: tuple | None = None) -> dict:
+                   seed: int = 0, progress: bool = False, strengths: tuple | None = None,
+                   synth_version: int = 2) -> dict:
     """{"steer": {concept: verdict entry}, "n_clips", "pairs"} for order concepts pushed with a ramp.
 
     layers: {concept: layer} for concepts of `ORDER_FACTORS`. Toward value t the direction is `from_course`: the
@@ -317,14 +322,16 @@ def order_verdicts(handle, layers: dict, settings: GenerationSettings | None = N
     directions ramped alike, at `ORDER_VERDICT_STRENGTHS` x the layer's mean residual norm on the genre prompts x
     `ORDER_VERDICT_SEEDS` seeds; every rule of the evaluation (p against random, +v against -v, collapse with the
     codec's level curve, the level alone). strengths: others than the protocol's (`scripts/ramp_verdict.py`).
+    synth_version: the course clips' synthesiser (2 or 3: the model's data), whose concepts read off-target.
     """
     from workbench.analysis.evaluation.verdicts import VERDICT_SETTINGS, SteeringBench, VerdictPlan
 
     unknown = sorted(set(layers) - set(ORDER_FACTORS))
     if unknown:
         raise BadInputError(f"{unknown} are not order concepts: pass some of {', '.join(ORDER_FACTORS)}")
-    audio, _, factors = synth_v2.synth_dataset(4 if quick else COURSE_CLIPS_PER_GENRE, seed=20_011 + seed,
-                                               with_factors=True)
+    module = synth_module(synth_version)
+    audio, _, factors = module.synth_dataset(4 if quick else COURSE_CLIPS_PER_GENRE, seed=20_011 + seed,
+                                             with_factors=True)
     wanted = tuple(sorted({int(v) for v in layers.values()}))
     acts = wb.teacher_force(handle, list(audio), SAMPLE_RATE_HZ, prompts=None,
                             capture=wb.CaptureSpec(layers=wanted, sites=("resid",), pooling="none"))
@@ -333,7 +340,7 @@ def order_verdicts(handle, layers: dict, settings: GenerationSettings | None = N
                        strengths=strengths or (QUICK_ORDER_VERDICT_STRENGTHS if quick else ORDER_VERDICT_STRENGTHS),
                        random_seed=seed, settings=VERDICT_SETTINGS if settings is None else settings, push="ramp")
     bench = SteeringBench(handle, plan, progress=progress)
-    readers = verdict_readers()
+    readers = verdict_readers(tuple(module.FACTORS))
     out: dict = {}
     for concept, layer in layers.items():
         layer = int(layer)

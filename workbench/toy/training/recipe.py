@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 from transformers import EncodecModel
 
+from workbench.toy import SYNTH_VERSIONS, synth_module
 from workbench.toy.architecture import ToySizes, build_codec, build_musicgen, build_processor
 from workbench.toy.judge import MODEL_JUDGE_FILE, fit_judge
 from workbench.toy.synth import synth_dataset
-from workbench.toy.synth_v2 import synth_dataset as synth_v2
 from workbench.toy.tokenizer import build_tokenizer
 from workbench.toy.training.codec_training import CodecTraining, encode_codes, train_codec
 from workbench.toy.training.decoder_training import DecoderTraining, train_decoder
@@ -47,10 +47,12 @@ class Recipe:
 
     synth_version 1 trains on `workbench.toy.synth` (genre prompts); 2 on `workbench.toy.synth_v2`
     (seven factors, factor prompts; teaching model v2's card has every trial:
-    `git show c85904c:workbench/toy/MODEL_CARD.md`).
+    `git show c85904c:workbench/toy/MODEL_CARD.md`); 3 on `workbench.toy.synth_v3` (v2's clips and prompts,
+    half the clips without their bass line; prompts do not name the bass).
     """
 
     synth_version: int = 1
+    codec_synth_version: int | None = None  # the codec's clips (None: synth_version's); v3.1 keeps v3's codec (2)
     n_per_genre: int = 300
     data_seed: int = 0
     codec_ae_steps: int = 4000
@@ -110,6 +112,17 @@ class Recipe:
         """
         return replace(cls.v2().with_codec_v3(), threads=1, sample_temperature=1.0)
 
+    @classmethod
+    def v3_1(cls) -> Recipe:
+        """A candidate, teaching model v3.1: v3's recipe whose decoder trains on `workbench.toy.synth_v3` (v2's
+        clips, half of them without their bass line, the same prompts), on v3's codec (trained on synth_v2's clips,
+        as v3's was: the same codec, so ``--resume`` reuses a v3 run's)."""
+        return replace(cls.v3(), synth_version=3, codec_synth_version=2)
+
+    def codec_data_version(self) -> int:
+        """The synthesiser of the codec's clips."""
+        return self.codec_synth_version or self.synth_version
+
     def with_codec_v3(self) -> Recipe:
         """This recipe with teaching codec v3's codec settings (sizes other than the codec's kept)."""
         return replace(self, codec_comb_weight=CODEC_V3_COMB_WEIGHT, codec_pitch_weight=CODEC_V3_PITCH_WEIGHT,
@@ -147,6 +160,7 @@ class Recipe:
         d.setdefault("judge_clips_per_genre", 0)  # recipes saved before the model's own judge
         d.setdefault("decoder_clips_per_genre", 0)  # ... and before the decoder's own clip count
         d.setdefault("sample_temperature", 1.0)  # ... and before a model's own sampling temperature
+        d.setdefault("codec_synth_version", None)  # ... and before a codec on other clips than the decoder's
         return cls(**d)
 
 
@@ -154,7 +168,8 @@ def codec_fields(recipe: Recipe) -> dict:
     """The recipe fields the codec stage depends on: a codec checkpoint is reused only if these match."""
     d = recipe.to_dict()
     keep = {k: v for k, v in d.items()
-            if k.startswith("codec_") or k in ("n_per_genre", "data_seed", "seed", "synth_version")}
+            if (k.startswith("codec_") and k != "codec_synth_version") or k in ("n_per_genre", "data_seed", "seed")}
+    keep["synth_version"] = recipe.codec_data_version()  # the codec's clips, whichever field names them
     keep["sizes"] = {k: v for k, v in d["sizes"].items() if k.startswith("codec_") or k == "codebook_size"}
     return keep
 
@@ -182,9 +197,10 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
 
     if stage not in STAGES:
         raise ValueError(f"stage={stage!r}: use one of {', '.join(STAGES)}")
-    if recipe.synth_version not in (1, 2):
-        raise ValueError(f"synth_version={recipe.synth_version!r}: use 1 (workbench.toy.synth) or 2 (synth_v2)")
-    if recipe.factor_keep is not None and recipe.synth_version != 2:
+    if recipe.synth_version not in SYNTH_VERSIONS:
+        raise ValueError(f"synth_version={recipe.synth_version!r}: use 1 (workbench.toy.synth), 2 (synth_v2) "
+                         "or 3 (synth_v3)")
+    if recipe.factor_keep is not None and recipe.synth_version < 2:
         raise ValueError(f"factor_keep={recipe.factor_keep!r} names synth_version 2's factors in prompts; this recipe "
                          f"trains on synth_version {recipe.synth_version} (genre prompts): leave factor_keep at None")
     if recipe.n_per_genre < 1 or recipe.decoder_steps < 0 or recipe.codec_ae_steps < 0:
@@ -227,15 +243,20 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
     # Clips are interleaved by genre and seeded clip by clip, so the codec's clips (the first
     # n_per_genre of each genre) are the same whatever the decoder's count.
     n_clips = max(recipe.n_per_genre, recipe.decoder_clips_per_genre) if stage == "all" else recipe.n_per_genre
-    if recipe.synth_version == 2:  # prompts name the clips' factors (workbench.toy.prompts.factor_prompt)
-        audio, _, labels = synth_v2(n_clips, seed=recipe.data_seed, with_factors=True)
+    if recipe.synth_version >= 2:  # prompts name the clips' factors (workbench.toy.prompts.factor_prompt)
+        audio, _, labels = synth_module(recipe.synth_version).synth_dataset(n_clips, seed=recipe.data_seed,
+                                                                            with_factors=True)
     else:
         audio, labels = synth_dataset(n_clips, seed=recipe.data_seed)
     n_genres = len(audio) // n_clips
     codec_audio = audio[:recipe.n_per_genre * n_genres]
+    if recipe.codec_data_version() != recipe.synth_version:  # the codec trains on another synthesiser's clips
+        codec_audio = (synth_module(recipe.codec_data_version()).synth_dataset(recipe.n_per_genre,
+                                                                              seed=recipe.data_seed)[0]
+                       if not (resume and (work_dir / "codec" / "config.json").exists()) else codec_audio[:0])
     timings["synth_s"] = time.time() - t0
     log(dict(stage="synth", clips=len(labels), seconds=timings["synth_s"]))
-    tokenizer = build_tokenizer(vocab_size=recipe.vocab_size, seed=recipe.seed, factors=recipe.synth_version == 2)
+    tokenizer = build_tokenizer(vocab_size=recipe.vocab_size, seed=recipe.seed, factors=recipe.synth_version >= 2)
 
     t = time.time()
     codec_dir = work_dir / "codec"
@@ -254,7 +275,7 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
         codec.cpu().save_pretrained(output_dir)
         timings["total_s"] = time.time() - t0
         info = dict(recipe=recipe.to_dict(), stage="codec", timings_s={k: round(v, 1) for k, v in timings.items()},
-                    n_clips=len(codec_audio), torch_version=torch.__version__, device=str(device),
+                    n_clips=recipe.n_per_genre * n_genres, torch_version=torch.__version__, device=str(device),
                     threads=recipe.threads, codec_params=sum(p.numel() for p in codec.parameters()))
         (output_dir / "training_info.json").write_text(json.dumps(info, indent=1))
         log(dict(stage="done", **info["timings_s"]))
@@ -266,10 +287,10 @@ def train_teaching_model(recipe: Recipe, output_dir: str | Path, work_dir: str |
     del audio, codec_audio
 
     if recipe.judge_clips_per_genre > 0:  # the genre judge of this model's audio (judge.fit_judge)
-        if recipe.synth_version != 2:
-            raise ValueError("judge_clips_per_genre > 0 needs synth_version=2 (the v1 judge ships as is)")
+        if recipe.synth_version < 2:
+            raise ValueError("judge_clips_per_genre > 0 needs synth_version=2 or 3 (the v1 judge ships as is)")
         t = time.time()
-        fit_judge(n_per_genre=recipe.judge_clips_per_genre, version=2, codec=codec,
+        fit_judge(n_per_genre=recipe.judge_clips_per_genre, version=recipe.synth_version, codec=codec,
                   progress=progress).to_json(output_dir / MODEL_JUDGE_FILE)
         timings["judge_s"] = time.time() - t
         log(dict(stage="judge", seconds=timings["judge_s"]))
