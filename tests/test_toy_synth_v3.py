@@ -46,3 +46,18 @@ def test_bass_reader_reads_clean_clips_with_and_without_their_bass_line():
     paired = values[0::2] - values[1::2]  # present minus absent, clip by clip
     assert (paired > 0).mean() >= 0.95
     np.testing.assert_array_equal(toward("bass", values, "absent"), -toward("bass", values, "present"))
+
+
+def test_synth_set_version_3_rows_carry_the_bass_and_play_it():
+    from workbench.data.datasets import SynthSet
+    from workbench.errors import BadInputError
+
+    rows3 = SynthSet(["rock"], n_per_genre=4, seed=11, version=3)
+    rows2 = SynthSet(["rock"], n_per_genre=4, seed=11, version=2)
+    assert [r["id"] for r in rows3.rows][0] == "synth-v3/rock/11"
+    assert [{k: v for k, v in r.items() if k not in ("bass", "id")} for r in rows3.rows] == \
+        [{k: v for k, v in r.items() if k != "id"} for r in rows2.rows]
+    for i, r in enumerate(rows3.rows):
+        np.testing.assert_array_equal(rows3.audio(i), synth_v3.synth_clip("rock", r["seed"], bass=r["bass"]))
+    with pytest.raises(BadInputError, match="3 \\(v2's and bass\\)"):
+        SynthSet(["rock"], version=4)
