@@ -19,7 +19,9 @@ Protocol:
 A model trained on `workbench.toy.synth_v2` (teaching model v2: ``synth_version`` 2 in its
 training_info.json) is also measured concept by concept: ``probe_profile`` (`workbench.analysis.teaching.concepts`:
 teacher-forced probe accuracy by layer with null text, the input baseline, chance; ``deep_concepts``,
-``depth_bar_met``) and ``steer`` (`steering_verdicts`): for every concept, genre included, a direction at its
+``depth_bar_met``) and ``steer`` (`steering_verdicts`): for every concept of synth_v2 and ``bass`` (whether the
+bass line plays: measured on `workbench.toy.synth_v3`'s clips, which are v2's own with and without it, so a model
+trained on v2's clips has it too), genre included, a direction at its
 best probe layer (states: unit class means, pushed the same at every step; orders, `ORDER_FACTORS`: `from_course`
 directions pushed with a ramp from -s to +s over the clip, ``steer[c]["push"]`` says which, and the orders'
 constant-push verdicts stay in ``steer_constant``), each target measured by
@@ -166,15 +168,21 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
     # 6. Teaching model v2: where each concept lives, and whether steering it beats a random push.
     if version >= 2 and concepts:
 
-        profile, store = probe_profile(handle, n_per_genre=10 if quick else CONCEPT_PROBE_CLIPS_PER_GENRE,
-                                       seed=20_011 + seed, progress=progress, synth_version=version)
+        n_profile = 10 if quick else CONCEPT_PROBE_CLIPS_PER_GENRE
+        profile, store = probe_profile(handle, n_per_genre=n_profile, seed=20_011 + seed, progress=progress,
+                                       synth_version=version)
+        stores = dict.fromkeys(profile, store)
+        if version == 2:  # the bass line, on synth_v3's clips: v2's own, with and without it (the same seeds)
+            bass, stores["bass"] = probe_profile(handle, n_per_genre=n_profile, seed=20_011 + seed, progress=progress,
+                                                 synth_version=3, concepts=("bass",))
+            profile.update(bass)
         m["concepts"] = list(profile)
         m["probe_profile"] = profile
         m.update(concept_bars(m))
         m["prompt_following"] = prompt_following(
             handle, words=1 if quick else PROMPT_FOLLOWING_WORDS,
             seeds=tuple(s + seed for s in PROMPT_FOLLOWING_SEEDS[:1 if quick else None]), progress=progress)
-        m.update(steering_verdicts(handle, store, profile, quick=quick, seed=seed, progress=progress,
+        m.update(steering_verdicts(handle, stores, profile, quick=quick, seed=seed, progress=progress,
                                    synth_version=version,
                                    genre=(res.activations, prompt_genres) if direction_source == "generated" else None))
 
@@ -258,7 +266,8 @@ def steering_verdicts(handle, store, profile: dict, settings: GenerationSettings
                       seed: int = 0, progress: bool = False, genre: tuple | None = None,
                       synth_version: int = 2) -> dict:
     """``steer``: {concept: {"verdict": {target: ...}, "beyond_random_all", "layer", "push", ...}} for every concept
-    of `profile` (`probe_profile`'s: synth_v2's seven, and bass for a model trained on synth_v3).
+    of `profile` (`probe_profile`'s: synth_v2's seven and synth_v3's bass). store: the teacher-forced store the
+    class means come from, or {concept: store} (bass: clips of synth_v3).
 
     States (genre, tempo, mode, lead) are pushed the paper's way, the same vector at every step, along unit class
     means (`from_class_means`) at the concept's best probe layer, from the teacher-forced store (genre: from the
@@ -290,7 +299,8 @@ def steering_verdicts(handle, store, profile: dict, settings: GenerationSettings
         if concept == "genre" and genre is not None:
             X, labels = genre[0][("resid", layer)], np.asarray(genre[1])
         else:
-            X, labels = store.array("resid", layer), np.asarray(store.column(concept))
+            st = store[concept] if isinstance(store, dict) else store
+            X, labels = st.array("resid", layer), np.asarray(st.column(concept))
         directions = {t: from_class_means(X, labels, t, model_id=handle.model_id, layer=layer, normalize="unit")
                       for t in FACTORS[concept] if (labels == t).any()}
         eligible = None
@@ -322,7 +332,7 @@ def order_verdicts(handle, layers: dict, settings: GenerationSettings | None = N
     directions ramped alike, at `ORDER_VERDICT_STRENGTHS` x the layer's mean residual norm on the genre prompts x
     `ORDER_VERDICT_SEEDS` seeds; every rule of the evaluation (p against random, +v against -v, collapse with the
     codec's level curve, the level alone). strengths: others than the protocol's (`scripts/ramp_verdict.py`).
-    synth_version: the course clips' synthesiser (2 or 3: the model's data), whose concepts read off-target.
+    synth_version: the course clips' synthesiser (2 or 3: the model's data).
     """
     from workbench.analysis.evaluation.verdicts import VERDICT_SETTINGS, SteeringBench, VerdictPlan
 
@@ -340,7 +350,7 @@ def order_verdicts(handle, layers: dict, settings: GenerationSettings | None = N
                        strengths=strengths or (QUICK_ORDER_VERDICT_STRENGTHS if quick else ORDER_VERDICT_STRENGTHS),
                        random_seed=seed, settings=VERDICT_SETTINGS if settings is None else settings, push="ramp")
     bench = SteeringBench(handle, plan, progress=progress)
-    readers = verdict_readers(tuple(module.FACTORS))
+    readers = verdict_readers()
     out: dict = {}
     for concept, layer in layers.items():
         layer = int(layer)
