@@ -311,10 +311,11 @@ def steering_verdicts(handle, store, profile: dict, settings: GenerationSettings
         out[concept] = dict(effect.to_dict(), reading_unit=readers[concept].unit, direction="class_means",
                             strengths_x_mean_norm=list(plan.strengths),
                             summary=_jsonable(effect.summary.to_dict(orient="records")))
-    orders = order_verdicts(handle, {c: int(profile[c]["best_layer"]) for c in ORDER_FACTORS}, settings,
-                            quick=quick, seed=seed, progress=progress, synth_version=synth_version)
+    order_layers = {c: int(profile[c]["best_layer"]) for c in ORDER_FACTORS if c in profile}
+    orders = (order_verdicts(handle, order_layers, settings, quick=quick, seed=seed, progress=progress,
+                             synth_version=synth_version) if order_layers else dict(steer={}, n_clips=0, pairs=0))
     steer = {c: orders["steer"].get(c, out[c]) for c in profile}
-    return dict(steer=steer, steer_constant={c: out[c] for c in ORDER_FACTORS},
+    return dict(steer=steer, steer_constant={c: out[c] for c in order_layers},
                 verdict_n_clips=bench.n_generated + orders["n_clips"], verdict_pairs=len(plan.pairs),
                 order_verdict_pairs=orders["pairs"],
                 beyond_random_concepts=[c for c, v in steer.items() if v["beyond_random_all"]])
