@@ -9,13 +9,14 @@ drone "jazz". So every reader a steering verdict uses comes from here:
   a random smooth EQ, white noise 25-45 dB below the clip): the genre reader (the judge's 27 features,
   a logistic regression), the tempo scorer (which beat level), the key profiles (tonic and mode) and
   the lead regression, the last two with this genre reader's probabilities as context;
-- pure DSP: the contour's step balance, the dynamics' level slope and the brightness' centroid slope.
+- pure DSP: the contour's step balance, the dynamics' level slope, the brightness' centroid slope and the bass
+  line's bass band (`workbench.toy.synth_v3`'s eighth factor: the 60-130 Hz band against 130-4000 Hz).
 
 Each concept has a *reading*: a number per clip that a push toward a target should raise
 (`toward(values, target)`): the reader's probability of the target class for genre, mode and lead;
 BPM for tempo (toward fast: up, toward slow: down, toward medium: closer to 110 BPM); the level slope
 over the clip in dB for dynamics; the spectral-centroid slope over the clip in octaves for
-brightness; the step balance (-1..1) for contour.
+brightness; the step balance (-1..1) for contour; for the bass line, the bass band in dB over `BASS_THRESHOLD_DB`.
 
 The fitted parameters ship as ``readers_fitted_on_clean_synth_v2.json`` next to this file (plain JSON): fitted on
 600 clean synth_v2 clips (150 per genre), each once as is and once through `augment`. Accuracy on 200
@@ -40,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.errors import BadInputError, CorruptFileError
+from workbench.toy import synth_v3
 from workbench.toy.judge import FEATURE_NAMES, GenreJudge, audio_features, random_eq
 from workbench.toy.readers import (
     _BPM_GRID,
@@ -55,8 +57,7 @@ from workbench.toy.readers import (
     fit_scorers,
     level_slope,
 )
-from workbench.toy.synth_v3 import (
-    FACTORS,
+from workbench.toy.synth_v2 import (
     GENRES,
     SAMPLE_RATE_HZ,
     TEMPO_BINS_BPM,
@@ -65,6 +66,7 @@ from workbench.toy.synth_v3 import (
     synth_dataset,
     tempo_bin,
 )
+from workbench.toy.synth_v3 import FACTORS  # synth_v2's seven and the bass line
 
 CLEAN_PARAMS_PATH = Path(__file__).with_name("readers_fitted_on_clean_synth_v2.json")
 CONCEPTS: tuple[str, ...] = tuple(FACTORS)
@@ -293,12 +295,18 @@ def fit_clean_readers(n_per_genre: int = 100, seed: int = 8642, progress: bool =
 
 
 def check_clean_readers(n_per_genre: int = 25, seed: int = 3030) -> dict:
-    """Each verdict reader's accuracy on fresh clean synth_v2 clips (seeds unused by any fitting)."""
+    """Each verdict reader's accuracy on fresh clean synth_v2 clips (seeds unused by any fitting); the bass line's
+    on synth_v3's clips of the same seeds (v2's, with or without it)."""
 
     audio, _, factors = synth_dataset(n_per_genre, seed=seed, with_factors=True)
     clips = analyse_clean(list(audio))
     out: dict = {}
     for concept in CONCEPTS:
+        if concept == "bass":
+            bass_audio, _, bass_factors = synth_v3.synth_dataset(n_per_genre, seed=seed, with_factors=True)
+            pred = predict(concept, read_values(concept, list(bass_audio)))
+            out[concept] = float(np.mean([p == f[concept] for p, f in zip(pred, bass_factors)]))
+            continue
         pred = predict(concept, read_values(concept, clips))
         out[concept] = float(np.mean([p == f[concept] for p, f in zip(pred, factors)]))
     out["n_clips"] = len(factors)
