@@ -11,6 +11,7 @@ evaluation's own generations (run the evaluation).
 
     python scripts/state_verdict.py bass --seed 1      # pairs' seeds 200-207, random pool 1
     python scripts/state_verdict.py tempo mode lead bass --seed 2 --json out.json
+    python scripts/state_verdict.py bass --seed 1 --strengths 0.03125 0.0625
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("concepts", nargs="+", choices=STATES)
     parser.add_argument("--seed", type=int, default=1, help="evaluation seed: pairs' seeds 100 (seed + 1) + i")
+    parser.add_argument("--strengths", type=float, nargs="+", help="x mean residual norm (default: the protocol's)")
     parser.add_argument("--json", help="write the verdicts here")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -49,7 +51,8 @@ def main(argv=None) -> int:
                                        concepts=wanted, synth_version=version)
             profile.update(got)
             stores.update(dict.fromkeys(got, store))
-    out = steering_verdicts(handle, stores, profile, seed=args.seed)
+    out = steering_verdicts(handle, stores, profile, seed=args.seed,
+                            strengths=tuple(args.strengths) if args.strengths else None)
     metrics = dict(steer=out["steer"], seed=args.seed, probe_profile=profile, verdict_pairs=out["verdict_pairs"],
                    verdict_n_clips=out["verdict_n_clips"], weights_sha256=weights_sha256(),
                    beyond_random_concepts=out["beyond_random_concepts"], seconds=round(time.time() - t0, 1))

@@ -22,7 +22,8 @@ The fitted parameters ship as ``readers_fitted_on_clean_synth_v2.json`` next to 
 600 clean synth_v2 clips (150 per genre), each once as is and once through `augment`. Accuracy on 200
 clean held-out clips (``info["held_out_accuracy"]``, from ``python -m workbench.toy.clean_readers fit``,
 which refits and re-measures): genre 1.00, tempo 0.97, mode 0.95, lead 0.99, contour 0.995, dynamics
-1.00, brightness 0.99.
+1.00, brightness 0.99. The bass reading is DSP with one constant, `BASS_THRESHOLD_DB`: 0.90 of 100 held-out
+synth_v3 clips (``python -m workbench.toy.clean_readers check``).
 
     >>> from workbench.toy.clean_readers import read_values, toward
     >>> from workbench.toy.synth_v2 import synth_clip

@@ -264,7 +264,7 @@ def pair_seeds(seed: int, n: int) -> tuple[int, ...]:
 
 def steering_verdicts(handle, store, profile: dict, settings: GenerationSettings | None = None, *, quick: bool = False,
                       seed: int = 0, progress: bool = False, genre: tuple | None = None,
-                      synth_version: int = 2) -> dict:
+                      synth_version: int = 2, strengths: tuple | None = None) -> dict:
     """``steer``: {concept: {"verdict": {target: ...}, "beyond_random_all", "layer", "push", ...}} for every concept
     of `profile` (`probe_profile`'s: synth_v2's seven and synth_v3's bass). store: the teacher-forced store the
     class means come from, or {concept: store} (bass: clips of synth_v3).
@@ -280,13 +280,14 @@ def steering_verdicts(handle, store, profile: dict, settings: GenerationSettings
     with a ramp along the way their clips go (`order_verdicts`); their constant-push verdicts, which ask for a
     state and so cannot reach an order, stay beside them as ``steer_constant``. settings: how the clips are
     generated (default `VERDICT_SETTINGS`: 4 s, guidance 3, batches of 16; the seeds are the protocol's).
+    strengths: the states' strengths, others than the protocol's (`scripts/state_verdict.py`).
     """
     from workbench.analysis.evaluation.verdicts import VERDICT_SETTINGS, SteeringBench, VerdictPlan
 
     n_seeds = QUICK_VERDICT_SEEDS if quick else VERDICT_SEEDS
     prompts = tuple(EVAL_PROMPTS[g][0] for g in GENRES)
     plan = VerdictPlan(prompts=prompts, seeds=pair_seeds(seed, n_seeds),
-                       strengths=QUICK_VERDICT_STRENGTHS if quick else VERDICT_STRENGTHS, random_seed=seed,
+                       strengths=strengths or (QUICK_VERDICT_STRENGTHS if quick else VERDICT_STRENGTHS), random_seed=seed,
                        settings=VERDICT_SETTINGS if settings is None else settings)
     if genre is not None and (not isinstance(genre, tuple) or len(genre) != 2):
         raise BadInputError(f"genre is a {type(genre).__name__}: pass (activations by (site, layer), one genre label "
