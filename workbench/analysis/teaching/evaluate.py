@@ -287,7 +287,8 @@ def steering_verdicts(handle, store, profile: dict, settings: GenerationSettings
     n_seeds = QUICK_VERDICT_SEEDS if quick else VERDICT_SEEDS
     prompts = tuple(EVAL_PROMPTS[g][0] for g in GENRES)
     plan = VerdictPlan(prompts=prompts, seeds=pair_seeds(seed, n_seeds),
-                       strengths=strengths or (QUICK_VERDICT_STRENGTHS if quick else VERDICT_STRENGTHS), random_seed=seed,
+                       strengths=strengths or (QUICK_VERDICT_STRENGTHS if quick else VERDICT_STRENGTHS),
+                       random_seed=seed,
                        settings=VERDICT_SETTINGS if settings is None else settings)
     if genre is not None and (not isinstance(genre, tuple) or len(genre) != 2):
         raise BadInputError(f"genre is a {type(genre).__name__}: pass (activations by (site, layer), one genre label "
