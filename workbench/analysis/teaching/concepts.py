@@ -36,8 +36,11 @@ def _best_layer(by_layer: dict[int, float], n_layers: int) -> int:
     return max(by_layer, key=lambda layer: (round(by_layer[layer], 6), -abs(layer - n_layers / 2)))
 
 
-def probe_profile(handle, n_per_genre: int = 40, seed: int = 20_011, folds: int = 5, store_dir=None,
-                  concepts=None, progress: bool = False, groups="seed", synth_version: int = 2):
+PROFILE_FOLDS = 5  # cross-validation folds of every probe (grouped by synthesiser seed)
+
+
+def probe_profile(handle, n_per_genre: int = 40, seed: int = 20_011, store_dir=None, concepts=None,
+                  progress: bool = False, groups="seed", synth_version: int = 2):
     """({concept: {"by_layer", "input_baseline", "best", "best_layer", "chance", "margin", ...}}, the store).
 
     Clips: `SynthSet(n_per_genre=..., version=synth_version)` (2 or 3) with seeds from `seed` (unseen in training),
@@ -65,7 +68,7 @@ def probe_profile(handle, n_per_genre: int = 40, seed: int = 20_011, folds: int 
     baseline_X = input_embeddings(handle, [synth_set.audio(i) for i in order], synth_set.sample_rate_hz)
     profile = {}
     for concept in concepts:
-        result = sweep(store, config=SweepConfig(folds=folds, seed=0), label=concept, groups=groups,
+        result = sweep(store, config=SweepConfig(folds=PROFILE_FOLDS, seed=0), label=concept, groups=groups,
                        baselines={"input": baseline_X})
         by_layer = {int(r["layer"]): float(r["accuracy_mean"]) for r in result.layer_rows}
         margins = {int(r["layer"]): float(r["margin"]) for r in result.layer_rows}

@@ -182,9 +182,9 @@ def evaluate(weights=None, quick: bool = False, seed: int = 0, progress: bool = 
         m["prompt_following"] = prompt_following(
             handle, words=1 if quick else PROMPT_FOLLOWING_WORDS,
             seeds=tuple(s + seed for s in PROMPT_FOLLOWING_SEEDS[:1 if quick else None]), progress=progress)
-        m.update(steering_verdicts(handle, stores, profile, quick=quick, seed=seed, progress=progress,
-                                   synth_version=version,
-                                   genre=(res.activations, prompt_genres) if direction_source == "generated" else None))
+        if direction_source == "generated":
+            stores["genre"] = (res.activations, prompt_genres)
+        m.update(steering_verdicts(handle, stores, profile, quick=quick, seed=seed, progress=progress))
 
     m["seconds"] = round(time.time() - t0, 1)
     return m
@@ -263,18 +263,17 @@ def pair_seeds(seed: int, n: int) -> tuple[int, ...]:
 
 
 def steering_verdicts(handle, store, profile: dict, settings: GenerationSettings | None = None, *, quick: bool = False,
-                      seed: int = 0, progress: bool = False, genre: tuple | None = None,
-                      synth_version: int = 2, strengths: tuple | None = None) -> dict:
+                      seed: int = 0, progress: bool = False, strengths: tuple | None = None) -> dict:
     """``steer``: {concept: {"verdict": {target: ...}, "beyond_random_all", "layer", "push", ...}} for every concept
-    of `profile` (`probe_profile`'s: synth_v2's seven and synth_v3's bass). store: the teacher-forced store the
-    class means come from, or {concept: store} (bass: clips of synth_v3).
+    of `profile` (`probe_profile`'s: synth_v2's seven and synth_v3's bass). store: where the class means come from:
+    the teacher-forced store of the profile, or {concept: that concept's store, or (activations by (site, layer),
+    one label per row)} (bass: a store of synth_v3's clips; genre: the conditional rows captured while generating
+    from the genre prompts, with their genres).
 
-    States (genre, tempo, mode, lead) are pushed the paper's way, the same vector at every step, along unit class
-    means (`from_class_means`) at the concept's best probe layer, from the teacher-forced store (genre: from the
-    conditional rows captured while generating from the genre prompts when `genre` = (those activations, their
-    genre labels) is given). One `SteeringBench`: genre-only prompts ("jazz music": no word of any other
-    concept) x seeds, twins, ±v and random clips shared across concepts; readers from `verdict_readers`. Genre
-    targets leave out the pairs whose prompt names that genre.
+    States (genre, tempo, mode, lead, bass) are pushed the paper's way, the same vector at every step, along unit
+    class means (`from_class_means`) at the concept's best probe layer. One `SteeringBench`: genre-only prompts
+    ("jazz music": no word of any other concept) x seeds, twins, ±v and random clips shared across concepts;
+    readers from `verdict_readers`. Genre targets leave out the pairs whose prompt names that genre.
 
     Orders (`ORDER_FACTORS`: contour, dynamics, brightness: the same states in the opposite order) are pushed
     with a ramp along the way their clips go (`order_verdicts`); their constant-push verdicts, which ask for a
@@ -290,19 +289,19 @@ def steering_verdicts(handle, store, profile: dict, settings: GenerationSettings
                        strengths=strengths or (QUICK_VERDICT_STRENGTHS if quick else VERDICT_STRENGTHS),
                        random_seed=seed,
                        settings=VERDICT_SETTINGS if settings is None else settings)
-    if genre is not None and (not isinstance(genre, tuple) or len(genre) != 2):
-        raise BadInputError(f"genre is a {type(genre).__name__}: pass (activations by (site, layer), one genre label "
-                            "per row), or None")
     bench = SteeringBench(handle, plan, progress=progress)
     readers = verdict_readers(tuple(profile))
     out: dict = {}
     for concept in profile:
         layer = int(profile[concept]["best_layer"])
-        if concept == "genre" and genre is not None:
-            X, labels = genre[0][("resid", layer)], np.asarray(genre[1])
+        source = store[concept] if isinstance(store, dict) else store
+        if isinstance(source, tuple):  # (activations, labels): e.g. genre's generated rows
+            if len(source) != 2:
+                raise BadInputError(f"store[{concept!r}] is a tuple of {len(source)}: pass (activations by (site, "
+                                    "layer), one label per row), or a store")
+            X, labels = source[0][("resid", layer)], np.asarray(source[1])
         else:
-            st = store[concept] if isinstance(store, dict) else store
-            X, labels = st.array("resid", layer), np.asarray(st.column(concept))
+            X, labels = source.array("resid", layer), np.asarray(source.column(concept))
         directions = {t: from_class_means(X, labels, t, model_id=handle.model_id, layer=layer, normalize="unit")
                       for t in FACTORS[concept] if (labels == t).any()}
         eligible = None
@@ -314,8 +313,8 @@ def steering_verdicts(handle, store, profile: dict, settings: GenerationSettings
                             strengths_x_mean_norm=list(plan.strengths),
                             summary=_jsonable(effect.summary.to_dict(orient="records")))
     order_layers = {c: int(profile[c]["best_layer"]) for c in ORDER_FACTORS if c in profile}
-    orders = (order_verdicts(handle, order_layers, settings, quick=quick, seed=seed, progress=progress,
-                             synth_version=synth_version) if order_layers else dict(steer={}, n_clips=0, pairs=0))
+    orders = (order_verdicts(handle, order_layers, settings, quick=quick, seed=seed, progress=progress)
+              if order_layers else dict(steer={}, n_clips=0, pairs=0))
     steer = {c: orders["steer"].get(c, out[c]) for c in profile}
     return dict(steer=steer, steer_constant={c: out[c] for c in order_layers},
                 verdict_n_clips=bench.n_generated + orders["n_clips"], verdict_pairs=len(plan.pairs),
@@ -324,8 +323,7 @@ def steering_verdicts(handle, store, profile: dict, settings: GenerationSettings
 
 
 def order_verdicts(handle, layers: dict, settings: GenerationSettings | None = None, *, quick: bool = False,
-                   seed: int = 0, progress: bool = False, strengths: tuple | None = None,
-                   synth_version: int = 2) -> dict:
+                   seed: int = 0, progress: bool = False, strengths: tuple | None = None) -> dict:
     """{"steer": {concept: verdict entry}, "n_clips", "pairs"} for order concepts pushed with a ramp.
 
     layers: {concept: layer} for concepts of `ORDER_FACTORS`. Toward value t the direction is `from_course`: the
@@ -335,16 +333,14 @@ def order_verdicts(handle, layers: dict, settings: GenerationSettings | None = N
     directions ramped alike, at `ORDER_VERDICT_STRENGTHS` x the layer's mean residual norm on the genre prompts x
     `ORDER_VERDICT_SEEDS` seeds; every rule of the evaluation (p against random, +v against -v, collapse with the
     codec's level curve, the level alone). strengths: others than the protocol's (`scripts/ramp_verdict.py`).
-    synth_version: the course clips' synthesiser (2 or 3: the model's data).
     """
     from workbench.analysis.evaluation.verdicts import VERDICT_SETTINGS, SteeringBench, VerdictPlan
 
     unknown = sorted(set(layers) - set(ORDER_FACTORS))
     if unknown:
         raise BadInputError(f"{unknown} are not order concepts: pass some of {', '.join(ORDER_FACTORS)}")
-    module = synth_module(synth_version)
-    audio, _, factors = module.synth_dataset(4 if quick else COURSE_CLIPS_PER_GENRE, seed=20_011 + seed,
-                                             with_factors=True)
+    audio, _, factors = synth_module(2).synth_dataset(4 if quick else COURSE_CLIPS_PER_GENRE, seed=20_011 + seed,
+                                                      with_factors=True)
     wanted = tuple(sorted({int(v) for v in layers.values()}))
     acts = wb.teacher_force(handle, list(audio), SAMPLE_RATE_HZ, prompts=None,
                             capture=wb.CaptureSpec(layers=wanted, sites=("resid",), pooling="none"))
