@@ -113,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "judge":
 
         version = args.synth_version or synth_version()
-        judge = fit_judge(n_per_genre=args.clips_per_genre, version=version)
         if version == 3 and args.output is None:
             parser.error("--synth-version 3: pass --output (the shipped judges are fitted on synthesisers 1 and 2)")
+        judge = fit_judge(n_per_genre=args.clips_per_genre, version=version)
         output = args.output or (JUDGE_V2_PATH if version == 2 else JUDGE_V1_PATH)
         judge.to_json(output)
         print(f"wrote {output}")
