@@ -29,7 +29,7 @@ from workbench.data.datasets import SynthSet
 from workbench.toy import synth_module
 from workbench.toy.synth_v2 import FACTORS
 
-CONCEPTS: tuple[str, ...] = tuple(FACTORS)  # synth_v2's; a model trained on synth_v3 adds "bass"
+CONCEPTS: tuple[str, ...] = tuple(FACTORS)  # synth_v2's; `toy evaluate` adds synth_v3's "bass"
 
 
 def _best_layer(by_layer: dict[int, float], n_layers: int) -> int:
