@@ -9,7 +9,8 @@ VERDICT_KEYS = {"effect", "effect_ci", "random_p95", "p_value", "order_rate", "c
 
 
 def _check_steer(m):
-    from workbench.toy.synth_v3 import FACTORS, ORDER_FACTORS  # v2's seven and the bass line (synth_v3's clips)
+    from workbench.toy.synth_v2 import ORDER_FACTORS
+    from workbench.toy.synth_v3 import FACTORS  # v2's seven and the bass line (synth_v3's clips)
 
     assert set(m["steer"]) == set(FACTORS) == set(m["concepts"])  # genre included
     # states pushed the paper's way along class means; orders ramped along their course, their constant pushes kept

@@ -26,19 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from workbench.toy import synth_v2
-from workbench.toy.synth_v2 import (  # noqa: F401  (the shared vocabulary, one import path for v3 data)
-    BRIGHTNESS,
-    CONTOURS,
-    DYNAMICS,
-    GENRES,
-    LEADS,
-    MODES,
-    ORDER_FACTORS,
-    SAMPLE_RATE_HZ,
-    TEMPO_BINS_BPM,
-    TEMPOS,
-    tempo_bin,
-)
+from workbench.toy.synth_v2 import GENRES, SAMPLE_RATE_HZ
 
 BASS: tuple[str, ...] = ("present", "absent")
 FACTORS: dict[str, tuple[str, ...]] = {**synth_v2.FACTORS, "bass": BASS}

@@ -65,7 +65,8 @@ from workbench.toy.prompts import EVAL_PROMPTS
 from workbench.toy.readers import CONCEPTS as READ_CONCEPTS
 from workbench.toy.readers import read_all
 from workbench.toy.synth import GENRES, SAMPLE_RATE_HZ
-from workbench.toy.synth_v3 import FACTORS, ORDER_FACTORS  # v2's factors and bass
+from workbench.toy.synth_v2 import ORDER_FACTORS
+from workbench.toy.synth_v3 import FACTORS  # v2's factors and bass
 
 CONCEPT_PROBE_CLIPS_PER_GENRE = 80  # teacher-forced clips per genre for every concept's probe profile
 
