@@ -12,6 +12,7 @@ evaluation's own generations (run the evaluation).
     python scripts/state_verdict.py bass --seed 1      # pairs' seeds 200-207, random pool 1
     python scripts/state_verdict.py tempo mode lead bass --seed 2 --json out.json
     python scripts/state_verdict.py bass --seed 1 --strengths 0.03125 0.0625
+    python scripts/state_verdict.py bass --seed 1 --weights /path/to/model   # another model folder
 """
 from __future__ import annotations
 
@@ -39,10 +40,11 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="evaluation seed: pairs' seeds 100 (seed + 1) + i")
     parser.add_argument("--strengths", type=float, nargs="+", help="x mean residual norm (default: the protocol's)")
     parser.add_argument("--json", help="write the verdicts here")
+    parser.add_argument("--weights", help="model folder (default: the shipped weights)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     t0 = time.time()
-    handle = wb.load_model(device="cpu")
+    handle = wb.load_model(args.weights, device="cpu")
     profile, stores = {}, {}
     for version in (2, 3):
         wanted = tuple(c for c in args.concepts if (c == "bass") == (version == 3))
@@ -54,7 +56,7 @@ def main(argv=None) -> int:
     out = steering_verdicts(handle, stores, profile, seed=args.seed,
                             strengths=tuple(args.strengths) if args.strengths else None)
     metrics = dict(steer=out["steer"], seed=args.seed, probe_profile=profile, verdict_pairs=out["verdict_pairs"],
-                   verdict_n_clips=out["verdict_n_clips"], weights_sha256=weights_sha256(),
+                   verdict_n_clips=out["verdict_n_clips"], weights_sha256=weights_sha256(args.weights),
                    beyond_random_concepts=out["beyond_random_concepts"], seconds=round(time.time() - t0, 1))
     print("best probe layers:", {c: p["best_layer"] for c, p in profile.items()})
     print(format_table({k: v for k, v in metrics.items() if k != "probe_profile"}))

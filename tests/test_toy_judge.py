@@ -40,11 +40,12 @@ def test_the_default_judge_is_the_shipped_models(tmp_path):
     assert v2_judge_path(tmp_path) == tmp_path / MODEL_JUDGE_FILE
 
 
-def test_a_judge_fitted_with_a_codec_learns_its_round_trips_too():
+@pytest.mark.parametrize("version", [2, 3])
+def test_a_judge_fitted_with_a_codec_learns_its_round_trips_too(version):
     from workbench.toy.architecture import ToySizes, build_codec
     codec = build_codec(ToySizes(codec_filters=4, codec_hidden=16, codebook_size=32), seed=0).eval()
-    judge = fit_judge(n_per_genre=2, version=2, codec=codec, progress=False)
-    plain = fit_judge(n_per_genre=2, version=2, progress=False)
+    judge = fit_judge(n_per_genre=2, version=version, codec=codec, progress=False)
+    plain = fit_judge(n_per_genre=2, version=version, progress=False)
     assert judge.coef.shape == plain.coef.shape == (4, len(FEATURE_NAMES))
     # five views of each clip (clean, reference round trip and its eq, this codec's round trip and
     # its eq) against three: the feature statistics move

@@ -300,13 +300,13 @@ def fit_judge(n_per_genre: int = 300, seed: int = 1234, degrade_fraction: float 
     clips = []
     for g, i in tqdm(jobs, desc="judge: features", disable=not progress):
         audio = make_clip(g, seed=seed * 7_000_003 + i)
-        if version == 2:
+        if version >= 2:
             clips.append(audio)
         elif rng.random() < degrade_fraction:
             audio = degrade(audio, rng)
         X.append(audio_features(audio))
         y.append(GENRES.index(g))
-    if version == 2:
+    if version >= 2:
         coded, equalised = [], []
         for audio in tqdm(reference_round_trips(np.stack(clips)), desc="judge: reference codec",
                           disable=not progress):  # the codec loaded once
