@@ -78,7 +78,8 @@ def test_verdict_finding_uses_the_verdict_sentence():
     assert finding.claim == "not_beyond_random" and "not beyond random" in finding.sentence and check(finding) == []
 
 
-@pytest.mark.parametrize("change", [dict(p_value=0.01), dict(order_rate=0.74), dict(collapsed_share=0.25)])
+@pytest.mark.parametrize("change", [dict(p_value=0.01), dict(order_rate=0.74), dict(collapsed_share=0.25),
+                                    dict(buzzing_share=0.25), dict(level_only_effect=0.3)])
 def test_each_bar_decides(change):
     assert verdict_finding("genre", "rock", dict(BACKED, **change, beyond_random=False)).claim == "not_beyond_random"
 

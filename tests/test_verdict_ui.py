@@ -65,6 +65,8 @@ def test_words_for_the_direction_and_the_band():
                                        "layer's mean residual norm (5.63 at L3, 8.45 added)")
     assert band_text(BAND).startswith("toward rock +0.41; random directions, 95%: +0.38: not beyond random (p = 0.2")
     assert "beyond random (" in band_text(dict(BAND, beyond_random=True, p_value=0.001))
+    assert "buzz" not in band_text(BAND)  # a band measured before the buzz rule says nothing of it ...
+    assert "25% buzz at the codec's frame rate" in band_text(dict(BAND, buzzing_share=0.25))  # ... a newer one does
     relative = steering_text(dict(STEERING, mode="norm_relative", strength=0.5))
     assert "relative to each row's own norm" in relative and "mean residual norm" not in relative
 

@@ -144,6 +144,35 @@ def test_collapsed_steered_clips_fail_the_verdict():
     assert "collapsed" in verdict_sentence("dynamics", "crescendo", v)
 
 
+class Buzzing(ConstructedSource):
+    """Pushes along u add a buzz at the frame rate (a tone of period `PERIOD` under the clip's own envelope, so the
+    level slope the reader hears is untouched) and keep their codes as varied as their twin's: a drone of varied
+    codes, which the code rule cannot see."""
+
+    def steered(self, pairs, layer, absolute_strength, units):
+        clips = super().steered(pairs, layer, absolute_strength, units)
+        tone = np.sin(2 * np.pi * np.arange(SR * 2) / PERIOD)
+        for c, v in zip(clips, units):
+            if float(v @ self.u) > 0.5 * np.linalg.norm(v):  # toward the concept, not a random or opposite push
+                noise = np.random.default_rng(_seed_of(c.prompt, c.seed)).normal(size=c.waveform.size)
+                envelope = c.waveform / noise  # the clip is its pair's noise under this envelope
+                c.waveform = (c.waveform + envelope * tone).astype(np.float32)
+        return clips
+
+
+def test_steered_clips_that_buzz_at_the_frame_rate_fail_the_verdict():
+    u = np.random.default_rng(0).normal(size=HIDDEN)
+    effect = SteeringBench(_Handle(), PLAN, source=Buzzing(u)).measure(LOUDER, {"crescendo": u}, layer=0)
+    v, row = effect.verdict["crescendo"], effect.summary.iloc[0]
+    assert v["p_value"] < 0.01 and v["order_rate"] == 1.0 and v["collapsed_share"] == 0.0  # it would pass ...
+    assert v["buzzing_share"] == 1.0 and row["random_buzzing_share"] == 0.0  # ... but every pushed clip buzzes
+    assert effect.clips[effect.clips.arm == "plus"]["comb_share"].min() > 0.15
+    assert not v["beyond_random"]
+    assert "buzz" in verdict_sentence("dynamics", "crescendo", v, "dB")
+    plain = _bench(u).measure(LOUDER, {"crescendo": u}, layer=0).verdict["crescendo"]
+    assert plain["buzzing_share"] == 0.0 and plain["beyond_random"]  # the same world without the buzz passes
+
+
 def test_a_constant_code_clip_is_collapsed_and_a_twin_against_itself_is_not():
     rng = np.random.default_rng(3)
     twin = rng.integers(0, 256, size=(4, 200))

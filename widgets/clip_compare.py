@@ -312,6 +312,8 @@ def band_text(band: dict) -> str:
             f"{band['random_p95']:+.2g}{unit}: " + ("beyond random" if band["beyond_random"] else "not beyond random"))
     detail = [f"p = {band['p_value']:.2g}", f"+v beats -v in {band['order_rate']:.0%} of pairs",
               f"{band['collapsed_share']:.0%} of steered clips collapsed"]
+    if band.get("buzzing_share") is not None:
+        detail.append(f"{band['buzzing_share']:.0%} buzz at the codec's frame rate")
     if band.get("n_pairs"):
         detail.append(f"{band['n_pairs']} seeds, reader {band.get('reader', '?')}")
     return head + " (" + "; ".join(detail) + ")"

@@ -13,8 +13,9 @@ different result shows a different sentence:
   ``every_layer``, ``some_layers`` or ``no_layer``;
 - ``verdict`` (`verdict_finding`): a steering verdict of `workbench.analysis.evaluation.verdicts`
   against its random directions: ``beyond_random`` only when ``p_value < ALPHA``,
-  ``order_rate >= MIN_ORDER_RATE`` and ``collapsed_share <= MAX_COLLAPSED_SHARE``, else
-  ``not_beyond_random``; the sentence is `verdict_sentence`'s.
+  ``order_rate >= MIN_ORDER_RATE``, ``collapsed_share <= MAX_COLLAPSED_SHARE`` and, where the verdict
+  carries them, ``buzzing_share <= MAX_BUZZING_SHARE`` and ``level_only_effect <= MAX_LEVEL_ONLY_FRACTION x
+  effect``, else ``not_beyond_random``; the sentence is `verdict_sentence`'s.
 
 A notebook shows a finding by evaluating it (its text is the sentence; its output bundle also carries
 the record under `MIME`). `check` recomputes the claim and the sentence from the printed numbers with
@@ -39,7 +40,9 @@ from dataclasses import dataclass, field
 
 from workbench.analysis.evaluation.verdicts import (
     ALPHA,
+    MAX_BUZZING_SHARE,
     MAX_COLLAPSED_SHARE,
+    MAX_LEVEL_ONLY_FRACTION,
     MIN_ORDER_RATE,
     VERDICT_KEYS,
     verdict_sentence,
@@ -202,9 +205,22 @@ def layers_finding(concept: str, result, site: str | None = None) -> Finding:
 
 
 # ---------------------------------------------------------------------------------- steering verdicts
+_OPTIONAL_VERDICT_KEYS = ("buzzing_share", "level_only_effect")  # bars a verdict carries when it measured them
+
+
+def _level_explains(numbers: dict) -> bool:
+    """True when the verdict's level-only control explains more than `MAX_LEVEL_ONLY_FRACTION` of its effect
+    (as `verdict_sentence` reads it; a verdict without a finite ``level_only_effect`` has no such control)."""
+    level_only = numbers.get("level_only_effect")
+    return (level_only is not None and math.isfinite(level_only)
+            and level_only > MAX_LEVEL_ONLY_FRACTION * numbers["effect"])
+
+
 def verdict_claim(numbers: dict) -> str:
     beyond = (numbers["p_value"] < ALPHA and numbers["order_rate"] >= MIN_ORDER_RATE
-              and numbers["collapsed_share"] <= MAX_COLLAPSED_SHARE)
+              and numbers["collapsed_share"] <= MAX_COLLAPSED_SHARE
+              and numbers.get("buzzing_share", 0.0) <= MAX_BUZZING_SHARE
+              and not _level_explains(numbers))
     return "beyond_random" if beyond else "not_beyond_random"
 
 
@@ -214,7 +230,8 @@ def verdict_finding(concept: str, target: str, verdict: dict, unit: str = "") ->
     if missing:
         raise BadInputError(f"the verdict toward {target!r} lacks {sorted(missing)}: pass "
                             f"SteeringEffect.verdict[target]")
-    numbers = _plain(dict({k: verdict[k] for k in VERDICT_KEYS}, concept=concept, target=target, unit=unit))
+    kept = {k: verdict[k] for k in (*VERDICT_KEYS, *_OPTIONAL_VERDICT_KEYS) if k in verdict}
+    numbers = _plain(dict(kept, concept=concept, target=target, unit=unit))
     return Finding("verdict", f"{concept} -> {target}", verdict_claim(numbers),
                    verdict_sentence(concept, target, numbers, unit), numbers)
 

@@ -36,6 +36,14 @@ than their twin are judged by the plain rule, and clips quieter than the curve's
 quietest gain's figures (both err toward "collapsed"). A quieter clip can still move a reader by its
 level alone: `workbench.analysis.evaluation.verdicts` measures that too (``level_only_effect``).
 
+A steered clip **buzzes** (`is_buzzing`) when its comb share reaches `BUZZ_COMB_SHARE` (0.15: clean
+synthesised music reads 0.01-0.10, and teaching model v3's bar for its generations is 0.15) and
+`BUZZ_TWIN_RATIO` (twice) its twin's. Its codes need not collapse for that: a push toward "no bass" on
+a codec that fills an empty bass band with its frame-rate buzz keeps 86 distinct codes per codebook and
+buzzes at a median comb share of 0.18-0.26 (a trial teaching model, session 25, its codec trained on
+clips with and without their bass line, at two evaluation seeds). Twice the twin's share is the floor,
+so a push is not blamed for the buzz its twin already had.
+
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> twin = rng.integers(0, 256, size=(4, 200))
@@ -54,6 +62,9 @@ level alone: `workbench.analysis.evaluation.verdicts` measures that too (``level
     1.0
     >>> comb_share(rng.normal(size=32000), 32000, 640) < 0.1  # noise is not
     True
+    >>> buzz = dict(comb_share=0.25)  # a quarter of the power at the frame rate
+    >>> is_buzzing(buzz, dict(comb_share=0.03)), is_buzzing(buzz, dict(comb_share=0.2))  # the twin buzzed already
+    (True, False)
 """
 from __future__ import annotations
 
@@ -67,13 +78,15 @@ import numpy as np
 from workbench.errors import BadInputError
 
 __all__ = ["COLLAPSE_DISTINCT_RATIO", "COLLAPSE_REPEAT_RATIO", "LEVEL_CURVE_GAINS_DB", "LevelCurve", "MIN_TWIN_REPEAT",
-           "clip_quality", "code_stats", "comb_share", "cross_clip_similarity", "is_collapsed", "level_change_db",
-           "logmel_profile", "measure_level_curve"]
+           "BUZZ_COMB_SHARE", "BUZZ_TWIN_RATIO", "clip_quality", "code_stats", "comb_share", "cross_clip_similarity",
+           "is_buzzing", "is_collapsed", "level_change_db", "logmel_profile", "measure_level_curve"]
 
 COLLAPSE_DISTINCT_RATIO = 0.5  # collapsed: fewer than half the twin's distinct codes per codebook ...
 COLLAPSE_REPEAT_RATIO = 2.0    # ... or at least twice the twin's frame-to-frame repeat rate
 MIN_TWIN_REPEAT = 0.05         # a twin that (almost) never repeats counts as repeating 5% of frames
 COMB_BLOCK_S = 0.5             # the comb's period-synchronous average is taken over blocks this long
+BUZZ_COMB_SHARE = 0.15         # buzzes: at least this share of the clip's power at the frame rate ...
+BUZZ_TWIN_RATIO = 2.0          # ... and at least twice its twin's
 LEVEL_CURVE_GAINS_DB = (0.0, -3.0, -6.0, -9.0, -12.0, -15.0, -20.0, -30.0)  # where `measure_level_curve` encodes
 
 
@@ -167,6 +180,15 @@ def is_collapsed(stats: dict, twin_stats: dict | None, level_change_db: float | 
     repeats = stats["repeat_rate"] >= (COLLAPSE_REPEAT_RATIO * repeat_factor
                                        * max(twin_stats["repeat_rate"], MIN_TWIN_REPEAT))
     return bool(fewer or repeats)
+
+
+def is_buzzing(quality: dict, twin_quality: dict | None) -> bool | None:
+    """True when a clip's comb share reaches `BUZZ_COMB_SHARE` and `BUZZ_TWIN_RATIO` x its twin's (see the module
+    doc); None without a twin or a comb share."""
+    if twin_quality is None or quality.get("comb_share") is None or twin_quality.get("comb_share") is None:
+        return None
+    share = quality["comb_share"]
+    return bool(share >= BUZZ_COMB_SHARE and share >= BUZZ_TWIN_RATIO * twin_quality["comb_share"])
 
 
 def _mono(audio) -> np.ndarray:

@@ -24,6 +24,9 @@ minus its twin's. Per target and strength (`summarise`):
   figures are scaled by what the clip's level change alone does to them on this model's codec
   (`workbench.analysis.evaluation.collapse`: the same clean music 12 dB quieter is not a drone);
   ``plain_collapsed_share`` without that scaling;
+- ``buzzing_share``: share of +v clips that buzz at the codec's frame rate against their twin
+  (`workbench.analysis.evaluation.collapse.is_buzzing`: comb share at least 0.15 and twice the twin's), which a
+  drone made of varied codes does without collapsing; ``random_buzzing_share`` the random clips';
 - ``level_change_db_median`` / ``random_level_change_db_median``: the median level of the +v / random clips
   against their twins, in dB;
 - ``level_only_effect``: the mean shift of each twin played at its +v clip's level (its audio scaled to
@@ -32,7 +35,8 @@ minus its twin's. Per target and strength (`summarise`):
 - ``off_target``: how far every other reader's reading moved on the +v clips (mean absolute change of
   its reading: a probability's total variation for class readers, the unit's change otherwise);
 - ``beyond_random``: ``p_value < ALPHA`` and ``order_rate >= MIN_ORDER_RATE`` and
-  ``collapsed_share <= MAX_COLLAPSED_SHARE`` and ``level_only_effect <= MAX_LEVEL_ONLY_FRACTION x effect``.
+  ``collapsed_share <= MAX_COLLAPSED_SHARE`` and ``buzzing_share <= MAX_BUZZING_SHARE`` and
+  ``level_only_effect <= MAX_LEVEL_ONLY_FRACTION x effect``.
 
 `verdicts` reports each target at the **lowest strength that is beyond random**, else at the strength
 with the smallest ``p_value`` (``strength`` says which). Strength 0 is not a control (it is the twin,
@@ -61,6 +65,7 @@ from workbench.analysis.evaluation.collapse import (
     LevelCurve,
     clip_quality,
     cross_clip_similarity,
+    is_buzzing,
     is_collapsed,
     level_change_db,
     logmel_profile,
@@ -75,13 +80,15 @@ from workbench.runtime.settings import GenerationSettings, settings_of
 from workbench.runtime.steering import Schedule
 from workbench.runtime.teacher_forcing import encode_audio
 
-__all__ = ["ALPHA", "MAX_COLLAPSED_SHARE", "MAX_LEVEL_ONLY_FRACTION", "MIN_ORDER_RATE", "MIN_RANDOM_POOL", "ModelClips",
+__all__ = ["ALPHA", "MAX_BUZZING_SHARE", "MAX_COLLAPSED_SHARE", "MAX_LEVEL_ONLY_FRACTION", "MIN_ORDER_RATE",
+           "MIN_RANDOM_POOL", "ModelClips",
            "PUSHES", "Reader", "SteeringBench", "SteeringEffect", "VERDICT_SETTINGS", "VerdictPlan", "summarise",
            "verdict_sentence", "verdicts"]
 
 ALPHA = 0.01               # beyond random: the +v shifts beat the random shifts at this (corrected) level,
 MIN_ORDER_RATE = 0.75      # +v reads further toward the target than -v in at least 3 pairs of 4,
 MAX_COLLAPSED_SHARE = 0.2  # and at most 1 steered clip in 5 collapsed into repeated codes,
+MAX_BUZZING_SHARE = 0.2    # and at most 1 in 5 buzzing at the frame rate (`collapse.is_buzzing`),
 MAX_LEVEL_ONLY_FRACTION = 0.5  # and the level change alone explains at most half the effect
 LEVEL_CURVE_CLIPS = 16     # twins encoded at lower gains to measure the codec's `LevelCurve`
 MIN_RANDOM_POOL = 16
@@ -435,6 +442,7 @@ class SteeringBench:
                             plain_collapsed=is_collapsed(q, twin_q[i]) if clip.codes is not None else None,
                             level_change_db=change, level_only_shift=level_only.get(i),
                             comb_share=q["comb_share"], twin_comb_share=twin_q[i]["comb_share"],
+                            buzzing=is_buzzing(q, twin_q[i]),
                             peak=q["peak"], rms=q["rms"], twin_rms=twin_q[i]["rms"],
                             **{f"off_{c}": float(v[i]) for c, v in other_shift.items()}))
         frame = pd.DataFrame(rows)
@@ -556,13 +564,24 @@ def summarise(frame: pd.DataFrame, n_strengths: int | None = None, n_boot: int =
                       else np.array([]))
         row["level_only_effect"] = float(level_only.mean()) if len(level_only) else float("nan")
         level_ok = not len(level_only) or row["level_only_effect"] <= MAX_LEVEL_ONLY_FRACTION * effect
+        buzzing_ok = True
+        if "buzzing" in plus:
+            row["buzzing_share"] = _share(plus["buzzing"])
+            row["random_buzzing_share"] = _share(rand["buzzing"])
+            buzzing_ok = row["buzzing_share"] <= MAX_BUZZING_SHARE
         if "rms" in plus and "twin_rms" in plus:  # quieter clips use fewer codes: read collapse next to this
             row["level_change_db_median"] = _median_level_change(plus)
             row["random_level_change_db_median"] = _median_level_change(rand)
         row["beyond_random"] = bool(p_corrected < ALPHA and order >= MIN_ORDER_RATE
-                                    and collapsed <= MAX_COLLAPSED_SHARE and level_ok)
+                                    and collapsed <= MAX_COLLAPSED_SHARE and buzzing_ok and level_ok)
         out.append(row)
     return pd.DataFrame(out)
+
+
+def _share(flags: pd.Series) -> float:
+    """Share of True among the flags that are set (None / nan: no twin), 0.0 when none is."""
+    set_flags = [bool(x) for x in flags if x is not None and not pd.isna(x)]
+    return float(np.mean(set_flags)) if set_flags else 0.0
 
 
 def _median_level_change(rows: pd.DataFrame) -> float:
@@ -588,6 +607,8 @@ def verdicts(summary: pd.DataFrame) -> dict:
             random_p95=float(row["random_p95"]), p_value=float(row["p_value"]), order_rate=float(row["order_rate"]),
             collapsed_share=float(row["collapsed_share"]), off_target=dict(row["off_target"]),
             beyond_random=bool(row["beyond_random"]), strength=float(row["strength"]))
+        if "buzzing_share" in row and np.isfinite(row["buzzing_share"]):
+            out[str(target)]["buzzing_share"] = float(row["buzzing_share"])
         if "level_only_effect" in row and np.isfinite(row["level_only_effect"]):
             out[str(target)]["level_only_effect"] = float(row["level_only_effect"])
     return out
@@ -608,6 +629,8 @@ def verdict_sentence(concept: str, target: str, verdict: dict, unit: str = "") -
         why.append(f"+v beats -v in only {verdict['order_rate']:.0%} of pairs")
     if verdict["collapsed_share"] > MAX_COLLAPSED_SHARE:
         why.append(f"{verdict['collapsed_share']:.0%} of the steered clips collapsed")
+    if verdict.get("buzzing_share", 0.0) > MAX_BUZZING_SHARE:
+        why.append(f"{verdict['buzzing_share']:.0%} of the steered clips buzz at the codec's frame rate")
     level_only = verdict.get("level_only_effect")
     if level_only is not None and level_only > MAX_LEVEL_ONLY_FRACTION * verdict["effect"]:
         why.append(f"the level change alone moves the reading by {level_only:+.3g}{unit}")

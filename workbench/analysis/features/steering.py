@@ -8,7 +8,8 @@ unsteered twin, the clip pushed along +v and along -v, and clips pushed along ra
 same norm (shared by every feature tried), at strengths in multiples of the layer's mean residual norm.
 The reader is the genre reader fitted on clean synthesiser audio only (`workbench.toy.clean_readers`),
 never the judge fitted on codec round trips and never the model. A feature *steers* when its verdict is
-beyond random (``p_value < 0.01``, ``order_rate >= 0.75``, ``collapsed_share <= 0.2``).
+beyond random (``p_value < 0.01``, ``order_rate >= 0.75``, ``collapsed_share <= 0.2``,
+``buzzing_share <= 0.2``, the level alone explaining at most half the effect).
 
     >>> parse_genre("label=rock"), parse_genre("genre=jazz"), parse_genre("tempo_bpm (+)")
     ('rock', 'jazz', None)

@@ -28,8 +28,9 @@ constant-push verdicts stay in ``steer_constant``), each target measured by
 `workbench.analysis.evaluation.verdicts.SteeringBench` against random directions of equal norm, +v
 against -v, collapse (allowing for what the level alone does to the codec's codes) and the level alone,
 read by readers fitted on clean audio only. ``steer[c]["verdict"][target]`` holds effect, effect_ci,
-random_p95, p_value, order_rate, collapsed_share, level_only_effect, off_target, beyond_random and strength;
-``steer[c]["beyond_random_all"]`` is true when every target is. ``prompt_following``
+random_p95, p_value, order_rate, collapsed_share, buzzing_share (clips buzzing at the codec's frame rate),
+level_only_effect, off_target, beyond_random and strength; ``steer[c]["beyond_random_all"]`` is true when every
+target is. ``prompt_following``
 (`workbench.analysis.teaching.prompt_following`): for every concept, how often clips prompted with a value's words
 read as that value, against clips prompted with the other values' words. ``weights_sha256`` names the weights measured.
 ``--quick`` runs the same code on fewer seeds and one strength.
@@ -417,12 +418,13 @@ def format_table(metrics: dict) -> str:
             continue
         lines.append(title)
         lines.append(f"{'concept':10} {'push':8} {'target':11} {'x norm':>8} {'effect':>8} {'random95':>8} {'p':>8} "
-                     f"{'order':>5} {'collapsed':>9} {'level only':>10}  verdict")
+                     f"{'order':>5} {'collapsed':>9} {'buzzing':>7} {'level only':>10}  verdict")
         for c, s in metrics[key].items():
             for t, v in s["verdict"].items():
                 lines.append(f"{c:10} {s.get('push', 'constant'):8} {t:11} {v['strength']:8g} {v['effect']:8.3f} "
                              f"{v['random_p95']:8.3f} {v['p_value']:8.2g} {v['order_rate']:5.2f} "
-                             f"{v['collapsed_share']:9.2f} {v.get('level_only_effect', float('nan')):10.3f}  "
+                             f"{v['collapsed_share']:9.2f} {v.get('buzzing_share', float('nan')):7.2f} "
+                             f"{v.get('level_only_effect', float('nan')):10.3f}  "
                              f"{'beyond random' if v['beyond_random'] else 'not beyond random'}")
     if "steer" in metrics:
         lines.append(f"concepts beyond random on every target: {metrics.get('beyond_random_concepts')} "
