@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-VERDICT_KEYS = {"effect", "effect_ci", "random_p95", "p_value", "order_rate", "collapsed_share", "off_target",
-                "beyond_random", "strength"}
+VERDICT_KEYS = {"effect", "effect_ci", "random_p95", "p_value", "order_rate", "collapsed_share", "buzzing_share",
+                "off_target", "beyond_random", "strength"}
 
 
 def _check_steer(m):
@@ -27,8 +27,10 @@ def _check_steer(m):
             assert set(verdict["off_target"]) == set(FACTORS) - {concept}
             lo, hi = verdict["effect_ci"]
             assert lo <= verdict["effect"] <= hi
+            level_explains = verdict.get("level_only_effect", float("-inf")) > 0.5 * verdict["effect"]
             assert verdict["beyond_random"] == (verdict["p_value"] < 0.01 and verdict["order_rate"] >= 0.75
-                                                and verdict["collapsed_share"] <= 0.2)
+                                                and verdict["collapsed_share"] <= 0.2
+                                                and verdict["buzzing_share"] <= 0.2 and not level_explains)
         assert steer["beyond_random_all"] == all(v["beyond_random"] for v in steer["verdict"].values())
         assert steer["mean_residual_norm"] > 0
 
