@@ -279,8 +279,8 @@ def _summary(report: dict) -> str:
             said = "beyond random" if v["beyond_random"] else "not beyond random"
             lines.append(f"  verdict {method:18} toward {target:10} {v['strength']:g}x norm: effect "
                          f"{v['effect']:+.3f}, random 95% {v['random_p95']:+.3f}, order {v['order_rate']:.2f}, "
-                         f"collapsed {v['collapsed_share']:.2f}, "
-                         f"buzzing {v.get('buzzing_share', float('nan')):.2f}: {said}")
+                         f"collapsed {v['collapsed_share']:.2f}"
+                         + (f", buzzing {v['buzzing_share']:.2f}" if "buzzing_share" in v else "") + f": {said}")
     return "\n".join(lines)
 
 
