@@ -541,10 +541,8 @@ def summarise(frame: pd.DataFrame, n_strengths: int | None = None, n_boot: int =
         p_corrected = min(1.0, p * n_strengths)
         paired = [(r, minus.loc[i, "reading"]) for i, r in zip(plus.pair, plus.reading) if i in minus.index]
         order = float(np.mean([1.0 if a > b else 0.5 if a == b else 0.0 for a, b in paired])) if paired else 0.0
-        flags = [bool(x) for x in plus["collapsed"] if x is not None and not pd.isna(x)]
-        collapsed = float(np.mean(flags)) if flags else 0.0
+        collapsed = _share(plus["collapsed"])
         effect = float(shifts.mean()) if len(shifts) else float("nan")
-        rflags = [bool(x) for x in rand["collapsed"] if x is not None and not pd.isna(x)]
         row = dict(target=target, strength=float(strength), n_pairs=int(len(plus)),
                    effect=effect,
                    effect_ci=_bootstrap_ci(shifts, n_boot, rng),
@@ -552,14 +550,13 @@ def summarise(frame: pd.DataFrame, n_strengths: int | None = None, n_boot: int =
                    random_p95=float(np.percentile(rshifts, 95)) if len(rshifts) else float("nan"),
                    minus_effect=float(g[g.arm == "minus"]["shift"].mean()) if len(minus) else float("nan"),
                    p_value=p_corrected, order_rate=order, collapsed_share=collapsed,
-                   random_collapsed_share=float(np.mean(rflags)) if rflags else 0.0,
+                   random_collapsed_share=_share(rand["collapsed"]),
                    off_target={c[4:]: float(plus[c].mean()) for c in off_cols if plus[c].notna().any()})
         for col in ("comb_share", "distinct_codes", "repeat_rate"):
             if col in plus:
                 row[f"{col}_median"] = float(plus[col].median())
         if "plain_collapsed" in plus:
-            plain = [bool(x) for x in plus["plain_collapsed"] if x is not None and not pd.isna(x)]
-            row["plain_collapsed_share"] = float(np.mean(plain)) if plain else 0.0
+            row["plain_collapsed_share"] = _share(plus["plain_collapsed"])
         level_only = (plus["level_only_shift"].dropna().to_numpy(float) if "level_only_shift" in plus
                       else np.array([]))
         row["level_only_effect"] = float(level_only.mean()) if len(level_only) else float("nan")
