@@ -5,7 +5,7 @@ The bass-line concept (`workbench.toy.synth_v3`) asks the codec for something v2
 nothing below the bass register. A codec that fills that band with its frame-rate buzz makes a push toward *no
 bass* sound like a drone. Per genre and bass state (medians over the clips):
 
-- comb share (`workbench.toy.audio_checks.comb_share`) of the clean clip and of its round trip;
+- comb share (`workbench.frame_comb.comb_share`) of the clean clip and of its round trip;
 - the bass reading (`workbench.toy.clean_readers.read_values("bass")`: dB over its threshold) clean and round trip;
 - the low band: power below 90 Hz against 130-4000 Hz, in dB, clean and round trip;
 - the multi-resolution STFT distance of the round trip to the clean clip.

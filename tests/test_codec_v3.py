@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.toy.audio_checks import comb_share, comb_shares, si_sdr, stft_distance
+from workbench.frame_comb import comb_share as _comb_share
+from workbench.toy.audio_checks import comb_shares, si_sdr, stft_distance
+
+
+def comb_share(audio) -> float:
+    return _comb_share(audio, 32000, 640)  # the teaching codec's rate and frame period
 
 
 def _sine(freq_hz: float, n: int = 32000) -> np.ndarray:
@@ -23,8 +28,9 @@ def test_comb_share_is_the_frame_periodic_share_of_power():
     assert comb_share(np.tile(frame, 50) + 0.3 * noise[:32000]) > 0.9
     stereo = np.stack([_sine(100), _sine(100)])
     assert comb_share(stereo) == pytest.approx(1.0)
-    assert comb_shares([_sine(100), _sine(441)]).shape == (2,)
-    with pytest.raises(ValueError, match="shorter than one block"):
+    assert comb_shares([_sine(100), _sine(441)]).tolist() == [comb_share(_sine(100)), comb_share(_sine(441))]
+    assert comb_share(_sine(100, 6400)) == pytest.approx(1.0)  # 0.2 s, under one block: the whole clip is the block
+    with pytest.raises(ValueError, match="fewer than two frame periods"):
         comb_share(np.zeros(1000))
 
 

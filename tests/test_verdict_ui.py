@@ -55,6 +55,23 @@ def test_collapse_note_and_its_words():
     assert collapse_note(tone(), tone()) == {}  # no codes (plain audio): no flag
 
 
+def test_a_clip_that_buzzes_is_flagged_though_its_codes_are_varied():
+    # a push can make a drone that keeps its codes varied: the frame-rate comb names it (session 25's buzz rule)
+    frame = np.random.default_rng(3).normal(size=20).astype(np.float32)  # 200 frames over 4000 samples: 20 a frame
+    buzz = FakeClip(0.3 * np.tile(frame, 200), "jazz music", 0)
+    buzz.codes = TWIN_CODES.copy()
+    note = collapse_note(buzz, clip(TWIN_CODES))
+    assert not note["collapsed"] and note["buzzing"]
+    assert note["comb_share"] > 0.99 and note["twin_comb_share"] < 0.1
+    assert collapse_text_of(note).startswith("buzzing at the codec's frame rate: 100% of its power")
+    calm = collapse_note(clip(TWIN_CODES.copy()), clip(TWIN_CODES))  # the same tone as its twin: no buzz
+    assert calm["buzzing"] is False and "at the codec's frame rate" in collapse_text_of(calm)
+    assert "buzzing" not in collapse_note(buzz, clip(TWIN_CODES), frame_period=5000)  # too short for the comb
+    comparer = ClipComparer()
+    comparer.collapse = note
+    assert "color:#b45309" in comparer.verdict_html()  # shown as a warning, as a collapse is
+
+
 def collapse_text_of(note):
     from widgets.clip_compare import collapse_text
     return collapse_text(note)

@@ -8,7 +8,6 @@ from workbench.analysis.evaluation.collapse import (
     LevelCurve,
     clip_quality,
     code_stats,
-    comb_share,
     cross_clip_similarity,
     is_collapsed,
     measure_level_curve,
@@ -21,6 +20,7 @@ from workbench.analysis.evaluation.verdicts import (
     verdict_sentence,
 )
 from workbench.errors import BadInputError, DirectionMismatchError
+from workbench.frame_comb import comb_share
 from workbench.runtime.clip import Clip
 from workbench.runtime.settings import GenerationSettings
 

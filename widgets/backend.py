@@ -33,14 +33,16 @@ from workbench import validation
 from workbench.analysis import directions as d
 from workbench.analysis import scores
 from workbench.analysis import strength as unit
-from workbench.analysis.evaluation.collapse import MIN_TWIN_REPEAT, code_stats, is_collapsed
+from workbench.analysis.evaluation.collapse import MIN_TWIN_REPEAT, code_stats, is_buzzing, is_collapsed
 from workbench.analysis.projections import project
 from workbench.analysis.teaching.evaluate import verdict_readers
 from workbench.errors import BadInputError
+from workbench.frame_comb import comb_share
 from workbench.runtime.settings import GenerationSettings, settings_of
 from workbench.toy.prompts import EVAL_PROMPTS
 
 from .requests import DirectionRequest, SteerRequest
+from .static import waveform_of
 
 BAND_SEEDS = 8  # the random band: the panel's prompt x this many seeds (x 4 clips each: twin, +v, -v, random)
 COLLECTION_SETTINGS = GenerationSettings(duration_s=2.0, guidance_scale=3.0, batch_size=8)  # Collection.generate's
@@ -465,18 +467,32 @@ def _unit_pinned(handle, plan, layer: int, norm: float):
     return UnitPinnedClips(handle, plan)
 
 
-def collapse_note(clip, twin) -> dict:
+def collapse_note(clip, twin, frame_period: int | None = None) -> dict:
     """Code statistics of a clip next to its twin's (`workbench.analysis.evaluation.collapse`): distinct
-    codes and repeat rates, their ratios, and ``collapsed``; {} when either has no codes."""
+    codes and repeat rates, their ratios, and ``collapsed``; then the comb share of each at the codec's frame
+    period and ``buzzing`` (`is_buzzing`: a push can make a drone that keeps its codes varied). {} when either
+    has no codes.
+
+    frame_period: samples per codec frame (default: the clip's samples over its frames, 640 for MusicGen's
+    32 kHz codec at 50 Hz). The comb fields are left out when a clip holds fewer than two frame periods."""
     codes, twin_codes = getattr(clip, "codes", None), getattr(twin, "codes", None)
     if codes is None or twin_codes is None or clip is twin:
         return {}
     stats, twin_stats = code_stats(codes), code_stats(twin_codes)
-    return dict(distinct_codes=stats["distinct_codes"], twin_distinct_codes=twin_stats["distinct_codes"],
+    note = dict(distinct_codes=stats["distinct_codes"], twin_distinct_codes=twin_stats["distinct_codes"],
                 repeat_rate=stats["repeat_rate"], twin_repeat_rate=twin_stats["repeat_rate"],
                 repeat_ratio=stats["repeat_rate"] / max(twin_stats["repeat_rate"], MIN_TWIN_REPEAT),
                 distinct_ratio=stats["distinct_codes"] / max(twin_stats["distinct_codes"], 1e-12),
                 collapsed=bool(is_collapsed(stats, twin_stats)))
+    samples, rate = waveform_of(clip)
+    twin_samples, _ = waveform_of(twin)
+    period = frame_period or int(round(samples.size / max(np.shape(codes)[-1], 1)))
+    try:
+        comb, twin_comb = comb_share(samples, rate, period), comb_share(twin_samples, rate, period)
+    except BadInputError:  # too short to hold a comb
+        return note
+    return dict(note, comb_share=comb, twin_comb_share=twin_comb,
+                buzzing=bool(is_buzzing(dict(comb_share=comb), dict(comb_share=twin_comb))))
 
 
 def grid_band_fn(handle, methods: dict, settings: GenerationSettings | None = None, *, reader=None, prompts=None,

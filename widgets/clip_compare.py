@@ -6,7 +6,8 @@ see `widgets.backend.Backend.scores`); numbers are shown as a table, one column 
 Given the request that made the steered clip (`compare(original, steered, request=...)`), the
 comparer also says what steered it (`describe_fn(request)`: the direction's name and method, site,
 layer, strength in units of the layer's mean residual norm), flags a clip whose codes collapsed
-against its twin's ("repeats codes 2.8x as often as its twin"), and shows the direction's effect next
+against its twin's ("repeats codes 2.8x as often as its twin") or that buzzes at the codec's frame rate
+("buzzing at the codec's frame rate: 31% of its power"), and shows the direction's effect next
 to the random band ("toward rock +0.41; random directions, 95%: +0.38: not beyond random"). The band
 costs generations, so it waits for the button (or `compute_band()` from code); `band_fn(request,
 compute)` computes it, or with compute=False returns it only when it is cached
@@ -210,7 +211,7 @@ class ClipComparer(View):
             return ""
         styled = []
         for line in lines:
-            warn = line.startswith("collapsed") or ": not beyond random" in line
+            warn = line.startswith(("collapsed", "buzzing")) or ": not beyond random" in line
             style = "color:#b45309;font-weight:600" if warn else ""
             styled.append(f"<div style='{style}'>{html.escape(line)}</div>")
         return "<div class='wb-verdict'>" + "".join(styled) + "</div>"
@@ -298,11 +299,23 @@ def steering_text(info: dict) -> str:
 
 
 def collapse_text(note: dict) -> str:
-    """ "collapsed: repeats codes 2.8x as often as its twin ..." from `widgets.backend.collapse_note`."""
+    """ "collapsed: repeats codes 2.8x as often as its twin ..." from `widgets.backend.collapse_note`; a clip
+    that buzzes at the codec's frame rate (its codes need not collapse) is named so too.
+
+        >>> note = dict(collapsed=False, repeat_ratio=1.1, repeat_rate=0.11, twin_repeat_rate=0.1,
+        ...             distinct_codes=85, twin_distinct_codes=87, buzzing=True, comb_share=0.31, twin_comb_share=0.03)
+        >>> collapse_text(note).split(";")[0]
+        "buzzing at the codec's frame rate: 31% of its power (its twin's 3%)"
+    """
     body = (f"repeats codes {note['repeat_ratio']:.1f}x as often as its twin ({note['repeat_rate']:.0%} of frames "
             f"against {note['twin_repeat_rate']:.0%}); {note['distinct_codes']:.0f} distinct codes per codebook "
             f"against its twin's {note['twin_distinct_codes']:.0f}")
-    return ("collapsed: " if note["collapsed"] else "codes: ") + body
+    comb = (f"{note['comb_share']:.0%} of its power (its twin's {note['twin_comb_share']:.0%})"
+            if note.get("comb_share") is not None else "")
+    if note.get("buzzing"):
+        return f"buzzing at the codec's frame rate: {comb}; " + ("collapsed: " if note["collapsed"] else "") + body
+    tail = f"; at the codec's frame rate: {comb}" if comb else ""
+    return ("collapsed: " if note["collapsed"] else "codes: ") + body + tail
 
 
 def band_text(band: dict) -> str:

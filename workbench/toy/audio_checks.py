@@ -5,16 +5,15 @@ These are the figures of issue 27 (teaching codec v3), measured by `scripts/code
 and `scripts/codec_pitch_check.py` for any codec folder.
 
 Comb share: the power of the part of a clip that is periodic at the codec's frame period (640
-samples at 32 kHz, 50 Hz), phase-locked within 0.5 s blocks, over the clip's power. Mono, mean
-removed, 0.5 s blocks of 25 frame periods, the periods of a block averaged, that average tiled over
-the block. (A twin for steering verdicts lives in `workbench.analysis.evaluation`; `toy` does not
-import `analysis`.)
+samples at 32 kHz, 50 Hz), phase-locked within 0.5 s blocks, over the clip's power
+(`workbench.frame_comb.comb_share`, the measure the steering verdicts use too; `comb_shares` here takes
+the teaching codec's rate and period).
 
 Example:
     >>> import numpy as np
     >>> t = np.arange(64000) / 32000
-    >>> round(comb_share(np.sin(2 * np.pi * 100 * t)), 2), round(comb_share(np.sin(2 * np.pi * 441 * t)), 2)
-    (1.0, 0.01)
+    >>> comb_shares([np.sin(2 * np.pi * 100 * t), np.sin(2 * np.pi * 441 * t)]).round(2).tolist()
+    [1.0, 0.01]
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from workbench.frame_comb import comb_share
 from workbench.toy import WEIGHTS_DIR
 from workbench.toy.clean_readers import _params, analyse_clean
 from workbench.toy.judge import audio_features
@@ -31,33 +31,12 @@ from workbench.toy.synth_v2 import synth_dataset
 
 SAMPLE_RATE_HZ = 32000
 FRAME_PERIOD = 640  # samples: one codec frame at 50 Hz
-BLOCK_PERIODS = 25  # 0.5 s
 
 
 
-def comb_share(audio: np.ndarray, period: int = FRAME_PERIOD, block_periods: int = BLOCK_PERIODS) -> float:
-    """Share of a clip's power (0-1) that is periodic at `period` samples within blocks of
-    `block_periods` periods (mono, mean removed; a tail shorter than a block is left out)."""
-    x = np.asarray(audio, dtype=np.float64)
-    if x.ndim == 2:  # (channels, samples) -> mono
-        x = x.mean(0)
-    block = period * block_periods
-    n_blocks = x.size // block
-    if n_blocks == 0:
-        raise ValueError(f"clip of {x.size} samples is shorter than one block ({block} samples = "
-                         f"{block_periods} periods of {period})")
-    x = x[:n_blocks * block] - x[:n_blocks * block].mean()
-    total = np.sum(x ** 2)
-    if total <= 0:
-        return 0.0
-    blocks = x.reshape(n_blocks, block_periods, period)
-    template = blocks.mean(1)  # (blocks, period): the phase-locked part
-    return float(block_periods * np.sum(template ** 2) / total)
-
-
-def comb_shares(clips, **kwargs) -> np.ndarray:
-    """`comb_share` of each clip (N,)."""
-    return np.array([comb_share(c, **kwargs) for c in clips])
+def comb_shares(clips, period: int = FRAME_PERIOD) -> np.ndarray:
+    """`workbench.frame_comb.comb_share` of each clip (N,) at the teaching codec's 32 kHz and `period`."""
+    return np.array([comb_share(c, SAMPLE_RATE_HZ, period) for c in clips])
 
 
 def stft_distance(pred: np.ndarray, target: np.ndarray, fft_sizes=(512, 1024, 2048)) -> float:

@@ -8,10 +8,9 @@ measures next to its twin's (same prompt and seed, unsteered):
 - `distinct_codes`: distinct codes per codebook (mean over codebooks);
 - `repeat_rate`: share of frames whose code equals the previous frame's (mean over codebooks);
 - `comb_share`: power of the waveform that is periodic at the codec's frame period, over the clip's
-  power (mono mix, mean removed; the period-synchronous average over 0.5 s blocks, or over the whole
-  clip when it is shorter, tiled over the block). Clean synthesised music reads 0.01-0.10; teaching
-  model v2's generations 0.67-0.98 (its codec decodes each code to an almost fixed frame-long
-  waveform, see the model card);
+  power (`workbench.frame_comb.comb_share`, the one measure of it). Clean synthesised music reads
+  0.01-0.10; teaching model v2's generations 0.67-0.98 (its codec decodes each code to an almost fixed
+  frame-long waveform, see the model card);
 - `peak`, `rms`: the level, so silence and clipping show.
 
 And per set of clips, `cross_clip_similarity`: the mean pairwise cosine between clips of different
@@ -57,11 +56,6 @@ so a push is not blamed for the buzz its twin already had.
     (True, False)
     >>> is_collapsed(dict(distinct_codes=8.0, repeat_rate=0.7), loud, level_change_db=-12.0, curve=curve)
     True
-    >>> t = np.arange(32000) / 32000
-    >>> round(comb_share(np.sin(2 * np.pi * 50 * t), 32000, 640), 2)  # a 50 Hz tone is all comb
-    1.0
-    >>> comb_share(rng.normal(size=32000), 32000, 640) < 0.1  # noise is not
-    True
     >>> buzz = dict(comb_share=0.25)  # a quarter of the power at the frame rate
     >>> is_buzzing(buzz, dict(comb_share=0.03)), is_buzzing(buzz, dict(comb_share=0.2))  # the twin buzzed already
     (True, False)
@@ -76,15 +70,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from workbench.errors import BadInputError
+from workbench.frame_comb import comb_share
 
 __all__ = ["COLLAPSE_DISTINCT_RATIO", "COLLAPSE_REPEAT_RATIO", "LEVEL_CURVE_GAINS_DB", "LevelCurve", "MIN_TWIN_REPEAT",
-           "BUZZ_COMB_SHARE", "BUZZ_TWIN_RATIO", "clip_quality", "code_stats", "comb_share", "cross_clip_similarity",
+           "BUZZ_COMB_SHARE", "BUZZ_TWIN_RATIO", "clip_quality", "code_stats", "cross_clip_similarity",
            "is_buzzing", "is_collapsed", "level_change_db", "logmel_profile", "measure_level_curve"]
 
 COLLAPSE_DISTINCT_RATIO = 0.5  # collapsed: fewer than half the twin's distinct codes per codebook ...
 COLLAPSE_REPEAT_RATIO = 2.0    # ... or at least twice the twin's frame-to-frame repeat rate
 MIN_TWIN_REPEAT = 0.05         # a twin that (almost) never repeats counts as repeating 5% of frames
-COMB_BLOCK_S = 0.5             # the comb's period-synchronous average is taken over blocks this long
 BUZZ_COMB_SHARE = 0.15         # buzzes: at least this share of the clip's power at the frame rate ...
 BUZZ_TWIN_RATIO = 2.0          # ... and at least twice its twin's
 LEVEL_CURVE_GAINS_DB = (0.0, -3.0, -6.0, -9.0, -12.0, -15.0, -20.0, -30.0)  # where `measure_level_curve` encodes
@@ -198,34 +192,6 @@ def _mono(audio) -> np.ndarray:
     if x.ndim != 1:
         raise BadInputError(f"audio must be (samples,) or (channels, samples), got shape {x.shape}")
     return x
-
-
-def comb_share(audio, sample_rate_hz: int, frame_period: int) -> float:
-    """Share of a clip's power that is periodic at `frame_period` samples (see the module doc).
-
-    The period-synchronous average of a block removes everything not locked to the frame period; its
-    power (tiled over the block) over the block's power is that block's share; blocks are pooled by
-    power. 0.0 for a silent clip.
-    """
-    x = _mono(audio)
-    period = int(frame_period)
-    if period < 2:
-        raise BadInputError(f"frame_period must be at least 2 samples, got {frame_period}")
-    x = x - x.mean()
-    block = max(period, int(round(COMB_BLOCK_S * sample_rate_hz / period)) * period)
-    n_periods_total = len(x) // period
-    if n_periods_total < 2:
-        raise BadInputError(f"a clip of {len(x)} samples holds fewer than two frame periods of {period}: "
-                            f"measure clips of at least {2 * period} samples")
-    if len(x) < block:  # a short clip: one block over the whole clip
-        block = n_periods_total * period
-    comb_power, total_power = 0.0, 0.0
-    for start in range(0, len(x) - block + 1, block):
-        seg = x[start:start + block].reshape(-1, period)
-        mean_period = seg.mean(axis=0)
-        comb_power += float(np.sum(mean_period ** 2)) * seg.shape[0]
-        total_power += float(np.sum(seg ** 2))
-    return comb_power / total_power if total_power > 0 else 0.0
 
 
 def clip_quality(audio, sample_rate_hz: int, frame_period: int, codes=None) -> dict:

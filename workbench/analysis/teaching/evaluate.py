@@ -11,7 +11,7 @@ Protocol:
   of a v2 model is fitted partly on codec round trips, so it describes, it never decides a verdict.
 - clean_reader_genre_generated, comb_share_*: the generations against clean audio: a genre reader
   fitted only on clean synthesiser clips (`workbench.toy.clean_readers`), and the share of the power
-  periodic at the codec's frame rate (`workbench.analysis.evaluation.collapse.comb_share`; clean
+  periodic at the codec's frame rate (`workbench.frame_comb.comb_share`; clean
   synthesised music reads 0.01-0.10).
 - probe_*: a cross-validated logistic probe per decoder layer on teacher-forced synthetic clips
   (null text: the genre must come from the music); best layer = highest held-out accuracy.
@@ -48,7 +48,7 @@ import numpy as np
 
 import workbench as wb
 from workbench.analysis.directions import from_class_means, from_course
-from workbench.analysis.evaluation.collapse import code_stats, comb_share
+from workbench.analysis.evaluation.collapse import code_stats
 from workbench.analysis.teaching.concepts import concept_bars, probe_profile
 from workbench.analysis.teaching.prompt_following import (
     PROMPT_FOLLOWING_SEEDS,
@@ -57,6 +57,7 @@ from workbench.analysis.teaching.prompt_following import (
     prompt_following,
 )
 from workbench.errors import BadInputError
+from workbench.frame_comb import comb_share
 from workbench.runtime.settings import GenerationSettings
 from workbench.toy import WEIGHTS_DIR, clean_readers, synth, synth_module
 from workbench.toy import synth_version as trained_on
