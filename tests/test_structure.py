@@ -1,6 +1,7 @@
 """The dependency direction, checked over the import graph (read with `ast`, nothing is imported).
 
-Layers, lowest first: the base (`workbench.errors`, `workbench.enums`, `workbench.validation`), importable by
+Layers, lowest first: the base (`workbench.errors`, `workbench.enums`, `workbench.validation`, and
+`workbench.frame_comb`, a measure of audio that both the verdicts and the teaching codec's checks use), importable by
 all < `workbench.runtime` < `workbench.data` < `workbench.analysis` < `widgets`. `workbench.toy` (the teaching
 model's assets, synthesiser, readers and recipe) sits beside runtime: it may import runtime and the base, never
 data, analysis or widgets. Every module imports its own code at the top: a function-level import of the project
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("workbench", "widgets")
 HEAVY = {"torch", "transformers", "nnsight"}  # what a torch-free guard keeps out
 
-BASE = {"workbench.errors", "workbench.enums", "workbench.validation"}
+BASE = {"workbench.errors", "workbench.enums", "workbench.validation", "workbench.frame_comb"}
 # prefix -> rank; a module may import its own rank or lower (toy shares runtime's rank, but not data's)
 RANKS = {"workbench.runtime": 1, "workbench.toy": 1, "workbench.data": 2, "workbench.analysis": 3,
          # the two command-only packages (`python -m ...`): they run the analysis
