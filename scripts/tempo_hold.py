@@ -11,6 +11,7 @@ source BPM and the share of clips within 10% of it.
 
     python scripts/tempo_hold.py                 # the shipped teaching model
     python scripts/tempo_hold.py WEIGHTS_DIR     # another teaching model folder
+    python scripts/tempo_hold.py --top-k 20      # every generation sampled from the 20 likeliest codes (default 250)
 """
 from __future__ import annotations
 
@@ -77,7 +78,19 @@ def report(result: dict) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("weights", nargs="?", help="a teaching model folder (default: the shipped one)")
+    parser.add_argument("--top-k", type=int, help="sample every generation from this many likeliest codes")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     t0 = time.time()
-    print(report(tempo_hold(sys.argv[1] if len(sys.argv) > 1 else None)))
+    sampling = {} if args.top_k is None else dict(top_k=args.top_k)
+    print(report(tempo_hold(args.weights, **sampling)))
     print(f"{time.time() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
