@@ -10,8 +10,8 @@ bass* sound like a drone. Per genre and bass state (medians over the clips):
 - the low band: power in 20-90 Hz against 130-4000 Hz, in dB (the clip high-passed at 20 Hz, then
   Hann-windowed 4096-point frames, their mean power), clean and round trip;
 - infrasound: the share of the clip's RMS under 20 Hz (a zero-phase 4th-order Butterworth split), clean and
-  round trip: the teaching codecs add a slow wander there (session 26: about 0.7 of the RMS of bass-less
-  classical and jazz round trips), which an unwindowed spectrum smears into the low band;
+  round trip: the teaching codecs add a slow wander there (session 26: 0.06-0.54 of the round trips' RMS,
+  clean clips 0.00-0.04), which an unwindowed spectrum smears into the low band;
 - the multi-resolution STFT distance of the round trip to the clean clip.
 
 Then the bass reader's accuracy on the round trips (present when it reads above 0).
@@ -34,7 +34,7 @@ INFRA_HZ = 20.0
 EDGE_S = 0.25  # left out at each end after the high-pass: its start-up transients sit in the low band
 
 
-def _high_passed(clip: np.ndarray, sr: int) -> np.ndarray:
+def _high_passed(clip: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
     """(the clip, mean removed, and that through a zero-phase 4th-order Butterworth high-pass at `INFRA_HZ`), both
     without `EDGE_S` at each end."""
     from scipy.signal import butter, sosfiltfilt
@@ -49,8 +49,9 @@ def _high_passed(clip: np.ndarray, sr: int) -> np.ndarray:
 def low_band_db(clip: np.ndarray, sr: int = 32000) -> float:
     """Power in `LOW_BAND_HZ` over power in `REFERENCE_BAND_HZ`, in dB (floored at -120), of the clip without its
     infrasound (`_high_passed`), from Hann-windowed 4096-point frames (7.8 Hz bins, as the bass reader's). A
-    strong wander under 20 Hz leaks into the band of any spectrum taken with it (session 25's figures, one
-    unwindowed spectrum of the whole clip, read it in)."""
+    strong wander under 20 Hz leaks into the band of any spectrum taken with it (session 25's figures came from one
+    unwindowed spectrum of the whole clip; on the three codecs measured again in session 26 they moved by under
+    1 dB, so the band is filled, not leaked into)."""
     from scipy.signal import stft
 
     f, _, z = stft(_high_passed(clip, sr)[1], fs=sr, nperseg=4096, noverlap=3072, boundary=None, padded=False)
